@@ -1,0 +1,552 @@
+/* bench_ops: the CUDA backend's ops against the machine's two ceilings, measured in the same run.
+ *
+ *   bench_ops OUT.json [GIT_COMMIT]        (the commit may also come from $SAEC_GIT_COMMIT)
+ *
+ * Ceilings: a large device-to-device copy (bytes/s, read + write counted), and cuBLAS SGEMM and
+ * TF32 GEMM at 8192^3 and at the encoder shape [4096 x 2304] x [2304 x 65536] (FLOP/s).
+ * Then every op at d = 2304, n = 4096, k = 64 and m = 16384, 65536: the median of several
+ * cudaEvent-timed runs after warm-up, with the op's floor (bytes it must move, FLOPs it must do,
+ * as stated in include/saec/ops.h), the achieved rate and its percentage of the matching ceiling
+ * (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
+ * Raw numbers go to OUT.json with the device name, the date and the commit.
+ * Without a CUDA device it prints why and exits 77.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "cuda/cuda_internal.cuh"
+#include "saec/device.h"
+
+#define WARMUP 2
+#define RUNS 7
+
+static saec_dev *dev;
+static cudaStream_t stream;
+static cudaEvent_t ev_start, ev_stop;
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_ops: %s: %s\n", what, saec_error_message());
+    exit(1);
+}
+
+#define CU(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "bench_ops: %s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e_),   \
+                    __FILE__, __LINE__);                                                           \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define CB(call)                                                                                   \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                         \
+            fprintf(stderr, "bench_ops: %s failed: %s (%s:%d)\n", #call,                           \
+                    cublasGetStatusString(s_), __FILE__, __LINE__);                                \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define OP(call)                                                                                   \
+    do {                                                                                           \
+        if ((call) != SAEC_OK) die(#call);                                                         \
+    } while (0)
+
+/* ---- timing ---- */
+
+typedef void (*bench_fn)(void *ctx);
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median seconds of RUNS timed calls after WARMUP untimed ones; all runs in times[RUNS]. */
+static double time_it(bench_fn fn, void *ctx, double *times) {
+    for (int i = 0; i < WARMUP; i++) fn(ctx);
+    CU(cudaStreamSynchronize(stream));
+    double t[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        CU(cudaEventRecord(ev_start, stream));
+        fn(ctx);
+        CU(cudaEventRecord(ev_stop, stream));
+        CU(cudaEventSynchronize(ev_stop));
+        float ms = 0;
+        CU(cudaEventElapsedTime(&ms, ev_start, ev_stop));
+        t[i] = ms * 1e-3;
+        if (times) times[i] = t[i];
+    }
+    qsort(t, RUNS, sizeof t[0], cmp_double);
+    return t[RUNS / 2];
+}
+
+/* ---- results ---- */
+
+typedef struct {
+    char name[64];
+    int64_t n, m, d, k;
+    double seconds, times[RUNS];
+    double floor_bytes, floor_flops;
+} op_result;
+
+static op_result results[128];
+static int n_results;
+
+static struct {
+    double copy_bw;              /* bytes/s, D2D copy (read + write) */
+    double sgemm_square, tf32_square; /* FLOP/s at 8192^3 */
+    double sgemm_encoder, tf32_encoder; /* FLOP/s at [4096 x 2304] x [2304 x 65536] */
+} ceil_;
+
+/* ---- ceilings ---- */
+
+typedef struct {
+    void *dst, *src;
+    size_t bytes;
+} copy_ctx;
+static void run_copy(void *c) {
+    copy_ctx *x = c;
+    CU(cudaMemcpyAsync(x->dst, x->src, x->bytes, cudaMemcpyDeviceToDevice, stream));
+}
+
+typedef struct {
+    cublasHandle_t h;
+    int tf32;
+    int M, N, K; /* row-major C[M, N] = A[M, K] B[K, N] */
+    float *A, *B, *C;
+} gemm_ctx;
+static void run_cublas(void *c) {
+    gemm_ctx *g = c;
+    const float one = 1.0f, zero = 0.0f;
+    /* column-major view: C^T[N, M] = B^T[N, K] A^T[K, M] */
+    CB(cublasGemmEx(g->h, CUBLAS_OP_N, CUBLAS_OP_N, g->N, g->M, g->K, &one, g->B, CUDA_R_32F, g->N,
+                    g->A, CUDA_R_32F, g->K, &zero, g->C, CUDA_R_32F, g->N,
+                    g->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                    CUBLAS_GEMM_DEFAULT));
+}
+
+static void *dalloc(size_t bytes) {
+    void *p = NULL;
+    OP(dev->ops->alloc(dev, bytes, &p));
+    return p;
+}
+
+/* Fill a device buffer with uniform [lo, hi) floats (host-generated, uploaded in chunks). */
+static uint64_t rng = 0x5AECBE4C0FFEEull;
+static float rnd(float lo, float hi) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (hi - lo) * (float)((rng >> 40) * 0x1.0p-24);
+}
+static void fill_uniform(float *d, int64_t count, float lo, float hi) {
+    const int64_t chunk = (int64_t)1 << 22;
+    float *h = malloc((size_t)chunk * sizeof *h);
+    if (!h) die("host memory");
+    for (int64_t i = 0; i < chunk; i++) h[i] = rnd(lo, hi);
+    for (int64_t off = 0; off < count; off += chunk) {
+        const int64_t c = count - off < chunk ? count - off : chunk;
+        h[rng % (uint64_t)chunk] = rnd(lo, hi); /* not an exact repeat */
+        OP(dev->ops->upload(dev, d + off, h, (size_t)c * sizeof(float)));
+    }
+    free(h);
+}
+
+static void measure_ceilings(void) {
+    /* copy: 1 GiB each way */
+    copy_ctx cc = {NULL, NULL, (size_t)1 << 30};
+    cc.src = dalloc(cc.bytes);
+    cc.dst = dalloc(cc.bytes);
+    double t = time_it(run_copy, &cc, NULL);
+    ceil_.copy_bw = 2.0 * (double)cc.bytes / t;
+    dev->ops->free(dev, cc.src);
+    dev->ops->free(dev, cc.dst);
+
+    cublasHandle_t h;
+    CB(cublasCreate(&h));
+    CB(cublasSetStream(h, stream));
+    for (int shape = 0; shape < 2; shape++) {
+        gemm_ctx g = {h, 0, 8192, 8192, 8192, NULL, NULL, NULL};
+        if (shape == 1) g.M = 4096, g.N = 65536, g.K = 2304;
+        g.A = dalloc((size_t)g.M * g.K * 4);
+        g.B = dalloc((size_t)g.K * g.N * 4);
+        g.C = dalloc((size_t)g.M * g.N * 4);
+        fill_uniform(g.A, (int64_t)g.M * g.K, -1, 1);
+        fill_uniform(g.B, (int64_t)g.K * g.N, -1, 1);
+        const double flops = 2.0 * g.M * g.N * (double)g.K;
+        for (int tf32 = 0; tf32 < 2; tf32++) {
+            g.tf32 = tf32;
+            const double rate = flops / time_it(run_cublas, &g, NULL);
+            if (shape == 0) {
+                if (tf32) ceil_.tf32_square = rate;
+                else ceil_.sgemm_square = rate;
+            } else {
+                if (tf32) ceil_.tf32_encoder = rate;
+                else ceil_.sgemm_encoder = rate;
+            }
+        }
+        dev->ops->free(dev, g.A);
+        dev->ops->free(dev, g.B);
+        dev->ops->free(dev, g.C);
+    }
+    CB(cublasDestroy(h));
+}
+
+/* ---- the ops ---- */
+
+typedef struct {
+    int64_t n, m, d;
+    int k;
+    float *x, *xhat, *mu, *gx;       /* [n, d] x3, [d] */
+    float *Wenc, *benc, *pre, *act;  /* [d, m], [m], [n, m] x2 */
+    float *Wdec, *bdec, *dW, *db, *m1, *m2; /* [m, d], [d], [m, d], [m], [m, d] x2 */
+    int32_t *idx;                    /* [n, k] */
+    float *val, *coef, *dots;        /* [n, k] x3 */
+    int32_t *idx512;                 /* [n, 512] */
+    float *val512;
+    uint8_t *mask;                   /* [m] */
+    int64_t *since, *fires;          /* [m] */
+    uint8_t *dead;                   /* [m] */
+    double *scalars;                 /* [8] */
+    float *gm_scratch, *gm_out;      /* [n], [d] */
+    int which;                       /* the op to run */
+} ctx_t;
+
+enum {
+    B_GEMM, B_GEMM_TF32, B_SCALE_ADD, B_AXPBY, B_COL_SUM, B_RELU, B_RELU_BWD, B_TOPK64,
+    B_TOPK512, B_TOPK_MASK, B_DECODE, B_ROW_DOTS, B_OUTER, B_RECON, B_SUMSQ, B_COUNT_POS,
+    B_PROJECT, B_NORMALIZE, B_ADAMW, B_ADAMW_UNIT, B_TRACK, B_GEOMED, B_COUNT
+};
+static const char *op_names[B_COUNT] = {
+    "gemm_encoder_fp32", "gemm_encoder_tf32", "scale_add_rows", "axpby", "col_sum", "relu",
+    "relu_backward", "topk_rows_k64", "topk_rows_k512", "topk_rows_masked_k1152",
+    "sparse_decode", "sparse_row_dots", "sparse_outer_accum", "recon_loss_grad", "sum_squares",
+    "count_positive", "project_rows_grad", "normalize_rows", "adamw", "adamw_unit_rows_fused",
+    "track_fired", "geometric_median_1iter"};
+
+static saec_adamw_args adam_args(void) {
+    saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
+    return a;
+}
+
+static void run_op(void *c) {
+    ctx_t *x = c;
+    const int64_t n = x->n, m = x->m, d = x->d;
+    const int k = x->k;
+    switch (x->which) {
+    case B_GEMM:
+    case B_GEMM_TF32:
+        OP(SAEC_OP(dev, gemm, 0, 0, n, m, d, 1.0f, x->x, d, x->Wenc, m, 0.0f, x->pre, m, x->benc));
+        break;
+    case B_SCALE_ADD:
+        OP(SAEC_OP(dev, scale_add_rows, x->x, x->gx, n, d, 0.5f, x->mu, -1.0f));
+        break;
+    case B_AXPBY:
+        OP(SAEC_OP(dev, axpby, n * d, 0.5f, x->x, 0.25f, x->xhat, x->gx));
+        break;
+    case B_COL_SUM:
+        OP(SAEC_OP(dev, col_sum, x->gx, n, d, 1.0f, 0.0f, x->bdec));
+        break;
+    case B_RELU:
+        OP(SAEC_OP(dev, relu, x->pre, n * m));
+        break;
+    case B_RELU_BWD:
+        OP(SAEC_OP(dev, relu_backward, x->act, x->pre, n * m));
+        break;
+    case B_TOPK64:
+        OP(SAEC_OP(dev, topk_rows, x->pre, n, m, k, NULL, x->idx, x->val));
+        break;
+    case B_TOPK512:
+        OP(SAEC_OP(dev, topk_rows, x->pre, n, m, 512, NULL, x->idx512, x->val512));
+        break;
+    case B_TOPK_MASK: /* AuxK: k_aux = d/2 over the dead latents (a few percent eligible) */
+        OP(SAEC_OP(dev, topk_rows, x->pre, n, m, (int)(d / 2), x->mask, x->idx512, x->val512));
+        break;
+    case B_DECODE:
+        OP(SAEC_OP(dev, sparse_decode, x->idx, x->val, x->Wdec, x->bdec, n, k, m, d, 0, x->xhat));
+        break;
+    case B_ROW_DOTS:
+        OP(SAEC_OP(dev, sparse_row_dots, x->gx, x->idx, x->Wdec, n, k, m, d, x->dots));
+        break;
+    case B_OUTER:
+        OP(SAEC_OP(dev, sparse_outer_accum, x->idx, x->coef, x->gx, n, k, m, d, x->dW, x->db));
+        break;
+    case B_RECON:
+        OP(SAEC_OP(dev, recon_loss_grad, x->x, x->xhat, x->mu, n, d, 1.0f, x->scalars, x->gx));
+        break;
+    case B_SUMSQ:
+        OP(SAEC_OP(dev, sum_squares, x->dW, m * d, 0, x->scalars + 4));
+        break;
+    case B_COUNT_POS:
+        OP(SAEC_OP(dev, count_positive, x->pre, n * m, 0, x->scalars + 5));
+        break;
+    case B_PROJECT:
+        OP(SAEC_OP(dev, project_rows_grad, x->Wdec, x->dW, m, d));
+        break;
+    case B_NORMALIZE:
+        OP(SAEC_OP(dev, normalize_rows, x->Wdec, m, d));
+        break;
+    case B_ADAMW:
+        OP(SAEC_OP(dev, adamw, x->Wdec, x->dW, x->m1, x->m2, m * d, adam_args(), x->scalars + 4));
+        break;
+    case B_ADAMW_UNIT:
+        OP(saec_cuda_adamw_unit_rows(dev, x->Wdec, x->dW, x->m1, x->m2, m, d, adam_args(),
+                                     x->scalars + 4));
+        break;
+    case B_TRACK:
+        OP(SAEC_OP(dev, track_fired, x->idx, x->val, n, k, m, x->since, x->fires, 10000000,
+                   x->dead, x->scalars + 6));
+        break;
+    case B_GEOMED:
+        OP(SAEC_OP(dev, geometric_median, x->x, n, d, 1, x->gm_scratch, x->gm_out));
+        break;
+    }
+}
+
+/* The floor of each op, from include/saec/ops.h. */
+static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
+    const double n = (double)x->n, m = (double)x->m, d = (double)x->d, k = (double)x->k;
+    double b = 0, f = 0;
+    switch (which) {
+    case B_GEMM:
+    case B_GEMM_TF32:
+        f = 2 * n * m * d;
+        b = (n * d + d * m + n * m) * 4 + m * 4;
+        break;
+    case B_SCALE_ADD: b = n * d * 8 + d * 4; f = 2 * n * d; break;
+    case B_AXPBY: b = n * d * 12; f = 3 * n * d; break;
+    case B_COL_SUM: b = n * d * 4; f = n * d; break;
+    case B_RELU: b = n * m * 8; break;
+    case B_RELU_BWD: b = n * m * 12; break;
+    case B_TOPK64: b = n * m * 4 + n * k * 8; break;
+    case B_TOPK512: b = n * m * 4 + n * 512 * 8; break;
+    case B_TOPK_MASK: b = n * m * 4 + m + n * (d / 2) * 8; break;
+    case B_DECODE: b = n * k * (8 + d * 4) + d * 4 + n * d * 4; f = 2 * n * k * d; break;
+    case B_ROW_DOTS: b = n * d * 4 + n * k * (4 + d * 4) + n * k * 4; f = 2 * n * k * d; break;
+    case B_OUTER: {
+        const double touched = m * (1.0 - exp(-n * k / m)); /* distinct latents, uniform codes */
+        b = n * k * 8 + n * d * 4 + touched * (d + 1) * 8;
+        f = 2 * n * k * d;
+        break;
+    }
+    case B_RECON: b = 3 * n * d * 4 + d * 4; f = 10 * n * d; break;
+    case B_SUMSQ: b = m * d * 4; f = 2 * m * d; break;
+    case B_COUNT_POS: b = n * m * 4; f = n * m; break;
+    case B_PROJECT: b = 3 * m * d * 4; f = 6 * m * d; break;
+    case B_NORMALIZE: b = 2 * m * d * 4; f = 3 * m * d; break;
+    case B_ADAMW: b = 7 * m * d * 4; f = 15 * m * d; break;
+    case B_ADAMW_UNIT: b = 7 * m * d * 4; f = 25 * m * d; break;
+    case B_TRACK: b = n * k * 8 + m * 17; break;
+    case B_GEOMED: b = 3 * n * d * 4; f = 8 * n * d; break; /* the mean + one iteration */
+    }
+    *bytes = b;
+    *flops = f;
+}
+
+static void bench_size(int64_t m) {
+    ctx_t x;
+    memset(&x, 0, sizeof x);
+    x.n = 4096, x.m = m, x.d = 2304, x.k = 64;
+    const int64_t n = x.n, d = x.d;
+    const int k = x.k;
+    x.x = dalloc((size_t)(n * d) * 4);
+    x.xhat = dalloc((size_t)(n * d) * 4);
+    x.gx = dalloc((size_t)(n * d) * 4);
+    x.mu = dalloc((size_t)d * 4);
+    x.Wenc = dalloc((size_t)(d * m) * 4);
+    x.benc = dalloc((size_t)m * 4);
+    x.pre = dalloc((size_t)(n * m) * 4);
+    x.act = dalloc((size_t)(n * m) * 4);
+    x.Wdec = dalloc((size_t)(m * d) * 4);
+    x.bdec = dalloc((size_t)d * 4);
+    x.dW = dalloc((size_t)(m * d) * 4);
+    x.db = dalloc((size_t)m * 4);
+    x.m1 = dalloc((size_t)(m * d) * 4);
+    x.m2 = dalloc((size_t)(m * d) * 4);
+    x.idx = dalloc((size_t)(n * k) * 4);
+    x.val = dalloc((size_t)(n * k) * 4);
+    x.coef = dalloc((size_t)(n * k) * 4);
+    x.dots = dalloc((size_t)(n * k) * 4);
+    x.idx512 = dalloc((size_t)(n * (d / 2)) * 4);
+    x.val512 = dalloc((size_t)(n * (d / 2)) * 4);
+    x.mask = dalloc((size_t)m);
+    x.since = dalloc((size_t)m * 8);
+    x.fires = dalloc((size_t)m * 8);
+    x.dead = dalloc((size_t)m);
+    x.scalars = dalloc(8 * sizeof(double));
+    x.gm_scratch = dalloc((size_t)n * 4);
+    x.gm_out = dalloc((size_t)d * 4);
+
+    fill_uniform(x.x, n * d, -1, 1);
+    fill_uniform(x.xhat, n * d, -1, 1);
+    fill_uniform(x.gx, n * d, -1, 1);
+    fill_uniform(x.mu, d, -0.1f, 0.1f);
+    fill_uniform(x.Wenc, d * m, -0.02f, 0.02f);
+    fill_uniform(x.benc, m, -0.01f, 0.01f);
+    fill_uniform(x.Wdec, m * d, -0.02f, 0.02f);
+    fill_uniform(x.dW, m * d, -1e-3f, 1e-3f);
+    fill_uniform(x.coef, n * k, -1, 1);
+    fill_uniform(x.val, n * k, 0, 2);
+    {   /* random codes, a 5% mask of "dead" latents, a squared norm for the clip */
+        int32_t *hi = malloc((size_t)(n * k) * 4);
+        uint8_t *hm = malloc((size_t)m);
+        if (!hi || !hm) die("host memory");
+        for (int64_t p = 0; p < n * k; p++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            hi[p] = (int32_t)((rng >> 33) % (uint64_t)m);
+        }
+        for (int64_t j = 0; j < m; j++) hm[j] = rnd(0, 1) < 0.05f;
+        OP(dev->ops->upload(dev, x.idx, hi, (size_t)(n * k) * 4));
+        OP(dev->ops->upload(dev, x.mask, hm, (size_t)m));
+        const double sumsq[8] = {0, 0, 0, 0, 4.0, 0, 0, 0};
+        OP(dev->ops->upload(dev, x.scalars, sumsq, sizeof sumsq));
+        free(hi), free(hm);
+    }
+    /* pre-activations for top-k and ReLU: the encoder GEMM's output */
+    x.which = B_GEMM;
+    run_op(&x);
+    OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
+    OP(dev->ops->sync(dev));
+
+    for (int w = 0; w < B_COUNT; w++) {
+        if (w == B_RELU || w == B_RELU_BWD || w == B_COUNT_POS) {
+            x.which = B_GEMM; /* fresh, signed pre-activations */
+            run_op(&x);
+        }
+        if (w == B_TOPK64 || w == B_TOPK512 || w == B_TOPK_MASK) {
+            x.which = B_GEMM;
+            run_op(&x);
+        }
+        saec_cuda_set_tf32(dev, w == B_GEMM_TF32);
+        x.which = w;
+        op_result *r = &results[n_results++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->name, sizeof r->name, "%s", op_names[w]);
+        r->n = n, r->m = m, r->d = d, r->k = w == B_TOPK512 ? 512 : w == B_TOPK_MASK ? d / 2 : k;
+        r->seconds = time_it(run_op, &x, r->times);
+        op_floor(w, &x, &r->floor_bytes, &r->floor_flops);
+        saec_cuda_set_tf32(dev, 0);
+    }
+    OP(dev->ops->sync(dev));
+
+    void *bufs[] = {x.x, x.xhat, x.gx, x.mu, x.Wenc, x.benc, x.pre, x.act, x.Wdec, x.bdec, x.dW, x.db,
+                    x.m1, x.m2, x.idx, x.val, x.coef, x.dots, x.idx512, x.val512, x.mask, x.since,
+                    x.fires, x.dead, x.scalars, x.gm_scratch, x.gm_out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev->ops->free(dev, bufs[i]);
+}
+
+/* The ceiling an op is measured against: bandwidth below the ridge point, FLOP/s above. */
+static double op_ceiling(const op_result *r, const char **kind) {
+    const int tf32 = strstr(r->name, "tf32") != NULL;
+    const double flops_ceil = tf32 ? ceil_.tf32_encoder : ceil_.sgemm_encoder;
+    const double ridge = flops_ceil / ceil_.copy_bw; /* FLOP per byte */
+    if (r->floor_bytes > 0 && r->floor_flops / r->floor_bytes < ridge) {
+        *kind = "memory";
+        return ceil_.copy_bw;
+    }
+    *kind = tf32 ? "tf32" : "fp32";
+    return flops_ceil;
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_ops OUT.json [GIT_COMMIT]\n");
+        return 2;
+    }
+    if (saec_cuda_device_count() == 0) {
+        printf("bench_ops: no CUDA device: skipped\n");
+        return 77;
+    }
+    const char *commit = argc > 2 ? argv[2] : getenv("SAEC_GIT_COMMIT");
+    if (!commit || !*commit) commit = "unknown";
+    if (saec_dev_open("cuda", &dev) != SAEC_OK) die("opening the CUDA device");
+    stream = saec_cuda_stream(dev);
+    CU(cudaEventCreate(&ev_start));
+    CU(cudaEventCreate(&ev_stop));
+    char date[32];
+    const time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    printf("device: %s\ndate: %s\ncommit: %s\n", dev->name, date, commit);
+
+    measure_ceilings();
+    printf("ceilings: copy %.1f GB/s; SGEMM 8192^3 %.1f TFLOP/s, TF32 %.1f; encoder shape SGEMM "
+           "%.1f TFLOP/s, TF32 %.1f\n",
+           ceil_.copy_bw * 1e-9, ceil_.sgemm_square * 1e-12, ceil_.tf32_square * 1e-12,
+           ceil_.sgemm_encoder * 1e-12, ceil_.tf32_encoder * 1e-12);
+
+    bench_size(16384);
+    bench_size(65536);
+
+    printf("\n%-26s %7s %10s %12s %12s %10s %10s %8s\n", "op", "m", "time_ms", "floor_MB",
+           "floor_GFLOP", "GB/s", "TFLOP/s", "%ceil");
+    for (int i = 0; i < n_results; i++) {
+        const op_result *r = &results[i];
+        const char *kind;
+        const double ceilv = op_ceiling(r, &kind);
+        const double bw = r->floor_bytes / r->seconds, fl = r->floor_flops / r->seconds;
+        const double pct = 100.0 * (strcmp(kind, "memory") == 0 ? bw : fl) / ceilv;
+        printf("%-26s %7lld %10.4f %12.1f %12.2f %10.1f %10.2f %7.1f%% (%s)\n", r->name,
+               (long long)r->m, r->seconds * 1e3, r->floor_bytes * 1e-6, r->floor_flops * 1e-9,
+               bw * 1e-9, fl * 1e-12, pct, kind);
+    }
+
+    FILE *f = fopen(argv[1], "w");
+    if (!f) {
+        perror(argv[1]);
+        return 1;
+    }
+    fprintf(f, "{\n  \"benchmark\": \"bench_ops\",\n  \"device\": ");
+    json_string(f, dev->name);
+    fprintf(f, ",\n  \"date\": \"%s\",\n  \"git_commit\": ", date);
+    json_string(f, commit);
+    fprintf(f,
+            ",\n  \"warmup\": %d,\n  \"runs\": %d,\n  \"statistic\": \"median\",\n"
+            "  \"ceilings\": {\n    \"copy_d2d_bytes_per_s\": %.6e,\n"
+            "    \"sgemm_8192_flops_per_s\": %.6e,\n    \"tf32_8192_flops_per_s\": %.6e,\n"
+            "    \"sgemm_encoder_4096x2304x65536_flops_per_s\": %.6e,\n"
+            "    \"tf32_encoder_4096x2304x65536_flops_per_s\": %.6e\n  },\n  \"ops\": [\n",
+            WARMUP, RUNS, ceil_.copy_bw, ceil_.sgemm_square, ceil_.tf32_square, ceil_.sgemm_encoder,
+            ceil_.tf32_encoder);
+    for (int i = 0; i < n_results; i++) {
+        const op_result *r = &results[i];
+        const char *kind;
+        const double ceilv = op_ceiling(r, &kind);
+        const double bw = r->floor_bytes / r->seconds, fl = r->floor_flops / r->seconds;
+        const double pct = 100.0 * (strcmp(kind, "memory") == 0 ? bw : fl) / ceilv;
+        fprintf(f,
+                "    {\"op\": \"%s\", \"n\": %lld, \"m\": %lld, \"d\": %lld, \"k\": %lld, "
+                "\"time_s\": %.6e, \"times_s\": [",
+                r->name, (long long)r->n, (long long)r->m, (long long)r->d, (long long)r->k,
+                r->seconds);
+        for (int j = 0; j < RUNS; j++) fprintf(f, "%s%.6e", j ? ", " : "", r->times[j]);
+        fprintf(f,
+                "], \"floor_bytes\": %.6e, \"floor_flops\": %.6e, \"bytes_per_s\": %.6e, "
+                "\"flops_per_s\": %.6e, \"ceiling\": \"%s\", \"pct_of_ceiling\": %.2f}%s\n",
+                r->floor_bytes, r->floor_flops, bw, fl, kind, pct, i + 1 < n_results ? "," : "");
+    }
+    fprintf(f, "  ]\n}\n");
+    fclose(f);
+    printf("\nwrote %s\n", argv[1]);
+    saec_dev_close(dev);
+    return 0;
+}

@@ -1,0 +1,232 @@
+/* Checkpoint save and load (safetensors), for resume, eval and export. */
+#include "checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "safetensors.h"
+
+#define CKPT_FORMAT "saec-checkpoint-1"
+
+static void join_path(char *out, size_t size, const char *dir, const char *name) {
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+static char *state_json(const saec_run_state *st) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "tokens", (double)st->tokens);
+    cJSON_AddNumberToObject(o, "data_cursor", (double)st->data_cursor);
+    cJSON_AddNumberToObject(o, "seconds", st->seconds);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static int parse_state(const char *text, const char *path, saec_run_state *st) {
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    const char *keys[] = {"step", "tokens", "data_cursor", "seconds"};
+    double vals[4];
+    for (int i = 0; i < 4; i++) {
+        cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, keys[i]) : NULL;
+        if (!cJSON_IsNumber(v)) {
+            cJSON_Delete(o);
+            return saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged or not from saec",
+                             "'%s': run state lacks '%s'", path, keys[i]);
+        }
+        vals[i] = v->valuedouble;
+    }
+    cJSON_Delete(o);
+    *st = (saec_run_state){(int64_t)vals[0], (int64_t)vals[1], (int64_t)vals[2], vals[3]};
+    return SAEC_OK;
+}
+
+/* Host copies of device buffers, released together. */
+typedef struct {
+    void *ptr[16];
+    int n;
+} host_copies;
+
+static void *host_copy(saec_sae *sae, host_copies *hc, const void *dev_ptr, size_t bytes, int *rc) {
+    if (*rc != SAEC_OK) return NULL;
+    void *h = malloc(bytes ? bytes : 1);
+    if (!h) {
+        *rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory saving a checkpoint (%zu bytes)", bytes);
+        return NULL;
+    }
+    hc->ptr[hc->n++] = h;
+    *rc = sae->dev->ops->download(sae->dev, h, dev_ptr, bytes);
+    return h;
+}
+
+static void host_copies_free(host_copies *hc) {
+    for (int i = 0; i < hc->n; i++) free(hc->ptr[i]);
+    hc->n = 0;
+}
+
+static saec_st_tensor f32_tensor(const char *name, const sae_tensor *t, const float *arena) {
+    saec_st_tensor st = {.name = name, .dtype = SAEC_ST_F32, .data = arena + t->offset};
+    if (t->cols == 1) {
+        st.ndim = 1;
+        st.shape[0] = t->rows;
+    } else {
+        st.ndim = 2;
+        st.shape[0] = t->rows;
+        st.shape[1] = t->cols;
+    }
+    return st;
+}
+
+static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
+    int rc = SAEC_OK;
+    host_copies hc = {0};
+    const size_t arena_bytes = sizeof(float) * (size_t)sae->n_params;
+    const float *m1 = host_copy(sae, &hc, sae->adam_m, arena_bytes, &rc);
+    const float *m2 = host_copy(sae, &hc, sae->adam_v, arena_bytes, &rc);
+    const int64_t *since = host_copy(sae, &hc, sae->since_fired, sizeof(int64_t) * (size_t)sae->m, &rc);
+    if (rc == SAEC_OK) {
+        char names[2 * SAE_N_TENSORS][64];
+        saec_st_tensor t[2 * SAE_N_TENSORS + 1];
+        int n = 0;
+        for (int i = 0; i < SAE_N_TENSORS; i++) {
+            snprintf(names[2 * i], 64, "adam_m.%s", sae->layout[i].name);
+            snprintf(names[2 * i + 1], 64, "adam_v.%s", sae->layout[i].name);
+            t[n++] = f32_tensor(names[2 * i], &sae->layout[i], m1);
+            t[n++] = f32_tensor(names[2 * i + 1], &sae->layout[i], m2);
+        }
+        t[n++] = (saec_st_tensor){.name = "since_fired", .dtype = SAEC_ST_I64, .ndim = 1,
+                                  .shape = {sae->m}, .data = since};
+        saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"state", state}};
+        char path[1100];
+        join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
+        rc = saec_st_write(path, t, n, meta, 2);
+    }
+    host_copies_free(&hc);
+    return rc;
+}
+
+int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec_run_state *st,
+              int with_optimizer) {
+    char *state = state_json(st);
+    char *config = saec_config_to_json(cfg);
+    int rc = SAEC_OK;
+    /* The optimizer file first: the model file's rename is the commit point, and a load checks
+       that both carry the same step. */
+    if (with_optimizer) rc = save_optimizer(dir, sae, state);
+
+    host_copies hc = {0};
+    const float *params = host_copy(sae, &hc, sae->params, sizeof(float) * (size_t)sae->n_params, &rc);
+    const float *mean = host_copy(sae, &hc, sae->data_mean, sizeof(float) * (size_t)sae->d, &rc);
+    if (rc == SAEC_OK) {
+        saec_st_tensor t[SAE_N_TENSORS + 2];
+        int n = 0;
+        for (int i = 0; i < SAE_N_TENSORS; i++)
+            t[n++] = f32_tensor(sae->layout[i].name, &sae->layout[i], params);
+        t[n++] = (saec_st_tensor){.name = "data_mean", .dtype = SAEC_ST_F32, .ndim = 1,
+                                  .shape = {sae->d}, .data = mean};
+        t[n++] = (saec_st_tensor){.name = "data_scale", .dtype = SAEC_ST_F32, .ndim = 1,
+                                  .shape = {1}, .data = &sae->scale};
+        saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"config", config}, {"state", state}};
+        char path[1100];
+        join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+        rc = saec_st_write(path, t, n, meta, 3);
+    }
+    host_copies_free(&hc);
+    free(state);
+    free(config);
+    return rc;
+}
+
+int ckpt_read_config(const char *dir, saec_config *cfg) {
+    char path[1100];
+    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+    saec_st_file *f = NULL;
+    if (!saec_path_exists(path))
+        return saec_fail(SAEC_ERR_DATA, "give a run directory written by 'saec train'",
+                         "no checkpoint '%s' in run directory '%s'", SAEC_CKPT_MODEL, dir);
+    SAEC_TRY(saec_st_open(path, &f));
+    const char *config = saec_st_meta_get(f, "config");
+    int rc;
+    if (!config) {
+        rc = saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged or not from saec",
+                       "'%s' has no config in its metadata", path);
+    } else {
+        saec_config_defaults(cfg);
+        char where[1200];
+        snprintf(where, sizeof where, "checkpoint %s", path);
+        rc = saec_config_from_json_text(cfg, config, where);
+    }
+    saec_st_close(f);
+    return rc;
+}
+
+/* Copy a named F32 tensor of the expected shape into a device buffer. */
+static int load_tensor(saec_sae *sae, const saec_st_file *f, const char *path, const char *name,
+                       const sae_tensor *t, float *dst) {
+    const saec_st_tensor *st = NULL;
+    int64_t shape[2] = {t->rows, t->cols};
+    SAEC_TRY(saec_st_expect(f, path, name, SAEC_ST_F32, t->cols == 1 ? 1 : 2, shape, &st));
+    return sae->dev->ops->upload(sae->dev, dst, st->data, sizeof(float) * (size_t)(t->rows * t->cols));
+}
+
+static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
+    char path[1100];
+    join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
+    saec_st_file *f = NULL;
+    if (!saec_path_exists(path))
+        return saec_fail(SAEC_ERR_DATA, "this run cannot be resumed; start a new one or use --init-from",
+                         "no optimizer state '%s' in run directory '%s'", SAEC_CKPT_OPTIMIZER, dir);
+    SAEC_TRY(saec_st_open(path, &f));
+    saec_run_state st;
+    int rc = parse_state(saec_st_meta_get(f, "state"), path, &st);
+    if (rc == SAEC_OK && st.step != expect_step)
+        rc = saec_fail(SAEC_ERR_DATA, "the run was interrupted while saving; resume from a backup",
+                       "'%s' is at step %lld but the model is at step %lld", path,
+                       (long long)st.step, (long long)expect_step);
+    for (int i = 0; i < SAE_N_TENSORS && rc == SAEC_OK; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "adam_m.%s", sae->layout[i].name);
+        rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_m + sae->layout[i].offset);
+        snprintf(name, sizeof name, "adam_v.%s", sae->layout[i].name);
+        if (rc == SAEC_OK)
+            rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_v + sae->layout[i].offset);
+    }
+    if (rc == SAEC_OK) {
+        const saec_st_tensor *t = NULL;
+        int64_t shape[1] = {sae->m};
+        rc = saec_st_expect(f, path, "since_fired", SAEC_ST_I64, 1, shape, &t);
+        if (rc == SAEC_OK)
+            rc = sae->dev->ops->upload(sae->dev, sae->since_fired, t->data, sizeof(int64_t) * (size_t)sae->m);
+    }
+    saec_st_close(f);
+    return rc;
+}
+
+int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st_out, int with_optimizer) {
+    char path[1100];
+    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+    saec_st_file *f = NULL;
+    SAEC_TRY(saec_st_open(path, &f));
+    saec_run_state st;
+    int rc = parse_state(saec_st_meta_get(f, "state"), path, &st);
+    for (int i = 0; i < SAE_N_TENSORS && rc == SAEC_OK; i++)
+        rc = load_tensor(sae, f, path, sae->layout[i].name, &sae->layout[i],
+                         sae->params + sae->layout[i].offset);
+    if (rc == SAEC_OK) {
+        sae_tensor mean = {"data_mean", sae->d, 1, 0};
+        rc = load_tensor(sae, f, path, "data_mean", &mean, sae->data_mean);
+    }
+    if (rc == SAEC_OK) {
+        const saec_st_tensor *t = NULL;
+        int64_t shape[1] = {1};
+        rc = saec_st_expect(f, path, "data_scale", SAEC_ST_F32, 1, shape, &t);
+        if (rc == SAEC_OK) memcpy(&sae->scale, t->data, sizeof(float));
+    }
+    saec_st_close(f);
+    if (rc == SAEC_OK && with_optimizer) rc = load_optimizer(dir, sae, st.step);
+    if (rc == SAEC_OK && st_out) *st_out = st;
+    return rc;
+}

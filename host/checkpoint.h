@@ -1,0 +1,34 @@
+/* Checkpoints: `model.safetensors` (parameters and data constants, the run's config and state as
+   JSON in __metadata__) and `optimizer.safetensors` (Adam moments, dead-latent counters) in the
+   run directory, each written atomically. */
+#ifndef SAEC_CHECKPOINT_H
+#define SAEC_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "sae.h"
+#include "saec/config.h"
+
+#define SAEC_CKPT_MODEL "model.safetensors"
+#define SAEC_CKPT_OPTIMIZER "optimizer.safetensors"
+
+/* Where a run stands. */
+typedef struct {
+    int64_t step;        /* optimizer steps done */
+    int64_t tokens;      /* training tokens consumed by those steps */
+    int64_t data_cursor; /* position of the training stream */
+    double seconds;      /* training-loop time so far */
+} saec_run_state;
+
+/* Save the SAE (and, with_optimizer, its optimizer state) into run directory `dir`. */
+int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec_run_state *st,
+              int with_optimizer);
+
+/* Read the config stored in the run directory's checkpoint (falls back to config.json). */
+int ckpt_read_config(const char *dir, saec_config *cfg);
+
+/* Load parameters (and, with_optimizer, the optimizer state) into an SAE created with the
+   checkpoint's sizes; fills *st when not NULL. Shape or dtype mismatches name the tensor. */
+int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st, int with_optimizer);
+
+#endif

@@ -1,0 +1,334 @@
+/* The configuration key table and its parsing: defaults, JSON files, command-line values. */
+#include "saec/config.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "saec/saec.h"
+
+#define OFF(field) offsetof(saec_config, field), sizeof(((saec_config *)0)->field)
+#define BIG 9.0e18
+
+/* name, type, offset/size, default, min, max, choices, help */
+static const saec_config_key KEYS[] = {
+    /* data */
+    {"data", SAEC_KEY_STRING, OFF(data), "", 0, 0, NULL,
+     "HDF5 activation file (SPEC §10); empty = synthetic data"},
+    {"dataset", SAEC_KEY_STRING, OFF(dataset), "activations", 0, 0, NULL,
+     "dataset name inside the HDF5 file"},
+    {"synthetic", SAEC_KEY_CHOICE, OFF(synthetic), "superposition", 0, 0, "superposition",
+     "synthetic generator with ground truth (used when data is empty)"},
+    {"d_in", SAEC_KEY_INT, OFF(d_in), "0", 0, 1 << 20, NULL,
+     "input width; 0 = from the data (synthetic default 96)"},
+    {"shuffle_rows", SAEC_KEY_INT, OFF(shuffle_rows), "65536", 1, BIG, NULL,
+     "rows shuffled together when streaming an HDF5 file"},
+    {"syn_features", SAEC_KEY_INT, OFF(syn_features), "256", 1, 1 << 24, NULL,
+     "synthetic: number of true features F"},
+    {"syn_l0", SAEC_KEY_FLOAT, OFF(syn_l0), "5", 0.01, 1e6, NULL,
+     "synthetic: mean number of true features firing per token"},
+    {"syn_power", SAEC_KEY_FLOAT, OFF(syn_power), "0.5", 0, 10, NULL,
+     "synthetic: power-law exponent of the firing probabilities"},
+    {"syn_noise", SAEC_KEY_FLOAT, OFF(syn_noise), "0.02", 0, 100, NULL,
+     "synthetic: standard deviation of the isotropic noise"},
+    {"syn_offset", SAEC_KEY_FLOAT, OFF(syn_offset), "1", 0, 1e6, NULL,
+     "synthetic: norm of the constant offset vector"},
+    /* model */
+    {"arch", SAEC_KEY_CHOICE, OFF(arch), "topk", 0, 0, "topk", "SAE variant"},
+    {"latents", SAEC_KEY_INT, OFF(latents), "512", 1, 1 << 26, NULL, "dictionary size m"},
+    {"k", SAEC_KEY_INT, OFF(k), "8", 1, 1 << 20, NULL, "active latents per token (TopK)"},
+    {"aux_k", SAEC_KEY_INT, OFF(aux_k), "0", 0, 1 << 20, NULL,
+     "AuxK: dead latents used to model the residual; 0 = d_in / 2"},
+    {"aux_alpha", SAEC_KEY_FLOAT, OFF(aux_alpha), "0.03125", 0, 1e3, NULL, "AuxK loss weight"},
+    {"dead_tokens", SAEC_KEY_INT, OFF(dead_tokens), "10000000", 1, BIG, NULL,
+     "a latent is dead after this many tokens without firing (capped at the run's length)"},
+    {"init_sample", SAEC_KEY_INT, OFF(init_sample), "4096", 16, 1 << 24, NULL,
+     "rows used for the geometric median b_dec, the mean and the scale s"},
+    {"median_iters", SAEC_KEY_INT, OFF(median_iters), "100", 0, 100000, NULL,
+     "Weiszfeld iterations for the geometric median"},
+    /* optimisation */
+    {"steps", SAEC_KEY_INT, OFF(steps), "0", 0, BIG, NULL,
+     "training steps; 0 = tokens / batch_size (default 3000 steps when both are 0)"},
+    {"tokens", SAEC_KEY_INT, OFF(tokens), "0", 0, BIG, NULL, "training tokens (alternative to steps)"},
+    {"batch_size", SAEC_KEY_INT, OFF(batch_size), "1024", 1, 1 << 24, NULL, "tokens per step"},
+    {"lr", SAEC_KEY_FLOAT, OFF(lr), "0.002", 0, 10, NULL, "peak learning rate"},
+    {"warmup_steps", SAEC_KEY_INT, OFF(warmup_steps), "100", 0, BIG, NULL,
+     "linear learning-rate warm-up steps"},
+    {"lr_schedule", SAEC_KEY_CHOICE, OFF(lr_schedule), "cosine", 0, 0, "constant|cosine|linear",
+     "learning-rate decay after warm-up"},
+    {"lr_end_ratio", SAEC_KEY_FLOAT, OFF(lr_end_ratio), "0.1", 0, 1, NULL,
+     "final learning rate as a fraction of lr (cosine, linear)"},
+    {"beta1", SAEC_KEY_FLOAT, OFF(beta1), "0.9", 0, 0.999999, NULL, "Adam β1"},
+    {"beta2", SAEC_KEY_FLOAT, OFF(beta2), "0.999", 0, 0.9999999, NULL, "Adam β2"},
+    {"eps", SAEC_KEY_FLOAT, OFF(eps), "1e-8", 1e-30, 1, NULL, "Adam ε"},
+    {"weight_decay", SAEC_KEY_FLOAT, OFF(weight_decay), "0", 0, 10, NULL,
+     "AdamW decoupled weight decay"},
+    {"max_grad_norm", SAEC_KEY_FLOAT, OFF(max_grad_norm), "1", 0, 1e12, NULL,
+     "clip the global gradient norm; 0 = no clipping"},
+    {"seed", SAEC_KEY_INT, OFF(seed), "0", 0, BIG, NULL, "seed of every random choice"},
+    /* run */
+    {"device", SAEC_KEY_STRING, OFF(device), "auto", 0, 0, NULL, "auto | cpu | cuda | cuda:I"},
+    {"out", SAEC_KEY_STRING, OFF(out), "", 0, 0, NULL, "run directory; empty = runs/<date-time>"},
+    {"log_every", SAEC_KEY_INT, OFF(log_every), "100", 1, BIG, NULL,
+     "steps between progress lines and metrics.jsonl records"},
+    {"checkpoint_every", SAEC_KEY_INT, OFF(checkpoint_every), "0", 0, BIG, NULL,
+     "steps between checkpoints; 0 = at the end and on interrupt only"},
+    {"stop_at_step", SAEC_KEY_INT, OFF(stop_at_step), "0", 0, BIG, NULL,
+     "stop after this step with a resumable checkpoint (time-limited jobs); 0 = run to the end"},
+    {"eval_tokens", SAEC_KEY_INT, OFF(eval_tokens), "65536", 1, BIG, NULL,
+     "held-out tokens evaluated for summary.json"},
+};
+
+#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+const saec_config_key *saec_config_keys(int *count) {
+    *count = N_KEYS;
+    return KEYS;
+}
+
+/* Compare key names treating '-' and '_' alike. */
+static int key_name_eq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++) {
+        char ca = *a == '-' ? '_' : *a, cb = *b == '-' ? '_' : *b;
+        if (ca != cb) return 0;
+    }
+    return *a == *b;
+}
+
+const saec_config_key *saec_config_find_key(const char *name) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (key_name_eq(KEYS[i].name, name)) return &KEYS[i];
+    return NULL;
+}
+
+/* Edit distance, for "did you mean" hints. */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int prev[64], cur[64];
+    for (int j = 0; j <= lb; j++) prev[j] = j;
+    for (int i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            char ca = a[i - 1] == '-' ? '_' : a[i - 1], cb = b[j - 1] == '-' ? '_' : b[j - 1];
+            int best = prev[j - 1] + (ca != cb);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            cur[j] = best;
+        }
+        memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
+    }
+    return prev[lb];
+}
+
+static int unknown_key(const char *key, const char *where) {
+    const char *best = NULL;
+    int best_d = 4;
+    for (int i = 0; i < N_KEYS; i++) {
+        int dist = edit_distance(key, KEYS[i].name);
+        if (dist < best_d) best_d = dist, best = KEYS[i].name;
+    }
+    char hint[160];
+    if (best)
+        snprintf(hint, sizeof hint, "did you mean '%s'? 'saec train --help' lists every key", best);
+    else
+        snprintf(hint, sizeof hint, "'saec train --help' lists every key");
+    return saec_fail(SAEC_ERR_USAGE, hint, "unknown config key '%s' (%s)", key, where);
+}
+
+static int choice_ok(const char *choices, const char *value) {
+    size_t len = strlen(value);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static int set_string(const saec_config_key *key, char *base, const char *value,
+                      const char *where) {
+    if (strlen(value) >= key->size)
+        return saec_fail(SAEC_ERR_USAGE, "use a shorter value",
+                         "config key '%s' is too long (%zu characters, at most %zu) (%s)",
+                         key->name, strlen(value), key->size - 1, where);
+    memcpy(base, value, strlen(value) + 1);
+    return SAEC_OK;
+}
+
+static int set_key(saec_config *cfg, const saec_config_key *key, const char *value,
+                   const char *where) {
+    char *base = (char *)cfg + key->offset;
+    char hint[256];
+    switch (key->type) {
+    case SAEC_KEY_INT: {
+        errno = 0;
+        char *end = NULL;
+        double v = strtod(value, &end); /* accepts 1e6 as well as 1000000 */
+        while (end && isspace((unsigned char)*end)) end++;
+        if (errno || end == value || *end != '\0' || v != floor(v))
+            return saec_fail(SAEC_ERR_USAGE, "give a whole number",
+                             "config key '%s' expects an integer, got '%s' (%s)", key->name, value,
+                             where);
+        if (v < key->min || v > key->max) {
+            snprintf(hint, sizeof hint, "allowed range: %.0f to %.0f", key->min, key->max);
+            return saec_fail(SAEC_ERR_USAGE, hint, "config key '%s' = %s is out of range (%s)",
+                             key->name, value, where);
+        }
+        *(int64_t *)base = (int64_t)v;
+        return SAEC_OK;
+    }
+    case SAEC_KEY_FLOAT: {
+        errno = 0;
+        char *end = NULL;
+        double v = strtod(value, &end);
+        while (end && isspace((unsigned char)*end)) end++;
+        if (errno || end == value || *end != '\0' || !isfinite(v))
+            return saec_fail(SAEC_ERR_USAGE, "give a finite number",
+                             "config key '%s' expects a number, got '%s' (%s)", key->name, value,
+                             where);
+        if (v < key->min || v > key->max) {
+            snprintf(hint, sizeof hint, "allowed range: %g to %g", key->min, key->max);
+            return saec_fail(SAEC_ERR_USAGE, hint, "config key '%s' = %s is out of range (%s)",
+                             key->name, value, where);
+        }
+        *(double *)base = v;
+        return SAEC_OK;
+    }
+    case SAEC_KEY_CHOICE:
+        if (!choice_ok(key->choices, value)) {
+            snprintf(hint, sizeof hint, "choose one of: %s", key->choices);
+            return saec_fail(SAEC_ERR_USAGE, hint, "config key '%s' = '%s' is not supported (%s)",
+                             key->name, value, where);
+        }
+        return set_string(key, base, value, where);
+    case SAEC_KEY_STRING: return set_string(key, base, value, where);
+    }
+    return SAEC_OK;
+}
+
+
+int saec_config_set(saec_config *cfg, const char *key_name, const char *value,
+                    const char *where) {
+    const saec_config_key *key = saec_config_find_key(key_name);
+    if (!key) return unknown_key(key_name, where);
+    return set_key(cfg, key, value, where);
+}
+
+void saec_config_defaults(saec_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    for (int i = 0; i < N_KEYS; i++) set_key(cfg, &KEYS[i], KEYS[i].def, "defaults");
+}
+
+void saec_config_get_text(const saec_config *cfg, const saec_config_key *key, char *buf,
+                          size_t size) {
+    const char *base = (const char *)cfg + key->offset;
+    switch (key->type) {
+    case SAEC_KEY_INT: snprintf(buf, size, "%lld", (long long)*(const int64_t *)base); break;
+    case SAEC_KEY_FLOAT: snprintf(buf, size, "%.17g", *(const double *)base); break;
+    default: snprintf(buf, size, "%s", base); break;
+    }
+}
+
+/* Apply the members of a parsed JSON object. */
+static int apply_json_object(saec_config *cfg, const cJSON *root, const char *where) {
+    if (!cJSON_IsObject(root))
+        return saec_fail(SAEC_ERR_USAGE, "a config file holds one JSON object of keys",
+                         "config is not a JSON object (%s)", where);
+    for (const cJSON *item = root->child; item; item = item->next) {
+        const saec_config_key *key = saec_config_find_key(item->string);
+        if (!key) return unknown_key(item->string, where);
+        char text[SAEC_STR_MAX];
+        if (cJSON_IsString(item)) {
+            if (key->type == SAEC_KEY_INT || key->type == SAEC_KEY_FLOAT)
+                return saec_fail(SAEC_ERR_USAGE, "write numbers without quotes",
+                                 "config key '%s' expects a number, got a string (%s)",
+                                 item->string, where);
+            snprintf(text, sizeof text, "%s", item->valuestring);
+        } else if (cJSON_IsNumber(item)) {
+            if (key->type == SAEC_KEY_STRING || key->type == SAEC_KEY_CHOICE)
+                return saec_fail(SAEC_ERR_USAGE, "write text values in quotes",
+                                 "config key '%s' expects text, got a number (%s)", item->string,
+                                 where);
+            snprintf(text, sizeof text, "%.17g", item->valuedouble);
+        } else {
+            return saec_fail(SAEC_ERR_USAGE, "values are numbers or strings",
+                             "config key '%s' has an unsupported JSON type (%s)", item->string,
+                             where);
+        }
+        SAEC_TRY(set_key(cfg, key, text, where));
+    }
+    return SAEC_OK;
+}
+
+int saec_config_from_json_text(saec_config *cfg, const char *text, const char *where) {
+    cJSON *root = cJSON_Parse(text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        if (!at || !*at)
+            return saec_fail(SAEC_ERR_USAGE, "the JSON text ends early: check brackets and commas",
+                             "cannot parse config JSON (%s): unexpected end", where);
+        return saec_fail(SAEC_ERR_USAGE, "check the JSON syntax at the position shown",
+                         "cannot parse config JSON (%s) near '%.20s'", where, at);
+    }
+    int rc = apply_json_object(cfg, root, where);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int saec_config_load_json(saec_config *cfg, const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    if (saec_read_file(path, &text, &len) != SAEC_OK) {
+        /* A missing config file is a usage error, not a data error. */
+        saec_error_clear();
+        return saec_fail(SAEC_ERR_USAGE, "check the path given to --config",
+                         "cannot read config file '%s'", path);
+    }
+    char where[SAEC_STR_MAX + 16];
+    snprintf(where, sizeof where, "in %s", path);
+    int rc = saec_config_from_json_text(cfg, text, where);
+    free(text);
+    return rc;
+}
+
+int saec_config_validate(const saec_config *cfg) {
+    if (cfg->k > cfg->latents)
+        return saec_fail(SAEC_ERR_USAGE, "k is the number of active latents: lower k or raise latents",
+                         "config key 'k' = %lld exceeds 'latents' = %lld", (long long)cfg->k,
+                         (long long)cfg->latents);
+    if (cfg->steps > 0 && cfg->tokens > 0)
+        return saec_fail(SAEC_ERR_USAGE, "give either steps or tokens",
+                         "config keys 'steps' and 'tokens' are both set");
+    if (strcmp(cfg->device, "auto") != 0 && strcmp(cfg->device, "cpu") != 0 &&
+        strncmp(cfg->device, "cuda", 4) != 0)
+        return saec_fail(SAEC_ERR_USAGE, "use auto, cpu, cuda or cuda:I",
+                         "config key 'device' = '%s' is not a device", cfg->device);
+    return SAEC_OK;
+}
+
+char *saec_config_to_json(const saec_config *cfg) {
+    cJSON *root = cJSON_CreateObject();
+    for (int i = 0; i < N_KEYS; i++) {
+        const saec_config_key *key = &KEYS[i];
+        const char *base = (const char *)cfg + key->offset;
+        switch (key->type) {
+        case SAEC_KEY_INT:
+            cJSON_AddNumberToObject(root, key->name, (double)*(const int64_t *)base);
+            break;
+        case SAEC_KEY_FLOAT: cJSON_AddNumberToObject(root, key->name, *(const double *)base); break;
+        default: cJSON_AddStringToObject(root, key->name, base); break;
+        }
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}

@@ -1,0 +1,62 @@
+/* Activation sources: a stream of float32 rows [n, d] on the host, from HDF5 or a synthetic
+   generator. Every source is a pure function of its position (the cursor, in rows), so a run
+   resumes exactly by seeking to the saved cursor. */
+#ifndef SAEC_DATA_H
+#define SAEC_DATA_H
+
+#include <stdint.h>
+
+#include "saec/config.h"
+
+/* Known generating process of synthetic data (SPEC §9). Arrays are malloc'd. */
+typedef struct {
+    int64_t n_features;   /* F */
+    int64_t d;
+    float *directions;    /* [F, d] unit rows */
+    float *probabilities; /* [F] firing probability per token */
+    float *offset;        /* [d] */
+    int32_t *parent;      /* [F] parent feature or -1; NULL when there is no hierarchy */
+    double noise;         /* σ */
+} saec_ground_truth;
+
+void saec_ground_truth_free(saec_ground_truth *gt);
+
+typedef enum { SAEC_STREAM_TRAIN = 0, SAEC_STREAM_EVAL = 1 } saec_stream;
+
+typedef struct saec_data saec_data;
+
+typedef struct {
+    int64_t d;              /* row width */
+    int64_t n_rows;         /* rows in the dataset; -1 for an endless synthetic stream */
+    const char *description;/* "superposition (F=..., d=...)" or the file and dataset */
+} saec_data_info;
+
+/* Source interface, implemented by data_synthetic.c and data_hdf5.c. */
+typedef struct {
+    int (*next)(saec_data *src, int64_t n, float *rows); /* rows [n, d] */
+    int (*seek)(saec_data *src, int64_t cursor);
+    int (*ground_truth)(saec_data *src, saec_ground_truth *out); /* SAEC_ERR_DATA if none */
+    void (*close)(saec_data *src);
+} saec_data_vtable;
+
+struct saec_data {
+    const saec_data_vtable *vt;
+    saec_data_info info;
+    int64_t cursor;         /* rows delivered so far */
+    int has_ground_truth;
+};
+
+/* Open the source named by the config (cfg->data, else cfg->synthetic). The eval stream of a
+   synthetic source draws tokens disjoint from the training stream (same ground truth); the eval
+   stream of a file reads it in order from row 0 without shuffling. */
+int saec_data_open(const saec_config *cfg, saec_stream stream, saec_data **out);
+int saec_data_next(saec_data *src, int64_t n, float *rows);
+int saec_data_seek(saec_data *src, int64_t cursor);
+int saec_data_ground_truth(saec_data *src, saec_ground_truth *out);
+void saec_data_close(saec_data *src);
+
+/* Constructors (used by saec_data_open). */
+int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_data **out);
+int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **out);
+
+#endif

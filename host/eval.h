@@ -1,0 +1,25 @@
+/* Evaluation of a trained SAE on a stream of held-out tokens (SPEC §8). */
+#ifndef SAEC_EVAL_H
+#define SAEC_EVAL_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "data.h"
+#include "sae.h"
+
+typedef struct {
+    int64_t tokens;
+    double mse, nmse, explained_variance, cosine, l0, dead_fraction;
+    int has_mmcs;
+    double mmcs;
+} saec_eval_result;
+
+/* Evaluate on `tokens` rows of `src` (read from its current position) in batches of the SAE's
+   batch capacity. mmcs is computed when the source has ground truth. */
+int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_result *out);
+
+/* Add the result's keys (SPEC §11 names) to a JSON object. */
+void saec_eval_result_to_json(const saec_eval_result *r, cJSON *obj);
+
+#endif

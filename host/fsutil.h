@@ -1,0 +1,31 @@
+/* File-system helpers: directories, atomic writes, whole-file reads. */
+#ifndef SAEC_FSUTIL_H
+#define SAEC_FSUTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* mkdir -p. Fails with SAEC_ERR_USAGE naming the path (unwritable output directory). */
+int saec_mkdirs(const char *path);
+int saec_path_exists(const char *path);
+int saec_is_dir(const char *path);
+
+/* Atomic file writing: open `path`.tmp.<pid>, write, then commit (fflush, fsync, rename) or
+   abort (close and unlink). No partial file is ever visible under `path`. */
+typedef struct {
+    FILE *f;
+    char path[1024];
+    char tmp_path[1100];
+} saec_atomic_file;
+
+int saec_atomic_open(saec_atomic_file *af, const char *path);
+int saec_atomic_write(saec_atomic_file *af, const void *data, size_t bytes);
+int saec_atomic_commit(saec_atomic_file *af);
+void saec_atomic_abort(saec_atomic_file *af);
+
+/* Write a whole text file atomically. */
+int saec_write_text_atomic(const char *path, const char *text);
+/* Read a whole file into a NUL-terminated malloc'd buffer. SAEC_ERR_DATA naming the path. */
+int saec_read_file(const char *path, char **out, size_t *len);
+
+#endif

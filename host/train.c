@@ -1,0 +1,286 @@
+/* The training loop, top to bottom: set up the run, initialise or resume, step, log, checkpoint,
+   evaluate, summarise. */
+#include "train.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "eval.h"
+#include "fsutil.h"
+#include "log.h"
+#include "sae.h"
+#include "saec/device.h"
+
+#define DEFAULT_STEPS 3000
+
+static volatile sig_atomic_t g_signal = 0;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second signal terminates at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int64_t saec_total_steps(const saec_config *cfg) {
+    if (cfg->steps > 0) return cfg->steps;
+    if (cfg->tokens > 0) return (cfg->tokens + cfg->batch_size - 1) / cfg->batch_size;
+    return DEFAULT_STEPS;
+}
+
+double saec_lr_at(const saec_config *cfg, int64_t t, int64_t total) {
+    if (cfg->warmup_steps > 0 && t < cfg->warmup_steps)
+        return cfg->lr * (double)(t + 1) / (double)cfg->warmup_steps;
+    int64_t decay_steps = total - cfg->warmup_steps;
+    double progress = decay_steps > 0 ? (double)(t - cfg->warmup_steps) / (double)decay_steps : 1.0;
+    double end = cfg->lr_end_ratio;
+    if (strcmp(cfg->lr_schedule, "cosine") == 0)
+        return cfg->lr * (end + (1.0 - end) * 0.5 * (1.0 + cos(3.141592653589793 * progress)));
+    if (strcmp(cfg->lr_schedule, "linear") == 0) return cfg->lr * (1.0 - (1.0 - end) * progress);
+    return cfg->lr;
+}
+
+/* Everything a run holds, released by run_close. */
+typedef struct {
+    saec_config cfg;
+    char dir[SAEC_STR_MAX];
+    saec_dev *dev;
+    saec_data *data;
+    saec_sae *sae;
+    float *batch_host; /* [batch, d] */
+    saec_log log;
+    saec_run_state state;
+    int64_t total_steps;
+} run;
+
+static void run_close(run *r) {
+    saec_log_close(&r->log);
+    sae_destroy(r->sae);
+    saec_data_close(r->data);
+    saec_dev_close(r->dev);
+    free(r->batch_host);
+}
+
+static int make_run_dir(run *r, int resume) {
+    if (r->cfg.out[0]) {
+        snprintf(r->dir, sizeof r->dir, "%s", r->cfg.out);
+    } else {
+        char stamp[32];
+        time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(r->dir, sizeof r->dir, "runs/%s", stamp);
+        snprintf(r->cfg.out, sizeof r->cfg.out, "%s", r->dir);
+    }
+    if (resume) return SAEC_OK;
+    SAEC_TRY(saec_mkdirs(r->dir));
+    char probe[SAEC_STR_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/model.safetensors", r->dir);
+    if (saec_path_exists(probe))
+        return saec_fail(SAEC_ERR_USAGE, "continue it with --resume DIR, or choose another --out",
+                         "run directory '%s' already holds a checkpoint", r->dir);
+    return SAEC_OK;
+}
+
+static int write_config_json(const run *r) {
+    char path[SAEC_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.json", r->dir);
+    char *text = saec_config_to_json(&r->cfg);
+    int rc = saec_write_text_atomic(path, text);
+    free(text);
+    return rc;
+}
+
+/* Open device, data and model; initialise from a data sample or load the checkpoint. */
+static int run_setup(run *r, int resume) {
+    saec_config *cfg = &r->cfg;
+    /* Device and data are checked before anything is written. */
+    SAEC_TRY(saec_dev_open(cfg->device, &r->dev));
+    SAEC_TRY(saec_data_open(cfg, SAEC_STREAM_TRAIN, &r->data));
+    SAEC_TRY(make_run_dir(r, resume));
+    const int64_t d = r->data->info.d;
+    cfg->d_in = d;
+    r->total_steps = saec_total_steps(cfg);
+    const int64_t run_tokens = r->total_steps * cfg->batch_size;
+    const int64_t aux_k = cfg->aux_k > 0 ? cfg->aux_k : (d / 2 > 0 ? d / 2 : 1);
+    const int64_t dead_after = cfg->dead_tokens < run_tokens ? cfg->dead_tokens : run_tokens;
+    SAEC_TRY(sae_create(r->dev, d, cfg->latents, cfg->k, cfg->aux_alpha > 0 ? aux_k : 0,
+                        (float)cfg->aux_alpha, dead_after, cfg->batch_size, &r->sae));
+    r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
+    if (!r->batch_host) return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
+
+    fprintf(stderr, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
+    fprintf(stderr, "saec: data %s\n", r->data->info.description);
+    fprintf(stderr, "saec: %s SAE d=%lld m=%lld k=%lld aux_k=%lld, %lld steps of %lld tokens -> %s\n",
+            cfg->arch, (long long)d, (long long)cfg->latents, (long long)cfg->k,
+            (long long)r->sae->aux_k, (long long)r->total_steps, (long long)cfg->batch_size, r->dir);
+
+    if (resume) {
+        SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state, 1));
+        SAEC_TRY(saec_data_seek(r->data, r->state.data_cursor));
+        fprintf(stderr, "saec: resumed at step %lld (%lld tokens)\n", (long long)r->state.step,
+                (long long)r->state.tokens);
+    } else {
+        const int64_t n = cfg->init_sample;
+        float *sample = malloc(sizeof(float) * (size_t)(n * d));
+        if (!sample) return saec_fail(SAEC_ERR_OTHER, "lower init_sample", "out of memory for the init sample");
+        int rc = saec_data_next(r->data, n, sample);
+        if (rc == SAEC_OK) rc = sae_init(r->sae, sample, n, (int)cfg->median_iters, (uint64_t)cfg->seed);
+        free(sample);
+        SAEC_TRY(rc);
+        r->state = (saec_run_state){.data_cursor = r->data->cursor};
+        SAEC_TRY(write_config_json(r));
+    }
+    return saec_log_open(&r->log, r->dir, r->state.step);
+}
+
+static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
+    sae_step_stats st;
+    SAEC_TRY(sae_read_stats(r->sae, &st));
+    const int64_t n = r->cfg.batch_size;
+    const double loss = sae_loss(r->sae, &st);
+    if (!isfinite(loss) || !isfinite(st.grad_norm))
+        return saec_fail(SAEC_ERR_OTHER,
+                         "lower lr or max_grad_norm; no checkpoint was written from this state",
+                         "training diverged at step %lld (loss %g, gradient norm %g)",
+                         (long long)r->state.step, loss, st.grad_norm);
+    const double tps = loop_seconds > 0 ? (double)(steps_this_session * n) / loop_seconds : 0;
+    const double per_step = steps_this_session > 0 ? loop_seconds / (double)steps_this_session : 0;
+    saec_log_record rec = {
+        .step = r->state.step,
+        .total_steps = r->total_steps,
+        .tokens = r->state.tokens,
+        .loss = loss,
+        .nmse = st.sst > 0 ? st.sse / st.sst : NAN,
+        .aux_nmse = st.aux_sst > 0 ? st.aux_sse / st.aux_sst : 0,
+        .cosine = st.cos_sum / (double)n,
+        .l0 = st.l0_count / (double)n,
+        .dead_fraction = st.dead_count / (double)r->sae->m,
+        .grad_norm = st.grad_norm,
+        .lr = saec_lr_at(&r->cfg, r->state.step - 1, r->total_steps),
+        .tokens_per_second = tps,
+        .elapsed_seconds = r->state.seconds,
+        .eta_seconds = per_step * (double)(r->total_steps - r->state.step),
+    };
+    saec_log_record_write(&r->log, &rec);
+    return SAEC_OK;
+}
+
+/* One optimisation step on the next batch. */
+static int train_step(run *r) {
+    saec_sae *sae = r->sae;
+    const saec_config *cfg = &r->cfg;
+    const int64_t n = cfg->batch_size, d = sae->d;
+    SAEC_TRY(saec_data_next(r->data, n, r->batch_host));
+    SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
+    SAEC_TRY(sae_forward(sae, n, 1));
+    SAEC_TRY(sae_backward(sae, n));
+    saec_adamw_args args = {
+        .lr = (float)saec_lr_at(cfg, r->state.step, r->total_steps),
+        .beta1 = (float)cfg->beta1,
+        .beta2 = (float)cfg->beta2,
+        .eps = (float)cfg->eps,
+        .weight_decay = (float)cfg->weight_decay,
+        .step = r->state.step + 1,
+        .max_grad_norm = (float)cfg->max_grad_norm,
+    };
+    SAEC_TRY(sae_optimizer_step(sae, args));
+    r->state.step++;
+    r->state.tokens += n;
+    r->state.data_cursor = r->data->cursor;
+    return SAEC_OK;
+}
+
+static int write_summary(run *r) {
+    saec_data *eval_data = NULL;
+    SAEC_TRY(saec_data_open(&r->cfg, SAEC_STREAM_EVAL, &eval_data));
+    saec_eval_result res;
+    fprintf(stderr, "saec: evaluating on %lld held-out tokens\n", (long long)r->cfg.eval_tokens);
+    int rc = saec_evaluate(r->sae, eval_data, r->cfg.eval_tokens, &res);
+    saec_data_close(eval_data);
+    SAEC_TRY(rc);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", r->cfg.arch);
+    cJSON_AddStringToObject(o, "device", r->dev->name);
+    cJSON_AddNumberToObject(o, "steps", (double)r->state.step);
+    cJSON_AddNumberToObject(o, "tokens", (double)r->state.tokens);
+    cJSON_AddNumberToObject(o, "seconds", r->state.seconds);
+    cJSON_AddNumberToObject(o, "tokens_per_second",
+                            r->state.seconds > 0 ? (double)r->state.tokens / r->state.seconds : 0);
+    saec_eval_result_to_json(&res, o);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    char path[SAEC_STR_MAX + 32];
+    snprintf(path, sizeof path, "%s/summary.json", r->dir);
+    rc = saec_write_text_atomic(path, text);
+    if (rc == SAEC_OK) fprintf(stdout, "%s\n", text);
+    free(text);
+    return rc;
+}
+
+int saec_train(const saec_config *cfg, int resume, int *interrupted_by) {
+    *interrupted_by = 0;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = *cfg;
+    g_signal = 0;
+    install_signal_handlers();
+    int rc = run_setup(&r, resume);
+
+    const double session_start = saec_now();
+    const double seconds_before = r.state.seconds;
+    const int64_t first_step = r.state.step;
+    int stopped = 0;
+    while (rc == SAEC_OK && r.state.step < r.total_steps) {
+        rc = train_step(&r);
+        if (rc != SAEC_OK) break;
+        if (r.dev->backend != SAEC_BACKEND_CPU && (r.state.step % r.cfg.log_every == 0))
+            rc = r.dev->ops->sync(r.dev); /* honest timings at logging steps */
+        r.state.seconds = seconds_before + (saec_now() - session_start);
+        const int last = r.state.step == r.total_steps;
+        const int stopping = r.state.step == r.cfg.stop_at_step;
+        if (rc == SAEC_OK && (r.state.step % r.cfg.log_every == 0 || last || g_signal || stopping))
+            rc = log_step(&r, saec_now() - session_start, r.state.step - first_step);
+        if (rc == SAEC_OK && !last && r.state.step == r.cfg.stop_at_step) {
+            rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+            if (rc == SAEC_OK)
+                fprintf(stderr, "saec: stopped at step %lld (stop_at_step); continue with: "
+                        "saec train --resume %s\n", (long long)r.state.step, r.dir);
+            stopped = 1;
+            break;
+        }
+        if (rc == SAEC_OK && g_signal) {
+            rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+            if (rc == SAEC_OK) {
+                fprintf(stderr,
+                        "saec: interrupted by signal %d at step %lld; checkpoint saved.\n"
+                        "      continue with: saec train --resume %s\n",
+                        (int)g_signal, (long long)r.state.step, r.dir);
+                *interrupted_by = g_signal;
+            }
+            break;
+        }
+        if (rc == SAEC_OK && r.cfg.checkpoint_every > 0 && !last &&
+            r.state.step % r.cfg.checkpoint_every == 0)
+            rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+    }
+    if (rc == SAEC_OK && !*interrupted_by && !stopped) {
+        rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+        if (rc == SAEC_OK) rc = write_summary(&r);
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    run_close(&r);
+    return rc;
+}

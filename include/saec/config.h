@@ -1,0 +1,87 @@
+/* The run configuration: one struct, one key table (host/config.c) that gives every key its
+   type, default, range and help. Keys are the same in config.json and on the command line
+   (`--d-in 64` sets `d_in`). */
+#ifndef SAEC_CONFIG_H
+#define SAEC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAEC_STR_MAX 512
+
+typedef struct {
+    /* data */
+    char data[SAEC_STR_MAX];      /* HDF5 file; "" = synthetic */
+    char dataset[64];             /* dataset name inside the file */
+    char synthetic[32];           /* superposition | hierarchy | timestep */
+    int64_t d_in;                 /* input width; 0 = from the data (synthetic: 96); checked against a file */
+    int64_t shuffle_rows;         /* HDF5 shuffle window, rows */
+    /* synthetic generator (SPEC §9) */
+    int64_t syn_features;         /* F true features */
+    double syn_l0;                /* mean features firing per token */
+    double syn_power;             /* power-law exponent of the firing probabilities */
+    double syn_noise;             /* σ of the isotropic noise */
+    double syn_offset;            /* norm of the constant offset */
+    /* model */
+    char arch[32];                /* topk | batchtopk | relu | jumprelu | atm */
+    int64_t latents;              /* m */
+    int64_t k;
+    int64_t aux_k;                /* 0 = d_in / 2 */
+    double aux_alpha;
+    int64_t dead_tokens;
+    int64_t init_sample;          /* rows for the geometric median and the scale */
+    int64_t median_iters;
+    /* optimisation */
+    int64_t steps;                /* 0 = derived from tokens */
+    int64_t tokens;               /* 0 = derived from steps */
+    int64_t batch_size;
+    double lr;
+    int64_t warmup_steps;
+    char lr_schedule[16];         /* constant | cosine | linear */
+    double lr_end_ratio;          /* final lr / lr for cosine and linear decay */
+    double beta1, beta2, eps;
+    double weight_decay;
+    double max_grad_norm;
+    int64_t seed;
+    /* run */
+    char device[32];              /* auto | cpu | cuda | cuda:I */
+    char out[SAEC_STR_MAX];       /* run directory; "" = runs/<date-time> */
+    int64_t log_every;
+    int64_t checkpoint_every;     /* steps; 0 = at the end (and on interrupt) only */
+    int64_t stop_at_step;         /* stop resumably after this step; 0 = run to the end */
+    int64_t eval_tokens;
+} saec_config;
+
+/* One key of the table. */
+typedef enum { SAEC_KEY_INT, SAEC_KEY_FLOAT, SAEC_KEY_STRING, SAEC_KEY_CHOICE } saec_key_type;
+
+typedef struct {
+    const char *name;
+    saec_key_type type;
+    size_t offset;         /* into saec_config */
+    size_t size;           /* string capacity */
+    const char *def;       /* default, as text */
+    double min, max;       /* numeric range, inclusive */
+    const char *choices;   /* "a|b|c" for SAEC_KEY_CHOICE */
+    const char *help;
+} saec_config_key;
+
+const saec_config_key *saec_config_keys(int *count);
+const saec_config_key *saec_config_find_key(const char *name); /* accepts '-' for '_' */
+
+void saec_config_defaults(saec_config *cfg);
+/* Set one key from text. `where` names the source for messages ("command line", a file). */
+int saec_config_set(saec_config *cfg, const char *key, const char *value, const char *where);
+/* Apply a JSON object file of keys. Unknown keys, wrong types, out-of-range values fail with
+   SAEC_ERR_USAGE naming the file and key. */
+int saec_config_load_json(saec_config *cfg, const char *path);
+/* Cross-key checks (k <= latents, ...) after all sources are applied. */
+int saec_config_validate(const saec_config *cfg);
+/* The effective configuration as a JSON object text (malloc'd, caller frees). */
+char *saec_config_to_json(const saec_config *cfg);
+int saec_config_from_json_text(saec_config *cfg, const char *text, const char *where);
+/* Value of a key as text into buf. */
+void saec_config_get_text(const saec_config *cfg, const saec_config_key *key, char *buf,
+                          size_t size);
+
+#endif

@@ -1,0 +1,178 @@
+/* The op contract: every compute op of saec, backend-neutral.
+ *
+ * Each backend (kernels/cpu, kernels/cuda) fills one `saec_op_table`; host code calls an op as
+ * `SAEC_OP(dev, name, args...)` and never dereferences a device pointer itself. A NULL entry is
+ * a missing op, and tests/test_op_table.c fails on it.
+ *
+ * Conventions
+ *  - All matrices are row-major; shapes are given as [rows, cols] in the comments.
+ *  - Pointers point into the memory of `dev` (host memory for the CPU backend).
+ *  - "Device scalars" (`double *` outputs) stay on the device so the training step needs no
+ *    host synchronisation; the host reads them back only at logging steps.
+ *  - Sparse codes are (idx [n, k] int32, val [n, k] float) pairs. idx < 0 marks an empty slot
+ *    (val 0): every sparse op skips it.
+ *  - Every op returns SAEC_OK or an error code after saec_fail().
+ *  - Each op states its floor: the bytes it must move and the FLOPs it must do. Benchmarks
+ *    report the fraction of that floor reached.
+ */
+#ifndef SAEC_OPS_H
+#define SAEC_OPS_H
+
+#include <stdint.h>
+
+#include "saec/saec.h"
+
+typedef struct saec_dev saec_dev;
+
+/* Indices into the recon_loss_grad statistics vector. */
+enum {
+    SAEC_STAT_SSE = 0,     /* Σ‖x − x̂‖²                       */
+    SAEC_STAT_SST = 1,     /* Σ‖x − μ‖²  (about the given mean) */
+    SAEC_STAT_COS_SUM = 2, /* Σ_rows cos(x, x̂)                  */
+    SAEC_STAT_COUNT = 3
+};
+
+/* Arguments of one AdamW step (host values, passed by value, no sync). */
+typedef struct {
+    float lr;
+    float beta1, beta2, eps;
+    float weight_decay;  /* decoupled: p -= lr * wd * p */
+    int64_t step;        /* 1-based step for bias correction */
+    float max_grad_norm; /* clip the global gradient norm to this; <= 0 disables */
+} saec_adamw_args;
+
+typedef struct saec_op_table {
+    const char *backend_name;
+
+    /* ---- memory (not ops, but each backend owns its memory) ---- */
+    int (*alloc)(saec_dev *dev, size_t bytes, void **out); /* zero-initialised */
+    void (*free)(saec_dev *dev, void *p);
+    int (*upload)(saec_dev *dev, void *dst, const void *host_src, size_t bytes);
+    int (*download)(saec_dev *dev, void *host_dst, const void *src, size_t bytes);
+    int (*copy)(saec_dev *dev, void *dst, const void *src, size_t bytes);
+    int (*zero)(saec_dev *dev, void *p, size_t bytes);
+    int (*sync)(saec_dev *dev);
+
+    /* ---- dense ---- */
+
+    /* C[M, N] = alpha * op(A) op(B) + beta * C + bias (bias [N] broadcast over rows, or NULL).
+       op(A) is [M, K] (A is [M, K] with lda, or [K, M] when trans_a); op(B) is [K, N].
+       Floor: 2*M*N*K FLOPs; reads (M*K + K*N + M*N·[beta≠0]) * 4 bytes, writes M*N*4. */
+    int (*gemm)(saec_dev *dev, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                float *C, int64_t ldc, const float *bias);
+
+    /* out[n, d] = in[n, d] * scale + alpha * v[d] (v broadcast over rows; NULL: no shift).
+       out may alias in. The bias-add op.  Floor: reads n*d*4 + d*4, writes n*d*4 bytes. */
+    int (*scale_add_rows)(saec_dev *dev, const float *in, float *out, int64_t n, int64_t d,
+                          float scale, const float *v, float alpha);
+
+    /* out[n] = alpha * x[n] + beta * y[n] (elementwise; out may alias x or y; y may be NULL
+       when beta == 0).  Floor: reads 2*n*4, writes n*4 bytes. */
+    int (*axpby)(saec_dev *dev, int64_t n, float alpha, const float *x, float beta,
+                 const float *y, float *out);
+
+    /* out[d] = beta * out[d] + alpha * Σ_rows x[n, d].  Floor: reads n*d*4 bytes. */
+    int (*col_sum)(saec_dev *dev, const float *x, int64_t n, int64_t d, float alpha, float beta,
+                   float *out);
+
+    /* x[n] = max(x, 0) in place.  Floor: reads and writes n*4 bytes. */
+    int (*relu)(saec_dev *dev, float *x, int64_t n);
+
+    /* grad[n] *= (act[n] > 0).  Floor: reads 2*n*4, writes n*4 bytes. */
+    int (*relu_backward)(saec_dev *dev, const float *act, float *grad, int64_t n);
+
+    /* ---- selection ---- */
+
+    /* Per-row top-k: for each row of x [n, m], the k largest entries among the eligible columns
+       (mask [m] nonzero = eligible; mask NULL = all), largest first, ties to the lower index.
+       Rows with fewer than k eligible columns fill the rest with idx -1, val 0. 1 <= k <= m.
+       idx [n, k], val [n, k].  Floor: reads n*m*4 (+ m mask) bytes, writes n*k*8. */
+    int (*topk_rows)(saec_dev *dev, const float *x, int64_t n, int64_t m, int k,
+                     const uint8_t *mask, int32_t *idx, float *val);
+
+    /* ---- sparse codes ---- */
+
+    /* out[n, d] = [accumulate ? out : 0] + Σ_j val[n, j] * W[idx[n, j], :] + bias[d] (bias may be
+       NULL). The sparse decode; also the encoder-input gradient with W = W_enc_t.
+       Floor: reads n*k*(8 + d*4) + d*4 bytes, writes n*d*4; 2*n*k*d FLOPs. */
+    int (*sparse_decode)(saec_dev *dev, const int32_t *idx, const float *val, const float *W,
+                         const float *bias, int64_t n, int k, int64_t m, int64_t d, int accumulate,
+                         float *out);
+
+    /* out[n, k] = ⟨g[n, :], W[idx[n, j], :]⟩ (0 for empty slots). The code gradient.
+       Floor: reads n*d*4 + n*k*(4 + d*4) bytes, writes n*k*4; 2*n*k*d FLOPs. */
+    int (*sparse_row_dots)(saec_dev *dev, const float *g, const int32_t *idx, const float *W,
+                           int64_t n, int k, int64_t m, int64_t d, float *out);
+
+    /* dW[idx[n, j], :] += coef[n, j] * X[n, :]  and  db[idx[n, j]] += coef[n, j] (db may be NULL).
+       The sparse weight gradient: dW_dec (coef = f, X = dx̂) and dW_enc_t (coef = dpre, X = xc),
+       db_enc.  Deterministic (same result every run).
+       Floor: reads n*k*8 + n*d*4 and read-modify-writes the touched rows of dW; 2*n*k*d FLOPs. */
+    int (*sparse_outer_accum)(saec_dev *dev, const int32_t *idx, const float *coef,
+                              const float *X, int64_t n, int k, int64_t m, int64_t d, float *dW,
+                              float *db);
+
+    /* ---- loss and reductions ---- */
+
+    /* Reconstruction statistics and gradient of the normalised MSE.
+       stats[SAEC_STAT_COUNT] (device doubles) = {Σ‖x − x̂‖², Σ‖x − μ‖², Σ cos(x_i, x̂_i)} over
+       this batch (overwritten). If grad is not NULL:
+       grad[n, d] = −2 * grad_scale * (x − x̂) / stats[SST]  (the gradient of grad_scale * nmse
+       with respect to x̂).  x, x̂ [n, d], mu [d].
+       Floor: reads 2*n*d*4 bytes (+ writes n*d*4 with grad); ~8*n*d FLOPs. */
+    int (*recon_loss_grad)(saec_dev *dev, const float *x, const float *xhat, const float *mu,
+                           int64_t n, int64_t d, float grad_scale, double *stats, float *grad);
+
+    /* out[0] = [accumulate ? out[0] : 0] + Σ x[i]²  (device double).  Floor: reads n*4 bytes. */
+    int (*sum_squares)(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
+
+    /* out[0] = [accumulate ? out[0] : 0] + #{i : x[i] > 0}  (device double). L0 counting.
+       Floor: reads n*4 bytes. */
+    int (*count_positive)(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
+
+    /* ---- optimizer and decoder constraint ---- */
+
+    /* G[i, :] -= (⟨G_i, W_i⟩ / ‖W_i‖²) W_i for each row: removes the gradient component parallel
+       to the decoder row.  W, G [m, d].  Floor: reads 2*m*d*4, writes m*d*4 bytes. */
+    int (*project_rows_grad)(saec_dev *dev, const float *W, float *G, int64_t m, int64_t d);
+
+    /* W[i, :] /= ‖W_i‖ for each row with a nonzero norm.  Floor: reads and writes m*d*4. */
+    int (*normalize_rows)(saec_dev *dev, float *W, int64_t m, int64_t d);
+
+    /* AdamW over n parameters. The gradient is scaled by min(1, max_grad_norm / sqrt(*grad_sumsq))
+       (grad_sumsq: device double, the squared global norm) before the moment updates.
+       param, grad, m1, m2 [n].  Floor: reads 4*n*4, writes 3*n*4 bytes. */
+    int (*adamw)(saec_dev *dev, float *param, const float *grad, float *m1, float *m2, int64_t n,
+                 saec_adamw_args args, const double *grad_sumsq);
+
+    /* ---- latent bookkeeping ---- */
+
+    /* Dead-latent tracking after one batch of n tokens with codes (idx, val) [n, k]:
+       since_fired[j] += n, then = 0 for each latent that fired (val > 0) in the batch;
+       fire_count[j] += #tokens where j fired (fire_count may be NULL);
+       dead_mask[j] = since_fired[j] >= dead_after; *dead_count = Σ dead_mask (device double).
+       since_fired, fire_count [m] int64; dead_mask [m] uint8.
+       Floor: reads n*k*8 bytes, read-modify-writes m*(8 + 8 + 1) bytes. */
+    int (*track_fired)(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
+                       int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
+                       uint8_t *dead_mask, double *dead_count);
+
+    /* Geometric median of the rows of x [n, d] by Weiszfeld iterations from the mean, stopping
+       after `iters` iterations or when the estimate moves less than 1e-6 relative.
+       scratch [n] floats. out [d].  Floor per iteration: reads 2*n*d*4 bytes, ~6*n*d FLOPs. */
+    int (*geometric_median)(saec_dev *dev, const float *x, int64_t n, int64_t d, int iters,
+                            float *scratch, float *out);
+} saec_op_table;
+
+/* Call an op of the device's backend: SAEC_TRY(SAEC_OP(dev, relu, x, n)); */
+#define SAEC_OP(dev, name, ...) ((dev)->ops->name((dev), __VA_ARGS__))
+
+/* The name of the first missing (NULL) entry of a table, or NULL when complete. */
+const char *saec_op_table_first_missing(const saec_op_table *table);
+
+/* The backends' tables. saec_cuda_op_table() returns NULL when saec was built without CUDA. */
+const saec_op_table *saec_cpu_op_table(void);
+const saec_op_table *saec_cuda_op_table(void);
+
+#endif

@@ -1,0 +1,91 @@
+/* Declarations shared by the CPU backend's files (kernels/cpu).
+ *
+ * The CPU backend is the reference implementation of every op in include/saec/ops.h: plain
+ * C11, parallel with OpenMP over independent rows/columns/latents, GEMMs through CBLAS.
+ * Every op is deterministic for a fixed input (reductions are combined in a fixed order that
+ * does not depend on the thread count); see each file for how.
+ *
+ * OpenBLAS is the pthread build here: cblas_* must never be called from inside an OpenMP
+ * parallel region (nested thread pools oversubscribe and can deadlock).
+ */
+#ifndef SAEC_CPU_INTERNAL_H
+#define SAEC_CPU_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saec/device.h"
+#include "saec/ops.h"
+
+/* Backend state behind dev->impl: one growable scratch buffer shared by the ops that need
+   temporary memory (topk heaps, the counting sort of sparse_outer_accum, reduction partials).
+   It only grows, so a training loop allocates on its first step and never again. A device is
+   driven by one host thread at a time, so one buffer is enough. */
+typedef struct {
+    void *scratch; /* 64-byte aligned, scratch_bytes long (NULL until first use) */
+    size_t scratch_bytes;
+} saec_cpu_state;
+
+/* A scratch buffer of at least `bytes` bytes (64-byte aligned, contents undefined). Valid until
+   the next call on the same device. */
+int saec_cpu_scratch(saec_dev *dev, size_t bytes, void **out);
+
+/* Argument validation: cheap checks at the top of each op. A failure is a bug in the caller. */
+#define SAEC_CPU_REQUIRE(op, cond)                                                                 \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",            \
+                             "cpu op %s: invalid arguments (%s)", (op), #cond);                    \
+    } while (0)
+
+/* Loops with less work than this (elements touched) run serially: a parallel region costs a
+   few microseconds, more than the loop itself. */
+#define SAEC_CPU_PAR_MIN ((int64_t)1 << 15)
+
+/* ---- dense (cpu_dense.c) ---- */
+int saec_cpu_gemm(saec_dev *dev, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                  float *C, int64_t ldc, const float *bias);
+int saec_cpu_scale_add_rows(saec_dev *dev, const float *in, float *out, int64_t n, int64_t d,
+                            float scale, const float *v, float alpha);
+int saec_cpu_axpby(saec_dev *dev, int64_t n, float alpha, const float *x, float beta,
+                   const float *y, float *out);
+int saec_cpu_col_sum(saec_dev *dev, const float *x, int64_t n, int64_t d, float alpha, float beta,
+                     float *out);
+int saec_cpu_relu(saec_dev *dev, float *x, int64_t n);
+int saec_cpu_relu_backward(saec_dev *dev, const float *act, float *grad, int64_t n);
+
+/* ---- selection (cpu_topk.c) ---- */
+int saec_cpu_topk_rows(saec_dev *dev, const float *x, int64_t n, int64_t m, int k,
+                       const uint8_t *mask, int32_t *idx, float *val);
+
+/* ---- sparse codes (cpu_sparse.c) ---- */
+int saec_cpu_sparse_decode(saec_dev *dev, const int32_t *idx, const float *val, const float *W,
+                           const float *bias, int64_t n, int k, int64_t m, int64_t d,
+                           int accumulate, float *out);
+int saec_cpu_sparse_row_dots(saec_dev *dev, const float *g, const int32_t *idx, const float *W,
+                             int64_t n, int k, int64_t m, int64_t d, float *out);
+int saec_cpu_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float *coef,
+                                const float *X, int64_t n, int k, int64_t m, int64_t d, float *dW,
+                                float *db);
+
+/* ---- loss and reductions (cpu_reduce.c) ---- */
+int saec_cpu_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, const float *mu,
+                             int64_t n, int64_t d, float grad_scale, double *stats, float *grad);
+int saec_cpu_sum_squares(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
+int saec_cpu_count_positive(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
+int saec_cpu_geometric_median(saec_dev *dev, const float *x, int64_t n, int64_t d, int iters,
+                              float *scratch, float *out);
+
+/* ---- optimizer and decoder constraint (cpu_optim.c) ---- */
+int saec_cpu_project_rows_grad(saec_dev *dev, const float *W, float *G, int64_t m, int64_t d);
+int saec_cpu_normalize_rows(saec_dev *dev, float *W, int64_t m, int64_t d);
+int saec_cpu_adamw(saec_dev *dev, float *param, const float *grad, float *m1, float *m2, int64_t n,
+                   saec_adamw_args args, const double *grad_sumsq);
+
+/* ---- latent bookkeeping (cpu_latents.c) ---- */
+int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
+                         int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
+                         uint8_t *dead_mask, double *dead_count);
+
+#endif

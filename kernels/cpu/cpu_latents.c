@@ -1,0 +1,40 @@
+/* CPU latent bookkeeping: dead-latent tracking. Integer state, so exact and deterministic. */
+#include "cpu_internal.h"
+
+/* After one batch of n tokens with codes (idx, val) [n, k]:
+     since_fired[m] += n, then 0 for each latent that fired (val > 0, idx >= 0) in the batch;
+     fire_count[m] += number of (token, slot) pairs where the latent fired (NULL: not kept) —
+       the number of tokens, since a latent appears at most once per token;
+     dead_mask[m] = since_fired >= dead_after;  *dead_count = Σ dead_mask.
+   Floor: reads n*k*8 bytes, read-modify-writes m*(8 + 8 + 1) bytes. */
+int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
+                         int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
+                         uint8_t *dead_mask, double *dead_count) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("track_fired", n >= 0 && k >= 1 && m >= 1);
+    SAEC_CPU_REQUIRE("track_fired", since_fired && dead_mask && dead_count);
+    SAEC_CPU_REQUIRE("track_fired", n == 0 || (idx && val));
+    for (int64_t p = 0; p < n * k; p++)
+        if (idx[p] >= m)
+            return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
+                             "cpu op track_fired: index %d at slot %lld is out of range (m = %lld)",
+                             (int)idx[p], (long long)p, (long long)m);
+
+#pragma omp parallel for schedule(static) if (m >= SAEC_CPU_PAR_MIN)
+    for (int64_t j = 0; j < m; j++) since_fired[j] += n;
+    /* Serial over the n*k pairs: cheap next to the batch's GEMMs, and free of write races. */
+    for (int64_t p = 0; p < n * k; p++) {
+        const int32_t t = idx[p];
+        if (t < 0 || !(val[p] > 0.0f)) continue; /* empty slot, or kept but not firing */
+        since_fired[t] = 0;
+        if (fire_count) fire_count[t]++;
+    }
+    int64_t dead = 0;
+#pragma omp parallel for schedule(static) reduction(+ : dead) if (m >= SAEC_CPU_PAR_MIN)
+    for (int64_t j = 0; j < m; j++) {
+        dead_mask[j] = since_fired[j] >= dead_after;
+        dead += dead_mask[j];
+    }
+    *dead_count = (double)dead;
+    return SAEC_OK;
+}

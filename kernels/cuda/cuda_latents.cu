@@ -1,0 +1,84 @@
+/* Latent bookkeeping on CUDA: track_fired (dead-latent tracking). Integer state only, so the
+ * integer atomics used here give exact, run-to-run identical results; the dead count stays on
+ * the device as a double (no host synchronisation).
+ */
+#include "cuda_internal.cuh"
+
+#define TF_THREADS 256
+
+/* ---- kernels --------------------------------------------------------------------------------- */
+
+/* fired[j] = #pairs (token, slot) with idx == j and val > 0 (fired zeroed before).
+   idx, val [n*k]; fired [m].  Floor: reads n*k*8 bytes, ≤ n*k integer atomics. */
+__global__ void tf_count_kernel(const int32_t *__restrict__ idx, const float *__restrict__ val,
+                                int64_t P, int64_t m, int *__restrict__ fired) {
+    for (int64_t p = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; p < P;
+         p += (int64_t)gridDim.x * blockDim.x) {
+        const int32_t t = idx[p];
+        if (t < 0 || t >= m || !(val[p] > 0.0f)) continue; /* empty, or kept but not firing */
+        atomicAdd(&fired[t], 1);
+    }
+}
+
+/* since_fired[j] = fired ? 0 : since_fired + n; fire_count[j] += fired; dead_mask[j] =
+   since_fired >= dead_after; the block's dead count is added to *dead_total (integer).
+   Floor: reads m*(4 + 8 + 8) bytes, writes m*(8 + 8 + 1). */
+__global__ void tf_update_kernel(const int *__restrict__ fired, int64_t n, int64_t m,
+                                 int64_t *__restrict__ since_fired,
+                                 int64_t *__restrict__ fire_count, int64_t dead_after,
+                                 uint8_t *__restrict__ dead_mask,
+                                 unsigned long long *__restrict__ dead_total) {
+    const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int dead = 0;
+    if (j < m) {
+        const int f = fired[j];
+        const int64_t s = f > 0 ? 0 : since_fired[j] + n;
+        since_fired[j] = s;
+        if (fire_count) fire_count[j] += f;
+        dead = s >= dead_after;
+        dead_mask[j] = (uint8_t)dead;
+    }
+    const int block_dead = __syncthreads_count(dead);
+    if (threadIdx.x == 0 && block_dead) atomicAdd(dead_total, (unsigned long long)block_dead);
+}
+
+/* *dead_count = (double) *dead_total.  Floor: 16 bytes. */
+__global__ void tf_final_kernel(const unsigned long long *__restrict__ dead_total,
+                                double *__restrict__ dead_count) {
+    *dead_count = (double)*dead_total;
+}
+
+/* ---- launcher -------------------------------------------------------------------------------- */
+
+/* Floor: reads n*k*8 bytes, read-modify-writes m*(8 + 8 + 1) bytes. */
+extern "C" int saec_cuda_track_fired(saec_dev *dev, const int32_t *idx, const float *val,
+                                     int64_t n, int k, int64_t m, int64_t *since_fired,
+                                     int64_t *fire_count, int64_t dead_after, uint8_t *dead_mask,
+                                     double *dead_count) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    if (m <= 0) {
+        SAEC_CUDA_CHECK(cudaMemsetAsync(dead_count, 0, sizeof(double), st->stream));
+        return SAEC_OK;
+    }
+    const int64_t P = n > 0 && k > 0 ? n * (int64_t)k : 0;
+    void *s = NULL;
+    SAEC_TRY(saec_cuda_scratch(dev, 256 + saec_cuda_round256((size_t)m * sizeof(int)), &s));
+    unsigned long long *dead_total = (unsigned long long *)s;
+    int *fired = (int *)((char *)s + 256);
+    /* one memset clears the counter and the per-latent counts (they are contiguous) */
+    SAEC_CUDA_CHECK(cudaMemsetAsync(s, 0, 256 + (size_t)m * sizeof(int), st->stream));
+    if (P > 0) {
+        tf_count_kernel<<<saec_cuda_blocks(P, TF_THREADS, st->sm_count), TF_THREADS, 0,
+                          st->stream>>>(idx, val, P, m, fired);
+        SAEC_CUDA_CHECK_LAUNCH("tf_count_kernel");
+    }
+    const int64_t blocks = (m + TF_THREADS - 1) / TF_THREADS;
+    if (blocks > (int64_t)INT32_MAX)
+        return saec_fail(SAEC_ERR_DEVICE, NULL, "track_fired: m = %lld too large", (long long)m);
+    tf_update_kernel<<<(unsigned)blocks, TF_THREADS, 0, st->stream>>>(
+        fired, n > 0 ? n : 0, m, since_fired, fire_count, dead_after, dead_mask, dead_total);
+    SAEC_CUDA_CHECK_LAUNCH("tf_update_kernel");
+    tf_final_kernel<<<1, 1, 0, st->stream>>>(dead_total, dead_count);
+    SAEC_CUDA_CHECK_LAUNCH("tf_final_kernel");
+    return SAEC_OK;
+}

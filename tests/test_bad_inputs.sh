@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Bad input gets a clear error naming what is at fault, the documented exit code, and leaves no
+# partial file behind.
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+
+# expect CODE PATTERN NAME -- command...   (PATTERN: extended regex that stderr must match)
+expect() {
+  local code=$1 pattern=$2 name=$3; shift 4
+  "$@" >out.txt 2>err.txt; local rc=$?
+  if [ $rc -ne "$code" ]; then fail "$name: exit $rc, expected $code"; sed 's/^/    /' err.txt >&2; return; fi
+  if ! grep -Eq "$pattern" err.txt; then fail "$name: message does not match /$pattern/"; sed 's/^/    /' err.txt >&2; return; fi
+  grep -q '^saec: error: ' err.txt || { fail "$name: no 'saec: error:' line"; return; }
+  pass "$name (exit $rc): $(grep -m1 '^saec: error' err.txt)"
+}
+no_checkpoint() { [ ! -e "$1/model.safetensors" ] && [ -z "$(ls "$1" 2>/dev/null | grep '\.tmp\.')" ] \
+  && pass "$2: no checkpoint or temporary file" || fail "$2: left files in $1: $(ls "$1")"; }
+
+SMALL=(--d-in 16 --syn-features 32 --latents 32 --k 2 --batch-size 64 --steps 5 --init-sample 256 --eval-tokens 256)
+
+# --- data files ---
+"$SAEC" gen superposition --out good.h5 --d-in 16 --syn-features 32 --tokens 2000 2>/dev/null || fail "gen failed"
+"$PYTHON" - <<'PY'
+import h5py, numpy as np
+rng = np.random.default_rng(0)
+x = rng.normal(size=(1000, 16)).astype(np.float32)
+with h5py.File("rank1.h5", "w") as f: f["activations"] = x[:, 0]
+with h5py.File("rank3.h5", "w") as f: f["activations"] = x.reshape(1000, 4, 4)
+with h5py.File("ints.h5", "w") as f: f["activations"] = (x * 10).astype(np.int32)
+y = x.copy(); y[517, 3] = np.nan
+with h5py.File("nan.h5", "w") as f: f["activations"] = y
+y = x.copy(); y[211, 0] = np.inf
+with h5py.File("inf.h5", "w") as f: f["activations"] = y
+open("notes.h5", "w").write("this is not an HDF5 file\n")
+PY
+
+expect 3 "missing\.h5" "missing file" -- "$SAEC" train "${SMALL[@]}" --data missing.h5 --out r_missing
+[ ! -e r_missing ] && pass "missing file: no run directory created" || fail "missing file: run directory created"
+expect 3 "notes\.h5" "not an HDF5 file" -- "$SAEC" train "${SMALL[@]}" --data notes.h5 --out r_notes
+expect 3 "acts" "wrong dataset name" -- "$SAEC" train "${SMALL[@]}" --data good.h5 --dataset acts --out r_ds
+expect 3 "rank1\.h5.*(rank|dimension)|(rank|dimension).*rank1\.h5" "rank 1 dataset" -- "$SAEC" train "${SMALL[@]}" --data rank1.h5 --out r_r1
+expect 3 "rank3\.h5" "rank 3 dataset" -- "$SAEC" train "${SMALL[@]}" --data rank3.h5 --out r_r3
+expect 3 "32.*16|16.*32" "wrong width" -- "$SAEC" train "${SMALL[@]}" --data good.h5 --d-in 32 --out r_width
+expect 3 "ints\.h5" "integer dtype" -- "$SAEC" train "${SMALL[@]}" --data ints.h5 --out r_int
+expect 3 "nan\.h5.*517|517.*nan\.h5" "NaN row" -- "$SAEC" train "${SMALL[@]}" --data nan.h5 --out r_nan
+no_checkpoint r_nan "NaN row"
+expect 3 "inf\.h5.*211|211.*inf\.h5" "Inf row" -- "$SAEC" train "${SMALL[@]}" --data inf.h5 --out r_inf
+no_checkpoint r_inf "Inf row"
+
+# --- configuration ---
+expect 2 "unknown config key 'latent'.*command line" "unknown key (command line)" -- "$SAEC" train --latent 64
+grep -q "did you mean 'latents'" err.txt && pass "unknown key hint suggests 'latents'" || fail "no did-you-mean hint"
+echo '{"latents": 64, "learning_rate": 0.1}' > cfg_unknown.json
+expect 2 "unknown config key 'learning_rate'.*cfg_unknown\.json" "unknown key (config file)" -- "$SAEC" train --config cfg_unknown.json
+echo '{"latents": 64,' > cfg_broken.json
+expect 2 "cfg_broken\.json" "malformed config JSON" -- "$SAEC" train --config cfg_broken.json
+expect 2 "missing_cfg\.json" "missing config file" -- "$SAEC" train --config missing_cfg.json
+expect 2 "'k' = 0 is out of range" "out-of-range k" -- "$SAEC" train --k 0
+expect 2 "'lr' = -1 is out of range" "out-of-range lr" -- "$SAEC" train --lr -1
+expect 2 "'batch_size' expects an integer" "non-integer batch size" -- "$SAEC" train --batch-size 12.5
+expect 2 "'arch' = 'sparse' is not supported" "unknown arch" -- "$SAEC" train --arch sparse
+expect 2 "'k' = 64 exceeds 'latents' = 32" "k > latents" -- "$SAEC" train --latents 32 --k 64
+expect 2 "lacks a value" "option without value" -- "$SAEC" train --steps
+
+# --- output locations ---
+touch afile
+expect 2 "afile/run" "unwritable output directory" -- "$SAEC" train "${SMALL[@]}" --out afile/run
+expect 2 "afile/x\.h5" "unwritable gen output" -- "$SAEC" gen superposition --out afile/x.h5 --tokens 100
+mkdir ro && chmod 555 ro
+if [ "$(id -u)" -ne 0 ]; then
+  expect 2 "ro/run" "read-only output directory" -- "$SAEC" train "${SMALL[@]}" --out ro/run
+fi
+expect 3 "not_a_run" "eval of a non-run directory" -- "$SAEC" eval not_a_run
+expect 3 "nothing\.bin" "inspect of a missing path" -- "$SAEC" inspect nothing.bin
+
+# --- devices ---
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 4 "CUDA" "cuda device without a GPU" -- "$SAEC" train "${SMALL[@]}" --device cuda --out r_cuda
+  [ ! -e r_cuda ] && pass "no run directory for a missing device" || fail "run directory created for a missing device"
+fi
+expect 2 "cuda:x" "malformed device" -- "$SAEC" train "${SMALL[@]}" --device cuda:x --out r_dev
+
+# --- an existing run is not overwritten ---
+"$SAEC" train "${SMALL[@]}" --out done >/dev/null 2>&1 || fail "small run failed"
+expect 2 "already holds a checkpoint" "existing run directory" -- "$SAEC" train "${SMALL[@]}" --out done
+finish

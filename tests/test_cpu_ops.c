@@ -1,0 +1,915 @@
+/* Every CPU op against a naive, obviously-correct loop written here (double accumulation),
+ * on random inputs of awkward sizes: odd n, m, d that are not multiples of 32; k = 1 and
+ * k = m; masks with fewer eligible columns than k; ties; empty (idx = -1) slots; all four
+ * GEMM transposes with padded leading dimensions. Each check states its tolerance.
+ *
+ * Prints one line per failing op and size and exits nonzero on any failure.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saec/device.h"
+#include "saec/ops.h"
+
+/* ---- a tiny check/report helper ---- */
+
+static int n_failures = 0, n_checks = 0;
+static char ctx[256] = ""; /* the op and size under test, printed with each failure */
+
+static void set_ctx(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+}
+
+static void fail_at(int line, const char *fmt, ...) {
+    fprintf(stderr, "FAIL [%s] (test_cpu_ops.c:%d): ", ctx, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    n_failures++;
+}
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        n_checks++;                                                                                \
+        if (!(cond)) fail_at(__LINE__, __VA_ARGS__);                                               \
+    } while (0)
+
+/* An op call that must succeed. */
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(rc_ == SAEC_OK, "%s returned %d: %s", #call, rc_, saec_error_message());             \
+        saec_error_clear();                                                                        \
+    } while (0)
+
+/* An op call that must be rejected with SAEC_ERR_OTHER. */
+#define REJECTED(call)                                                                             \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(rc_ == SAEC_ERR_OTHER, "%s returned %d, expected SAEC_ERR_OTHER", #call, rc_);       \
+        saec_error_clear();                                                                        \
+    } while (0)
+
+/* got [n] against want [n] within |got − want| <= atol + rtol * scale[i] (scale NULL: |want|).
+   Reports the first offending element and how many there are. */
+static void check_close(int line, const char *what, const float *got, const double *want,
+                        const double *scale, int64_t n, double atol, double rtol) {
+    int64_t bad = 0, first = -1;
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double s = scale ? scale[i] : fabs(want[i]);
+        const double err = fabs((double)got[i] - want[i]);
+        const double tol = atol + rtol * s;
+        if (!(err <= tol)) { /* also catches NaN */
+            if (first < 0) first = i;
+            bad++;
+            if (err / tol > worst || err != err) worst = err / tol;
+        }
+    }
+    n_checks++;
+    if (bad)
+        fail_at(
+            line,
+            "%s: %lld of %lld elements off (first [%lld]: got %.9g, want %.9g; worst %.3g x tol)",
+            what, (long long)bad, (long long)n, (long long)first, (double)got[first], want[first],
+            worst);
+}
+#define CHECK_CLOSE(what, got, want, scale, n, atol, rtol)                                         \
+    check_close(__LINE__, what, got, want, scale, n, atol, rtol)
+
+/* ---- random inputs (splitmix64: fixed seed, same inputs every run) ---- */
+
+static uint64_t rng_state = 0x5AEC5AEC12345678ull;
+
+static uint64_t rng_u64(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(void) { return (double)(rng_u64() >> 11) * 0x1.0p-53; }   /* [0, 1) */
+static float rng_sym(void) { return (float)(2.0 * rng_unit() - 1.0); }           /* [-1, 1) */
+static int64_t rng_int(int64_t n) { return (int64_t)(rng_u64() % (uint64_t)n); } /* [0, n) */
+
+static float *new_floats(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) abort();
+    return p;
+}
+static double *new_doubles(int64_t n) {
+    double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) abort();
+    return p;
+}
+static float *rand_floats(int64_t n) {
+    float *p = new_floats(n);
+    for (int64_t i = 0; i < n; i++) p[i] = rng_sym();
+    return p;
+}
+static float *dup_floats(const float *src, int64_t n) {
+    float *p = new_floats(n);
+    memcpy(p, src, (size_t)n * sizeof *p);
+    return p;
+}
+static void fill_floats(float *p, int64_t n, float v) {
+    for (int64_t i = 0; i < n; i++) p[i] = v;
+}
+
+/* Random sparse code idx [n, k] over latents [0, m_used), about `empty_pct`% empty slots
+   (idx -1 with a garbage value that the op must skip); val [n, k] in [-1, 1). */
+static void rand_code(int64_t n, int k, int64_t m_used, int empty_pct, int32_t *idx, float *val) {
+    for (int64_t p = 0; p < n * k; p++) {
+        if ((int)rng_int(100) < empty_pct) {
+            idx[p] = -1;
+            val[p] = 1.0e6f; /* garbage: an op that reads an empty slot is visibly wrong */
+        } else {
+            idx[p] = (int32_t)rng_int(m_used);
+            val[p] = rng_sym();
+        }
+    }
+}
+
+/* ---- memory ---- */
+
+static void test_memory(saec_dev *dev) {
+    set_ctx("memory");
+    const saec_op_table *ops = dev->ops;
+    const size_t bytes = 1003 * sizeof(float);
+    void *a = NULL, *b = NULL, *z = NULL;
+    OK(ops->alloc(dev, bytes, &a));
+    OK(ops->alloc(dev, bytes, &b));
+    OK(ops->alloc(dev, 0, &z));
+    if (!a || !b) return;
+    CHECK(((uintptr_t)a % 64) == 0 && ((uintptr_t)b % 64) == 0, "alloc is not 64-byte aligned");
+    int zeroed = 1;
+    for (size_t i = 0; i < bytes; i++) zeroed &= ((unsigned char *)a)[i] == 0;
+    CHECK(zeroed, "alloc did not zero-initialise");
+
+    float *h = rand_floats(1003), *back = new_floats(1003);
+    OK(ops->upload(dev, a, h, bytes));
+    OK(ops->copy(dev, b, a, bytes));
+    OK(ops->download(dev, back, b, bytes));
+    OK(ops->sync(dev));
+    CHECK(memcmp(h, back, bytes) == 0, "upload/copy/download round trip changed the data");
+    OK(ops->zero(dev, b, bytes));
+    OK(ops->download(dev, back, b, bytes));
+    int all_zero = 1;
+    for (int i = 0; i < 1003; i++) all_zero &= back[i] == 0.0f;
+    CHECK(all_zero, "zero left nonzero bytes");
+    ops->free(dev, a);
+    ops->free(dev, b);
+    ops->free(dev, z);
+    free(h);
+    free(back);
+}
+
+/* ---- dense ---- */
+
+static void test_gemm(saec_dev *dev) {
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 13, 5},  {33, 17, 65}, {64, 31, 3},
+                                        {5, 9, 0}, {1, 45, 19}, {50, 1, 7}};
+    const float alpha = 0.75f;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int bi = 0; bi < 2; bi++)
+                    for (int with_bias = 0; with_bias < 2; with_bias++) {
+                        const float beta = bi ? -0.5f : 0.0f;
+                        set_ctx("gemm M=%lld N=%lld K=%lld ta=%d tb=%d beta=%g bias=%s",
+                                (long long)M, (long long)N, (long long)K, ta, tb, beta,
+                                with_bias ? "yes" : "NULL");
+                        /* Leading dimensions larger than minimal. */
+                        const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+                        const int64_t a_rows = ta ? K : M, b_rows = tb ? N : K;
+                        float *A = rand_floats(a_rows * lda), *B = rand_floats(b_rows * ldb);
+                        float *C = rand_floats(M * ldc), *bias = with_bias ? rand_floats(N) : NULL;
+                        /* beta = 0 must not read C (BLAS rule): start from NaN there. */
+                        if (beta == 0.0f) fill_floats(C, M * ldc, NAN);
+                        for (int64_t i = 0; i < M; i++)
+                            for (int64_t j = N; j < ldc; j++) C[i * ldc + j] = 12345.0f;
+                        float *C0 = dup_floats(C, M * ldc);
+                        double *want = new_doubles(M * N), *scale = new_doubles(M * N);
+                        float *got = new_floats(M * N);
+                        for (int64_t i = 0; i < M; i++)
+                            for (int64_t j = 0; j < N; j++) {
+                                double acc = 0, mag = 0;
+                                for (int64_t p = 0; p < K; p++) {
+                                    const double a = ta ? A[p * lda + i] : A[i * lda + p];
+                                    const double b = tb ? B[j * ldb + p] : B[p * ldb + j];
+                                    acc += a * b;
+                                    mag += fabs(a * b);
+                                }
+                                const double c0 =
+                                    beta == 0.0f ? 0.0 : (double)beta * C0[i * ldc + j];
+                                const double bj = bias ? bias[j] : 0.0;
+                                want[i * N + j] = alpha * acc + c0 + bj;
+                                scale[i * N + j] = fabs(alpha) * mag + fabs(c0) + fabs(bj);
+                            }
+                        OK(SAEC_OP(dev, gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                   bias));
+                        int pad_ok = 1;
+                        for (int64_t i = 0; i < M; i++) {
+                            memcpy(got + i * N, C + i * ldc, (size_t)N * sizeof *got);
+                            for (int64_t j = N; j < ldc; j++) pad_ok &= C[i * ldc + j] == 12345.0f;
+                        }
+                        /* fp32 GEMM: error within K·eps of Σ|a·b|; K <= 65 here. */
+                        CHECK_CLOSE("C", got, want, scale, M * N, 1e-6, 1e-5);
+                        CHECK(pad_ok, "gemm wrote into the ldc padding of C");
+                        free(A), free(B), free(C), free(C0), free(bias), free(want), free(scale),
+                            free(got);
+                    }
+    }
+    set_ctx("gemm bad arguments");
+    float x[4] = {0};
+    REJECTED(SAEC_OP(dev, gemm, 0, 0, -1, 2, 2, 1.0f, x, 2, x, 2, 0.0f, x, 2, NULL));
+    REJECTED(SAEC_OP(dev, gemm, 0, 0, 2, 2, 2, 1.0f, x, 1, x, 2, 0.0f, x, 2, NULL)); /* lda < K */
+}
+
+static void test_scale_add_rows(saec_dev *dev) {
+    static const int64_t shapes[][2] = {{1, 1}, {7, 37}, {301, 129}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int variant = 0; variant < 3; variant++) { /* 0: v, 1: v NULL, 2: in place */
+            const int64_t n = shapes[s][0], d = shapes[s][1];
+            set_ctx("scale_add_rows n=%lld d=%lld %s", (long long)n, (long long)d,
+                    variant == 0   ? "v"
+                    : variant == 1 ? "v=NULL"
+                                   : "in place");
+            const float scale = -1.25f, alpha = 0.5f;
+            float *in = rand_floats(n * d), *v = variant == 1 ? NULL : rand_floats(d);
+            float *out = variant == 2 ? in : new_floats(n * d);
+            double *want = new_doubles(n * d), *mag = new_doubles(n * d);
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < d; j++) {
+                    const double a = (double)in[i * d + j] * scale,
+                                 b = v ? (double)alpha * v[j] : 0;
+                    want[i * d + j] = a + b;
+                    mag[i * d + j] = fabs(a) + fabs(b);
+                }
+            OK(SAEC_OP(dev, scale_add_rows, in, out, n, d, scale, v, alpha));
+            CHECK_CLOSE("out", out, want, mag, n * d, 0, 1e-6); /* a few roundings */
+            if (out != in) free(out);
+            free(in), free(v), free(want), free(mag);
+        }
+}
+
+static void test_axpby(saec_dev *dev) {
+    static const int64_t sizes[] = {1, 1001, 70001};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int variant = 0; variant < 4; variant++) {
+            /* 0: out = new; 1: out aliases x; 2: out aliases y; 3: beta = 0, y NULL */
+            const int64_t n = sizes[s];
+            set_ctx("axpby n=%lld variant=%d", (long long)n, variant);
+            const float alpha = 1.5f, beta = variant == 3 ? 0.0f : -0.25f;
+            float *x = rand_floats(n), *y = variant == 3 ? NULL : rand_floats(n);
+            double *want = new_doubles(n), *mag = new_doubles(n);
+            for (int64_t i = 0; i < n; i++) {
+                const double a = (double)alpha * x[i], b = y ? (double)beta * y[i] : 0;
+                want[i] = a + b;
+                mag[i] = fabs(a) + fabs(b);
+            }
+            float *out = variant == 1 ? x : variant == 2 ? y : new_floats(n);
+            OK(SAEC_OP(dev, axpby, n, alpha, x, beta, y, out));
+            CHECK_CLOSE("out", out, want, mag, n, 0, 1e-6);
+            if (variant == 0 || variant == 3) free(out);
+            free(x), free(y), free(want), free(mag);
+        }
+    set_ctx("axpby beta=0 does not read y");
+    float x[3] = {1, 2, 3}, y[3] = {NAN, NAN, NAN}, out[3];
+    OK(SAEC_OP(dev, axpby, 3, 2.0f, x, 0.0f, y, out));
+    CHECK(out[0] == 2 && out[1] == 4 && out[2] == 6, "NaN in y leaked through beta = 0");
+}
+
+static void test_col_sum(saec_dev *dev) {
+    static const int64_t shapes[][2] = {{1, 1}, {333, 37}, {17, 130}, {1000, 67}, {0, 5}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int bi = 0; bi < 2; bi++) {
+            const int64_t n = shapes[s][0], d = shapes[s][1];
+            const float alpha = 0.5f, beta = bi ? 1.5f : 0.0f;
+            set_ctx("col_sum n=%lld d=%lld beta=%g", (long long)n, (long long)d, beta);
+            float *x = rand_floats(n * d), *out = rand_floats(d);
+            if (beta == 0.0f) fill_floats(out, d, NAN); /* beta = 0 must not read out */
+            double *want = new_doubles(d), *mag = new_doubles(d);
+            for (int64_t j = 0; j < d; j++) {
+                double acc = 0, a = 0;
+                for (int64_t i = 0; i < n; i++) acc += x[i * d + j], a += fabs(x[i * d + j]);
+                const double o = beta == 0.0f ? 0.0 : (double)beta * out[j];
+                want[j] = o + alpha * acc;
+                mag[j] = fabs(o) + fabs(alpha) * a;
+            }
+            OK(SAEC_OP(dev, col_sum, x, n, d, alpha, beta, out));
+            CHECK_CLOSE("out", out, want, mag, d, 1e-7, 1e-6);
+            free(x), free(out), free(want), free(mag);
+        }
+}
+
+static void test_relu(saec_dev *dev) {
+    static const int64_t sizes[] = {1, 999, 50001};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const int64_t n = sizes[s];
+        set_ctx("relu/relu_backward n=%lld", (long long)n);
+        float *x = rand_floats(n), *g = rand_floats(n);
+        if (n > 3) x[1] = 0.0f, x[2] = -0.0f;
+        float *x0 = dup_floats(x, n), *g0 = dup_floats(g, n);
+        OK(SAEC_OP(dev, relu_backward, x, g, n)); /* act = x before the relu */
+        OK(SAEC_OP(dev, relu, x, n));
+        int ok_f = 1, ok_b = 1;
+        for (int64_t i = 0; i < n; i++) {
+            ok_f &= x[i] == (x0[i] > 0 ? x0[i] : 0.0f);
+            ok_b &= g[i] == (x0[i] > 0 ? g0[i] : 0.0f);
+        }
+        CHECK(ok_f, "relu differs from max(x, 0) (exact)");
+        CHECK(ok_b, "relu_backward differs from grad * (act > 0) (exact)");
+        free(x), free(g), free(x0), free(g0);
+    }
+    set_ctx("relu bad arguments");
+    REJECTED(SAEC_OP(dev, relu, NULL, -1));
+}
+
+/* ---- selection ---- */
+
+/* Naive top-k of one row: k passes, each taking the best remaining eligible column (strictly
+   greater wins, so ties go to the lower index). */
+static void topk_ref(const float *x, int64_t m, int k, const uint8_t *mask, int32_t *idx,
+                     float *val) {
+    uint8_t *taken = calloc((size_t)m, 1);
+    for (int s = 0; s < k; s++) {
+        int64_t best = -1;
+        for (int64_t j = 0; j < m; j++) {
+            if ((mask && !mask[j]) || taken[j] || x[j] != x[j]) continue; /* NaN: never */
+            if (best < 0 || x[j] > x[best]) best = j;
+        }
+        if (best < 0) {
+            idx[s] = -1;
+            val[s] = 0.0f;
+        } else {
+            taken[best] = 1;
+            idx[s] = (int32_t)best;
+            val[s] = x[best];
+        }
+    }
+    free(taken);
+}
+
+enum { VALS_RANDOM, VALS_TIES, VALS_EQUAL, VALS_ASCENDING, VALS_NAN };
+enum { MASK_NONE, MASK_FEW, MASK_EXACT_K, MASK_EMPTY, MASK_HALF };
+
+static void run_topk_case(saec_dev *dev, int64_t n, int64_t m, int k, int vals, int mask_kind) {
+    set_ctx("topk_rows n=%lld m=%lld k=%d vals=%d mask=%d", (long long)n, (long long)m, k, vals,
+            mask_kind);
+    float *x = new_floats(n * m);
+    for (int64_t i = 0; i < n * m; i++) {
+        switch (vals) {
+        case VALS_TIES:
+            x[i] = (float)rng_int(5) * 0.25f - 0.5f;
+            break; /* 5 levels: many ties */
+        case VALS_EQUAL:
+            x[i] = 0.125f;
+            break;
+        case VALS_ASCENDING:
+            x[i] = (float)(i % m) - 0.5f * (float)m;
+            break; /* each column enters */
+        case VALS_NAN:
+            x[i] = rng_int(4) == 0 ? NAN : rng_int(9) == 0 ? -INFINITY : rng_sym();
+            break;
+        default:
+            x[i] = rng_sym();
+            break;
+        }
+    }
+    uint8_t *mask = NULL;
+    if (mask_kind != MASK_NONE) {
+        mask = calloc((size_t)m, 1);
+        int64_t want_eligible = mask_kind == MASK_FEW       ? (k > 1 ? k / 2 : 0)
+                                : mask_kind == MASK_EXACT_K ? k
+                                : mask_kind == MASK_EMPTY   ? 0
+                                                            : m / 2;
+        for (int64_t e = 0; e < want_eligible;) { /* distinct random eligible columns */
+            int64_t j = rng_int(m);
+            if (!mask[j]) mask[j] = (uint8_t)(1 + rng_int(255)), e++; /* any nonzero is eligible */
+        }
+    }
+    int32_t *idx = malloc((size_t)(n * k) * sizeof *idx),
+            *idx_ref = malloc((size_t)(n * k) * sizeof *idx);
+    float *val = new_floats(n * k), *val_ref = new_floats(n * k);
+    for (int64_t r = 0; r < n; r++)
+        topk_ref(x + r * m, m, k, mask, idx_ref + r * k, val_ref + r * k);
+    OK(SAEC_OP(dev, topk_rows, x, n, m, k, mask, idx, val));
+    int64_t bad = -1;
+    for (int64_t p = 0; p < n * k && bad < 0; p++)
+        if (idx[p] != idx_ref[p] || memcmp(&val[p], &val_ref[p], sizeof(float)) != 0) bad = p;
+    CHECK(bad < 0, "row %lld slot %lld: got (%d, %g), want (%d, %g) (exact)", (long long)(bad / k),
+          (long long)(bad % k), bad >= 0 ? idx[bad] : 0, bad >= 0 ? val[bad] : 0.0,
+          bad >= 0 ? idx_ref[bad] : 0, bad >= 0 ? val_ref[bad] : 0.0);
+    free(x), free(mask), free(idx), free(idx_ref), free(val), free(val_ref);
+}
+
+static void test_topk(saec_dev *dev) {
+    run_topk_case(dev, 5, 1, 1, VALS_RANDOM, MASK_NONE);      /* m = k = 1 */
+    run_topk_case(dev, 7, 37, 1, VALS_RANDOM, MASK_NONE);     /* k = 1 */
+    run_topk_case(dev, 7, 37, 37, VALS_RANDOM, MASK_NONE);    /* k = m */
+    run_topk_case(dev, 3, 1000, 1000, VALS_TIES, MASK_NONE);  /* k = m with ties */
+    run_topk_case(dev, 9, 100, 13, VALS_TIES, MASK_NONE);     /* ties to the lower index */
+    run_topk_case(dev, 4, 77, 9, VALS_EQUAL, MASK_NONE);      /* all equal: 0 .. k-1 */
+    run_topk_case(dev, 4, 77, 9, VALS_ASCENDING, MASK_NONE);  /* every column enters the heap */
+    run_topk_case(dev, 9, 100, 13, VALS_RANDOM, MASK_FEW);    /* fewer eligible than k: -1 */
+    run_topk_case(dev, 9, 100, 13, VALS_TIES, MASK_EXACT_K);  /* exactly k eligible */
+    run_topk_case(dev, 3, 50, 4, VALS_RANDOM, MASK_EMPTY);    /* nothing eligible */
+    run_topk_case(dev, 6, 101, 1, VALS_TIES, MASK_HALF);      /* k = 1 with a mask */
+    run_topk_case(dev, 300, 513, 17, VALS_RANDOM, MASK_NONE); /* the parallel path */
+    run_topk_case(dev, 300, 513, 17, VALS_TIES, MASK_HALF);   /* parallel, mask, ties */
+    run_topk_case(dev, 5, 200, 150, VALS_NAN, MASK_NONE);     /* NaN never selected; -inf is */
+    run_topk_case(dev, 5, 203, 7, VALS_NAN, MASK_HALF);
+    run_topk_case(dev, 5, 1001, 5, VALS_NAN, MASK_NONE);      /* NaN inside skipped blocks */
+    run_topk_case(dev, 4, 16391, 64, VALS_RANDOM, MASK_NONE); /* SAE-like width */
+    run_topk_case(dev, 2, 16391, 64, VALS_TIES, MASK_HALF);
+
+    set_ctx("topk_rows bad arguments");
+    float x[4] = {0};
+    int32_t idx[8];
+    float val[8];
+    REJECTED(SAEC_OP(dev, topk_rows, x, 1, 4, 0, NULL, idx, val));  /* k < 1 */
+    REJECTED(SAEC_OP(dev, topk_rows, x, 1, 4, 5, NULL, idx, val));  /* k > m */
+    REJECTED(SAEC_OP(dev, topk_rows, x, -1, 4, 2, NULL, idx, val)); /* n < 0 */
+}
+
+/* ---- sparse codes ---- */
+
+static void test_sparse_decode(saec_dev *dev) {
+    static const int64_t shapes[][4] = {/* n, k, m, d */
+                                        {13, 1, 29, 37},
+                                        {13, 5, 29, 37},
+                                        {1, 3, 3, 1},
+                                        {200, 7, 301, 67},
+                                        {5, 9, 9, 40}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int acc = 0; acc < 2; acc++)
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
+                const int k = (int)shapes[s][1];
+                set_ctx("sparse_decode n=%lld k=%d m=%lld d=%lld accumulate=%d bias=%s",
+                        (long long)n, k, (long long)m, (long long)d, acc,
+                        with_bias ? "yes" : "NULL");
+                int32_t *idx = malloc((size_t)(n * k) * sizeof *idx);
+                float *val = new_floats(n * k);
+                rand_code(n, k, m, 20, idx, val); /* duplicates within a row are allowed */
+                float *W = rand_floats(m * d), *bias = with_bias ? rand_floats(d) : NULL;
+                float *out = rand_floats(n * d);
+                if (!acc) fill_floats(out, n * d, NAN); /* accumulate = 0 must not read out */
+                double *want = new_doubles(n * d), *mag = new_doubles(n * d);
+                for (int64_t r = 0; r < n; r++)
+                    for (int64_t c = 0; c < d; c++) {
+                        double o = acc ? out[r * d + c] : 0.0, a = fabs(o);
+                        if (bias) o += bias[c], a += fabs(bias[c]);
+                        for (int j = 0; j < k; j++) {
+                            const int32_t t = idx[r * k + j];
+                            if (t < 0) continue;
+                            const double term = (double)val[r * k + j] * W[t * d + c];
+                            o += term;
+                            a += fabs(term);
+                        }
+                        want[r * d + c] = o;
+                        mag[r * d + c] = a;
+                    }
+                OK(SAEC_OP(dev, sparse_decode, idx, val, W, bias, n, k, m, d, acc, out));
+                CHECK_CLOSE("out", out, want, mag, n * d, 1e-7, 1e-6); /* k + 2 roundings */
+                free(idx), free(val), free(W), free(bias), free(out), free(want), free(mag);
+            }
+    set_ctx("sparse_decode index out of range");
+    int32_t idx[2] = {0, 3};
+    float val[2] = {1, 1}, W[3] = {1, 2, 3}, out[1] = {7};
+    REJECTED(SAEC_OP(dev, sparse_decode, idx, val, W, NULL, 1, 2, 3, 1, 1, out));
+    CHECK(out[0] == 7, "a rejected sparse_decode wrote its output");
+}
+
+static void test_sparse_row_dots(saec_dev *dev) {
+    static const int64_t shapes[][4] = {/* n, k, m, d */
+                                        {13, 1, 29, 37},
+                                        {13, 5, 29, 37},
+                                        {1, 3, 3, 1},
+                                        {200, 7, 301, 67},
+                                        {3, 4, 5, 1000}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
+        const int k = (int)shapes[s][1];
+        set_ctx("sparse_row_dots n=%lld k=%d m=%lld d=%lld", (long long)n, k, (long long)m,
+                (long long)d);
+        int32_t *idx = malloc((size_t)(n * k) * sizeof *idx);
+        float *unused = new_floats(n * k);
+        rand_code(n, k, m, 20, idx, unused);
+        float *g = rand_floats(n * d), *W = rand_floats(m * d), *out = new_floats(n * k);
+        fill_floats(out, n * k, NAN); /* every slot is written, empty ones with 0 */
+        double *want = new_doubles(n * k), *mag = new_doubles(n * k);
+        int empty_ok = 1;
+        for (int64_t p = 0; p < n * k; p++) {
+            double dot = 0, a = 0;
+            if (idx[p] >= 0)
+                for (int64_t c = 0; c < d; c++) {
+                    const double term = (double)g[(p / k) * d + c] * W[idx[p] * d + c];
+                    dot += term;
+                    a += fabs(term);
+                }
+            want[p] = dot;
+            mag[p] = a;
+        }
+        OK(SAEC_OP(dev, sparse_row_dots, g, idx, W, n, k, m, d, out));
+        for (int64_t p = 0; p < n * k; p++)
+            if (idx[p] < 0) empty_ok &= out[p] == 0.0f;
+        /* A d-term fp32 dot: error within ~d·eps of Σ|g·w| in the worst case; 1e-5 covers
+           d <= 1000 with vector partial sums. */
+        CHECK_CLOSE("out", out, want, mag, n * k, 1e-7, 1e-5);
+        CHECK(empty_ok, "an empty slot did not get exactly 0");
+        free(idx), free(unused), free(g), free(W), free(out), free(want), free(mag);
+    }
+}
+
+static void test_sparse_outer_accum(saec_dev *dev) {
+    static const int64_t shapes[][4] = {/* n, k, m, d */
+                                        {5, 3, 11, 9},      {1, 1, 1, 1},     {40, 1, 23, 50},
+                                        {257, 9, 103, 131}, {64, 64, 64, 33}, {1000, 5, 37, 20}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int with_db = 0; with_db < 2; with_db++) {
+            const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
+            const int k = (int)shapes[s][1];
+            set_ctx("sparse_outer_accum n=%lld k=%d m=%lld d=%lld db=%s", (long long)n, k,
+                    (long long)m, (long long)d, with_db ? "yes" : "NULL");
+            /* The last few latents are never used (empty buckets): they must not change. */
+            const int64_t m_used = m > 8 ? m - 5 : m;
+            int32_t *idx = malloc((size_t)(n * k) * sizeof *idx);
+            float *coef = new_floats(n * k);
+            rand_code(n, k, m_used, 15, idx, coef);
+            float *X = rand_floats(n * d), *dW0 = rand_floats(m * d);
+            float *db0 = with_db ? rand_floats(m) : NULL;
+            float *dW = dup_floats(dW0, m * d), *db = with_db ? dup_floats(db0, m) : NULL;
+            double *want = new_doubles(m * d), *mag = new_doubles(m * d);
+            double *want_b = new_doubles(m), *mag_b = new_doubles(m);
+            for (int64_t i = 0; i < m * d; i++) want[i] = dW0[i], mag[i] = fabs(dW0[i]);
+            for (int64_t l = 0; l < m; l++)
+                want_b[l] = db0 ? db0[l] : 0, mag_b[l] = db0 ? fabs(db0[l]) : 0;
+            for (int64_t p = 0; p < n * k; p++) {
+                const int32_t t = idx[p];
+                if (t < 0) continue;
+                for (int64_t c = 0; c < d; c++) {
+                    const double term = (double)coef[p] * X[(p / k) * d + c];
+                    want[t * d + c] += term;
+                    mag[t * d + c] += fabs(term);
+                }
+                want_b[t] += coef[p];
+                mag_b[t] += fabs(coef[p]);
+            }
+            OK(SAEC_OP(dev, sparse_outer_accum, idx, coef, X, n, k, m, d, dW, db));
+            /* Each element sums up to n·k/m·... fp32 terms; 1e-5 relative to Σ|terms|. */
+            CHECK_CLOSE("dW", dW, want, mag, m * d, 1e-7, 1e-5);
+            if (db) CHECK_CLOSE("db", db, want_b, mag_b, m, 1e-7, 1e-5);
+            if (m_used < m)
+                CHECK(memcmp(dW + m_used * d, dW0 + m_used * d, (size_t)((m - m_used) * d) * 4) ==
+                          0,
+                      "rows of unused latents changed");
+
+            /* Deterministic: a second run from the same start is bitwise equal, and so is a
+               run on one thread (another owner for every latent). */
+            float *dW2 = dup_floats(dW0, m * d), *db2 = with_db ? dup_floats(db0, m) : NULL;
+            OK(SAEC_OP(dev, sparse_outer_accum, idx, coef, X, n, k, m, d, dW2, db2));
+            CHECK(memcmp(dW, dW2, (size_t)(m * d) * 4) == 0 &&
+                      (!db || memcmp(db, db2, (size_t)m * 4) == 0),
+                  "two runs are not bitwise equal");
+            const int threads = omp_get_max_threads();
+            omp_set_num_threads(1);
+            memcpy(dW2, dW0, (size_t)(m * d) * 4);
+            if (db2) memcpy(db2, db0, (size_t)m * 4);
+            OK(SAEC_OP(dev, sparse_outer_accum, idx, coef, X, n, k, m, d, dW2, db2));
+            omp_set_num_threads(threads);
+            CHECK(memcmp(dW, dW2, (size_t)(m * d) * 4) == 0 &&
+                      (!db || memcmp(db, db2, (size_t)m * 4) == 0),
+                  "1-thread and %d-thread results are not bitwise equal", threads);
+
+            free(idx), free(coef), free(X), free(dW0), free(db0), free(dW), free(db), free(dW2),
+                free(db2), free(want), free(mag), free(want_b), free(mag_b);
+        }
+}
+
+/* ---- loss and reductions ---- */
+
+static void test_recon_loss_grad(saec_dev *dev) {
+    static const int64_t shapes[][2] = {{11, 37}, {1, 1}, {300, 131}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int with_grad = 0; with_grad < 2; with_grad++) {
+            const int64_t n = shapes[s][0], d = shapes[s][1];
+            set_ctx("recon_loss_grad n=%lld d=%lld grad=%s", (long long)n, (long long)d,
+                    with_grad ? "yes" : "NULL");
+            const float grad_scale = 0.7f;
+            float *x = rand_floats(n * d), *xh = rand_floats(n * d), *mu = rand_floats(d);
+            if (n > 5) {
+                fill_floats(x + 3 * d, d, 0.0f);  /* cos with a zero x row: 0 */
+                fill_floats(xh + 5 * d, d, 0.0f); /* cos with a zero x̂ row: 0 */
+            }
+            double sse = 0, sst = 0, cos_sum = 0;
+            for (int64_t r = 0; r < n; r++) {
+                double dot = 0, xx = 0, hh = 0;
+                for (int64_t c = 0; c < d; c++) {
+                    const double a = x[r * d + c], b = xh[r * d + c];
+                    sse += (a - b) * (a - b);
+                    sst += (a - mu[c]) * (a - mu[c]);
+                    dot += a * b, xx += a * a, hh += b * b;
+                }
+                cos_sum += (xx > 0 && hh > 0) ? dot / sqrt(xx * hh) : 0.0;
+            }
+            double stats[SAEC_STAT_COUNT] = {-1, -1, -1};
+            float *grad = with_grad ? new_floats(n * d) : NULL;
+            OK(SAEC_OP(dev, recon_loss_grad, x, xh, mu, n, d, grad_scale, stats, grad));
+            /* Double accumulation on both sides: only the summation order differs. */
+            CHECK(fabs(stats[SAEC_STAT_SSE] - sse) <= 1e-10 * sse, "SSE %.17g, want %.17g",
+                  stats[SAEC_STAT_SSE], sse);
+            CHECK(fabs(stats[SAEC_STAT_SST] - sst) <= 1e-10 * sst, "SST %.17g, want %.17g",
+                  stats[SAEC_STAT_SST], sst);
+            CHECK(fabs(stats[SAEC_STAT_COS_SUM] - cos_sum) <= 1e-10 * (double)n,
+                  "cos sum %.17g, want %.17g", stats[SAEC_STAT_COS_SUM], cos_sum);
+            if (grad) {
+                double *want = new_doubles(n * d);
+                for (int64_t i = 0; i < n * d; i++)
+                    want[i] = -2.0 * grad_scale * ((double)x[i] - xh[i]) / sst;
+                CHECK_CLOSE("grad", grad, want, NULL, n * d, 1e-12, 1e-6);
+                free(want);
+            }
+            free(x), free(xh), free(mu), free(grad);
+        }
+}
+
+static void test_sum_squares_count_positive(saec_dev *dev) {
+    static const int64_t sizes[] = {0, 1, 1001, 100003};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            const int64_t n = sizes[s];
+            set_ctx("sum_squares/count_positive n=%lld accumulate=%d", (long long)n, acc);
+            float *x = rand_floats(n);
+            for (int64_t i = 0; i < n; i += 7) x[i] = 0.0f; /* zeros are not positive */
+            double ss = acc ? 2.5 : 0.0, cnt = acc ? 3.0 : 0.0;
+            for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i], cnt += x[i] > 0;
+            double out_ss = 2.5, out_cnt = 3.0;
+            OK(SAEC_OP(dev, sum_squares, x, n, acc, &out_ss));
+            OK(SAEC_OP(dev, count_positive, x, n, acc, &out_cnt));
+            CHECK(fabs(out_ss - ss) <= 1e-12 * ss, "sum_squares %.17g, want %.17g", out_ss, ss);
+            CHECK(out_cnt == cnt, "count_positive %.17g, want %.17g (exact)", out_cnt, cnt);
+            free(x);
+        }
+}
+
+static double objective(const float *x, int64_t n, int64_t d, const double *y) {
+    double f = 0; /* Σ_i ‖x_i − y‖ */
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int64_t c = 0; c < d; c++) s += (x[i * d + c] - y[c]) * (x[i * d + c] - y[c]);
+        f += sqrt(s);
+    }
+    return f;
+}
+
+static void test_geometric_median(saec_dev *dev) {
+    /* Random rows with a few far outliers: the median is well away from the mean. Reference:
+       2000 plain Weiszfeld iterations in double, no early stop. */
+    {
+        const int64_t n = 101, d = 13;
+        set_ctx("geometric_median n=%lld d=%lld outliers", (long long)n, (long long)d);
+        float *x = rand_floats(n * d), *scratch = new_floats(n), *out = new_floats(d);
+        for (int64_t i = 0; i < 7; i++)
+            for (int64_t c = 0; c < d; c++) x[i * d + c] = 50.0f + 10.0f * rng_sym();
+        double *y = new_doubles(d), *ynext = new_doubles(d), *mean = new_doubles(d);
+        for (int64_t c = 0; c < d; c++) {
+            mean[c] = 0;
+            for (int64_t i = 0; i < n; i++) mean[c] += x[i * d + c];
+            mean[c] /= (double)n;
+            y[c] = mean[c];
+        }
+        for (int it = 0; it < 2000; it++) {
+            double wsum = 0;
+            for (int64_t c = 0; c < d; c++) ynext[c] = 0;
+            for (int64_t i = 0; i < n; i++) {
+                double s = 0;
+                for (int64_t c = 0; c < d; c++) s += (x[i * d + c] - y[c]) * (x[i * d + c] - y[c]);
+                const double w = 1.0 / fmax(sqrt(s), 1e-12);
+                wsum += w;
+                for (int64_t c = 0; c < d; c++) ynext[c] += w * x[i * d + c];
+            }
+            for (int64_t c = 0; c < d; c++) y[c] = ynext[c] / wsum;
+        }
+        OK(SAEC_OP(dev, geometric_median, x, n, d, 100, scratch, out));
+        double *got = new_doubles(d);
+        for (int64_t c = 0; c < d; c++) got[c] = out[c];
+        const double f_got = objective(x, n, d, got), f_opt = objective(x, n, d, y),
+                     f_mean = objective(x, n, d, mean);
+        /* The objective is flat at the optimum: within 1e-6 relative of the optimum. */
+        CHECK(f_got <= f_opt * (1 + 1e-6), "objective %.10g, optimum %.10g", f_got, f_opt);
+        CHECK(f_got < 0.9 * f_mean, "objective %.10g not well below the mean's %.10g", f_got,
+              f_mean);
+        CHECK_CLOSE("median", out, y, NULL, d, 1e-3, 1e-3);
+
+        set_ctx("geometric_median iters=0 is the mean");
+        OK(SAEC_OP(dev, geometric_median, x, n, d, 0, scratch, out));
+        CHECK_CLOSE("mean", out, mean, NULL, d, 1e-6, 1e-6);
+        free(x), free(scratch), free(out), free(y), free(ynext), free(mean), free(got);
+    }
+    /* Collinear points at 0, 1, 2, 3, 100 along a direction u from c: the median is c + 2u
+       (the 1-D median), far from the mean c + 21.2u. */
+    {
+        const int64_t n = 5, d = 37;
+        set_ctx("geometric_median collinear n=5 d=37");
+        float *c0 = rand_floats(d), *u = rand_floats(d), *x = new_floats(n * d);
+        double un = 0;
+        for (int64_t c = 0; c < d; c++) un += (double)u[c] * u[c];
+        for (int64_t c = 0; c < d; c++) u[c] = (float)(u[c] / sqrt(un));
+        static const float pos[5] = {0, 1, 2, 3, 100};
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t c = 0; c < d; c++) x[i * d + c] = c0[c] + pos[i] * u[c];
+        float *scratch = new_floats(n), *out = new_floats(d);
+        double *want = new_doubles(d);
+        for (int64_t c = 0; c < d; c++) want[c] = (double)c0[c] + 2.0 * u[c];
+        OK(SAEC_OP(dev, geometric_median, x, n, d, 500, scratch, out));
+        CHECK_CLOSE("median", out, want, NULL, d, 1e-4, 0);
+        free(c0), free(u), free(x), free(scratch), free(out), free(want);
+    }
+    /* One row: the row itself. */
+    {
+        set_ctx("geometric_median n=1");
+        float *x = rand_floats(9), scratch[1], out[9];
+        double want[9];
+        for (int c = 0; c < 9; c++) want[c] = x[c];
+        OK(SAEC_OP(dev, geometric_median, x, 1, 9, 10, scratch, out));
+        CHECK_CLOSE("median", out, want, NULL, 9, 0, 1e-7);
+        free(x);
+    }
+}
+
+/* ---- optimizer and decoder constraint ---- */
+
+static void test_project_normalize(saec_dev *dev) {
+    static const int64_t shapes[][2] = {{9, 37}, {1, 1}, {300, 129}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t m = shapes[s][0], d = shapes[s][1];
+        const int64_t zero_row = m > 4 ? 4 : -1;
+        set_ctx("project_rows_grad m=%lld d=%lld", (long long)m, (long long)d);
+        float *W = rand_floats(m * d), *G = rand_floats(m * d);
+        if (zero_row >= 0) fill_floats(W + zero_row * d, d, 0.0f);
+        double *want = new_doubles(m * d), *mag = new_doubles(m * d);
+        for (int64_t i = 0; i < m; i++) {
+            double gw = 0, ww = 0;
+            for (int64_t c = 0; c < d; c++)
+                gw += (double)G[i * d + c] * W[i * d + c],
+                    ww += (double)W[i * d + c] * W[i * d + c];
+            const double a = ww > 0 ? gw / ww : 0.0;
+            for (int64_t c = 0; c < d; c++) {
+                want[i * d + c] = G[i * d + c] - a * W[i * d + c];
+                mag[i * d + c] = fabs(G[i * d + c]) + fabs(a * W[i * d + c]);
+            }
+        }
+        float *G0 = dup_floats(G, m * d);
+        OK(SAEC_OP(dev, project_rows_grad, W, G, m, d));
+        CHECK_CLOSE("G", G, want, mag, m * d, 1e-7, 1e-6);
+        if (zero_row >= 0)
+            CHECK(memcmp(G + zero_row * d, G0 + zero_row * d, (size_t)d * 4) == 0,
+                  "the row of a zero W row changed");
+
+        set_ctx("normalize_rows m=%lld d=%lld", (long long)m, (long long)d);
+        for (int64_t i = 0; i < m; i++) {
+            double ww = 0;
+            for (int64_t c = 0; c < d; c++) ww += (double)W[i * d + c] * W[i * d + c];
+            for (int64_t c = 0; c < d; c++)
+                want[i * d + c] = ww > 0 ? W[i * d + c] / sqrt(ww) : 0.0;
+        }
+        OK(SAEC_OP(dev, normalize_rows, W, m, d));
+        CHECK_CLOSE("W", W, want, NULL, m * d, 1e-7, 1e-6);
+        free(W), free(G), free(G0), free(want), free(mag);
+    }
+}
+
+static void test_adamw(saec_dev *dev) {
+    const int64_t n = 1003;
+    /* 0: clipping active (norm 2x the limit), 1: limit above the norm, 2: clipping disabled
+       (max_grad_norm 0, grad_sumsq NULL), 3: Adam with beta1 = 0 (the JumpReLU default). */
+    for (int mode = 0; mode < 4; mode++) {
+        float *p = rand_floats(n), *m1 = new_floats(n), *m2 = new_floats(n), *g = new_floats(n);
+        fill_floats(m1, n, 0.0f);
+        fill_floats(m2, n, 0.0f);
+        double *rp = new_doubles(n), *rm = new_doubles(n), *rv = new_doubles(n);
+        for (int64_t i = 0; i < n; i++) rp[i] = p[i], rm[i] = 0, rv[i] = 0;
+        for (int64_t step = 1; step <= 4; step++) {
+            set_ctx("adamw n=%lld mode=%d step=%lld", (long long)n, mode, (long long)step);
+            for (int64_t i = 0; i < n; i++) g[i] = rng_sym();
+            double sumsq = 0;
+            for (int64_t i = 0; i < n; i++) sumsq += (double)g[i] * g[i];
+            const double norm = sqrt(sumsq);
+            saec_adamw_args a = {.lr = 1e-2f,
+                                 .beta1 = mode == 3 ? 0.0f : 0.9f,
+                                 .beta2 = 0.999f,
+                                 .eps = 1e-8f,
+                                 .weight_decay = 0.1f,
+                                 .step = step,
+                                 .max_grad_norm = 0.0f};
+            if (mode == 0) a.max_grad_norm = (float)(0.5 * norm);
+            if (mode == 1 || mode == 3) a.max_grad_norm = (float)(2.0 * norm);
+            const double clip =
+                a.max_grad_norm > 0 && norm > a.max_grad_norm ? a.max_grad_norm / norm : 1.0;
+            if (mode == 0) CHECK(clip < 0.51, "test setup: clipping should be active");
+            const double bc1 = 1 - pow(a.beta1, (double)step), bc2 = 1 - pow(a.beta2, (double)step);
+            for (int64_t i = 0; i < n; i++) {
+                const double gi = g[i] * clip;
+                rm[i] = a.beta1 * rm[i] + (1 - (double)a.beta1) * gi;
+                rv[i] = a.beta2 * rv[i] + (1 - (double)a.beta2) * gi * gi;
+                rp[i] -=
+                    a.lr * (a.weight_decay * rp[i] + (rm[i] / bc1) / (sqrt(rv[i] / bc2) + a.eps));
+            }
+            OK(SAEC_OP(dev, adamw, p, g, m1, m2, n, a, mode == 2 ? NULL : &sumsq));
+            /* fp32 state against the double reference; updates are ~lr, so 1e-6 absolute. */
+            CHECK_CLOSE("param", p, rp, NULL, n, 1e-6, 1e-6);
+            CHECK_CLOSE("m1", m1, rm, NULL, n, 1e-7, 1e-5);
+            CHECK_CLOSE("m2", m2, rv, NULL, n, 1e-9, 1e-5);
+        }
+        free(p), free(m1), free(m2), free(g), free(rp), free(rm), free(rv);
+    }
+    set_ctx("adamw bad arguments");
+    float z[2] = {0};
+    saec_adamw_args a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 0};
+    REJECTED(SAEC_OP(dev, adamw, z, z, z, z, 2, a, NULL)); /* step < 1 */
+    a.step = 1;
+    a.max_grad_norm = 1.0f;
+    REJECTED(SAEC_OP(dev, adamw, z, z, z, z, 2, a, NULL)); /* clipping without a norm */
+}
+
+/* ---- latent bookkeeping ---- */
+
+static void test_track_fired(saec_dev *dev) {
+    const int64_t m = 23, dead_after = 8;
+    for (int with_count = 0; with_count < 2; with_count++) {
+        int64_t since[23] = {0}, count[23] = {0}, r_since[23] = {0}, r_count[23] = {0};
+        uint8_t mask[23];
+        memset(mask, 7, sizeof mask);
+        static const int64_t batch_n[] = {5, 1, 3, 4, 2};
+        static const int batch_k[] = {3, 1, 3, 2, 5};
+        for (size_t b = 0; b < 5; b++) {
+            const int64_t n = batch_n[b];
+            const int k = batch_k[b];
+            set_ctx("track_fired batch %zu n=%lld k=%d fire_count=%s", b, (long long)n, k,
+                    with_count ? "yes" : "NULL");
+            int32_t idx[16];
+            float val[16];
+            rand_code(n, k, b == 4 ? 4 : m, 20, idx, val); /* last batch: only latents 0..3 */
+            for (int64_t p = 0; p < n * k; p++)
+                if (idx[p] >= 0 && rng_int(4) == 0)
+                    val[p] = rng_int(2) ? 0.0f : -0.5f; /* kept, not firing */
+            for (int64_t j = 0; j < m; j++) r_since[j] += n;
+            for (int64_t p = 0; p < n * k; p++)
+                if (idx[p] >= 0 && val[p] > 0) r_since[idx[p]] = 0, r_count[idx[p]]++;
+            double dead = -1;
+            OK(SAEC_OP(dev, track_fired, idx, val, n, k, m, since, with_count ? count : NULL,
+                       dead_after, mask, &dead));
+            int64_t r_dead = 0;
+            int ok = 1;
+            for (int64_t j = 0; j < m; j++) {
+                r_dead += r_since[j] >= dead_after;
+                ok &= since[j] == r_since[j] && mask[j] == (r_since[j] >= dead_after);
+                ok &= with_count ? count[j] == r_count[j] : count[j] == 0;
+            }
+            CHECK(ok, "since_fired / fire_count / dead_mask differ from the reference (exact)");
+            CHECK(dead == (double)r_dead, "dead_count %g, want %lld", dead, (long long)r_dead);
+        }
+    }
+}
+
+int main(void) {
+    saec_dev *dev = NULL;
+    if (saec_dev_open("cpu", &dev) != SAEC_OK) {
+        fprintf(stderr, "FAIL: saec_dev_open(cpu): %s\n", saec_error_message());
+        return 1;
+    }
+    printf("device: %s\n", dev->name);
+
+    test_memory(dev);
+    test_gemm(dev);
+    test_scale_add_rows(dev);
+    test_axpby(dev);
+    test_col_sum(dev);
+    test_relu(dev);
+    test_topk(dev);
+    test_sparse_decode(dev);
+    test_sparse_row_dots(dev);
+    test_sparse_outer_accum(dev);
+    test_recon_loss_grad(dev);
+    test_sum_squares_count_positive(dev);
+    test_geometric_median(dev);
+    test_project_normalize(dev);
+    test_adamw(dev);
+    test_track_fired(dev);
+
+    saec_dev_close(dev);
+    printf("%d checks, %d failure(s)\n", n_checks, n_failures);
+    return n_failures ? 1 : 0;
+}

@@ -1,0 +1,924 @@
+/* Every CUDA op against the CPU op (the reference) on the same random inputs of awkward sizes:
+ * odd n, m, d (not multiples of 4 or 32), k = 1 and k = m, masks with fewer eligible columns
+ * than k, ties, NaN, idx = -1 slots, misaligned pointers (scalar paths), m >= 1M for top-k with
+ * k = 64 and k = 512, and the large-k sort path. Each comparison states its tolerance; integer
+ * outputs and top-k must match exactly (top-k indices may differ only where values tie within
+ * 1e-6). Also: the CUDA op table is complete, device errors are reported cleanly, and the ops
+ * that promise determinism repeat bit for bit.
+ *
+ * Without a CUDA device (or in a build without the CUDA backend) it prints
+ * "no CUDA device: skipped" and exits 77 (ctest: skipped).
+ * SAEC_GPU_TEST_QUICK=1 drops the largest cases (for compute-sanitizer runs).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saec/device.h"
+#include "saec/ops.h"
+#ifdef SAEC_HAVE_CUDA
+#include "cuda/cuda_internal.cuh" /* the optional fused decoder update */
+#endif
+
+/* ---- check/report helpers ---- */
+
+static int n_failures = 0, n_checks = 0;
+static char ctx[256] = ""; /* the op and size under test, printed with each failure */
+static int quick = 0;
+
+static void set_ctx(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+}
+
+static void fail_at(int line, const char *fmt, ...) {
+    fprintf(stderr, "FAIL [%s] (test_gpu_ops.c:%d): ", ctx, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    n_failures++;
+}
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        n_checks++;                                                                                \
+        if (!(cond)) fail_at(__LINE__, __VA_ARGS__);                                               \
+    } while (0)
+
+/* An op call that must succeed. */
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(rc_ == SAEC_OK, "%s returned %d: %s", #call, rc_, saec_error_message());             \
+        saec_error_clear();                                                                        \
+    } while (0)
+
+/* gpu [n] against cpu [n]: |gpu − cpu| <= atol + rtol * scale[i] (scale NULL: |cpu|). */
+static void check_close(int line, const char *what, const float *gpu, const float *cpu,
+                        const double *scale, int64_t n, double atol, double rtol) {
+    int64_t bad = 0, first = -1;
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double s = scale ? scale[i] : fabs((double)cpu[i]);
+        const double err = fabs((double)gpu[i] - (double)cpu[i]);
+        const double tol = atol + rtol * s;
+        if (!(err <= tol) && !(gpu[i] == cpu[i])) { /* NaN fails unless both are the same inf */
+            if (first < 0) first = i;
+            bad++;
+            if (err / tol > worst || err != err) worst = err / tol;
+        }
+    }
+    n_checks++;
+    if (bad)
+        fail_at(line,
+                "%s: %lld of %lld elements off (first [%lld]: gpu %.9g, cpu %.9g; worst %.3g x "
+                "tol; atol %.1e rtol %.1e)",
+                what, (long long)bad, (long long)n, (long long)first, (double)gpu[first],
+                (double)cpu[first], worst, atol, rtol);
+}
+#define CHECK_CLOSE(what, gpu, cpu, scale, n, atol, rtol)                                          \
+    check_close(__LINE__, what, gpu, cpu, scale, n, atol, rtol)
+
+static void check_close_d(int line, const char *what, const double *gpu, const double *cpu,
+                          int64_t n, double atol, double rtol) {
+    for (int64_t i = 0; i < n; i++) {
+        const double err = fabs(gpu[i] - cpu[i]);
+        n_checks++;
+        if (!(err <= atol + rtol * fabs(cpu[i]))) {
+            fail_at(line, "%s[%lld]: gpu %.17g, cpu %.17g (atol %.1e rtol %.1e)", what,
+                    (long long)i, gpu[i], cpu[i], atol, rtol);
+            return;
+        }
+    }
+}
+#define CHECK_CLOSE_D(what, gpu, cpu, n, atol, rtol)                                               \
+    check_close_d(__LINE__, what, gpu, cpu, n, atol, rtol)
+
+/* ---- random inputs (splitmix64: fixed seed, same inputs every run) ---- */
+
+static uint64_t rng_state = 0x5AEC6B0C12345678ull;
+
+static uint64_t rng_u64(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(void) { return (double)(rng_u64() >> 11) * 0x1.0p-53; }   /* [0, 1) */
+static float rng_sym(void) { return (float)(2.0 * rng_unit() - 1.0); }           /* [-1, 1) */
+static int64_t rng_int(int64_t n) { return (int64_t)(rng_u64() % (uint64_t)n); } /* [0, n) */
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "test_gpu_ops: out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+static float *rand_floats(int64_t n) {
+    float *p = xmalloc((size_t)n * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = rng_sym();
+    return p;
+}
+
+/* A random sparse code: idx in [0, m) (empty_pct % of slots -1), val in (0, 2). With hot >= 0,
+   slot 0 of most rows holds latent `hot` (a skewed firing distribution). */
+static void rand_code(int64_t n, int k, int64_t m, int empty_pct, int64_t hot, int32_t *idx,
+                      float *val) {
+    for (int64_t p = 0; p < n * k; p++) {
+        idx[p] = rng_int(100) < empty_pct ? -1 : (int32_t)rng_int(m);
+        val[p] = idx[p] < 0 ? 0.0f : (float)(2.0 * rng_unit()) + 1e-3f;
+        if (hot >= 0 && p % k == 0 && rng_int(10) != 0) idx[p] = (int32_t)hot;
+    }
+}
+
+/* ---- one buffer on both devices ---- */
+
+static saec_dev *cpu, *gpu;
+
+typedef struct {
+    void *c, *g; /* the CPU device's and the CUDA device's copies */
+    size_t bytes;
+} pair;
+
+static pair pair_new(size_t bytes) {
+    pair p = {NULL, NULL, bytes};
+    if (cpu->ops->alloc(cpu, bytes, &p.c) != SAEC_OK || gpu->ops->alloc(gpu, bytes, &p.g) != SAEC_OK) {
+        fprintf(stderr, "test_gpu_ops: allocation of %zu bytes failed: %s\n", bytes,
+                saec_error_message());
+        exit(1);
+    }
+    return p;
+}
+
+static pair pair_up(const void *host, size_t bytes) {
+    pair p = pair_new(bytes);
+    OK(cpu->ops->upload(cpu, p.c, host, bytes));
+    OK(gpu->ops->upload(gpu, p.g, host, bytes));
+    return p;
+}
+
+/* Overwrite both copies with the same host data. */
+static void pair_set(pair p, const void *host) {
+    OK(cpu->ops->upload(cpu, p.c, host, p.bytes));
+    OK(gpu->ops->upload(gpu, p.g, host, p.bytes));
+}
+
+/* Download both copies (hc, hg: host buffers of p.bytes). */
+static void pair_get(pair p, void *hc, void *hg) {
+    OK(cpu->ops->download(cpu, hc, p.c, p.bytes));
+    OK(gpu->ops->download(gpu, hg, p.g, p.bytes));
+}
+
+static void pair_free(pair *p) {
+    if (p->c) cpu->ops->free(cpu, p->c);
+    if (p->g) gpu->ops->free(gpu, p->g);
+    p->c = p->g = NULL;
+}
+
+#define FC(p) ((float *)(p).c)
+#define FG(p) ((float *)(p).g)
+#define IC(p) ((int32_t *)(p).c)
+#define IG(p) ((int32_t *)(p).g)
+#define DC(p) ((double *)(p).c)
+#define DG(p) ((double *)(p).g)
+
+/* Download a float pair and compare it. */
+static void compare_floats(int line, const char *what, pair p, int64_t offset, int64_t n,
+                           const double *scale, double atol, double rtol) {
+    float *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
+    pair_get(p, hc, hg);
+    check_close(line, what, hg + offset, hc + offset, scale, n, atol, rtol);
+    free(hc), free(hg);
+}
+#define COMPARE_FLOATS(what, p, offset, n, scale, atol, rtol)                                      \
+    compare_floats(__LINE__, what, p, offset, n, scale, atol, rtol)
+
+static void compare_exact(int line, const char *what, pair p) {
+    unsigned char *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
+    pair_get(p, hc, hg);
+    n_checks++;
+    if (memcmp(hc, hg, p.bytes) != 0) {
+        size_t i = 0;
+        while (i < p.bytes && hc[i] == hg[i]) i++;
+        fail_at(line, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
+    }
+    free(hc), free(hg);
+}
+#define COMPARE_EXACT(what, p) compare_exact(__LINE__, what, p)
+
+static void compare_doubles(int line, const char *what, pair p, double atol, double rtol) {
+    double *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
+    pair_get(p, hc, hg);
+    check_close_d(line, what, hg, hc, (int64_t)(p.bytes / sizeof(double)), atol, rtol);
+    free(hc), free(hg);
+}
+#define COMPARE_DOUBLES(what, p, atol, rtol) compare_doubles(__LINE__, what, p, atol, rtol)
+
+/* ---- the table and the device ---- */
+
+static void test_table(void) {
+    set_ctx("cuda op table");
+    const saec_op_table *t = saec_cuda_op_table();
+    CHECK(t != NULL, "saec_cuda_op_table() is NULL in a CUDA build");
+    if (!t) return;
+    const char *missing = saec_op_table_first_missing(t);
+    CHECK(missing == NULL, "the cuda table lacks the op '%s'", missing ? missing : "");
+    CHECK(t->backend_name && strcmp(t->backend_name, "cuda") == 0, "backend_name is '%s'",
+          t->backend_name ? t->backend_name : "(null)");
+    CHECK(gpu->ops == t, "the opened device does not use the cuda table");
+    CHECK(gpu->backend == SAEC_BACKEND_CUDA, "backend is %d", (int)gpu->backend);
+    CHECK(strlen(gpu->name) > 0, "the device has no name");
+
+    set_ctx("device errors");
+    saec_dev *bad = NULL;
+    char spec[32];
+    snprintf(spec, sizeof spec, "cuda:%d", saec_cuda_device_count() + 3);
+    int rc = saec_dev_open(spec, &bad);
+    CHECK(rc == SAEC_ERR_DEVICE && bad == NULL, "opening %s returned %d", spec, rc);
+    CHECK(strstr(saec_error_message(), "out of range") != NULL, "message: '%s'",
+          saec_error_message());
+    CHECK(strlen(saec_error_hint()) > 0, "no hint for a bad device index");
+    saec_error_clear();
+}
+
+static void test_memory(void) {
+    set_ctx("memory ops");
+    /* alloc is zeroed */
+    const size_t zb = 1000003;
+    void *z = NULL;
+    OK(gpu->ops->alloc(gpu, zb, &z));
+    unsigned char *hz = xmalloc(zb);
+    memset(hz, 0xAB, zb);
+    OK(gpu->ops->download(gpu, hz, z, zb));
+    size_t nz = 0;
+    for (size_t i = 0; i < zb; i++) nz += hz[i] != 0;
+    CHECK(nz == 0, "alloc left %zu nonzero bytes", nz);
+    gpu->ops->free(gpu, z);
+    free(hz);
+
+    /* upload across several staging chunks (odd size), download, copy, zero */
+    const size_t nb = ((size_t)40 << 20) + 13;
+    unsigned char *src = xmalloc(nb), *back = xmalloc(nb);
+    for (size_t i = 0; i < nb; i++) src[i] = (unsigned char)(rng_u64() & 0xFF);
+    void *a = NULL, *b = NULL;
+    OK(gpu->ops->alloc(gpu, nb, &a));
+    OK(gpu->ops->alloc(gpu, nb, &b));
+    OK(gpu->ops->upload(gpu, a, src, nb));
+    OK(gpu->ops->upload(gpu, b, src + 7, nb - 7)); /* a second upload right behind the first */
+    OK(gpu->ops->download(gpu, back, a, nb));
+    CHECK(memcmp(src, back, nb) == 0, "upload/download round trip differs");
+    OK(gpu->ops->download(gpu, back, b, nb - 7));
+    CHECK(memcmp(src + 7, back, nb - 7) == 0, "second upload differs");
+    OK(gpu->ops->copy(gpu, b, a, nb));
+    OK(gpu->ops->zero(gpu, (char *)b + 5, 1000));
+    OK(gpu->ops->sync(gpu));
+    OK(gpu->ops->download(gpu, back, b, nb));
+    size_t bad = 0;
+    for (size_t i = 0; i < nb; i++) bad += back[i] != ((i >= 5 && i < 1005) ? 0 : src[i]);
+    CHECK(bad == 0, "copy/zero: %zu bytes wrong", bad);
+    gpu->ops->free(gpu, a);
+    gpu->ops->free(gpu, b);
+    free(src), free(back);
+}
+
+/* ---- dense ---- */
+
+static void gemm_case(int ta, int tb, int64_t M, int64_t N, int64_t K, int pad, float alpha,
+                      float beta, int with_bias, int misalign) {
+    set_ctx("gemm ta=%d tb=%d M=%lld N=%lld K=%lld pad=%d beta=%g bias=%d misalign=%d", ta, tb,
+            (long long)M, (long long)N, (long long)K, pad, beta, with_bias, misalign);
+    const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K;
+    const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N;
+    const int64_t lda = (a_cols > 0 ? a_cols : 1) + pad, ldb = (b_cols > 0 ? b_cols : 1) + pad;
+    const int64_t ldc = N + pad;
+    const int64_t off = misalign ? 1 : 0; /* a 4-byte offset: no 16-byte alignment */
+    float *A = rand_floats(a_rows * lda + off), *B = rand_floats(b_rows * ldb + off);
+    float *C = rand_floats(M * ldc + off), *bias = rand_floats(N + off);
+    pair pa = pair_up(A, (size_t)(a_rows * lda + off) * 4);
+    pair pb = pair_up(B, (size_t)(b_rows * ldb + off) * 4);
+    pair pc = pair_up(C, (size_t)(M * ldc + off) * 4);
+    pair pbias = pair_up(bias, (size_t)(N + off) * 4);
+    OK(SAEC_OP(cpu, gemm, ta, tb, M, N, K, alpha, FC(pa) + off, lda, FC(pb) + off, ldb, beta,
+               FC(pc) + off, ldc, with_bias ? FC(pbias) + off : NULL));
+    OK(SAEC_OP(gpu, gemm, ta, tb, M, N, K, alpha, FG(pa) + off, lda, FG(pb) + off, ldb, beta,
+               FG(pc) + off, ldc, with_bias ? FG(pbias) + off : NULL));
+    /* scale[i, j] = |alpha| Σ_k |a_ik b_kj| + |beta c_ij| + |bias_j|: FP32 error is a small
+       multiple of eps times this (tolerance 1e-5, about 100 eps) */
+    double *scale = xmalloc((size_t)(M * ldc) * sizeof *scale);
+    const float *a0 = A + off, *b0 = B + off, *c0 = C + off, *bias0 = bias + off;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            double s = 0;
+            if (j < N) {
+                for (int64_t q = 0; q < K; q++) {
+                    const double av = ta ? a0[q * lda + i] : a0[i * lda + q];
+                    const double bv = tb ? b0[j * ldb + q] : b0[q * ldb + j];
+                    s += fabs(av * bv);
+                }
+                s = fabs(alpha) * s + fabs(beta * c0[i * ldc + j]) +
+                    (with_bias ? fabs(bias0[j]) : 0.0);
+            }
+            scale[i * ldc + j] = s;
+        }
+    COMPARE_FLOATS("C (padding columns must be untouched)", pc, off, M * ldc, scale, 1e-6, 1e-5);
+    free(scale);
+    free(A), free(B), free(C), free(bias);
+    pair_free(&pa), pair_free(&pb), pair_free(&pc), pair_free(&pbias);
+}
+
+static void test_gemm(void) {
+    static const int64_t shapes[][3] = {{37, 53, 29}, {1, 1, 1}, {130, 67, 257}, {64, 128, 32},
+                                        {300, 1000, 77}};
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                for (int variant = 0; variant < 3; variant++) {
+                    const float beta = variant == 1 ? 0.5f : 0.0f;
+                    const int with_bias = variant != 0;
+                    const int pad = (int)(s % 2) * 3;
+                    gemm_case(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], pad, 0.7f, beta,
+                              with_bias, 0);
+                }
+    gemm_case(0, 0, 33, 45, 19, 1, 1.0f, 1.0f, 1, 1); /* misaligned pointers */
+    gemm_case(1, 0, 33, 45, 19, 0, -2.0f, 0.25f, 1, 1);
+    gemm_case(0, 0, 9, 11, 0, 0, 1.0f, 0.5f, 1, 0);   /* K = 0: C = beta C + bias */
+    gemm_case(0, 1, 9, 11, 5, 0, 0.0f, 0.0f, 1, 0);   /* alpha = 0, beta = 0: C = bias */
+    /* the encoder GEMM shape, scaled down: [n, d] x [d, m] + b_enc */
+    gemm_case(0, 0, 256, 4096, 2304 / 8, 0, 1.0f, 0.0f, 1, 0);
+}
+
+static void test_scale_add_rows(void) {
+    static const int64_t shapes[][2] = {{37, 41}, {16, 64}, {1, 1}, {5, 4099}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int variant = 0; variant < 4; variant++) {
+            const int64_t n = shapes[s][0], d = shapes[s][1];
+            const int with_v = variant & 1, in_place = variant & 2;
+            set_ctx("scale_add_rows n=%lld d=%lld v=%d in_place=%d", (long long)n, (long long)d,
+                    with_v, in_place);
+            float *in = rand_floats(n * d), *v = rand_floats(d);
+            pair pin = pair_up(in, (size_t)(n * d) * 4), pv = pair_up(v, (size_t)d * 4);
+            pair pout = pair_new((size_t)(n * d) * 4);
+            pair *dst = in_place ? &pin : &pout;
+            OK(SAEC_OP(cpu, scale_add_rows, FC(pin), FC(*dst), n, d, 1.5f, with_v ? FC(pv) : NULL,
+                       -0.75f));
+            OK(SAEC_OP(gpu, scale_add_rows, FG(pin), FG(*dst), n, d, 1.5f, with_v ? FG(pv) : NULL,
+                       -0.75f));
+            /* products and sum rounded as on the CPU: expected bitwise; tolerance 1 ulp-ish */
+            COMPARE_FLOATS("out", *dst, 0, n * d, NULL, 1e-7, 1e-6);
+            free(in), free(v);
+            pair_free(&pin), pair_free(&pv), pair_free(&pout);
+        }
+}
+
+static void test_axpby(void) {
+    static const int64_t sizes[] = {10007, 4096, 1, 3};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int variant = 0; variant < 4; variant++) {
+            const int64_t n = sizes[s];
+            const int no_y = variant == 0, alias = variant == 2, misalign = variant == 3;
+            const float beta = no_y ? 0.0f : -0.3f;
+            set_ctx("axpby n=%lld variant=%d", (long long)n, variant);
+            const int64_t off = misalign ? 1 : 0;
+            float *x = rand_floats(n + off), *y = rand_floats(n + off);
+            pair px = pair_up(x, (size_t)(n + off) * 4), py = pair_up(y, (size_t)(n + off) * 4);
+            pair pout = pair_new((size_t)(n + off) * 4);
+            pair *dst = alias ? &px : &pout;
+            OK(SAEC_OP(cpu, axpby, n, 1.25f, FC(px) + off, beta, no_y ? NULL : FC(py) + off,
+                       FC(*dst) + off));
+            OK(SAEC_OP(gpu, axpby, n, 1.25f, FG(px) + off, beta, no_y ? NULL : FG(py) + off,
+                       FG(*dst) + off));
+            COMPARE_FLOATS("out", *dst, off, n, NULL, 1e-7, 1e-6);
+            free(x), free(y);
+            pair_free(&px), pair_free(&py), pair_free(&pout);
+        }
+}
+
+static void test_col_sum(void) {
+    static const int64_t shapes[][2] = {{1, 37}, {1000, 41}, {4099, 64}, {0, 5}, {70001, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int variant = 0; variant < 2; variant++) {
+            const int64_t n = shapes[s][0], d = shapes[s][1];
+            const float beta = variant ? 0.5f : 0.0f;
+            set_ctx("col_sum n=%lld d=%lld beta=%g", (long long)n, (long long)d, beta);
+            float *x = rand_floats(n * d > 0 ? n * d : 1), *out = rand_floats(d);
+            pair px = pair_up(x, (size_t)(n * d > 0 ? n * d : 1) * 4), po = pair_up(out, (size_t)d * 4);
+            OK(SAEC_OP(cpu, col_sum, FC(px), n, d, 1.5f, beta, FC(po)));
+            OK(SAEC_OP(gpu, col_sum, FG(px), n, d, 1.5f, beta, FG(po)));
+            double *scale = xmalloc((size_t)d * sizeof *scale);
+            for (int64_t c = 0; c < d; c++) {
+                double sabs = 0;
+                for (int64_t r = 0; r < n; r++) sabs += fabs(x[r * d + c]);
+                scale[c] = 1.5 * sabs + fabs(beta * out[c]);
+            }
+            /* both sum in double; only the order and the final rounding differ */
+            COMPARE_FLOATS("out", po, 0, d, scale, 1e-7, 1e-6);
+            free(scale), free(x), free(out);
+            pair_free(&px), pair_free(&po);
+        }
+}
+
+static void test_relu(void) {
+    static const int64_t sizes[] = {10007, 4096, 1};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int misalign = 0; misalign < 2; misalign++) {
+            const int64_t n = sizes[s], off = misalign;
+            set_ctx("relu/relu_backward n=%lld misalign=%d", (long long)n, misalign);
+            float *x = rand_floats(n + off), *g = rand_floats(n + off);
+            x[off] = NAN;
+            if (n > 2) x[off + 1] = -0.0f;
+            pair px = pair_up(x, (size_t)(n + off) * 4), pg = pair_up(g, (size_t)(n + off) * 4);
+            OK(SAEC_OP(cpu, relu_backward, FC(px) + off, FC(pg) + off, n));
+            OK(SAEC_OP(gpu, relu_backward, FG(px) + off, FG(pg) + off, n));
+            OK(SAEC_OP(cpu, relu, FC(px) + off, n));
+            OK(SAEC_OP(gpu, relu, FG(px) + off, n));
+            COMPARE_EXACT("relu x (exact)", px);
+            COMPARE_EXACT("relu_backward grad (exact)", pg);
+            free(x), free(g);
+            pair_free(&px), pair_free(&pg);
+        }
+}
+
+/* ---- selection ---- */
+
+enum { VALS_RANDOM, VALS_TIES, VALS_EQUAL, VALS_ASCENDING, VALS_NAN, VALS_ZEROS };
+enum { MASK_NONE, MASK_FEW, MASK_HALF, MASK_EMPTY, MASK_EXACT_K };
+
+static void topk_case(int64_t n, int64_t m, int k, int vals, int mask_kind, int misalign) {
+    set_ctx("topk_rows n=%lld m=%lld k=%d vals=%d mask=%d misalign=%d", (long long)n,
+            (long long)m, k, vals, mask_kind, misalign);
+    const int64_t off = misalign;
+    float *x = xmalloc((size_t)(n * m + off) * sizeof *x);
+    for (int64_t i = 0; i < n * m + off; i++) {
+        switch (vals) {
+        case VALS_TIES:
+            x[i] = (float)rng_int(5) * 0.25f - 0.5f; /* 5 levels: many ties */
+            break;
+        case VALS_EQUAL:
+            x[i] = 0.125f;
+            break;
+        case VALS_ASCENDING:
+            x[i] = (float)((i - off) % m) - 0.5f * (float)m;
+            break;
+        case VALS_NAN:
+            x[i] = rng_int(4) == 0 ? NAN : rng_int(9) == 0 ? -INFINITY : rng_int(50) == 0 ? INFINITY : rng_sym();
+            break;
+        case VALS_ZEROS: /* ReLU output: +0, -0 and a few positives tie-break by index */
+            x[i] = rng_int(3) == 0 ? rng_sym() + 1.0f : (rng_int(2) ? 0.0f : -0.0f);
+            break;
+        default:
+            x[i] = rng_sym();
+            break;
+        }
+    }
+    uint8_t *mask = NULL;
+    if (mask_kind != MASK_NONE) {
+        mask = calloc((size_t)m, 1);
+        const int64_t want = mask_kind == MASK_FEW       ? (k > 1 ? k / 2 : 0)
+                             : mask_kind == MASK_EXACT_K ? k
+                             : mask_kind == MASK_EMPTY   ? 0
+                                                         : m / 2;
+        for (int64_t e = 0; e < want;) {
+            const int64_t j = rng_int(m);
+            if (!mask[j]) mask[j] = (uint8_t)(1 + rng_int(255)), e++;
+        }
+    }
+    pair px = pair_up(x, (size_t)(n * m + off) * 4);
+    pair pm = pair_up(mask ? (const void *)mask : (const void *)x, mask ? (size_t)m : 4);
+    pair pi = pair_new((size_t)(n * k) * 4), pv = pair_new((size_t)(n * k) * 4);
+    OK(SAEC_OP(cpu, topk_rows, FC(px) + off, n, m, k, mask ? (const uint8_t *)pm.c : NULL, IC(pi),
+               FC(pv)));
+    OK(SAEC_OP(gpu, topk_rows, FG(px) + off, n, m, k, mask ? (const uint8_t *)pm.g : NULL, IG(pi),
+               FG(pv)));
+    int32_t *ic = xmalloc(pi.bytes), *ig = xmalloc(pi.bytes);
+    float *vc = xmalloc(pv.bytes), *vg = xmalloc(pv.bytes);
+    pair_get(pi, ic, ig);
+    pair_get(pv, vc, vg);
+    /* Exact, except that an index may differ where the values tie within 1e-6. */
+    int64_t bad = -1, tie_swaps = 0;
+    for (int64_t p = 0; p < n * k && bad < 0; p++) {
+        const int same_val = memcmp(&vc[p], &vg[p], sizeof(float)) == 0; /* bitwise */
+        if (ic[p] == ig[p]) {
+            if (!same_val) bad = p;
+        } else if (ic[p] >= 0 && ig[p] >= 0 &&
+                   fabs((double)vc[p] - (double)vg[p]) <= 1e-6 * fmax(1.0, fabs((double)vc[p]))) {
+            tie_swaps++;
+        } else {
+            bad = p;
+        }
+    }
+    CHECK(bad < 0, "row %lld slot %lld: gpu (%d, %.9g), cpu (%d, %.9g) (exact)",
+          (long long)(bad / k), (long long)(bad % k), bad >= 0 ? ig[bad] : 0,
+          bad >= 0 ? (double)vg[bad] : 0.0, bad >= 0 ? ic[bad] : 0,
+          bad >= 0 ? (double)vc[bad] : 0.0);
+    if (tie_swaps)
+        fprintf(stderr, "note [%s]: %lld slots hold a different column of a tied value\n", ctx,
+                (long long)tie_swaps);
+    free(ic), free(ig), free(vc), free(vg), free(x), free(mask);
+    pair_free(&px), pair_free(&pm), pair_free(&pi), pair_free(&pv);
+}
+
+static void test_topk(void) {
+    topk_case(5, 1, 1, VALS_RANDOM, MASK_NONE, 0);        /* m = k = 1 */
+    topk_case(7, 37, 1, VALS_RANDOM, MASK_NONE, 0);       /* k = 1 */
+    topk_case(7, 37, 37, VALS_RANDOM, MASK_NONE, 0);      /* k = m */
+    topk_case(3, 1000, 1000, VALS_TIES, MASK_NONE, 0);    /* k = m with ties */
+    topk_case(9, 100, 13, VALS_TIES, MASK_NONE, 0);       /* ties to the lower index */
+    topk_case(4, 77, 9, VALS_EQUAL, MASK_NONE, 0);        /* all equal: 0 .. k-1 */
+    topk_case(3, 5003, 100, VALS_EQUAL, MASK_NONE, 0);    /* more ties than the candidate buffer */
+    topk_case(4, 77, 9, VALS_ASCENDING, MASK_NONE, 0);
+    topk_case(9, 100, 13, VALS_RANDOM, MASK_FEW, 0);      /* fewer eligible than k: -1 */
+    topk_case(9, 100, 13, VALS_TIES, MASK_EXACT_K, 0);    /* exactly k eligible */
+    topk_case(3, 50, 4, VALS_RANDOM, MASK_EMPTY, 0);      /* nothing eligible */
+    topk_case(6, 101, 1, VALS_TIES, MASK_HALF, 0);        /* k = 1 with a mask */
+    topk_case(300, 513, 17, VALS_RANDOM, MASK_NONE, 0);
+    topk_case(300, 513, 17, VALS_TIES, MASK_HALF, 1);     /* misaligned x: scalar loads */
+    topk_case(5, 200, 150, VALS_NAN, MASK_NONE, 0);       /* NaN never selected; -inf is */
+    topk_case(5, 203, 7, VALS_NAN, MASK_HALF, 0);
+    topk_case(6, 4099, 64, VALS_ZEROS, MASK_NONE, 0);     /* -0 ties +0 */
+    topk_case(33, 16384, 64, VALS_RANDOM, MASK_NONE, 0);  /* row cached in shared memory */
+    topk_case(5, 16391, 64, VALS_TIES, MASK_HALF, 0);
+    topk_case(8, 65536, 512, VALS_RANDOM, MASK_NONE, 0);  /* row read twice */
+    topk_case(3, 70001, 64, VALS_RANDOM, MASK_FEW, 0);    /* AuxK-like: few dead latents */
+    topk_case(3, 5000, 3000, VALS_RANDOM, MASK_NONE, 0);  /* k > 2048: sort path */
+    topk_case(3, 5000, 3000, VALS_TIES, MASK_HALF, 0);
+    topk_case(2, 4099, 4099, VALS_NAN, MASK_NONE, 1);
+    if (!quick) {
+        topk_case(4, (1 << 20) + 3, 64, VALS_RANDOM, MASK_NONE, 0); /* m >= 1M */
+        topk_case(3, 1 << 20, 512, VALS_RANDOM, MASK_NONE, 0);
+        topk_case(2, 1 << 20, 512, VALS_TIES, MASK_HALF, 0);
+        topk_case(512, 65536, 64, VALS_RANDOM, MASK_NONE, 0);
+    }
+}
+
+/* ---- sparse codes ---- */
+
+static void test_sparse_decode(void) {
+    static const int64_t shapes[][4] = {/* n, k, m, d */
+                                        {13, 1, 29, 37}, {37, 5, 101, 41}, {37, 5, 101, 64},
+                                        {64, 32, 1000, 128}, {3, 7, 5, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int variant = 0; variant < 4; variant++) {
+            const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
+            const int k = (int)shapes[s][1];
+            const int with_bias = variant & 1, accumulate = (variant >> 1) & 1;
+            set_ctx("sparse_decode n=%lld k=%d m=%lld d=%lld bias=%d acc=%d", (long long)n, k,
+                    (long long)m, (long long)d, with_bias, accumulate);
+            int32_t *idx = xmalloc((size_t)(n * k) * 4);
+            float *val = xmalloc((size_t)(n * k) * 4);
+            rand_code(n, k, m, 20, -1, idx, val);
+            float *W = rand_floats(m * d), *bias = rand_floats(d), *out = rand_floats(n * d);
+            pair pi = pair_up(idx, (size_t)(n * k) * 4), pv = pair_up(val, (size_t)(n * k) * 4);
+            pair pw = pair_up(W, (size_t)(m * d) * 4), pb = pair_up(bias, (size_t)d * 4);
+            pair po = pair_up(out, (size_t)(n * d) * 4);
+            OK(SAEC_OP(cpu, sparse_decode, IC(pi), FC(pv), FC(pw), with_bias ? FC(pb) : NULL, n, k,
+                       m, d, accumulate, FC(po)));
+            OK(SAEC_OP(gpu, sparse_decode, IG(pi), FG(pv), FG(pw), with_bias ? FG(pb) : NULL, n, k,
+                       m, d, accumulate, FG(po)));
+            double *scale = xmalloc((size_t)(n * d) * sizeof *scale);
+            for (int64_t r = 0; r < n; r++)
+                for (int64_t c = 0; c < d; c++) {
+                    double sc = (accumulate ? fabs(out[r * d + c]) : 0) +
+                                (with_bias ? fabs(bias[c]) : 0);
+                    for (int j = 0; j < k; j++)
+                        if (idx[r * k + j] >= 0)
+                            sc += fabs((double)val[r * k + j] * W[idx[r * k + j] * d + c]);
+                    scale[r * d + c] = sc;
+                }
+            COMPARE_FLOATS("out", po, 0, n * d, scale, 1e-7, 1e-5);
+            free(scale), free(idx), free(val), free(W), free(bias), free(out);
+            pair_free(&pi), pair_free(&pv), pair_free(&pw), pair_free(&pb), pair_free(&po);
+        }
+}
+
+static void test_sparse_row_dots(void) {
+    static const int64_t shapes[][4] = {{13, 1, 29, 37}, {37, 5, 101, 41}, {37, 9, 101, 64},
+                                        {64, 64, 1000, 2304}, {3, 7, 5, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
+        const int k = (int)shapes[s][1];
+        set_ctx("sparse_row_dots n=%lld k=%d m=%lld d=%lld", (long long)n, k, (long long)m,
+                (long long)d);
+        int32_t *idx = xmalloc((size_t)(n * k) * 4);
+        float *val = xmalloc((size_t)(n * k) * 4);
+        rand_code(n, k, m, 20, -1, idx, val);
+        float *g = rand_floats(n * d), *W = rand_floats(m * d);
+        pair pg = pair_up(g, (size_t)(n * d) * 4), pi = pair_up(idx, (size_t)(n * k) * 4);
+        pair pw = pair_up(W, (size_t)(m * d) * 4), po = pair_new((size_t)(n * k) * 4);
+        OK(SAEC_OP(cpu, sparse_row_dots, FC(pg), IC(pi), FC(pw), n, k, m, d, FC(po)));
+        OK(SAEC_OP(gpu, sparse_row_dots, FG(pg), IG(pi), FG(pw), n, k, m, d, FG(po)));
+        double *scale = xmalloc((size_t)(n * k) * sizeof *scale);
+        for (int64_t p = 0; p < n * k; p++) {
+            double sc = 0;
+            if (idx[p] >= 0)
+                for (int64_t c = 0; c < d; c++) sc += fabs((double)g[(p / k) * d + c] * W[idx[p] * d + c]);
+            scale[p] = sc;
+        }
+        COMPARE_FLOATS("out", po, 0, n * k, scale, 1e-7, 1e-5);
+        free(scale), free(idx), free(val), free(g), free(W);
+        pair_free(&pg), pair_free(&pi), pair_free(&pw), pair_free(&po);
+    }
+}
+
+static void outer_case(int64_t n, int k, int64_t m, int64_t d, int with_db, int64_t hot) {
+    set_ctx("sparse_outer_accum n=%lld k=%d m=%lld d=%lld db=%d hot=%lld", (long long)n, k,
+            (long long)m, (long long)d, with_db, (long long)hot);
+    int32_t *idx = xmalloc((size_t)(n * k) * 4);
+    float *coef = xmalloc((size_t)(n * k) * 4);
+    rand_code(n, k, m, 15, hot, idx, coef);
+    for (int64_t p = 0; p < n * k; p++) coef[p] -= 1.0f; /* signed coefficients, some zero-ish */
+    float *X = rand_floats(n * d), *dW = rand_floats(m * d), *db = rand_floats(m);
+    pair pi = pair_up(idx, (size_t)(n * k) * 4), pc = pair_up(coef, (size_t)(n * k) * 4);
+    pair px = pair_up(X, (size_t)(n * d) * 4), pw = pair_up(dW, (size_t)(m * d) * 4);
+    pair pb = pair_up(db, (size_t)m * 4);
+    OK(SAEC_OP(cpu, sparse_outer_accum, IC(pi), FC(pc), FC(px), n, k, m, d, FC(pw),
+               with_db ? FC(pb) : NULL));
+    OK(SAEC_OP(gpu, sparse_outer_accum, IG(pi), FG(pc), FG(px), n, k, m, d, FG(pw),
+               with_db ? FG(pb) : NULL));
+    double *sw = xmalloc((size_t)(m * d) * sizeof *sw), *sb = xmalloc((size_t)m * sizeof *sb);
+    for (int64_t i = 0; i < m * d; i++) sw[i] = fabs(dW[i]);
+    for (int64_t i = 0; i < m; i++) sb[i] = fabs(db[i]);
+    for (int64_t p = 0; p < n * k; p++) {
+        if (idx[p] < 0) continue;
+        for (int64_t c = 0; c < d; c++) sw[idx[p] * d + c] += fabs((double)coef[p] * X[(p / k) * d + c]);
+        sb[idx[p]] += fabs(coef[p]);
+    }
+    COMPARE_FLOATS("dW", pw, 0, m * d, sw, 1e-7, 1e-5);
+    if (with_db) COMPARE_FLOATS("db", pb, 0, m, sb, 1e-7, 1e-5);
+
+    /* determinism: the same call from the same start gives the same bits */
+    float *r1 = xmalloc(pw.bytes), *r2 = xmalloc(pw.bytes), *b1 = xmalloc(pb.bytes),
+          *b2 = xmalloc(pb.bytes);
+    for (int rep = 0; rep < 2; rep++) {
+        OK(gpu->ops->upload(gpu, pw.g, dW, pw.bytes));
+        OK(gpu->ops->upload(gpu, pb.g, db, pb.bytes));
+        OK(SAEC_OP(gpu, sparse_outer_accum, IG(pi), FG(pc), FG(px), n, k, m, d, FG(pw),
+                   with_db ? FG(pb) : NULL));
+        OK(gpu->ops->download(gpu, rep ? r2 : r1, pw.g, pw.bytes));
+        OK(gpu->ops->download(gpu, rep ? b2 : b1, pb.g, pb.bytes));
+    }
+    CHECK(memcmp(r1, r2, pw.bytes) == 0 && memcmp(b1, b2, pb.bytes) == 0,
+          "two runs differ: not deterministic");
+    free(r1), free(r2), free(b1), free(b2);
+    free(sw), free(sb), free(idx), free(coef), free(X), free(dW), free(db);
+    pair_free(&pi), pair_free(&pc), pair_free(&px), pair_free(&pw), pair_free(&pb);
+}
+
+static void test_sparse_outer_accum(void) {
+    outer_case(13, 1, 29, 37, 1, -1);
+    outer_case(37, 5, 101, 41, 0, -1);
+    outer_case(300, 8, 57, 64, 1, 0);   /* a hot latent crosses many windows */
+    outer_case(300, 8, 57, 41, 1, 56);
+    outer_case(1000, 1, 7, 3, 1, 2);    /* a few latents, long runs */
+    outer_case(50, 3, 1, 17, 1, -1);    /* m = 1 */
+    if (!quick) outer_case(4096, 64, 16384, 64, 1, 123); /* SAE-like: 2048 windows */
+}
+
+/* ---- losses and reductions ---- */
+
+static void recon_case(int64_t n, int64_t d, int with_grad, int special) {
+    set_ctx("recon_loss_grad n=%lld d=%lld grad=%d special=%d", (long long)n, (long long)d,
+            with_grad, special);
+    float *x = rand_floats(n * d), *xh = rand_floats(n * d), *mu = rand_floats(d);
+    if (special == 1) /* a zero reconstruction row: cos 0 */
+        for (int64_t c = 0; c < d; c++) xh[c] = 0.0f;
+    if (special == 2) /* every row equal to mu: SST = 0, gradient 0 */
+        for (int64_t i = 0; i < n * d; i++) x[i] = mu[i % d];
+    pair px = pair_up(x, (size_t)(n * d) * 4), ph = pair_up(xh, (size_t)(n * d) * 4);
+    pair pm = pair_up(mu, (size_t)d * 4), pg = pair_new((size_t)(n * d) * 4);
+    pair ps = pair_new(SAEC_STAT_COUNT * sizeof(double));
+    OK(SAEC_OP(cpu, recon_loss_grad, FC(px), FC(ph), FC(pm), n, d, 0.5f, DC(ps),
+               with_grad ? FC(pg) : NULL));
+    OK(SAEC_OP(gpu, recon_loss_grad, FG(px), FG(ph), FG(pm), n, d, 0.5f, DG(ps),
+               with_grad ? FG(pg) : NULL));
+    COMPARE_DOUBLES("stats (double sums, order differs)", ps, 1e-12, 1e-10);
+    if (with_grad) COMPARE_FLOATS("grad", pg, 0, n * d, NULL, 1e-9, 1e-6);
+    free(x), free(xh), free(mu);
+    pair_free(&px), pair_free(&ph), pair_free(&pm), pair_free(&pg), pair_free(&ps);
+}
+
+static void test_recon_loss_grad(void) {
+    recon_case(37, 41, 1, 0);
+    recon_case(64, 64, 1, 1);
+    recon_case(64, 64, 0, 0);
+    recon_case(3, 8, 1, 2);
+    recon_case(1, 1, 1, 0);
+    recon_case(513, 2304, 1, 0);
+}
+
+static void test_sum_squares_count_positive(void) {
+    static const int64_t sizes[] = {1, 10007, (1 << 20) + 5};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            const int64_t n = sizes[s];
+            set_ctx("sum_squares/count_positive n=%lld accumulate=%d", (long long)n, accumulate);
+            float *x = rand_floats(n);
+            const double start[2] = {2.5, 7.0};
+            pair px = pair_up(x, (size_t)n * 4), pout = pair_up(start, sizeof start);
+            OK(SAEC_OP(cpu, sum_squares, FC(px), n, accumulate, DC(pout)));
+            OK(SAEC_OP(gpu, sum_squares, FG(px), n, accumulate, DG(pout)));
+            OK(SAEC_OP(cpu, count_positive, FC(px), n, accumulate, DC(pout) + 1));
+            OK(SAEC_OP(gpu, count_positive, FG(px), n, accumulate, DG(pout) + 1));
+            double hc[2], hg[2];
+            pair_get(pout, hc, hg);
+            CHECK_CLOSE_D("sum_squares (double)", hg, hc, 1, 1e-12, 1e-12);
+            CHECK(hg[1] == hc[1], "count_positive: gpu %.17g, cpu %.17g (exact)", hg[1], hc[1]);
+            free(x);
+            pair_free(&px), pair_free(&pout);
+        }
+}
+
+static void gm_case(int64_t n, int64_t d, int iters) {
+    set_ctx("geometric_median n=%lld d=%lld iters=%d", (long long)n, (long long)d, iters);
+    float *x = rand_floats(n * d);
+    for (int64_t i = 0; i < n * d; i++) x[i] = x[i] * 3.0f + (float)(i % d) * 0.1f; /* off-centre */
+    pair px = pair_up(x, (size_t)(n * d) * 4), ps = pair_new((size_t)n * 4);
+    pair po = pair_new((size_t)d * 4);
+    OK(SAEC_OP(cpu, geometric_median, FC(px), n, d, iters, FC(ps), FC(po)));
+    OK(SAEC_OP(gpu, geometric_median, FG(px), n, d, iters, FG(ps), FG(po)));
+    /* the same iterations in double; only summation order differs (and, rarely, whether the
+       last iteration runs): 1e-4 absolute on data of scale ~3 */
+    COMPARE_FLOATS("median", po, 0, d, NULL, 1e-4, 1e-5);
+    free(x);
+    pair_free(&px), pair_free(&ps), pair_free(&po);
+}
+
+static void test_geometric_median(void) {
+    gm_case(500, 17, 50);
+    gm_case(4099, 64, 20);
+    gm_case(7, 3, 0); /* 0 iterations: the mean */
+    gm_case(1, 5, 10);
+}
+
+/* ---- optimizer and decoder constraint ---- */
+
+static void test_project_normalize(void) {
+    static const int64_t shapes[][2] = {{37, 41}, {100, 64}, {3, 2304}, {5, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t m = shapes[s][0], d = shapes[s][1];
+        set_ctx("project_rows_grad/normalize_rows m=%lld d=%lld", (long long)m, (long long)d);
+        float *W = rand_floats(m * d), *G = rand_floats(m * d);
+        for (int64_t c = 0; c < d; c++) W[c] = 0.0f; /* a zero row: left alone */
+        pair pw = pair_up(W, (size_t)(m * d) * 4), pg = pair_up(G, (size_t)(m * d) * 4);
+        OK(SAEC_OP(cpu, project_rows_grad, FC(pw), FC(pg), m, d));
+        OK(SAEC_OP(gpu, project_rows_grad, FG(pw), FG(pg), m, d));
+        /* row dot products in double on both sides: results agree to float rounding */
+        COMPARE_FLOATS("G", pg, 0, m * d, NULL, 1e-6, 1e-5);
+        OK(SAEC_OP(cpu, normalize_rows, FC(pw), m, d));
+        OK(SAEC_OP(gpu, normalize_rows, FG(pw), m, d));
+        COMPARE_FLOATS("W", pw, 0, m * d, NULL, 1e-7, 1e-6);
+        free(W), free(G);
+        pair_free(&pw), pair_free(&pg);
+    }
+}
+
+static void test_adamw(void) {
+    static const int64_t sizes[] = {10007, 4096, 1};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int clip = 0; clip < 3; clip++) {
+            const int64_t n = sizes[s];
+            set_ctx("adamw n=%lld clip=%d", (long long)n, clip);
+            float *p = rand_floats(n), *g = rand_floats(n), *m1 = rand_floats(n),
+                  *m2 = rand_floats(n);
+            for (int64_t i = 0; i < n; i++) m2[i] = fabsf(m2[i]) * 0.01f; /* second moments >= 0 */
+            /* clip 0: no clipping (NULL norm); 1: norm 10 > 1, clipped; 2: norm 0.5 < 1 */
+            const double sumsq = clip == 1 ? 100.0 : 0.25;
+            pair pp = pair_up(p, (size_t)n * 4), pg = pair_up(g, (size_t)n * 4);
+            pair pa = pair_up(m1, (size_t)n * 4), pv = pair_up(m2, (size_t)n * 4);
+            pair pss = pair_up(&sumsq, sizeof sumsq);
+            for (int step = 1; step <= 3; step++) {
+                saec_adamw_args args = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step,
+                                        clip ? 1.0f : 0.0f};
+                OK(SAEC_OP(cpu, adamw, FC(pp), FC(pg), FC(pa), FC(pv), n, args,
+                           clip ? DC(pss) : NULL));
+                OK(SAEC_OP(gpu, adamw, FG(pp), FG(pg), FG(pa), FG(pv), n, args,
+                           clip ? DG(pss) : NULL));
+            }
+            /* the CPU's formula and rounding order on both sides: expected bitwise */
+            COMPARE_FLOATS("param", pp, 0, n, NULL, 1e-7, 1e-6);
+            COMPARE_FLOATS("m1", pa, 0, n, NULL, 1e-9, 1e-6);
+            COMPARE_FLOATS("m2", pv, 0, n, NULL, 1e-12, 1e-6);
+            free(p), free(g), free(m1), free(m2);
+            pair_free(&pp), pair_free(&pg), pair_free(&pa), pair_free(&pv), pair_free(&pss);
+        }
+}
+
+/* The fused decoder update (CUDA only) against the CPU's three ops in sequence. */
+static void test_adamw_unit_rows(void) {
+#ifdef SAEC_HAVE_CUDA
+    static const int64_t shapes[][2] = {{37, 41}, {100, 64}, {3, 2304}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int clip = 0; clip < 2; clip++) {
+            const int64_t m = shapes[s][0], d = shapes[s][1];
+            set_ctx("adamw_unit_rows m=%lld d=%lld clip=%d", (long long)m, (long long)d, clip);
+            float *W = rand_floats(m * d), *G = rand_floats(m * d), *m1 = rand_floats(m * d),
+                  *m2 = rand_floats(m * d);
+            for (int64_t i = 0; i < m * d; i++) m2[i] = fabsf(m2[i]) * 0.01f;
+            for (int64_t c = 0; c < d; c++) W[c] = 0.0f; /* a zero row */
+            const double sumsq = 50.0;
+            pair pw = pair_up(W, (size_t)(m * d) * 4), pg = pair_up(G, (size_t)(m * d) * 4);
+            pair pa = pair_up(m1, (size_t)(m * d) * 4), pv = pair_up(m2, (size_t)(m * d) * 4);
+            pair pss = pair_up(&sumsq, sizeof sumsq);
+            saec_adamw_args args = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, 4, clip ? 1.0f : 0.0f};
+            OK(SAEC_OP(cpu, project_rows_grad, FC(pw), FC(pg), m, d));
+            OK(SAEC_OP(cpu, adamw, FC(pw), FC(pg), FC(pa), FC(pv), m * d, args,
+                       clip ? DC(pss) : NULL));
+            OK(SAEC_OP(cpu, normalize_rows, FC(pw), m, d));
+            OK(saec_cuda_adamw_unit_rows(gpu, FG(pw), FG(pg), FG(pa), FG(pv), m, d, args,
+                                         clip ? DG(pss) : NULL));
+            COMPARE_FLOATS("W", pw, 0, m * d, NULL, 1e-6, 1e-5);
+            COMPARE_FLOATS("m1", pa, 0, m * d, NULL, 1e-7, 1e-5);
+            COMPARE_FLOATS("m2", pv, 0, m * d, NULL, 1e-9, 1e-5);
+            free(W), free(G), free(m1), free(m2);
+            pair_free(&pw), pair_free(&pg), pair_free(&pa), pair_free(&pv), pair_free(&pss);
+        }
+#endif
+}
+
+/* ---- latent bookkeeping ---- */
+
+static void test_track_fired(void) {
+    static const int64_t shapes[][3] = {{37, 5, 101}, {1, 1, 1}, {4096, 64, 16384}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int with_count = 0; with_count < 2; with_count++) {
+            const int64_t n = shapes[s][0], m = shapes[s][2];
+            const int k = (int)shapes[s][1];
+            set_ctx("track_fired n=%lld k=%d m=%lld fire_count=%d", (long long)n, k, (long long)m,
+                    with_count);
+            int32_t *idx = xmalloc((size_t)(n * k) * 4);
+            float *val = xmalloc((size_t)(n * k) * 4);
+            int64_t *since = xmalloc((size_t)m * 8), *count = xmalloc((size_t)m * 8);
+            for (int64_t j = 0; j < m; j++) since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
+            pair ps = pair_up(since, (size_t)m * 8), pc = pair_up(count, (size_t)m * 8);
+            pair pmask = pair_new((size_t)m), pdead = pair_new(sizeof(double));
+            pair pi = pair_new((size_t)(n * k) * 4), pv = pair_new((size_t)(n * k) * 4);
+            for (int batch = 0; batch < 2; batch++) {
+                rand_code(n, k, m, 20, -1, idx, val);
+                for (int64_t p = 0; p < n * k; p++)
+                    if (rng_int(5) == 0) val[p] = rng_int(2) ? 0.0f : -1.0f; /* kept, not firing */
+                pair_set(pi, idx);
+                pair_set(pv, val);
+                const int64_t dead_after = 2 * n + 10;
+                OK(SAEC_OP(cpu, track_fired, IC(pi), FC(pv), n, k, m, (int64_t *)ps.c,
+                           with_count ? (int64_t *)pc.c : NULL, dead_after, (uint8_t *)pmask.c,
+                           DC(pdead)));
+                OK(SAEC_OP(gpu, track_fired, IG(pi), FG(pv), n, k, m, (int64_t *)ps.g,
+                           with_count ? (int64_t *)pc.g : NULL, dead_after, (uint8_t *)pmask.g,
+                           DG(pdead)));
+            }
+            COMPARE_EXACT("since_fired (exact)", ps);
+            COMPARE_EXACT("fire_count (exact)", pc);
+            COMPARE_EXACT("dead_mask (exact)", pmask);
+            COMPARE_EXACT("dead_count (exact)", pdead);
+            free(idx), free(val), free(since), free(count);
+            pair_free(&ps), pair_free(&pc), pair_free(&pmask), pair_free(&pdead);
+            pair_free(&pi), pair_free(&pv);
+        }
+}
+
+int main(void) {
+    if (saec_cuda_device_count() == 0) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    const char *q = getenv("SAEC_GPU_TEST_QUICK");
+    quick = q && q[0] == '1';
+    if (saec_dev_open("cpu", &cpu) != SAEC_OK || saec_dev_open("cuda", &gpu) != SAEC_OK) {
+        fprintf(stderr, "test_gpu_ops: cannot open the devices: %s (%s)\n", saec_error_message(),
+                saec_error_hint());
+        return 1;
+    }
+    printf("cpu:  %s\ncuda: %s%s\n", cpu->name, gpu->name, quick ? " (quick)" : "");
+
+    test_table();
+    test_memory();
+    test_gemm();
+    test_scale_add_rows();
+    test_axpby();
+    test_col_sum();
+    test_relu();
+    test_topk();
+    test_sparse_decode();
+    test_sparse_row_dots();
+    test_sparse_outer_accum();
+    test_recon_loss_grad();
+    test_sum_squares_count_positive();
+    test_geometric_median();
+    test_project_normalize();
+    test_adamw();
+    test_adamw_unit_rows();
+    test_track_fired();
+
+    saec_dev_close(gpu);
+    saec_dev_close(cpu);
+    printf("%d checks, %d failures\n", n_checks, n_failures);
+    return n_failures ? 1 : 0;
+}

@@ -1,0 +1,820 @@
+/* HDF5 activation datasets: reading every supported dtype exactly, the shuffled training stream
+   (one visit per row per epoch, deterministic, seekable), the eval stream, every bad input, and
+   the writer's ground-truth round trip and failure cleanup. Files are made with the HDF5 C API in
+   a temporary directory. */
+#include <dirent.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "data.h"
+#include "h5_write.h"
+#include "inspect.h"
+#include "saec/saec.h"
+#include "safetensors.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name) {
+    static char buf[8][512];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void cfg_for(saec_config *cfg, const char *path, const char *dataset, int64_t seed,
+                    int64_t shuffle_rows) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data, sizeof cfg->data, "%s", path);
+    snprintf(cfg->dataset, sizeof cfg->dataset, "%s", dataset);
+    cfg->seed = seed;
+    cfg->shuffle_rows = shuffle_rows;
+}
+
+/* ---- making files ---------------------------------------------------------------------------- */
+
+/* IEEE half as an HDF5 type, built the way h5py builds it. */
+static hid_t half_type(int big_endian) {
+    hid_t t = H5Tcopy(big_endian ? H5T_IEEE_F32BE : H5T_IEEE_F32LE);
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+
+/* Adds dataset `name` [dims] to an open file from `data` in memory type mem_type. chunk_rows 0 =
+   contiguous. */
+static void add_dataset(hid_t file, const char *name, hid_t file_type, hid_t mem_type, int rank,
+                        const hsize_t *dims, const void *data, hsize_t chunk_rows,
+                        const char *dtype_attr) {
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunk_rows > 0) {
+        hsize_t cdims[H5S_MAX_RANK];
+        for (int i = 0; i < rank; i++) cdims[i] = dims[i];
+        cdims[0] = chunk_rows;
+        H5Pset_chunk(dcpl, rank, cdims);
+    }
+    hid_t ds = H5Dcreate2(file, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CHECK(ds >= 0);
+    if (data) CHECK(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (dtype_attr) {
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, H5T_VARIABLE);
+        hid_t as = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(ds, "dtype", st, as, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK(H5Awrite(a, st, &dtype_attr) >= 0);
+        H5Aclose(a);
+        H5Sclose(as);
+        H5Tclose(st);
+    }
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+}
+
+/* One-dataset file. */
+static void make_file(const char *path, const char *name, hid_t file_type, hid_t mem_type, int rank,
+                      const hsize_t *dims, const void *data, hsize_t chunk_rows,
+                      const char *dtype_attr) {
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(file >= 0);
+    add_dataset(file, name, file_type, mem_type, rank, dims, data, chunk_rows, dtype_attr);
+    H5Fclose(file);
+}
+
+/* Exact for the normal, finite values the tests use. */
+static uint16_t float_to_half(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
+    if ((b & 0x7fffffffu) == 0) return sign;
+    int32_t exp = (int32_t)((b >> 23) & 0xff) - 127 + 15;
+    return (uint16_t)(sign | (uint16_t)(exp << 10) | (uint16_t)((b >> 13) & 0x3ffu));
+}
+
+static uint16_t float_to_bf16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)(b >> 16);
+}
+
+/* Values exactly representable in float16 and bfloat16: quarters in [-7.5, 7.5]. */
+static float exact_value(int64_t r, int64_t j) { return (float)((r * 7 + j * 3) % 61 - 30) / 4.0f; }
+
+/* ---- reading helpers ------------------------------------------------------------------------- */
+
+/* Reads `total` rows [total, d] of a stream in batches of `batch`. */
+static int read_rows(const saec_config *cfg, saec_stream stream, int64_t total, int64_t batch,
+                     float *out, int64_t d) {
+    saec_data *src = NULL;
+    int rc = saec_data_open_hdf5(cfg, stream, &src);
+    if (rc != SAEC_OK) return rc;
+    for (int64_t done = 0; done < total && rc == SAEC_OK; done += batch) {
+        int64_t take = total - done < batch ? total - done : batch;
+        rc = saec_data_next(src, take, out + done * d);
+        if (rc == SAEC_OK) CHECK(src->cursor == done + take);
+    }
+    saec_data_close(src);
+    return rc;
+}
+
+/* ---- dtypes ---------------------------------------------------------------------------------- */
+
+static void test_dtypes(void) {
+    enum { N = 50, D = 6 };
+    static float f32[N * D];
+    static uint16_t f16[N * D], bf16[N * D];
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < D; j++) {
+            f32[r * D + j] = exact_value(r, j);
+            f16[r * D + j] = float_to_half(f32[r * D + j]);
+            bf16[r * D + j] = float_to_bf16(f32[r * D + j]);
+        }
+    hsize_t dims[2] = {N, D};
+    hid_t h16le = half_type(0), h16be = half_type(1);
+    struct {
+        const char *file, *label;
+        hid_t ftype, mtype;
+        const void *data;
+        hsize_t chunk;
+        const char *attr;
+    } cases[] = {
+        {"f32.h5", "float32", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, f32, 0, NULL},
+        {"f32be.h5", "float32", H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, f32, 7, NULL},
+        {"f16.h5", "float16", h16le, h16le, f16, 8, NULL},
+        {"f16be.h5", "float16", h16be, h16le, f16, 0, NULL},
+        {"bf16.h5", "bfloat16", H5T_STD_U16LE, H5T_NATIVE_UINT16, bf16, 16, "bfloat16"},
+        {"bf16i.h5", "bfloat16", H5T_STD_I16LE, H5T_NATIVE_INT16, bf16, 0, "bfloat16"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *path = tmp_path(cases[c].file);
+        make_file(path, "activations", cases[c].ftype, cases[c].mtype, 2, dims, cases[c].data,
+                  cases[c].chunk, cases[c].attr);
+        saec_config cfg;
+        cfg_for(&cfg, path, "", 1, 16);
+        cfg.d_in = D;
+        saec_data *src = NULL;
+        saec_error_clear();
+        int rc = saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &src);
+        CHECK(rc == SAEC_OK);
+        if (rc != SAEC_OK) {
+            fprintf(stderr, "  %s: %s\n", path, saec_error_message());
+            continue;
+        }
+        CHECK(src->info.d == D && src->info.n_rows == N && !src->has_ground_truth);
+        char want[640];
+        snprintf(want, sizeof want, "%s:/activations [50 x 6] %s", path, cases[c].label);
+        CHECK(strcmp(src->info.description, want) == 0);
+        static float got[N * D];
+        CHECK(saec_data_next(src, N, got) == SAEC_OK);
+        CHECK(memcmp(got, f32, sizeof f32) == 0);
+        saec_data_close(src);
+
+        /* The training stream holds the same rows, shuffled. */
+        static float shuffled[N * D];
+        CHECK(read_rows(&cfg, SAEC_STREAM_TRAIN, N, 9, shuffled, D) == SAEC_OK);
+        int seen[N] = {0};
+        for (int i = 0; i < N; i++)
+            for (int r = 0; r < N; r++)
+                if (!seen[r] && memcmp(shuffled + i * D, f32 + r * D, D * sizeof(float)) == 0) {
+                    seen[r] = 1;
+                    break;
+                }
+        int all = 1;
+        for (int r = 0; r < N; r++) all &= seen[r];
+        CHECK(all);
+    }
+    H5Tclose(h16le);
+    H5Tclose(h16be);
+}
+
+/* float16 edge cases: subnormals, signed zero, the largest finite value. */
+static void test_half_specials(void) {
+    enum { N = 2, D = 4 };
+    const uint16_t h[N * D] = {0x0001, 0x03ff, 0x8000, 0x7bff, 0xfbff, 0x0400, 0x3c00, 0xbc00};
+    const float want[N * D] = {ldexpf(1, -24), ldexpf(1023, -24), -0.0f, 65504.0f,
+                               -65504.0f,      ldexpf(1, -14),    1.0f,  -1.0f};
+    hsize_t dims[2] = {N, D};
+    hid_t ht = half_type(0);
+    const char *path = tmp_path("half_specials.h5");
+    make_file(path, "activations", ht, ht, 2, dims, h, 0, NULL);
+    H5Tclose(ht);
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 1, 16);
+    float got[N * D];
+    CHECK(read_rows(&cfg, SAEC_STREAM_EVAL, N, N, got, D) == SAEC_OK);
+    CHECK(memcmp(got, want, sizeof want) == 0); /* bitwise: -0 stays -0 */
+}
+
+/* ---- the streams ----------------------------------------------------------------------------- */
+
+enum { SN = 1003, SD = 5, EPOCHS = 3 };
+
+/* Row r: column 0 is r (its identity), column j is r/2 + j, so content travels with the id. */
+static void make_stream_file(const char *path) {
+    static float x[SN * SD];
+    for (int r = 0; r < SN; r++)
+        for (int j = 0; j < SD; j++) x[r * SD + j] = j == 0 ? (float)r : (float)r * 0.5f + (float)j;
+    hsize_t dims[2] = {SN, SD};
+    /* chunks of 10 rows with shuffle_rows 200: blocks of 20 rows, 10 blocks a window, and a
+       short last block (1003 = 50 * 20 + 3) so windows differ in size */
+    make_file(path, "acts", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 10, NULL);
+}
+
+static int rows_consistent(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float id = x[i * SD];
+        if (id < 0 || id >= SN || id != floorf(id)) return 0;
+        for (int j = 1; j < SD; j++)
+            if (x[i * SD + j] != id * 0.5f + (float)j) return 0;
+    }
+    return 1;
+}
+
+static void test_streams(void) {
+    const char *path = tmp_path("stream.h5");
+    make_stream_file(path);
+    saec_config cfg;
+    cfg_for(&cfg, path, "acts", 7, 200);
+    const int64_t total = (int64_t)SN * EPOCHS;
+    float *ref = malloc((size_t)total * SD * sizeof(float));
+    float *again = malloc((size_t)total * SD * sizeof(float));
+    float *other = malloc((size_t)total * SD * sizeof(float));
+    CHECK(read_rows(&cfg, SAEC_STREAM_TRAIN, total, 37, ref, SD) == SAEC_OK);
+    CHECK(rows_consistent(ref, total));
+
+    /* Every row exactly once per epoch; epochs shuffled differently; not file order. */
+    int identity = 1;
+    for (int e = 0; e < EPOCHS; e++) {
+        int count[SN] = {0};
+        for (int i = 0; i < SN; i++) count[(int)ref[((int64_t)e * SN + i) * SD]]++;
+        int once = 1;
+        for (int r = 0; r < SN; r++) once &= count[r] == 1;
+        CHECK(once);
+    }
+    for (int i = 0; i < SN; i++) identity &= ref[(int64_t)i * SD] == (float)i;
+    CHECK(!identity);
+    CHECK(memcmp(ref, ref + (int64_t)SN * SD, (size_t)SN * SD * sizeof(float)) != 0);
+
+    /* The shuffle is local: the first 200 stream rows come from at most two windows of ten
+       20-row blocks (a window holding the short last block has fewer rows). */
+    int blocks_hit[51] = {0}, n_hit = 0;
+    for (int i = 0; i < 200; i++) {
+        int b = (int)ref[(int64_t)i * SD] / 20;
+        if (!blocks_hit[b]++) n_hit++;
+    }
+    CHECK(n_hit <= 20);
+
+    /* Same seed, same stream, whatever the batch size; another seed, another stream. */
+    CHECK(read_rows(&cfg, SAEC_STREAM_TRAIN, total, 1000, again, SD) == SAEC_OK);
+    CHECK(memcmp(ref, again, (size_t)total * SD * sizeof(float)) == 0);
+    saec_config cfg8 = cfg;
+    cfg8.seed = 8;
+    CHECK(read_rows(&cfg8, SAEC_STREAM_TRAIN, total, 37, other, SD) == SAEC_OK);
+    CHECK(memcmp(ref, other, (size_t)total * SD * sizeof(float)) != 0);
+
+    /* seek(c) then next == reading 0..c then next, on fresh sources. */
+    const int64_t cuts[] = {0, 1, 19, 20, 199, 200, 517, 1000, 1002, 1003, 1004, 1500, 2005, 2500};
+    float buf[300 * SD];
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        int64_t c = cuts[i];
+        int64_t n = total - c < 300 ? total - c : 300;
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &src) == SAEC_OK);
+        CHECK(saec_data_seek(src, c) == SAEC_OK && src->cursor == c);
+        CHECK(saec_data_next(src, n, buf) == SAEC_OK);
+        CHECK(memcmp(buf, ref + c * SD, (size_t)n * SD * sizeof(float)) == 0);
+        saec_data_close(src);
+    }
+    /* ... and seeking back and forth on one source, also while the loader is busy. */
+    {
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &src) == SAEC_OK);
+        const int64_t hops[][2] = {{2000, 10}, {5, 10},  {1003, 250},
+                                   {990, 30},  {0, 300}, {2700, 300}};
+        for (size_t i = 0; i < sizeof hops / sizeof hops[0]; i++) {
+            CHECK(saec_data_seek(src, hops[i][0]) == SAEC_OK);
+            CHECK(saec_data_next(src, hops[i][1], buf) == SAEC_OK);
+            CHECK(memcmp(buf, ref + hops[i][0] * SD, (size_t)hops[i][1] * SD * sizeof(float)) == 0);
+        }
+        saec_data_close(src);
+    }
+
+    /* Eval: file order from row 0, wrapping, the same for any seed and shuffle window. */
+    {
+        const int64_t n = SN * 5 / 2;
+        CHECK(read_rows(&cfg, SAEC_STREAM_EVAL, n, 64, other, SD) == SAEC_OK);
+        int in_order = 1;
+        for (int64_t i = 0; i < n; i++) in_order &= other[i * SD] == (float)(i % SN);
+        CHECK(in_order);
+        CHECK(rows_consistent(other, n));
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &src) == SAEC_OK);
+        CHECK(saec_data_seek(src, 2 * SN + 17) == SAEC_OK);
+        CHECK(saec_data_next(src, 1, buf) == SAEC_OK && buf[0] == 17.0f);
+        saec_data_close(src);
+    }
+
+    /* Eval over several read-ahead windows (8 MiB each: 40000 rows of 64 floats make two). */
+    {
+        enum { EN = 40000, ED = 64 };
+        float *x = malloc((size_t)EN * ED * sizeof(float));
+        for (int64_t r = 0; r < EN; r++)
+            for (int j = 0; j < ED; j++) x[r * ED + j] = j == 0 ? (float)r : (float)(j - r % 3);
+        hsize_t dims[2] = {EN, ED};
+        const char *epath = tmp_path("eval.h5");
+        make_file(epath, "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+        saec_config ecfg;
+        cfg_for(&ecfg, epath, "", 5, 1000);
+        const int64_t n = EN * 2 + 12345;
+        float *got = malloc((size_t)n * ED * sizeof(float));
+        CHECK(read_rows(&ecfg, SAEC_STREAM_EVAL, n, 5000, got, ED) == SAEC_OK);
+        int same = 1;
+        for (int64_t i = 0; i < n; i++)
+            same &= memcmp(got + i * ED, x + (i % EN) * ED, ED * sizeof(float)) == 0;
+        CHECK(same);
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&ecfg, SAEC_STREAM_EVAL, &src) == SAEC_OK);
+        const int64_t hops[] = {39990, 5, 32767, 32768, 80000 + 39999};
+        for (size_t i = 0; i < sizeof hops / sizeof hops[0]; i++) {
+            CHECK(saec_data_seek(src, hops[i]) == SAEC_OK);
+            CHECK(saec_data_next(src, 20, got) == SAEC_OK);
+            int ok = 1;
+            for (int64_t k = 0; k < 20; k++) ok &= got[k * ED] == (float)((hops[i] + k) % EN);
+            CHECK(ok);
+        }
+        saec_data_close(src);
+        free(got);
+        free(x);
+    }
+
+    /* Closing while the loader is mid-window never hangs. */
+    for (int i = 0; i < 20; i++) {
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, i % 2 ? SAEC_STREAM_EVAL : SAEC_STREAM_TRAIN, &src) ==
+              SAEC_OK);
+        if (i % 3 == 0) CHECK(saec_data_next(src, 1, buf) == SAEC_OK);
+        if (i % 4 == 0) CHECK(saec_data_seek(src, 1500) == SAEC_OK);
+        saec_data_close(src);
+    }
+    /* A training and an eval source open at once (two loader threads on one file). */
+    {
+        saec_data *a = NULL, *b = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &a) == SAEC_OK);
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &b) == SAEC_OK);
+        int ok = 1;
+        for (int64_t done = 0; done < total; done += 300) {
+            int64_t n = total - done < 300 ? total - done : 300;
+            ok &= saec_data_next(a, n, buf) == SAEC_OK;
+            ok &= memcmp(buf, ref + done * SD, (size_t)n * SD * sizeof(float)) == 0;
+            ok &= saec_data_next(b, 7, buf) == SAEC_OK;
+        }
+        CHECK(ok);
+        saec_data_close(a);
+        saec_data_close(b);
+    }
+    free(ref);
+    free(again);
+    free(other);
+}
+
+/* ---- bad inputs ------------------------------------------------------------------------------ */
+
+/* Opens (and, when open succeeds, reads a whole epoch of) a file that must fail with
+   SAEC_ERR_DATA naming file, dataset and each of `also`. */
+static void expect_data_error(const char *what, const char *path, const char *dataset,
+                              saec_stream stream, int64_t d_in, const char *also1,
+                              const char *also2) {
+    saec_config cfg;
+    cfg_for(&cfg, path, dataset, 3, 64);
+    cfg.d_in = d_in;
+    saec_error_clear();
+    saec_data *src = NULL;
+    int rc = saec_data_open_hdf5(&cfg, stream, &src);
+    if (rc == SAEC_OK) {
+        float *rows = malloc((size_t)src->info.n_rows * (size_t)src->info.d * sizeof(float));
+        rc = saec_data_next(src, src->info.n_rows, rows);
+        /* the error repeats rather than being skipped */
+        if (rc != SAEC_OK) CHECK(saec_data_next(src, src->info.n_rows, rows) == SAEC_ERR_DATA);
+        free(rows);
+        saec_data_close(src);
+    } else {
+        CHECK(src == NULL);
+    }
+    const char *msg = saec_error_message();
+    int ok = rc == SAEC_ERR_DATA && strstr(msg, path) &&
+             strstr(msg, dataset[0] ? dataset : "activations") &&
+             (!also1 || strstr(msg, also1) || strstr(saec_error_hint(), also1)) &&
+             (!also2 || strstr(msg, also2) || strstr(saec_error_hint(), also2));
+    if (!ok) {
+        fprintf(stderr, "bad input '%s': rc %d, message \"%s\", hint \"%s\"\n", what, rc, msg,
+                saec_error_hint());
+        failures++;
+    } else if (getenv("SAEC_TEST_VERBOSE")) {
+        printf("%-14s %s\n%14s (hint: %s)\n", what, msg, "", saec_error_hint());
+    }
+    saec_error_clear();
+}
+
+static void test_bad_inputs(void) {
+    enum { N = 100, D = 4 };
+    static float x[N * D];
+    for (int i = 0; i < N * D; i++) x[i] = exact_value(i / D, i % D);
+    hsize_t dims[2] = {N, D};
+
+    expect_data_error("missing file", tmp_path("nope.h5"), "", SAEC_STREAM_TRAIN, 0, NULL, NULL);
+
+    const char *text = tmp_path("notes.h5");
+    FILE *f = fopen(text, "w");
+    fputs("not an HDF5 file\n", f);
+    fclose(f);
+    expect_data_error("not HDF5", text, "", SAEC_STREAM_TRAIN, 0, "not an HDF5 file", NULL);
+    expect_data_error("directory", tmpdir, "acts", SAEC_STREAM_TRAIN, 0, "directory", NULL);
+
+    const char *two = tmp_path("two.h5");
+    hid_t file = H5Fcreate(two, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    add_dataset(file, "resid_pre", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    add_dataset(file, "resid_post", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    hid_t grp = H5Gcreate2(file, "grp", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    add_dataset(grp, "inner", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    H5Gclose(grp);
+    H5Fclose(file);
+    /* the hint lists the datasets that are there, with their shapes, in groups too */
+    expect_data_error("missing name", two, "", SAEC_STREAM_TRAIN, 0,
+                      "grp/inner [100, 4], resid_post [100, 4], resid_pre [100, 4]", NULL);
+    expect_data_error("nested name", two, "layer/5", SAEC_STREAM_TRAIN, 0, "resid_pre", NULL);
+    expect_data_error("a group", two, "grp", SAEC_STREAM_TRAIN, 0, "not a dataset", NULL);
+
+    hsize_t d1[1] = {N};
+    make_file(tmp_path("rank1.h5"), "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d1, x, 0,
+              NULL);
+    expect_data_error("rank 1", tmp_path("rank1.h5"), "", SAEC_STREAM_TRAIN, 0, "rank 1", "[100]");
+    hsize_t d3[3] = {10, 5, 8};
+    make_file(tmp_path("rank3.h5"), "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d3, x, 0,
+              NULL);
+    expect_data_error("rank 3", tmp_path("rank3.h5"), "", SAEC_STREAM_TRAIN, 0, "rank 3",
+                      "[10, 5, 8]");
+    hsize_t d0[2] = {0, D};
+    make_file(tmp_path("empty.h5"), "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d0, NULL, 0,
+              NULL);
+    expect_data_error("zero rows", tmp_path("empty.h5"), "", SAEC_STREAM_TRAIN, 0, "no rows", NULL);
+
+    make_file(tmp_path("w4.h5"), "acts", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    expect_data_error("width", tmp_path("w4.h5"), "acts", SAEC_STREAM_TRAIN, 9, "width 4",
+                      "d_in is 9");
+
+    static int32_t xi[N * D];
+    make_file(tmp_path("int.h5"), "activations", H5T_STD_I32LE, H5T_NATIVE_INT32, 2, dims, xi, 0,
+              NULL);
+    expect_data_error("int32", tmp_path("int.h5"), "", SAEC_STREAM_TRAIN, 0, "int32", "float32");
+    static uint16_t xu[N * D];
+    make_file(tmp_path("u16.h5"), "activations", H5T_STD_U16LE, H5T_NATIVE_UINT16, 2, dims, xu, 0,
+              NULL);
+    expect_data_error("uint16", tmp_path("u16.h5"), "", SAEC_STREAM_TRAIN, 0, "uint16", "bfloat16");
+    static double xd[N * D];
+    make_file(tmp_path("f64.h5"), "activations", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, dims, xd, 0,
+              NULL);
+    expect_data_error("float64", tmp_path("f64.h5"), "", SAEC_STREAM_TRAIN, 0, "float64", NULL);
+
+    /* Non-finite rows: found as rows are converted, named by their row in the file. */
+    static float bad[N * D];
+    memcpy(bad, x, sizeof x);
+    bad[37 * D + 2] = NAN;
+    make_file(tmp_path("nan.h5"), "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, bad, 8,
+              NULL);
+    expect_data_error("NaN row", tmp_path("nan.h5"), "", SAEC_STREAM_TRAIN, 0, "row 37 ", "NaN");
+    expect_data_error("NaN row eval", tmp_path("nan.h5"), "", SAEC_STREAM_EVAL, 0, "row 37 ",
+                      "clean or drop");
+    memcpy(bad, x, sizeof x);
+    bad[99 * D + 0] = -INFINITY;
+    make_file(tmp_path("inf.h5"), "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, bad, 0,
+              NULL);
+    expect_data_error("Inf row", tmp_path("inf.h5"), "", SAEC_STREAM_TRAIN, 0, "row 99 ", "Inf");
+    static uint16_t h[N * D], bh[N * D];
+    for (int i = 0; i < N * D; i++) {
+        h[i] = float_to_half(x[i]);
+        bh[i] = float_to_bf16(x[i]);
+    }
+    h[5 * D + 3] = 0x7c00; /* +Inf */
+    hid_t ht = half_type(0);
+    make_file(tmp_path("inf16.h5"), "activations", ht, ht, 2, dims, h, 0, NULL);
+    H5Tclose(ht);
+    expect_data_error("Inf f16", tmp_path("inf16.h5"), "", SAEC_STREAM_EVAL, 0, "row 5 ", "Inf");
+    bh[63 * D + 1] = 0x7fc0; /* NaN */
+    make_file(tmp_path("nanbf16.h5"), "activations", H5T_STD_U16LE, H5T_NATIVE_UINT16, 2, dims, bh,
+              0, "bfloat16");
+    expect_data_error("NaN bf16", tmp_path("nanbf16.h5"), "", SAEC_STREAM_TRAIN, 0, "row 63 ",
+                      "NaN");
+}
+
+/* ---- writing --------------------------------------------------------------------------------- */
+
+typedef struct {
+    saec_data base;
+    int64_t fail_at; /* -1: never */
+    saec_ground_truth gt;
+} test_source;
+
+enum { WD = 4, WF = 6 };
+
+static float written_value(int64_t r, int64_t j) { return (float)(r * WD + j) * 0.25f; }
+
+static int ts_next(saec_data *base, int64_t n, float *rows) {
+    test_source *s = (test_source *)base;
+    if (s->fail_at >= 0 && base->cursor + n > s->fail_at)
+        return saec_fail(SAEC_ERR_DATA, NULL, "test source fails at row %" PRId64, s->fail_at);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < WD; j++) rows[i * WD + j] = written_value(base->cursor + i, j);
+    base->cursor += n;
+    return SAEC_OK;
+}
+
+static int ts_seek(saec_data *base, int64_t cursor) {
+    base->cursor = cursor;
+    return SAEC_OK;
+}
+
+static void *dup_bytes(const void *p, size_t bytes) {
+    void *q = malloc(bytes);
+    memcpy(q, p, bytes);
+    return q;
+}
+
+static int ts_ground_truth(saec_data *base, saec_ground_truth *out) {
+    test_source *s = (test_source *)base;
+    *out = s->gt;
+    out->directions = dup_bytes(s->gt.directions, WF * WD * sizeof(float));
+    out->probabilities = dup_bytes(s->gt.probabilities, WF * sizeof(float));
+    out->offset = dup_bytes(s->gt.offset, WD * sizeof(float));
+    out->parent = dup_bytes(s->gt.parent, WF * sizeof(int32_t));
+    return SAEC_OK;
+}
+
+static void ts_close(saec_data *base) { (void)base; }
+
+static const saec_data_vtable ts_vtable = {ts_next, ts_seek, ts_ground_truth, ts_close};
+
+static int count_entries(const char *dir, const char *containing) {
+    DIR *dp = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; dp && (e = readdir(dp));)
+        if (strstr(e->d_name, containing)) n++;
+    if (dp) closedir(dp);
+    return n;
+}
+
+static void test_write(void) {
+    static float directions[WF * WD], probabilities[WF] = {0.5f, 0.25f, 0.125f, 0.1f, 0.05f, 0.01f},
+                                      offset[WD] = {1, -2, 0.5f, 0};
+    static int32_t parent[WF] = {-1, -1, 0, 0, 1, -1};
+    for (int i = 0; i < WF * WD; i++) directions[i] = (float)(i % 7) / 7.0f;
+    test_source src;
+    memset(&src, 0, sizeof src);
+    src.base.vt = &ts_vtable;
+    src.base.info.d = WD;
+    src.base.info.n_rows = -1;
+    src.base.info.description = "test source";
+    src.base.has_ground_truth = 1;
+    src.fail_at = -1;
+    src.gt = (saec_ground_truth){WF, WD, directions, probabilities, offset, parent, 0.0625};
+
+    const char *path = tmp_path("gen.h5");
+    const char *prov = "{\"generator\":\"test\",\"seed\":11}";
+    const int64_t rows = 300;
+    saec_error_clear();
+    int rc = saec_h5_write_dataset(path, &src.base, rows, prov, 1);
+    CHECK(rc == SAEC_OK);
+    if (rc != SAEC_OK) fprintf(stderr, "  write: %s\n", saec_error_message());
+    CHECK(count_entries(tmpdir, ".tmp.") == 0);
+
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 1, 64);
+    saec_data *in = NULL;
+    CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &in) == SAEC_OK);
+    if (in) {
+        CHECK(in->has_ground_truth && in->info.n_rows == rows && in->info.d == WD);
+        static float got[300 * WD];
+        CHECK(saec_data_next(in, rows, got) == SAEC_OK);
+        int same = 1;
+        for (int64_t r = 0; r < rows; r++)
+            for (int j = 0; j < WD; j++) same &= got[r * WD + j] == written_value(r, j);
+        CHECK(same);
+        saec_ground_truth gt;
+        CHECK(saec_data_ground_truth(in, &gt) == SAEC_OK);
+        CHECK(gt.n_features == WF && gt.d == WD && gt.noise == 0.0625);
+        CHECK(gt.directions && memcmp(gt.directions, directions, sizeof directions) == 0);
+        CHECK(gt.probabilities &&
+              memcmp(gt.probabilities, probabilities, sizeof probabilities) == 0);
+        CHECK(gt.offset && memcmp(gt.offset, offset, sizeof offset) == 0);
+        CHECK(gt.parent && memcmp(gt.parent, parent, sizeof parent) == 0);
+        saec_ground_truth_free(&gt);
+        saec_data_close(in);
+    }
+    /* provenance and chunking, read with the plain HDF5 API */
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CHECK(file >= 0);
+    hid_t attr = H5Aopen(file, "saec_provenance", H5P_DEFAULT);
+    CHECK(attr >= 0);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, H5T_VARIABLE);
+    char *text = NULL;
+    CHECK(H5Aread(attr, st, &text) >= 0 && text && strcmp(text, prov) == 0);
+    if (text) H5free_memory(text);
+    H5Tclose(st);
+    H5Aclose(attr);
+    hid_t ds = H5Dopen2(file, "activations", H5P_DEFAULT);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    hsize_t cdims[2] = {0, 0};
+    CHECK(H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, cdims) == 2);
+    CHECK(cdims[0] >= 1 && cdims[0] <= (hsize_t)rows && cdims[1] == WD);
+    hid_t type = H5Dget_type(ds);
+    CHECK(H5Tequal(type, H5T_IEEE_F32LE) > 0);
+    H5Tclose(type);
+    H5Pclose(dcpl);
+    H5Dclose(ds);
+    H5Fclose(file);
+
+    /* inspect describes the file */
+    FILE *out = tmpfile();
+    CHECK(saec_inspect(path, out) == SAEC_OK);
+    rewind(out);
+    char listing[8192];
+    size_t len = fread(listing, 1, sizeof listing - 1, out);
+    listing[len] = '\0';
+    fclose(out);
+    CHECK(strstr(listing, "/activations  dataset [300, 4] float32, chunks [300, 4]") != NULL);
+    CHECK(strstr(listing, "/ground_truth/parent  dataset [6] int32") != NULL);
+    CHECK(strstr(listing, "@noise = 0.0625") != NULL);
+    CHECK(strstr(listing, "\"generator\": \"test\"") != NULL);
+    if (getenv("SAEC_TEST_VERBOSE")) fputs(listing, stdout);
+    saec_error_clear();
+    CHECK(saec_inspect(tmp_path("notes.h5"), stdout) == SAEC_ERR_DATA);
+    CHECK(strstr(saec_error_message(), tmp_path("notes.h5")) != NULL);
+    saec_error_clear();
+    CHECK(saec_inspect(tmp_path("absent.h5"), stdout) == SAEC_ERR_DATA);
+    saec_error_clear();
+
+    /* No ground truth: none written, none claimed. */
+    src.base.has_ground_truth = 0;
+    src.base.cursor = 0;
+    const char *plain = tmp_path("plain.h5");
+    CHECK(saec_h5_write_dataset(plain, &src.base, 10, NULL, 0) == SAEC_OK);
+    cfg_for(&cfg, plain, "", 1, 64);
+    in = NULL;
+    CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &in) == SAEC_OK);
+    if (in) {
+        saec_ground_truth gt;
+        saec_error_clear();
+        CHECK(!in->has_ground_truth);
+        CHECK(in->vt->ground_truth(in, &gt) == SAEC_ERR_DATA);
+        CHECK(strstr(saec_error_message(), "no ground truth in") &&
+              strstr(saec_error_message(), plain));
+        saec_data_close(in);
+    }
+    saec_error_clear();
+
+    /* An unwritable location: a usage error naming the path, and nothing left behind. */
+    int before = count_entries(tmpdir, "");
+    const char *nowhere = tmp_path("no/such/dir/out.h5");
+    src.base.cursor = 0;
+    CHECK(saec_h5_write_dataset(nowhere, &src.base, 10, NULL, 0) == SAEC_ERR_USAGE);
+    CHECK(strstr(saec_error_message(), nowhere) != NULL);
+    CHECK(count_entries(tmpdir, "") == before);
+    saec_error_clear();
+
+    /* A source that fails midway: its error, and neither the file nor the temporary remains. */
+    src.base.cursor = 0;
+    src.fail_at = 150;
+    src.base.has_ground_truth = 1;
+    const char *broken = tmp_path("broken.h5");
+    CHECK(saec_h5_write_dataset(broken, &src.base, rows, prov, 0) == SAEC_ERR_DATA);
+    CHECK(strstr(saec_error_message(), "test source fails") != NULL);
+    CHECK(access(broken, F_OK) != 0);
+    CHECK(count_entries(tmpdir, ".tmp.") == 0);
+    CHECK(count_entries(tmpdir, "") == before);
+    saec_error_clear();
+}
+
+/* ---- inspect: safetensors files and run directories ------------------------------------------ */
+
+/* Runs saec_inspect into a string (static buffer). */
+static const char *inspect_text(const char *path, int *rc) {
+    static char text[16384];
+    FILE *out = tmpfile();
+    *rc = saec_inspect(path, out);
+    rewind(out);
+    size_t len = fread(text, 1, sizeof text - 1, out);
+    text[len] = '\0';
+    fclose(out);
+    if (getenv("SAEC_TEST_VERBOSE")) fputs(text, stdout);
+    return text;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_inspect(void) {
+    const char *run = tmp_path("run");
+    CHECK(mkdir(run, 0755) == 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", run);
+    write_text(path, "{\"arch\": \"topk\", \"latents\": 32, \"k\": 4}");
+    snprintf(path, sizeof path, "%s/summary.json", run);
+    write_text(path, "{\"nmse\": 0.25, \"l0\": 4}");
+    static float w_enc[8 * 32], b_dec[8];
+    saec_st_tensor tensors[] = {
+        {"W_enc", SAEC_ST_F32, 2, {8, 32}, w_enc},
+        {"b_dec", SAEC_ST_F32, 1, {8}, b_dec},
+    };
+    saec_st_meta meta[] = {{"step", "100"}, {"state", "{\"cursor\": 4096}"}};
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run);
+    saec_error_clear();
+    CHECK(saec_st_write(path, tensors, 2, meta, 2) == SAEC_OK);
+
+    int rc;
+    const char *text = inspect_text(path, &rc);
+    CHECK(rc == SAEC_OK);
+    CHECK(strstr(text, "safetensors, 2 tensors") != NULL);
+    CHECK(strstr(text, "W_enc  F32 [8, 32]") != NULL);
+    CHECK(strstr(text, "b_dec  F32 [8]") != NULL);
+    CHECK(strstr(text, "step: 100") != NULL);
+    CHECK(strstr(text, "\"cursor\": 4096") != NULL);
+
+    text = inspect_text(run, &rc);
+    CHECK(rc == SAEC_OK);
+    CHECK(strstr(text, "run directory") != NULL);
+    CHECK(strstr(text, "config.json:") && strstr(text, "\"arch\": \"topk\""));
+    CHECK(strstr(text, "summary.json:") && strstr(text, "\"nmse\": 0.25"));
+    CHECK(strstr(text, "W_enc  F32 [8, 32]") != NULL);
+
+    /* A directory that is not a run directory. */
+    const char *empty = tmp_path("empty_dir");
+    CHECK(mkdir(empty, 0755) == 0);
+    saec_error_clear();
+    inspect_text(empty, &rc);
+    CHECK(rc == SAEC_ERR_DATA && strstr(saec_error_message(), empty) != NULL);
+    saec_error_clear();
+    rmdir(empty);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+/* Removes dir and the files (and one level of directories) in it. */
+static void remove_dir(const char *dir, int depth) {
+    DIR *dp = opendir(dir);
+    for (struct dirent *e; dp && (e = readdir(dp));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (depth < 1 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_dir(path, depth + 1);
+        else
+            remove(path);
+    }
+    if (dp) closedir(dp);
+    rmdir(dir);
+}
+
+int main(void) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures here are reported by the checks */
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_test_hdf5_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_dtypes();
+    test_half_specials();
+    test_streams();
+    test_bad_inputs();
+    test_write();
+    test_inspect();
+    remove_dir(tmpdir, 0);
+    if (failures) {
+        fprintf(stderr, "test_hdf5_data: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_hdf5_data: all checks passed\n");
+    return 0;
+}
