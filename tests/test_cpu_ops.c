@@ -7,7 +7,6 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,42 +14,10 @@
 
 #include "saec/device.h"
 #include "saec/ops.h"
+#include "check.h"
 
 /* ---- a tiny check/report helper ---- */
 
-static int n_failures = 0, n_checks = 0;
-static char ctx[256] = ""; /* the op and size under test, printed with each failure */
-
-static void set_ctx(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ctx, sizeof ctx, fmt, ap);
-    va_end(ap);
-}
-
-static void fail_at(int line, const char *fmt, ...) {
-    fprintf(stderr, "FAIL [%s] (test_cpu_ops.c:%d): ", ctx, line);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    n_failures++;
-}
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        n_checks++;                                                                                \
-        if (!(cond)) fail_at(__LINE__, __VA_ARGS__);                                               \
-    } while (0)
-
-/* An op call that must succeed. */
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        CHECK(rc_ == SAEC_OK, "%s returned %d: %s", #call, rc_, saec_error_message());             \
-        saec_error_clear();                                                                        \
-    } while (0)
 
 /* An op call that must be rejected with SAEC_ERR_OTHER. */
 #define REJECTED(call)                                                                             \
@@ -79,7 +46,7 @@ static void check_close(int line, const char *what, const float *got, const doub
     n_checks++;
     if (bad)
         fail_at(
-            line,
+            __FILE__, line,
             "%s: %lld of %lld elements off (first [%lld]: got %.9g, want %.9g; worst %.3g x tol)",
             what, (long long)bad, (long long)n, (long long)first, (double)got[first], want[first],
             worst);

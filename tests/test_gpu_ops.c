@@ -11,7 +11,6 @@
  * SAEC_GPU_TEST_QUICK=1 drops the largest cases (for compute-sanitizer runs).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,46 +18,14 @@
 
 #include "saec/device.h"
 #include "saec/ops.h"
+#include "check.h"
 #ifdef SAEC_HAVE_CUDA
 #include "cuda/cuda_internal.cuh" /* the optional fused decoder update */
 #endif
 
 /* ---- check/report helpers ---- */
 
-static int n_failures = 0, n_checks = 0;
-static char ctx[256] = ""; /* the op and size under test, printed with each failure */
 static int quick = 0;
-
-static void set_ctx(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ctx, sizeof ctx, fmt, ap);
-    va_end(ap);
-}
-
-static void fail_at(int line, const char *fmt, ...) {
-    fprintf(stderr, "FAIL [%s] (test_gpu_ops.c:%d): ", ctx, line);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    n_failures++;
-}
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        n_checks++;                                                                                \
-        if (!(cond)) fail_at(__LINE__, __VA_ARGS__);                                               \
-    } while (0)
-
-/* An op call that must succeed. */
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        CHECK(rc_ == SAEC_OK, "%s returned %d: %s", #call, rc_, saec_error_message());             \
-        saec_error_clear();                                                                        \
-    } while (0)
 
 /* gpu [n] against cpu [n]: |gpu − cpu| <= atol + rtol * scale[i] (scale NULL: |cpu|). */
 static void check_close(int line, const char *what, const float *gpu, const float *cpu,
@@ -77,7 +44,7 @@ static void check_close(int line, const char *what, const float *gpu, const floa
     }
     n_checks++;
     if (bad)
-        fail_at(line,
+        fail_at(__FILE__, line,
                 "%s: %lld of %lld elements off (first [%lld]: gpu %.9g, cpu %.9g; worst %.3g x "
                 "tol; atol %.1e rtol %.1e)",
                 what, (long long)bad, (long long)n, (long long)first, (double)gpu[first],
@@ -92,7 +59,7 @@ static void check_close_d(int line, const char *what, const double *gpu, const d
         const double err = fabs(gpu[i] - cpu[i]);
         n_checks++;
         if (!(err <= atol + rtol * fabs(cpu[i]))) {
-            fail_at(line, "%s[%lld]: gpu %.17g, cpu %.17g (atol %.1e rtol %.1e)", what,
+            fail_at(__FILE__, line, "%s[%lld]: gpu %.17g, cpu %.17g (atol %.1e rtol %.1e)", what,
                     (long long)i, gpu[i], cpu[i], atol, rtol);
             return;
         }
@@ -209,7 +176,7 @@ static void compare_exact(int line, const char *what, pair p) {
     if (memcmp(hc, hg, p.bytes) != 0) {
         size_t i = 0;
         while (i < p.bytes && hc[i] == hg[i]) i++;
-        fail_at(line, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
+        fail_at(__FILE__, line, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
     }
     free(hc), free(hg);
 }
