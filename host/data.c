@@ -1,7 +1,11 @@
-/* Activation sources: dispatch to the HDF5 reader or a synthetic generator. */
+/* Activation sources: dispatch to the HDF5 reader or a synthetic generator, and the optional
+   background prefetch of the next batch. */
 #include "data.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "saec/saec.h"
 
@@ -10,10 +14,132 @@ int saec_data_open(const saec_config *cfg, saec_stream stream, saec_data **out) 
     return saec_data_open_synthetic(cfg, stream, out);
 }
 
-int saec_data_next(saec_data *src, int64_t n, float *rows) { return src->vt->next(src, n, rows); }
+/* ---- prefetch: one worker thread, one batch ahead ---- */
+
+typedef enum { PF_IDLE, PF_REQUESTED, PF_READY } pf_state;
+
+struct saec_prefetch {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    saec_data *twin;   /* the worker's own source */
+    float *buf;        /* [cap_rows, d] */
+    int64_t cap_rows;
+    int64_t start, n;  /* the batch requested / held */
+    pf_state state;
+    int quit;
+    int rc;            /* the worker's result, with its error text (errors are per thread) */
+    char msg[1024], hint[512];
+};
+
+static void *prefetch_main(void *arg) {
+    saec_prefetch *pf = arg;
+    const int64_t d = pf->twin->info.d;
+    pthread_mutex_lock(&pf->mu);
+    for (;;) {
+        while (!pf->quit && pf->state != PF_REQUESTED) pthread_cond_wait(&pf->cv, &pf->mu);
+        if (pf->quit) break;
+        const int64_t start = pf->start, n = pf->n;
+        pthread_mutex_unlock(&pf->mu);
+        int rc = SAEC_OK;
+        if (n > pf->cap_rows) { /* only while the batch size is first seen: no per-step allocation */
+            float *bigger = realloc(pf->buf, sizeof(float) * (size_t)(n * d));
+            if (bigger) {
+                pf->buf = bigger;
+                pf->cap_rows = n;
+            } else {
+                rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the prefetch buffer");
+            }
+        }
+        if (rc == SAEC_OK) rc = pf->twin->vt->seek(pf->twin, start);
+        if (rc == SAEC_OK) rc = pf->twin->vt->next(pf->twin, n, pf->buf);
+        pthread_mutex_lock(&pf->mu);
+        pf->rc = rc;
+        if (rc != SAEC_OK) {
+            snprintf(pf->msg, sizeof pf->msg, "%s", saec_error_message());
+            snprintf(pf->hint, sizeof pf->hint, "%s", saec_error_hint());
+            saec_error_clear();
+        }
+        pf->state = PF_READY;
+        pthread_cond_broadcast(&pf->cv);
+    }
+    pthread_mutex_unlock(&pf->mu);
+    return NULL;
+}
+
+int saec_data_enable_prefetch(saec_data *src, const saec_config *cfg, saec_stream stream) {
+    if (src->prefetch || src->info.n_rows >= 0) return SAEC_OK; /* files have their own loader */
+    saec_prefetch *pf = calloc(1, sizeof *pf);
+    if (!pf) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the prefetch");
+    int rc = saec_data_open(cfg, stream, &pf->twin);
+    if (rc != SAEC_OK) {
+        free(pf);
+        return rc;
+    }
+    pthread_mutex_init(&pf->mu, NULL);
+    pthread_cond_init(&pf->cv, NULL);
+    if (pthread_create(&pf->thread, NULL, prefetch_main, pf) != 0) {
+        saec_data_close(pf->twin);
+        free(pf);
+        return saec_fail(SAEC_ERR_OTHER, NULL, "cannot start the data prefetch thread");
+    }
+    src->prefetch = pf;
+    return SAEC_OK;
+}
+
+static void prefetch_stop(saec_prefetch *pf) {
+    pthread_mutex_lock(&pf->mu);
+    pf->quit = 1;
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+    pthread_join(pf->thread, NULL);
+    pthread_mutex_destroy(&pf->mu);
+    pthread_cond_destroy(&pf->cv);
+    saec_data_close(pf->twin);
+    free(pf->buf);
+    free(pf);
+}
+
+/* Deliver rows [cursor, cursor + n) from the prefetched batch when it is that batch, else compute
+   them here; then ask the worker for the batch after. */
+static int prefetched_next(saec_data *src, int64_t n, float *rows) {
+    saec_prefetch *pf = src->prefetch;
+    const int64_t start = src->cursor, d = src->info.d;
+    int rc = SAEC_OK, served = 0;
+    pthread_mutex_lock(&pf->mu);
+    while (pf->state == PF_REQUESTED) pthread_cond_wait(&pf->cv, &pf->mu);
+    if (pf->state == PF_READY && pf->start == start && pf->n == n) {
+        served = 1;
+        rc = pf->rc;
+        if (rc == SAEC_OK)
+            memcpy(rows, pf->buf, sizeof(float) * (size_t)(n * d));
+        else
+            saec_fail(rc, pf->hint, "%s", pf->msg);
+    }
+    pthread_mutex_unlock(&pf->mu);
+    if (!served) {
+        rc = src->vt->seek(src, start);
+        if (rc == SAEC_OK) rc = src->vt->next(src, n, rows);
+    }
+    if (rc != SAEC_OK) return rc;
+    src->cursor = start + n;
+    pthread_mutex_lock(&pf->mu);
+    pf->start = start + n;
+    pf->n = n;
+    pf->state = PF_REQUESTED;
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+    return SAEC_OK;
+}
+
+int saec_data_next(saec_data *src, int64_t n, float *rows) {
+    if (src->prefetch) return prefetched_next(src, n, rows);
+    return src->vt->next(src, n, rows);
+}
 
 int saec_data_seek(saec_data *src, int64_t cursor) {
-    if (cursor < 0) return saec_fail(SAEC_ERR_OTHER, NULL, "negative data cursor %lld", (long long)cursor);
+    if (cursor < 0) return saec_fail(SAEC_ERR_DATA, "the checkpoint's data cursor is damaged",
+                                     "negative data cursor %lld", (long long)cursor);
     return src->vt->seek(src, cursor);
 }
 
@@ -25,7 +151,9 @@ int saec_data_ground_truth(saec_data *src, saec_ground_truth *out) {
 }
 
 void saec_data_close(saec_data *src) {
-    if (src) src->vt->close(src);
+    if (!src) return;
+    if (src->prefetch) prefetch_stop(src->prefetch);
+    src->vt->close(src);
 }
 
 void saec_ground_truth_free(saec_ground_truth *gt) {

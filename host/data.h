@@ -39,11 +39,14 @@ typedef struct {
     void (*close)(saec_data *src);
 } saec_data_vtable;
 
+typedef struct saec_prefetch saec_prefetch;
+
 struct saec_data {
     const saec_data_vtable *vt;
     saec_data_info info;
-    int64_t cursor;         /* rows delivered so far */
+    int64_t cursor;         /* rows delivered so far; implementations keep it current */
     int has_ground_truth;
+    saec_prefetch *prefetch;/* set by saec_data_enable_prefetch (data.c), else NULL */
 };
 
 /* Open the source named by the config (cfg->data, else cfg->synthetic). The eval stream of a
@@ -54,6 +57,13 @@ int saec_data_next(saec_data *src, int64_t n, float *rows);
 int saec_data_seek(saec_data *src, int64_t cursor);
 int saec_data_ground_truth(saec_data *src, saec_ground_truth *out);
 void saec_data_close(saec_data *src);
+
+/* Produce the next batch on a background thread while the caller works on the current one
+   (double buffering), for sources that compute their rows (synthetic). The thread owns a twin
+   source opened from the same config, so the stream stays a pure function of the position.
+   Worth it when the host is otherwise idle (a GPU trains); on the CPU backend the generator's
+   threads would compete with the training threads. No-op for sources with their own loader. */
+int saec_data_enable_prefetch(saec_data *src, const saec_config *cfg, saec_stream stream);
 
 /* Constructors (used by saec_data_open). */
 int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_data **out);
