@@ -1,46 +1,61 @@
 /* `saec eval RUN_DIR`: metrics of a trained SAE on held-out data (the run's own source by
-   default, or --data / --synthetic). */
+   default, or --data / --synthetic). RUN_DIR may also be a SAELens or sparsify export (export.h):
+   it is evaluated in raw units (scale 1), so its nmse, cosine and l0 match the run's and its mse
+   is in the units of the activations. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
 #include "cli.h"
 #include "data.h"
 #include "eval.h"
+#include "export.h"
 #include "fsutil.h"
 #include "sae.h"
 #include "saec/device.h"
 
 #define EVAL_BATCH_MAX 4096
 
-static int eval_run(const char *run_dir, const cli_args *args, const char *out_path) {
+static int eval_run(const char *run_dir, const cli_args *args, const char *out_path,
+                    const char *dump_path) {
+    /* A run's checkpoint or an export, read the same way (export.c). */
+    saec_host_model hm;
+    SAEC_TRY(saec_host_model_read(run_dir, &hm));
     saec_config cfg;
-    SAEC_TRY(ckpt_read_config(run_dir, &cfg));
-    const int64_t d_trained = cfg.d_in, latents = cfg.latents, k = cfg.k;
+    saec_host_model_config(&hm, &cfg);
+    const int64_t d_trained = hm.d, latents = hm.m, k = hm.k;
     for (int i = 0; i < args->n; i++)
         if (!strcmp(args->key[i], "synthetic")) cfg.data[0] = '\0'; /* --synthetic replaces --data */
-    SAEC_TRY(cli_apply(args, &cfg));
-    if (cfg.latents != latents || cfg.k != k)
-        return saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
-                         "latents and k cannot change in eval");
+    int rc = cli_apply(args, &cfg);
+    if (rc == SAEC_OK && (cfg.latents != latents || cfg.k != k))
+        rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
+                       "latents and k cannot change in eval");
     cfg.d_in = d_trained; /* the data must match the model's width */
+    /* Exports by other tools carry no μ for the nmse denominator: measure it on the data. */
+    if (rc == SAEC_OK) rc = saec_host_model_fill_mean(&hm, &cfg, cfg.init_sample);
 
     saec_dev *dev = NULL;
     saec_data *data = NULL;
     saec_sae *sae = NULL;
-    int rc = saec_dev_open(cfg.device, &dev);
+    if (rc == SAEC_OK) rc = saec_dev_open(cfg.device, &dev);
     if (rc == SAEC_OK) rc = saec_data_open(&cfg, SAEC_STREAM_EVAL, &data);
     const int64_t batch = cfg.batch_size < EVAL_BATCH_MAX ? cfg.batch_size : EVAL_BATCH_MAX;
     if (rc == SAEC_OK) rc = sae_create(dev, d_trained, latents, k, 0, 0.0f, INT64_MAX, batch, &sae);
-    saec_run_state st;
-    if (rc == SAEC_OK) rc = ckpt_load(run_dir, sae, &st, 0);
+    if (rc == SAEC_OK) rc = saec_host_model_upload(&hm, sae);
     saec_eval_result res;
     if (rc == SAEC_OK) {
-        fprintf(stderr, "saec: evaluating %s (step %lld) on %lld tokens of %s\n", run_dir,
-                (long long)st.step, (long long)cfg.eval_tokens, data->info.description);
+        fprintf(stderr, "saec: evaluating %s (%s, step %lld) on %lld tokens of %s\n", run_dir,
+                saec_model_kind_name(hm.kind), (long long)hm.step, (long long)cfg.eval_tokens,
+                data->info.description);
         rc = saec_evaluate(sae, data, cfg.eval_tokens, &res);
+    }
+    /* --dump-recon: the same rows again, from a fresh stream, for tests to compare x̂ row by row. */
+    if (rc == SAEC_OK && dump_path) {
+        saec_data *again = NULL;
+        rc = saec_data_open(&cfg, SAEC_STREAM_EVAL, &again);
+        if (rc == SAEC_OK) rc = saec_dump_reconstructions(sae, again, cfg.eval_tokens, dump_path);
+        saec_data_close(again);
     }
     if (rc == SAEC_OK) {
         cJSON *o = cJSON_CreateObject();
@@ -48,7 +63,10 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
         cJSON_AddStringToObject(o, "arch", cfg.arch);
         cJSON_AddStringToObject(o, "device", dev->name);
         cJSON_AddStringToObject(o, "data", data->info.description);
-        cJSON_AddNumberToObject(o, "step", (double)st.step);
+        if (hm.step >= 0)
+            cJSON_AddNumberToObject(o, "step", (double)hm.step);
+        else
+            cJSON_AddNullToObject(o, "step");
         saec_eval_result_to_json(&res, o);
         char *text = cJSON_Print(o);
         cJSON_Delete(o);
@@ -61,6 +79,7 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
     sae_destroy(sae);
     saec_data_close(data);
     saec_dev_close(dev);
+    saec_host_model_free(&hm);
     return rc;
 }
 
@@ -68,21 +87,24 @@ int cmd_eval(int argc, char **argv) {
     cli_args args;
     int rc = cli_collect(argc, argv, 2, &args);
     if (rc == SAEC_OK && !args.positional)
-        rc = saec_fail(SAEC_ERR_USAGE, "usage: saec eval RUN_DIR [--data FILE.h5] [--out FILE.json]",
+        rc = saec_fail(SAEC_ERR_USAGE, "usage: saec eval RUN_DIR|EXPORT_DIR [--data FILE.h5] [--out FILE.json]",
                        "missing the run directory");
     if (rc == SAEC_OK && (args.config_file || args.resume_dir))
         rc = saec_fail(SAEC_ERR_USAGE, "eval reads the run's own configuration",
                        "--config and --resume are not eval options");
-    /* --out names the result file here, not a run directory. */
-    const char *out_path = NULL;
-    for (int i = 0; rc == SAEC_OK && i < args.n; i++)
-        if (!strcmp(args.key[i], "out")) {
-            out_path = args.value[i];
-            args.key[i] = args.key[args.n - 1];
-            args.value[i] = args.value[args.n - 1];
-            args.n--;
-            break;
-        }
-    if (rc == SAEC_OK) rc = eval_run(args.positional, &args, out_path);
+    /* --out names the result file here, not a run directory; --dump-recon FILE.npy (for tests)
+       writes the reconstructions of the evaluated rows, in raw units. Neither is a config key. */
+    const char *out_path = NULL, *dump_path = NULL;
+    for (int i = 0; rc == SAEC_OK && i < args.n; i++) {
+        const char *key = args.key[i];
+        const int is_out = !strcmp(key, "out");
+        if (!is_out && strcmp(key, "dump-recon") != 0 && strcmp(key, "dump_recon") != 0) continue;
+        *(is_out ? &out_path : &dump_path) = args.value[i];
+        args.key[i] = args.key[args.n - 1];
+        args.value[i] = args.value[args.n - 1];
+        args.n--;
+        i--;
+    }
+    if (rc == SAEC_OK) rc = eval_run(args.positional, &args, out_path, dump_path);
     return cli_report(rc);
 }

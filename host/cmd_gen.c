@@ -42,6 +42,11 @@ int cmd_gen(int argc, char **argv) {
         cJSON_AddNumberToObject(prov, "syn_power", cfg.syn_power);
         cJSON_AddNumberToObject(prov, "syn_noise", cfg.syn_noise);
         cJSON_AddNumberToObject(prov, "syn_offset", cfg.syn_offset);
+        if (!strcmp(cfg.synthetic, "hierarchy")) {
+            cJSON_AddNumberToObject(prov, "syn_parents", (double)cfg.syn_parents);
+            cJSON_AddNumberToObject(prov, "syn_children", (double)cfg.syn_children);
+            cJSON_AddNumberToObject(prov, "syn_child_prob", cfg.syn_child_prob);
+        }
         char *text = cJSON_PrintUnformatted(prov);
         cJSON_Delete(prov);
         fprintf(stderr, "saec: writing %lld tokens of %s to %s\n", (long long)tokens,

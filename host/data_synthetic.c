@@ -1,13 +1,29 @@
-/* The `superposition` generator (SPEC §9): F random unit feature directions in R^d (F > d),
-   feature i fires with probability p_i from a power law scaled so that on average L0_true fire
-   per token, with magnitude |N(1, 0.3)|; x = offset + Σ a_i f_i + σ·noise.
-   Token t of a stream is a pure function of (seed, stream, t): seeking is free. */
+/* The synthetic generators (SPEC §9).
+
+   `superposition`: F random unit feature directions in R^d (F > d), feature i fires with
+   probability p_i from a power law scaled so that on average L0_true fire per token, with
+   magnitude |N(1, 0.3)|; x = offset + Σ a_i f_i + σ·noise.
+
+   `hierarchy`: the same, plus syn_parents parent features with syn_children children each.
+   Feature layout: parents [0, P), children [P, P + P·C) (child c of parent j is P + j·C + c),
+   independent features after. Parents and independent features ("roots") fire as in
+   superposition, parents taking the most frequent power-law ranks. When a parent fires, with
+   probability syn_child_prob exactly one of its children fires, chosen uniformly: a child never
+   fires without its parent, and children of one parent exclude each other (like "starts with S"
+   and the tokens "snake", "sun", ...). That strict co-occurrence is what invites absorption: an
+   SAE can give a child latent the direction parent+child and let the parent latent stay silent
+   whenever a child fires. Directions stay random (no built-in correlation), so any absorption
+   the metric finds was learned from co-occurrence alone. syn_l0 counts children too.
+
+   Token t of a stream is a pure function of (seed, stream, t): seeking is free, and the set of
+   features that fired in a token can be regenerated for the metrics (saec_synthetic_active). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data.h"
+#include "data_synthetic.h"
 #include "rng.h"
 #include "saec/saec.h"
 
@@ -16,9 +32,12 @@
 typedef struct {
     saec_data base;
     uint64_t seed;
-    uint64_t stream; /* SAEC_RNG_TRAIN_TOKENS or SAEC_RNG_EVAL_TOKENS */
-    saec_ground_truth gt;
-    char description[160];
+    uint64_t stream;      /* SAEC_RNG_TRAIN_TOKENS or SAEC_RNG_EVAL_TOKENS */
+    saec_ground_truth gt; /* gt.parent is NULL for superposition */
+    int64_t n_parents;    /* P; 0 without a hierarchy */
+    int64_t n_children;   /* C per parent */
+    float child_prob;     /* P(one child fires | parent fires) */
+    char description[224];
 } synthetic_source;
 
 /* Firing probabilities p_i ∝ (i+1)^-power, scaled so Σ p_i = l0, each capped at 1. */
@@ -49,8 +68,35 @@ static void random_unit(saec_rng *rng, float *v, int64_t d) {
     for (int64_t j = 0; j < d; j++) v[j] *= inv;
 }
 
-static int make_ground_truth(const saec_config *cfg, int64_t d, saec_ground_truth *gt) {
+/* Hierarchy firing probabilities: the R = F − P·C roots (parents first, then the independent
+   features) follow the power law by rank; a child's marginal probability is p_parent·q/C.
+   The roots' target is rescaled so the expected count, children included, is l0. */
+static int hierarchy_probabilities(float *p, int64_t F, int64_t P, int64_t C, double q,
+                                   double power, double l0) {
+    const int64_t R = F - P * C;
+    float *pr = malloc(sizeof(float) * (size_t)R); /* [R] roots by rank */
+    if (!pr) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the synthetic hierarchy");
+    double target = l0;
+    for (int round = 0; round < 40; round++) {
+        power_law_probabilities(pr, R, power, target);
+        double total = 0;
+        for (int64_t r = 0; r < R; r++) total += pr[r] * (1.0 + (r < P ? q : 0.0));
+        if (total <= 0 || fabs(total - l0) < 1e-7 * l0) break;
+        target *= l0 / total;
+    }
+    for (int64_t j = 0; j < P; j++) {
+        p[j] = pr[j];
+        for (int64_t c = 0; c < C; c++) p[P + j * C + c] = (float)(pr[j] * q / (double)C);
+    }
+    for (int64_t r = P; r < R; r++) p[P * C + r] = pr[r];
+    free(pr);
+    return SAEC_OK;
+}
+
+static int make_ground_truth(const saec_config *cfg, int64_t d, int hierarchy,
+                             saec_ground_truth *gt) {
     int64_t F = cfg->syn_features;
+    const int64_t P = cfg->syn_parents, C = cfg->syn_children;
     memset(gt, 0, sizeof *gt);
     gt->n_features = F;
     gt->d = d;
@@ -69,26 +115,63 @@ static int make_ground_truth(const saec_config *cfg, int64_t d, saec_ground_trut
     for (int64_t i = 0; i < F; i++) random_unit(&rng, gt->directions + i * d, d);
     random_unit(&rng, gt->offset, d);
     for (int64_t j = 0; j < d; j++) gt->offset[j] *= (float)cfg->syn_offset;
-    power_law_probabilities(gt->probabilities, F, cfg->syn_power, cfg->syn_l0);
-    return SAEC_OK;
+    if (!hierarchy) {
+        power_law_probabilities(gt->probabilities, F, cfg->syn_power, cfg->syn_l0);
+        return SAEC_OK;
+    }
+    gt->parent = malloc(sizeof(int32_t) * (size_t)F); /* [F] */
+    int rc = gt->parent ? SAEC_OK
+                        : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the hierarchy");
+    if (rc == SAEC_OK) {
+        for (int64_t i = 0; i < F; i++) gt->parent[i] = -1;
+        for (int64_t j = 0; j < P; j++)
+            for (int64_t c = 0; c < C; c++) gt->parent[P + j * C + c] = (int32_t)j;
+        rc = hierarchy_probabilities(gt->probabilities, F, P, C, cfg->syn_child_prob,
+                                     cfg->syn_power, cfg->syn_l0);
+    }
+    if (rc != SAEC_OK) saec_ground_truth_free(gt);
+    return rc;
 }
 
-/* One token: rows [d]. */
-static void generate_token(const synthetic_source *s, int64_t t, float *row) {
-    const saec_ground_truth *gt = &s->gt;
-    const int64_t d = gt->d;
-    saec_rng rng;
-    saec_rng_init(&rng, s->seed, s->stream, (uint64_t)t);
-    memcpy(row, gt->offset, sizeof(float) * (size_t)d);
-    for (int64_t i = 0; i < gt->n_features; i++) {
-        /* 32-bit uniform: plenty for probabilities >= 1e-9 and twice as cheap as two draws. */
-        float u = (float)(saec_rng_u64(&rng) >> 40) * 0x1.0p-24f;
-        if (u >= gt->probabilities[i]) continue;
-        float a = (float)fabs(1.0 + 0.3 * saec_rng_normal(&rng));
-        const float *dir = gt->directions + i * d;
+/* 32-bit uniform in [0, 1): plenty for probabilities >= 1e-9 and cheaper than a double. */
+static inline float uniform24(saec_rng *rng) {
+    return (float)(saec_rng_u64(rng) >> 40) * 0x1.0p-24f;
+}
+
+/* Feature i fires in the token being replayed, with its magnitude drawn now (in both modes,
+   so the random draws stay in step). */
+static inline void emit(const synthetic_source *s, saec_rng *rng, int64_t i, float *row,
+                        const int32_t *slot, uint8_t *on) {
+    float a = (float)fabs(1.0 + 0.3 * saec_rng_normal(rng));
+    if (row) {
+        const int64_t d = s->gt.d;
+        const float *dir = s->gt.directions + i * d;
         for (int64_t j = 0; j < d; j++) row[j] += a * dir[j];
     }
-    if (gt->noise > 0)
+    if (on && slot[i] >= 0) on[slot[i]] = 1;
+}
+
+/* Token t, replayed from (seed, stream, t). With `row` [d] it writes the activation; with `on`
+   it marks on[slot[i]] for every firing feature i with slot[i] >= 0. One function serves both,
+   so the activity the metrics see is by construction that of the data. */
+static void replay_token(const synthetic_source *s, int64_t t, float *row, const int32_t *slot,
+                         uint8_t *on) {
+    const saec_ground_truth *gt = &s->gt;
+    const int64_t d = gt->d, P = s->n_parents, C = s->n_children;
+    saec_rng rng;
+    saec_rng_init(&rng, s->seed, s->stream, (uint64_t)t);
+    if (row) memcpy(row, gt->offset, sizeof(float) * (size_t)d);
+    for (int64_t i = 0; i < gt->n_features; i++) {
+        if (gt->parent && gt->parent[i] >= 0) continue; /* children fire with their parent */
+        if (uniform24(&rng) >= gt->probabilities[i]) continue;
+        emit(s, &rng, i, row, slot, on);
+        if (i < P && uniform24(&rng) < s->child_prob) {
+            /* One child, uniformly: the high 32 bits times C, shifted down, is in [0, C). */
+            int64_t c = (int64_t)(((saec_rng_u64(&rng) >> 32) * (uint64_t)C) >> 32);
+            emit(s, &rng, P + i * C + c, row, slot, on);
+        }
+    }
+    if (row && gt->noise > 0)
         for (int64_t j = 0; j < d; j++) row[j] += (float)(gt->noise * saec_rng_normal(&rng));
 }
 
@@ -96,7 +179,7 @@ static int syn_next(saec_data *src, int64_t n, float *rows) {
     synthetic_source *s = (synthetic_source *)src;
     const int64_t d = s->gt.d, start = src->cursor;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) generate_token(s, start + i, rows + i * d);
+    for (int64_t i = 0; i < n; i++) replay_token(s, start + i, rows + i * d, NULL, NULL);
     src->cursor += n;
     return SAEC_OK;
 }
@@ -122,6 +205,13 @@ static int syn_ground_truth(saec_data *src, saec_ground_truth *out) {
     int rc = copy_floats(&out->directions, gt->directions, gt->n_features * gt->d);
     if (rc == SAEC_OK) rc = copy_floats(&out->probabilities, gt->probabilities, gt->n_features);
     if (rc == SAEC_OK) rc = copy_floats(&out->offset, gt->offset, gt->d);
+    if (rc == SAEC_OK && gt->parent) {
+        out->parent = malloc(sizeof(int32_t) * (size_t)gt->n_features); /* [F] */
+        if (out->parent)
+            memcpy(out->parent, gt->parent, sizeof(int32_t) * (size_t)gt->n_features);
+        else
+            rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory copying ground truth");
+    }
     if (rc != SAEC_OK) saec_ground_truth_free(out);
     return rc;
 }
@@ -134,24 +224,71 @@ static void syn_close(saec_data *src) {
 
 static const saec_data_vtable SYNTHETIC_VT = {syn_next, syn_seek, syn_ground_truth, syn_close};
 
+int saec_synthetic_has_activity(const saec_data *src) { return src && src->vt == &SYNTHETIC_VT; }
+
+int saec_synthetic_active(saec_data *src, int64_t t0, int64_t n, const int32_t *features,
+                          int64_t n_query, uint8_t *active) {
+    if (!saec_synthetic_has_activity(src))
+        return saec_fail(SAEC_ERR_DATA, "per-token activity exists for synthetic streams only",
+                         "no per-token ground truth in %s", src->info.description);
+    const synthetic_source *s = (const synthetic_source *)src;
+    const int64_t F = s->gt.n_features;
+    int32_t *slot = malloc(sizeof(int32_t) * (size_t)F); /* [F] feature -> query column or -1 */
+    if (!slot) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for feature activity");
+    for (int64_t i = 0; i < F; i++) slot[i] = -1;
+    for (int64_t q = 0; q < n_query; q++) {
+        if (features[q] < 0 || features[q] >= F) {
+            free(slot);
+            return saec_fail(SAEC_ERR_OTHER, NULL, "internal: feature %d outside [0, %lld)",
+                             (int)features[q], (long long)F);
+        }
+        slot[features[q]] = (int32_t)q;
+    }
+    memset(active, 0, (size_t)(n * n_query));
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) replay_token(s, t0 + i, NULL, slot, active + i * n_query);
+    free(slot);
+    return SAEC_OK;
+}
+
 int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_data **out) {
     *out = NULL;
-    if (strcmp(cfg->synthetic, "superposition") != 0)
-        return saec_fail(SAEC_ERR_USAGE, "available now: superposition",
+    const int hierarchy = strcmp(cfg->synthetic, "hierarchy") == 0;
+    if (!hierarchy && strcmp(cfg->synthetic, "superposition") != 0)
+        return saec_fail(SAEC_ERR_USAGE, "available now: superposition, hierarchy",
                          "synthetic generator '%s' is not implemented yet", cfg->synthetic);
+    if (hierarchy && cfg->syn_parents * (1 + cfg->syn_children) > cfg->syn_features)
+        return saec_fail(SAEC_ERR_USAGE,
+                         "raise syn_features or lower syn_parents / syn_children",
+                         "the hierarchy needs syn_parents x (1 + syn_children) = %lld features, "
+                         "but syn_features = %lld",
+                         (long long)(cfg->syn_parents * (1 + cfg->syn_children)),
+                         (long long)cfg->syn_features);
     int64_t d = cfg->d_in > 0 ? cfg->d_in : SYN_DEFAULT_D;
     synthetic_source *s = calloc(1, sizeof *s);
     if (!s) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory opening synthetic data");
-    int rc = make_ground_truth(cfg, d, &s->gt);
+    int rc = make_ground_truth(cfg, d, hierarchy, &s->gt);
     if (rc != SAEC_OK) {
         free(s);
         return rc;
     }
     s->seed = (uint64_t)cfg->seed;
     s->stream = stream == SAEC_STREAM_EVAL ? SAEC_RNG_EVAL_TOKENS : SAEC_RNG_TRAIN_TOKENS;
-    snprintf(s->description, sizeof s->description,
-             "synthetic superposition (F=%lld, d=%lld, L0=%g, seed %lld)",
-             (long long)cfg->syn_features, (long long)d, cfg->syn_l0, (long long)cfg->seed);
+    if (hierarchy) {
+        s->n_parents = cfg->syn_parents;
+        s->n_children = cfg->syn_children;
+        s->child_prob = (float)cfg->syn_child_prob;
+        snprintf(s->description, sizeof s->description,
+                 "synthetic hierarchy (F=%lld, d=%lld, L0=%g, %lld parents x %lld children, "
+                 "P(a child | parent)=%g, seed %lld)",
+                 (long long)cfg->syn_features, (long long)d, cfg->syn_l0,
+                 (long long)cfg->syn_parents, (long long)cfg->syn_children, cfg->syn_child_prob,
+                 (long long)cfg->seed);
+    } else {
+        snprintf(s->description, sizeof s->description,
+                 "synthetic superposition (F=%lld, d=%lld, L0=%g, seed %lld)",
+                 (long long)cfg->syn_features, (long long)d, cfg->syn_l0, (long long)cfg->seed);
+    }
     s->base.vt = &SYNTHETIC_VT;
     s->base.info.d = d;
     s->base.info.n_rows = -1;

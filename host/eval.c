@@ -1,9 +1,74 @@
 #include "eval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "data_synthetic.h"
 #include "metrics.h"
+
+/* Host buffers of the absorption metric, used only when the data has a hierarchy. */
+typedef struct {
+    int on;
+    saec_absorption a;
+    float *b_dec;    /* [d] */
+    float *xc;       /* [batch, d] xn − b_dec, recomputed on the host */
+    int32_t *idx;    /* [batch, k] */
+    float *f;        /* [batch, k] */
+    uint8_t *active; /* [batch, n_parents] */
+} absorb_state;
+
+static void absorb_free(absorb_state *ab) {
+    saec_absorption_free(&ab->a);
+    free(ab->b_dec), free(ab->xc), free(ab->idx), free(ab->f), free(ab->active);
+}
+
+/* Prepare absorption when the ground truth has a hierarchy. Needs the trained decoder; eval is
+   allowed to sync, so it is downloaded once here. */
+static int absorb_setup(saec_sae *sae, saec_data *src, const saec_ground_truth *gt,
+                        const float *W_dec_host, absorb_state *ab) {
+    const int64_t d = sae->d, k = sae->k, batch = sae->batch;
+    if (!gt->parent) return SAEC_OK;
+    if (!saec_synthetic_has_activity(src)) {
+        /* Files keep the hierarchy (ground_truth/parent) but not which features fired in each
+           row, and P, M, A are defined only on tokens where the parent truly fires. */
+        fprintf(stderr,
+                "saec: note: %s has a feature hierarchy but no per-token ground truth; skipping "
+                "absorption (train or eval with --synthetic hierarchy to measure it)\n",
+                src->info.description);
+        return SAEC_OK;
+    }
+    SAEC_TRY(saec_absorption_init(&ab->a, W_dec_host, sae->m, d, gt));
+    if (ab->a.n_parents == 0) return SAEC_OK;
+    const int64_t np = ab->a.n_parents;
+    ab->b_dec = malloc(sizeof(float) * (size_t)d);
+    ab->xc = malloc(sizeof(float) * (size_t)(batch * d));
+    ab->idx = malloc(sizeof(int32_t) * (size_t)(batch * k));
+    ab->f = malloc(sizeof(float) * (size_t)(batch * k));
+    ab->active = malloc((size_t)(batch * np));
+    if (!ab->b_dec || !ab->xc || !ab->idx || !ab->f || !ab->active)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the absorption metric");
+    SAEC_TRY(sae->dev->ops->download(sae->dev, ab->b_dec, sae->b_dec, sizeof(float) * (size_t)d));
+    ab->on = 1;
+    return SAEC_OK;
+}
+
+/* One evaluated batch: rows [n, d] raw (tokens t0 .. t0+n−1 of src), codes on the device. */
+static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, const float *rows,
+                        absorb_state *ab) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, k = sae->k;
+    SAEC_TRY(dev->ops->download(dev, ab->idx, sae->idx, sizeof(int32_t) * (size_t)(n * k)));
+    SAEC_TRY(dev->ops->download(dev, ab->f, sae->f, sizeof(float) * (size_t)(n * k)));
+    SAEC_TRY(saec_synthetic_active(src, t0, n, ab->a.feature, ab->a.n_parents, ab->active));
+    /* xc = x/s − b_dec, as sae_forward computes it (multiply by the float 1/s, then subtract),
+       so P is measured in the SAE's normalised units. */
+    const float inv_s = 1.0f / sae->scale;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) ab->xc[i * d + j] = rows[i * d + j] * inv_s - ab->b_dec[j];
+    saec_absorption_add(&ab->a, n, ab->xc, ab->idx, ab->f, k, ab->active);
+    return SAEC_OK;
+}
 
 int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_result *out) {
     saec_dev *dev = sae->dev;
@@ -11,10 +76,12 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
     int rc = SAEC_OK;
     float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
     int64_t *fire_count_host = malloc(sizeof(int64_t) * (size_t)m);
-    float *W_dec_host = malloc(sizeof(float) * (size_t)(m * d));
+    float *W_dec_host = malloc(sizeof(float) * (size_t)(m * d));    /* [m, d] */
     int64_t *since = NULL, *fire_count = NULL;
     uint8_t *dead = NULL;
     double *dead_count = NULL;
+    saec_ground_truth gt = {0};
+    absorb_state ab = {0};
     if (!rows || !fire_count_host || !W_dec_host)
         rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for evaluation");
     /* Firing is counted in eval-only buffers so the training counters stay untouched. */
@@ -22,17 +89,26 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
     if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(int64_t) * (size_t)m, (void **)&fire_count);
     if (rc == SAEC_OK) rc = dev->ops->alloc(dev, (size_t)m, (void **)&dead);
     if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(double), (void **)&dead_count);
+    /* Ground truth and the decoder first: absorption is measured batch by batch. */
+    if (rc == SAEC_OK && src->has_ground_truth) {
+        rc = saec_data_ground_truth(src, &gt);
+        if (rc == SAEC_OK)
+            rc = dev->ops->download(dev, W_dec_host, sae->W_dec, sizeof(float) * (size_t)(m * d));
+        if (rc == SAEC_OK) rc = absorb_setup(sae, src, &gt, W_dec_host, &ab);
+    }
 
     double sse = 0, sst = 0, cos_sum = 0, nnz = 0;
     int64_t done = 0;
     while (rc == SAEC_OK && done < tokens) {
         int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
+        const int64_t t0 = src->cursor; /* position of this batch's first token */
         rc = saec_data_next(src, n, rows);
         if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)k, m, since, fire_count,
                          INT64_MAX, dead, dead_count);
+        if (rc == SAEC_OK && ab.on) rc = absorb_batch(sae, src, t0, n, rows, &ab);
         sae_step_stats st;
         if (rc == SAEC_OK) rc = sae_read_stats(sae, &st);
         if (rc == SAEC_OK) {
@@ -54,15 +130,21 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
         out->explained_variance = 1.0 - out->nmse;
     }
     if (rc == SAEC_OK && src->has_ground_truth) {
-        saec_ground_truth gt = {0};
-        rc = saec_data_ground_truth(src, &gt);
-        if (rc == SAEC_OK) rc = dev->ops->download(dev, W_dec_host, sae->W_dec, sizeof(float) * (size_t)(m * d));
-        if (rc == SAEC_OK) {
-            out->has_mmcs = 1;
-            out->mmcs = saec_mmcs(W_dec_host, m, d, &gt);
-        }
-        saec_ground_truth_free(&gt);
+        out->has_mmcs = 1;
+        out->mmcs = saec_mmcs(W_dec_host, m, d, &gt);
     }
+    if (rc == SAEC_OK && ab.on) {
+        out->absorption_parents =
+            saec_absorption_result(&ab.a, &out->absorption_fraction, &out->full_absorption);
+        out->has_absorption = out->absorption_parents > 0;
+        if (!out->has_absorption)
+            fprintf(stderr,
+                    "saec: note: no parent feature fired in the %lld evaluated tokens; "
+                    "no absorption result (raise eval_tokens)\n",
+                    (long long)done);
+    }
+    absorb_free(&ab);
+    saec_ground_truth_free(&gt);
     if (since) dev->ops->free(dev, since);
     if (fire_count) dev->ops->free(dev, fire_count);
     if (dead) dev->ops->free(dev, dead);
@@ -80,4 +162,9 @@ void saec_eval_result_to_json(const saec_eval_result *r, cJSON *obj) {
     cJSON_AddNumberToObject(obj, "l0", r->l0);
     cJSON_AddNumberToObject(obj, "dead_fraction", r->dead_fraction);
     if (r->has_mmcs) cJSON_AddNumberToObject(obj, "mmcs", r->mmcs);
+    if (r->has_absorption) {
+        cJSON_AddNumberToObject(obj, "absorption_fraction", r->absorption_fraction);
+        cJSON_AddNumberToObject(obj, "full_absorption", r->full_absorption);
+        cJSON_AddNumberToObject(obj, "absorption_parents", (double)r->absorption_parents);
+    }
 }

@@ -13,10 +13,16 @@ typedef struct {
     double mse, nmse, explained_variance, cosine, l0, dead_fraction;
     int has_mmcs;
     double mmcs;
+    int has_absorption;         /* the data has a hierarchy and per-token activity */
+    double absorption_fraction; /* SPEC §8: mean over tokens, then over parents */
+    double full_absorption;
+    int64_t absorption_parents; /* parents that fired in the evaluated tokens */
 } saec_eval_result;
 
 /* Evaluate on `tokens` rows of `src` (read from its current position) in batches of the SAE's
-   batch capacity. mmcs is computed when the source has ground truth. */
+   batch capacity. mmcs is computed when the source has ground truth; absorption when the ground
+   truth has a hierarchy and the source can say which features fired in each token (synthetic
+   streams). A file with a hierarchy but no per-token activity gets a note on stderr instead. */
 int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_result *out);
 
 /* Add the result's keys (SPEC §11 names) to a JSON object. */

@@ -1,4 +1,4 @@
-/* The `saec` command: train | eval | gen | inspect. */
+/* The `saec` command: train | eval | gen | inspect | export. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +12,7 @@ static void usage(FILE *out) {
             "  saec train [--config FILE.json] [--KEY VALUE ...] [--resume DIR]\n"
             "  saec eval RUN_DIR [--data FILE.h5 | --synthetic NAME] [--eval-tokens N] [--out FILE.json]\n"
             "  saec gen NAME --out FILE.h5 [--tokens N] [--d-in D] [--seed S] [--KEY VALUE ...]\n"
+            "  saec export RUN_DIR --format saelens|sparsify --out DIR\n"
             "  saec inspect FILE_OR_DIR\n\n"
             "'saec train --help' lists every configuration key.\n"
             "exit codes: 0 success, 1 other error, 2 usage/config, 3 data, 4 device,\n"
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "gen")) return cmd_gen(argc, argv);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
+    if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("saec %s\n", SAEC_VERSION);
         return 0;

@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "eval.h"
+#include "export.h"
 #include "fsutil.h"
 #include "log.h"
 #include "sae.h"
@@ -108,6 +109,10 @@ static int run_setup(run *r, int resume) {
     /* Device and data are checked before anything is written. */
     SAEC_TRY(saec_dev_open(cfg->device, &r->dev));
     SAEC_TRY(saec_data_open(cfg, SAEC_STREAM_TRAIN, &r->data));
+    /* With a GPU training, the host is free to generate the next batch meanwhile; on the CPU
+       backend a second thread team would only compete with the training threads. */
+    if (r->dev->backend != SAEC_BACKEND_CPU)
+        SAEC_TRY(saec_data_enable_prefetch(r->data, cfg, SAEC_STREAM_TRAIN));
     SAEC_TRY(make_run_dir(r, resume));
     const int64_t d = r->data->info.d;
     cfg->d_in = d;
@@ -139,6 +144,9 @@ static int run_setup(run *r, int resume) {
         if (rc == SAEC_OK) rc = sae_init(r->sae, sample, n, (int)cfg->median_iters, (uint64_t)cfg->seed);
         free(sample);
         SAEC_TRY(rc);
+        /* After sae_init, which sets s and μ from this run's data: the source's weights are moved
+           into these units. */
+        if (cfg->init_from[0]) SAEC_TRY(saec_init_from(cfg->init_from, r->sae));
         r->state = (saec_run_state){.data_cursor = r->data->cursor};
         SAEC_TRY(write_config_json(r));
     }

@@ -39,7 +39,8 @@ def parse_args(argv):
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     p.add_argument("--bf16-autocast", action="store_true",
-                   help="run forward and loss under torch.autocast(bfloat16) (cuda only)")
+                   help="run forward and loss under torch.autocast(bfloat16), as SAELens and "
+                        "sparsify train on a GPU (on the CPU: CPU autocast, for testing)")
     p.add_argument("--lr", type=float, default=4e-4)
     p.add_argument("--pool", type=int, default=4, help="distinct random batches, reused in turn")
     p.add_argument("--seed", type=int, default=0)
@@ -49,8 +50,6 @@ def parse_args(argv):
         p.error("need 1 <= k <= m")
     if min(a.d, a.m, a.batch, a.steps, a.pool) < 1 or a.warmup < 0:
         p.error("sizes and --steps must be positive, --warmup non-negative")
-    if a.bf16_autocast and a.device != "cuda":
-        p.error("--bf16-autocast needs --device cuda")
     return a
 
 
@@ -104,7 +103,7 @@ def main(argv=None):
     def autocast():
         # torch.autocast("cuda", enabled=False) still probes CUDA on a CPU-only build.
         if a.bf16_autocast:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast(dev.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def step(i):
@@ -126,6 +125,8 @@ def main(argv=None):
     for i in range(a.warmup):
         step(i)
     sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
     for i in range(a.steps):
         loss = step(a.warmup + i)
@@ -138,6 +139,10 @@ def main(argv=None):
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": threads if dev.type == "cpu" else None,
         "bf16_autocast": bool(a.bf16_autocast),
+        # torch's FP32 matmuls stay FP32 unless this is true (the default is false)
+        "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cuda_version": torch.version.cuda,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
         "d": a.d,
         "m": a.m,
         "k": a.k,

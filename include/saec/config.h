@@ -22,6 +22,9 @@ typedef struct {
     double syn_power;             /* power-law exponent of the firing probabilities */
     double syn_noise;             /* σ of the isotropic noise */
     double syn_offset;            /* norm of the constant offset */
+    int64_t syn_parents;          /* hierarchy: parent features */
+    int64_t syn_children;         /* hierarchy: children per parent */
+    double syn_child_prob;        /* hierarchy: P(one child fires | parent fires) */
     /* model */
     char arch[32];                /* topk | batchtopk | relu | jumprelu | atm */
     int64_t latents;              /* m */
@@ -31,6 +34,7 @@ typedef struct {
     int64_t dead_tokens;
     int64_t init_sample;          /* rows for the geometric median and the scale */
     int64_t median_iters;
+    char init_from[SAEC_STR_MAX]; /* saec run or SAELens/sparsify export to start from; "" = random init */
     /* optimisation */
     int64_t steps;                /* 0 = derived from tokens */
     int64_t tokens;               /* 0 = derived from steps */

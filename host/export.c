@@ -1,0 +1,824 @@
+/* SAELens and sparsify exports: write them (scale folded in) and read them back, with saec run
+   directories, into one host-side model (export.h explains the units). */
+#include "export.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "fsutil.h"
+#include "safetensors.h"
+#include "saec/device.h"
+#include "saec/saec.h"
+
+#define EXPORT_FORMAT "saec-export-1"
+/* The SAELens config layout written (v6: architecture-specific keys at the top level, usage
+   metadata under "metadata"). SAELens reads configs without a version as pre-6.0 ones. */
+#define SAELENS_CFG_VERSION "6.0.0"
+
+static const char *const export_hint = "check the export directory with `saec inspect`";
+
+static void join_path(char *out, size_t size, const char *dir, const char *name) {
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+saec_model_kind saec_model_detect(const char *dir) {
+    char path[1100];
+    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+    if (saec_path_exists(path)) return SAEC_MODEL_RUN;
+    join_path(path, sizeof path, dir, SAEC_SAELENS_WEIGHTS);
+    if (saec_path_exists(path)) return SAEC_MODEL_SAELENS;
+    join_path(path, sizeof path, dir, SAEC_SPARSIFY_WEIGHTS);
+    if (saec_path_exists(path)) return SAEC_MODEL_SPARSIFY;
+    return SAEC_MODEL_NONE;
+}
+
+const char *saec_model_kind_name(saec_model_kind kind) {
+    switch (kind) {
+    case SAEC_MODEL_RUN: return "saec run";
+    case SAEC_MODEL_SAELENS: return "SAELens export";
+    case SAEC_MODEL_SPARSIFY: return "sparsify export";
+    default: return "unknown";
+    }
+}
+
+/* ---- the host model ---------------------------------------------------------------------- */
+
+void saec_host_model_free(saec_host_model *hm) {
+    if (!hm) return;
+    free(hm->W_enc_t), free(hm->b_enc), free(hm->W_dec), free(hm->b_dec), free(hm->data_mean);
+    hm->W_enc_t = hm->b_enc = hm->W_dec = hm->b_dec = hm->data_mean = NULL;
+}
+
+static int host_model_alloc(saec_host_model *hm, int64_t d, int64_t m) {
+    hm->d = d, hm->m = m;
+    hm->W_enc_t = malloc(sizeof(float) * (size_t)(m * d));
+    hm->b_enc = malloc(sizeof(float) * (size_t)m);
+    hm->W_dec = malloc(sizeof(float) * (size_t)(m * d));
+    hm->b_dec = malloc(sizeof(float) * (size_t)d);
+    if (!hm->W_enc_t || !hm->b_enc || !hm->W_dec || !hm->b_dec)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE (d=%lld, m=%lld)",
+                         (long long)d, (long long)m);
+    return SAEC_OK;
+}
+
+static void host_model_init(saec_host_model *hm, saec_model_kind kind) {
+    memset(hm, 0, sizeof *hm);
+    hm->kind = kind;
+    snprintf(hm->arch, sizeof hm->arch, "topk");
+    hm->scale = 1.0f;
+    hm->step = -1;
+}
+
+/* Weights that are NaN or Inf would poison every later step: refuse them, naming the tensor. */
+static int check_finite(const float *x, int64_t n, const char *path, const char *name) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return saec_fail(SAEC_ERR_DATA, export_hint,
+                             "'%s': tensor '%s' has a non-finite value at element %lld", path, name,
+                             (long long)i);
+    return SAEC_OK;
+}
+
+/* Copy a named F32 tensor of the given shape (-1 = any) into dst; returns it in *out. */
+static int take_tensor(const saec_st_file *f, const char *path, const char *name, int ndim,
+                       int64_t rows, int64_t cols, float *dst, const saec_st_tensor **out) {
+    const saec_st_tensor *t = NULL;
+    int64_t shape[2] = {rows, cols};
+    SAEC_TRY(saec_st_expect(f, path, name, SAEC_ST_F32, ndim, shape, &t));
+    if (dst) {
+        memcpy(dst, t->data, sizeof(float) * (size_t)saec_st_numel(t));
+        SAEC_TRY(check_finite(dst, saec_st_numel(t), path, name));
+    }
+    if (out) *out = t;
+    return SAEC_OK;
+}
+
+/* A saec run directory: the checkpoint, in the run's normalised units. */
+static int read_run(const char *dir, saec_host_model *hm) {
+    SAEC_TRY(ckpt_read_config(dir, &hm->cfg));
+    hm->has_config = 1;
+    const int64_t d = hm->cfg.d_in, m = hm->cfg.latents;
+    hm->k = hm->cfg.k;
+    snprintf(hm->arch, sizeof hm->arch, "%s", hm->cfg.arch);
+    SAEC_TRY(host_model_alloc(hm, d, m));
+    hm->data_mean = malloc(sizeof(float) * (size_t)d);
+    if (!hm->data_mean) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
+
+    char path[1100];
+    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+    saec_st_file *f = NULL;
+    SAEC_TRY(saec_st_open(path, &f));
+    int rc = take_tensor(f, path, "W_enc_t", 2, m, d, hm->W_enc_t, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "b_enc", 1, m, 1, hm->b_enc, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "data_mean", 1, d, 1, hm->data_mean, NULL);
+    float s = 0;
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "data_scale", 1, 1, 1, &s, NULL);
+    if (rc == SAEC_OK && !(s > 0))
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': data_scale is %g, expected > 0", path, s);
+    if (rc == SAEC_OK) {
+        hm->scale = s;
+        hm->data_scale = s;
+        const char *state = saec_st_meta_get(f, "state");
+        cJSON *o = state ? cJSON_Parse(state) : NULL;
+        const cJSON *step = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
+        if (cJSON_IsNumber(step)) hm->step = (int64_t)step->valuedouble;
+        cJSON_Delete(o);
+    }
+    saec_st_close(f);
+    return rc;
+}
+
+/* ---- cfg.json helpers -------------------------------------------------------------------- */
+
+static int read_json(const char *path, cJSON **out) {
+    *out = NULL;
+    if (!saec_path_exists(path))
+        return saec_fail(SAEC_ERR_DATA, "an export holds cfg.json beside its weights",
+                         "missing '%s'", path);
+    char *text = NULL;
+    SAEC_TRY(saec_read_file(path, &text, NULL));
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return saec_fail(SAEC_ERR_DATA, export_hint, "'%s' is not a JSON object", path);
+    }
+    *out = root;
+    return SAEC_OK;
+}
+
+/* An optional whole number: *out keeps its value when the key is absent or null. */
+static int json_int(const cJSON *o, const char *key, const char *path, int64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return SAEC_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0)
+        return saec_fail(SAEC_ERR_DATA, export_hint, "'%s': key '%s' is not a whole number", path,
+                         key);
+    *out = (int64_t)v->valuedouble;
+    return SAEC_OK;
+}
+
+/* An optional boolean, `def` when absent or null. */
+static int json_bool(const cJSON *o, const char *key, const char *path, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = def;
+    if (!v || cJSON_IsNull(v)) return SAEC_OK;
+    if (!cJSON_IsBool(v))
+        return saec_fail(SAEC_ERR_DATA, export_hint, "'%s': key '%s' is not true or false", path,
+                         key);
+    *out = cJSON_IsTrue(v);
+    return SAEC_OK;
+}
+
+/* An optional string, `def` when absent or null. */
+static int json_str(const cJSON *o, const char *key, const char *path, const char *def,
+                    const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = def;
+    if (!v || cJSON_IsNull(v)) return SAEC_OK;
+    if (!cJSON_IsString(v))
+        return saec_fail(SAEC_ERR_DATA, export_hint, "'%s': key '%s' is not a string", path, key);
+    *out = v->valuestring;
+    return SAEC_OK;
+}
+
+static int unsupported(const char *path, const char *what) {
+    return saec_fail(SAEC_ERR_DATA, "saec loads plain TopK SAEs (SPEC §2) for now",
+                     "'%s': %s is not supported", path, what);
+}
+
+/* The shapes read from the weights must agree with the sizes cfg.json states. */
+static int check_size(const char *path, const char *key, int64_t stated, int64_t actual,
+                      const char *weights) {
+    if (stated > 0 && stated != actual)
+        return saec_fail(SAEC_ERR_DATA, export_hint, "'%s': %s = %lld but the weights in '%s' have %lld",
+                         path, key, (long long)stated, weights, (long long)actual);
+    return SAEC_OK;
+}
+
+/* saec's own provenance in cfg.json ("saec"): μ, the training scale, the step and the training
+   run's configuration. Absent in exports made by other tools. */
+static int read_provenance(const cJSON *root, const char *path, saec_host_model *hm) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "saec");
+    if (!cJSON_IsObject(p)) return SAEC_OK;
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(p, "data_mean");
+    if (mean && !cJSON_IsNull(mean)) {
+        if (!cJSON_IsArray(mean) || cJSON_GetArraySize(mean) != hm->d)
+            return saec_fail(SAEC_ERR_DATA, export_hint,
+                             "'%s': saec.data_mean is not a list of %lld numbers", path,
+                             (long long)hm->d);
+        hm->data_mean = malloc(sizeof(float) * (size_t)hm->d);
+        if (!hm->data_mean) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
+        int64_t j = 0;
+        for (const cJSON *v = mean->child; v; v = v->next, j++) {
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+                return saec_fail(SAEC_ERR_DATA, export_hint,
+                                 "'%s': saec.data_mean[%lld] is not a finite number", path,
+                                 (long long)j);
+            hm->data_mean[j] = (float)v->valuedouble;
+        }
+    }
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, "data_scale");
+    if (cJSON_IsNumber(s) && s->valuedouble > 0) hm->data_scale = s->valuedouble;
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(p, "step");
+    if (cJSON_IsNumber(step)) hm->step = (int64_t)step->valuedouble;
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(p, "config");
+    if (cJSON_IsObject(config)) {
+        char *text = cJSON_PrintUnformatted(config);
+        char where[1200];
+        snprintf(where, sizeof where, "saec.config in %s", path);
+        saec_config_defaults(&hm->cfg);
+        int rc = text ? saec_config_from_json_text(&hm->cfg, text, where)
+                      : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading '%s'", path);
+        free(text);
+        SAEC_TRY(rc);
+        hm->has_config = 1;
+    }
+    return SAEC_OK;
+}
+
+/* ---- SAELens ----------------------------------------------------------------------------- */
+
+static int read_saelens(const char *dir, saec_host_model *hm) {
+    char cfg_path[1100], path[1100];
+    join_path(cfg_path, sizeof cfg_path, dir, SAEC_EXPORT_CFG);
+    join_path(path, sizeof path, dir, SAEC_SAELENS_WEIGHTS);
+    cJSON *cfg = NULL;
+    SAEC_TRY(read_json(cfg_path, &cfg));
+    saec_st_file *f = NULL;
+    int rc = SAEC_OK;
+    const char *arch = NULL, *norm = NULL;
+    int apply_b_dec = 1, rescale = 0;
+    int64_t k = 0, d_in = 0, d_sae = 0;
+    /* SAELens defaults a missing architecture to "standard" (ReLU). */
+    rc = json_str(cfg, "architecture", cfg_path, "standard", &arch);
+    if (rc == SAEC_OK && strcmp(arch, "topk") != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "architecture '%.40s'", arch);
+        rc = unsupported(cfg_path, what);
+    }
+    if (rc == SAEC_OK) rc = json_int(cfg, "k", cfg_path, &k);
+    if (rc == SAEC_OK && k == 0) { /* configs before SAELens 6 keep k in activation_fn_kwargs */
+        const cJSON *kw = cJSON_GetObjectItemCaseSensitive(cfg, "activation_fn_kwargs");
+        if (cJSON_IsObject(kw)) rc = json_int(kw, "k", cfg_path, &k);
+    }
+    if (rc == SAEC_OK && k < 1)
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': a TopK SAE needs a key 'k' >= 1", cfg_path);
+    if (rc == SAEC_OK) rc = json_int(cfg, "d_in", cfg_path, &d_in);
+    if (rc == SAEC_OK) rc = json_int(cfg, "d_sae", cfg_path, &d_sae);
+    if (rc == SAEC_OK) rc = json_bool(cfg, "apply_b_dec_to_input", cfg_path, 1, &apply_b_dec);
+    if (rc == SAEC_OK) rc = json_bool(cfg, "rescale_acts_by_decoder_norm", cfg_path, 0, &rescale);
+    if (rc == SAEC_OK && rescale) rc = unsupported(cfg_path, "rescale_acts_by_decoder_norm = true");
+    if (rc == SAEC_OK) rc = json_str(cfg, "normalize_activations", cfg_path, "none", &norm);
+    if (rc == SAEC_OK && strcmp(norm, "none") != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "normalize_activations '%.40s'", norm);
+        rc = unsupported(cfg_path, what);
+    }
+
+    if (rc == SAEC_OK && !saec_path_exists(path))
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "missing '%s'", path);
+    if (rc == SAEC_OK) rc = saec_st_open(path, &f);
+    const saec_st_tensor *w = NULL;
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "W_enc", 2, -1, -1, NULL, &w); /* [d, m] */
+    const int64_t d = w ? w->shape[0] : 0, m = w ? w->shape[1] : 0;
+    if (rc == SAEC_OK) rc = check_size(cfg_path, "d_in", d_in, d, SAEC_SAELENS_WEIGHTS);
+    if (rc == SAEC_OK) rc = check_size(cfg_path, "d_sae", d_sae, m, SAEC_SAELENS_WEIGHTS);
+    if (rc == SAEC_OK && k > m)
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': k = %lld exceeds d_sae = %lld", cfg_path,
+                       (long long)k, (long long)m);
+    if (rc == SAEC_OK) rc = host_model_alloc(hm, d, m);
+    /* Checked in the file's [d, m] order so a reported element index points into the file. */
+    if (rc == SAEC_OK) rc = check_finite(w->data, d * m, path, "W_enc");
+    if (rc == SAEC_OK) {
+        hm->k = k;
+        const float *W_enc = w->data;
+        for (int64_t j = 0; j < m; j++)
+            for (int64_t i = 0; i < d; i++) hm->W_enc_t[j * d + i] = W_enc[i * m + j];
+    }
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "b_enc", 1, m, 1, hm->b_enc, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
+    /* Without b_dec on the input, pre = x W_enc + b_enc = (x − b_dec) W_enc + (b_enc + b_dec W_enc):
+       the same SAE in saec's form. */
+    if (rc == SAEC_OK && !apply_b_dec)
+        for (int64_t j = 0; j < m; j++) {
+            double acc = hm->b_enc[j];
+            for (int64_t i = 0; i < d; i++) acc += (double)hm->W_enc_t[j * d + i] * hm->b_dec[i];
+            hm->b_enc[j] = (float)acc;
+        }
+    if (rc == SAEC_OK) rc = read_provenance(cfg, cfg_path, hm);
+    saec_st_close(f);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* ---- sparsify ---------------------------------------------------------------------------- */
+
+static int read_sparsify(const char *dir, saec_host_model *hm) {
+    char cfg_path[1100], path[1100];
+    join_path(cfg_path, sizeof cfg_path, dir, SAEC_EXPORT_CFG);
+    join_path(path, sizeof path, dir, SAEC_SPARSIFY_WEIGHTS);
+    cJSON *cfg = NULL;
+    SAEC_TRY(read_json(cfg_path, &cfg));
+    saec_st_file *f = NULL;
+    const char *activation = NULL;
+    int skip = 0, transcode = 0;
+    int64_t k = 32, d_in = 0, num_latents = 0; /* sparsify's SparseCoderConfig default k = 32 */
+    int rc = json_str(cfg, "activation", cfg_path, "topk", &activation);
+    if (rc == SAEC_OK && strcmp(activation, "topk") != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "activation '%.40s'", activation);
+        rc = unsupported(cfg_path, what);
+    }
+    if (rc == SAEC_OK) rc = json_int(cfg, "k", cfg_path, &k);
+    if (rc == SAEC_OK && k < 1)
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': key 'k' must be >= 1", cfg_path);
+    if (rc == SAEC_OK) rc = json_int(cfg, "d_in", cfg_path, &d_in);
+    if (rc == SAEC_OK) rc = json_int(cfg, "num_latents", cfg_path, &num_latents);
+    if (rc == SAEC_OK) rc = json_bool(cfg, "skip_connection", cfg_path, 0, &skip);
+    if (rc == SAEC_OK && skip) rc = unsupported(cfg_path, "skip_connection = true");
+    if (rc == SAEC_OK) rc = json_bool(cfg, "transcode", cfg_path, 0, &transcode);
+    if (rc == SAEC_OK && transcode) rc = unsupported(cfg_path, "a transcoder (transcode = true)");
+
+    if (rc == SAEC_OK && !saec_path_exists(path))
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "missing '%s'", path);
+    if (rc == SAEC_OK) rc = saec_st_open(path, &f);
+    const saec_st_tensor *w = NULL;
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "encoder.weight", 2, -1, -1, NULL, &w); /* [m, d] */
+    const int64_t m = w ? w->shape[0] : 0, d = w ? w->shape[1] : 0;
+    if (rc == SAEC_OK) rc = check_size(cfg_path, "d_in", d_in, d, SAEC_SPARSIFY_WEIGHTS);
+    if (rc == SAEC_OK) rc = check_size(cfg_path, "num_latents", num_latents, m, SAEC_SPARSIFY_WEIGHTS);
+    if (rc == SAEC_OK && k > m)
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': k = %lld exceeds the %lld latents",
+                       cfg_path, (long long)k, (long long)m);
+    if (rc == SAEC_OK) rc = host_model_alloc(hm, d, m);
+    if (rc == SAEC_OK) {
+        hm->k = k;
+        rc = take_tensor(f, path, "encoder.weight", 2, m, d, hm->W_enc_t, NULL);
+    }
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "encoder.bias", 1, m, 1, hm->b_enc, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
+    if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
+    if (rc == SAEC_OK && saec_st_find(f, "W_skip")) rc = unsupported(path, "tensor 'W_skip'");
+    if (rc == SAEC_OK) rc = read_provenance(cfg, cfg_path, hm);
+    saec_st_close(f);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+int saec_host_model_read(const char *dir, saec_host_model *out) {
+    const saec_model_kind kind = saec_model_detect(dir);
+    host_model_init(out, kind);
+    int rc;
+    switch (kind) {
+    case SAEC_MODEL_RUN: rc = read_run(dir, out); break;
+    case SAEC_MODEL_SAELENS: rc = read_saelens(dir, out); break;
+    case SAEC_MODEL_SPARSIFY: rc = read_sparsify(dir, out); break;
+    default:
+        rc = saec_fail(SAEC_ERR_DATA,
+                       "give a run directory written by 'saec train' or a directory written by "
+                       "'saec export' (SAELens or sparsify layout)",
+                       "'%s' holds no SAE: none of %s, %s, %s found", dir, SAEC_CKPT_MODEL,
+                       SAEC_SAELENS_WEIGHTS, SAEC_SPARSIFY_WEIGHTS);
+    }
+    if (rc != SAEC_OK) {
+        saec_host_model_free(out);
+        return rc;
+    }
+    /* The weights are authoritative for the sizes; cfg.json's k for the inference k. */
+    if (out->has_config) {
+        out->cfg.d_in = out->d;
+        out->cfg.latents = out->m;
+        out->cfg.k = out->k;
+    }
+    return SAEC_OK;
+}
+
+void saec_host_model_config(const saec_host_model *hm, saec_config *cfg) {
+    if (hm->has_config) {
+        *cfg = hm->cfg;
+    } else {
+        saec_config_defaults(cfg);
+        cfg->d_in = hm->d;
+        cfg->latents = hm->m;
+        cfg->k = hm->k;
+    }
+}
+
+void saec_host_model_set_scale(saec_host_model *hm, float scale) {
+    const double r = (double)hm->scale / (double)scale;
+    for (int64_t j = 0; j < hm->m; j++) hm->b_enc[j] = (float)(r * hm->b_enc[j]);
+    for (int64_t i = 0; i < hm->d; i++) hm->b_dec[i] = (float)(r * hm->b_dec[i]);
+    if (hm->data_mean)
+        for (int64_t i = 0; i < hm->d; i++) hm->data_mean[i] = (float)(r * hm->data_mean[i]);
+    hm->scale = scale;
+}
+
+int saec_host_model_fill_mean(saec_host_model *hm, const saec_config *data_cfg, int64_t rows) {
+    if (hm->data_mean) return SAEC_OK;
+    saec_config cfg = *data_cfg;
+    cfg.d_in = hm->d;
+    saec_data *src = NULL;
+    SAEC_TRY(saec_data_open(&cfg, SAEC_STREAM_EVAL, &src));
+    if (src->info.n_rows >= 0 && rows > src->info.n_rows) rows = src->info.n_rows;
+    float *x = malloc(sizeof(float) * (size_t)(rows * hm->d));
+    double *acc = calloc((size_t)hm->d, sizeof(double));
+    hm->data_mean = malloc(sizeof(float) * (size_t)hm->d);
+    int rc = x && acc && hm->data_mean ? SAEC_OK
+                                       : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the data mean");
+    if (rc == SAEC_OK && rows < 1)
+        rc = saec_fail(SAEC_ERR_DATA, "give data with rows", "no rows to measure the data mean on");
+    if (rc == SAEC_OK) rc = saec_data_next(src, rows, x);
+    if (rc == SAEC_OK) {
+        for (int64_t n = 0; n < rows; n++)
+            for (int64_t i = 0; i < hm->d; i++) acc[i] += x[n * hm->d + i];
+        for (int64_t i = 0; i < hm->d; i++)
+            hm->data_mean[i] = (float)(acc[i] / (double)rows / hm->scale);
+        fprintf(stderr, "saec: the SAE does not record its data mean; nmse is about the mean of the "
+                        "first %lld rows of %s\n", (long long)rows, src->info.description);
+    } else {
+        free(hm->data_mean);
+        hm->data_mean = NULL;
+    }
+    free(x), free(acc);
+    saec_data_close(src);
+    return rc;
+}
+
+int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
+    if (hm->d != sae->d || hm->m != sae->m)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAE sizes differ from the model's");
+    saec_dev *dev = sae->dev;
+    const size_t md = sizeof(float) * (size_t)(hm->m * hm->d);
+    SAEC_TRY(dev->ops->upload(dev, sae->W_enc_t, hm->W_enc_t, md));
+    SAEC_TRY(dev->ops->upload(dev, sae->b_enc, hm->b_enc, sizeof(float) * (size_t)hm->m));
+    SAEC_TRY(dev->ops->upload(dev, sae->W_dec, hm->W_dec, md));
+    SAEC_TRY(dev->ops->upload(dev, sae->b_dec, hm->b_dec, sizeof(float) * (size_t)hm->d));
+    if (hm->data_mean)
+        SAEC_TRY(dev->ops->upload(dev, sae->data_mean, hm->data_mean, sizeof(float) * (size_t)hm->d));
+    else
+        SAEC_TRY(dev->ops->zero(dev, sae->data_mean, sizeof(float) * (size_t)hm->d));
+    sae->scale = hm->scale;
+    return SAEC_OK;
+}
+
+/* ---- --init-from ------------------------------------------------------------------------- */
+
+/* TopK training keeps decoder rows at unit norm. Rows of another norm n_j are made unit with
+   n_j folded into the encoder row and bias (SAELens's fold_W_dec_norm), which keeps each latent's
+   contribution f_j·W_dec[j] for a given selection; the TopK selection itself then ranks n_j·pre_j
+   and may differ. Returns the largest |n_j − 1|. saec's own exports have unit rows (export.h). */
+static double unit_decoder_rows(saec_host_model *hm) {
+    double worst = 0;
+    for (int64_t j = 0; j < hm->m; j++) {
+        float *row = hm->W_dec + j * hm->d;
+        double ss = 0;
+        for (int64_t i = 0; i < hm->d; i++) ss += (double)row[i] * row[i];
+        const double n = sqrt(ss);
+        if (!(n > 0)) continue; /* a zero row stays zero: nothing to fold */
+        if (fabs(n - 1.0) > worst) worst = fabs(n - 1.0);
+        for (int64_t i = 0; i < hm->d; i++) {
+            row[i] = (float)(row[i] / n);
+            hm->W_enc_t[j * hm->d + i] = (float)(hm->W_enc_t[j * hm->d + i] * n);
+        }
+        hm->b_enc[j] = (float)(hm->b_enc[j] * n);
+    }
+    return worst;
+}
+
+int saec_init_from(const char *src, saec_sae *sae) {
+    saec_host_model hm;
+    SAEC_TRY(saec_host_model_read(src, &hm));
+    int rc = SAEC_OK;
+    if (hm.d != sae->d || hm.m != sae->m)
+        rc = saec_fail(SAEC_ERR_USAGE, "set --latents to the source's latents and use data of its width",
+                       "--init-from '%s' holds an SAE with d=%lld, m=%lld, but this run has "
+                       "d_in=%lld, latents=%lld", src, (long long)hm.d, (long long)hm.m,
+                       (long long)sae->d, (long long)sae->m);
+    if (rc == SAEC_OK) {
+        /* Into this run's units (s and μ come from this run's init sample), then unit rows. */
+        saec_host_model_set_scale(&hm, sae->scale);
+        const double dev_from_unit = unit_decoder_rows(&hm);
+        if (dev_from_unit > 1e-3)
+            fprintf(stderr, "saec: note: decoder rows of '%s' were not unit-norm (largest |norm - 1| "
+                            "%.3g); their norms were folded into the encoder\n", src, dev_from_unit);
+        if (hm.k != sae->k)
+            fprintf(stderr, "saec: note: '%s' was trained with k=%lld; this run uses k=%lld\n", src,
+                    (long long)hm.k, (long long)sae->k);
+        saec_dev *dev = sae->dev;
+        const size_t md = sizeof(float) * (size_t)(hm.m * hm.d);
+        rc = dev->ops->upload(dev, sae->W_enc_t, hm.W_enc_t, md);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->W_dec, hm.W_dec, md);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
+    }
+    if (rc == SAEC_OK) {
+        if (hm.step >= 0)
+            fprintf(stderr, "saec: initialised from %s (%s, step %lld)\n", src,
+                    saec_model_kind_name(hm.kind), (long long)hm.step);
+        else
+            fprintf(stderr, "saec: initialised from %s (%s)\n", src, saec_model_kind_name(hm.kind));
+    }
+    saec_host_model_free(&hm);
+    return rc;
+}
+
+/* ---- firing frequency -------------------------------------------------------------------- */
+
+int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, float *out) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, m = sae->m;
+    float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
+    int64_t *count_host = malloc(sizeof(int64_t) * (size_t)m);
+    int64_t *since = NULL, *count = NULL;
+    uint8_t *dead = NULL;
+    double *dead_count = NULL;
+    int rc = rows && count_host ? SAEC_OK
+                                : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory counting latent firing");
+    /* Own counters: the SAE's dead-latent state is left alone. */
+    if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(int64_t) * (size_t)m, (void **)&since);
+    if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(int64_t) * (size_t)m, (void **)&count);
+    if (rc == SAEC_OK) rc = dev->ops->alloc(dev, (size_t)m, (void **)&dead);
+    if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(double), (void **)&dead_count);
+    if (rc == SAEC_OK) rc = dev->ops->zero(dev, since, sizeof(int64_t) * (size_t)m);
+    if (rc == SAEC_OK) rc = dev->ops->zero(dev, count, sizeof(int64_t) * (size_t)m);
+    int64_t done = 0;
+    while (rc == SAEC_OK && done < tokens) {
+        const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
+        rc = saec_data_next(src, n, rows);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
+        if (rc == SAEC_OK)
+            rc = SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)sae->k, m, since, count,
+                         INT64_MAX, dead, dead_count);
+        done += n;
+    }
+    if (rc == SAEC_OK) rc = dev->ops->download(dev, count_host, count, sizeof(int64_t) * (size_t)m);
+    if (rc == SAEC_OK)
+        for (int64_t j = 0; j < m; j++)
+            out[j] = (float)log10((double)count_host[j] / (double)tokens + SAEC_LOG_SPARSITY_EPS);
+    if (since) dev->ops->free(dev, since);
+    if (count) dev->ops->free(dev, count);
+    if (dead) dev->ops->free(dev, dead);
+    if (dead_count) dev->ops->free(dev, dead_count);
+    free(rows), free(count_host);
+    return rc;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+/* The raw-unit model's pieces that differ from hm's storage: biases and μ times s, and W_encᵀ. */
+typedef struct {
+    float *b_enc, *b_dec, *mean; /* [m], [d], [d] (mean NULL when unknown) */
+    float *W_enc;                /* [d, m], SAELens only */
+} raw_parts;
+
+static void raw_parts_free(raw_parts *r) { free(r->b_enc), free(r->b_dec), free(r->mean), free(r->W_enc); }
+
+static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *r) {
+    const int64_t d = hm->d, m = hm->m;
+    const double s = hm->scale;
+    memset(r, 0, sizeof *r);
+    r->b_enc = malloc(sizeof(float) * (size_t)m);
+    r->b_dec = malloc(sizeof(float) * (size_t)d);
+    if (hm->data_mean) r->mean = malloc(sizeof(float) * (size_t)d);
+    if (with_W_enc) r->W_enc = malloc(sizeof(float) * (size_t)(d * m));
+    if (!r->b_enc || !r->b_dec || (hm->data_mean && !r->mean) || (with_W_enc && !r->W_enc))
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing an export");
+    for (int64_t j = 0; j < m; j++) r->b_enc[j] = (float)(s * hm->b_enc[j]);
+    for (int64_t i = 0; i < d; i++) r->b_dec[i] = (float)(s * hm->b_dec[i]);
+    if (r->mean)
+        for (int64_t i = 0; i < d; i++) r->mean[i] = (float)(s * hm->data_mean[i]);
+    if (r->W_enc)
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < m; j++) r->W_enc[i * m + j] = hm->W_enc_t[j * d + i];
+    return SAEC_OK;
+}
+
+static saec_st_tensor vec(const char *name, int64_t n, const float *data) {
+    return (saec_st_tensor){.name = name, .dtype = SAEC_ST_F32, .ndim = 1, .shape = {n}, .data = data};
+}
+
+static saec_st_tensor mat(const char *name, int64_t rows, int64_t cols, const float *data) {
+    return (saec_st_tensor){.name = name, .dtype = SAEC_ST_F32, .ndim = 2, .shape = {rows, cols},
+                            .data = data};
+}
+
+/* The provenance object, read back by read_provenance. */
+static cJSON *provenance(const saec_host_model *hm, const raw_parts *raw, const char *source) {
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "format", EXPORT_FORMAT);
+    cJSON_AddStringToObject(p, "saec_version", SAEC_VERSION);
+    cJSON_AddStringToObject(p, "source", source);
+    cJSON_AddStringToObject(p, "source_kind", saec_model_kind_name(hm->kind));
+    if (hm->step >= 0)
+        cJSON_AddNumberToObject(p, "step", (double)hm->step);
+    else
+        cJSON_AddNullToObject(p, "step");
+    if (hm->data_scale > 0)
+        cJSON_AddNumberToObject(p, "data_scale", hm->data_scale);
+    else
+        cJSON_AddNullToObject(p, "data_scale");
+    cJSON_AddStringToObject(p, "units",
+                            "raw activations: the training data scale is folded into b_enc and "
+                            "b_dec, so codes are in the units of the activations and decoder rows "
+                            "keep unit norm");
+    cJSON_AddStringToObject(p, "data_mean_note",
+                            "per-dimension mean of the training activations (raw units), the nmse "
+                            "denominator used by saec eval");
+    if (raw->mean)
+        cJSON_AddItemToObject(p, "data_mean", cJSON_CreateFloatArray(raw->mean, (int)hm->d));
+    else
+        cJSON_AddNullToObject(p, "data_mean");
+    if (hm->has_config) {
+        char *text = saec_config_to_json(&hm->cfg);
+        cJSON *config = text ? cJSON_Parse(text) : NULL;
+        free(text);
+        if (config) cJSON_AddItemToObject(p, "config", config);
+    }
+    return p;
+}
+
+static int write_cfg_json(const char *out_dir, cJSON *root) {
+    char path[1100];
+    join_path(path, sizeof path, out_dir, SAEC_EXPORT_CFG);
+    char *text = cJSON_Print(root);
+    if (!text) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing '%s'", path);
+    int rc = saec_write_text_atomic(path, text);
+    free(text);
+    return rc;
+}
+
+/* Tools that read these files (safetensors' torch loader) expect the "format": "pt" marker. */
+static const saec_st_meta st_meta[] = {{"format", "pt"}};
+
+/* SAELens: cfg.json, sae_weights.safetensors, sparsity.safetensors. Variant-specific pieces go
+   through the architecture switch: JumpReLU (and BatchTopK, exported as JumpReLU) will add
+   "architecture": "jumprelu" without k, and a `threshold [m]` tensor scaled like the codes (s·θ,
+   see export.h), in the free slot of `t`. */
+static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const float *log_sparsity,
+                         const char *source, const char *out_dir) {
+    const int64_t d = hm->d, m = hm->m;
+    if (strcmp(hm->arch, "topk") != 0)
+        return saec_fail(SAEC_ERR_USAGE, NULL, "exporting architecture '%s' is not supported yet",
+                         hm->arch);
+    if (!log_sparsity) return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAELens export needs the sparsity");
+    char path[1100];
+    saec_st_tensor t[5];
+    int n = 0;
+    t[n++] = mat("W_enc", d, m, raw->W_enc);
+    t[n++] = vec("b_enc", m, raw->b_enc);
+    t[n++] = mat("W_dec", m, d, hm->W_dec);
+    t[n++] = vec("b_dec", d, raw->b_dec);
+    join_path(path, sizeof path, out_dir, SAEC_SAELENS_WEIGHTS);
+    SAEC_TRY(saec_st_write(path, t, n, st_meta, 1));
+    saec_st_tensor sp = vec("sparsity", m, log_sparsity);
+    join_path(path, sizeof path, out_dir, SAEC_SAELENS_SPARSITY);
+    SAEC_TRY(saec_st_write(path, &sp, 1, st_meta, 1));
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "architecture", "topk");
+    cJSON_AddNumberToObject(root, "d_in", (double)d);
+    cJSON_AddNumberToObject(root, "d_sae", (double)m);
+    cJSON_AddNumberToObject(root, "k", (double)hm->k);
+    cJSON_AddStringToObject(root, "dtype", "float32");
+    cJSON_AddStringToObject(root, "device", "cpu");
+    cJSON_AddBoolToObject(root, "apply_b_dec_to_input", 1);
+    cJSON_AddStringToObject(root, "normalize_activations", "none"); /* s is folded in */
+    cJSON_AddStringToObject(root, "reshape_activations", "none");
+    cJSON_AddBoolToObject(root, "rescale_acts_by_decoder_norm", 0);
+    /* The pre-6.0 spelling of the activation, for older readers. */
+    cJSON_AddStringToObject(root, "activation_fn", "topk");
+    cJSON *kw = cJSON_AddObjectToObject(root, "activation_fn_kwargs");
+    cJSON_AddNumberToObject(kw, "k", (double)hm->k);
+    /* Where the activations came from is unknown to saec (it sees an HDF5 file or synthetic
+       data): model_name and hook_name are left null for the user to fill in. */
+    cJSON *meta = cJSON_AddObjectToObject(root, "metadata");
+    cJSON_AddStringToObject(meta, "sae_lens_version", SAELENS_CFG_VERSION);
+    cJSON_AddNullToObject(meta, "sae_lens_training_version");
+    cJSON_AddNullToObject(meta, "model_name");
+    cJSON_AddNullToObject(meta, "hook_name");
+    cJSON_AddNullToObject(meta, "hook_head_index");
+    cJSON_AddNullToObject(meta, "context_size");
+    cJSON_AddNullToObject(meta, "prepend_bos");
+    if (hm->has_config && hm->cfg.data[0])
+        cJSON_AddStringToObject(meta, "dataset_path", hm->cfg.data);
+    else
+        cJSON_AddNullToObject(meta, "dataset_path");
+    cJSON_AddItemToObject(root, "saec", provenance(hm, raw, source));
+    int rc = write_cfg_json(out_dir, root);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* sparsify: cfg.json (SparseCoderConfig fields plus d_in) and sae.safetensors. */
+static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const char *source,
+                          const char *out_dir) {
+    const int64_t d = hm->d, m = hm->m;
+    if (strcmp(hm->arch, "topk") != 0)
+        return saec_fail(SAEC_ERR_USAGE, "sparsify holds TopK SAEs only",
+                         "cannot export architecture '%s' as sparsify", hm->arch);
+    char path[1100];
+    saec_st_tensor t[4] = {
+        mat("encoder.weight", m, d, hm->W_enc_t),
+        vec("encoder.bias", m, raw->b_enc),
+        mat("W_dec", m, d, hm->W_dec),
+        vec("b_dec", d, raw->b_dec),
+    };
+    join_path(path, sizeof path, out_dir, SAEC_SPARSIFY_WEIGHTS);
+    SAEC_TRY(saec_st_write(path, t, 4, st_meta, 1));
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "activation", "topk");
+    /* sparsify types expansion_factor as an int and ignores it when num_latents is set. */
+    cJSON_AddNumberToObject(root, "expansion_factor", (double)(m / d > 0 ? m / d : 1));
+    cJSON_AddBoolToObject(root, "normalize_decoder", 1); /* rows are unit-norm (export.h) */
+    cJSON_AddNumberToObject(root, "num_latents", (double)m);
+    cJSON_AddNumberToObject(root, "k", (double)hm->k);
+    cJSON_AddBoolToObject(root, "multi_topk", 0);
+    cJSON_AddBoolToObject(root, "skip_connection", 0);
+    cJSON_AddBoolToObject(root, "transcode", 0);
+    cJSON_AddNumberToObject(root, "d_in", (double)d);
+    cJSON_AddItemToObject(root, "saec", provenance(hm, raw, source));
+    int rc = write_cfg_json(out_dir, root);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const float *log_sparsity,
+                      const char *source, const char *out_dir) {
+    raw_parts raw;
+    int rc = raw_parts_make(hm, kind == SAEC_MODEL_SAELENS, &raw);
+    if (rc == SAEC_OK) {
+        if (kind == SAEC_MODEL_SAELENS)
+            rc = write_saelens(hm, &raw, log_sparsity, source, out_dir);
+        else if (kind == SAEC_MODEL_SPARSIFY)
+            rc = write_sparsify(hm, &raw, source, out_dir);
+        else
+            rc = saec_fail(SAEC_ERR_USAGE, "use --format saelens or --format sparsify",
+                           "unknown export format");
+    }
+    raw_parts_free(&raw);
+    return rc;
+}
+
+/* ---- reconstructions as .npy ------------------------------------------------------------- */
+
+/* NumPy format 1.0: magic, version, a little-endian u16 header length, a Python-literal header
+   padded with spaces to a multiple of 64 bytes (ending in a newline), then C-order data. */
+static int npy_header(char *buf, size_t size, int64_t rows, int64_t cols, size_t *len) {
+    char dict[128];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                     (long long)rows, (long long)cols);
+    size_t total = 10 + (size_t)n + 1;
+    total = (total + 63) / 64 * 64;
+    if (n < 0 || total > size) return 0;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    const size_t hlen = total - 10;
+    buf[8] = (char)(hlen & 0xff), buf[9] = (char)(hlen >> 8);
+    memcpy(buf + 10, dict, (size_t)n);
+    memset(buf + 10 + n, ' ', total - 10 - (size_t)n - 1);
+    buf[total - 1] = '\n';
+    *len = total;
+    return 1;
+}
+
+int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, const char *path) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d;
+    char header[256];
+    size_t hlen = 0;
+    if (!npy_header(header, sizeof header, tokens, d, &hlen))
+        return saec_fail(SAEC_ERR_OTHER, NULL, "internal: .npy header too long");
+    float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
+    if (!rows) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory dumping reconstructions");
+    saec_atomic_file af;
+    int rc = saec_atomic_open(&af, path);
+    if (rc == SAEC_OK) rc = saec_atomic_write(&af, header, hlen);
+    int64_t done = 0;
+    while (rc == SAEC_OK && done < tokens) {
+        const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
+        rc = saec_data_next(src, n, rows);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
+        if (rc == SAEC_OK) rc = dev->ops->download(dev, rows, sae->xhat, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK) {
+            for (int64_t i = 0; i < n * d; i++) rows[i] *= sae->scale; /* x̂ = s·x̂n */
+            rc = saec_atomic_write(&af, rows, sizeof(float) * (size_t)(n * d));
+        }
+        done += n;
+    }
+    if (rc == SAEC_OK)
+        rc = saec_atomic_commit(&af);
+    else
+        saec_atomic_abort(&af);
+    free(rows);
+    return rc;
+}
