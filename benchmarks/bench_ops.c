@@ -70,7 +70,8 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Median seconds of RUNS timed calls after WARMUP untimed ones; all runs in times[RUNS]. */
 static double time_it(bench_fn fn, void *ctx, double *times) {
-    for (int i = 0; i < WARMUP; i++) fn(ctx);
+    for (int i = 0; i < WARMUP; i++)
+        fn(ctx);
     CU(cudaStreamSynchronize(stream));
     double t[RUNS];
     for (int i = 0; i < RUNS; i++) {
@@ -100,8 +101,8 @@ static op_result results[128];
 static int n_results;
 
 static struct {
-    double copy_bw;              /* bytes/s, D2D copy (read + write) */
-    double sgemm_square, tf32_square; /* FLOP/s at 8192^3 */
+    double copy_bw;                     /* bytes/s, D2D copy (read + write) */
+    double sgemm_square, tf32_square;   /* FLOP/s at 8192^3 */
     double sgemm_encoder, tf32_encoder; /* FLOP/s at [4096 x 2304] x [2304 x 65536] */
 } ceil_;
 
@@ -148,7 +149,8 @@ static void fill_uniform(float *d, int64_t count, float lo, float hi) {
     const int64_t chunk = (int64_t)1 << 22;
     float *h = malloc((size_t)chunk * sizeof *h);
     if (!h) die("host memory");
-    for (int64_t i = 0; i < chunk; i++) h[i] = rnd(lo, hi);
+    for (int64_t i = 0; i < chunk; i++)
+        h[i] = rnd(lo, hi);
     for (int64_t off = 0; off < count; off += chunk) {
         const int64_t c = count - off < chunk ? count - off : chunk;
         h[rng % (uint64_t)chunk] = rnd(lo, hi); /* not an exact repeat */
@@ -183,11 +185,15 @@ static void measure_ceilings(void) {
             g.tf32 = tf32;
             const double rate = flops / time_it(run_cublas, &g, NULL);
             if (shape == 0) {
-                if (tf32) ceil_.tf32_square = rate;
-                else ceil_.sgemm_square = rate;
+                if (tf32)
+                    ceil_.tf32_square = rate;
+                else
+                    ceil_.sgemm_square = rate;
             } else {
-                if (tf32) ceil_.tf32_encoder = rate;
-                else ceil_.sgemm_encoder = rate;
+                if (tf32)
+                    ceil_.tf32_encoder = rate;
+                else
+                    ceil_.sgemm_encoder = rate;
             }
         }
         dev->ops->free(dev, g.A);
@@ -202,32 +208,68 @@ static void measure_ceilings(void) {
 typedef struct {
     int64_t n, m, d;
     int k;
-    float *x, *xhat, *mu, *gx;       /* [n, d] x3, [d] */
-    float *Wenc, *benc, *pre, *act;  /* [d, m], [m], [n, m] x2 */
+    float *x, *xhat, *mu, *gx;              /* [n, d] x3, [d] */
+    float *Wenc, *benc, *pre, *act;         /* [d, m], [m], [n, m] x2 */
     float *Wdec, *bdec, *dW, *db, *m1, *m2; /* [m, d], [d], [m, d], [m], [m, d] x2 */
-    int32_t *idx;                    /* [n, k] */
-    float *val, *coef, *dots;        /* [n, k] x3 */
-    int32_t *idx512;                 /* [n, 512] */
+    int32_t *idx;                           /* [n, k] */
+    float *val, *coef, *dots;               /* [n, k] x3 */
+    int32_t *idx512;                        /* [n, 512] */
     float *val512;
-    uint8_t *mask;                   /* [m] */
-    int64_t *since, *fires;          /* [m] */
-    uint8_t *dead;                   /* [m] */
-    double *scalars;                 /* [8] */
-    float *gm_scratch, *gm_out;      /* [n], [d] */
-    int which;                       /* the op to run */
+    uint8_t *mask;              /* [m] */
+    int64_t *since, *fires;     /* [m] */
+    uint8_t *dead;              /* [m] */
+    double *scalars;            /* [8] */
+    float *gm_scratch, *gm_out; /* [n], [d] */
+    int which;                  /* the op to run */
 } ctx_t;
 
 enum {
-    B_GEMM, B_GEMM_TF32, B_SCALE_ADD, B_AXPBY, B_COL_SUM, B_RELU, B_RELU_BWD, B_TOPK64,
-    B_TOPK512, B_TOPK_MASK, B_DECODE, B_ROW_DOTS, B_OUTER, B_RECON, B_SUMSQ, B_COUNT_POS,
-    B_PROJECT, B_NORMALIZE, B_ADAMW, B_ADAMW_UNIT, B_TRACK, B_GEOMED, B_COUNT
+    B_GEMM,
+    B_GEMM_TF32,
+    B_SCALE_ADD,
+    B_AXPBY,
+    B_COL_SUM,
+    B_RELU,
+    B_RELU_BWD,
+    B_TOPK64,
+    B_TOPK512,
+    B_TOPK_MASK,
+    B_DECODE,
+    B_ROW_DOTS,
+    B_OUTER,
+    B_RECON,
+    B_SUMSQ,
+    B_COUNT_POS,
+    B_PROJECT,
+    B_NORMALIZE,
+    B_ADAMW,
+    B_ADAMW_UNIT,
+    B_TRACK,
+    B_GEOMED,
+    B_COUNT
 };
-static const char *op_names[B_COUNT] = {
-    "gemm_encoder_fp32", "gemm_encoder_tf32", "scale_add_rows", "axpby", "col_sum", "relu",
-    "relu_backward", "topk_rows_k64", "topk_rows_k512", "topk_rows_masked_k1152",
-    "sparse_decode", "sparse_row_dots", "sparse_outer_accum", "recon_loss_grad", "sum_squares",
-    "count_positive", "project_rows_grad", "normalize_rows", "adamw", "adamw_unit_rows_fused",
-    "track_fired", "geometric_median_1iter"};
+static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
+                                        "gemm_encoder_tf32",
+                                        "scale_add_rows",
+                                        "axpby",
+                                        "col_sum",
+                                        "relu",
+                                        "relu_backward",
+                                        "topk_rows_k64",
+                                        "topk_rows_k512",
+                                        "topk_rows_masked_k1152",
+                                        "sparse_decode",
+                                        "sparse_row_dots",
+                                        "sparse_outer_accum",
+                                        "recon_loss_grad",
+                                        "sum_squares",
+                                        "count_positive",
+                                        "project_rows_grad",
+                                        "normalize_rows",
+                                        "adamw",
+                                        "adamw_unit_rows_fused",
+                                        "track_fired",
+                                        "geometric_median_1iter"};
 
 static saec_adamw_args adam_args(void) {
     saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
@@ -246,21 +288,11 @@ static void run_op(void *c) {
     case B_SCALE_ADD:
         OP(SAEC_OP(dev, scale_add_rows, x->x, x->gx, n, d, 0.5f, x->mu, -1.0f));
         break;
-    case B_AXPBY:
-        OP(SAEC_OP(dev, axpby, n * d, 0.5f, x->x, 0.25f, x->xhat, x->gx));
-        break;
-    case B_COL_SUM:
-        OP(SAEC_OP(dev, col_sum, x->gx, n, d, 1.0f, 0.0f, x->bdec));
-        break;
-    case B_RELU:
-        OP(SAEC_OP(dev, relu, x->pre, n * m));
-        break;
-    case B_RELU_BWD:
-        OP(SAEC_OP(dev, relu_backward, x->act, x->pre, n * m));
-        break;
-    case B_TOPK64:
-        OP(SAEC_OP(dev, topk_rows, x->pre, n, m, k, NULL, x->idx, x->val));
-        break;
+    case B_AXPBY: OP(SAEC_OP(dev, axpby, n * d, 0.5f, x->x, 0.25f, x->xhat, x->gx)); break;
+    case B_COL_SUM: OP(SAEC_OP(dev, col_sum, x->gx, n, d, 1.0f, 0.0f, x->bdec)); break;
+    case B_RELU: OP(SAEC_OP(dev, relu, x->pre, n * m)); break;
+    case B_RELU_BWD: OP(SAEC_OP(dev, relu_backward, x->act, x->pre, n * m)); break;
+    case B_TOPK64: OP(SAEC_OP(dev, topk_rows, x->pre, n, m, k, NULL, x->idx, x->val)); break;
     case B_TOPK512:
         OP(SAEC_OP(dev, topk_rows, x->pre, n, m, 512, NULL, x->idx512, x->val512));
         break;
@@ -279,18 +311,10 @@ static void run_op(void *c) {
     case B_RECON:
         OP(SAEC_OP(dev, recon_loss_grad, x->x, x->xhat, x->mu, n, d, 1.0f, x->scalars, x->gx));
         break;
-    case B_SUMSQ:
-        OP(SAEC_OP(dev, sum_squares, x->dW, m * d, 0, x->scalars + 4));
-        break;
-    case B_COUNT_POS:
-        OP(SAEC_OP(dev, count_positive, x->pre, n * m, 0, x->scalars + 5));
-        break;
-    case B_PROJECT:
-        OP(SAEC_OP(dev, project_rows_grad, x->Wdec, x->dW, m, d));
-        break;
-    case B_NORMALIZE:
-        OP(SAEC_OP(dev, normalize_rows, x->Wdec, m, d));
-        break;
+    case B_SUMSQ: OP(SAEC_OP(dev, sum_squares, x->dW, m * d, 0, x->scalars + 4)); break;
+    case B_COUNT_POS: OP(SAEC_OP(dev, count_positive, x->pre, n * m, 0, x->scalars + 5)); break;
+    case B_PROJECT: OP(SAEC_OP(dev, project_rows_grad, x->Wdec, x->dW, m, d)); break;
+    case B_NORMALIZE: OP(SAEC_OP(dev, normalize_rows, x->Wdec, m, d)); break;
     case B_ADAMW:
         OP(SAEC_OP(dev, adamw, x->Wdec, x->dW, x->m1, x->m2, m * d, adam_args(), x->scalars + 4));
         break;
@@ -299,8 +323,8 @@ static void run_op(void *c) {
                                      x->scalars + 4));
         break;
     case B_TRACK:
-        OP(SAEC_OP(dev, track_fired, x->idx, x->val, n, k, m, x->since, x->fires, 10000000,
-                   x->dead, x->scalars + 6));
+        OP(SAEC_OP(dev, track_fired, x->idx, x->val, n, k, m, x->since, x->fires, 10000000, x->dead,
+                   x->scalars + 6));
         break;
     case B_GEOMED:
         OP(SAEC_OP(dev, geometric_median, x->x, n, d, 1, x->gm_scratch, x->gm_out));
@@ -318,31 +342,70 @@ static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
         f = 2 * n * m * d;
         b = (n * d + d * m + n * m) * 4 + m * 4;
         break;
-    case B_SCALE_ADD: b = n * d * 8 + d * 4; f = 2 * n * d; break;
-    case B_AXPBY: b = n * d * 12; f = 3 * n * d; break;
-    case B_COL_SUM: b = n * d * 4; f = n * d; break;
+    case B_SCALE_ADD:
+        b = n * d * 8 + d * 4;
+        f = 2 * n * d;
+        break;
+    case B_AXPBY:
+        b = n * d * 12;
+        f = 3 * n * d;
+        break;
+    case B_COL_SUM:
+        b = n * d * 4;
+        f = n * d;
+        break;
     case B_RELU: b = n * m * 8; break;
     case B_RELU_BWD: b = n * m * 12; break;
     case B_TOPK64: b = n * m * 4 + n * k * 8; break;
     case B_TOPK512: b = n * m * 4 + n * 512 * 8; break;
     case B_TOPK_MASK: b = n * m * 4 + m + n * (d / 2) * 8; break;
-    case B_DECODE: b = n * k * (8 + d * 4) + d * 4 + n * d * 4; f = 2 * n * k * d; break;
-    case B_ROW_DOTS: b = n * d * 4 + n * k * (4 + d * 4) + n * k * 4; f = 2 * n * k * d; break;
+    case B_DECODE:
+        b = n * k * (8 + d * 4) + d * 4 + n * d * 4;
+        f = 2 * n * k * d;
+        break;
+    case B_ROW_DOTS:
+        b = n * d * 4 + n * k * (4 + d * 4) + n * k * 4;
+        f = 2 * n * k * d;
+        break;
     case B_OUTER: {
         const double touched = m * (1.0 - exp(-n * k / m)); /* distinct latents, uniform codes */
         b = n * k * 8 + n * d * 4 + touched * (d + 1) * 8;
         f = 2 * n * k * d;
         break;
     }
-    case B_RECON: b = 3 * n * d * 4 + d * 4; f = 10 * n * d; break;
-    case B_SUMSQ: b = m * d * 4; f = 2 * m * d; break;
-    case B_COUNT_POS: b = n * m * 4; f = n * m; break;
-    case B_PROJECT: b = 3 * m * d * 4; f = 6 * m * d; break;
-    case B_NORMALIZE: b = 2 * m * d * 4; f = 3 * m * d; break;
-    case B_ADAMW: b = 7 * m * d * 4; f = 15 * m * d; break;
-    case B_ADAMW_UNIT: b = 7 * m * d * 4; f = 25 * m * d; break;
+    case B_RECON:
+        b = 3 * n * d * 4 + d * 4;
+        f = 10 * n * d;
+        break;
+    case B_SUMSQ:
+        b = m * d * 4;
+        f = 2 * m * d;
+        break;
+    case B_COUNT_POS:
+        b = n * m * 4;
+        f = n * m;
+        break;
+    case B_PROJECT:
+        b = 3 * m * d * 4;
+        f = 6 * m * d;
+        break;
+    case B_NORMALIZE:
+        b = 2 * m * d * 4;
+        f = 3 * m * d;
+        break;
+    case B_ADAMW:
+        b = 7 * m * d * 4;
+        f = 15 * m * d;
+        break;
+    case B_ADAMW_UNIT:
+        b = 7 * m * d * 4;
+        f = 25 * m * d;
+        break;
     case B_TRACK: b = n * k * 8 + m * 17; break;
-    case B_GEOMED: b = 3 * n * d * 4; f = 8 * n * d; break; /* the mean + one iteration */
+    case B_GEOMED:
+        b = 3 * n * d * 4;
+        f = 8 * n * d;
+        break; /* the mean + one iteration */
     }
     *bytes = b;
     *flops = f;
@@ -392,7 +455,7 @@ static void bench_size(int64_t m) {
     fill_uniform(x.dW, m * d, -1e-3f, 1e-3f);
     fill_uniform(x.coef, n * k, -1, 1);
     fill_uniform(x.val, n * k, 0, 2);
-    {   /* random codes, a 5% mask of "dead" latents, a squared norm for the clip */
+    { /* random codes, a 5% mask of "dead" latents, a squared norm for the clip */
         int32_t *hi = malloc((size_t)(n * k) * 4);
         uint8_t *hm = malloc((size_t)m);
         if (!hi || !hm) die("host memory");
@@ -400,7 +463,8 @@ static void bench_size(int64_t m) {
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
             hi[p] = (int32_t)((rng >> 33) % (uint64_t)m);
         }
-        for (int64_t j = 0; j < m; j++) hm[j] = rnd(0, 1) < 0.05f;
+        for (int64_t j = 0; j < m; j++)
+            hm[j] = rnd(0, 1) < 0.05f;
         OP(dev->ops->upload(dev, x.idx, hi, (size_t)(n * k) * 4));
         OP(dev->ops->upload(dev, x.mask, hm, (size_t)m));
         const double sumsq[8] = {0, 0, 0, 0, 4.0, 0, 0, 0};
@@ -434,10 +498,12 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x, x.xhat, x.gx, x.mu, x.Wenc, x.benc, x.pre, x.act, x.Wdec, x.bdec, x.dW, x.db,
-                    x.m1, x.m2, x.idx, x.val, x.coef, x.dots, x.idx512, x.val512, x.mask, x.since,
-                    x.fires, x.dead, x.scalars, x.gm_scratch, x.gm_out};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev->ops->free(dev, bufs[i]);
+    void *bufs[] = {x.x,     x.xhat,  x.gx,   x.mu,      x.Wenc,       x.benc,   x.pre,
+                    x.act,   x.Wdec,  x.bdec, x.dW,      x.db,         x.m1,     x.m2,
+                    x.idx,   x.val,   x.coef, x.dots,    x.idx512,     x.val512, x.mask,
+                    x.since, x.fires, x.dead, x.scalars, x.gm_scratch, x.gm_out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        dev->ops->free(dev, bufs[i]);
 }
 
 /* The ceiling an op is measured against: bandwidth below the ridge point, FLOP/s above. */
@@ -538,7 +604,8 @@ int main(int argc, char **argv) {
                 "\"time_s\": %.6e, \"times_s\": [",
                 r->name, (long long)r->n, (long long)r->m, (long long)r->d, (long long)r->k,
                 r->seconds);
-        for (int j = 0; j < RUNS; j++) fprintf(f, "%s%.6e", j ? ", " : "", r->times[j]);
+        for (int j = 0; j < RUNS; j++)
+            fprintf(f, "%s%.6e", j ? ", " : "", r->times[j]);
         fprintf(f,
                 "], \"floor_bytes\": %.6e, \"floor_flops\": %.6e, \"bytes_per_s\": %.6e, "
                 "\"flops_per_s\": %.6e, \"ceiling\": \"%s\", \"pct_of_ceiling\": %.2f}%s\n",

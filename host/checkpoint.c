@@ -54,7 +54,8 @@ static void *host_copy(saec_sae *sae, host_copies *hc, const void *dev_ptr, size
     if (*rc != SAEC_OK) return NULL;
     void *h = malloc(bytes ? bytes : 1);
     if (!h) {
-        *rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory saving a checkpoint (%zu bytes)", bytes);
+        *rc =
+            saec_fail(SAEC_ERR_OTHER, NULL, "out of memory saving a checkpoint (%zu bytes)", bytes);
         return NULL;
     }
     hc->ptr[hc->n++] = h;
@@ -63,7 +64,8 @@ static void *host_copy(saec_sae *sae, host_copies *hc, const void *dev_ptr, size
 }
 
 static void host_copies_free(host_copies *hc) {
-    for (int i = 0; i < hc->n; i++) free(hc->ptr[i]);
+    for (int i = 0; i < hc->n; i++)
+        free(hc->ptr[i]);
     hc->n = 0;
 }
 
@@ -86,7 +88,8 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
     const size_t arena_bytes = sizeof(float) * (size_t)sae->n_params;
     const float *m1 = host_copy(sae, &hc, sae->adam_m, arena_bytes, &rc);
     const float *m2 = host_copy(sae, &hc, sae->adam_v, arena_bytes, &rc);
-    const int64_t *since = host_copy(sae, &hc, sae->since_fired, sizeof(int64_t) * (size_t)sae->m, &rc);
+    const int64_t *since =
+        host_copy(sae, &hc, sae->since_fired, sizeof(int64_t) * (size_t)sae->m, &rc);
     if (rc == SAEC_OK) {
         char names[2 * SAE_N_TENSORS][64];
         saec_st_tensor t[2 * SAE_N_TENSORS + 1];
@@ -97,8 +100,11 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
             t[n++] = f32_tensor(names[2 * i], &sae->layout[i], m1);
             t[n++] = f32_tensor(names[2 * i + 1], &sae->layout[i], m2);
         }
-        t[n++] = (saec_st_tensor){.name = "since_fired", .dtype = SAEC_ST_I64, .ndim = 1,
-                                  .shape = {sae->m}, .data = since};
+        t[n++] = (saec_st_tensor){.name = "since_fired",
+                                  .dtype = SAEC_ST_I64,
+                                  .ndim = 1,
+                                  .shape = {sae->m},
+                                  .data = since};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"state", state}};
         char path[1100];
         join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
@@ -118,17 +124,21 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
     if (with_optimizer) rc = save_optimizer(dir, sae, state);
 
     host_copies hc = {0};
-    const float *params = host_copy(sae, &hc, sae->params, sizeof(float) * (size_t)sae->n_params, &rc);
+    const float *params =
+        host_copy(sae, &hc, sae->params, sizeof(float) * (size_t)sae->n_params, &rc);
     const float *mean = host_copy(sae, &hc, sae->data_mean, sizeof(float) * (size_t)sae->d, &rc);
     if (rc == SAEC_OK) {
         saec_st_tensor t[SAE_N_TENSORS + 2];
         int n = 0;
         for (int i = 0; i < SAE_N_TENSORS; i++)
             t[n++] = f32_tensor(sae->layout[i].name, &sae->layout[i], params);
-        t[n++] = (saec_st_tensor){.name = "data_mean", .dtype = SAEC_ST_F32, .ndim = 1,
-                                  .shape = {sae->d}, .data = mean};
-        t[n++] = (saec_st_tensor){.name = "data_scale", .dtype = SAEC_ST_F32, .ndim = 1,
-                                  .shape = {1}, .data = &sae->scale};
+        t[n++] = (saec_st_tensor){
+            .name = "data_mean", .dtype = SAEC_ST_F32, .ndim = 1, .shape = {sae->d}, .data = mean};
+        t[n++] = (saec_st_tensor){.name = "data_scale",
+                                  .dtype = SAEC_ST_F32,
+                                  .ndim = 1,
+                                  .shape = {1},
+                                  .data = &sae->scale};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"config", config}, {"state", state}};
         char path[1100];
         join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
@@ -169,7 +179,8 @@ static int load_tensor(saec_sae *sae, const saec_st_file *f, const char *path, c
     const saec_st_tensor *st = NULL;
     int64_t shape[2] = {t->rows, t->cols};
     SAEC_TRY(saec_st_expect(f, path, name, SAEC_ST_F32, t->cols == 1 ? 1 : 2, shape, &st));
-    return sae->dev->ops->upload(sae->dev, dst, st->data, sizeof(float) * (size_t)(t->rows * t->cols));
+    return sae->dev->ops->upload(sae->dev, dst, st->data,
+                                 sizeof(float) * (size_t)(t->rows * t->cols));
 }
 
 static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
@@ -177,7 +188,8 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
     join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
     saec_st_file *f = NULL;
     if (!saec_path_exists(path))
-        return saec_fail(SAEC_ERR_DATA, "this run cannot be resumed; start a new one or use --init-from",
+        return saec_fail(SAEC_ERR_DATA,
+                         "this run cannot be resumed; start a new one or use --init-from",
                          "no optimizer state '%s' in run directory '%s'", SAEC_CKPT_OPTIMIZER, dir);
     SAEC_TRY(saec_st_open(path, &f));
     saec_run_state st;
@@ -192,14 +204,16 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
         rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_m + sae->layout[i].offset);
         snprintf(name, sizeof name, "adam_v.%s", sae->layout[i].name);
         if (rc == SAEC_OK)
-            rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_v + sae->layout[i].offset);
+            rc = load_tensor(sae, f, path, name, &sae->layout[i],
+                             sae->adam_v + sae->layout[i].offset);
     }
     if (rc == SAEC_OK) {
         const saec_st_tensor *t = NULL;
         int64_t shape[1] = {sae->m};
         rc = saec_st_expect(f, path, "since_fired", SAEC_ST_I64, 1, shape, &t);
         if (rc == SAEC_OK)
-            rc = sae->dev->ops->upload(sae->dev, sae->since_fired, t->data, sizeof(int64_t) * (size_t)sae->m);
+            rc = sae->dev->ops->upload(sae->dev, sae->since_fired, t->data,
+                                       sizeof(int64_t) * (size_t)sae->m);
     }
     saec_st_close(f);
     return rc;

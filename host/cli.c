@@ -55,14 +55,16 @@ int cli_collect(int argc, char **argv, int first, cli_args *a) {
 }
 
 int cli_apply(const cli_args *a, saec_config *cfg) {
-    for (int i = 0; i < a->n; i++) SAEC_TRY(saec_config_set(cfg, a->key[i], a->value[i], "command line"));
+    for (int i = 0; i < a->n; i++)
+        SAEC_TRY(saec_config_set(cfg, a->key[i], a->value[i], "command line"));
     return SAEC_OK;
 }
 
 void cli_print_keys(void) {
     int n;
     const saec_config_key *keys = saec_config_keys(&n);
-    printf("configuration keys (config.json name; on the command line --name or --name-with-dashes):\n");
+    printf("configuration keys (config.json name; on the command line --name or "
+           "--name-with-dashes):\n");
     for (int i = 0; i < n; i++) {
         char opt[64];
         snprintf(opt, sizeof opt, "%s", keys[i].name);

@@ -26,7 +26,8 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
     saec_host_model_config(&hm, &cfg);
     const int64_t d_trained = hm.d, latents = hm.m, k = hm.k;
     for (int i = 0; i < args->n; i++)
-        if (!strcmp(args->key[i], "synthetic")) cfg.data[0] = '\0'; /* --synthetic replaces --data */
+        if (!strcmp(args->key[i], "synthetic"))
+            cfg.data[0] = '\0'; /* --synthetic replaces --data */
     int rc = cli_apply(args, &cfg);
     if (rc == SAEC_OK && (cfg.latents != latents || cfg.k != k))
         rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
@@ -87,7 +88,8 @@ int cmd_eval(int argc, char **argv) {
     cli_args args;
     int rc = cli_collect(argc, argv, 2, &args);
     if (rc == SAEC_OK && !args.positional)
-        rc = saec_fail(SAEC_ERR_USAGE, "usage: saec eval RUN_DIR|EXPORT_DIR [--data FILE.h5] [--out FILE.json]",
+        rc = saec_fail(SAEC_ERR_USAGE,
+                       "usage: saec eval RUN_DIR|EXPORT_DIR [--data FILE.h5] [--out FILE.json]",
                        "missing the run directory");
     if (rc == SAEC_OK && (args.config_file || args.resume_dir))
         rc = saec_fail(SAEC_ERR_USAGE, "eval reads the run's own configuration",

@@ -41,17 +41,20 @@ static int prepare_out_dir(const char *out, saec_model_kind kind) {
     const saec_model_kind there = saec_model_detect(out);
     if (there != SAEC_MODEL_NONE && there != kind)
         return saec_fail(SAEC_ERR_USAGE, "export into an empty directory",
-                         "output directory '%s' already holds a %s", out, saec_model_kind_name(there));
+                         "output directory '%s' already holds a %s", out,
+                         saec_model_kind_name(there));
     return SAEC_OK;
 }
 
-static int export_model(const char *src, const cli_args *args, saec_model_kind kind, const char *out) {
+static int export_model(const char *src, const cli_args *args, saec_model_kind kind,
+                        const char *out) {
     saec_host_model hm;
     SAEC_TRY(saec_host_model_read(src, &hm));
     saec_config cfg;
     saec_host_model_config(&hm, &cfg);
     for (int i = 0; i < args->n; i++)
-        if (!strcmp(args->key[i], "synthetic")) cfg.data[0] = '\0'; /* --synthetic replaces --data */
+        if (!strcmp(args->key[i], "synthetic"))
+            cfg.data[0] = '\0'; /* --synthetic replaces --data */
     int rc = cli_apply(args, &cfg);
     if (rc == SAEC_OK && (cfg.latents != hm.m || cfg.k != hm.k))
         rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
@@ -80,9 +83,10 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
     }
     if (rc == SAEC_OK) rc = saec_export_write(&hm, kind, log_sparsity, src, out);
     if (rc == SAEC_OK)
-        fprintf(stderr, "saec: exported %s (%s, step %lld) as a %s to %s; data scale %g folded in\n",
-                src, saec_model_kind_name(hm.kind), (long long)hm.step, saec_model_kind_name(kind),
-                out, (double)hm.scale);
+        fprintf(stderr,
+                "saec: exported %s (%s, step %lld) as a %s to %s; data scale %g folded in\n", src,
+                saec_model_kind_name(hm.kind), (long long)hm.step, saec_model_kind_name(kind), out,
+                (double)hm.scale);
     free(log_sparsity);
     sae_destroy(sae);
     saec_data_close(data);

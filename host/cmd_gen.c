@@ -24,7 +24,8 @@ int cmd_gen(int argc, char **argv) {
     if (rc == SAEC_OK && !cfg.out[0])
         rc = saec_fail(SAEC_ERR_USAGE, "add --out FILE.h5", "missing the output file");
     if (rc == SAEC_OK && cfg.data[0])
-        rc = saec_fail(SAEC_ERR_USAGE, "gen writes synthetic data only", "--data is not a gen option");
+        rc = saec_fail(SAEC_ERR_USAGE, "gen writes synthetic data only",
+                       "--data is not a gen option");
     if (rc != SAEC_OK) return cli_report(rc);
 
     const int64_t tokens = cfg.tokens > 0 ? cfg.tokens : GEN_DEFAULT_TOKENS;

@@ -9,7 +9,7 @@
 
 /* Keys that may change when a run is resumed; the rest would break the equivalence with an
    uninterrupted run. */
-static const char *RESUMABLE_KEYS[] = {"steps", "tokens", "log_every", "checkpoint_every",
+static const char *RESUMABLE_KEYS[] = {"steps",  "tokens",      "log_every",   "checkpoint_every",
                                        "device", "eval_tokens", "stop_at_step"};
 
 static int resume_override_ok(const char *key) {
@@ -51,9 +51,10 @@ static int build_config(const cli_args *args, saec_config *cfg) {
 int cmd_train(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: saec train [--config FILE.json] [--KEY VALUE ...] [--resume DIR]\n\n"
-                   "With no arguments, trains a TopK SAE on the built-in synthetic data with known\n"
-                   "ground truth and reports how well it recovers the true features (mmcs).\n\n");
+            printf(
+                "usage: saec train [--config FILE.json] [--KEY VALUE ...] [--resume DIR]\n\n"
+                "With no arguments, trains a TopK SAE on the built-in synthetic data with known\n"
+                "ground truth and reports how well it recovers the true features (mmcs).\n\n");
             cli_print_keys();
             return 0;
         }

@@ -63,7 +63,8 @@ static const saec_config_key KEYS[] = {
     /* optimisation */
     {"steps", SAEC_KEY_INT, OFF(steps), "0", 0, BIG, NULL,
      "training steps; 0 = tokens / batch_size (default 3000 steps when both are 0)"},
-    {"tokens", SAEC_KEY_INT, OFF(tokens), "0", 0, BIG, NULL, "training tokens (alternative to steps)"},
+    {"tokens", SAEC_KEY_INT, OFF(tokens), "0", 0, BIG, NULL,
+     "training tokens (alternative to steps)"},
     {"batch_size", SAEC_KEY_INT, OFF(batch_size), "1024", 1, 1 << 24, NULL, "tokens per step"},
     {"lr", SAEC_KEY_FLOAT, OFF(lr), "0.002", 0, 10, NULL, "peak learning rate"},
     {"warmup_steps", SAEC_KEY_INT, OFF(warmup_steps), "100", 0, BIG, NULL,
@@ -120,7 +121,8 @@ static int edit_distance(const char *a, const char *b) {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 63 || lb > 63) return 99;
     int prev[64], cur[64];
-    for (int j = 0; j <= lb; j++) prev[j] = j;
+    for (int j = 0; j <= lb; j++)
+        prev[j] = j;
     for (int i = 1; i <= la; i++) {
         cur[0] = i;
         for (int j = 1; j <= lb; j++) {
@@ -181,7 +183,8 @@ static int set_key(saec_config *cfg, const saec_config_key *key, const char *val
         errno = 0;
         char *end = NULL;
         double v = strtod(value, &end); /* accepts 1e6 as well as 1000000 */
-        while (end && isspace((unsigned char)*end)) end++;
+        while (end && isspace((unsigned char)*end))
+            end++;
         if (errno || end == value || *end != '\0' || v != floor(v))
             return saec_fail(SAEC_ERR_USAGE, "give a whole number",
                              "config key '%s' expects an integer, got '%s' (%s)", key->name, value,
@@ -198,7 +201,8 @@ static int set_key(saec_config *cfg, const saec_config_key *key, const char *val
         errno = 0;
         char *end = NULL;
         double v = strtod(value, &end);
-        while (end && isspace((unsigned char)*end)) end++;
+        while (end && isspace((unsigned char)*end))
+            end++;
         if (errno || end == value || *end != '\0' || !isfinite(v))
             return saec_fail(SAEC_ERR_USAGE, "give a finite number",
                              "config key '%s' expects a number, got '%s' (%s)", key->name, value,
@@ -223,9 +227,7 @@ static int set_key(saec_config *cfg, const saec_config_key *key, const char *val
     return SAEC_OK;
 }
 
-
-int saec_config_set(saec_config *cfg, const char *key_name, const char *value,
-                    const char *where) {
+int saec_config_set(saec_config *cfg, const char *key_name, const char *value, const char *where) {
     const saec_config_key *key = saec_config_find_key(key_name);
     if (!key) return unknown_key(key_name, where);
     return set_key(cfg, key, value, where);
@@ -233,7 +235,8 @@ int saec_config_set(saec_config *cfg, const char *key_name, const char *value,
 
 void saec_config_defaults(saec_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    for (int i = 0; i < N_KEYS; i++) set_key(cfg, &KEYS[i], KEYS[i].def, "defaults");
+    for (int i = 0; i < N_KEYS; i++)
+        set_key(cfg, &KEYS[i], KEYS[i].def, "defaults");
 }
 
 void saec_config_get_text(const saec_config *cfg, const saec_config_key *key, char *buf,
@@ -310,7 +313,8 @@ int saec_config_load_json(saec_config *cfg, const char *path) {
 
 int saec_config_validate(const saec_config *cfg) {
     if (cfg->k > cfg->latents)
-        return saec_fail(SAEC_ERR_USAGE, "k is the number of active latents: lower k or raise latents",
+        return saec_fail(SAEC_ERR_USAGE,
+                         "k is the number of active latents: lower k or raise latents",
                          "config key 'k' = %lld exceeds 'latents' = %lld", (long long)cfg->k,
                          (long long)cfg->latents);
     if (cfg->steps > 0 && cfg->tokens > 0)

@@ -22,13 +22,13 @@ struct saec_prefetch {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    saec_data *twin;   /* the worker's own source */
-    float *buf;        /* [cap_rows, d] */
+    saec_data *twin; /* the worker's own source */
+    float *buf;      /* [cap_rows, d] */
     int64_t cap_rows;
-    int64_t start, n;  /* the batch requested / held */
+    int64_t start, n; /* the batch requested / held */
     pf_state state;
     int quit;
-    int rc;            /* the worker's result, with its error text (errors are per thread) */
+    int rc; /* the worker's result, with its error text (errors are per thread) */
     char msg[1024], hint[512];
 };
 
@@ -37,12 +37,14 @@ static void *prefetch_main(void *arg) {
     const int64_t d = pf->twin->info.d;
     pthread_mutex_lock(&pf->mu);
     for (;;) {
-        while (!pf->quit && pf->state != PF_REQUESTED) pthread_cond_wait(&pf->cv, &pf->mu);
+        while (!pf->quit && pf->state != PF_REQUESTED)
+            pthread_cond_wait(&pf->cv, &pf->mu);
         if (pf->quit) break;
         const int64_t start = pf->start, n = pf->n;
         pthread_mutex_unlock(&pf->mu);
         int rc = SAEC_OK;
-        if (n > pf->cap_rows) { /* only while the batch size is first seen: no per-step allocation */
+        if (n >
+            pf->cap_rows) { /* only while the batch size is first seen: no per-step allocation */
             float *bigger = realloc(pf->buf, sizeof(float) * (size_t)(n * d));
             if (bigger) {
                 pf->buf = bigger;
@@ -107,7 +109,8 @@ static int prefetched_next(saec_data *src, int64_t n, float *rows) {
     const int64_t start = src->cursor, d = src->info.d;
     int rc = SAEC_OK, served = 0;
     pthread_mutex_lock(&pf->mu);
-    while (pf->state == PF_REQUESTED) pthread_cond_wait(&pf->cv, &pf->mu);
+    while (pf->state == PF_REQUESTED)
+        pthread_cond_wait(&pf->cv, &pf->mu);
     if (pf->state == PF_READY && pf->start == start && pf->n == n) {
         served = 1;
         rc = pf->rc;
@@ -138,15 +141,18 @@ int saec_data_next(saec_data *src, int64_t n, float *rows) {
 }
 
 int saec_data_seek(saec_data *src, int64_t cursor) {
-    if (cursor < 0) return saec_fail(SAEC_ERR_DATA, "the checkpoint's data cursor is damaged",
-                                     "negative data cursor %lld", (long long)cursor);
+    if (cursor < 0)
+        return saec_fail(SAEC_ERR_DATA, "the checkpoint's data cursor is damaged",
+                         "negative data cursor %lld", (long long)cursor);
     return src->vt->seek(src, cursor);
 }
 
 int saec_data_ground_truth(saec_data *src, saec_ground_truth *out) {
     if (!src->has_ground_truth)
-        return saec_fail(SAEC_ERR_DATA, "ground-truth metrics need synthetic data or a file with a "
-                         "'ground_truth' group", "no ground truth in %s", src->info.description);
+        return saec_fail(SAEC_ERR_DATA,
+                         "ground-truth metrics need synthetic data or a file with a "
+                         "'ground_truth' group",
+                         "no ground truth in %s", src->info.description);
     return src->vt->ground_truth(src, out);
 }
 

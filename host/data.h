@@ -10,7 +10,7 @@
 
 /* Known generating process of synthetic data (SPEC §9). Arrays are malloc'd. */
 typedef struct {
-    int64_t n_features;   /* F */
+    int64_t n_features; /* F */
     int64_t d;
     float *directions;    /* [F, d] unit rows */
     float *probabilities; /* [F] firing probability per token */
@@ -26,9 +26,9 @@ typedef enum { SAEC_STREAM_TRAIN = 0, SAEC_STREAM_EVAL = 1 } saec_stream;
 typedef struct saec_data saec_data;
 
 typedef struct {
-    int64_t d;              /* row width */
-    int64_t n_rows;         /* rows in the dataset; -1 for an endless synthetic stream */
-    const char *description;/* "superposition (F=..., d=...)" or the file and dataset */
+    int64_t d;               /* row width */
+    int64_t n_rows;          /* rows in the dataset; -1 for an endless synthetic stream */
+    const char *description; /* "superposition (F=..., d=...)" or the file and dataset */
 } saec_data_info;
 
 /* Source interface, implemented by data_synthetic.c and data_hdf5.c. */
@@ -44,9 +44,9 @@ typedef struct saec_prefetch saec_prefetch;
 struct saec_data {
     const saec_data_vtable *vt;
     saec_data_info info;
-    int64_t cursor;         /* rows delivered so far; implementations keep it current */
+    int64_t cursor; /* rows delivered so far; implementations keep it current */
     int has_ground_truth;
-    saec_prefetch *prefetch;/* set by saec_data_enable_prefetch (data.c), else NULL */
+    saec_prefetch *prefetch; /* set by saec_data_enable_prefetch (data.c), else NULL */
 };
 
 /* Open the source named by the config (cfg->data, else cfg->synthetic). The eval stream of a

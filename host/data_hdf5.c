@@ -228,7 +228,8 @@ static int64_t block_len(const h5_source *s, int64_t b) {
 
 /* The block order of an epoch: [n_blocks]. */
 static void block_order(const h5_source *s, int64_t epoch, int64_t *order) {
-    for (int64_t i = 0; i < s->n_blocks; i++) order[i] = i;
+    for (int64_t i = 0; i < s->n_blocks; i++)
+        order[i] = i;
     if (!s->shuffle) return;
     uint64_t st = rng_seed(s->seed, TAG_BLOCKS, (uint64_t)epoch, 0);
     for (int64_t i = s->n_blocks - 1; i > 0; i--) {
@@ -265,7 +266,8 @@ static float half_table[65536];
 static pthread_once_t half_once = PTHREAD_ONCE_INIT;
 
 static void half_table_init(void) {
-    for (uint32_t h = 0; h < 65536; h++) half_table[h] = half_to_float((uint16_t)h);
+    for (uint32_t h = 0; h < 65536; h++)
+        half_table[h] = half_to_float((uint16_t)h);
 }
 
 static float bf16_to_float(uint16_t h) {
@@ -307,7 +309,8 @@ static int read_block(h5_source *s, int64_t row0, int64_t len, float *x) {
            exponent of all ones means Inf or NaN. */
         int bad = 0;
         if (s->kind == H5_F32) {
-            for (int64_t j = 0; j < d; j++) bad |= !(row[j] * 0.0f == 0.0f);
+            for (int64_t j = 0; j < d; j++)
+                bad |= !(row[j] * 0.0f == 0.0f);
         } else if (s->kind == H5_F16) {
             const uint16_t *raw = s->staging + r * d;
             for (int64_t j = 0; j < d; j++) {
@@ -323,7 +326,8 @@ static int read_block(h5_source *s, int64_t row0, int64_t len, float *x) {
         }
         if (bad) {
             int64_t col = 0;
-            while (col < d && isfinite(row[col])) col++;
+            while (col < d && isfinite(row[col]))
+                col++;
             snprintf(
                 s->th_msg, sizeof s->th_msg,
                 "row %" PRId64 " of dataset '%s' in '%s' is not finite (%s in column %" PRId64 ")",
@@ -365,7 +369,8 @@ static int load_window(h5_source *s, int64_t e, int64_t w, h5_window *win, uint6
         if (rc != SAEC_OK) return rc;
         rows += len;
     }
-    for (int64_t i = 0; i < rows; i++) win->perm[i] = (uint32_t)i;
+    for (int64_t i = 0; i < rows; i++)
+        win->perm[i] = (uint32_t)i;
     if (s->shuffle) {
         uint64_t st = rng_seed(s->seed, TAG_ROWS, (uint64_t)e, (uint64_t)w);
         for (int64_t i = rows - 1; i > 0; i--) {
@@ -387,7 +392,8 @@ static void *loader_main(void *arg) {
     uint64_t taken = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->stop && s->req_gen == taken) pthread_cond_wait(&s->cv_job, &s->mu);
+        while (!s->stop && s->req_gen == taken)
+            pthread_cond_wait(&s->cv_job, &s->mu);
         if (s->stop) break;
         uint64_t gen = s->req_gen;
         int64_t e = s->req_epoch, w = s->req_window;
@@ -427,7 +433,8 @@ static void ensure_layout(h5_source *s, int64_t e) {
         s->lay_start[w] = p;
         int64_t b1 = (w + 1) * s->blocks_per_window;
         if (b1 > s->n_blocks) b1 = s->n_blocks;
-        for (int64_t b = w * s->blocks_per_window; b < b1; b++) p += block_len(s, s->lay_order[b]);
+        for (int64_t b = w * s->blocks_per_window; b < b1; b++)
+            p += block_len(s, s->lay_order[b]);
     }
     s->lay_start[s->n_windows] = p; /* == n */
     s->lay_epoch = e;
@@ -463,7 +470,8 @@ static int ensure_window(h5_source *s, int64_t e, int64_t w) {
     if (window_is_front(s, e, w)) return SAEC_OK;
     pthread_mutex_lock(&s->mu);
     if (s->req_gen == 0 || s->req_epoch != e || s->req_window != w) request_locked(s, e, w);
-    while (s->done_gen != s->req_gen) pthread_cond_wait(&s->cv_done, &s->mu);
+    while (s->done_gen != s->req_gen)
+        pthread_cond_wait(&s->cv_done, &s->mu);
     int code = s->job_code;
     char msg[1024], hint[256];
     snprintf(msg, sizeof msg, "%s", s->job_msg);
@@ -549,7 +557,8 @@ static int gt_read(const h5_source *s, hid_t g, const char *name, int rank, hsiz
     } else {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         size_t count = 1;
-        for (int i = 0; i < rank; i++) count *= (size_t)dims[i];
+        for (int i = 0; i < rank; i++)
+            count *= (size_t)dims[i];
         *out = malloc(count ? count * elem : 1);
         if (!*out)
             rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading ground_truth/%s of '%s'",

@@ -43,17 +43,20 @@ typedef struct {
 /* Firing probabilities p_i ∝ (i+1)^-power, scaled so Σ p_i = l0, each capped at 1. */
 static void power_law_probabilities(float *p, int64_t F, double power, double l0) {
     double *w = malloc(sizeof(double) * (size_t)F);
-    for (int64_t i = 0; i < F; i++) w[i] = pow((double)(i + 1), -power);
+    for (int64_t i = 0; i < F; i++)
+        w[i] = pow((double)(i + 1), -power);
     /* Rescale the uncapped probabilities until the capped ones sum to l0 (a few rounds). */
     double target = l0 < (double)F ? l0 : (double)F;
     double scale = 1.0;
     for (int round = 0; round < 60; round++) {
         double sum = 0;
-        for (int64_t i = 0; i < F; i++) sum += fmin(1.0, w[i] * scale);
+        for (int64_t i = 0; i < F; i++)
+            sum += fmin(1.0, w[i] * scale);
         if (fabs(sum - target) < 1e-9 * target) break;
         scale *= target / sum;
     }
-    for (int64_t i = 0; i < F; i++) p[i] = (float)fmin(1.0, w[i] * scale);
+    for (int64_t i = 0; i < F; i++)
+        p[i] = (float)fmin(1.0, w[i] * scale);
     free(w);
 }
 
@@ -65,7 +68,8 @@ static void random_unit(saec_rng *rng, float *v, int64_t d) {
         norm2 += g * g;
     }
     float inv = (float)(1.0 / sqrt(norm2 > 0 ? norm2 : 1.0));
-    for (int64_t j = 0; j < d; j++) v[j] *= inv;
+    for (int64_t j = 0; j < d; j++)
+        v[j] *= inv;
 }
 
 /* Hierarchy firing probabilities: the R = F − P·C roots (parents first, then the independent
@@ -80,15 +84,18 @@ static int hierarchy_probabilities(float *p, int64_t F, int64_t P, int64_t C, do
     for (int round = 0; round < 40; round++) {
         power_law_probabilities(pr, R, power, target);
         double total = 0;
-        for (int64_t r = 0; r < R; r++) total += pr[r] * (1.0 + (r < P ? q : 0.0));
+        for (int64_t r = 0; r < R; r++)
+            total += pr[r] * (1.0 + (r < P ? q : 0.0));
         if (total <= 0 || fabs(total - l0) < 1e-7 * l0) break;
         target *= l0 / total;
     }
     for (int64_t j = 0; j < P; j++) {
         p[j] = pr[j];
-        for (int64_t c = 0; c < C; c++) p[P + j * C + c] = (float)(pr[j] * q / (double)C);
+        for (int64_t c = 0; c < C; c++)
+            p[P + j * C + c] = (float)(pr[j] * q / (double)C);
     }
-    for (int64_t r = P; r < R; r++) p[P * C + r] = pr[r];
+    for (int64_t r = P; r < R; r++)
+        p[P * C + r] = pr[r];
     free(pr);
     return SAEC_OK;
 }
@@ -112,20 +119,24 @@ static int make_ground_truth(const saec_config *cfg, int64_t d, int hierarchy,
     }
     saec_rng rng;
     saec_rng_init(&rng, (uint64_t)cfg->seed, SAEC_RNG_GROUND_TRUTH, 0);
-    for (int64_t i = 0; i < F; i++) random_unit(&rng, gt->directions + i * d, d);
+    for (int64_t i = 0; i < F; i++)
+        random_unit(&rng, gt->directions + i * d, d);
     random_unit(&rng, gt->offset, d);
-    for (int64_t j = 0; j < d; j++) gt->offset[j] *= (float)cfg->syn_offset;
+    for (int64_t j = 0; j < d; j++)
+        gt->offset[j] *= (float)cfg->syn_offset;
     if (!hierarchy) {
         power_law_probabilities(gt->probabilities, F, cfg->syn_power, cfg->syn_l0);
         return SAEC_OK;
     }
     gt->parent = malloc(sizeof(int32_t) * (size_t)F); /* [F] */
-    int rc = gt->parent ? SAEC_OK
-                        : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the hierarchy");
+    int rc =
+        gt->parent ? SAEC_OK : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the hierarchy");
     if (rc == SAEC_OK) {
-        for (int64_t i = 0; i < F; i++) gt->parent[i] = -1;
+        for (int64_t i = 0; i < F; i++)
+            gt->parent[i] = -1;
         for (int64_t j = 0; j < P; j++)
-            for (int64_t c = 0; c < C; c++) gt->parent[P + j * C + c] = (int32_t)j;
+            for (int64_t c = 0; c < C; c++)
+                gt->parent[P + j * C + c] = (int32_t)j;
         rc = hierarchy_probabilities(gt->probabilities, F, P, C, cfg->syn_child_prob,
                                      cfg->syn_power, cfg->syn_l0);
     }
@@ -146,7 +157,8 @@ static inline void emit(const synthetic_source *s, saec_rng *rng, int64_t i, flo
     if (row) {
         const int64_t d = s->gt.d;
         const float *dir = s->gt.directions + i * d;
-        for (int64_t j = 0; j < d; j++) row[j] += a * dir[j];
+        for (int64_t j = 0; j < d; j++)
+            row[j] += a * dir[j];
     }
     if (on && slot[i] >= 0) on[slot[i]] = 1;
 }
@@ -172,14 +184,16 @@ static void replay_token(const synthetic_source *s, int64_t t, float *row, const
         }
     }
     if (row && gt->noise > 0)
-        for (int64_t j = 0; j < d; j++) row[j] += (float)(gt->noise * saec_rng_normal(&rng));
+        for (int64_t j = 0; j < d; j++)
+            row[j] += (float)(gt->noise * saec_rng_normal(&rng));
 }
 
 static int syn_next(saec_data *src, int64_t n, float *rows) {
     synthetic_source *s = (synthetic_source *)src;
     const int64_t d = s->gt.d, start = src->cursor;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) replay_token(s, start + i, rows + i * d, NULL, NULL);
+    for (int64_t i = 0; i < n; i++)
+        replay_token(s, start + i, rows + i * d, NULL, NULL);
     src->cursor += n;
     return SAEC_OK;
 }
@@ -235,7 +249,8 @@ int saec_synthetic_active(saec_data *src, int64_t t0, int64_t n, const int32_t *
     const int64_t F = s->gt.n_features;
     int32_t *slot = malloc(sizeof(int32_t) * (size_t)F); /* [F] feature -> query column or -1 */
     if (!slot) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for feature activity");
-    for (int64_t i = 0; i < F; i++) slot[i] = -1;
+    for (int64_t i = 0; i < F; i++)
+        slot[i] = -1;
     for (int64_t q = 0; q < n_query; q++) {
         if (features[q] < 0 || features[q] >= F) {
             free(slot);
@@ -246,7 +261,8 @@ int saec_synthetic_active(saec_data *src, int64_t t0, int64_t n, const int32_t *
     }
     memset(active, 0, (size_t)(n * n_query));
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) replay_token(s, t0 + i, NULL, slot, active + i * n_query);
+    for (int64_t i = 0; i < n; i++)
+        replay_token(s, t0 + i, NULL, slot, active + i * n_query);
     free(slot);
     return SAEC_OK;
 }
@@ -258,8 +274,7 @@ int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_da
         return saec_fail(SAEC_ERR_USAGE, "available now: superposition, hierarchy",
                          "synthetic generator '%s' is not implemented yet", cfg->synthetic);
     if (hierarchy && cfg->syn_parents * (1 + cfg->syn_children) > cfg->syn_features)
-        return saec_fail(SAEC_ERR_USAGE,
-                         "raise syn_features or lower syn_parents / syn_children",
+        return saec_fail(SAEC_ERR_USAGE, "raise syn_features or lower syn_parents / syn_children",
                          "the hierarchy needs syn_parents x (1 + syn_children) = %lld features, "
                          "but syn_features = %lld",
                          (long long)(cfg->syn_parents * (1 + cfg->syn_children)),

@@ -65,7 +65,8 @@ static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, co
        so P is measured in the SAE's normalised units. */
     const float inv_s = 1.0f / sae->scale;
     for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < d; j++) ab->xc[i * d + j] = rows[i * d + j] * inv_s - ab->b_dec[j];
+        for (int64_t j = 0; j < d; j++)
+            ab->xc[i * d + j] = rows[i * d + j] * inv_s - ab->b_dec[j];
     saec_absorption_add(&ab->a, n, ab->xc, ab->idx, ab->f, k, ab->active);
     return SAEC_OK;
 }
@@ -76,7 +77,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
     int rc = SAEC_OK;
     float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
     int64_t *fire_count_host = malloc(sizeof(int64_t) * (size_t)m);
-    float *W_dec_host = malloc(sizeof(float) * (size_t)(m * d));    /* [m, d] */
+    float *W_dec_host = malloc(sizeof(float) * (size_t)(m * d)); /* [m, d] */
     int64_t *since = NULL, *fire_count = NULL;
     uint8_t *dead = NULL;
     double *dead_count = NULL;
@@ -103,7 +104,8 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
         int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
         const int64_t t0 = src->cursor; /* position of this batch's first token */
         rc = saec_data_next(src, n, rows);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK)
+            rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)k, m, since, fire_count,
@@ -120,7 +122,8 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
         rc = dev->ops->download(dev, fire_count_host, fire_count, sizeof(int64_t) * (size_t)m);
     if (rc == SAEC_OK) {
         int64_t never = 0;
-        for (int64_t j = 0; j < m; j++) never += fire_count_host[j] == 0;
+        for (int64_t j = 0; j < m; j++)
+            never += fire_count_host[j] == 0;
         *out = (saec_eval_result){.tokens = done,
                                   .mse = sse / ((double)done * (double)d),
                                   .nmse = sst > 0 ? sse / sst : NAN,

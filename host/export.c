@@ -10,9 +10,9 @@
 
 #include "checkpoint.h"
 #include "fsutil.h"
-#include "safetensors.h"
 #include "saec/device.h"
 #include "saec/saec.h"
+#include "safetensors.h"
 
 #define EXPORT_FORMAT "saec-export-1"
 /* The SAELens config layout written (v6: architecture-specific keys at the top level, usage
@@ -197,8 +197,9 @@ static int unsupported(const char *path, const char *what) {
 static int check_size(const char *path, const char *key, int64_t stated, int64_t actual,
                       const char *weights) {
     if (stated > 0 && stated != actual)
-        return saec_fail(SAEC_ERR_DATA, export_hint, "'%s': %s = %lld but the weights in '%s' have %lld",
-                         path, key, (long long)stated, weights, (long long)actual);
+        return saec_fail(SAEC_ERR_DATA, export_hint,
+                         "'%s': %s = %lld but the weights in '%s' have %lld", path, key,
+                         (long long)stated, weights, (long long)actual);
     return SAEC_OK;
 }
 
@@ -269,7 +270,8 @@ static int read_saelens(const char *dir, saec_host_model *hm) {
         if (cJSON_IsObject(kw)) rc = json_int(kw, "k", cfg_path, &k);
     }
     if (rc == SAEC_OK && k < 1)
-        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': a TopK SAE needs a key 'k' >= 1", cfg_path);
+        rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': a TopK SAE needs a key 'k' >= 1",
+                       cfg_path);
     if (rc == SAEC_OK) rc = json_int(cfg, "d_in", cfg_path, &d_in);
     if (rc == SAEC_OK) rc = json_int(cfg, "d_sae", cfg_path, &d_sae);
     if (rc == SAEC_OK) rc = json_bool(cfg, "apply_b_dec_to_input", cfg_path, 1, &apply_b_dec);
@@ -300,17 +302,19 @@ static int read_saelens(const char *dir, saec_host_model *hm) {
         hm->k = k;
         const float *W_enc = w->data;
         for (int64_t j = 0; j < m; j++)
-            for (int64_t i = 0; i < d; i++) hm->W_enc_t[j * d + i] = W_enc[i * m + j];
+            for (int64_t i = 0; i < d; i++)
+                hm->W_enc_t[j * d + i] = W_enc[i * m + j];
     }
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_enc", 1, m, 1, hm->b_enc, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
-    /* Without b_dec on the input, pre = x W_enc + b_enc = (x − b_dec) W_enc + (b_enc + b_dec W_enc):
-       the same SAE in saec's form. */
+    /* Without b_dec on the input, pre = x W_enc + b_enc = (x − b_dec) W_enc + (b_enc + b_dec
+       W_enc): the same SAE in saec's form. */
     if (rc == SAEC_OK && !apply_b_dec)
         for (int64_t j = 0; j < m; j++) {
             double acc = hm->b_enc[j];
-            for (int64_t i = 0; i < d; i++) acc += (double)hm->W_enc_t[j * d + i] * hm->b_dec[i];
+            for (int64_t i = 0; i < d; i++)
+                acc += (double)hm->W_enc_t[j * d + i] * hm->b_dec[i];
             hm->b_enc[j] = (float)acc;
         }
     if (rc == SAEC_OK) rc = read_provenance(cfg, cfg_path, hm);
@@ -351,10 +355,12 @@ static int read_sparsify(const char *dir, saec_host_model *hm) {
         rc = saec_fail(SAEC_ERR_DATA, export_hint, "missing '%s'", path);
     if (rc == SAEC_OK) rc = saec_st_open(path, &f);
     const saec_st_tensor *w = NULL;
-    if (rc == SAEC_OK) rc = take_tensor(f, path, "encoder.weight", 2, -1, -1, NULL, &w); /* [m, d] */
+    if (rc == SAEC_OK)
+        rc = take_tensor(f, path, "encoder.weight", 2, -1, -1, NULL, &w); /* [m, d] */
     const int64_t m = w ? w->shape[0] : 0, d = w ? w->shape[1] : 0;
     if (rc == SAEC_OK) rc = check_size(cfg_path, "d_in", d_in, d, SAEC_SPARSIFY_WEIGHTS);
-    if (rc == SAEC_OK) rc = check_size(cfg_path, "num_latents", num_latents, m, SAEC_SPARSIFY_WEIGHTS);
+    if (rc == SAEC_OK)
+        rc = check_size(cfg_path, "num_latents", num_latents, m, SAEC_SPARSIFY_WEIGHTS);
     if (rc == SAEC_OK && k > m)
         rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': k = %lld exceeds the %lld latents",
                        cfg_path, (long long)k, (long long)m);
@@ -414,10 +420,13 @@ void saec_host_model_config(const saec_host_model *hm, saec_config *cfg) {
 
 void saec_host_model_set_scale(saec_host_model *hm, float scale) {
     const double r = (double)hm->scale / (double)scale;
-    for (int64_t j = 0; j < hm->m; j++) hm->b_enc[j] = (float)(r * hm->b_enc[j]);
-    for (int64_t i = 0; i < hm->d; i++) hm->b_dec[i] = (float)(r * hm->b_dec[i]);
+    for (int64_t j = 0; j < hm->m; j++)
+        hm->b_enc[j] = (float)(r * hm->b_enc[j]);
+    for (int64_t i = 0; i < hm->d; i++)
+        hm->b_dec[i] = (float)(r * hm->b_dec[i]);
     if (hm->data_mean)
-        for (int64_t i = 0; i < hm->d; i++) hm->data_mean[i] = (float)(r * hm->data_mean[i]);
+        for (int64_t i = 0; i < hm->d; i++)
+            hm->data_mean[i] = (float)(r * hm->data_mean[i]);
     hm->scale = scale;
 }
 
@@ -431,18 +440,22 @@ int saec_host_model_fill_mean(saec_host_model *hm, const saec_config *data_cfg, 
     float *x = malloc(sizeof(float) * (size_t)(rows * hm->d));
     double *acc = calloc((size_t)hm->d, sizeof(double));
     hm->data_mean = malloc(sizeof(float) * (size_t)hm->d);
-    int rc = x && acc && hm->data_mean ? SAEC_OK
-                                       : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the data mean");
+    int rc = x && acc && hm->data_mean
+                 ? SAEC_OK
+                 : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the data mean");
     if (rc == SAEC_OK && rows < 1)
         rc = saec_fail(SAEC_ERR_DATA, "give data with rows", "no rows to measure the data mean on");
     if (rc == SAEC_OK) rc = saec_data_next(src, rows, x);
     if (rc == SAEC_OK) {
         for (int64_t n = 0; n < rows; n++)
-            for (int64_t i = 0; i < hm->d; i++) acc[i] += x[n * hm->d + i];
+            for (int64_t i = 0; i < hm->d; i++)
+                acc[i] += x[n * hm->d + i];
         for (int64_t i = 0; i < hm->d; i++)
             hm->data_mean[i] = (float)(acc[i] / (double)rows / hm->scale);
-        fprintf(stderr, "saec: the SAE does not record its data mean; nmse is about the mean of the "
-                        "first %lld rows of %s\n", (long long)rows, src->info.description);
+        fprintf(stderr,
+                "saec: the SAE does not record its data mean; nmse is about the mean of the "
+                "first %lld rows of %s\n",
+                (long long)rows, src->info.description);
     } else {
         free(hm->data_mean);
         hm->data_mean = NULL;
@@ -462,7 +475,8 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
     SAEC_TRY(dev->ops->upload(dev, sae->W_dec, hm->W_dec, md));
     SAEC_TRY(dev->ops->upload(dev, sae->b_dec, hm->b_dec, sizeof(float) * (size_t)hm->d));
     if (hm->data_mean)
-        SAEC_TRY(dev->ops->upload(dev, sae->data_mean, hm->data_mean, sizeof(float) * (size_t)hm->d));
+        SAEC_TRY(
+            dev->ops->upload(dev, sae->data_mean, hm->data_mean, sizeof(float) * (size_t)hm->d));
     else
         SAEC_TRY(dev->ops->zero(dev, sae->data_mean, sizeof(float) * (size_t)hm->d));
     sae->scale = hm->scale;
@@ -480,7 +494,8 @@ static double unit_decoder_rows(saec_host_model *hm) {
     for (int64_t j = 0; j < hm->m; j++) {
         float *row = hm->W_dec + j * hm->d;
         double ss = 0;
-        for (int64_t i = 0; i < hm->d; i++) ss += (double)row[i] * row[i];
+        for (int64_t i = 0; i < hm->d; i++)
+            ss += (double)row[i] * row[i];
         const double n = sqrt(ss);
         if (!(n > 0)) continue; /* a zero row stays zero: nothing to fold */
         if (fabs(n - 1.0) > worst) worst = fabs(n - 1.0);
@@ -498,26 +513,31 @@ int saec_init_from(const char *src, saec_sae *sae) {
     SAEC_TRY(saec_host_model_read(src, &hm));
     int rc = SAEC_OK;
     if (hm.d != sae->d || hm.m != sae->m)
-        rc = saec_fail(SAEC_ERR_USAGE, "set --latents to the source's latents and use data of its width",
+        rc = saec_fail(SAEC_ERR_USAGE,
+                       "set --latents to the source's latents and use data of its width",
                        "--init-from '%s' holds an SAE with d=%lld, m=%lld, but this run has "
-                       "d_in=%lld, latents=%lld", src, (long long)hm.d, (long long)hm.m,
-                       (long long)sae->d, (long long)sae->m);
+                       "d_in=%lld, latents=%lld",
+                       src, (long long)hm.d, (long long)hm.m, (long long)sae->d, (long long)sae->m);
     if (rc == SAEC_OK) {
         /* Into this run's units (s and μ come from this run's init sample), then unit rows. */
         saec_host_model_set_scale(&hm, sae->scale);
         const double dev_from_unit = unit_decoder_rows(&hm);
         if (dev_from_unit > 1e-3)
-            fprintf(stderr, "saec: note: decoder rows of '%s' were not unit-norm (largest |norm - 1| "
-                            "%.3g); their norms were folded into the encoder\n", src, dev_from_unit);
+            fprintf(stderr,
+                    "saec: note: decoder rows of '%s' were not unit-norm (largest |norm - 1| "
+                    "%.3g); their norms were folded into the encoder\n",
+                    src, dev_from_unit);
         if (hm.k != sae->k)
             fprintf(stderr, "saec: note: '%s' was trained with k=%lld; this run uses k=%lld\n", src,
                     (long long)hm.k, (long long)sae->k);
         saec_dev *dev = sae->dev;
         const size_t md = sizeof(float) * (size_t)(hm.m * hm.d);
         rc = dev->ops->upload(dev, sae->W_enc_t, hm.W_enc_t, md);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
+        if (rc == SAEC_OK)
+            rc = dev->ops->upload(dev, sae->b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
         if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->W_dec, hm.W_dec, md);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
+        if (rc == SAEC_OK)
+            rc = dev->ops->upload(dev, sae->b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
     }
     if (rc == SAEC_OK) {
         if (hm.step >= 0)
@@ -540,8 +560,9 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
     int64_t *since = NULL, *count = NULL;
     uint8_t *dead = NULL;
     double *dead_count = NULL;
-    int rc = rows && count_host ? SAEC_OK
-                                : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory counting latent firing");
+    int rc = rows && count_host
+                 ? SAEC_OK
+                 : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory counting latent firing");
     /* Own counters: the SAE's dead-latent state is left alone. */
     if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(int64_t) * (size_t)m, (void **)&since);
     if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(int64_t) * (size_t)m, (void **)&count);
@@ -553,7 +574,8 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
     while (rc == SAEC_OK && done < tokens) {
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
         rc = saec_data_next(src, n, rows);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK)
+            rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)sae->k, m, since, count,
@@ -580,7 +602,9 @@ typedef struct {
     float *W_enc;                /* [d, m], SAELens only */
 } raw_parts;
 
-static void raw_parts_free(raw_parts *r) { free(r->b_enc), free(r->b_dec), free(r->mean), free(r->W_enc); }
+static void raw_parts_free(raw_parts *r) {
+    free(r->b_enc), free(r->b_dec), free(r->mean), free(r->W_enc);
+}
 
 static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *r) {
     const int64_t d = hm->d, m = hm->m;
@@ -592,23 +616,28 @@ static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *
     if (with_W_enc) r->W_enc = malloc(sizeof(float) * (size_t)(d * m));
     if (!r->b_enc || !r->b_dec || (hm->data_mean && !r->mean) || (with_W_enc && !r->W_enc))
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing an export");
-    for (int64_t j = 0; j < m; j++) r->b_enc[j] = (float)(s * hm->b_enc[j]);
-    for (int64_t i = 0; i < d; i++) r->b_dec[i] = (float)(s * hm->b_dec[i]);
+    for (int64_t j = 0; j < m; j++)
+        r->b_enc[j] = (float)(s * hm->b_enc[j]);
+    for (int64_t i = 0; i < d; i++)
+        r->b_dec[i] = (float)(s * hm->b_dec[i]);
     if (r->mean)
-        for (int64_t i = 0; i < d; i++) r->mean[i] = (float)(s * hm->data_mean[i]);
+        for (int64_t i = 0; i < d; i++)
+            r->mean[i] = (float)(s * hm->data_mean[i]);
     if (r->W_enc)
         for (int64_t i = 0; i < d; i++)
-            for (int64_t j = 0; j < m; j++) r->W_enc[i * m + j] = hm->W_enc_t[j * d + i];
+            for (int64_t j = 0; j < m; j++)
+                r->W_enc[i * m + j] = hm->W_enc_t[j * d + i];
     return SAEC_OK;
 }
 
 static saec_st_tensor vec(const char *name, int64_t n, const float *data) {
-    return (saec_st_tensor){.name = name, .dtype = SAEC_ST_F32, .ndim = 1, .shape = {n}, .data = data};
+    return (saec_st_tensor){
+        .name = name, .dtype = SAEC_ST_F32, .ndim = 1, .shape = {n}, .data = data};
 }
 
 static saec_st_tensor mat(const char *name, int64_t rows, int64_t cols, const float *data) {
-    return (saec_st_tensor){.name = name, .dtype = SAEC_ST_F32, .ndim = 2, .shape = {rows, cols},
-                            .data = data};
+    return (saec_st_tensor){
+        .name = name, .dtype = SAEC_ST_F32, .ndim = 2, .shape = {rows, cols}, .data = data};
 }
 
 /* The provenance object, read back by read_provenance. */
@@ -669,7 +698,8 @@ static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const 
     if (strcmp(hm->arch, "topk") != 0)
         return saec_fail(SAEC_ERR_USAGE, NULL, "exporting architecture '%s' is not supported yet",
                          hm->arch);
-    if (!log_sparsity) return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAELens export needs the sparsity");
+    if (!log_sparsity)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAELens export needs the sparsity");
     char path[1100];
     saec_st_tensor t[5];
     int n = 0;
@@ -775,7 +805,8 @@ int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const flo
    padded with spaces to a multiple of 64 bytes (ending in a newline), then C-order data. */
 static int npy_header(char *buf, size_t size, int64_t rows, int64_t cols, size_t *len) {
     char dict[128];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
                      (long long)rows, (long long)cols);
     size_t total = 10 + (size_t)n + 1;
     total = (total + 63) / 64 * 64;
@@ -806,11 +837,14 @@ int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, con
     while (rc == SAEC_OK && done < tokens) {
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
         rc = saec_data_next(src, n, rows);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK)
+            rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
-        if (rc == SAEC_OK) rc = dev->ops->download(dev, rows, sae->xhat, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK)
+            rc = dev->ops->download(dev, rows, sae->xhat, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) {
-            for (int64_t i = 0; i < n * d; i++) rows[i] *= sae->scale; /* x̂ = s·x̂n */
+            for (int64_t i = 0; i < n * d; i++)
+                rows[i] *= sae->scale; /* x̂ = s·x̂n */
             rc = saec_atomic_write(&af, rows, sizeof(float) * (size_t)(n * d));
         }
         done += n;

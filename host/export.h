@@ -48,17 +48,17 @@ const char *saec_model_kind_name(saec_model_kind kind); /* "saec run", "SAELens 
 /* A TopK SAE on the host, in units `scale` (see above). */
 typedef struct {
     saec_model_kind kind;
-    char arch[32];       /* "topk" (the only variant today) */
+    char arch[32]; /* "topk" (the only variant today) */
     int64_t d, m, k;
-    float *W_enc_t;      /* [m, d] encoder, transposed (sparsify's encoder.weight layout) */
-    float *b_enc;        /* [m] */
-    float *W_dec;        /* [m, d] */
-    float *b_dec;        /* [d] */
-    float *data_mean;    /* [d] μ in the model's units, for the nmse denominator; NULL if unknown */
-    float scale;         /* s: the model takes x / scale. 1 for exports */
-    double data_scale;   /* the training run's s (provenance; 0 when unknown) */
-    int64_t step;        /* training steps behind the weights; -1 when unknown */
-    int has_config;      /* cfg below holds the training run's configuration */
+    float *W_enc_t;    /* [m, d] encoder, transposed (sparsify's encoder.weight layout) */
+    float *b_enc;      /* [m] */
+    float *W_dec;      /* [m, d] */
+    float *b_dec;      /* [d] */
+    float *data_mean;  /* [d] μ in the model's units, for the nmse denominator; NULL if unknown */
+    float scale;       /* s: the model takes x / scale. 1 for exports */
+    double data_scale; /* the training run's s (provenance; 0 when unknown) */
+    int64_t step;      /* training steps behind the weights; -1 when unknown */
+    int has_config;    /* cfg below holds the training run's configuration */
     saec_config cfg;
 } saec_host_model;
 

@@ -42,7 +42,8 @@ int saec_mkdirs(const char *path) {
     if (!buf) return mkdirs_fail(path, ENOMEM);
     memcpy(buf, path, len + 1);
     /* Drop trailing slashes (keep a lone "/"). */
-    while (len > 1 && buf[len - 1] == '/') buf[--len] = '\0';
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
     int err = 0;
     for (size_t i = 1; i <= len; i++) {
         if (buf[i] != '/' && buf[i] != '\0') continue;
@@ -99,7 +100,8 @@ int saec_atomic_open(saec_atomic_file *af, const char *path) {
 }
 
 int saec_atomic_write(saec_atomic_file *af, const void *data, size_t bytes) {
-    if (!af->f) return saec_fail(SAEC_ERR_OTHER, NULL, "cannot write '%s': file not open", af->path);
+    if (!af->f)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "cannot write '%s': file not open", af->path);
     if (bytes == 0) return SAEC_OK;
     errno = 0;
     if (fwrite(data, 1, bytes, af->f) != bytes) {
@@ -130,7 +132,8 @@ static void fsync_parent_dir(const char *path) {
 }
 
 int saec_atomic_commit(saec_atomic_file *af) {
-    if (!af->f) return saec_fail(SAEC_ERR_OTHER, NULL, "cannot write '%s': file not open", af->path);
+    if (!af->f)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "cannot write '%s': file not open", af->path);
     errno = 0;
     if (fflush(af->f) != 0) return atomic_fail(af, "flush failed", errno ? errno : EIO);
     if (fsync(fileno(af->f)) != 0) return atomic_fail(af, "fsync failed", errno);

@@ -169,7 +169,8 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
         if (progress && done * 10 >= next_report * n_rows) {
             fprintf(stderr, "saec gen: %3d%%  %" PRId64 " / %" PRId64 " rows\n",
                     (int)(done * 100 / n_rows), done, n_rows);
-            while (next_report <= 10 && done * 10 >= next_report * n_rows) next_report++;
+            while (next_report <= 10 && done * 10 >= next_report * n_rows)
+                next_report++;
         }
     }
 

@@ -12,7 +12,7 @@
    noise. `attrs_json` (may be NULL) is stored as the file attribute `saec_provenance`.
    Writes to a temporary file beside `path` and renames it, so no partial file is left behind.
    Prints progress to stderr when `progress` is set. */
-int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows,
-                          const char *attrs_json, int progress);
+int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, const char *attrs_json,
+                          int progress);
 
 #endif

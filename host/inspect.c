@@ -38,7 +38,8 @@ static void print_json_text(FILE *out, const char *text, const char *indent) {
 }
 
 static int is_json_container(const char *text) {
-    while (*text == ' ' || *text == '\n' || *text == '\t' || *text == '\r') text++;
+    while (*text == ' ' || *text == '\n' || *text == '\t' || *text == '\r')
+        text++;
     return *text == '{' || *text == '[';
 }
 
@@ -255,7 +256,8 @@ static int inspect_safetensors(const char *path, FILE *out) {
     for (int i = 0; i < n; i++) {
         const saec_st_tensor *t = saec_st_get(f, i);
         fprintf(out, "  %s  %s [", t->name, saec_st_dtype_name(t->dtype));
-        for (int j = 0; j < t->ndim; j++) fprintf(out, "%s%" PRId64, j ? ", " : "", t->shape[j]);
+        for (int j = 0; j < t->ndim; j++)
+            fprintf(out, "%s%" PRId64, j ? ", " : "", t->shape[j]);
         fprintf(out, "]\n");
     }
     int nm = saec_st_meta_count(f);

@@ -75,13 +75,13 @@ void saec_log_record_write(saec_log *log, const saec_log_record *r) {
             width, (long long)r->step, (long long)r->total_steps, r->loss, r->nmse, r->l0,
             100.0 * r->dead_fraction, r->tokens_per_second, elapsed, eta);
     if (!log->jsonl) return;
-    fprintf(log->jsonl,
-            "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.8g, \"nmse\": %.8g, \"aux_nmse\": %.8g, "
-            "\"cosine\": %.8g, \"l0\": %.6g, \"dead_fraction\": %.6g, \"grad_norm\": %.6g, "
-            "\"lr\": %.6g, \"tokens_per_second\": %.1f, \"elapsed_seconds\": %.3f}\n",
-            (long long)r->step, (long long)r->tokens, r->loss, r->nmse, r->aux_nmse, r->cosine,
-            r->l0, r->dead_fraction, r->grad_norm, r->lr, r->tokens_per_second,
-            r->elapsed_seconds);
+    fprintf(
+        log->jsonl,
+        "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.8g, \"nmse\": %.8g, \"aux_nmse\": %.8g, "
+        "\"cosine\": %.8g, \"l0\": %.6g, \"dead_fraction\": %.6g, \"grad_norm\": %.6g, "
+        "\"lr\": %.6g, \"tokens_per_second\": %.1f, \"elapsed_seconds\": %.3f}\n",
+        (long long)r->step, (long long)r->tokens, r->loss, r->nmse, r->aux_nmse, r->cosine, r->l0,
+        r->dead_fraction, r->grad_norm, r->lr, r->tokens_per_second, r->elapsed_seconds);
     fflush(log->jsonl);
 }
 

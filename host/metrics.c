@@ -13,17 +13,19 @@ static float *unit_rows(const float *a, int64_t n, int64_t d) {
     if (!u) return NULL;
     for (int64_t i = 0; i < n; i++) {
         double s = 0;
-        for (int64_t j = 0; j < d; j++) s += (double)a[i * d + j] * a[i * d + j];
+        for (int64_t j = 0; j < d; j++)
+            s += (double)a[i * d + j] * a[i * d + j];
         float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-        for (int64_t j = 0; j < d; j++) u[i * d + j] = a[i * d + j] * inv;
+        for (int64_t j = 0; j < d; j++)
+            u[i * d + j] = a[i * d + j] * inv;
     }
     return u;
 }
 
 double saec_mmcs(const float *W_dec, int64_t m, int64_t d, const saec_ground_truth *gt) {
     const int64_t F = gt->n_features, block = 256;
-    float *dec = unit_rows(W_dec, m, d);              /* [m, d] */
-    float *dir = unit_rows(gt->directions, F, d);     /* [F, d] */
+    float *dec = unit_rows(W_dec, m, d);                      /* [m, d] */
+    float *dir = unit_rows(gt->directions, F, d);             /* [F, d] */
     float *cos = malloc(sizeof(float) * (size_t)(block * m)); /* [block, m] */
     double total = NAN;
     if (dec && dir && cos) {
@@ -34,7 +36,8 @@ double saec_mmcs(const float *W_dec, int64_t m, int64_t d, const saec_ground_tru
                         dir + f0 * d, (int)d, dec, (int)d, 0.0f, cos, (int)m);
             for (int64_t i = 0; i < nb; i++) {
                 float best = -1.0f;
-                for (int64_t j = 0; j < m; j++) best = fmaxf(best, cos[i * m + j]);
+                for (int64_t j = 0; j < m; j++)
+                    best = fmaxf(best, cos[i * m + j]);
                 total += best;
             }
         }
@@ -68,7 +71,8 @@ saec_absorption_token saec_absorption_on_token(double P, int32_t main_latent, co
             }
     }
     r.M = f_main * proj_p[main_latent];
-    for (int t = 0; t < SAEC_ABSORB_TOP; t++) r.A += top[t];
+    for (int t = 0; t < SAEC_ABSORB_TOP; t++)
+        r.A += top[t];
     if (!(P > 0)) return r; /* nothing of the parent on this token to absorb */
     r.full = f_main <= 0 && top[0] >= SAEC_ABSORB_SHARE * P;
     if (r.M >= P || r.A < SAEC_ABSORB_SHARE * P)
@@ -101,7 +105,8 @@ int saec_absorption_init(saec_absorption *a, const float *W_dec, int64_t m, int6
         if (gt->parent[i] >= 0 && gt->parent[i] < F && gt->parent[i] != i)
             is_parent[gt->parent[i]] = 1;
     int64_t np = 0;
-    for (int64_t i = 0; i < F; i++) np += is_parent[i];
+    for (int64_t i = 0; i < F; i++)
+        np += is_parent[i];
     a->n_parents = np;
     if (np == 0) {
         free(is_parent);
@@ -160,7 +165,8 @@ void saec_absorption_add(saec_absorption *a, int64_t n, const float *xc, const i
             if (!active[i * np + q]) continue;
             const float *p = a->dir + q * d, *x = xc + i * d;
             double P = 0;
-            for (int64_t j = 0; j < d; j++) P += (double)x[j] * p[j];
+            for (int64_t j = 0; j < d; j++)
+                P += (double)x[j] * p[j];
             saec_absorption_token t =
                 saec_absorption_on_token(P, a->main_latent[q], idx + i * k, f + i * k, k,
                                          a->cos_p + q * m, a->proj_p + q * m);

@@ -21,8 +21,8 @@ static inline uint64_t saec_mix64(uint64_t x) {
 /* A generator positioned at (seed, stream, counter). */
 void saec_rng_init(saec_rng *rng, uint64_t seed, uint64_t stream, uint64_t counter);
 uint64_t saec_rng_u64(saec_rng *rng);
-double saec_rng_uniform(saec_rng *rng);  /* [0, 1) with 53 bits */
-double saec_rng_normal(saec_rng *rng);   /* N(0, 1), Box–Muller */
+double saec_rng_uniform(saec_rng *rng); /* [0, 1) with 53 bits */
+double saec_rng_normal(saec_rng *rng);  /* N(0, 1), Box–Muller */
 
 /* Stream identifiers, one per independent use, so no two uses ever share numbers. */
 enum {

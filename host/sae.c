@@ -33,7 +33,8 @@ static int dev_alloc(saec_sae *sae, void **p, size_t bytes) {
     return sae->dev->ops->alloc(sae->dev, bytes ? bytes : 16, p);
 }
 
-#define ALLOC(ptr, count) SAEC_TRY(dev_alloc(sae, (void **)&(ptr), sizeof(*(ptr)) * (size_t)(count)))
+#define ALLOC(ptr, count)                                                                          \
+    SAEC_TRY(dev_alloc(sae, (void **)&(ptr), sizeof(*(ptr)) * (size_t)(count)))
 
 static int sae_allocate(saec_sae *sae) {
     const int64_t d = sae->d, m = sae->m, k = sae->k, ka = sae->aux_k, n = sae->batch;
@@ -84,8 +85,15 @@ int sae_create(saec_dev *dev, int64_t d, int64_t m, int64_t k, int64_t aux_k, fl
     if (aux_k > m) aux_k = m;
     saec_sae *sae = calloc(1, sizeof *sae);
     if (!sae) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory creating the SAE");
-    *sae = (saec_sae){.dev = dev, .d = d, .m = m, .k = k, .aux_k = aux_k, .batch = batch,
-                      .aux_alpha = aux_alpha, .dead_after = dead_after, .scale = 1.0f};
+    *sae = (saec_sae){.dev = dev,
+                      .d = d,
+                      .m = m,
+                      .k = k,
+                      .aux_k = aux_k,
+                      .batch = batch,
+                      .aux_alpha = aux_alpha,
+                      .dead_after = dead_after,
+                      .scale = 1.0f};
     int rc = sae_allocate(sae);
     if (rc != SAEC_OK) {
         sae_destroy(sae);
@@ -94,8 +102,9 @@ int sae_create(saec_dev *dev, int64_t d, int64_t m, int64_t k, int64_t aux_k, fl
                  "the run needs about %.2f GiB on %s; lower latents or batch_size",
                  (double)(4 * 4 * m * d + 4 * batch * (m + 8 * d)) / (1 << 30), dev->name);
         saec_error_clear();
-        return saec_fail(SAEC_ERR_DEVICE, hint, "cannot allocate the SAE (d=%lld, m=%lld, batch=%lld)",
-                         (long long)d, (long long)m, (long long)batch);
+        return saec_fail(SAEC_ERR_DEVICE, hint,
+                         "cannot allocate the SAE (d=%lld, m=%lld, batch=%lld)", (long long)d,
+                         (long long)m, (long long)batch);
     }
     *out = sae;
     return SAEC_OK;
@@ -104,12 +113,12 @@ int sae_create(saec_dev *dev, int64_t d, int64_t m, int64_t k, int64_t aux_k, fl
 void sae_destroy(saec_sae *sae) {
     if (!sae) return;
     saec_dev *dev = sae->dev;
-    void *bufs[] = {sae->params,   sae->grads,      sae->adam_m,    sae->adam_v,   sae->data_mean,
-                    sae->since_fired, sae->dead_mask, sae->x,      sae->xc,       sae->pre,
-                    sae->idx,      sae->f,          sae->xhat,      sae->g,        sae->df,
-                    sae->dxc,      sae->e,          sae->e_mean,    sae->idx_aux,  sae->f_aux,
-                    sae->ehat,     sae->g_aux,      sae->df_aux,    sae->stats,    sae->aux_stats,
-                    sae->grad_sumsq, sae->dead_count, sae->l0_count};
+    void *bufs[] = {sae->params,      sae->grads,      sae->adam_m,  sae->adam_v,  sae->data_mean,
+                    sae->since_fired, sae->dead_mask,  sae->x,       sae->xc,      sae->pre,
+                    sae->idx,         sae->f,          sae->xhat,    sae->g,       sae->df,
+                    sae->dxc,         sae->e,          sae->e_mean,  sae->idx_aux, sae->f_aux,
+                    sae->ehat,        sae->g_aux,      sae->df_aux,  sae->stats,   sae->aux_stats,
+                    sae->grad_sumsq,  sae->dead_count, sae->l0_count};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
     free(sae);
@@ -128,7 +137,8 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
         free(mean), free(host), free(mean_f);
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory initialising the SAE");
     }
-    for (int64_t i = 0; i < n * d; i++) sumsq += (double)sample[i] * sample[i];
+    for (int64_t i = 0; i < n * d; i++)
+        sumsq += (double)sample[i] * sample[i];
     double s = sqrt(sumsq / ((double)n * (double)d));
     if (!(s > 0) || !isfinite(s)) {
         free(mean), free(host), free(mean_f);
@@ -142,7 +152,8 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
             host[i * d + j] = (float)(sample[i * d + j] / s);
             mean[j] += host[i * d + j];
         }
-    for (int64_t j = 0; j < d; j++) mean_f[j] = (float)(mean[j] / (double)n);
+    for (int64_t j = 0; j < d; j++)
+        mean_f[j] = (float)(mean[j] / (double)n);
     free(mean);
     int rc = dev->ops->upload(dev, sae->data_mean, mean_f, sizeof(float) * (size_t)d);
     free(mean_f);
@@ -152,7 +163,8 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
     if (rc == SAEC_OK) rc = dev_alloc(sae, (void **)&dsample, sizeof(float) * (size_t)(n * d));
     if (rc == SAEC_OK) rc = dev_alloc(sae, (void **)&scratch, sizeof(float) * (size_t)n);
     if (rc == SAEC_OK) rc = dev->ops->upload(dev, dsample, host, sizeof(float) * (size_t)(n * d));
-    if (rc == SAEC_OK) rc = SAEC_OP(dev, geometric_median, dsample, n, d, median_iters, scratch, sae->b_dec);
+    if (rc == SAEC_OK)
+        rc = SAEC_OP(dev, geometric_median, dsample, n, d, median_iters, scratch, sae->b_dec);
     if (dsample) dev->ops->free(dev, dsample);
     if (scratch) dev->ops->free(dev, scratch);
 
@@ -165,7 +177,8 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
             host[i] = (float)((2.0 * saec_rng_uniform(&rng) - 1.0) * bound);
         rc = dev->ops->upload(dev, sae->W_enc_t, host, sizeof(float) * (size_t)(m * d));
     }
-    if (rc == SAEC_OK) rc = dev->ops->copy(dev, sae->W_dec, sae->W_enc_t, sizeof(float) * (size_t)(m * d));
+    if (rc == SAEC_OK)
+        rc = dev->ops->copy(dev, sae->W_dec, sae->W_enc_t, sizeof(float) * (size_t)(m * d));
     if (rc == SAEC_OK) rc = SAEC_OP(dev, normalize_rows, sae->W_dec, m, d);
     if (rc == SAEC_OK) rc = dev->ops->zero(dev, sae->b_enc, sizeof(float) * (size_t)m);
     free(host);
@@ -192,10 +205,10 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     SAEC_TRY(sae_select(sae, n, k, NULL, sae->idx, sae->f));
 
     /* x̂n = f W_dec + b_dec; statistics and ∂nmse/∂x̂. */
-    SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k, m, d, 0,
-                     sae->xhat));
-    SAEC_TRY(SAEC_OP(dev, recon_loss_grad, sae->x, sae->xhat, sae->data_mean, n, d, 1.0f, sae->stats,
-                     train ? sae->g : NULL));
+    SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k, m, d,
+                     0, sae->xhat));
+    SAEC_TRY(SAEC_OP(dev, recon_loss_grad, sae->x, sae->xhat, sae->data_mean, n, d, 1.0f,
+                     sae->stats, train ? sae->g : NULL));
     SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
     if (!train) return SAEC_OK;
 
@@ -258,7 +271,8 @@ int sae_optimizer_step(saec_sae *sae, saec_adamw_args args) {
 
 int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
     saec_dev *dev = sae->dev;
-    double main_stats[SAEC_STAT_COUNT] = {0}, aux[SAEC_STAT_COUNT] = {0}, sumsq = 0, dead = 0, l0 = 0;
+    double main_stats[SAEC_STAT_COUNT] = {0}, aux[SAEC_STAT_COUNT] = {0}, sumsq = 0, dead = 0,
+           l0 = 0;
     SAEC_TRY(dev->ops->download(dev, main_stats, sae->stats, sizeof main_stats));
     SAEC_TRY(dev->ops->download(dev, aux, sae->aux_stats, sizeof aux));
     SAEC_TRY(dev->ops->download(dev, &sumsq, sae->grad_sumsq, sizeof sumsq));

@@ -26,7 +26,7 @@ typedef struct {
     int64_t d, m, k, aux_k; /* aux_k 0 = AuxK off */
     int64_t batch;          /* capacity of the activation buffers, tokens */
     float aux_alpha;
-    int64_t dead_after;     /* tokens without firing before a latent counts as dead */
+    int64_t dead_after; /* tokens without firing before a latent counts as dead */
 
     sae_tensor layout[SAE_N_TENSORS];
     int64_t n_params;
@@ -38,37 +38,37 @@ typedef struct {
     float *dW_enc_t, *db_enc, *dW_dec, *db_dec; /* same shapes */
 
     /* data constants, stored with the checkpoint */
-    float scale;     /* s: xn = x / s has E‖xn‖² = d */
-    float *data_mean;/* [d] μ of xn, for the nmse denominator */
+    float scale;      /* s: xn = x / s has E‖xn‖² = d */
+    float *data_mean; /* [d] μ of xn, for the nmse denominator */
 
     /* latent bookkeeping */
     int64_t *since_fired; /* [m] tokens since the latent last fired */
     uint8_t *dead_mask;   /* [m] */
 
     /* activations, sized for `batch` tokens */
-    float *x;        /* [batch, d] the batch, normalised in place to xn */
-    float *xc;       /* [batch, d] xn − b_dec, the encoder input */
-    float *pre;      /* [batch, m] pre-activations */
-    int32_t *idx;    /* [batch, k] */
-    float *f;        /* [batch, k] codes: ReLU of the top-k pre-activations */
-    float *xhat;     /* [batch, d] reconstruction */
-    float *g;        /* [batch, d] ∂loss/∂x̂ */
-    float *df;       /* [batch, k] ∂loss/∂pre at the kept entries */
-    float *dxc;      /* [batch, d] ∂loss/∂xc */
-    float *e;        /* [batch, d] residual xn − x̂ (AuxK) */
-    float *e_mean;   /* [d] */
-    int32_t *idx_aux;/* [batch, aux_k] */
-    float *f_aux;    /* [batch, aux_k] */
-    float *ehat;     /* [batch, d] AuxK reconstruction of the residual */
-    float *g_aux;    /* [batch, d] */
-    float *df_aux;   /* [batch, aux_k] */
+    float *x;         /* [batch, d] the batch, normalised in place to xn */
+    float *xc;        /* [batch, d] xn − b_dec, the encoder input */
+    float *pre;       /* [batch, m] pre-activations */
+    int32_t *idx;     /* [batch, k] */
+    float *f;         /* [batch, k] codes: ReLU of the top-k pre-activations */
+    float *xhat;      /* [batch, d] reconstruction */
+    float *g;         /* [batch, d] ∂loss/∂x̂ */
+    float *df;        /* [batch, k] ∂loss/∂pre at the kept entries */
+    float *dxc;       /* [batch, d] ∂loss/∂xc */
+    float *e;         /* [batch, d] residual xn − x̂ (AuxK) */
+    float *e_mean;    /* [d] */
+    int32_t *idx_aux; /* [batch, aux_k] */
+    float *f_aux;     /* [batch, aux_k] */
+    float *ehat;      /* [batch, d] AuxK reconstruction of the residual */
+    float *g_aux;     /* [batch, d] */
+    float *df_aux;    /* [batch, aux_k] */
 
     /* device scalars, read by the host only at logging steps */
     double *stats;     /* [SAEC_STAT_COUNT] main reconstruction */
     double *aux_stats; /* [SAEC_STAT_COUNT] AuxK */
     double *grad_sumsq;
     double *dead_count;
-    double *l0_count;  /* Σ nonzero codes in the batch */
+    double *l0_count; /* Σ nonzero codes in the batch */
 
     /* geometric-median scratch, only at init */
 } saec_sae;
@@ -95,9 +95,9 @@ int sae_optimizer_step(saec_sae *sae, saec_adamw_args args);
 
 /* Host copies of the device scalars of the last step. */
 typedef struct {
-    double sse, sst, cos_sum;         /* main reconstruction, this batch */
-    double aux_sse, aux_sst;          /* AuxK */
-    double grad_norm;                 /* before clipping */
+    double sse, sst, cos_sum; /* main reconstruction, this batch */
+    double aux_sse, aux_sst;  /* AuxK */
+    double grad_norm;         /* before clipping */
     double dead_count, l0_count;
 } sae_step_stats;
 

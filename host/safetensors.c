@@ -57,7 +57,8 @@ static int dtype_parse(const char *s, saec_st_dtype *out) {
 
 int64_t saec_st_numel(const saec_st_tensor *t) {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
     return n;
 }
 
@@ -96,7 +97,8 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (b->n + n + 1 > cap) cap *= 2;
+        while (b->n + n + 1 > cap)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -144,8 +146,8 @@ static void sb_json_str(sbuf *b, const char *s) {
 }
 
 static int write_invalid(const char *path, const char *what, const char *name) {
-    return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec",
-                     "cannot write '%s': tensor '%s': %s", path, name ? name : "(null)", what);
+    return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec", "cannot write '%s': tensor '%s': %s",
+                     path, name ? name : "(null)", what);
 }
 
 int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors,
@@ -158,12 +160,16 @@ int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors
     for (int i = 0; i < n_tensors; i++) {
         const saec_st_tensor *t = &tensors[i];
         const char *err = NULL;
-        if (!t->name || strcmp(t->name, "__metadata__") == 0) err = "invalid tensor name";
-        else if (dtype_size(t->dtype) == 0) err = "unknown dtype";
-        else if (t->ndim < 0 || t->ndim > SAEC_ST_MAX_DIMS) err = "bad number of dimensions";
+        if (!t->name || strcmp(t->name, "__metadata__") == 0)
+            err = "invalid tensor name";
+        else if (dtype_size(t->dtype) == 0)
+            err = "unknown dtype";
+        else if (t->ndim < 0 || t->ndim > SAEC_ST_MAX_DIMS)
+            err = "bad number of dimensions";
         else if ((bytes[i] = checked_bytes(t->ndim, t->shape, dtype_size(t->dtype))) < 0)
             err = "bad shape";
-        else if (bytes[i] > 0 && !t->data) err = "no data";
+        else if (bytes[i] > 0 && !t->data)
+            err = "no data";
         for (int j = 0; !err && j < i; j++)
             if (strcmp(tensors[j].name, t->name) == 0) err = "duplicate tensor name";
         if (err) {
@@ -214,7 +220,8 @@ int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors
         sb_str(&h, "]}");
     }
     sb_put(&h, "}", 1);
-    while (!h.oom && (8 + h.n) % 8 != 0) sb_put(&h, " ", 1);
+    while (!h.oom && (8 + h.n) % 8 != 0)
+        sb_put(&h, " ", 1);
     if (h.oom) {
         free(h.p);
         free(bytes);
@@ -223,7 +230,8 @@ int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors
 
     unsigned char len8[8];
     uint64_t hl = (uint64_t)h.n;
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)(hl >> (8 * i));
 
     saec_atomic_file af;
     int rc = saec_atomic_open(&af, path);
@@ -231,8 +239,10 @@ int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors
     if (rc == SAEC_OK) rc = saec_atomic_write(&af, h.p, h.n);
     for (int i = 0; rc == SAEC_OK && i < n_tensors; i++)
         rc = saec_atomic_write(&af, tensors[i].data, (size_t)bytes[i]);
-    if (rc == SAEC_OK) rc = saec_atomic_commit(&af);
-    else saec_atomic_abort(&af);
+    if (rc == SAEC_OK)
+        rc = saec_atomic_commit(&af);
+    else
+        saec_atomic_abort(&af);
     free(h.p);
     free(bytes);
     return rc;
@@ -243,9 +253,11 @@ int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors
 void saec_st_close(saec_st_file *f) {
     if (!f) return;
     if (f->owned)
-        for (int i = 0; i < f->n_owned; i++) free(f->owned[i]);
+        for (int i = 0; i < f->n_owned; i++)
+            free(f->owned[i]);
     if (f->meta_owned)
-        for (int i = 0; i < 2 * f->n_meta; i++) free(f->meta_owned[i]);
+        for (int i = 0; i < 2 * f->n_meta; i++)
+            free(f->meta_owned[i]);
     free(f->owned);
     free(f->meta_owned);
     free(f->tensors);
@@ -290,13 +302,16 @@ static int parse_header(saec_st_file *f, const char *path) {
     int rc = SAEC_OK;
     if (f->len < 8)
         return BAD("'%s': not a safetensors file: %zu bytes, too short for the 8-byte header "
-                   "length", path, f->len);
+                   "length",
+                   path, f->len);
     const unsigned char *b = (const unsigned char *)f->buf;
     uint64_t hl = 0;
-    for (int i = 0; i < 8; i++) hl |= (uint64_t)b[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        hl |= (uint64_t)b[i] << (8 * i);
     if (hl > (uint64_t)(f->len - 8))
         return BAD("'%s': not a safetensors file: header length %" PRIu64
-                   " exceeds the file size (%zu bytes)", path, hl, f->len);
+                   " exceeds the file size (%zu bytes)",
+                   path, hl, f->len);
     const char *hdr = f->buf + 8;
     size_t data_size = f->len - 8 - (size_t)hl;
     const char *data = hdr + hl;
@@ -405,7 +420,8 @@ static int parse_header(saec_st_file *f, const char *path) {
         }
         if (!dtype_parse(jd->valuestring, &t->dtype)) {
             BAD("'%s': tensor '%s' has dtype '%s', which saec does not support "
-                "(F32, F16, BF16, I32, I64, U8)", path, name, jd->valuestring);
+                "(F32, F16, BF16, I32, I64, U8)",
+                path, name, jd->valuestring);
             goto bad_tensor;
         }
         if (!cJSON_IsArray(js)) {
@@ -449,8 +465,8 @@ static int parse_header(saec_st_file *f, const char *path) {
             char s[160];
             shape_str(s, sizeof s, t->ndim, t->shape);
             BAD("'%s': tensor '%s': shape %s of %s needs %" PRId64
-                " bytes but data_offsets give %" PRId64, path, name, s,
-                saec_st_dtype_name(t->dtype), want, endo - begin);
+                " bytes but data_offsets give %" PRId64,
+                path, name, s, saec_st_dtype_name(t->dtype), want, endo - begin);
             goto bad_tensor;
         }
         ranges[i] = (range){begin, endo, i};
@@ -484,8 +500,9 @@ static int parse_header(saec_st_file *f, const char *path) {
         if (c->end == c->begin) continue;
         if (a && c->begin < a->end) { /* sorted by begin: a starts no later than c */
             BAD("'%s': tensors '%s' and '%s' overlap (data_offsets [%" PRId64 ", %" PRId64
-                "] and [%" PRId64 ", %" PRId64 "])", path, f->tensors[a->index].name,
-                f->tensors[c->index].name, a->begin, a->end, c->begin, c->end);
+                "] and [%" PRId64 ", %" PRId64 "])",
+                path, f->tensors[a->index].name, f->tensors[c->index].name, a->begin, a->end,
+                c->begin, c->end);
             break;
         }
         if (!a || c->end > a->end) a = c;

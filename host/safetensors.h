@@ -8,7 +8,14 @@
 
 #define SAEC_ST_MAX_DIMS 4
 
-typedef enum { SAEC_ST_F32, SAEC_ST_F16, SAEC_ST_BF16, SAEC_ST_I32, SAEC_ST_I64, SAEC_ST_U8 } saec_st_dtype;
+typedef enum {
+    SAEC_ST_F32,
+    SAEC_ST_F16,
+    SAEC_ST_BF16,
+    SAEC_ST_I32,
+    SAEC_ST_I64,
+    SAEC_ST_U8
+} saec_st_dtype;
 
 typedef struct {
     const char *name;

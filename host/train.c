@@ -123,13 +123,15 @@ static int run_setup(run *r, int resume) {
     SAEC_TRY(sae_create(r->dev, d, cfg->latents, cfg->k, cfg->aux_alpha > 0 ? aux_k : 0,
                         (float)cfg->aux_alpha, dead_after, cfg->batch_size, &r->sae));
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
-    if (!r->batch_host) return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
+    if (!r->batch_host)
+        return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
 
     fprintf(stderr, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
     fprintf(stderr, "saec: data %s\n", r->data->info.description);
-    fprintf(stderr, "saec: %s SAE d=%lld m=%lld k=%lld aux_k=%lld, %lld steps of %lld tokens -> %s\n",
-            cfg->arch, (long long)d, (long long)cfg->latents, (long long)cfg->k,
-            (long long)r->sae->aux_k, (long long)r->total_steps, (long long)cfg->batch_size, r->dir);
+    fprintf(
+        stderr, "saec: %s SAE d=%lld m=%lld k=%lld aux_k=%lld, %lld steps of %lld tokens -> %s\n",
+        cfg->arch, (long long)d, (long long)cfg->latents, (long long)cfg->k,
+        (long long)r->sae->aux_k, (long long)r->total_steps, (long long)cfg->batch_size, r->dir);
 
     if (resume) {
         SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state, 1));
@@ -139,9 +141,12 @@ static int run_setup(run *r, int resume) {
     } else {
         const int64_t n = cfg->init_sample;
         float *sample = malloc(sizeof(float) * (size_t)(n * d));
-        if (!sample) return saec_fail(SAEC_ERR_OTHER, "lower init_sample", "out of memory for the init sample");
+        if (!sample)
+            return saec_fail(SAEC_ERR_OTHER, "lower init_sample",
+                             "out of memory for the init sample");
         int rc = saec_data_next(r->data, n, sample);
-        if (rc == SAEC_OK) rc = sae_init(r->sae, sample, n, (int)cfg->median_iters, (uint64_t)cfg->seed);
+        if (rc == SAEC_OK)
+            rc = sae_init(r->sae, sample, n, (int)cfg->median_iters, (uint64_t)cfg->seed);
         free(sample);
         SAEC_TRY(rc);
         /* After sae_init, which sets s and μ from this run's data: the source's weights are moved
@@ -263,8 +268,10 @@ int saec_train(const saec_config *cfg, int resume, int *interrupted_by) {
         if (rc == SAEC_OK && !last && r.state.step == r.cfg.stop_at_step) {
             rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
             if (rc == SAEC_OK)
-                fprintf(stderr, "saec: stopped at step %lld (stop_at_step); continue with: "
-                        "saec train --resume %s\n", (long long)r.state.step, r.dir);
+                fprintf(stderr,
+                        "saec: stopped at step %lld (stop_at_step); continue with: "
+                        "saec train --resume %s\n",
+                        (long long)r.state.step, r.dir);
             stopped = 1;
             break;
         }

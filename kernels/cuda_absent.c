@@ -8,9 +8,10 @@ const saec_op_table *saec_cuda_op_table(void) { return NULL; }
 int saec_cuda_dev_init(saec_dev *dev, int index) {
     (void)dev;
     (void)index;
-    return saec_fail(SAEC_ERR_DEVICE,
-                     "rebuild with the CUDA Toolkit installed (cmake -DSAEC_CUDA=ON), or use --device cpu",
-                     "this saec was built without the CUDA backend");
+    return saec_fail(
+        SAEC_ERR_DEVICE,
+        "rebuild with the CUDA Toolkit installed (cmake -DSAEC_CUDA=ON), or use --device cpu",
+        "this saec was built without the CUDA backend");
 }
 
 void saec_cuda_dev_shutdown(saec_dev *dev) { (void)dev; }

@@ -12,12 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "saec/device.h"
 #include "saec/ops.h"
-#include "check.h"
 
 /* ---- a tiny check/report helper ---- */
-
 
 /* An op call that must be rejected with SAEC_ERR_OTHER. */
 #define REJECTED(call)                                                                             \
@@ -80,7 +79,8 @@ static double *new_doubles(int64_t n) {
 }
 static float *rand_floats(int64_t n) {
     float *p = new_floats(n);
-    for (int64_t i = 0; i < n; i++) p[i] = rng_sym();
+    for (int64_t i = 0; i < n; i++)
+        p[i] = rng_sym();
     return p;
 }
 static float *dup_floats(const float *src, int64_t n) {
@@ -89,7 +89,8 @@ static float *dup_floats(const float *src, int64_t n) {
     return p;
 }
 static void fill_floats(float *p, int64_t n, float v) {
-    for (int64_t i = 0; i < n; i++) p[i] = v;
+    for (int64_t i = 0; i < n; i++)
+        p[i] = v;
 }
 
 /* Random sparse code idx [n, k] over latents [0, m_used), about `empty_pct`% empty slots
@@ -119,7 +120,8 @@ static void test_memory(saec_dev *dev) {
     if (!a || !b) return;
     CHECK(((uintptr_t)a % 64) == 0 && ((uintptr_t)b % 64) == 0, "alloc is not 64-byte aligned");
     int zeroed = 1;
-    for (size_t i = 0; i < bytes; i++) zeroed &= ((unsigned char *)a)[i] == 0;
+    for (size_t i = 0; i < bytes; i++)
+        zeroed &= ((unsigned char *)a)[i] == 0;
     CHECK(zeroed, "alloc did not zero-initialise");
 
     float *h = rand_floats(1003), *back = new_floats(1003);
@@ -131,7 +133,8 @@ static void test_memory(saec_dev *dev) {
     OK(ops->zero(dev, b, bytes));
     OK(ops->download(dev, back, b, bytes));
     int all_zero = 1;
-    for (int i = 0; i < 1003; i++) all_zero &= back[i] == 0.0f;
+    for (int i = 0; i < 1003; i++)
+        all_zero &= back[i] == 0.0f;
     CHECK(all_zero, "zero left nonzero bytes");
     ops->free(dev, a);
     ops->free(dev, b);
@@ -164,7 +167,8 @@ static void test_gemm(saec_dev *dev) {
                         /* beta = 0 must not read C (BLAS rule): start from NaN there. */
                         if (beta == 0.0f) fill_floats(C, M * ldc, NAN);
                         for (int64_t i = 0; i < M; i++)
-                            for (int64_t j = N; j < ldc; j++) C[i * ldc + j] = 12345.0f;
+                            for (int64_t j = N; j < ldc; j++)
+                                C[i * ldc + j] = 12345.0f;
                         float *C0 = dup_floats(C, M * ldc);
                         double *want = new_doubles(M * N), *scale = new_doubles(M * N);
                         float *got = new_floats(M * N);
@@ -188,7 +192,8 @@ static void test_gemm(saec_dev *dev) {
                         int pad_ok = 1;
                         for (int64_t i = 0; i < M; i++) {
                             memcpy(got + i * N, C + i * ldc, (size_t)N * sizeof *got);
-                            for (int64_t j = N; j < ldc; j++) pad_ok &= C[i * ldc + j] == 12345.0f;
+                            for (int64_t j = N; j < ldc; j++)
+                                pad_ok &= C[i * ldc + j] == 12345.0f;
                         }
                         /* fp32 GEMM: error within K·eps of Σ|a·b|; K <= 65 here. */
                         CHECK_CLOSE("C", got, want, scale, M * N, 1e-6, 1e-5);
@@ -269,7 +274,8 @@ static void test_col_sum(saec_dev *dev) {
             double *want = new_doubles(d), *mag = new_doubles(d);
             for (int64_t j = 0; j < d; j++) {
                 double acc = 0, a = 0;
-                for (int64_t i = 0; i < n; i++) acc += x[i * d + j], a += fabs(x[i * d + j]);
+                for (int64_t i = 0; i < n; i++)
+                    acc += x[i * d + j], a += fabs(x[i * d + j]);
                 const double o = beta == 0.0f ? 0.0 : (double)beta * out[j];
                 want[j] = o + alpha * acc;
                 mag[j] = fabs(o) + fabs(alpha) * a;
@@ -337,21 +343,15 @@ static void run_topk_case(saec_dev *dev, int64_t n, int64_t m, int k, int vals, 
     float *x = new_floats(n * m);
     for (int64_t i = 0; i < n * m; i++) {
         switch (vals) {
-        case VALS_TIES:
-            x[i] = (float)rng_int(5) * 0.25f - 0.5f;
-            break; /* 5 levels: many ties */
-        case VALS_EQUAL:
-            x[i] = 0.125f;
-            break;
+        case VALS_TIES: x[i] = (float)rng_int(5) * 0.25f - 0.5f; break; /* 5 levels: many ties */
+        case VALS_EQUAL: x[i] = 0.125f; break;
         case VALS_ASCENDING:
             x[i] = (float)(i % m) - 0.5f * (float)m;
             break; /* each column enters */
         case VALS_NAN:
             x[i] = rng_int(4) == 0 ? NAN : rng_int(9) == 0 ? -INFINITY : rng_sym();
             break;
-        default:
-            x[i] = rng_sym();
-            break;
+        default: x[i] = rng_sym(); break;
         }
     }
     uint8_t *mask = NULL;
@@ -520,7 +520,8 @@ static void test_sparse_outer_accum(saec_dev *dev) {
             float *dW = dup_floats(dW0, m * d), *db = with_db ? dup_floats(db0, m) : NULL;
             double *want = new_doubles(m * d), *mag = new_doubles(m * d);
             double *want_b = new_doubles(m), *mag_b = new_doubles(m);
-            for (int64_t i = 0; i < m * d; i++) want[i] = dW0[i], mag[i] = fabs(dW0[i]);
+            for (int64_t i = 0; i < m * d; i++)
+                want[i] = dW0[i], mag[i] = fabs(dW0[i]);
             for (int64_t l = 0; l < m; l++)
                 want_b[l] = db0 ? db0[l] : 0, mag_b[l] = db0 ? fabs(db0[l]) : 0;
             for (int64_t p = 0; p < n * k; p++) {
@@ -619,9 +620,11 @@ static void test_sum_squares_count_positive(saec_dev *dev) {
             const int64_t n = sizes[s];
             set_ctx("sum_squares/count_positive n=%lld accumulate=%d", (long long)n, acc);
             float *x = rand_floats(n);
-            for (int64_t i = 0; i < n; i += 7) x[i] = 0.0f; /* zeros are not positive */
+            for (int64_t i = 0; i < n; i += 7)
+                x[i] = 0.0f; /* zeros are not positive */
             double ss = acc ? 2.5 : 0.0, cnt = acc ? 3.0 : 0.0;
-            for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i], cnt += x[i] > 0;
+            for (int64_t i = 0; i < n; i++)
+                ss += (double)x[i] * x[i], cnt += x[i] > 0;
             double out_ss = 2.5, out_cnt = 3.0;
             OK(SAEC_OP(dev, sum_squares, x, n, acc, &out_ss));
             OK(SAEC_OP(dev, count_positive, x, n, acc, &out_cnt));
@@ -635,7 +638,8 @@ static double objective(const float *x, int64_t n, int64_t d, const double *y) {
     double f = 0; /* Σ_i ‖x_i − y‖ */
     for (int64_t i = 0; i < n; i++) {
         double s = 0;
-        for (int64_t c = 0; c < d; c++) s += (x[i * d + c] - y[c]) * (x[i * d + c] - y[c]);
+        for (int64_t c = 0; c < d; c++)
+            s += (x[i * d + c] - y[c]) * (x[i * d + c] - y[c]);
         f += sqrt(s);
     }
     return f;
@@ -649,29 +653,36 @@ static void test_geometric_median(saec_dev *dev) {
         set_ctx("geometric_median n=%lld d=%lld outliers", (long long)n, (long long)d);
         float *x = rand_floats(n * d), *scratch = new_floats(n), *out = new_floats(d);
         for (int64_t i = 0; i < 7; i++)
-            for (int64_t c = 0; c < d; c++) x[i * d + c] = 50.0f + 10.0f * rng_sym();
+            for (int64_t c = 0; c < d; c++)
+                x[i * d + c] = 50.0f + 10.0f * rng_sym();
         double *y = new_doubles(d), *ynext = new_doubles(d), *mean = new_doubles(d);
         for (int64_t c = 0; c < d; c++) {
             mean[c] = 0;
-            for (int64_t i = 0; i < n; i++) mean[c] += x[i * d + c];
+            for (int64_t i = 0; i < n; i++)
+                mean[c] += x[i * d + c];
             mean[c] /= (double)n;
             y[c] = mean[c];
         }
         for (int it = 0; it < 2000; it++) {
             double wsum = 0;
-            for (int64_t c = 0; c < d; c++) ynext[c] = 0;
+            for (int64_t c = 0; c < d; c++)
+                ynext[c] = 0;
             for (int64_t i = 0; i < n; i++) {
                 double s = 0;
-                for (int64_t c = 0; c < d; c++) s += (x[i * d + c] - y[c]) * (x[i * d + c] - y[c]);
+                for (int64_t c = 0; c < d; c++)
+                    s += (x[i * d + c] - y[c]) * (x[i * d + c] - y[c]);
                 const double w = 1.0 / fmax(sqrt(s), 1e-12);
                 wsum += w;
-                for (int64_t c = 0; c < d; c++) ynext[c] += w * x[i * d + c];
+                for (int64_t c = 0; c < d; c++)
+                    ynext[c] += w * x[i * d + c];
             }
-            for (int64_t c = 0; c < d; c++) y[c] = ynext[c] / wsum;
+            for (int64_t c = 0; c < d; c++)
+                y[c] = ynext[c] / wsum;
         }
         OK(SAEC_OP(dev, geometric_median, x, n, d, 100, scratch, out));
         double *got = new_doubles(d);
-        for (int64_t c = 0; c < d; c++) got[c] = out[c];
+        for (int64_t c = 0; c < d; c++)
+            got[c] = out[c];
         const double f_got = objective(x, n, d, got), f_opt = objective(x, n, d, y),
                      f_mean = objective(x, n, d, mean);
         /* The objective is flat at the optimum: within 1e-6 relative of the optimum. */
@@ -692,14 +703,18 @@ static void test_geometric_median(saec_dev *dev) {
         set_ctx("geometric_median collinear n=5 d=37");
         float *c0 = rand_floats(d), *u = rand_floats(d), *x = new_floats(n * d);
         double un = 0;
-        for (int64_t c = 0; c < d; c++) un += (double)u[c] * u[c];
-        for (int64_t c = 0; c < d; c++) u[c] = (float)(u[c] / sqrt(un));
+        for (int64_t c = 0; c < d; c++)
+            un += (double)u[c] * u[c];
+        for (int64_t c = 0; c < d; c++)
+            u[c] = (float)(u[c] / sqrt(un));
         static const float pos[5] = {0, 1, 2, 3, 100};
         for (int64_t i = 0; i < n; i++)
-            for (int64_t c = 0; c < d; c++) x[i * d + c] = c0[c] + pos[i] * u[c];
+            for (int64_t c = 0; c < d; c++)
+                x[i * d + c] = c0[c] + pos[i] * u[c];
         float *scratch = new_floats(n), *out = new_floats(d);
         double *want = new_doubles(d);
-        for (int64_t c = 0; c < d; c++) want[c] = (double)c0[c] + 2.0 * u[c];
+        for (int64_t c = 0; c < d; c++)
+            want[c] = (double)c0[c] + 2.0 * u[c];
         OK(SAEC_OP(dev, geometric_median, x, n, d, 500, scratch, out));
         CHECK_CLOSE("median", out, want, NULL, d, 1e-4, 0);
         free(c0), free(u), free(x), free(scratch), free(out), free(want);
@@ -709,7 +724,8 @@ static void test_geometric_median(saec_dev *dev) {
         set_ctx("geometric_median n=1");
         float *x = rand_floats(9), scratch[1], out[9];
         double want[9];
-        for (int c = 0; c < 9; c++) want[c] = x[c];
+        for (int c = 0; c < 9; c++)
+            want[c] = x[c];
         OK(SAEC_OP(dev, geometric_median, x, 1, 9, 10, scratch, out));
         CHECK_CLOSE("median", out, want, NULL, 9, 0, 1e-7);
         free(x);
@@ -748,7 +764,8 @@ static void test_project_normalize(saec_dev *dev) {
         set_ctx("normalize_rows m=%lld d=%lld", (long long)m, (long long)d);
         for (int64_t i = 0; i < m; i++) {
             double ww = 0;
-            for (int64_t c = 0; c < d; c++) ww += (double)W[i * d + c] * W[i * d + c];
+            for (int64_t c = 0; c < d; c++)
+                ww += (double)W[i * d + c] * W[i * d + c];
             for (int64_t c = 0; c < d; c++)
                 want[i * d + c] = ww > 0 ? W[i * d + c] / sqrt(ww) : 0.0;
         }
@@ -767,12 +784,15 @@ static void test_adamw(saec_dev *dev) {
         fill_floats(m1, n, 0.0f);
         fill_floats(m2, n, 0.0f);
         double *rp = new_doubles(n), *rm = new_doubles(n), *rv = new_doubles(n);
-        for (int64_t i = 0; i < n; i++) rp[i] = p[i], rm[i] = 0, rv[i] = 0;
+        for (int64_t i = 0; i < n; i++)
+            rp[i] = p[i], rm[i] = 0, rv[i] = 0;
         for (int64_t step = 1; step <= 4; step++) {
             set_ctx("adamw n=%lld mode=%d step=%lld", (long long)n, mode, (long long)step);
-            for (int64_t i = 0; i < n; i++) g[i] = rng_sym();
+            for (int64_t i = 0; i < n; i++)
+                g[i] = rng_sym();
             double sumsq = 0;
-            for (int64_t i = 0; i < n; i++) sumsq += (double)g[i] * g[i];
+            for (int64_t i = 0; i < n; i++)
+                sumsq += (double)g[i] * g[i];
             const double norm = sqrt(sumsq);
             saec_adamw_args a = {.lr = 1e-2f,
                                  .beta1 = mode == 3 ? 0.0f : 0.9f,
@@ -832,7 +852,8 @@ static void test_track_fired(saec_dev *dev) {
             for (int64_t p = 0; p < n * k; p++)
                 if (idx[p] >= 0 && rng_int(4) == 0)
                     val[p] = rng_int(2) ? 0.0f : -0.5f; /* kept, not firing */
-            for (int64_t j = 0; j < m; j++) r_since[j] += n;
+            for (int64_t j = 0; j < m; j++)
+                r_since[j] += n;
             for (int64_t p = 0; p < n * k; p++)
                 if (idx[p] >= 0 && val[p] > 0) r_since[idx[p]] = 0, r_count[idx[p]]++;
             double dead = -1;

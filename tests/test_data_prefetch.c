@@ -40,7 +40,8 @@ int main(void) {
             fprintf(stderr, "FAIL: next: %s\n", saec_error_message());
             return 1;
         }
-        if (memcmp(a, b, sizeof(float) * (size_t)(n * d)) != 0 || plain->cursor != fetched->cursor) {
+        if (memcmp(a, b, sizeof(float) * (size_t)(n * d)) != 0 ||
+            plain->cursor != fetched->cursor) {
             fprintf(stderr, "FAIL: step %zu (n=%lld): rows or cursor differ (%lld vs %lld)\n", i,
                     (long long)n, (long long)plain->cursor, (long long)fetched->cursor);
             failures++;

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "saec/device.h"
 #include "saec/ops.h"
-#include "check.h"
 #ifdef SAEC_HAVE_CUDA
 #include "cuda/cuda_internal.cuh" /* the optional fused decoder update */
 #endif
@@ -92,7 +92,8 @@ static void *xmalloc(size_t bytes) {
 }
 static float *rand_floats(int64_t n) {
     float *p = xmalloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = rng_sym();
+    for (int64_t i = 0; i < n; i++)
+        p[i] = rng_sym();
     return p;
 }
 
@@ -118,7 +119,8 @@ typedef struct {
 
 static pair pair_new(size_t bytes) {
     pair p = {NULL, NULL, bytes};
-    if (cpu->ops->alloc(cpu, bytes, &p.c) != SAEC_OK || gpu->ops->alloc(gpu, bytes, &p.g) != SAEC_OK) {
+    if (cpu->ops->alloc(cpu, bytes, &p.c) != SAEC_OK ||
+        gpu->ops->alloc(gpu, bytes, &p.g) != SAEC_OK) {
         fprintf(stderr, "test_gpu_ops: allocation of %zu bytes failed: %s\n", bytes,
                 saec_error_message());
         exit(1);
@@ -175,7 +177,8 @@ static void compare_exact(int line, const char *what, pair p) {
     n_checks++;
     if (memcmp(hc, hg, p.bytes) != 0) {
         size_t i = 0;
-        while (i < p.bytes && hc[i] == hg[i]) i++;
+        while (i < p.bytes && hc[i] == hg[i])
+            i++;
         fail_at(__FILE__, line, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
     }
     free(hc), free(hg);
@@ -227,7 +230,8 @@ static void test_memory(void) {
     memset(hz, 0xAB, zb);
     OK(gpu->ops->download(gpu, hz, z, zb));
     size_t nz = 0;
-    for (size_t i = 0; i < zb; i++) nz += hz[i] != 0;
+    for (size_t i = 0; i < zb; i++)
+        nz += hz[i] != 0;
     CHECK(nz == 0, "alloc left %zu nonzero bytes", nz);
     gpu->ops->free(gpu, z);
     free(hz);
@@ -235,7 +239,8 @@ static void test_memory(void) {
     /* upload across several staging chunks (odd size), download, copy, zero */
     const size_t nb = ((size_t)40 << 20) + 13;
     unsigned char *src = xmalloc(nb), *back = xmalloc(nb);
-    for (size_t i = 0; i < nb; i++) src[i] = (unsigned char)(rng_u64() & 0xFF);
+    for (size_t i = 0; i < nb; i++)
+        src[i] = (unsigned char)(rng_u64() & 0xFF);
     void *a = NULL, *b = NULL;
     OK(gpu->ops->alloc(gpu, nb, &a));
     OK(gpu->ops->alloc(gpu, nb, &b));
@@ -250,7 +255,8 @@ static void test_memory(void) {
     OK(gpu->ops->sync(gpu));
     OK(gpu->ops->download(gpu, back, b, nb));
     size_t bad = 0;
-    for (size_t i = 0; i < nb; i++) bad += back[i] != ((i >= 5 && i < 1005) ? 0 : src[i]);
+    for (size_t i = 0; i < nb; i++)
+        bad += back[i] != ((i >= 5 && i < 1005) ? 0 : src[i]);
     CHECK(bad == 0, "copy/zero: %zu bytes wrong", bad);
     gpu->ops->free(gpu, a);
     gpu->ops->free(gpu, b);
@@ -303,8 +309,8 @@ static void gemm_case(int ta, int tb, int64_t M, int64_t N, int64_t K, int pad, 
 }
 
 static void test_gemm(void) {
-    static const int64_t shapes[][3] = {{37, 53, 29}, {1, 1, 1}, {130, 67, 257}, {64, 128, 32},
-                                        {300, 1000, 77}};
+    static const int64_t shapes[][3] = {
+        {37, 53, 29}, {1, 1, 1}, {130, 67, 257}, {64, 128, 32}, {300, 1000, 77}};
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -317,8 +323,8 @@ static void test_gemm(void) {
                 }
     gemm_case(0, 0, 33, 45, 19, 1, 1.0f, 1.0f, 1, 1); /* misaligned pointers */
     gemm_case(1, 0, 33, 45, 19, 0, -2.0f, 0.25f, 1, 1);
-    gemm_case(0, 0, 9, 11, 0, 0, 1.0f, 0.5f, 1, 0);   /* K = 0: C = beta C + bias */
-    gemm_case(0, 1, 9, 11, 5, 0, 0.0f, 0.0f, 1, 0);   /* alpha = 0, beta = 0: C = bias */
+    gemm_case(0, 0, 9, 11, 0, 0, 1.0f, 0.5f, 1, 0); /* K = 0: C = beta C + bias */
+    gemm_case(0, 1, 9, 11, 5, 0, 0.0f, 0.0f, 1, 0); /* alpha = 0, beta = 0: C = bias */
     /* the encoder GEMM shape, scaled down: [n, d] x [d, m] + b_enc */
     gemm_case(0, 0, 256, 4096, 2304 / 8, 0, 1.0f, 0.0f, 1, 0);
 }
@@ -377,13 +383,15 @@ static void test_col_sum(void) {
             const float beta = variant ? 0.5f : 0.0f;
             set_ctx("col_sum n=%lld d=%lld beta=%g", (long long)n, (long long)d, beta);
             float *x = rand_floats(n * d > 0 ? n * d : 1), *out = rand_floats(d);
-            pair px = pair_up(x, (size_t)(n * d > 0 ? n * d : 1) * 4), po = pair_up(out, (size_t)d * 4);
+            pair px = pair_up(x, (size_t)(n * d > 0 ? n * d : 1) * 4),
+                 po = pair_up(out, (size_t)d * 4);
             OK(SAEC_OP(cpu, col_sum, FC(px), n, d, 1.5f, beta, FC(po)));
             OK(SAEC_OP(gpu, col_sum, FG(px), n, d, 1.5f, beta, FG(po)));
             double *scale = xmalloc((size_t)d * sizeof *scale);
             for (int64_t c = 0; c < d; c++) {
                 double sabs = 0;
-                for (int64_t r = 0; r < n; r++) sabs += fabs(x[r * d + c]);
+                for (int64_t r = 0; r < n; r++)
+                    sabs += fabs(x[r * d + c]);
                 scale[c] = 1.5 * sabs + fabs(beta * out[c]);
             }
             /* both sum in double; only the order and the final rounding differ */
@@ -420,8 +428,8 @@ enum { VALS_RANDOM, VALS_TIES, VALS_EQUAL, VALS_ASCENDING, VALS_NAN, VALS_ZEROS 
 enum { MASK_NONE, MASK_FEW, MASK_HALF, MASK_EMPTY, MASK_EXACT_K };
 
 static void topk_case(int64_t n, int64_t m, int k, int vals, int mask_kind, int misalign) {
-    set_ctx("topk_rows n=%lld m=%lld k=%d vals=%d mask=%d misalign=%d", (long long)n,
-            (long long)m, k, vals, mask_kind, misalign);
+    set_ctx("topk_rows n=%lld m=%lld k=%d vals=%d mask=%d misalign=%d", (long long)n, (long long)m,
+            k, vals, mask_kind, misalign);
     const int64_t off = misalign;
     float *x = xmalloc((size_t)(n * m + off) * sizeof *x);
     for (int64_t i = 0; i < n * m + off; i++) {
@@ -429,21 +437,18 @@ static void topk_case(int64_t n, int64_t m, int k, int vals, int mask_kind, int 
         case VALS_TIES:
             x[i] = (float)rng_int(5) * 0.25f - 0.5f; /* 5 levels: many ties */
             break;
-        case VALS_EQUAL:
-            x[i] = 0.125f;
-            break;
-        case VALS_ASCENDING:
-            x[i] = (float)((i - off) % m) - 0.5f * (float)m;
-            break;
+        case VALS_EQUAL: x[i] = 0.125f; break;
+        case VALS_ASCENDING: x[i] = (float)((i - off) % m) - 0.5f * (float)m; break;
         case VALS_NAN:
-            x[i] = rng_int(4) == 0 ? NAN : rng_int(9) == 0 ? -INFINITY : rng_int(50) == 0 ? INFINITY : rng_sym();
+            x[i] = rng_int(4) == 0    ? NAN
+                   : rng_int(9) == 0  ? -INFINITY
+                   : rng_int(50) == 0 ? INFINITY
+                                      : rng_sym();
             break;
         case VALS_ZEROS: /* ReLU output: +0, -0 and a few positives tie-break by index */
             x[i] = rng_int(3) == 0 ? rng_sym() + 1.0f : (rng_int(2) ? 0.0f : -0.0f);
             break;
-        default:
-            x[i] = rng_sym();
-            break;
+        default: x[i] = rng_sym(); break;
         }
     }
     uint8_t *mask = NULL;
@@ -494,28 +499,28 @@ static void topk_case(int64_t n, int64_t m, int k, int vals, int mask_kind, int 
 }
 
 static void test_topk(void) {
-    topk_case(5, 1, 1, VALS_RANDOM, MASK_NONE, 0);        /* m = k = 1 */
-    topk_case(7, 37, 1, VALS_RANDOM, MASK_NONE, 0);       /* k = 1 */
-    topk_case(7, 37, 37, VALS_RANDOM, MASK_NONE, 0);      /* k = m */
-    topk_case(3, 1000, 1000, VALS_TIES, MASK_NONE, 0);    /* k = m with ties */
-    topk_case(9, 100, 13, VALS_TIES, MASK_NONE, 0);       /* ties to the lower index */
-    topk_case(4, 77, 9, VALS_EQUAL, MASK_NONE, 0);        /* all equal: 0 .. k-1 */
-    topk_case(3, 5003, 100, VALS_EQUAL, MASK_NONE, 0);    /* more ties than the candidate buffer */
+    topk_case(5, 1, 1, VALS_RANDOM, MASK_NONE, 0);     /* m = k = 1 */
+    topk_case(7, 37, 1, VALS_RANDOM, MASK_NONE, 0);    /* k = 1 */
+    topk_case(7, 37, 37, VALS_RANDOM, MASK_NONE, 0);   /* k = m */
+    topk_case(3, 1000, 1000, VALS_TIES, MASK_NONE, 0); /* k = m with ties */
+    topk_case(9, 100, 13, VALS_TIES, MASK_NONE, 0);    /* ties to the lower index */
+    topk_case(4, 77, 9, VALS_EQUAL, MASK_NONE, 0);     /* all equal: 0 .. k-1 */
+    topk_case(3, 5003, 100, VALS_EQUAL, MASK_NONE, 0); /* more ties than the candidate buffer */
     topk_case(4, 77, 9, VALS_ASCENDING, MASK_NONE, 0);
-    topk_case(9, 100, 13, VALS_RANDOM, MASK_FEW, 0);      /* fewer eligible than k: -1 */
-    topk_case(9, 100, 13, VALS_TIES, MASK_EXACT_K, 0);    /* exactly k eligible */
-    topk_case(3, 50, 4, VALS_RANDOM, MASK_EMPTY, 0);      /* nothing eligible */
-    topk_case(6, 101, 1, VALS_TIES, MASK_HALF, 0);        /* k = 1 with a mask */
+    topk_case(9, 100, 13, VALS_RANDOM, MASK_FEW, 0);   /* fewer eligible than k: -1 */
+    topk_case(9, 100, 13, VALS_TIES, MASK_EXACT_K, 0); /* exactly k eligible */
+    topk_case(3, 50, 4, VALS_RANDOM, MASK_EMPTY, 0);   /* nothing eligible */
+    topk_case(6, 101, 1, VALS_TIES, MASK_HALF, 0);     /* k = 1 with a mask */
     topk_case(300, 513, 17, VALS_RANDOM, MASK_NONE, 0);
-    topk_case(300, 513, 17, VALS_TIES, MASK_HALF, 1);     /* misaligned x: scalar loads */
-    topk_case(5, 200, 150, VALS_NAN, MASK_NONE, 0);       /* NaN never selected; -inf is */
+    topk_case(300, 513, 17, VALS_TIES, MASK_HALF, 1); /* misaligned x: scalar loads */
+    topk_case(5, 200, 150, VALS_NAN, MASK_NONE, 0);   /* NaN never selected; -inf is */
     topk_case(5, 203, 7, VALS_NAN, MASK_HALF, 0);
-    topk_case(6, 4099, 64, VALS_ZEROS, MASK_NONE, 0);     /* -0 ties +0 */
-    topk_case(33, 16384, 64, VALS_RANDOM, MASK_NONE, 0);  /* row cached in shared memory */
+    topk_case(6, 4099, 64, VALS_ZEROS, MASK_NONE, 0);    /* -0 ties +0 */
+    topk_case(33, 16384, 64, VALS_RANDOM, MASK_NONE, 0); /* row cached in shared memory */
     topk_case(5, 16391, 64, VALS_TIES, MASK_HALF, 0);
-    topk_case(8, 65536, 512, VALS_RANDOM, MASK_NONE, 0);  /* row read twice */
-    topk_case(3, 70001, 64, VALS_RANDOM, MASK_FEW, 0);    /* AuxK-like: few dead latents */
-    topk_case(3, 5000, 3000, VALS_RANDOM, MASK_NONE, 0);  /* k > 2048: sort path */
+    topk_case(8, 65536, 512, VALS_RANDOM, MASK_NONE, 0); /* row read twice */
+    topk_case(3, 70001, 64, VALS_RANDOM, MASK_FEW, 0);   /* AuxK-like: few dead latents */
+    topk_case(3, 5000, 3000, VALS_RANDOM, MASK_NONE, 0); /* k > 2048: sort path */
     topk_case(3, 5000, 3000, VALS_TIES, MASK_HALF, 0);
     topk_case(2, 4099, 4099, VALS_NAN, MASK_NONE, 1);
     if (!quick) {
@@ -530,8 +535,11 @@ static void test_topk(void) {
 
 static void test_sparse_decode(void) {
     static const int64_t shapes[][4] = {/* n, k, m, d */
-                                        {13, 1, 29, 37}, {37, 5, 101, 41}, {37, 5, 101, 64},
-                                        {64, 32, 1000, 128}, {3, 7, 5, 1}};
+                                        {13, 1, 29, 37},
+                                        {37, 5, 101, 41},
+                                        {37, 5, 101, 64},
+                                        {64, 32, 1000, 128},
+                                        {3, 7, 5, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int variant = 0; variant < 4; variant++) {
             const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
@@ -553,8 +561,8 @@ static void test_sparse_decode(void) {
             double *scale = xmalloc((size_t)(n * d) * sizeof *scale);
             for (int64_t r = 0; r < n; r++)
                 for (int64_t c = 0; c < d; c++) {
-                    double sc = (accumulate ? fabs(out[r * d + c]) : 0) +
-                                (with_bias ? fabs(bias[c]) : 0);
+                    double sc =
+                        (accumulate ? fabs(out[r * d + c]) : 0) + (with_bias ? fabs(bias[c]) : 0);
                     for (int j = 0; j < k; j++)
                         if (idx[r * k + j] >= 0)
                             sc += fabs((double)val[r * k + j] * W[idx[r * k + j] * d + c]);
@@ -567,8 +575,8 @@ static void test_sparse_decode(void) {
 }
 
 static void test_sparse_row_dots(void) {
-    static const int64_t shapes[][4] = {{13, 1, 29, 37}, {37, 5, 101, 41}, {37, 9, 101, 64},
-                                        {64, 64, 1000, 2304}, {3, 7, 5, 1}};
+    static const int64_t shapes[][4] = {
+        {13, 1, 29, 37}, {37, 5, 101, 41}, {37, 9, 101, 64}, {64, 64, 1000, 2304}, {3, 7, 5, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
         const int k = (int)shapes[s][1];
@@ -586,7 +594,8 @@ static void test_sparse_row_dots(void) {
         for (int64_t p = 0; p < n * k; p++) {
             double sc = 0;
             if (idx[p] >= 0)
-                for (int64_t c = 0; c < d; c++) sc += fabs((double)g[(p / k) * d + c] * W[idx[p] * d + c]);
+                for (int64_t c = 0; c < d; c++)
+                    sc += fabs((double)g[(p / k) * d + c] * W[idx[p] * d + c]);
             scale[p] = sc;
         }
         COMPARE_FLOATS("out", po, 0, n * k, scale, 1e-7, 1e-5);
@@ -601,7 +610,8 @@ static void outer_case(int64_t n, int k, int64_t m, int64_t d, int with_db, int6
     int32_t *idx = xmalloc((size_t)(n * k) * 4);
     float *coef = xmalloc((size_t)(n * k) * 4);
     rand_code(n, k, m, 15, hot, idx, coef);
-    for (int64_t p = 0; p < n * k; p++) coef[p] -= 1.0f; /* signed coefficients, some zero-ish */
+    for (int64_t p = 0; p < n * k; p++)
+        coef[p] -= 1.0f; /* signed coefficients, some zero-ish */
     float *X = rand_floats(n * d), *dW = rand_floats(m * d), *db = rand_floats(m);
     pair pi = pair_up(idx, (size_t)(n * k) * 4), pc = pair_up(coef, (size_t)(n * k) * 4);
     pair px = pair_up(X, (size_t)(n * d) * 4), pw = pair_up(dW, (size_t)(m * d) * 4);
@@ -611,11 +621,14 @@ static void outer_case(int64_t n, int k, int64_t m, int64_t d, int with_db, int6
     OK(SAEC_OP(gpu, sparse_outer_accum, IG(pi), FG(pc), FG(px), n, k, m, d, FG(pw),
                with_db ? FG(pb) : NULL));
     double *sw = xmalloc((size_t)(m * d) * sizeof *sw), *sb = xmalloc((size_t)m * sizeof *sb);
-    for (int64_t i = 0; i < m * d; i++) sw[i] = fabs(dW[i]);
-    for (int64_t i = 0; i < m; i++) sb[i] = fabs(db[i]);
+    for (int64_t i = 0; i < m * d; i++)
+        sw[i] = fabs(dW[i]);
+    for (int64_t i = 0; i < m; i++)
+        sb[i] = fabs(db[i]);
     for (int64_t p = 0; p < n * k; p++) {
         if (idx[p] < 0) continue;
-        for (int64_t c = 0; c < d; c++) sw[idx[p] * d + c] += fabs((double)coef[p] * X[(p / k) * d + c]);
+        for (int64_t c = 0; c < d; c++)
+            sw[idx[p] * d + c] += fabs((double)coef[p] * X[(p / k) * d + c]);
         sb[idx[p]] += fabs(coef[p]);
     }
     COMPARE_FLOATS("dW", pw, 0, m * d, sw, 1e-7, 1e-5);
@@ -642,10 +655,10 @@ static void outer_case(int64_t n, int k, int64_t m, int64_t d, int with_db, int6
 static void test_sparse_outer_accum(void) {
     outer_case(13, 1, 29, 37, 1, -1);
     outer_case(37, 5, 101, 41, 0, -1);
-    outer_case(300, 8, 57, 64, 1, 0);   /* a hot latent crosses many windows */
+    outer_case(300, 8, 57, 64, 1, 0); /* a hot latent crosses many windows */
     outer_case(300, 8, 57, 41, 1, 56);
-    outer_case(1000, 1, 7, 3, 1, 2);    /* a few latents, long runs */
-    outer_case(50, 3, 1, 17, 1, -1);    /* m = 1 */
+    outer_case(1000, 1, 7, 3, 1, 2);                     /* a few latents, long runs */
+    outer_case(50, 3, 1, 17, 1, -1);                     /* m = 1 */
     if (!quick) outer_case(4096, 64, 16384, 64, 1, 123); /* SAE-like: 2048 windows */
 }
 
@@ -656,9 +669,11 @@ static void recon_case(int64_t n, int64_t d, int with_grad, int special) {
             with_grad, special);
     float *x = rand_floats(n * d), *xh = rand_floats(n * d), *mu = rand_floats(d);
     if (special == 1) /* a zero reconstruction row: cos 0 */
-        for (int64_t c = 0; c < d; c++) xh[c] = 0.0f;
+        for (int64_t c = 0; c < d; c++)
+            xh[c] = 0.0f;
     if (special == 2) /* every row equal to mu: SST = 0, gradient 0 */
-        for (int64_t i = 0; i < n * d; i++) x[i] = mu[i % d];
+        for (int64_t i = 0; i < n * d; i++)
+            x[i] = mu[i % d];
     pair px = pair_up(x, (size_t)(n * d) * 4), ph = pair_up(xh, (size_t)(n * d) * 4);
     pair pm = pair_up(mu, (size_t)d * 4), pg = pair_new((size_t)(n * d) * 4);
     pair ps = pair_new(SAEC_STAT_COUNT * sizeof(double));
@@ -706,7 +721,8 @@ static void test_sum_squares_count_positive(void) {
 static void gm_case(int64_t n, int64_t d, int iters) {
     set_ctx("geometric_median n=%lld d=%lld iters=%d", (long long)n, (long long)d, iters);
     float *x = rand_floats(n * d);
-    for (int64_t i = 0; i < n * d; i++) x[i] = x[i] * 3.0f + (float)(i % d) * 0.1f; /* off-centre */
+    for (int64_t i = 0; i < n * d; i++)
+        x[i] = x[i] * 3.0f + (float)(i % d) * 0.1f; /* off-centre */
     pair px = pair_up(x, (size_t)(n * d) * 4), ps = pair_new((size_t)n * 4);
     pair po = pair_new((size_t)d * 4);
     OK(SAEC_OP(cpu, geometric_median, FC(px), n, d, iters, FC(ps), FC(po)));
@@ -733,7 +749,8 @@ static void test_project_normalize(void) {
         const int64_t m = shapes[s][0], d = shapes[s][1];
         set_ctx("project_rows_grad/normalize_rows m=%lld d=%lld", (long long)m, (long long)d);
         float *W = rand_floats(m * d), *G = rand_floats(m * d);
-        for (int64_t c = 0; c < d; c++) W[c] = 0.0f; /* a zero row: left alone */
+        for (int64_t c = 0; c < d; c++)
+            W[c] = 0.0f; /* a zero row: left alone */
         pair pw = pair_up(W, (size_t)(m * d) * 4), pg = pair_up(G, (size_t)(m * d) * 4);
         OK(SAEC_OP(cpu, project_rows_grad, FC(pw), FC(pg), m, d));
         OK(SAEC_OP(gpu, project_rows_grad, FG(pw), FG(pg), m, d));
@@ -755,15 +772,16 @@ static void test_adamw(void) {
             set_ctx("adamw n=%lld clip=%d", (long long)n, clip);
             float *p = rand_floats(n), *g = rand_floats(n), *m1 = rand_floats(n),
                   *m2 = rand_floats(n);
-            for (int64_t i = 0; i < n; i++) m2[i] = fabsf(m2[i]) * 0.01f; /* second moments >= 0 */
+            for (int64_t i = 0; i < n; i++)
+                m2[i] = fabsf(m2[i]) * 0.01f; /* second moments >= 0 */
             /* clip 0: no clipping (NULL norm); 1: norm 10 > 1, clipped; 2: norm 0.5 < 1 */
             const double sumsq = clip == 1 ? 100.0 : 0.25;
             pair pp = pair_up(p, (size_t)n * 4), pg = pair_up(g, (size_t)n * 4);
             pair pa = pair_up(m1, (size_t)n * 4), pv = pair_up(m2, (size_t)n * 4);
             pair pss = pair_up(&sumsq, sizeof sumsq);
             for (int step = 1; step <= 3; step++) {
-                saec_adamw_args args = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step,
-                                        clip ? 1.0f : 0.0f};
+                saec_adamw_args args = {
+                    1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step, clip ? 1.0f : 0.0f};
                 OK(SAEC_OP(cpu, adamw, FC(pp), FC(pg), FC(pa), FC(pv), n, args,
                            clip ? DC(pss) : NULL));
                 OK(SAEC_OP(gpu, adamw, FG(pp), FG(pg), FG(pa), FG(pv), n, args,
@@ -788,8 +806,10 @@ static void test_adamw_unit_rows(void) {
             set_ctx("adamw_unit_rows m=%lld d=%lld clip=%d", (long long)m, (long long)d, clip);
             float *W = rand_floats(m * d), *G = rand_floats(m * d), *m1 = rand_floats(m * d),
                   *m2 = rand_floats(m * d);
-            for (int64_t i = 0; i < m * d; i++) m2[i] = fabsf(m2[i]) * 0.01f;
-            for (int64_t c = 0; c < d; c++) W[c] = 0.0f; /* a zero row */
+            for (int64_t i = 0; i < m * d; i++)
+                m2[i] = fabsf(m2[i]) * 0.01f;
+            for (int64_t c = 0; c < d; c++)
+                W[c] = 0.0f; /* a zero row */
             const double sumsq = 50.0;
             pair pw = pair_up(W, (size_t)(m * d) * 4), pg = pair_up(G, (size_t)(m * d) * 4);
             pair pa = pair_up(m1, (size_t)(m * d) * 4), pv = pair_up(m2, (size_t)(m * d) * 4);
@@ -823,7 +843,8 @@ static void test_track_fired(void) {
             int32_t *idx = xmalloc((size_t)(n * k) * 4);
             float *val = xmalloc((size_t)(n * k) * 4);
             int64_t *since = xmalloc((size_t)m * 8), *count = xmalloc((size_t)m * 8);
-            for (int64_t j = 0; j < m; j++) since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
+            for (int64_t j = 0; j < m; j++)
+                since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
             pair ps = pair_up(since, (size_t)m * 8), pc = pair_up(count, (size_t)m * 8);
             pair pmask = pair_new((size_t)m), pdead = pair_new(sizeof(double));
             pair pi = pair_new((size_t)(n * k) * 4), pv = pair_new((size_t)(n * k) * 4);

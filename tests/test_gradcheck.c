@@ -24,33 +24,37 @@ typedef struct {
 } params;
 
 typedef struct {
-    double x[N][D];  /* raw rows */
-    double mu[D];    /* data mean (normalised units) */
+    double x[N][D]; /* raw rows */
+    double mu[D];   /* data mean (normalised units) */
     int idx[N][K], idx_aux[N][KA];
-    double e[N][D];  /* AuxK residual at the base point (a constant) */
+    double e[N][D]; /* AuxK residual at the base point (a constant) */
 } problem;
 
 static double pre_at(const params *p, const problem *q, int t, int j) {
     double s = p->b_enc[j];
-    for (int i = 0; i < D; i++) s += (q->x[t][i] / SCALE - p->b_dec[i]) * p->W_enc_t[j][i];
+    for (int i = 0; i < D; i++)
+        s += (q->x[t][i] / SCALE - p->b_dec[i]) * p->W_enc_t[j][i];
     return s;
 }
 
 /* Reconstruction of row t from the latents `idx` (count kk); with_bias adds b_dec. */
 static void decode_row(const params *p, const problem *q, int t, const int *idx, int kk,
                        int with_bias, double *out) {
-    for (int i = 0; i < D; i++) out[i] = with_bias ? p->b_dec[i] : 0.0;
+    for (int i = 0; i < D; i++)
+        out[i] = with_bias ? p->b_dec[i] : 0.0;
     for (int s = 0; s < kk; s++) {
         if (idx[s] < 0) continue;
         double f = fmax(0.0, pre_at(p, q, t, idx[s]));
-        for (int i = 0; i < D; i++) out[i] += f * p->W_dec[idx[s]][i];
+        for (int i = 0; i < D; i++)
+            out[i] += f * p->W_dec[idx[s]][i];
     }
 }
 
 static double reference_loss(const params *p, const problem *q) {
     double sse = 0, sst = 0, aux_sse = 0, aux_sst = 0, e_mean[D] = {0};
     for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++) e_mean[i] += q->e[t][i] / N;
+        for (int i = 0; i < D; i++)
+            e_mean[i] += q->e[t][i] / N;
     for (int t = 0; t < N; t++) {
         double xhat[D], ehat[D];
         decode_row(p, q, t, q->idx[t], K, 1, xhat);
@@ -84,7 +88,8 @@ static double selection_margin(const params *p, const problem *q, const uint8_t 
             for (int j = 0; j < M; j++) {
                 if (set == 1 && !dead[j]) continue;
                 int kept = 0;
-                for (int s = 0; s < sizes[set]; s++) kept |= sets[set][s] == j;
+                for (int s = 0; s < sizes[set]; s++)
+                    kept |= sets[set][s] == j;
                 if (!kept) margin = fmin(margin, lowest_kept - pre_at(p, q, t, j));
             }
         }
@@ -96,7 +101,8 @@ static void pack(const params *p, float *arena, const saec_sae *sae) {
     const double *src[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc, &p->W_dec[0][0], p->b_dec};
     for (int i = 0; i < SAE_N_TENSORS; i++) {
         const sae_tensor *t = &sae->layout[i];
-        for (int64_t e = 0; e < t->rows * t->cols; e++) arena[t->offset + e] = (float)src[i][e];
+        for (int64_t e = 0; e < t->rows * t->cols; e++)
+            arena[t->offset + e] = (float)src[i][e];
     }
 }
 
@@ -137,7 +143,8 @@ static int attempt(saec_dev *dev, uint64_t seed) {
         q.mu[i] = 0.1 * saec_rng_normal(&rng);
     }
     for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++) q.x[t][i] = SCALE * saec_rng_normal(&rng);
+        for (int i = 0; i < D; i++)
+            q.x[t][i] = SCALE * saec_rng_normal(&rng);
 
     /* dead_after = 1: every latent that does not fire in this batch counts as dead. */
     saec_sae *sae = NULL;
@@ -148,8 +155,10 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     memset(arena, 0, sizeof arena);
     pack(&p, arena, sae);
     for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++) xf[t * D + i] = (float)q.x[t][i];
-    for (int i = 0; i < D; i++) muf[i] = (float)q.mu[i];
+        for (int i = 0; i < D; i++)
+            xf[t * D + i] = (float)q.x[t][i];
+    for (int i = 0; i < D; i++)
+        muf[i] = (float)q.mu[i];
     const saec_op_table *ops = dev->ops;
     ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params);
     ops->upload(dev, sae->data_mean, muf, sizeof muf);
@@ -171,9 +180,12 @@ static int attempt(saec_dev *dev, uint64_t seed) {
 
     int aux_slots = 0;
     for (int t = 0; t < N; t++) {
-        for (int s = 0; s < K; s++) q.idx[t][s] = idx[t * K + s];
-        for (int s = 0; s < KA; s++) aux_slots += (q.idx_aux[t][s] = idx_aux[t * KA + s]) >= 0;
-        for (int i = 0; i < D; i++) q.e[t][i] = q.x[t][i] / SCALE - xhat[t * D + i];
+        for (int s = 0; s < K; s++)
+            q.idx[t][s] = idx[t * K + s];
+        for (int s = 0; s < KA; s++)
+            aux_slots += (q.idx_aux[t][s] = idx_aux[t * KA + s]) >= 0;
+        for (int i = 0; i < D; i++)
+            q.e[t][i] = q.x[t][i] / SCALE - xhat[t * D + i];
     }
     double margin = selection_margin(&p, &q, dead);
     if (margin < 1e-3 || aux_slots == 0) {

@@ -68,7 +68,8 @@ static void add_dataset(hid_t file, const char *name, hid_t file_type, hid_t mem
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (chunk_rows > 0) {
         hsize_t cdims[H5S_MAX_RANK];
-        for (int i = 0; i < rank; i++) cdims[i] = dims[i];
+        for (int i = 0; i < rank; i++)
+            cdims[i] = dims[i];
         cdims[0] = chunk_rows;
         H5Pset_chunk(dcpl, rank, cdims);
     }
@@ -199,7 +200,8 @@ static void test_dtypes(void) {
                     break;
                 }
         int all = 1;
-        for (int r = 0; r < N; r++) all &= seen[r];
+        for (int r = 0; r < N; r++)
+            all &= seen[r];
         CHECK(all);
     }
     H5Tclose(h16le);
@@ -232,7 +234,8 @@ enum { SN = 1003, SD = 5, EPOCHS = 3 };
 static void make_stream_file(const char *path) {
     static float x[SN * SD];
     for (int r = 0; r < SN; r++)
-        for (int j = 0; j < SD; j++) x[r * SD + j] = j == 0 ? (float)r : (float)r * 0.5f + (float)j;
+        for (int j = 0; j < SD; j++)
+            x[r * SD + j] = j == 0 ? (float)r : (float)r * 0.5f + (float)j;
     hsize_t dims[2] = {SN, SD};
     /* chunks of 10 rows with shuffle_rows 200: blocks of 20 rows, 10 blocks a window, and a
        short last block (1003 = 50 * 20 + 3) so windows differ in size */
@@ -265,12 +268,15 @@ static void test_streams(void) {
     int identity = 1;
     for (int e = 0; e < EPOCHS; e++) {
         int count[SN] = {0};
-        for (int i = 0; i < SN; i++) count[(int)ref[((int64_t)e * SN + i) * SD]]++;
+        for (int i = 0; i < SN; i++)
+            count[(int)ref[((int64_t)e * SN + i) * SD]]++;
         int once = 1;
-        for (int r = 0; r < SN; r++) once &= count[r] == 1;
+        for (int r = 0; r < SN; r++)
+            once &= count[r] == 1;
         CHECK(once);
     }
-    for (int i = 0; i < SN; i++) identity &= ref[(int64_t)i * SD] == (float)i;
+    for (int i = 0; i < SN; i++)
+        identity &= ref[(int64_t)i * SD] == (float)i;
     CHECK(!identity);
     CHECK(memcmp(ref, ref + (int64_t)SN * SD, (size_t)SN * SD * sizeof(float)) != 0);
 
@@ -323,7 +329,8 @@ static void test_streams(void) {
         const int64_t n = SN * 5 / 2;
         CHECK(read_rows(&cfg, SAEC_STREAM_EVAL, n, 64, other, SD) == SAEC_OK);
         int in_order = 1;
-        for (int64_t i = 0; i < n; i++) in_order &= other[i * SD] == (float)(i % SN);
+        for (int64_t i = 0; i < n; i++)
+            in_order &= other[i * SD] == (float)(i % SN);
         CHECK(in_order);
         CHECK(rows_consistent(other, n));
         saec_data *src = NULL;
@@ -338,7 +345,8 @@ static void test_streams(void) {
         enum { EN = 40000, ED = 64 };
         float *x = malloc((size_t)EN * ED * sizeof(float));
         for (int64_t r = 0; r < EN; r++)
-            for (int j = 0; j < ED; j++) x[r * ED + j] = j == 0 ? (float)r : (float)(j - r % 3);
+            for (int j = 0; j < ED; j++)
+                x[r * ED + j] = j == 0 ? (float)r : (float)(j - r % 3);
         hsize_t dims[2] = {EN, ED};
         const char *epath = tmp_path("eval.h5");
         make_file(epath, "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
@@ -358,7 +366,8 @@ static void test_streams(void) {
             CHECK(saec_data_seek(src, hops[i]) == SAEC_OK);
             CHECK(saec_data_next(src, 20, got) == SAEC_OK);
             int ok = 1;
-            for (int64_t k = 0; k < 20; k++) ok &= got[k * ED] == (float)((hops[i] + k) % EN);
+            for (int64_t k = 0; k < 20; k++)
+                ok &= got[k * ED] == (float)((hops[i] + k) % EN);
             CHECK(ok);
         }
         saec_data_close(src);
@@ -437,7 +446,8 @@ static void expect_data_error(const char *what, const char *path, const char *da
 static void test_bad_inputs(void) {
     enum { N = 100, D = 4 };
     static float x[N * D];
-    for (int i = 0; i < N * D; i++) x[i] = exact_value(i / D, i % D);
+    for (int i = 0; i < N * D; i++)
+        x[i] = exact_value(i / D, i % D);
     hsize_t dims[2] = {N, D};
 
     expect_data_error("missing file", tmp_path("nope.h5"), "", SAEC_STREAM_TRAIN, 0, NULL, NULL);
@@ -542,7 +552,8 @@ static int ts_next(saec_data *base, int64_t n, float *rows) {
     if (s->fail_at >= 0 && base->cursor + n > s->fail_at)
         return saec_fail(SAEC_ERR_DATA, NULL, "test source fails at row %" PRId64, s->fail_at);
     for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < WD; j++) rows[i * WD + j] = written_value(base->cursor + i, j);
+        for (int64_t j = 0; j < WD; j++)
+            rows[i * WD + j] = written_value(base->cursor + i, j);
     base->cursor += n;
     return SAEC_OK;
 }
@@ -585,7 +596,8 @@ static void test_write(void) {
     static float directions[WF * WD], probabilities[WF] = {0.5f, 0.25f, 0.125f, 0.1f, 0.05f, 0.01f},
                                       offset[WD] = {1, -2, 0.5f, 0};
     static int32_t parent[WF] = {-1, -1, 0, 0, 1, -1};
-    for (int i = 0; i < WF * WD; i++) directions[i] = (float)(i % 7) / 7.0f;
+    for (int i = 0; i < WF * WD; i++)
+        directions[i] = (float)(i % 7) / 7.0f;
     test_source src;
     memset(&src, 0, sizeof src);
     src.base.vt = &ts_vtable;
@@ -615,7 +627,8 @@ static void test_write(void) {
         CHECK(saec_data_next(in, rows, got) == SAEC_OK);
         int same = 1;
         for (int64_t r = 0; r < rows; r++)
-            for (int j = 0; j < WD; j++) same &= got[r * WD + j] == written_value(r, j);
+            for (int j = 0; j < WD; j++)
+                same &= got[r * WD + j] == written_value(r, j);
         CHECK(same);
         saec_ground_truth gt;
         CHECK(saec_data_ground_truth(in, &gt) == SAEC_OK);

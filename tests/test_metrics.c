@@ -87,8 +87,8 @@ static void test_formula(void) {
     /* Full absorption needs one candidate with >= 40% of P: three candidates of 0.3 each give
        A = 0.9 >= 0.8 (fraction 1, main silent) but the top one holds only 15%. */
     r = tok(2.0, 3, (int32_t[]){3, 4, 5}, (float[]){0.6f, 1.0f, 1.5f});
-    CHECK(NEAR(r.A, 0.9, eps) && r.fraction == 1 && r.full == 0,
-          "spread: fraction %g full %d A %g", r.fraction, r.full, r.A);
+    CHECK(NEAR(r.A, 0.9, eps) && r.fraction == 1 && r.full == 0, "spread: fraction %g full %d A %g",
+          r.fraction, r.full, r.A);
 
     /* Nothing of the parent in the token (P <= 0) scores 0. */
     r = tok(-0.5, 1, (int32_t[]){1}, (float[]){2.5f});
@@ -108,8 +108,12 @@ static void test_aggregate(void) {
     float dirs[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
     float prob[3] = {0.5f, 0.25f, 0.25f}, off[3] = {0, 0, 0};
     int32_t parent[3] = {-1, 0, 0};
-    saec_ground_truth gt = {.n_features = 3, .d = 3, .directions = dirs, .probabilities = prob,
-                            .offset = off, .parent = parent};
+    saec_ground_truth gt = {.n_features = 3,
+                            .d = 3,
+                            .directions = dirs,
+                            .probabilities = prob,
+                            .offset = off,
+                            .parent = parent};
     const float r2 = (float)SQRT1_2;
     float W_dec[9] = {1, 0, 0, r2, r2, 0, 0, 0, 1};
     saec_absorption a;
@@ -173,26 +177,35 @@ static double residual_to_span(const float *x, const float *dirs, int64_t d, con
     int64_t nb = 0;
     for (int64_t u = 0; u < n_use; u++) {
         double *b = basis + nb * d;
-        for (int64_t j = 0; j < d; j++) b[j] = dirs[use[u] * d + j];
+        for (int64_t j = 0; j < d; j++)
+            b[j] = dirs[use[u] * d + j];
         for (int64_t q = 0; q < nb; q++) {
             double dot = 0;
-            for (int64_t j = 0; j < d; j++) dot += b[j] * basis[q * d + j];
-            for (int64_t j = 0; j < d; j++) b[j] -= dot * basis[q * d + j];
+            for (int64_t j = 0; j < d; j++)
+                dot += b[j] * basis[q * d + j];
+            for (int64_t j = 0; j < d; j++)
+                b[j] -= dot * basis[q * d + j];
         }
         double nn = 0;
-        for (int64_t j = 0; j < d; j++) nn += b[j] * b[j];
+        for (int64_t j = 0; j < d; j++)
+            nn += b[j] * b[j];
         if (nn < 1e-12) continue;
-        for (int64_t j = 0; j < d; j++) b[j] /= sqrt(nn);
+        for (int64_t j = 0; j < d; j++)
+            b[j] /= sqrt(nn);
         nb++;
     }
-    for (int64_t j = 0; j < d; j++) r[j] = x[j];
+    for (int64_t j = 0; j < d; j++)
+        r[j] = x[j];
     for (int64_t q = 0; q < nb; q++) {
         double dot = 0;
-        for (int64_t j = 0; j < d; j++) dot += r[j] * basis[q * d + j];
-        for (int64_t j = 0; j < d; j++) r[j] -= dot * basis[q * d + j];
+        for (int64_t j = 0; j < d; j++)
+            dot += r[j] * basis[q * d + j];
+        for (int64_t j = 0; j < d; j++)
+            r[j] -= dot * basis[q * d + j];
     }
     double nr = 0;
-    for (int64_t j = 0; j < d; j++) nr += r[j] * r[j];
+    for (int64_t j = 0; j < d; j++)
+        nr += r[j] * r[j];
     free(basis), free(r);
     return sqrt(nr);
 }
@@ -225,7 +238,8 @@ static void test_generator(void) {
     }
     CHECK(layout_ok, "parent layout");
     double sum_p = 0;
-    for (int64_t i = 0; i < F; i++) sum_p += gt.probabilities[i];
+    for (int64_t i = 0; i < F; i++)
+        sum_p += gt.probabilities[i];
     CHECK(NEAR(sum_p, cfg.syn_l0, 1e-3 * cfg.syn_l0), "sum of probabilities %g = syn_l0 %g", sum_p,
           cfg.syn_l0);
     CHECK(NEAR(gt.probabilities[P], gt.probabilities[0] * q / (double)C, 1e-6),
@@ -235,16 +249,19 @@ static void test_generator(void) {
     const int64_t n = 20000, d = gt.d;
     int32_t *all = malloc(sizeof(int32_t) * (size_t)F);
     uint8_t *act = malloc((size_t)(n * F)); /* [n, F] */
-    for (int64_t i = 0; i < F; i++) all[i] = (int32_t)i;
+    for (int64_t i = 0; i < F; i++)
+        all[i] = (int32_t)i;
     CHECK(saec_synthetic_active(src, 0, n, all, F, act) == SAEC_OK, "active");
     int64_t orphan = 0, two_children = 0, parent_fired = 0, child_fired = 0;
     int64_t *count = calloc((size_t)F, sizeof(int64_t)); /* [F] */
     for (int64_t t = 0; t < n; t++) {
         const uint8_t *a = act + t * F;
-        for (int64_t i = 0; i < F; i++) count[i] += a[i];
+        for (int64_t i = 0; i < F; i++)
+            count[i] += a[i];
         for (int64_t j = 0; j < P; j++) {
             int64_t kids = 0;
-            for (int64_t c = 0; c < C; c++) kids += a[P + j * C + c];
+            for (int64_t c = 0; c < C; c++)
+                kids += a[P + j * C + c];
             orphan += kids > 0 && !a[j];
             two_children += kids > 1;
             parent_fired += a[j];
@@ -299,7 +316,8 @@ static void test_generator(void) {
         for (int64_t i = 0; i < F; i++)
             if (act[t * F + i]) use[nu++] = (int32_t)i;
         double xnorm = 0;
-        for (int64_t j = 0; j < d; j++) xnorm += (double)rows[t * d + j] * rows[t * d + j];
+        for (int64_t j = 0; j < d; j++)
+            xnorm += (double)rows[t * d + j] * rows[t * d + j];
         xnorm = sqrt(xnorm);
         if (nu == 0) {
             in_span &= xnorm < 1e-6;
@@ -308,8 +326,9 @@ static void test_generator(void) {
         in_span &= residual_to_span(rows + t * d, gt.directions, d, use, nu) < 1e-4 * xnorm;
         /* Dropping the last active feature leaves a residual (magnitudes are |N(1, 0.3)|,
            practically never below 0.01). */
-        if (nu < d) needs_all &= residual_to_span(rows + t * d, gt.directions, d, use, nu - 1) >
-                                 1e-3 * xnorm;
+        if (nu < d)
+            needs_all &=
+                residual_to_span(rows + t * d, gt.directions, d, use, nu - 1) > 1e-3 * xnorm;
     }
     CHECK(in_span, "every row lies in the span of its active features");
     CHECK(needs_all, "every active feature is needed for its row");

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "fsutil.h"
-#include "safetensors.h"
 #include "saec/saec.h"
+#include "safetensors.h"
 
 static int n_fail = 0, n_check = 0;
 
@@ -24,7 +24,7 @@ static int n_fail = 0, n_check = 0;
         if (!(cond)) {                                                                             \
             n_fail++;                                                                              \
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            if (saec_error_code()) fprintf(stderr, "    last error: %s\n", saec_error_message()); \
+            if (saec_error_code()) fprintf(stderr, "    last error: %s\n", saec_error_message());  \
         }                                                                                          \
     } while (0)
 
@@ -60,11 +60,13 @@ static void write_st_raw(const char *path, const char *header, int pad_to, const
     size_t hl = strlen(header);
     size_t padded = hl;
     if (pad_to > 0)
-        while ((8 + padded) % (size_t)pad_to) padded++;
+        while ((8 + padded) % (size_t)pad_to)
+            padded++;
     size_t total = 8 + padded + data_len;
     unsigned char *buf = malloc(total);
     uint64_t L = claimed_len >= 0 ? (uint64_t)claimed_len : (uint64_t)padded;
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(L >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)(L >> (8 * i));
     memcpy(buf + 8, header, hl);
     memset(buf + 8 + hl, ' ', padded - hl);
     if (data_len) memcpy(buf + 8 + padded, data, data_len);
@@ -93,8 +95,8 @@ static void expect_corrupt(const char *path, const char *what, int line) {
     if (rc != SAEC_ERR_DATA || f != NULL || saec_error_code() != SAEC_ERR_DATA ||
         !strstr(saec_error_message(), path) || !strstr(saec_error_message(), what)) {
         n_fail++;
-        fprintf(stderr, "%s:%d: corrupt file %s: rc=%d, message \"%s\" (wanted \"%s\")\n",
-                __FILE__, line, path, rc, saec_error_message(), what);
+        fprintf(stderr, "%s:%d: corrupt file %s: rc=%d, message \"%s\" (wanted \"%s\")\n", __FILE__,
+                line, path, rc, saec_error_message(), what);
     }
     if (rc == SAEC_OK && f) saec_st_close(f);
     saec_error_clear();
@@ -102,8 +104,10 @@ static void expect_corrupt(const char *path, const char *what, int line) {
 
 static size_t elem_size(saec_st_dtype t) {
     switch (t) {
-    case SAEC_ST_F32: case SAEC_ST_I32: return 4;
-    case SAEC_ST_F16: case SAEC_ST_BF16: return 2;
+    case SAEC_ST_F32:
+    case SAEC_ST_I32: return 4;
+    case SAEC_ST_F16:
+    case SAEC_ST_BF16: return 2;
     case SAEC_ST_I64: return 8;
     case SAEC_ST_U8: return 1;
     }
@@ -117,7 +121,8 @@ static void test_round_trip(void) {
     float f32b[5] = {9, 8, 7, 6, 5};
     uint16_t f16[4] = {0x3c00, 0xc000, 0x7bff, 0x0001};
     uint16_t bf16[2 * 3 * 2];
-    for (int i = 0; i < 12; i++) bf16[i] = (uint16_t)(0x3f80 + i);
+    for (int i = 0; i < 12; i++)
+        bf16[i] = (uint16_t)(0x3f80 + i);
     int32_t i32 = -123456;
     int32_t i32b[3] = {1, -1, 2147483647};
     int64_t i64[1 * 2 * 1 * 3] = {1, -2, 3, INT64_MAX, INT64_MIN, 0};
@@ -164,15 +169,18 @@ static void test_round_trip(void) {
     CHECK(saec_read_file(path, &raw, &raw_len) == SAEC_OK);
     if (raw && raw_len >= 8) {
         uint64_t hl = 0;
-        for (int i = 0; i < 8; i++) hl |= (uint64_t)(unsigned char)raw[i] << (8 * i);
+        for (int i = 0; i < 8; i++)
+            hl |= (uint64_t)(unsigned char)raw[i] << (8 * i);
         CHECK((8 + hl) % 8 == 0);
         CHECK(raw[8] == '{');
         CHECK(strncmp(raw + 8, "{\"__metadata__\":{\"format\":\"pt\",", 31) == 0);
         size_t data_len = 0;
-        for (int i = 0; i < n; i++) data_len += (size_t)saec_st_numel(&ts[i]) * elem_size(ts[i].dtype);
+        for (int i = 0; i < n; i++)
+            data_len += (size_t)saec_st_numel(&ts[i]) * elem_size(ts[i].dtype);
         CHECK(raw_len == 8 + hl + data_len);
         /* The first tensor starts the data area. */
-        CHECK(strstr(raw + 8, "\"W_enc\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}"));
+        CHECK(strstr(raw + 8,
+                     "\"W_enc\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}"));
         CHECK(strstr(raw + 8, "\"scalar\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\""));
     }
     free(raw);
@@ -188,7 +196,8 @@ static void test_round_trip(void) {
         CHECK(strcmp(t->name, ts[i].name) == 0); /* header order is the written order */
         CHECK(t->dtype == ts[i].dtype);
         CHECK(t->ndim == ts[i].ndim);
-        for (int d = 0; d < t->ndim; d++) CHECK(t->shape[d] == ts[i].shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            CHECK(t->shape[d] == ts[i].shape[d]);
         CHECK(saec_st_numel(t) == saec_st_numel(&ts[i]));
         CHECK(saec_st_find(f, ts[i].name) == t);
         size_t es = elem_size(t->dtype);
@@ -274,11 +283,13 @@ static void test_python_layout(void) {
     float w[6] = {0, 1, 2, 3, 4, 5};
     /* Little-endian byte by byte, independent of the host. */
     for (int i = 0; i < 2; i++)
-        for (int b = 0; b < 8; b++) data[8 * i + b] = (unsigned char)((uint64_t)ids[i] >> (8 * b));
+        for (int b = 0; b < 8; b++)
+            data[8 * i + b] = (unsigned char)((uint64_t)ids[i] >> (8 * b));
     for (int i = 0; i < 6; i++) {
         uint32_t u;
         memcpy(&u, &w[i], 4);
-        for (int b = 0; b < 4; b++) data[16 + 4 * i + b] = (unsigned char)(u >> (8 * b));
+        for (int b = 0; b < 4; b++)
+            data[16 + 4 * i + b] = (unsigned char)(u >> (8 * b));
     }
     char path[1024];
     path_in(path, sizeof path, "python.safetensors");
@@ -413,9 +424,8 @@ static void test_corrupt(void) {
                  8, w, sizeof w, -1);
     expect_corrupt(path, "tensor 'w'", __LINE__);
     path_in(path, sizeof path, "ndim.safetensors");
-    write_st_raw(path,
-                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,4],\"data_offsets\":[0,16]}}", 8,
-                 w, sizeof w, -1);
+    write_st_raw(path, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,4],\"data_offsets\":[0,16]}}",
+                 8, w, sizeof w, -1);
     expect_corrupt(path, "5 dimensions", __LINE__);
 
     /* Unknown dtype (valid in safetensors but not here, and nonsense), missing dtype. */
@@ -468,7 +478,8 @@ static void test_corrupt(void) {
 
     /* A clean truncation of a file saec wrote, at every length: never accepted, never a crash. */
     float big[16];
-    for (int i = 0; i < 16; i++) big[i] = (float)i;
+    for (int i = 0; i < 16; i++)
+        big[i] = (float)i;
     saec_st_tensor t2[2] = {{"a", SAEC_ST_F32, 1, {16}, big}, {"b", SAEC_ST_F32, 2, {2, 2}, big}};
     saec_st_meta m = {"k", "v"};
     path_in(path, sizeof path, "full.safetensors");
@@ -493,7 +504,8 @@ static void test_corrupt(void) {
     saec_error_clear();
 }
 
-/* ---- saec_st_expect --------------------------------------------------------------------------- */
+/* ---- saec_st_expect ---------------------------------------------------------------------------
+ */
 
 static void test_expect(void) {
     static float wdec[512 * 64];
@@ -532,8 +544,7 @@ static void test_expect(void) {
 
     saec_error_clear();
     CHECK(saec_st_expect(f, "FILE", "W_dec", SAEC_ST_BF16, 2, ok_shape, NULL) == SAEC_ERR_DATA);
-    CHECK(strcmp(saec_error_message(), "'FILE': tensor 'W_dec' has dtype F32, expected BF16") ==
-          0);
+    CHECK(strcmp(saec_error_message(), "'FILE': tensor 'W_dec' has dtype F32, expected BF16") == 0);
 
     saec_error_clear();
     CHECK(saec_st_expect(f, "FILE", "W_enc", SAEC_ST_F32, 2, ok_shape, NULL) == SAEC_ERR_DATA);
@@ -548,7 +559,8 @@ static void test_expect(void) {
     saec_st_close(f);
 }
 
-/* ---- atomic files, reads, directories ---------------------------------------------------------- */
+/* ---- atomic files, reads, directories ----------------------------------------------------------
+ */
 
 static void test_atomic(void) {
     char path[1024], sub[1024];

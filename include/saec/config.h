@@ -11,48 +11,49 @@
 
 typedef struct {
     /* data */
-    char data[SAEC_STR_MAX];      /* HDF5 file; "" = synthetic */
-    char dataset[64];             /* dataset name inside the file */
-    char synthetic[32];           /* superposition | hierarchy | timestep */
-    int64_t d_in;                 /* input width; 0 = from the data (synthetic: 96); checked against a file */
-    int64_t shuffle_rows;         /* HDF5 shuffle window, rows */
+    char data[SAEC_STR_MAX]; /* HDF5 file; "" = synthetic */
+    char dataset[64];        /* dataset name inside the file */
+    char synthetic[32];      /* superposition | hierarchy | timestep */
+    int64_t d_in; /* input width; 0 = from the data (synthetic: 96); checked against a file */
+    int64_t shuffle_rows; /* HDF5 shuffle window, rows */
     /* synthetic generator (SPEC §9) */
-    int64_t syn_features;         /* F true features */
-    double syn_l0;                /* mean features firing per token */
-    double syn_power;             /* power-law exponent of the firing probabilities */
-    double syn_noise;             /* σ of the isotropic noise */
-    double syn_offset;            /* norm of the constant offset */
-    int64_t syn_parents;          /* hierarchy: parent features */
-    int64_t syn_children;         /* hierarchy: children per parent */
-    double syn_child_prob;        /* hierarchy: P(one child fires | parent fires) */
+    int64_t syn_features;  /* F true features */
+    double syn_l0;         /* mean features firing per token */
+    double syn_power;      /* power-law exponent of the firing probabilities */
+    double syn_noise;      /* σ of the isotropic noise */
+    double syn_offset;     /* norm of the constant offset */
+    int64_t syn_parents;   /* hierarchy: parent features */
+    int64_t syn_children;  /* hierarchy: children per parent */
+    double syn_child_prob; /* hierarchy: P(one child fires | parent fires) */
     /* model */
-    char arch[32];                /* topk | batchtopk | relu | jumprelu | atm */
-    int64_t latents;              /* m */
+    char arch[32];   /* topk | batchtopk | relu | jumprelu | atm */
+    int64_t latents; /* m */
     int64_t k;
-    int64_t aux_k;                /* 0 = d_in / 2 */
+    int64_t aux_k; /* 0 = d_in / 2 */
     double aux_alpha;
     int64_t dead_tokens;
-    int64_t init_sample;          /* rows for the geometric median and the scale */
+    int64_t init_sample; /* rows for the geometric median and the scale */
     int64_t median_iters;
-    char init_from[SAEC_STR_MAX]; /* saec run or SAELens/sparsify export to start from; "" = random init */
+    char init_from[SAEC_STR_MAX]; /* saec run or SAELens/sparsify export to start from; "" = random
+                                     init */
     /* optimisation */
-    int64_t steps;                /* 0 = derived from tokens */
-    int64_t tokens;               /* 0 = derived from steps */
+    int64_t steps;  /* 0 = derived from tokens */
+    int64_t tokens; /* 0 = derived from steps */
     int64_t batch_size;
     double lr;
     int64_t warmup_steps;
-    char lr_schedule[16];         /* constant | cosine | linear */
-    double lr_end_ratio;          /* final lr / lr for cosine and linear decay */
+    char lr_schedule[16]; /* constant | cosine | linear */
+    double lr_end_ratio;  /* final lr / lr for cosine and linear decay */
     double beta1, beta2, eps;
     double weight_decay;
     double max_grad_norm;
     int64_t seed;
     /* run */
-    char device[32];              /* auto | cpu | cuda | cuda:I */
-    char out[SAEC_STR_MAX];       /* run directory; "" = runs/<date-time> */
+    char device[32];        /* auto | cpu | cuda | cuda:I */
+    char out[SAEC_STR_MAX]; /* run directory; "" = runs/<date-time> */
     int64_t log_every;
-    int64_t checkpoint_every;     /* steps; 0 = at the end (and on interrupt) only */
-    int64_t stop_at_step;         /* stop resumably after this step; 0 = run to the end */
+    int64_t checkpoint_every; /* steps; 0 = at the end (and on interrupt) only */
+    int64_t stop_at_step;     /* stop resumably after this step; 0 = run to the end */
     int64_t eval_tokens;
 } saec_config;
 
@@ -62,11 +63,11 @@ typedef enum { SAEC_KEY_INT, SAEC_KEY_FLOAT, SAEC_KEY_STRING, SAEC_KEY_CHOICE } 
 typedef struct {
     const char *name;
     saec_key_type type;
-    size_t offset;         /* into saec_config */
-    size_t size;           /* string capacity */
-    const char *def;       /* default, as text */
-    double min, max;       /* numeric range, inclusive */
-    const char *choices;   /* "a|b|c" for SAEC_KEY_CHOICE */
+    size_t offset;       /* into saec_config */
+    size_t size;         /* string capacity */
+    const char *def;     /* default, as text */
+    double min, max;     /* numeric range, inclusive */
+    const char *choices; /* "a|b|c" for SAEC_KEY_CHOICE */
     const char *help;
 } saec_config_key;
 

@@ -8,10 +8,10 @@ typedef enum { SAEC_BACKEND_CPU = 0, SAEC_BACKEND_CUDA = 1 } saec_backend;
 
 struct saec_dev {
     saec_backend backend;
-    int index;                  /* CUDA device ordinal; 0 on the CPU */
-    const saec_op_table *ops;   /* the backend's op table */
-    void *impl;                 /* backend state: streams, BLAS handles, workspaces */
-    char name[160];             /* human-readable: "cpu (2 threads, OpenBLAS)", "NVIDIA H100 ..." */
+    int index;                /* CUDA device ordinal; 0 on the CPU */
+    const saec_op_table *ops; /* the backend's op table */
+    void *impl;               /* backend state: streams, BLAS handles, workspaces */
+    char name[160];           /* human-readable: "cpu (2 threads, OpenBLAS)", "NVIDIA H100 ..." */
 };
 
 /* Open a device from a spec: "auto" (CUDA device 0 when one is present, else CPU), "cpu",

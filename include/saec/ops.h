@@ -69,8 +69,8 @@ typedef struct saec_op_table {
 
     /* out[n] = alpha * x[n] + beta * y[n] (elementwise; out may alias x or y; y may be NULL
        when beta == 0).  Floor: reads 2*n*4, writes n*4 bytes. */
-    int (*axpby)(saec_dev *dev, int64_t n, float alpha, const float *x, float beta,
-                 const float *y, float *out);
+    int (*axpby)(saec_dev *dev, int64_t n, float alpha, const float *x, float beta, const float *y,
+                 float *out);
 
     /* out[d] = beta * out[d] + alpha * Σ_rows x[n, d].  Floor: reads n*d*4 bytes. */
     int (*col_sum)(saec_dev *dev, const float *x, int64_t n, int64_t d, float alpha, float beta,
@@ -109,9 +109,8 @@ typedef struct saec_op_table {
        The sparse weight gradient: dW_dec (coef = f, X = dx̂) and dW_enc_t (coef = dpre, X = xc),
        db_enc.  Deterministic (same result every run).
        Floor: reads n*k*8 + n*d*4 and read-modify-writes the touched rows of dW; 2*n*k*d FLOPs. */
-    int (*sparse_outer_accum)(saec_dev *dev, const int32_t *idx, const float *coef,
-                              const float *X, int64_t n, int k, int64_t m, int64_t d, float *dW,
-                              float *db);
+    int (*sparse_outer_accum)(saec_dev *dev, const int32_t *idx, const float *coef, const float *X,
+                              int64_t n, int k, int64_t m, int64_t d, float *dW, float *db);
 
     /* ---- loss and reductions ---- */
 

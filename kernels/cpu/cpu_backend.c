@@ -113,12 +113,15 @@ static void blas_version(char *buf, size_t size) {
     buf[0] = '\0';
 #ifdef OPENBLAS_VERSION
     const char *s = OPENBLAS_VERSION;
-    while (*s == ' ') s++;
+    while (*s == ' ')
+        s++;
     if (strncmp(s, "OpenBLAS", 8) == 0) s += 8;
-    while (*s == ' ') s++;
+    while (*s == ' ')
+        s++;
     snprintf(buf, size, "%s", s);
     size_t len = strlen(buf);
-    while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
+    while (len > 0 && buf[len - 1] == ' ')
+        buf[--len] = '\0';
 #else
     (void)size;
 #endif

@@ -26,7 +26,8 @@ int saec_cpu_gemm(saec_dev *dev, int trans_a, int trans_b, int64_t M, int64_t N,
            builds skip the beta scaling when K == 0. beta == 0 does not read C (BLAS rule). */
         for (int64_t i = 0; i < M; i++) {
             float *c = C + i * ldc; /* row i of C [M, N] */
-            for (int64_t j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+            for (int64_t j = 0; j < N; j++)
+                c[j] = beta == 0.0f ? 0.0f : beta * c[j];
         }
     } else {
         /* Called outside any OpenMP region: OpenBLAS (pthread build) runs its own threads. */
@@ -39,7 +40,8 @@ int saec_cpu_gemm(saec_dev *dev, int trans_a, int trans_b, int64_t M, int64_t N,
 #pragma omp parallel for schedule(static) if (M * N >= SAEC_CPU_PAR_MIN)
         for (int64_t i = 0; i < M; i++) {
             float *c = C + i * ldc; /* row i of C [M, N], bias [N] */
-            for (int64_t j = 0; j < N; j++) c[j] += bias[j];
+            for (int64_t j = 0; j < N; j++)
+                c[j] += bias[j];
         }
     }
     return SAEC_OK;
@@ -57,9 +59,11 @@ int saec_cpu_scale_add_rows(saec_dev *dev, const float *in, float *out, int64_t 
         const float *a = in + i * d; /* row i of in [n, d] */
         float *o = out + i * d;      /* row i of out [n, d]; may be the same row as a */
         if (v) {
-            for (int64_t j = 0; j < d; j++) o[j] = a[j] * scale + alpha * v[j];
+            for (int64_t j = 0; j < d; j++)
+                o[j] = a[j] * scale + alpha * v[j];
         } else {
-            for (int64_t j = 0; j < d; j++) o[j] = a[j] * scale;
+            for (int64_t j = 0; j < d; j++)
+                o[j] = a[j] * scale;
         }
     }
     return SAEC_OK;
@@ -75,10 +79,12 @@ int saec_cpu_axpby(saec_dev *dev, int64_t n, float alpha, const float *x, float 
     if (beta == 0.0f) {
         /* y is not read when beta == 0 (BLAS rule): it may be NULL or hold garbage. */
 #pragma omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) out[i] = alpha * x[i];
+        for (int64_t i = 0; i < n; i++)
+            out[i] = alpha * x[i];
     } else {
 #pragma omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) out[i] = alpha * x[i] + beta * y[i];
+        for (int64_t i = 0; i < n; i++)
+            out[i] = alpha * x[i] + beta * y[i];
     }
     return SAEC_OK;
 }
@@ -103,7 +109,8 @@ int saec_cpu_col_sum(saec_dev *dev, const float *x, int64_t n, int64_t d, float 
         double acc[COL_BLOCK] = {0};                               /* [w] column sums */
         for (int64_t i = 0; i < n; i++) {
             const float *row = x + i * d + c0; /* x[i, c0 : c0 + w] */
-            for (int64_t j = 0; j < w; j++) acc[j] += row[j];
+            for (int64_t j = 0; j < w; j++)
+                acc[j] += row[j];
         }
         for (int64_t j = 0; j < w; j++) {
             /* beta == 0 does not read out (BLAS rule): it may hold garbage. */
@@ -121,7 +128,8 @@ int saec_cpu_relu(saec_dev *dev, float *x, int64_t n) {
     if (n == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("relu", x != NULL);
 #pragma omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
     return SAEC_OK;
 }
 
@@ -133,6 +141,7 @@ int saec_cpu_relu_backward(saec_dev *dev, const float *act, float *grad, int64_t
     SAEC_CPU_REQUIRE("relu_backward", act != NULL && grad != NULL);
     /* A select, not a multiply: a masked-out inf/NaN gradient becomes 0, not NaN. */
 #pragma omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) grad[i] = act[i] > 0.0f ? grad[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        grad[i] = act[i] > 0.0f ? grad[i] : 0.0f;
     return SAEC_OK;
 }

@@ -21,7 +21,8 @@ int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, in
                              (int)idx[p], (long long)p, (long long)m);
 
 #pragma omp parallel for schedule(static) if (m >= SAEC_CPU_PAR_MIN)
-    for (int64_t j = 0; j < m; j++) since_fired[j] += n;
+    for (int64_t j = 0; j < m; j++)
+        since_fired[j] += n;
     /* Serial over the n*k pairs: cheap next to the batch's GEMMs, and free of write races. */
     for (int64_t p = 0; p < n * k; p++) {
         const int32_t t = idx[p];

@@ -22,7 +22,8 @@ int saec_cpu_project_rows_grad(saec_dev *dev, const float *W, float *G, int64_t 
         }
         if (ww <= 0) continue; /* a zero row has no direction to project out */
         const double a = gw / ww;
-        for (int64_t c = 0; c < d; c++) g[c] = (float)(g[c] - a * w[c]);
+        for (int64_t c = 0; c < d; c++)
+            g[c] = (float)(g[c] - a * w[c]);
     }
     return SAEC_OK;
 }
@@ -38,10 +39,12 @@ int saec_cpu_normalize_rows(saec_dev *dev, float *W, int64_t m, int64_t d) {
     for (int64_t i = 0; i < m; i++) {
         float *w = W + i * d; /* row i of W [m, d] */
         double ss = 0;
-        for (int64_t c = 0; c < d; c++) ss += (double)w[c] * w[c];
+        for (int64_t c = 0; c < d; c++)
+            ss += (double)w[c] * w[c];
         if (ss <= 0) continue; /* a zero row stays zero */
         const double inv = 1.0 / sqrt(ss);
-        for (int64_t c = 0; c < d; c++) w[c] = (float)(w[c] * inv);
+        for (int64_t c = 0; c < d; c++)
+            w[c] = (float)(w[c] * inv);
     }
     return SAEC_OK;
 }

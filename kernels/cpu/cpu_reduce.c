@@ -47,7 +47,8 @@ int saec_cpu_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, c
     }
     double tot[3] = {0, 0, 0};
     for (int64_t r = 0; r < n; r++)
-        for (int s = 0; s < 3; s++) tot[s] += row_stats[3 * r + s];
+        for (int s = 0; s < 3; s++)
+            tot[s] += row_stats[3 * r + s];
     stats[SAEC_STAT_SSE] = tot[0];
     stats[SAEC_STAT_SST] = tot[1];
     stats[SAEC_STAT_COS_SUM] = tot[2];
@@ -60,7 +61,8 @@ int saec_cpu_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, c
         for (int64_t r = 0; r < n; r++) {
             const float *xr = x + r * d, *hr = xhat + r * d; /* rows r of x, x̂ [n, d] */
             float *gr = grad + r * d;                        /* row r of grad [n, d] */
-            for (int64_t c = 0; c < d; c++) gr[c] = coef * (xr[c] - hr[c]);
+            for (int64_t c = 0; c < d; c++)
+                gr[c] = coef * (xr[c] - hr[c]);
         }
     }
     return SAEC_OK;
@@ -78,11 +80,13 @@ int saec_cpu_sum_squares(saec_dev *dev, const float *x, int64_t n, int accumulat
     for (int64_t b = 0; b < n_chunks; b++) {
         const int64_t i1 = (b + 1) * REDUCE_CHUNK < n ? (b + 1) * REDUCE_CHUNK : n;
         double s = 0;
-        for (int64_t i = b * REDUCE_CHUNK; i < i1; i++) s += (double)x[i] * x[i];
+        for (int64_t i = b * REDUCE_CHUNK; i < i1; i++)
+            s += (double)x[i] * x[i];
         part[b] = s;
     }
     double total = accumulate ? out[0] : 0.0;
-    for (int64_t b = 0; b < n_chunks; b++) total += part[b];
+    for (int64_t b = 0; b < n_chunks; b++)
+        total += part[b];
     out[0] = total;
     return SAEC_OK;
 }
@@ -94,7 +98,8 @@ int saec_cpu_count_positive(saec_dev *dev, const float *x, int64_t n, int accumu
     SAEC_CPU_REQUIRE("count_positive", n >= 0 && out != NULL && (n == 0 || x != NULL));
     int64_t count = 0;
 #pragma omp parallel for schedule(static) reduction(+ : count) if (n >= SAEC_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) count += x[i] > 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        count += x[i] > 0.0f;
     out[0] = (accumulate ? out[0] : 0.0) + (double)count;
     return SAEC_OK;
 }
@@ -103,7 +108,8 @@ int saec_cpu_count_positive(saec_dev *dev, const float *x, int64_t n, int accumu
    Column blocks, rows in order within a block: independent of the thread count. */
 static void weighted_col_mean(const float *x, int64_t n, int64_t d, const float *w, double *y) {
     double wsum = 0;
-    for (int64_t i = 0; i < n; i++) wsum += w ? (double)w[i] : 1.0;
+    for (int64_t i = 0; i < n; i++)
+        wsum += w ? (double)w[i] : 1.0;
     const int64_t n_blocks = (d + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if (n * d >= SAEC_CPU_PAR_MIN)
     for (int64_t b = 0; b < n_blocks; b++) {
@@ -113,9 +119,11 @@ static void weighted_col_mean(const float *x, int64_t n, int64_t d, const float 
         for (int64_t i = 0; i < n; i++) {
             const double wi = w ? (double)w[i] : 1.0;
             const float *row = x + i * d + c0; /* x[i, c0 : c0 + nw] */
-            for (int64_t j = 0; j < nw; j++) acc[j] += wi * row[j];
+            for (int64_t j = 0; j < nw; j++)
+                acc[j] += wi * row[j];
         }
-        for (int64_t j = 0; j < nw; j++) y[c0 + j] = acc[j] / wsum;
+        for (int64_t j = 0; j < nw; j++)
+            y[c0 + j] = acc[j] / wsum;
     }
 }
 
@@ -154,6 +162,7 @@ int saec_cpu_geometric_median(saec_dev *dev, const float *x, int64_t n, int64_t 
         memcpy(y, y_next, (size_t)d * sizeof *y);
         if (sqrt(move) <= 1e-6 * sqrt(norm)) break;
     }
-    for (int64_t c = 0; c < d; c++) out[c] = (float)y[c];
+    for (int64_t c = 0; c < d; c++)
+        out[c] = (float)y[c];
     return SAEC_OK;
 }

@@ -35,13 +35,15 @@ int saec_cpu_sparse_decode(saec_dev *dev, const int32_t *idx, const float *val, 
         float *o = out + r * d; /* row r of out [n, d] */
         if (!accumulate) memset(o, 0, (size_t)d * sizeof *o);
         if (bias)
-            for (int64_t c = 0; c < d; c++) o[c] += bias[c];
+            for (int64_t c = 0; c < d; c++)
+                o[c] += bias[c];
         for (int j = 0; j < k; j++) {
             const int32_t t = idx[r * k + j];
             if (t < 0) continue; /* empty slot */
             const float a = val[r * k + j];
             const float *w = W + (int64_t)t * d; /* row t of W [m, d] */
-            for (int64_t c = 0; c < d; c++) o[c] += a * w[c];
+            for (int64_t c = 0; c < d; c++)
+                o[c] += a * w[c];
         }
     }
     return SAEC_OK;
@@ -70,7 +72,8 @@ int saec_cpu_sparse_row_dots(saec_dev *dev, const float *g, const int32_t *idx, 
             /* Vector partial sums in a fixed order: deterministic, and faster than double. */
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-            for (int64_t c = 0; c < d; c++) s += gr[c] * w[c];
+            for (int64_t c = 0; c < d; c++)
+                s += gr[c] * w[c];
             out[r * k + j] = s;
         }
     }
@@ -109,7 +112,8 @@ int saec_cpu_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float *
             const float a = coef[p];
             const float *x = X + (p / k) * d; /* row of X [n, d] */
             float *w = dW + (int64_t)t * d;   /* row t of dW [m, d] */
-            for (int64_t c = 0; c < d; c++) w[c] += a * x[c];
+            for (int64_t c = 0; c < d; c++)
+                w[c] += a * x[c];
             if (db) db[t] += a;
         }
         return SAEC_OK;
@@ -126,7 +130,8 @@ int saec_cpu_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float *
     memset(start, 0, (size_t)(m + 1) * sizeof *start);
     for (int64_t p = 0; p < n_pairs; p++)
         if (idx[p] >= 0) start[idx[p] + 1]++;
-    for (int64_t l = 0; l < m; l++) start[l + 1] += start[l];
+    for (int64_t l = 0; l < m; l++)
+        start[l + 1] += start[l];
     memcpy(cursor, start, (size_t)m * sizeof *cursor);
     /* Stable scatter: within a bucket the pairs keep increasing pair order. */
     for (int64_t p = 0; p < n_pairs; p++)
@@ -144,7 +149,8 @@ int saec_cpu_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float *
             const int64_t p = order[q];
             const float a = coef[p];
             const float *x = X + (p / k) * d; /* row of X [n, d] */
-            for (int64_t c = 0; c < d; c++) w[c] += a * x[c];
+            for (int64_t c = 0; c < d; c++)
+                w[c] += a * x[c];
             bsum += a;
         }
         if (db) db[l] = bsum;

@@ -41,7 +41,8 @@ static void sift_down(topk_entry *h, int size, int pos) {
 }
 
 static void heapify(topk_entry *h, int size) {
-    for (int p = size / 2 - 1; p >= 0; p--) sift_down(h, size, p);
+    for (int p = size / 2 - 1; p >= 0; p--)
+        sift_down(h, size, p);
 }
 
 /* Top-k of one row x [m] (mask [m] or NULL) into idx [k], val [k], using heap h [k]. */
@@ -66,7 +67,8 @@ static void topk_row(const float *x, int64_t m, int k, const uint8_t *mask, topk
             const int64_t end = j + SCAN_BLOCK < m ? j + SCAN_BLOCK : m;
             float mx = thr;
 #pragma omp simd reduction(max : mx)
-            for (int64_t q = j; q < end; q++) mx = x[q] > mx ? x[q] : mx; /* NaN keeps mx */
+            for (int64_t q = j; q < end; q++)
+                mx = x[q] > mx ? x[q] : mx; /* NaN keeps mx */
             if (mx > thr) {
                 for (int64_t q = j; q < end; q++) {
                     if (x[q] > thr && (!mask || mask[q])) {
