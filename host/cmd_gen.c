@@ -17,7 +17,8 @@ int cmd_gen(int argc, char **argv) {
     saec_config_defaults(&cfg);
     int rc = cli_collect(argc, argv, 2, &args);
     if (rc == SAEC_OK && !args.positional)
-        rc = saec_fail(SAEC_ERR_USAGE, "usage: saec gen superposition --out FILE.h5 [--tokens N]",
+        rc = saec_fail(SAEC_ERR_USAGE,
+                       "usage: saec gen superposition|hierarchy --out FILE.h5 [--tokens N]",
                        "missing the generator name");
     if (rc == SAEC_OK) rc = saec_config_set(&cfg, "synthetic", args.positional, "command line");
     if (rc == SAEC_OK) rc = cli_apply(&args, &cfg);
