@@ -314,9 +314,12 @@ static int inspect_dir(const char *path, FILE *out) {
             "a safetensors file",
             "'%s' is not a run directory: no config.json and no .safetensors files", path);
     }
-    fprintf(out, "%s: run directory\n", path);
+    /* A run directory has config.json; a SAELens or sparsify export has cfg.json instead. */
+    const int is_run = stat(config, &st) == 0;
+    fprintf(out, "%s: %s\n", path, is_run ? "run directory" : "export or safetensors directory");
     inspect_json_file(path, "config.json", out);
     inspect_json_file(path, "summary.json", out);
+    inspect_json_file(path, "cfg.json", out);
     int rc = SAEC_OK;
     for (int i = 0; i < n; i++) {
         if (rc == SAEC_OK) {

@@ -14,6 +14,10 @@ for f in saelens sparsify; do
     && pass "export --format $f" || { fail "export --format $f"; cat export_$f.log >&2; }
 done
 mv saelens sl && mv sparsify sp
+for e in sl sp; do
+  "$SAEC" inspect $e > inspect_$e.txt 2>&1 && grep -q '"d_in"' inspect_$e.txt && grep -q 'W_dec' inspect_$e.txt \
+    && pass "inspect shows the $e export's cfg.json and tensors" || fail "inspect $e export"
+done
 ls sl sp | grep -q '\.tmp\.' && fail "export left a temporary file" || pass "no temporary files left"
 
 # --- eval reads both exports and gets the run's metrics (nmse, cosine, l0 are unit-free) ---
