@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "data.h"
@@ -64,6 +65,7 @@ typedef struct {
     saec_log log;
     saec_run_state state;
     int64_t total_steps;
+    int created_dir; /* this run made r->dir: remove it again if setup fails while it is empty */
 } run;
 
 static void run_close(run *r) {
@@ -85,6 +87,7 @@ static int make_run_dir(run *r, int resume) {
         snprintf(r->cfg.out, sizeof r->cfg.out, "%s", r->dir);
     }
     if (resume) return SAEC_OK;
+    r->created_dir = !saec_path_exists(r->dir);
     SAEC_TRY(saec_mkdirs(r->dir));
     char probe[SAEC_STR_MAX + 32];
     snprintf(probe, sizeof probe, "%s/model.safetensors", r->dir);
@@ -250,6 +253,10 @@ int saec_train(const saec_config *cfg, int resume, int *interrupted_by) {
     g_signal = 0;
     install_signal_handlers();
     int rc = run_setup(&r, resume);
+    if (rc != SAEC_OK && r.created_dir) {
+        saec_log_close(&r.log);
+        rmdir(r.dir); /* only succeeds when nothing was written: a failed start leaves no trace */
+    }
 
     const double session_start = saec_now();
     const double seconds_before = r.state.seconds;

@@ -80,6 +80,10 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
 fi
 expect 2 "cuda:x" "malformed device" -- "$SAEC" train "${SMALL[@]}" --device cuda:x --out r_dev
 
+# --- a failed start leaves no run directory ---
+expect 3 "nowhere" "init_from a missing model" -- "$SAEC" train "${SMALL[@]}" --init-from nowhere --out r_init
+[ ! -e r_init ] && pass "failed --init-from: no run directory left" || fail "failed --init-from left $(ls -A r_init)"
+
 # --- an existing run is not overwritten ---
 "$SAEC" train "${SMALL[@]}" --out done >/dev/null 2>&1 || fail "small run failed"
 expect 2 "already holds a checkpoint" "existing run directory" -- "$SAEC" train "${SMALL[@]}" --out done
