@@ -3,6 +3,7 @@
 #   docker build -t saec .
 #   docker run --rm --gpus all saec                      # the test suite
 #   docker run --rm --gpus all saec build/saec train     # the default job on the GPU
+# Not yet built by CI or by a session (no Docker engine there); the base image tag is CUDA 13.0.
 FROM nvidia/cuda:13.0.0-cudnn-devel-ubuntu24.04
 WORKDIR /opt/saec
 COPY cmake/install-deps.sh cmake/install-deps.sh
