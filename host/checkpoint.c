@@ -4,8 +4,8 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "export.h"
 #include "fsutil.h"
 #include "safetensors.h"
 
@@ -26,7 +26,7 @@ static char *state_json(const saec_run_state *st) {
     return text;
 }
 
-static int parse_state(const char *text, const char *path, saec_run_state *st) {
+int ckpt_parse_state(const char *text, const char *path, saec_run_state *st) {
     cJSON *o = text ? cJSON_Parse(text) : NULL;
     const char *keys[] = {"step", "tokens", "data_cursor", "seconds"};
     double vals[4];
@@ -193,7 +193,7 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
                          "no optimizer state '%s' in run directory '%s'", SAEC_CKPT_OPTIMIZER, dir);
     SAEC_TRY(saec_st_open(path, &f));
     saec_run_state st;
-    int rc = parse_state(saec_st_meta_get(f, "state"), path, &st);
+    int rc = ckpt_parse_state(saec_st_meta_get(f, "state"), path, &st);
     if (rc == SAEC_OK && st.step != expect_step)
         rc = saec_fail(SAEC_ERR_DATA, "the run was interrupted while saving; resume from a backup",
                        "'%s' is at step %lld but the model is at step %lld", path,
@@ -219,28 +219,16 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
     return rc;
 }
 
-int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st_out, int with_optimizer) {
-    char path[1100];
-    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
-    saec_st_file *f = NULL;
-    SAEC_TRY(saec_st_open(path, &f));
-    saec_run_state st;
-    int rc = parse_state(saec_st_meta_get(f, "state"), path, &st);
-    for (int i = 0; i < SAE_N_TENSORS && rc == SAEC_OK; i++)
-        rc = load_tensor(sae, f, path, sae->layout[i].name, &sae->layout[i],
-                         sae->params + sae->layout[i].offset);
-    if (rc == SAEC_OK) {
-        sae_tensor mean = {"data_mean", sae->d, 1, 0};
-        rc = load_tensor(sae, f, path, "data_mean", &mean, sae->data_mean);
-    }
-    if (rc == SAEC_OK) {
-        const saec_st_tensor *t = NULL;
-        int64_t shape[1] = {1};
-        rc = saec_st_expect(f, path, "data_scale", SAEC_ST_F32, 1, shape, &t);
-        if (rc == SAEC_OK) memcpy(&sae->scale, t->data, sizeof(float));
-    }
-    saec_st_close(f);
-    if (rc == SAEC_OK && with_optimizer) rc = load_optimizer(dir, sae, st.step);
-    if (rc == SAEC_OK && st_out) *st_out = st;
+int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st) {
+    saec_host_model hm;
+    SAEC_TRY(saec_host_model_read(dir, &hm));
+    int rc = SAEC_OK;
+    if (hm.kind != SAEC_MODEL_RUN)
+        rc = saec_fail(SAEC_ERR_DATA, "only a run written by 'saec train' can be resumed",
+                       "'%s' is a %s, not a saec run", dir, saec_model_kind_name(hm.kind));
+    if (rc == SAEC_OK) rc = saec_host_model_upload(&hm, sae);
+    if (rc == SAEC_OK) rc = load_optimizer(dir, sae, hm.run_state.step);
+    if (rc == SAEC_OK) *st = hm.run_state;
+    saec_host_model_free(&hm);
     return rc;
 }

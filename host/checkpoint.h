@@ -27,8 +27,12 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
 /* Read the config stored in the run directory's checkpoint (falls back to config.json). */
 int ckpt_read_config(const char *dir, saec_config *cfg);
 
-/* Load parameters (and, with_optimizer, the optimizer state) into an SAE created with the
-   checkpoint's sizes; fills *st when not NULL. Shape or dtype mismatches name the tensor. */
-int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st, int with_optimizer);
+/* Resume: load a run's parameters and data constants (read by saec_host_model_read, the one
+   reader of model.safetensors) and its optimizer state into an SAE created with the checkpoint's
+   sizes; fills *st. Shape, dtype or non-finite values are errors naming the tensor. */
+int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st);
+
+/* Parse the run state JSON stored in a checkpoint's metadata (`path` names it in errors). */
+int ckpt_parse_state(const char *text, const char *path, saec_run_state *st);
 
 #endif

@@ -124,11 +124,8 @@ static int read_run(const char *dir, saec_host_model *hm) {
     if (rc == SAEC_OK) {
         hm->scale = s;
         hm->data_scale = s;
-        const char *state = saec_st_meta_get(f, "state");
-        cJSON *o = state ? cJSON_Parse(state) : NULL;
-        const cJSON *step = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
-        if (cJSON_IsNumber(step)) hm->step = (int64_t)step->valuedouble;
-        cJSON_Delete(o);
+        rc = ckpt_parse_state(saec_st_meta_get(f, "state"), path, &hm->run_state);
+        if (rc == SAEC_OK) hm->step = hm->run_state.step;
     }
     saec_st_close(f);
     return rc;

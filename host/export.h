@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "data.h"
 #include "sae.h"
 #include "saec/config.h"
@@ -58,7 +59,8 @@ typedef struct {
     float scale;       /* s: the model takes x / scale. 1 for exports */
     double data_scale; /* the training run's s (provenance; 0 when unknown) */
     int64_t step;      /* training steps behind the weights; -1 when unknown */
-    int has_config;    /* cfg below holds the training run's configuration */
+    saec_run_state run_state; /* a saec run's position (kind RUN), for resume */
+    int has_config;           /* cfg below holds the training run's configuration */
     saec_config cfg;
 } saec_host_model;
 

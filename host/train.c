@@ -137,7 +137,7 @@ static int run_setup(run *r, int resume) {
         (long long)r->sae->aux_k, (long long)r->total_steps, (long long)cfg->batch_size, r->dir);
 
     if (resume) {
-        SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state, 1));
+        SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state));
         SAEC_TRY(saec_data_seek(r->data, r->state.data_cursor));
         fprintf(stderr, "saec: resumed at step %lld (%lld tokens)\n", (long long)r->state.step,
                 (long long)r->state.tokens);
