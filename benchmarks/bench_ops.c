@@ -8,6 +8,8 @@
  * cudaEvent-timed runs after warm-up, with the op's floor (bytes it must move, FLOPs it must do,
  * as stated in include/saec/ops.h), the achieved rate and its percentage of the matching ceiling
  * (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
+ * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
+ * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * Raw numbers go to OUT.json with the device name, the date and the commit.
  * Without a CUDA device it prints why and exits 77.
  */
@@ -218,8 +220,12 @@ typedef struct {
     uint8_t *mask;              /* [m] */
     int64_t *since, *fires;     /* [m] */
     uint8_t *dead;              /* [m] */
-    double *scalars;            /* [8] */
+    double *scalars;            /* [16] */
     float *gm_scratch, *gm_out; /* [n], [d] */
+    float *dense;               /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
+    float *log_theta, *dtheta;  /* [m] x2 */
+    float *atm;                 /* [5, m]: a, q, r, keep, spare */
+    float *thr;                 /* [1] BatchTopK threshold */
     int which;                  /* the op to run */
 } ctx_t;
 
@@ -246,6 +252,14 @@ enum {
     B_ADAMW_UNIT,
     B_TRACK,
     B_GEOMED,
+    B_TRACK_DENSE,
+    B_BATCH_TOPK,
+    B_JUMPRELU,
+    B_JUMPRELU_BWD,
+    B_L1_PENALTY,
+    B_ATM_STATS,
+    B_ATM_MASK,
+    B_SCALE_COLS,
     B_COUNT
 };
 static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
@@ -269,7 +283,15 @@ static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
                                         "adamw",
                                         "adamw_unit_rows_fused",
                                         "track_fired",
-                                        "geometric_median_1iter"};
+                                        "geometric_median_1iter",
+                                        "track_fired_dense",
+                                        "batch_topk_k64",
+                                        "jumprelu",
+                                        "jumprelu_backward",
+                                        "l1_penalty",
+                                        "atm_stats",
+                                        "atm_mask",
+                                        "scale_cols"};
 
 static saec_adamw_args adam_args(void) {
     saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
@@ -329,6 +351,33 @@ static void run_op(void *c) {
     case B_GEOMED:
         OP(SAEC_OP(dev, geometric_median, x->x, n, d, 1, x->gm_scratch, x->gm_out));
         break;
+    case B_TRACK_DENSE: /* dense ReLU-like codes: the pre-activations */
+        OP(SAEC_OP(dev, track_fired_dense, x->pre, n, m, x->since, x->fires, 10000000, x->dead,
+                   x->scalars + 7));
+        break;
+    case B_BATCH_TOPK: /* keep n*k of the n*m pre-activations */
+        OP(SAEC_OP(dev, batch_topk, x->pre, n, m, n * (int64_t)k, x->dense, x->thr));
+        break;
+    case B_JUMPRELU: OP(SAEC_OP(dev, jumprelu, x->pre, n, m, x->log_theta, 1, 1, x->dense)); break;
+    case B_JUMPRELU_BWD: /* df: the JumpReLU codes stand in for the gradient */
+        OP(SAEC_OP(dev, jumprelu_backward, x->pre, x->log_theta, n, m, 0.001f, 1e-3f, x->dense,
+                   x->dtheta));
+        break;
+    case B_L1_PENALTY: /* f = ReLU codes (act), dpre = dense */
+        OP(SAEC_OP(dev, l1_penalty, x->act, x->Wdec, n, m, d, 1e-3f, x->dense, x->dW,
+                   x->scalars + 8));
+        break;
+    case B_ATM_STATS: /* SST from recon_loss_grad's statistics (scalars[0..2]) */
+        OP(SAEC_OP(dev, atm_stats, x->act, x->dense, x->scalars, x->Wdec, n, m, d, 0.99f, x->atm,
+                   x->atm + m, x->atm + 2 * m));
+        break;
+    case B_ATM_MASK: {
+        const float w[3] = {1.0f / 3, 1.0f / 3, 1.0f / 3};
+        OP(SAEC_OP(dev, atm_mask, x->atm, x->atm + m, x->atm + 2 * m, m, w, 0.0f, 1.0f, 42, 7,
+                   x->atm + 3 * m));
+        break;
+    }
+    case B_SCALE_COLS: OP(SAEC_OP(dev, scale_cols, x->dense, n, m, x->atm + 3 * m)); break;
     }
 }
 
@@ -406,6 +455,28 @@ static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
         b = 3 * n * d * 4;
         f = 8 * n * d;
         break; /* the mean + one iteration */
+    /* the SAE variants: floors as stated in ops.h (one read of each input, one write of each
+       output); batch_topk's implementation reads x four times, so it is capped at 40% */
+    case B_TRACK_DENSE: b = n * m * 4 + m * 17; break;
+    case B_BATCH_TOPK: b = n * m * 8; break;
+    case B_JUMPRELU: b = n * m * 8 + m * 4; break;
+    case B_JUMPRELU_BWD:
+        b = 3 * n * m * 4 + 2 * m * 4;
+        f = 6 * n * m;
+        break;
+    case B_L1_PENALTY:
+        b = 3 * n * m * 4 + 3 * m * d * 4;
+        f = 2 * n * m + 4 * m * d;
+        break;
+    case B_ATM_STATS:
+        b = 2 * n * m * 4 + m * d * 4 + 3 * m * 4;
+        f = 8 * n * m + 2 * m * d;
+        break;
+    case B_ATM_MASK: b = 3 * m * 4 + m * 4; break;
+    case B_SCALE_COLS:
+        b = 2 * n * m * 4 + m * 4;
+        f = n * m;
+        break;
     }
     *bytes = b;
     *flops = f;
@@ -441,9 +512,14 @@ static void bench_size(int64_t m) {
     x.since = dalloc((size_t)m * 8);
     x.fires = dalloc((size_t)m * 8);
     x.dead = dalloc((size_t)m);
-    x.scalars = dalloc(8 * sizeof(double));
+    x.scalars = dalloc(16 * sizeof(double));
     x.gm_scratch = dalloc((size_t)n * 4);
     x.gm_out = dalloc((size_t)d * 4);
+    x.dense = dalloc((size_t)(n * m) * 4);
+    x.log_theta = dalloc((size_t)m * 4);
+    x.dtheta = dalloc((size_t)m * 4);
+    x.atm = dalloc((size_t)(5 * m) * 4);
+    x.thr = dalloc(sizeof(float));
 
     fill_uniform(x.x, n * d, -1, 1);
     fill_uniform(x.xhat, n * d, -1, 1);
@@ -455,6 +531,8 @@ static void bench_size(int64_t m) {
     fill_uniform(x.dW, m * d, -1e-3f, 1e-3f);
     fill_uniform(x.coef, n * k, -1, 1);
     fill_uniform(x.val, n * k, 0, 2);
+    fill_uniform(x.log_theta, m, -2.5f, -1.5f); /* θ ≈ 0.08 .. 0.22: a sparse JumpReLU */
+    fill_uniform(x.atm, 3 * m, 0, 1);
     { /* random codes, a 5% mask of "dead" latents, a squared norm for the clip */
         int32_t *hi = malloc((size_t)(n * k) * 4);
         uint8_t *hm = malloc((size_t)m);
@@ -467,7 +545,7 @@ static void bench_size(int64_t m) {
             hm[j] = rnd(0, 1) < 0.05f;
         OP(dev->ops->upload(dev, x.idx, hi, (size_t)(n * k) * 4));
         OP(dev->ops->upload(dev, x.mask, hm, (size_t)m));
-        const double sumsq[8] = {0, 0, 0, 0, 4.0, 0, 0, 0};
+        const double sumsq[16] = {0, 0, 0, 0, 4.0};
         OP(dev->ops->upload(dev, x.scalars, sumsq, sizeof sumsq));
         free(hi), free(hm);
     }
@@ -482,7 +560,11 @@ static void bench_size(int64_t m) {
             x.which = B_GEMM; /* fresh, signed pre-activations */
             run_op(&x);
         }
-        if (w == B_TOPK64 || w == B_TOPK512 || w == B_TOPK_MASK) {
+        if (w == B_L1_PENALTY) { /* act = ReLU(pre): ReLU-L1 codes, about half nonzero */
+            OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
+            OP(SAEC_OP(dev, relu, x.act, n * m));
+        }
+        if (w == B_TOPK64 || w == B_TOPK512 || w == B_TOPK_MASK || w == B_TRACK_DENSE) {
             x.which = B_GEMM;
             run_op(&x);
         }
@@ -498,10 +580,11 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x,     x.xhat,  x.gx,   x.mu,      x.Wenc,       x.benc,   x.pre,
-                    x.act,   x.Wdec,  x.bdec, x.dW,      x.db,         x.m1,     x.m2,
-                    x.idx,   x.val,   x.coef, x.dots,    x.idx512,     x.val512, x.mask,
-                    x.since, x.fires, x.dead, x.scalars, x.gm_scratch, x.gm_out};
+    void *bufs[] = {x.x,         x.xhat,   x.gx,   x.mu,      x.Wenc,       x.benc,   x.pre,
+                    x.act,       x.Wdec,   x.bdec, x.dW,      x.db,         x.m1,     x.m2,
+                    x.idx,       x.val,    x.coef, x.dots,    x.idx512,     x.val512, x.mask,
+                    x.since,     x.fires,  x.dead, x.scalars, x.gm_scratch, x.gm_out, x.dense,
+                    x.log_theta, x.dtheta, x.atm,  x.thr};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

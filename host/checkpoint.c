@@ -90,11 +90,15 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
     const float *m2 = host_copy(sae, &hc, sae->adam_v, arena_bytes, &rc);
     const int64_t *since =
         host_copy(sae, &hc, sae->since_fired, sizeof(int64_t) * (size_t)sae->m, &rc);
+    const float *atm =
+        sae->atm_stats
+            ? host_copy(sae, &hc, sae->atm_stats, sizeof(float) * (size_t)(3 * sae->m), &rc)
+            : NULL;
     if (rc == SAEC_OK) {
         char names[2 * SAE_N_TENSORS][64];
-        saec_st_tensor t[2 * SAE_N_TENSORS + 1];
+        saec_st_tensor t[2 * SAE_N_TENSORS + 2];
         int n = 0;
-        for (int i = 0; i < SAE_N_TENSORS; i++) {
+        for (int i = 0; i < sae->n_tensors; i++) {
             snprintf(names[2 * i], 64, "adam_m.%s", sae->layout[i].name);
             snprintf(names[2 * i + 1], 64, "adam_v.%s", sae->layout[i].name);
             t[n++] = f32_tensor(names[2 * i], &sae->layout[i], m1);
@@ -105,6 +109,12 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
                                   .ndim = 1,
                                   .shape = {sae->m},
                                   .data = since};
+        if (atm)
+            t[n++] = (saec_st_tensor){.name = "atm_stats",
+                                      .dtype = SAEC_ST_F32,
+                                      .ndim = 2,
+                                      .shape = {3, sae->m},
+                                      .data = atm};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"state", state}};
         char path[1100];
         join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
@@ -127,10 +137,12 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
     const float *params =
         host_copy(sae, &hc, sae->params, sizeof(float) * (size_t)sae->n_params, &rc);
     const float *mean = host_copy(sae, &hc, sae->data_mean, sizeof(float) * (size_t)sae->d, &rc);
+    const float *bt =
+        sae->bt_threshold ? host_copy(sae, &hc, sae->bt_threshold, sizeof(float), &rc) : NULL;
     if (rc == SAEC_OK) {
-        saec_st_tensor t[SAE_N_TENSORS + 2];
+        saec_st_tensor t[SAE_N_TENSORS + 3];
         int n = 0;
-        for (int i = 0; i < SAE_N_TENSORS; i++)
+        for (int i = 0; i < sae->n_tensors; i++)
             t[n++] = f32_tensor(sae->layout[i].name, &sae->layout[i], params);
         t[n++] = (saec_st_tensor){
             .name = "data_mean", .dtype = SAEC_ST_F32, .ndim = 1, .shape = {sae->d}, .data = mean};
@@ -139,6 +151,12 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
                                   .ndim = 1,
                                   .shape = {1},
                                   .data = &sae->scale};
+        if (bt) /* 0 until tracking starts */
+            t[n++] = (saec_st_tensor){.name = "batchtopk_threshold",
+                                      .dtype = SAEC_ST_F32,
+                                      .ndim = 1,
+                                      .shape = {1},
+                                      .data = bt};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"config", config}, {"state", state}};
         char path[1100];
         join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
@@ -198,7 +216,7 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
         rc = saec_fail(SAEC_ERR_DATA, "the run was interrupted while saving; resume from a backup",
                        "'%s' is at step %lld but the model is at step %lld", path,
                        (long long)st.step, (long long)expect_step);
-    for (int i = 0; i < SAE_N_TENSORS && rc == SAEC_OK; i++) {
+    for (int i = 0; i < sae->n_tensors && rc == SAEC_OK; i++) {
         char name[64];
         snprintf(name, sizeof name, "adam_m.%s", sae->layout[i].name);
         rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_m + sae->layout[i].offset);
@@ -214,6 +232,14 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
         if (rc == SAEC_OK)
             rc = sae->dev->ops->upload(sae->dev, sae->since_fired, t->data,
                                        sizeof(int64_t) * (size_t)sae->m);
+    }
+    if (rc == SAEC_OK && sae->atm_stats) {
+        const saec_st_tensor *t = NULL;
+        int64_t shape[2] = {3, sae->m};
+        rc = saec_st_expect(f, path, "atm_stats", SAEC_ST_F32, 2, shape, &t);
+        if (rc == SAEC_OK)
+            rc = sae->dev->ops->upload(sae->dev, sae->atm_stats, t->data,
+                                       sizeof(float) * (size_t)(3 * sae->m));
     }
     saec_st_close(f);
     return rc;

@@ -42,7 +42,11 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
     if (rc == SAEC_OK) rc = saec_dev_open(cfg.device, &dev);
     if (rc == SAEC_OK) rc = saec_data_open(&cfg, SAEC_STREAM_EVAL, &data);
     const int64_t batch = cfg.batch_size < EVAL_BATCH_MAX ? cfg.batch_size : EVAL_BATCH_MAX;
-    if (rc == SAEC_OK) rc = sae_create(dev, d_trained, latents, k, 0, 0.0f, INT64_MAX, batch, &sae);
+    if (rc == SAEC_OK) {
+        sae_hparams hp;
+        sae_hparams_from_config(&cfg, d_trained, INT64_MAX, batch, &hp);
+        rc = sae_create(dev, &hp, &sae);
+    }
     if (rc == SAEC_OK) rc = saec_host_model_upload(&hm, sae);
     saec_eval_result res;
     if (rc == SAEC_OK) {

@@ -70,7 +70,11 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
         rc = saec_dev_open(cfg.device, &dev);
         if (rc == SAEC_OK) rc = saec_data_open(&cfg, SAEC_STREAM_EVAL, &data);
         const int64_t batch = cfg.batch_size < EXPORT_BATCH_MAX ? cfg.batch_size : EXPORT_BATCH_MAX;
-        if (rc == SAEC_OK) rc = sae_create(dev, hm.d, hm.m, hm.k, 0, 0.0f, INT64_MAX, batch, &sae);
+        if (rc == SAEC_OK) {
+            sae_hparams hp;
+            sae_hparams_from_config(&cfg, hm.d, INT64_MAX, batch, &hp);
+            rc = sae_create(dev, &hp, &sae);
+        }
         if (rc == SAEC_OK) rc = saec_host_model_upload(&hm, sae);
         log_sparsity = malloc(sizeof(float) * (size_t)hm.m);
         if (rc == SAEC_OK && !log_sparsity) rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");

@@ -45,7 +45,9 @@ static int build_config(const cli_args *args, saec_config *cfg) {
         if (args->config_file) SAEC_TRY(saec_config_load_json(cfg, args->config_file));
         SAEC_TRY(cli_apply(args, cfg));
     }
-    return saec_config_validate(cfg);
+    SAEC_TRY(saec_config_validate(cfg));
+    saec_config_resolve(cfg);
+    return SAEC_OK;
 }
 
 int cmd_train(int argc, char **argv) {

@@ -46,7 +46,8 @@ static const saec_config_key KEYS[] = {
     {"syn_child_prob", SAEC_KEY_FLOAT, OFF(syn_child_prob), "0.5", 0, 1, NULL,
      "synthetic hierarchy: P(one of its children fires | a parent fires)"},
     /* model */
-    {"arch", SAEC_KEY_CHOICE, OFF(arch), "topk", 0, 0, "topk", "SAE variant"},
+    {"arch", SAEC_KEY_CHOICE, OFF(arch), "topk", 0, 0, "topk|batchtopk|relu|jumprelu|atm",
+     "SAE variant (SPEC §2–5)"},
     {"latents", SAEC_KEY_INT, OFF(latents), "512", 1, 1 << 26, NULL, "dictionary size m"},
     {"k", SAEC_KEY_INT, OFF(k), "8", 1, 1 << 20, NULL, "active latents per token (TopK)"},
     {"aux_k", SAEC_KEY_INT, OFF(aux_k), "0", 0, 1 << 20, NULL,
@@ -58,6 +59,34 @@ static const saec_config_key KEYS[] = {
      "rows used for the geometric median b_dec, the mean and the scale s"},
     {"median_iters", SAEC_KEY_INT, OFF(median_iters), "100", 0, 100000, NULL,
      "Weiszfeld iterations for the geometric median"},
+    {"l1_coef", SAEC_KEY_FLOAT, OFF(l1_coef), "0.01", 0, 1e6, NULL,
+     "relu, atm: weight λ of the L1 penalty mean_tokens Σ f_i ‖W_dec,i‖ (larger = sparser)"},
+    {"sparsity_warmup", SAEC_KEY_FLOAT, OFF(sparsity_warmup), "0.05", 0, 1, NULL,
+     "relu, jumprelu, atm: the penalty weight rises linearly over this fraction of the steps"},
+    {"jumprelu_l0_coef", SAEC_KEY_FLOAT, OFF(jumprelu_l0_coef), "0.01", 0, 1e6, NULL,
+     "jumprelu: weight λ of the L0 penalty mean_tokens Σ H(pre_i − θ_i) (larger = sparser)"},
+    {"jumprelu_bandwidth", SAEC_KEY_FLOAT, OFF(jumprelu_bandwidth), "0.001", 1e-12, 1e6, NULL,
+     "jumprelu: bandwidth ε of the straight-through rectangle kernel"},
+    {"jumprelu_theta_init", SAEC_KEY_FLOAT, OFF(jumprelu_theta_init), "0.001", 1e-12, 1e6, NULL,
+     "jumprelu: initial threshold θ (normalised units)"},
+    {"batchtopk_ema", SAEC_KEY_FLOAT, OFF(batchtopk_ema), "0.999", 0, 1, NULL,
+     "batchtopk: EMA rate of the inference threshold (smallest kept value per batch)"},
+    {"batchtopk_threshold_start", SAEC_KEY_INT, OFF(batchtopk_threshold_start), "1000", 0, BIG,
+     NULL, "batchtopk: step after which the inference threshold is tracked"},
+    {"atm_beta", SAEC_KEY_FLOAT, OFF(atm_beta), "0.99", 0, 1, NULL,
+     "atm: EMA rate of the per-latent statistics (engine choice)"},
+    {"atm_w_magnitude", SAEC_KEY_FLOAT, OFF(atm_w_magnitude), "0.3333333333333333", 0, 1e6, NULL,
+     "atm: importance weight of the mean activation"},
+    {"atm_w_frequency", SAEC_KEY_FLOAT, OFF(atm_w_frequency), "0.3333333333333333", 0, 1e6, NULL,
+     "atm: importance weight of the firing frequency"},
+    {"atm_w_contribution", SAEC_KEY_FLOAT, OFF(atm_w_contribution), "0.3333333333333333", 0, 1e6,
+     NULL, "atm: importance weight of the reconstruction contribution"},
+    {"atm_c", SAEC_KEY_FLOAT, OFF(atm_c), "0", -1e6, 1e6, NULL,
+     "atm: masking threshold θ = mean + c·std of the importances (engine choice)"},
+    {"atm_rate", SAEC_KEY_FLOAT, OFF(atm_rate), "1", 0, 1e6, NULL,
+     "atm: masking probability 1 − exp(−rate·(θ − I)/θ) below the threshold (engine choice)"},
+    {"atm_warmup", SAEC_KEY_FLOAT, OFF(atm_warmup), "0.1", 0, 1, NULL,
+     "atm: fraction of the steps that only gather statistics before masking starts"},
     {"init_from", SAEC_KEY_STRING, OFF(init_from), "", 0, 0, NULL,
      "initialise weights from a saec run or a SAELens/sparsify export instead of random init"},
     /* optimisation */
@@ -73,7 +102,8 @@ static const saec_config_key KEYS[] = {
      "learning-rate decay after warm-up"},
     {"lr_end_ratio", SAEC_KEY_FLOAT, OFF(lr_end_ratio), "0.1", 0, 1, NULL,
      "final learning rate as a fraction of lr (cosine, linear)"},
-    {"beta1", SAEC_KEY_FLOAT, OFF(beta1), "0.9", 0, 0.999999, NULL, "Adam β1"},
+    {"beta1", SAEC_KEY_FLOAT, OFF(beta1), "-1", -1, 0.999999, NULL,
+     "Adam β1; -1 = the variant's default (0.9; 0 for jumprelu)"},
     {"beta2", SAEC_KEY_FLOAT, OFF(beta2), "0.999", 0, 0.9999999, NULL, "Adam β2"},
     {"eps", SAEC_KEY_FLOAT, OFF(eps), "1e-8", 1e-30, 1, NULL, "Adam ε"},
     {"weight_decay", SAEC_KEY_FLOAT, OFF(weight_decay), "0", 0, 10, NULL,
@@ -317,6 +347,9 @@ int saec_config_validate(const saec_config *cfg) {
                          "k is the number of active latents: lower k or raise latents",
                          "config key 'k' = %lld exceeds 'latents' = %lld", (long long)cfg->k,
                          (long long)cfg->latents);
+    if (cfg->beta1 < 0 && cfg->beta1 != -1)
+        return saec_fail(SAEC_ERR_USAGE, "give a value in [0, 1), or -1 for the variant's default",
+                         "config key 'beta1' = %g is out of range", cfg->beta1);
     if (cfg->steps > 0 && cfg->tokens > 0)
         return saec_fail(SAEC_ERR_USAGE, "give either steps or tokens",
                          "config keys 'steps' and 'tokens' are both set");
@@ -325,6 +358,10 @@ int saec_config_validate(const saec_config *cfg) {
         return saec_fail(SAEC_ERR_USAGE, "use auto, cpu, cuda or cuda:I",
                          "config key 'device' = '%s' is not a device", cfg->device);
     return SAEC_OK;
+}
+
+void saec_config_resolve(saec_config *cfg) {
+    if (cfg->beta1 < 0) cfg->beta1 = strcmp(cfg->arch, "jumprelu") == 0 ? 0.0 : 0.9;
 }
 
 char *saec_config_to_json(const saec_config *cfg) {

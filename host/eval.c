@@ -13,8 +13,8 @@ typedef struct {
     saec_absorption a;
     float *b_dec;    /* [d] */
     float *xc;       /* [batch, d] xn − b_dec, recomputed on the host */
-    int32_t *idx;    /* [batch, k] */
-    float *f;        /* [batch, k] */
+    int32_t *idx;    /* [batch, capacity] */
+    float *f;        /* [batch, capacity] */
     uint8_t *active; /* [batch, n_parents] */
 } absorb_state;
 
@@ -27,7 +27,7 @@ static void absorb_free(absorb_state *ab) {
    allowed to sync, so it is downloaded once here. */
 static int absorb_setup(saec_sae *sae, saec_data *src, const saec_ground_truth *gt,
                         const float *W_dec_host, absorb_state *ab) {
-    const int64_t d = sae->d, k = sae->k, batch = sae->batch;
+    const int64_t d = sae->d, k = sae_code_capacity(sae), batch = sae->batch;
     if (!gt->parent) return SAEC_OK;
     if (!saec_synthetic_has_activity(src)) {
         /* Files keep the hierarchy (ground_truth/parent) but not which features fired in each
@@ -56,10 +56,9 @@ static int absorb_setup(saec_sae *sae, saec_data *src, const saec_ground_truth *
 /* One evaluated batch: rows [n, d] raw (tokens t0 .. t0+n−1 of src), codes on the device. */
 static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, const float *rows,
                         absorb_state *ab) {
-    saec_dev *dev = sae->dev;
-    const int64_t d = sae->d, k = sae->k;
-    SAEC_TRY(dev->ops->download(dev, ab->idx, sae->idx, sizeof(int32_t) * (size_t)(n * k)));
-    SAEC_TRY(dev->ops->download(dev, ab->f, sae->f, sizeof(float) * (size_t)(n * k)));
+    const int64_t d = sae->d;
+    int64_t k = 0;
+    SAEC_TRY(sae_download_codes(sae, n, ab->idx, ab->f, &k));
     SAEC_TRY(saec_synthetic_active(src, t0, n, ab->a.feature, ab->a.n_parents, ab->active));
     /* xc = x/s − b_dec, as sae_forward computes it (multiply by the float 1/s, then subtract),
        so P is measured in the SAE's normalised units. */
@@ -73,7 +72,7 @@ static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, co
 
 int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_result *out) {
     saec_dev *dev = sae->dev;
-    const int64_t d = sae->d, m = sae->m, k = sae->k;
+    const int64_t d = sae->d, m = sae->m;
     int rc = SAEC_OK;
     float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
     int64_t *fire_count_host = malloc(sizeof(int64_t) * (size_t)m);
@@ -108,8 +107,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
-            rc = SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)k, m, since, fire_count,
-                         INT64_MAX, dead, dead_count);
+            rc = sae_track_fired(sae, n, since, fire_count, INT64_MAX, dead, dead_count);
         if (rc == SAEC_OK && ab.on) rc = absorb_batch(sae, src, t0, n, rows, &ab);
         sae_step_stats st;
         if (rc == SAEC_OK) rc = sae_read_stats(sae, &st);

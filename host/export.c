@@ -50,7 +50,8 @@ const char *saec_model_kind_name(saec_model_kind kind) {
 void saec_host_model_free(saec_host_model *hm) {
     if (!hm) return;
     free(hm->W_enc_t), free(hm->b_enc), free(hm->W_dec), free(hm->b_dec), free(hm->data_mean);
-    hm->W_enc_t = hm->b_enc = hm->W_dec = hm->b_dec = hm->data_mean = NULL;
+    free(hm->log_theta);
+    hm->W_enc_t = hm->b_enc = hm->W_dec = hm->b_dec = hm->data_mean = hm->log_theta = NULL;
 }
 
 static int host_model_alloc(saec_host_model *hm, int64_t d, int64_t m) {
@@ -117,6 +118,13 @@ static int read_run(const char *dir, saec_host_model *hm) {
     if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "data_mean", 1, d, 1, hm->data_mean, NULL);
+    if (rc == SAEC_OK && strcmp(hm->arch, "jumprelu") == 0) {
+        hm->log_theta = malloc(sizeof(float) * (size_t)m);
+        rc = hm->log_theta ? take_tensor(f, path, "log_theta", 1, m, 1, hm->log_theta, NULL)
+                           : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
+    }
+    if (rc == SAEC_OK && strcmp(hm->arch, "batchtopk") == 0)
+        rc = take_tensor(f, path, "batchtopk_threshold", 1, 1, 1, &hm->bt_threshold, NULL);
     float s = 0;
     if (rc == SAEC_OK) rc = take_tensor(f, path, "data_scale", 1, 1, 1, &s, NULL);
     if (rc == SAEC_OK && !(s > 0))
@@ -186,7 +194,8 @@ static int json_str(const cJSON *o, const char *key, const char *path, const cha
 }
 
 static int unsupported(const char *path, const char *what) {
-    return saec_fail(SAEC_ERR_DATA, "saec loads plain TopK SAEs (SPEC §2) for now",
+    return saec_fail(SAEC_ERR_DATA,
+                     "saec loads TopK, JumpReLU and standard (ReLU) SAEs without extras",
                      "'%s': %s is not supported", path, what);
 }
 
@@ -256,16 +265,21 @@ static int read_saelens(const char *dir, saec_host_model *hm) {
     int64_t k = 0, d_in = 0, d_sae = 0;
     /* SAELens defaults a missing architecture to "standard" (ReLU). */
     rc = json_str(cfg, "architecture", cfg_path, "standard", &arch);
-    if (rc == SAEC_OK && strcmp(arch, "topk") != 0) {
+    const int is_topk = rc == SAEC_OK && strcmp(arch, "topk") == 0;
+    const int is_jumprelu = rc == SAEC_OK && strcmp(arch, "jumprelu") == 0;
+    if (rc == SAEC_OK && !is_topk && !is_jumprelu && strcmp(arch, "standard") != 0) {
         char what[96];
         snprintf(what, sizeof what, "architecture '%.40s'", arch);
         rc = unsupported(cfg_path, what);
     }
+    if (rc == SAEC_OK)
+        snprintf(hm->arch, sizeof hm->arch, "%s", is_topk ? "topk" : is_jumprelu ? "jumprelu" : "relu");
     if (rc == SAEC_OK) rc = json_int(cfg, "k", cfg_path, &k);
     if (rc == SAEC_OK && k == 0) { /* configs before SAELens 6 keep k in activation_fn_kwargs */
         const cJSON *kw = cJSON_GetObjectItemCaseSensitive(cfg, "activation_fn_kwargs");
         if (cJSON_IsObject(kw)) rc = json_int(kw, "k", cfg_path, &k);
     }
+    if (rc == SAEC_OK && !is_topk && k < 1) k = 1; /* unused by ReLU and JumpReLU */
     if (rc == SAEC_OK && k < 1)
         rc = saec_fail(SAEC_ERR_DATA, export_hint, "'%s': a TopK SAE needs a key 'k' >= 1",
                        cfg_path);
@@ -305,6 +319,19 @@ static int read_saelens(const char *dir, saec_host_model *hm) {
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_enc", 1, m, 1, hm->b_enc, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
+    if (rc == SAEC_OK && is_jumprelu) {
+        hm->log_theta = malloc(sizeof(float) * (size_t)m);
+        rc = hm->log_theta ? take_tensor(f, path, "threshold", 1, m, 1, hm->log_theta, NULL)
+                           : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
+        for (int64_t j = 0; rc == SAEC_OK && j < m; j++) {
+            if (!(hm->log_theta[j] > 0))
+                rc = saec_fail(SAEC_ERR_DATA, export_hint,
+                               "'%s': JumpReLU threshold[%lld] = %g, expected > 0", path,
+                               (long long)j, (double)hm->log_theta[j]);
+            else
+                hm->log_theta[j] = logf(hm->log_theta[j]);
+        }
+    }
     /* Without b_dec on the input, pre = x W_enc + b_enc = (x − b_dec) W_enc + (b_enc + b_dec
        W_enc): the same SAE in saec's form. */
     if (rc == SAEC_OK && !apply_b_dec)
@@ -400,6 +427,8 @@ int saec_host_model_read(const char *dir, saec_host_model *out) {
         out->cfg.d_in = out->d;
         out->cfg.latents = out->m;
         out->cfg.k = out->k;
+        /* A BatchTopK run exported to SAELens reads back as the JumpReLU it was written as. */
+        snprintf(out->cfg.arch, sizeof out->cfg.arch, "%s", out->arch);
     }
     return SAEC_OK;
 }
@@ -412,7 +441,9 @@ void saec_host_model_config(const saec_host_model *hm, saec_config *cfg) {
         cfg->d_in = hm->d;
         cfg->latents = hm->m;
         cfg->k = hm->k;
+        snprintf(cfg->arch, sizeof cfg->arch, "%s", hm->arch);
     }
+    saec_config_resolve(cfg);
 }
 
 void saec_host_model_set_scale(saec_host_model *hm, float scale) {
@@ -424,6 +455,10 @@ void saec_host_model_set_scale(saec_host_model *hm, float scale) {
     if (hm->data_mean)
         for (int64_t i = 0; i < hm->d; i++)
             hm->data_mean[i] = (float)(r * hm->data_mean[i]);
+    if (hm->log_theta && r != 1.0)
+        for (int64_t j = 0; j < hm->m; j++)
+            hm->log_theta[j] = (float)(hm->log_theta[j] + log(r));
+    hm->bt_threshold = (float)(r * hm->bt_threshold);
     hm->scale = scale;
 }
 
@@ -477,6 +512,12 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
     else
         SAEC_TRY(dev->ops->zero(dev, sae->data_mean, sizeof(float) * (size_t)hm->d));
     sae->scale = hm->scale;
+    if (sae->arch == SAE_JUMPRELU && hm->log_theta)
+        SAEC_TRY(dev->ops->upload(dev, sae->log_theta, hm->log_theta, sizeof(float) * (size_t)hm->m));
+    if (sae->arch == SAE_BATCHTOPK && hm->bt_threshold > 0) {
+        SAEC_TRY(dev->ops->upload(dev, sae->bt_threshold, &hm->bt_threshold, sizeof(float)));
+        sae->bt_threshold_set = 1;
+    }
     return SAEC_OK;
 }
 
@@ -574,9 +615,7 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
-        if (rc == SAEC_OK)
-            rc = SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)sae->k, m, since, count,
-                         INT64_MAX, dead, dead_count);
+        if (rc == SAEC_OK) rc = sae_track_fired(sae, n, since, count, INT64_MAX, dead, dead_count);
         done += n;
     }
     if (rc == SAEC_OK) rc = dev->ops->download(dev, count_host, count, sizeof(int64_t) * (size_t)m);
@@ -597,10 +636,11 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
 typedef struct {
     float *b_enc, *b_dec, *mean; /* [m], [d], [d] (mean NULL when unknown) */
     float *W_enc;                /* [d, m], SAELens only */
+    float *threshold;            /* [m] s·θ: jumprelu, and batchtopk's one θ; NULL otherwise */
 } raw_parts;
 
 static void raw_parts_free(raw_parts *r) {
-    free(r->b_enc), free(r->b_dec), free(r->mean), free(r->W_enc);
+    free(r->b_enc), free(r->b_dec), free(r->mean), free(r->W_enc), free(r->threshold);
 }
 
 static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *r) {
@@ -624,6 +664,19 @@ static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *
         for (int64_t i = 0; i < d; i++)
             for (int64_t j = 0; j < m; j++)
                 r->W_enc[i * m + j] = hm->W_enc_t[j * d + i];
+    const int bt = with_W_enc && strcmp(hm->arch, "batchtopk") == 0; /* SAELens: as JumpReLU */
+    if (bt && !(hm->bt_threshold > 0))
+        return saec_fail(SAEC_ERR_USAGE,
+                         "train past batchtopk_threshold_start steps (or lower it) before exporting",
+                         "this BatchTopK run has no inference threshold yet; it exports as a "
+                         "JumpReLU and needs one");
+    if ((with_W_enc && hm->log_theta) || bt) {
+        r->threshold = malloc(sizeof(float) * (size_t)m);
+        if (!r->threshold) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing an export");
+        for (int64_t j = 0; j < m; j++)
+            r->threshold[j] =
+                (float)(s * (bt ? (double)hm->bt_threshold : exp((double)hm->log_theta[j])));
+    }
     return SAEC_OK;
 }
 
@@ -685,16 +738,15 @@ static int write_cfg_json(const char *out_dir, cJSON *root) {
 /* Tools that read these files (safetensors' torch loader) expect the "format": "pt" marker. */
 static const saec_st_meta st_meta[] = {{"format", "pt"}};
 
-/* SAELens: cfg.json, sae_weights.safetensors, sparsity.safetensors. Variant-specific pieces go
-   through the architecture switch: JumpReLU (and BatchTopK, exported as JumpReLU) will add
-   "architecture": "jumprelu" without k, and a `threshold [m]` tensor scaled like the codes (s·θ,
-   see export.h), in the free slot of `t`. */
+/* SAELens: cfg.json, sae_weights.safetensors, sparsity.safetensors. TopK keeps its k; JumpReLU
+   and BatchTopK (whose inference form is a JumpReLU with one θ) write "jumprelu" and a
+   `threshold [m]` scaled like the codes (s·θ, see export.h); ReLU-L1 and ATM (masking is a
+   training rule) are "standard" ReLU SAEs. */
 static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const float *log_sparsity,
                          const char *source, const char *out_dir) {
     const int64_t d = hm->d, m = hm->m;
-    if (strcmp(hm->arch, "topk") != 0)
-        return saec_fail(SAEC_ERR_USAGE, NULL, "exporting architecture '%s' is not supported yet",
-                         hm->arch);
+    const int topk = strcmp(hm->arch, "topk") == 0;
+    const char *arch = topk ? "topk" : raw->threshold ? "jumprelu" : "standard";
     if (!log_sparsity)
         return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAELens export needs the sparsity");
     char path[1100];
@@ -704,6 +756,7 @@ static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const 
     t[n++] = vec("b_enc", m, raw->b_enc);
     t[n++] = mat("W_dec", m, d, hm->W_dec);
     t[n++] = vec("b_dec", d, raw->b_dec);
+    if (raw->threshold) t[n++] = vec("threshold", m, raw->threshold);
     join_path(path, sizeof path, out_dir, SAEC_SAELENS_WEIGHTS);
     SAEC_TRY(saec_st_write(path, t, n, st_meta, 1));
     saec_st_tensor sp = vec("sparsity", m, log_sparsity);
@@ -711,10 +764,10 @@ static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const 
     SAEC_TRY(saec_st_write(path, &sp, 1, st_meta, 1));
 
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "architecture", "topk");
+    cJSON_AddStringToObject(root, "architecture", arch);
     cJSON_AddNumberToObject(root, "d_in", (double)d);
     cJSON_AddNumberToObject(root, "d_sae", (double)m);
-    cJSON_AddNumberToObject(root, "k", (double)hm->k);
+    if (topk) cJSON_AddNumberToObject(root, "k", (double)hm->k);
     cJSON_AddStringToObject(root, "dtype", "float32");
     cJSON_AddStringToObject(root, "device", "cpu");
     cJSON_AddBoolToObject(root, "apply_b_dec_to_input", 1);
@@ -722,9 +775,9 @@ static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const 
     cJSON_AddStringToObject(root, "reshape_activations", "none");
     cJSON_AddBoolToObject(root, "rescale_acts_by_decoder_norm", 0);
     /* The pre-6.0 spelling of the activation, for older readers. */
-    cJSON_AddStringToObject(root, "activation_fn", "topk");
+    cJSON_AddStringToObject(root, "activation_fn", topk ? "topk" : "relu");
     cJSON *kw = cJSON_AddObjectToObject(root, "activation_fn_kwargs");
-    cJSON_AddNumberToObject(kw, "k", (double)hm->k);
+    if (topk) cJSON_AddNumberToObject(kw, "k", (double)hm->k);
     /* Where the activations came from is unknown to saec (it sees an HDF5 file or synthetic
        data): model_name and hook_name are left null for the user to fill in. */
     cJSON *meta = cJSON_AddObjectToObject(root, "metadata");
@@ -750,7 +803,7 @@ static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const
                           const char *out_dir) {
     const int64_t d = hm->d, m = hm->m;
     if (strcmp(hm->arch, "topk") != 0)
-        return saec_fail(SAEC_ERR_USAGE, "sparsify holds TopK SAEs only",
+        return saec_fail(SAEC_ERR_USAGE, "sparsify holds TopK SAEs only; use --format saelens",
                          "cannot export architecture '%s' as sparsify", hm->arch);
     char path[1100];
     saec_st_tensor t[4] = {

@@ -46,11 +46,13 @@ typedef enum {
 saec_model_kind saec_model_detect(const char *dir);
 const char *saec_model_kind_name(saec_model_kind kind); /* "saec run", "SAELens export", ... */
 
-/* A TopK SAE on the host, in units `scale` (see above). */
+/* An SAE on the host, in units `scale` (see above). JumpReLU's θ scales like the codes. */
 typedef struct {
     saec_model_kind kind;
-    char arch[32]; /* "topk" (the only variant today) */
+    char arch[32]; /* topk | batchtopk | relu | jumprelu | atm (SAELens "standard" reads as relu) */
     int64_t d, m, k;
+    float *log_theta;   /* [m] jumprelu: log θ; NULL otherwise */
+    float bt_threshold; /* batchtopk: the inference θ; 0 = not tracked yet */
     float *W_enc_t;    /* [m, d] encoder, transposed (sparsify's encoder.weight layout) */
     float *b_enc;      /* [m] */
     float *W_dec;      /* [m, d] */
@@ -81,7 +83,8 @@ void saec_host_model_set_scale(saec_host_model *hm, float scale);
    of `data_cfg`, in the model's units. */
 int saec_host_model_fill_mean(saec_host_model *hm, const saec_config *data_cfg, int64_t rows);
 
-/* Copy parameters, μ (when known) and the scale into an SAE created with the model's sizes. */
+/* Copy parameters, μ (when known), the scale and the variant's θ into an SAE created with the
+   model's sizes and arch. */
 int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae);
 
 /* --init-from: after sae_init has set s and μ from this run's data, replace the weights by those

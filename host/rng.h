@@ -6,17 +6,11 @@
 
 #include <stdint.h>
 
+#include "saec/hash.h" /* saec_mix64 */
+
 typedef struct {
     uint64_t state;
 } saec_rng;
-
-/* splitmix64's finaliser: a bijective 64-bit mix. */
-static inline uint64_t saec_mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 /* A generator positioned at (seed, stream, counter). */
 void saec_rng_init(saec_rng *rng, uint64_t seed, uint64_t stream, uint64_t counter);

@@ -1,4 +1,5 @@
-/* The TopK SAE: parameter layout, initialisation, forward, sparse backward, optimizer step. */
+/* The SAE and its variants: parameter layout, initialisation, forward, backward (sparse for
+   TopK, dense GEMMs for the variants with variable L0), optimizer step. */
 #include "sae.h"
 
 #include <math.h>
@@ -7,6 +8,47 @@
 #include <string.h>
 
 #include "rng.h"
+
+static const char *const ARCH_NAMES[] = {"topk", "batchtopk", "relu", "jumprelu", "atm"};
+
+int sae_arch_from_name(const char *name) {
+    for (int i = 0; i < (int)(sizeof ARCH_NAMES / sizeof ARCH_NAMES[0]); i++)
+        if (strcmp(name, ARCH_NAMES[i]) == 0) return i;
+    return -1;
+}
+
+const char *sae_arch_name(sae_arch arch) { return ARCH_NAMES[arch]; }
+
+void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_after, int64_t batch,
+                             sae_hparams *out) {
+    const int arch = sae_arch_from_name(cfg->arch);
+    const int with_aux = (arch == SAE_TOPK || arch == SAE_BATCHTOPK) && cfg->aux_alpha > 0;
+    const int64_t aux_k = cfg->aux_k > 0 ? cfg->aux_k : (d / 2 > 0 ? d / 2 : 1);
+    *out = (sae_hparams){
+        .arch = arch < 0 ? SAE_TOPK : (sae_arch)arch,
+        .d = d,
+        .m = cfg->latents,
+        .k = cfg->k,
+        .aux_k = with_aux ? aux_k : 0,
+        .aux_alpha = (float)cfg->aux_alpha,
+        .dead_after = dead_after,
+        .batch = batch,
+        .l1_coef = (float)cfg->l1_coef,
+        .jumprelu_l0_coef = (float)cfg->jumprelu_l0_coef,
+        .sparsity_warmup = (float)cfg->sparsity_warmup,
+        .jumprelu_bandwidth = (float)cfg->jumprelu_bandwidth,
+        .jumprelu_theta_init = (float)cfg->jumprelu_theta_init,
+        .batchtopk_ema = (float)cfg->batchtopk_ema,
+        .batchtopk_threshold_start = cfg->batchtopk_threshold_start,
+        .atm_beta = (float)cfg->atm_beta,
+        .atm_weights = {(float)cfg->atm_w_magnitude, (float)cfg->atm_w_frequency,
+                        (float)cfg->atm_w_contribution},
+        .atm_c = (float)cfg->atm_c,
+        .atm_rate = (float)cfg->atm_rate,
+        .atm_warmup = (float)cfg->atm_warmup,
+        .seed = (uint64_t)cfg->seed,
+    };
+}
 
 /* The one place that lays the parameters out (arena order = checkpoint order). */
 static int64_t sae_lay_out(saec_sae *sae) {
@@ -19,9 +61,11 @@ static int64_t sae_lay_out(saec_sae *sae) {
         [SAE_B_ENC] = {"b_enc", m, 1},
         [SAE_W_DEC] = {"W_dec", m, d},
         [SAE_B_DEC] = {"b_dec", d, 1},
+        [SAE_LOG_THETA] = {"log_theta", m, 1},
     };
+    sae->n_tensors = sae->arch == SAE_JUMPRELU ? SAE_N_TENSORS : SAE_LOG_THETA;
     int64_t offset = 0;
-    for (int i = 0; i < SAE_N_TENSORS; i++) {
+    for (int i = 0; i < sae->n_tensors; i++) {
         sae->layout[i] = (sae_tensor){spec[i].name, spec[i].rows, spec[i].cols, offset};
         /* keep every tensor 16-float aligned so vector loads stay aligned on every backend */
         offset += (spec[i].rows * spec[i].cols + 15) / 16 * 16;
@@ -43,9 +87,11 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->grads, sae->n_params);
     ALLOC(sae->adam_m, sae->n_params);
     ALLOC(sae->adam_v, sae->n_params);
-    float **views[SAE_N_TENSORS] = {&sae->W_enc_t, &sae->b_enc, &sae->W_dec, &sae->b_dec};
-    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t, &sae->db_enc, &sae->dW_dec, &sae->db_dec};
-    for (int i = 0; i < SAE_N_TENSORS; i++) {
+    float **views[SAE_N_TENSORS] = {&sae->W_enc_t, &sae->b_enc, &sae->W_dec, &sae->b_dec,
+                                    &sae->log_theta};
+    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t, &sae->db_enc, &sae->dW_dec, &sae->db_dec,
+                                         &sae->dlog_theta};
+    for (int i = 0; i < sae->n_tensors; i++) {
         *views[i] = sae->params + sae->layout[i].offset;
         *grad_views[i] = sae->grads + sae->layout[i].offset;
     }
@@ -55,12 +101,25 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->x, n * d);
     ALLOC(sae->xc, n * d);
     ALLOC(sae->pre, n * m);
-    ALLOC(sae->idx, n * k);
-    ALLOC(sae->f, n * k);
+    if (sae->dense) {
+        ALLOC(sae->fd, n * m);
+        ALLOC(sae->dfd, n * m);
+    } else {
+        ALLOC(sae->idx, n * k);
+        ALLOC(sae->f, n * k);
+        ALLOC(sae->df, n * k);
+    }
     ALLOC(sae->xhat, n * d);
     ALLOC(sae->g, n * d);
-    ALLOC(sae->df, n * k);
     ALLOC(sae->dxc, n * d);
+    if (sae->arch == SAE_BATCHTOPK) {
+        ALLOC(sae->bt_threshold, 1);
+        ALLOC(sae->bt_batch_thr, 1);
+    }
+    if (sae->arch == SAE_ATM) {
+        ALLOC(sae->atm_stats, 3 * m);
+        ALLOC(sae->atm_keep, m);
+    }
     if (ka > 0) {
         ALLOC(sae->e, n * d);
         ALLOC(sae->e_mean, d);
@@ -75,32 +134,40 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->grad_sumsq, 1);
     ALLOC(sae->dead_count, 1);
     ALLOC(sae->l0_count, 1);
+    ALLOC(sae->penalty, 1);
     return SAEC_OK;
 }
 
-int sae_create(saec_dev *dev, int64_t d, int64_t m, int64_t k, int64_t aux_k, float aux_alpha,
-               int64_t dead_after, int64_t batch, saec_sae **out) {
+int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
     *out = NULL;
-    if (k > m) aux_k = 0;
+    const int64_t d = hp->d, m = hp->m, batch = hp->batch;
+    int64_t aux_k = hp->k > m ? 0 : hp->aux_k;
     if (aux_k > m) aux_k = m;
     saec_sae *sae = calloc(1, sizeof *sae);
     if (!sae) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory creating the SAE");
     *sae = (saec_sae){.dev = dev,
+                      .hp = *hp,
+                      .arch = hp->arch,
+                      .dense = hp->arch != SAE_TOPK,
+                      .constrained = hp->arch != SAE_RELU,
                       .d = d,
                       .m = m,
-                      .k = k,
+                      .k = hp->k,
                       .aux_k = aux_k,
                       .batch = batch,
-                      .aux_alpha = aux_alpha,
-                      .dead_after = dead_after,
+                      .aux_alpha = hp->aux_alpha,
+                      .dead_after = hp->dead_after,
                       .scale = 1.0f};
     int rc = sae_allocate(sae);
     if (rc != SAEC_OK) {
+        const int dense = sae->dense;
         sae_destroy(sae);
         char hint[512];
         snprintf(hint, sizeof hint,
                  "the run needs about %.2f GiB on %s; lower latents or batch_size",
-                 (double)(4 * 4 * m * d + 4 * batch * (m + 8 * d)) / (1 << 30), dev->name);
+                 (double)(4 * 4 * m * d + 4 * batch * (m * (dense ? 3 : 1) + 8 * d)) /
+                     (1 << 30),
+                 dev->name);
         saec_error_clear();
         return saec_fail(SAEC_ERR_DEVICE, hint,
                          "cannot allocate the SAE (d=%lld, m=%lld, batch=%lld)", (long long)d,
@@ -118,7 +185,9 @@ void sae_destroy(saec_sae *sae) {
                     sae->idx,         sae->f,          sae->xhat,    sae->g,       sae->df,
                     sae->dxc,         sae->e,          sae->e_mean,  sae->idx_aux, sae->f_aux,
                     sae->ehat,        sae->g_aux,      sae->df_aux,  sae->stats,   sae->aux_stats,
-                    sae->grad_sumsq,  sae->dead_count, sae->l0_count};
+                    sae->grad_sumsq,  sae->dead_count, sae->l0_count, sae->penalty, sae->fd,
+                    sae->dfd,         sae->bt_threshold, sae->bt_batch_thr, sae->atm_stats,
+                    sae->atm_keep};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
     free(sae);
@@ -181,8 +250,26 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
         rc = dev->ops->copy(dev, sae->W_dec, sae->W_enc_t, sizeof(float) * (size_t)(m * d));
     if (rc == SAEC_OK) rc = SAEC_OP(dev, normalize_rows, sae->W_dec, m, d);
     if (rc == SAEC_OK) rc = dev->ops->zero(dev, sae->b_enc, sizeof(float) * (size_t)m);
+    if (rc == SAEC_OK && sae->arch == SAE_JUMPRELU) {
+        for (int64_t j = 0; j < m; j++)
+            host[j] = logf(sae->hp.jumprelu_theta_init);
+        rc = dev->ops->upload(dev, sae->log_theta, host, sizeof(float) * (size_t)m);
+    }
     free(host);
     return rc;
+}
+
+void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
+    const sae_hparams *hp = &sae->hp;
+    const double warm = (double)hp->sparsity_warmup * (double)total;
+    const double ramp = warm > 0 ? fmin(1.0, (double)(step + 1) / warm) : 1.0;
+    const float lambda = sae->arch == SAE_JUMPRELU ? hp->jumprelu_l0_coef : hp->l1_coef;
+    sae->sparsity_coef = (float)(lambda * ramp);
+    sae->atm_masking = sae->arch == SAE_ATM && (double)step >= (double)hp->atm_warmup * total;
+    sae->bt_track = 0;
+    if (sae->arch == SAE_BATCHTOPK && step >= hp->batchtopk_threshold_start)
+        sae->bt_track = sae->bt_threshold_set ? 1 : 2;
+    sae->step = step;
 }
 
 /* Encode the rows of xc [n, d] → (idx, f) [n, kk] restricted to `mask`, via pre [n, m]. */
@@ -193,27 +280,73 @@ static int sae_select(saec_sae *sae, int64_t n, int64_t kk, const uint8_t *mask,
     return SAEC_OP(dev, relu, f, n * kk);
 }
 
+/* Dense codes fd [n, m] from pre, by variant. */
+static int sae_encode_dense(saec_sae *sae, int64_t n, int train) {
+    saec_dev *dev = sae->dev;
+    const int64_t m = sae->m;
+    switch (sae->arch) {
+    case SAE_RELU:
+    case SAE_ATM:
+        SAEC_TRY(dev->ops->copy(dev, sae->fd, sae->pre, sizeof(float) * (size_t)(n * m)));
+        SAEC_TRY(SAEC_OP(dev, relu, sae->fd, n * m));
+        if (train && sae->atm_masking) {
+            const sae_hparams *hp = &sae->hp;
+            SAEC_TRY(SAEC_OP(dev, atm_mask, sae->atm_stats, sae->atm_stats + m,
+                             sae->atm_stats + 2 * m, m, hp->atm_weights, hp->atm_c, hp->atm_rate,
+                             hp->seed, (uint64_t)sae->step, sae->atm_keep));
+            SAEC_TRY(SAEC_OP(dev, scale_cols, sae->fd, n, m, sae->atm_keep));
+        }
+        return SAEC_OK;
+    case SAE_JUMPRELU: return SAEC_OP(dev, jumprelu, sae->pre, n, m, sae->log_theta, 1, 1, sae->fd);
+    case SAE_BATCHTOPK:
+        /* Training selects over the batch; inference is a JumpReLU with the tracked θ. */
+        if (!train && sae->bt_threshold_set)
+            return SAEC_OP(dev, jumprelu, sae->pre, n, m, sae->bt_threshold, 0, 0, sae->fd);
+        SAEC_TRY(SAEC_OP(dev, batch_topk, sae->pre, n, m, n * sae->k, sae->fd, sae->bt_batch_thr));
+        if (train && sae->bt_track == 2) {
+            SAEC_TRY(dev->ops->copy(dev, sae->bt_threshold, sae->bt_batch_thr, sizeof(float)));
+            sae->bt_threshold_set = 1;
+        } else if (train && sae->bt_track == 1) {
+            const float ema = sae->hp.batchtopk_ema;
+            SAEC_TRY(SAEC_OP(dev, axpby, 1, 1.0f - ema, sae->bt_batch_thr, ema, sae->bt_threshold,
+                             sae->bt_threshold));
+        }
+        return SAEC_OK;
+    case SAE_TOPK: break;
+    }
+    return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
+                     "sae_encode_dense called for a sparse variant");
+}
+
 int sae_forward(saec_sae *sae, int64_t n, int train) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m, k = sae->k;
+    sae->last_n = n;
 
     /* xn = x / s (in place); xc = xn − b_dec; pre = xc W_enc + b_enc (the one dense GEMM). */
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->xc, n, d, 1.0f, sae->b_dec, -1.0f));
     SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->xc, d, sae->W_enc_t, d, 0.0f, sae->pre, m,
                      sae->b_enc));
-    SAEC_TRY(sae_select(sae, n, k, NULL, sae->idx, sae->f));
 
     /* x̂n = f W_dec + b_dec; statistics and ∂nmse/∂x̂. */
-    SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k, m, d,
-                     0, sae->xhat));
+    if (sae->dense) {
+        SAEC_TRY(sae_encode_dense(sae, n, train));
+        SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, sae->fd, m, sae->W_dec, d, 0.0f,
+                         sae->xhat, d, sae->b_dec));
+        SAEC_TRY(SAEC_OP(dev, count_positive, sae->fd, n * m, 0, sae->l0_count));
+    } else {
+        SAEC_TRY(sae_select(sae, n, k, NULL, sae->idx, sae->f));
+        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k,
+                         m, d, 0, sae->xhat));
+        SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
+    }
     SAEC_TRY(SAEC_OP(dev, recon_loss_grad, sae->x, sae->xhat, sae->data_mean, n, d, 1.0f,
                      sae->stats, train ? sae->g : NULL));
-    SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
     if (!train) return SAEC_OK;
 
-    SAEC_TRY(SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)k, m, sae->since_fired, NULL,
-                     sae->dead_after, sae->dead_mask, sae->dead_count));
+    SAEC_TRY(sae_track_fired(sae, n, sae->since_fired, NULL, sae->dead_after, sae->dead_mask,
+                             sae->dead_count));
     if (sae->aux_k == 0) return SAEC_OK;
 
     /* AuxK: the dead latents' top-k_aux model the residual e (a constant): L_aux =
@@ -226,6 +359,54 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
                      d, 0, sae->ehat));
     return SAEC_OP(dev, recon_loss_grad, sae->e, sae->ehat, sae->e_mean, n, d, sae->aux_alpha,
                    sae->aux_stats, sae->g_aux);
+}
+
+int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
+                    int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
+    saec_dev *dev = sae->dev;
+    if (sae->dense)
+        return SAEC_OP(dev, track_fired_dense, sae->fd, n, sae->m, since_fired, fire_count,
+                       dead_after, dead_mask, dead_count);
+    return SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)sae->k, sae->m, since_fired,
+                   fire_count, dead_after, dead_mask, dead_count);
+}
+
+int64_t sae_code_capacity(const saec_sae *sae) { return sae->dense ? sae->m : sae->k; }
+
+int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk) {
+    saec_dev *dev = sae->dev;
+    const int64_t m = sae->m, k = sae->k;
+    if (!sae->dense) {
+        SAEC_TRY(dev->ops->download(dev, idx, sae->idx, sizeof(int32_t) * (size_t)(n * k)));
+        SAEC_TRY(dev->ops->download(dev, f, sae->f, sizeof(float) * (size_t)(n * k)));
+        *kk = k;
+        return SAEC_OK;
+    }
+    /* Dense [n, m] into f, then compacted row by row to the widest row's count (in place: a row's
+       compacted entries never overtake its dense ones). */
+    SAEC_TRY(dev->ops->download(dev, f, sae->fd, sizeof(float) * (size_t)(n * m)));
+    int64_t widest = 1;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t c = 0;
+        for (int64_t j = 0; j < m; j++)
+            c += f[r * m + j] > 0.0f;
+        if (c > widest) widest = c;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        int64_t c = 0;
+        for (int64_t j = 0; j < m; j++) {
+            const float v = f[r * m + j];
+            if (v > 0.0f) {
+                f[r * widest + c] = v;
+                idx[r * widest + c] = (int32_t)j;
+                c++;
+            }
+        }
+        for (; c < widest; c++)
+            f[r * widest + c] = 0.0f, idx[r * widest + c] = -1;
+    }
+    *kk = widest;
+    return SAEC_OK;
 }
 
 /* Backward through one set of codes: given ∂L/∂x̂ contribution g [n, d] of codes (idx, f)
@@ -241,6 +422,44 @@ static int sae_backward_codes(saec_sae *sae, int64_t n, int64_t kk, const int32_
                    sae->db_enc);
 }
 
+/* Dense backward of the main codes: dW_dec, ∂L/∂pre (variant rule and penalty) into dfd,
+   dW_enc_t, db_enc, and dxc. */
+static int sae_backward_dense(saec_sae *sae, int64_t n) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, m = sae->m;
+    float *dpre = sae->dfd; /* [n, m] ∂L/∂f, turned into ∂L/∂pre in place */
+    const float coef = sae->sparsity_coef / (float)n; /* the penalties are means over tokens */
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, sae->fd, m, sae->g, d, 1.0f, sae->dW_dec, d,
+                     NULL)); /* dW_dec += fᵀ g */
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->g, d, sae->W_dec, d, 0.0f, dpre, m,
+                     NULL)); /* ∂L/∂f = g W_decᵀ */
+    switch (sae->arch) {
+    case SAE_ATM: {
+        const float *a = sae->atm_stats;
+        SAEC_TRY(SAEC_OP(dev, atm_stats, sae->fd, dpre, sae->stats, sae->W_dec, n, m, d,
+                         sae->hp.atm_beta, (float *)a, (float *)a + m, (float *)a + 2 * m));
+        /* ATM is ReLU-L1 with a mask (masked codes are 0: no gradient) */
+    }
+        /* fall through */
+    case SAE_RELU:
+        SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m));
+        SAEC_TRY(SAEC_OP(dev, l1_penalty, sae->fd, sae->W_dec, n, m, d, coef, dpre, sae->dW_dec,
+                         sae->penalty));
+        break;
+    case SAE_JUMPRELU:
+        SAEC_TRY(SAEC_OP(dev, jumprelu_backward, sae->pre, sae->log_theta, n, m,
+                         sae->hp.jumprelu_bandwidth, coef, dpre, sae->dlog_theta));
+        break;
+    case SAE_BATCHTOPK: SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m)); break;
+    case SAE_TOPK: break;
+    }
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, dpre, m, sae->xc, d, 1.0f, sae->dW_enc_t, d,
+                     NULL)); /* dW_enc_t += dpreᵀ xc */
+    SAEC_TRY(SAEC_OP(dev, col_sum, dpre, n, m, 1.0f, 1.0f, sae->db_enc));
+    return SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, dpre, m, sae->W_enc_t, d, 0.0f, sae->dxc, d,
+                   NULL); /* dxc = dpre W_enc_t */
+}
+
 int sae_backward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m, k = sae->k;
@@ -248,9 +467,13 @@ int sae_backward(saec_sae *sae, int64_t n) {
 
     /* b_dec enters twice: added to x̂, subtracted from the encoder input. */
     SAEC_TRY(SAEC_OP(dev, col_sum, sae->g, n, d, 1.0f, 0.0f, sae->db_dec));
-    SAEC_TRY(sae_backward_codes(sae, n, k, sae->idx, sae->f, sae->g, sae->df));
-    SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->df, sae->W_enc_t, NULL, n, (int)k, m, d, 0,
-                     sae->dxc));
+    if (sae->dense) {
+        SAEC_TRY(sae_backward_dense(sae, n));
+    } else {
+        SAEC_TRY(sae_backward_codes(sae, n, k, sae->idx, sae->f, sae->g, sae->df));
+        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->df, sae->W_enc_t, NULL, n, (int)k, m,
+                         d, 0, sae->dxc));
+    }
     if (sae->aux_k > 0) {
         const int64_t ka = sae->aux_k;
         SAEC_TRY(sae_backward_codes(sae, n, ka, sae->idx_aux, sae->f_aux, sae->g_aux, sae->df_aux));
@@ -262,22 +485,28 @@ int sae_backward(saec_sae *sae, int64_t n) {
 
 int sae_optimizer_step(saec_sae *sae, saec_adamw_args args) {
     saec_dev *dev = sae->dev;
-    SAEC_TRY(SAEC_OP(dev, project_rows_grad, sae->W_dec, sae->dW_dec, sae->m, sae->d));
+    if (sae->constrained)
+        SAEC_TRY(SAEC_OP(dev, project_rows_grad, sae->W_dec, sae->dW_dec, sae->m, sae->d));
     SAEC_TRY(SAEC_OP(dev, sum_squares, sae->grads, sae->n_params, 0, sae->grad_sumsq));
     SAEC_TRY(SAEC_OP(dev, adamw, sae->params, sae->grads, sae->adam_m, sae->adam_v, sae->n_params,
                      args, sae->grad_sumsq));
+    if (!sae->constrained) return SAEC_OK;
     return SAEC_OP(dev, normalize_rows, sae->W_dec, sae->m, sae->d);
 }
 
 int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
     saec_dev *dev = sae->dev;
     double main_stats[SAEC_STAT_COUNT] = {0}, aux[SAEC_STAT_COUNT] = {0}, sumsq = 0, dead = 0,
-           l0 = 0;
+           l0 = 0, penalty = 0;
     SAEC_TRY(dev->ops->download(dev, main_stats, sae->stats, sizeof main_stats));
     SAEC_TRY(dev->ops->download(dev, aux, sae->aux_stats, sizeof aux));
     SAEC_TRY(dev->ops->download(dev, &sumsq, sae->grad_sumsq, sizeof sumsq));
     SAEC_TRY(dev->ops->download(dev, &dead, sae->dead_count, sizeof dead));
     SAEC_TRY(dev->ops->download(dev, &l0, sae->l0_count, sizeof l0));
+    if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)
+        SAEC_TRY(dev->ops->download(dev, &penalty, sae->penalty, sizeof penalty));
+    else if (sae->arch == SAE_JUMPRELU && sae->last_n > 0)
+        penalty = (double)sae->sparsity_coef * l0 / (double)sae->last_n;
     *out = (sae_step_stats){.sse = main_stats[SAEC_STAT_SSE],
                             .sst = main_stats[SAEC_STAT_SST],
                             .cos_sum = main_stats[SAEC_STAT_COS_SUM],
@@ -285,12 +514,13 @@ int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
                             .aux_sst = aux[SAEC_STAT_SST],
                             .grad_norm = sqrt(sumsq),
                             .dead_count = dead,
-                            .l0_count = l0};
+                            .l0_count = l0,
+                            .penalty = penalty};
     return SAEC_OK;
 }
 
 double sae_loss(const saec_sae *sae, const sae_step_stats *st) {
     double loss = st->sst > 0 ? st->sse / st->sst : 0;
     if (sae->aux_k > 0 && st->aux_sst > 0) loss += sae->aux_alpha * st->aux_sse / st->aux_sst;
-    return loss;
+    return loss + st->penalty;
 }

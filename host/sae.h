@@ -1,4 +1,12 @@
-/* The TopK sparse autoencoder (SPEC §1–2), composed from the ops of include/saec/ops.h.
+/* The sparse autoencoder and its variants (SPEC §1–5), composed from the ops of
+ * include/saec/ops.h.
+ *
+ * Two code paths share everything but the codes:
+ *  - sparse (topk): codes are fixed-k (idx, f) pairs [n, k]; decode and backward are gathers and
+ *    scatters of rows, O(n·k·d); the encoder GEMM is the only dense O(n·m·d) work.
+ *  - dense (batchtopk, relu, jumprelu, atm): codes are a dense [n, m] matrix, because their L0
+ *    varies per row (and early in a ReLU run is a large share of m). Decode and backward are
+ *    GEMMs. AuxK (topk, batchtopk) always works on sparse (idx, f) pairs.
  *
  * Memory is planned once (llm.c style): a parameter arena, a gradient arena and two Adam arenas
  * share one layout, defined by sae_tensor_layout(); activation buffers are sized for the batch.
@@ -10,10 +18,37 @@
 
 #include <stdint.h>
 
+#include "saec/config.h"
 #include "saec/device.h"
 
 /* Parameter tensors, in arena (and checkpoint) order. */
-enum { SAE_W_ENC_T = 0, SAE_B_ENC, SAE_W_DEC, SAE_B_DEC, SAE_N_TENSORS };
+enum { SAE_W_ENC_T = 0, SAE_B_ENC, SAE_W_DEC, SAE_B_DEC, SAE_LOG_THETA, SAE_N_TENSORS };
+
+typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
+
+/* "topk" → SAE_TOPK ...; -1 for an unknown name. */
+int sae_arch_from_name(const char *name);
+const char *sae_arch_name(sae_arch arch);
+
+/* Everything that shapes the model and its training rule (host values). */
+typedef struct {
+    sae_arch arch;
+    int64_t d, m, k, aux_k; /* aux_k 0 = AuxK off (only topk and batchtopk use it) */
+    float aux_alpha;
+    int64_t dead_after; /* tokens without firing before a latent counts as dead */
+    int64_t batch;      /* capacity of the activation buffers, tokens */
+    float l1_coef, jumprelu_l0_coef, sparsity_warmup;
+    float jumprelu_bandwidth, jumprelu_theta_init;
+    float batchtopk_ema;
+    int64_t batchtopk_threshold_start;
+    float atm_beta, atm_weights[3], atm_c, atm_rate, atm_warmup;
+    uint64_t seed;
+} sae_hparams;
+
+/* The hyper-parameters of cfg for data of width d. aux_k 0 in cfg means d/2; AuxK is off for the
+   variants without it and when aux_alpha is 0. */
+void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_after, int64_t batch,
+                             sae_hparams *out);
 
 typedef struct {
     const char *name;
@@ -23,12 +58,17 @@ typedef struct {
 
 typedef struct {
     saec_dev *dev;
+    sae_hparams hp;
+    sae_arch arch;
+    int dense;              /* codes are dense [n, m] (every variant but topk) */
+    int constrained;        /* decoder rows are kept at unit norm (every variant but relu) */
     int64_t d, m, k, aux_k; /* aux_k 0 = AuxK off */
     int64_t batch;          /* capacity of the activation buffers, tokens */
     float aux_alpha;
     int64_t dead_after; /* tokens without firing before a latent counts as dead */
 
     sae_tensor layout[SAE_N_TENSORS];
+    int n_tensors; /* SAE_LOG_THETA exists only for jumprelu */
     int64_t n_params;
 
     /* arenas [n_params] */
@@ -36,10 +76,25 @@ typedef struct {
     /* views into params / grads */
     float *W_enc_t, *b_enc, *W_dec, *b_dec;     /* [m, d], [m], [m, d], [d] */
     float *dW_enc_t, *db_enc, *dW_dec, *db_dec; /* same shapes */
+    float *log_theta, *dlog_theta;              /* [m] jumprelu: θ = exp(log_theta) */
 
     /* data constants, stored with the checkpoint */
     float scale;      /* s: xn = x / s has E‖xn‖² = d */
     float *data_mean; /* [d] μ of xn, for the nmse denominator */
+
+    /* variant state (device), saved with the checkpoint */
+    float *bt_threshold;  /* [1] batchtopk: inference threshold θ (0 = not yet tracked) */
+    float *bt_batch_thr;  /* [1] batchtopk: smallest value kept in the last batch */
+    float *atm_stats;     /* [3, m] atm: EMAs of magnitude a, frequency q, contribution r */
+    float *atm_keep;      /* [m] atm: this step's mask (1 kept, 0 masked) */
+    int bt_threshold_set; /* host: bt_threshold holds a tracked value */
+
+    /* this step's schedule (host values, set by sae_begin_step) */
+    float sparsity_coef;  /* λ after warm-up (relu, atm: l1_coef; jumprelu: jumprelu_l0_coef) */
+    int atm_masking;      /* masking has started */
+    int bt_track;         /* batchtopk: update the threshold EMA this step (2: first update) */
+    int64_t step;         /* 0-based step, the counter of the ATM mask draws */
+    int64_t last_n;       /* tokens of the last forward */
 
     /* latent bookkeeping */
     int64_t *since_fired; /* [m] tokens since the latent last fired */
@@ -51,6 +106,8 @@ typedef struct {
     float *pre;       /* [batch, m] pre-activations */
     int32_t *idx;     /* [batch, k] */
     float *f;         /* [batch, k] codes: ReLU of the top-k pre-activations */
+    float *fd;        /* [batch, m] dense codes (dense variants) */
+    float *dfd;       /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
     float *xhat;      /* [batch, d] reconstruction */
     float *g;         /* [batch, d] ∂loss/∂x̂ */
     float *df;        /* [batch, k] ∂loss/∂pre at the kept entries */
@@ -69,18 +126,34 @@ typedef struct {
     double *grad_sumsq;
     double *dead_count;
     double *l0_count; /* Σ nonzero codes in the batch */
+    double *penalty;  /* relu, atm: this step's L1 penalty value */
 
     /* geometric-median scratch, only at init */
 } saec_sae;
 
-/* Plan and allocate everything (zeroed). aux_k = 0 disables AuxK. */
-int sae_create(saec_dev *dev, int64_t d, int64_t m, int64_t k, int64_t aux_k, float aux_alpha,
-               int64_t dead_after, int64_t batch, saec_sae **out);
+/* Plan and allocate everything (zeroed). */
+int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out);
 void sae_destroy(saec_sae *sae);
 
 /* Initialise from a host sample of raw rows [n, d] (SPEC §1): s from E‖x‖², μ, b_dec = geometric
-   median, W_enc Kaiming-uniform from `seed`, W_dec = W_encᵀ with unit rows, b_enc = 0. */
+   median, W_enc Kaiming-uniform from `seed`, W_dec = W_encᵀ with unit rows, b_enc = 0,
+   jumprelu θ = jumprelu_theta_init. */
 int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, uint64_t seed);
+
+/* Set the schedule of 0-based training step `step` of `total` (penalty warm-up, ATM masking,
+   BatchTopK threshold tracking). Call before each training forward. */
+void sae_begin_step(saec_sae *sae, int64_t step, int64_t total);
+
+/* Dead-latent bookkeeping of the last forward's codes (see the track_fired op). */
+int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
+                    int64_t dead_after, uint8_t *dead_mask, double *dead_count);
+
+/* Width of the host code buffers sae_download_codes needs: k (topk) or m (dense). */
+int64_t sae_code_capacity(const saec_sae *sae);
+
+/* The last forward's codes of n rows as host (idx, f) [n, kk] pairs, kk <= capacity the widest
+   row (dense codes are compacted; empty slots idx −1). idx, f hold n·capacity entries. */
+int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk);
 
 /* Forward on the n raw rows already uploaded to sae->x (n <= batch): normalises x in place,
    encodes, decodes, computes the loss statistics, and, when `train` is set, ∂loss/∂x̂, the dead
@@ -99,11 +172,12 @@ typedef struct {
     double aux_sse, aux_sst;  /* AuxK */
     double grad_norm;         /* before clipping */
     double dead_count, l0_count;
+    double penalty; /* the variant's sparsity term in the loss (0 for topk, batchtopk) */
 } sae_step_stats;
 
 int sae_read_stats(saec_sae *sae, sae_step_stats *out);
 
-/* The loss of the last step from its statistics: nmse + aux_alpha * aux nmse. */
+/* The loss of the last step from its statistics: nmse + aux_alpha * aux nmse + penalty. */
 double sae_loss(const saec_sae *sae, const sae_step_stats *st);
 
 #endif

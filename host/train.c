@@ -121,20 +121,29 @@ static int run_setup(run *r, int resume) {
     cfg->d_in = d;
     r->total_steps = saec_total_steps(cfg);
     const int64_t run_tokens = r->total_steps * cfg->batch_size;
-    const int64_t aux_k = cfg->aux_k > 0 ? cfg->aux_k : (d / 2 > 0 ? d / 2 : 1);
     const int64_t dead_after = cfg->dead_tokens < run_tokens ? cfg->dead_tokens : run_tokens;
-    SAEC_TRY(sae_create(r->dev, d, cfg->latents, cfg->k, cfg->aux_alpha > 0 ? aux_k : 0,
-                        (float)cfg->aux_alpha, dead_after, cfg->batch_size, &r->sae));
+    sae_hparams hp;
+    sae_hparams_from_config(cfg, d, dead_after, cfg->batch_size, &hp);
+    SAEC_TRY(sae_create(r->dev, &hp, &r->sae));
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
     if (!r->batch_host)
         return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
 
     fprintf(stderr, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
     fprintf(stderr, "saec: data %s\n", r->data->info.description);
-    fprintf(
-        stderr, "saec: %s SAE d=%lld m=%lld k=%lld aux_k=%lld, %lld steps of %lld tokens -> %s\n",
-        cfg->arch, (long long)d, (long long)cfg->latents, (long long)cfg->k,
-        (long long)r->sae->aux_k, (long long)r->total_steps, (long long)cfg->batch_size, r->dir);
+    char knob[96];
+    switch (hp.arch) {
+    case SAE_TOPK:
+    case SAE_BATCHTOPK:
+        snprintf(knob, sizeof knob, "k=%lld aux_k=%lld", (long long)cfg->k,
+                 (long long)r->sae->aux_k);
+        break;
+    case SAE_JUMPRELU: snprintf(knob, sizeof knob, "l0_coef=%g", cfg->jumprelu_l0_coef); break;
+    default: snprintf(knob, sizeof knob, "l1_coef=%g", cfg->l1_coef); break;
+    }
+    fprintf(stderr, "saec: %s SAE d=%lld m=%lld %s, %lld steps of %lld tokens -> %s\n", cfg->arch,
+            (long long)d, (long long)cfg->latents, knob, (long long)r->total_steps,
+            (long long)cfg->batch_size, r->dir);
 
     if (resume) {
         SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state));
@@ -200,6 +209,7 @@ static int train_step(run *r) {
     const int64_t n = cfg->batch_size, d = sae->d;
     SAEC_TRY(saec_data_next(r->data, n, r->batch_host));
     SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
+    sae_begin_step(sae, r->state.step, r->total_steps);
     SAEC_TRY(sae_forward(sae, n, 1));
     SAEC_TRY(sae_backward(sae, n));
     saec_adamw_args args = {

@@ -31,6 +31,14 @@ const char *saec_op_table_first_missing(const saec_op_table *t) {
     SAEC_REQUIRE_OP(adamw)
     SAEC_REQUIRE_OP(track_fired)
     SAEC_REQUIRE_OP(geometric_median)
+    SAEC_REQUIRE_OP(track_fired_dense)
+    SAEC_REQUIRE_OP(batch_topk)
+    SAEC_REQUIRE_OP(jumprelu)
+    SAEC_REQUIRE_OP(jumprelu_backward)
+    SAEC_REQUIRE_OP(l1_penalty)
+    SAEC_REQUIRE_OP(atm_stats)
+    SAEC_REQUIRE_OP(atm_mask)
+    SAEC_REQUIRE_OP(scale_cols)
 #undef SAEC_REQUIRE_OP
     return NULL;
 }

@@ -2,6 +2,7 @@
 
 usage: st_tool.py equal A.safetensors B.safetensors   exit 0 when every tensor is bitwise equal
        st_tool.py finite A.safetensors                 exit 0 when every float tensor is finite
+       st_tool.py list A.safetensors                   print each tensor's name, dtype and shape
 """
 import json
 import struct
@@ -47,6 +48,11 @@ def main():
         for k in bad:
             print(f"tensor {k} has non-finite values")
         return 1 if bad else 0
+    if cmd == "list":
+        a, _ = read(sys.argv[2])
+        for k, v in a.items():
+            print(k, v.dtype, list(v.shape))
+        return 0
     print(__doc__)
     return 2
 

@@ -130,8 +130,8 @@ damage bad_dtype "w['b_dec'] = w['b_dec'].astype(np.float16)"
 expect 3 "'b_dec' has dtype F16" "export with a wrong dtype" -- "$SAEC" eval bad_dtype "${DATA[@]}"
 damage bad_nan "w['W_enc'] = w['W_enc'].copy(); w['W_enc'][3, 5] = np.nan"  # element 3 * 128 + 5
 expect 3 "'W_enc' has a non-finite value at element 389" "export with NaN weights" -- "$SAEC" eval bad_nan "${DATA[@]}"
-damage bad_arch "c['architecture'] = 'jumprelu'"
-expect 3 "bad_arch/cfg\.json.*architecture 'jumprelu' is not supported" "unsupported architecture" -- "$SAEC" eval bad_arch "${DATA[@]}"
+damage bad_arch "c['architecture'] = 'gated'"
+expect 3 "bad_arch/cfg\.json.*architecture 'gated' is not supported" "unsupported architecture" -- "$SAEC" eval bad_arch "${DATA[@]}"
 damage bad_size "c['d_sae'] = 256"
 expect 3 "bad_size/cfg\.json.*d_sae = 256" "cfg.json disagreeing with the weights" -- "$SAEC" eval bad_size "${DATA[@]}"
 rm -rf bad_cfg; cp -r sl bad_cfg; rm bad_cfg/cfg.json

@@ -3,8 +3,12 @@
  * than k, ties, NaN, idx = -1 slots, misaligned pointers (scalar paths), m >= 1M for top-k with
  * k = 64 and k = 512, and the large-k sort path. Each comparison states its tolerance; integer
  * outputs and top-k must match exactly (top-k indices may differ only where values tie within
- * 1e-6). Also: the CUDA op table is complete, device errors are reported cleanly, and the ops
- * that promise determinism repeat bit for bit.
+ * 1e-6). The SAE-variant ops on dense codes (track_fired_dense, batch_topk, jumprelu and its
+ * backward, l1_penalty, atm_stats, atm_mask, scale_cols) run on odd n and m, ties at BatchTopK's
+ * cut-off, keep = 1, = #positives, = n*m and > n*m, no positive entry, NaN/±inf/−0/subnormals,
+ * θ strides 0, 1 and 3, θ given directly and as log θ, n = 0, and the float4 and scalar paths.
+ * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
+ * promise determinism repeat bit for bit.
  *
  * Without a CUDA device (or in a build without the CUDA backend) it prints
  * "no CUDA device: skipped" and exits 77 (ctest: skipped).
@@ -872,6 +876,464 @@ static void test_track_fired(void) {
         }
 }
 
+/* ---- SAE variants (dense codes [n, m]) ---- */
+
+/* A value for dense-code tests: mostly signed uniforms, with exact zeros, −0 and NaN mixed in. */
+static float dense_val(int special) {
+    if (special) {
+        const int64_t t = rng_int(40);
+        if (t == 0) return 0.0f;
+        if (t == 1) return -0.0f;
+        if (t == 2) return NAN;
+    }
+    return rng_sym();
+}
+
+static void tfd_case(int64_t n, int64_t m, int with_count, int misalign) {
+    set_ctx("track_fired_dense n=%lld m=%lld fire_count=%d misalign=%d", (long long)n, (long long)m,
+            with_count, misalign);
+    const int64_t off = misalign, len = n * m + off + 1;
+    float *val = xmalloc((size_t)len * 4);
+    int64_t *since = xmalloc((size_t)m * 8), *count = xmalloc((size_t)m * 8);
+    for (int64_t j = 0; j < m; j++)
+        since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
+    pair ps = pair_up(since, (size_t)m * 8), pc = pair_up(count, (size_t)m * 8);
+    pair pmask = pair_new((size_t)m), pdead = pair_new(sizeof(double));
+    pair pv = pair_new((size_t)len * 4);
+    const int64_t dead_after = 2 * n + 10;
+    for (int batch = 0; batch < 2; batch++) {
+        /* column j fires with probability (j % 7) / 40: every 7th latent never fires */
+        for (int64_t i = 0; i < len; i++) {
+            const int64_t j = i >= off ? (i - off) % m : 0;
+            const float v = dense_val(1);
+            val[i] = rng_int(40) < j % 7 ? fabsf(v) + 1e-3f : -fabsf(v);
+            if (rng_int(50) == 0) val[i] = rng_int(2) ? -0.0f : NAN; /* never fires */
+        }
+        pair_set(pv, val);
+        OK(SAEC_OP(cpu, track_fired_dense, FC(pv) + off, n, m, (int64_t *)ps.c,
+                   with_count ? (int64_t *)pc.c : NULL, dead_after, (uint8_t *)pmask.c, DC(pdead)));
+        OK(SAEC_OP(gpu, track_fired_dense, FG(pv) + off, n, m, (int64_t *)ps.g,
+                   with_count ? (int64_t *)pc.g : NULL, dead_after, (uint8_t *)pmask.g, DG(pdead)));
+    }
+    COMPARE_EXACT("since_fired (exact)", ps);
+    COMPARE_EXACT("fire_count (exact)", pc);
+    COMPARE_EXACT("dead_mask (exact)", pmask);
+    COMPARE_EXACT("dead_count (exact)", pdead);
+    free(val), free(since), free(count);
+    pair_free(&ps), pair_free(&pc), pair_free(&pmask), pair_free(&pdead), pair_free(&pv);
+}
+
+static void test_track_fired_dense(void) {
+    tfd_case(37, 101, 1, 0);
+    tfd_case(37, 101, 0, 1); /* misaligned: scalar loads */
+    tfd_case(1, 1, 1, 0);
+    tfd_case(0, 5, 1, 0);      /* an empty batch: since_fired += 0, masks recomputed */
+    tfd_case(513, 4096, 1, 0); /* float4 path */
+    tfd_case(4099, 64, 1, 0);  /* many row chunks */
+    tfd_case(300, 4099, 1, 1);
+    if (!quick) tfd_case(4096, 16384, 1, 0);
+}
+
+enum { BT_RANDOM, BT_TIES, BT_NONPOS, BT_SPECIAL, BT_RELU };
+
+/* keep < 0: keep = #positive entries (the boundary between "cut inside" and "keep them all"). */
+static void btk_case(int64_t n, int64_t m, int64_t keep, int vals, int misalign, int in_place) {
+    const int64_t off = misalign, len = n * m;
+    float *x = xmalloc((size_t)(len + off + 1) * 4);
+    int64_t positives = 0;
+    for (int64_t i = 0; i < len + off + 1; i++) {
+        float v;
+        switch (vals) {
+        case BT_TIES: v = (float)rng_int(6) * 0.25f - 0.5f; break; /* 3 positive levels */
+        case BT_NONPOS:
+            v = rng_int(3) == 0 ? (rng_int(2) ? 0.0f : -0.0f) : -fabsf(rng_sym());
+            break;
+        case BT_SPECIAL: {
+            const int64_t t = rng_int(12);
+            v = t == 0   ? NAN
+                : t == 1 ? INFINITY
+                : t == 2 ? -INFINITY
+                : t == 3 ? -0.0f
+                : t == 4 ? 1e-40f /* subnormal */
+                : t == 5 ? 1.4e-45f
+                : t == 6 ? 3.0e38f
+                         : rng_sym();
+            break;
+        }
+        case BT_RELU: v = fmaxf(rng_sym(), 0.0f); break;
+        default: v = rng_sym(); break;
+        }
+        x[i] = v;
+        if (i >= off && i < off + len && v > 0.0f) positives++;
+    }
+    if (keep < 0) keep = positives > 0 ? positives : 1;
+    set_ctx("batch_topk n=%lld m=%lld keep=%lld (positives %lld) vals=%d misalign=%d in_place=%d",
+            (long long)n, (long long)m, (long long)keep, (long long)positives, vals, misalign,
+            in_place);
+    const float start_thr = 7.0f; /* the op must overwrite it */
+    pair px = pair_up(x, (size_t)(len + off + 1) * 4), pf = pair_new((size_t)(len + off + 1) * 4);
+    pair pt = pair_up(&start_thr, sizeof start_thr);
+    pair *dst = in_place ? &px : &pf;
+    OK(SAEC_OP(cpu, batch_topk, FC(px) + off, n, m, keep, FC(*dst) + off, FC(pt)));
+    OK(SAEC_OP(gpu, batch_topk, FG(px) + off, n, m, keep, FG(*dst) + off, FG(pt)));
+    /* an exact selection on both sides: f and the threshold must match bitwise */
+    COMPARE_EXACT("f (exact)", *dst);
+    COMPARE_EXACT("threshold (exact)", pt);
+    /* and the GPU's result must be a valid selection on its own */
+    float *fg = xmalloc(dst->bytes), thr = 0;
+    OK(gpu->ops->download(gpu, fg, dst->g, dst->bytes));
+    OK(gpu->ops->download(gpu, &thr, pt.g, sizeof thr));
+    int64_t kept = 0, above = 0, wrong = 0;
+    for (int64_t i = 0; i < len; i++) {
+        const float v = fg[off + i], xv = x[off + i];
+        if (v != 0.0f) {
+            kept++;
+            above += v > thr;
+            wrong += !(v == xv && v >= thr && v > 0.0f);
+        } else {
+            wrong += xv > 0.0f && xv >= thr && thr > 0.0f; /* a dropped entry at or above the cut */
+        }
+    }
+    const int64_t want = keep < positives ? keep : positives;
+    CHECK(wrong == 0, "%lld entries inconsistent with the threshold %.9g", (long long)wrong,
+          (double)thr);
+    CHECK(kept >= want && above < (want > 0 ? want : 1),
+          "kept %lld (above the cut %lld), want >= %lld and < %lld above", (long long)kept,
+          (long long)above, (long long)want, (long long)want);
+    CHECK(positives > 0 || thr == 0.0f, "no positive entry but threshold %.9g", (double)thr);
+    free(fg), free(x);
+    pair_free(&px), pair_free(&pf), pair_free(&pt);
+}
+
+static void test_batch_topk(void) {
+    btk_case(37, 101, 50, BT_RANDOM, 0, 0);
+    btk_case(37, 101, 1, BT_RANDOM, 0, 0);            /* keep = 1 */
+    btk_case(37, 101, 37 * 101, BT_RANDOM, 0, 0);     /* keep = n*m: all positives */
+    btk_case(37, 101, 3 * 37 * 101, BT_RANDOM, 0, 0); /* keep > n*m */
+    btk_case(37, 101, -1, BT_RANDOM, 0, 0);           /* keep = #positives exactly */
+    btk_case(9, 100, 200, BT_TIES, 0, 0);             /* the cut falls inside a tie */
+    btk_case(9, 100, -1, BT_TIES, 0, 0);
+    btk_case(5, 50, 10, BT_NONPOS, 0, 0);   /* nothing positive: f = 0, threshold 0 */
+    btk_case(7, 301, 40, BT_SPECIAL, 1, 0); /* NaN, ±inf, −0, subnormals; scalar path */
+    btk_case(7, 301, 1000, BT_SPECIAL, 0, 1);
+    btk_case(1, 1, 1, BT_RANDOM, 0, 0);
+    btk_case(0, 5, 3, BT_RANDOM, 0, 0); /* empty batch: threshold 0 */
+    btk_case(64, 33, 64 * 4, BT_RELU, 0, 1);
+    btk_case(1024, 4099, 1024 * 64, BT_RELU, 0, 1);                /* 4.2M entries, in place */
+    btk_case(4096, 1027, 4096 * 32, BT_RANDOM, 1, 0);              /* 4.2M, misaligned */
+    btk_case(2048, 2048, 2048 * 16, BT_TIES, 0, 0);                /* 4.2M, massive ties */
+    if (!quick) btk_case(4096, 16384, 4096 * 64, BT_RANDOM, 0, 0); /* SAE-sized: 67M entries */
+}
+
+/* stride 0: one θ; theta_is_log: θ = expf(theta). */
+static void jumprelu_case(int64_t n, int64_t m, int64_t stride, int is_log, int misalign,
+                          int in_place) {
+    set_ctx("jumprelu n=%lld m=%lld stride=%lld log=%d misalign=%d in_place=%d", (long long)n,
+            (long long)m, (long long)stride, is_log, misalign, in_place);
+    const int64_t off = misalign, len = n * m + off + 1, tlen = m * stride + 1;
+    float *theta = xmalloc((size_t)tlen * 4), *pre = xmalloc((size_t)len * 4);
+    for (int64_t i = 0; i < tlen; i++)
+        theta[i] = is_log ? -3.0f + 2.5f * (float)rng_unit() : 0.5f * rng_sym();
+    for (int64_t i = 0; i < len; i++) {
+        pre[i] = dense_val(1);
+        const int64_t j = i >= off ? (i - off) % m : 0;
+        if (!is_log && rng_int(10) == 0) pre[i] = theta[j * stride]; /* pre == θ: not above */
+    }
+    pair pt = pair_up(theta, (size_t)tlen * 4), pp = pair_up(pre, (size_t)len * 4);
+    pair pf = pair_new((size_t)len * 4);
+    pair *dst = in_place ? &pp : &pf;
+    OK(SAEC_OP(cpu, jumprelu, FC(pp) + off, n, m, FC(pt), stride, is_log, FC(*dst) + off));
+    OK(SAEC_OP(gpu, jumprelu, FG(pp) + off, n, m, FG(pt), stride, is_log, FG(*dst) + off));
+    /* exact: θ = expf(t) is computed as (float)exp((double)t) on the GPU, which agrees with the
+       CPU's expf except in rare last-ulp cases (that would show up here as a mismatch only when
+       a pre-activation lies within that ulp of θ) */
+    COMPARE_EXACT("f (exact)", *dst);
+    free(theta), free(pre);
+    pair_free(&pt), pair_free(&pp), pair_free(&pf);
+}
+
+static void test_jumprelu(void) {
+    for (int is_log = 0; is_log < 2; is_log++) {
+        jumprelu_case(37, 101, 1, is_log, 0, 0);
+        jumprelu_case(37, 101, 0, is_log, 0, 0);  /* one θ for all latents */
+        jumprelu_case(5, 4096, 1, is_log, 0, 0);  /* float4 path */
+        jumprelu_case(64, 1024, 3, is_log, 0, 0); /* strided θ */
+        jumprelu_case(300, 513, 1, is_log, 1, 0);
+        jumprelu_case(7, 64, 1, is_log, 0, 1); /* in place */
+        jumprelu_case(1, 1, 0, is_log, 0, 0);
+        jumprelu_case(0, 9, 1, is_log, 0, 0);
+    }
+    if (!quick) jumprelu_case(2048, 16384, 1, 1, 0, 0);
+}
+
+static void jrb_case(int64_t n, int64_t m, float bw, int misalign) {
+    set_ctx("jumprelu_backward n=%lld m=%lld bandwidth=%g misalign=%d", (long long)n, (long long)m,
+            bw, misalign);
+    const int64_t off = misalign, len = n * m + off + 1;
+    const float l0_coef = 0.03f;
+    float *lt = xmalloc((size_t)m * 4), *dlog = rand_floats(m);
+    float *pre = xmalloc((size_t)len * 4), *df = rand_floats(len);
+    for (int64_t j = 0; j < m; j++)
+        lt[j] = -3.0f + 2.0f * (float)rng_unit();
+    for (int64_t i = 0; i < len; i++) {
+        const int64_t j = i >= off ? (i - off) % m : 0;
+        /* half of the entries near θ_j, where the rectangle kernel K(u) is nonzero */
+        pre[i] = rng_int(2) ? expf(lt[j]) + bw * 1.5f * rng_sym() : dense_val(1);
+    }
+    pair pl = pair_up(lt, (size_t)m * 4), pd = pair_up(dlog, (size_t)m * 4);
+    pair pp = pair_up(pre, (size_t)len * 4), pg = pair_up(df, (size_t)len * 4);
+    OK(SAEC_OP(cpu, jumprelu_backward, FC(pp) + off, FC(pl), n, m, bw, l0_coef, FC(pg) + off,
+               FC(pd)));
+    OK(SAEC_OP(gpu, jumprelu_backward, FG(pp) + off, FG(pl), n, m, bw, l0_coef, FG(pg) + off,
+               FG(pd)));
+    COMPARE_EXACT("df (exact: the same H decisions)", pg);
+    /* dlog_theta: both sum in double, only the order differs; the scale bounds the terms */
+    double *scale = xmalloc((size_t)m * sizeof *scale);
+    for (int64_t j = 0; j < m; j++) {
+        const double th = exp((double)lt[j]);
+        double s = 0;
+        for (int64_t r = 0; r < n; r++)
+            s += th * fabs(df[off + r * m + j]) + l0_coef;
+        scale[j] = fabs(dlog[j]) + th * s / bw;
+    }
+    COMPARE_FLOATS("dlog_theta", pd, 0, m, scale, 1e-7, 1e-6);
+    /* determinism: the same call from the same start gives the same bits */
+    float *r1 = xmalloc(pd.bytes), *r2 = xmalloc(pd.bytes);
+    for (int rep = 0; rep < 2; rep++) {
+        OK(gpu->ops->upload(gpu, pd.g, dlog, pd.bytes));
+        OK(gpu->ops->upload(gpu, pg.g, df, pg.bytes));
+        OK(SAEC_OP(gpu, jumprelu_backward, FG(pp) + off, FG(pl), n, m, bw, l0_coef, FG(pg) + off,
+                   FG(pd)));
+        OK(gpu->ops->download(gpu, rep ? r2 : r1, pd.g, pd.bytes));
+    }
+    CHECK(memcmp(r1, r2, pd.bytes) == 0, "two runs differ: not deterministic");
+    free(r1), free(r2), free(scale), free(lt), free(dlog), free(pre), free(df);
+    pair_free(&pl), pair_free(&pd), pair_free(&pp), pair_free(&pg);
+}
+
+static void test_jumprelu_backward(void) {
+    jrb_case(37, 101, 0.01f, 0);
+    jrb_case(300, 4099, 0.01f, 0);
+    jrb_case(256, 1024, 0.01f, 0); /* float4 path */
+    jrb_case(513, 1024, 0.02f, 1); /* misaligned: scalar path */
+    jrb_case(4096, 64, 0.05f, 0);  /* many row chunks */
+    jrb_case(2000, 3, 0.1f, 0);
+    jrb_case(1, 1, 0.001f, 0);
+    jrb_case(0, 7, 0.001f, 0); /* empty batch: nothing changes */
+}
+
+static void l1_case(int64_t n, int64_t m, int64_t d, int misalign) {
+    set_ctx("l1_penalty n=%lld m=%lld d=%lld misalign=%d", (long long)n, (long long)m, (long long)d,
+            misalign);
+    const int64_t off = misalign, len = n * m + off + 1, wlen = m * d + off + 1;
+    const float coef = 0.02f;
+    float *f = xmalloc((size_t)len * 4), *dpre = rand_floats(len);
+    float *W = rand_floats(wlen), *dW = rand_floats(wlen);
+    for (int64_t i = 0; i < len; i++) {
+        f[i] = fmaxf(rng_sym(), 0.0f);                   /* ReLU codes: about half zero */
+        if (i >= off && (i - off) % m == 0) f[i] = 0.0f; /* latent 0 never fires */
+    }
+    if (m > 1)
+        for (int64_t c = 0; c < d; c++)
+            W[off + d + c] = 0.0f; /* latent 1 has a zero decoder row */
+    const double start_pen = 5.0;
+    pair pf = pair_up(f, (size_t)len * 4), pdp = pair_up(dpre, (size_t)len * 4);
+    pair pw = pair_up(W, (size_t)wlen * 4), pdw = pair_up(dW, (size_t)wlen * 4);
+    pair ppen = pair_up(&start_pen, sizeof start_pen);
+    OK(SAEC_OP(cpu, l1_penalty, FC(pf) + off, FC(pw) + off, n, m, d, coef, FC(pdp) + off,
+               FC(pdw) + off, DC(ppen)));
+    OK(SAEC_OP(gpu, l1_penalty, FG(pf) + off, FG(pw) + off, n, m, d, coef, FG(pdp) + off,
+               FG(pdw) + off, DG(ppen)));
+    /* the penalty: a sum of nonnegative terms in double on both sides (order differs) */
+    COMPARE_DOUBLES("penalty (double)", ppen, 1e-12, 1e-11);
+    /* dpre += (float)(coef‖W_j‖): the same float add, ‖W_j‖ summed in a different order */
+    double *sp = xmalloc((size_t)len * sizeof *sp), *sw = xmalloc((size_t)wlen * sizeof *sw);
+    for (int64_t i = 0; i < len; i++)
+        sp[i] = fabs(dpre[i]) + 2.0 * coef * sqrt((double)d);
+    COMPARE_FLOATS("dpre", pdp, 0, len, sp, 1e-7, 1e-6);
+    for (int64_t i = 0; i < wlen; i++)
+        sw[i] = fabs(dW[i]);
+    for (int64_t j = 0; j < m; j++) {
+        double nrm = 0, cs = 0;
+        for (int64_t c = 0; c < d; c++)
+            nrm += (double)W[off + j * d + c] * W[off + j * d + c];
+        for (int64_t r = 0; r < n; r++)
+            cs += f[off + r * m + j];
+        nrm = sqrt(nrm);
+        for (int64_t c = 0; c < d; c++)
+            sw[off + j * d + c] += nrm > 0 ? coef * cs * fabs(W[off + j * d + c]) / nrm : 0.0;
+    }
+    COMPARE_FLOATS("dW", pdw, 0, wlen, sw, 1e-7, 1e-6);
+    /* determinism */
+    float *r1 = xmalloc(pdw.bytes), *r2 = xmalloc(pdw.bytes);
+    double pen[2];
+    for (int rep = 0; rep < 2; rep++) {
+        OK(gpu->ops->upload(gpu, pdw.g, dW, pdw.bytes));
+        OK(gpu->ops->upload(gpu, pdp.g, dpre, pdp.bytes));
+        OK(SAEC_OP(gpu, l1_penalty, FG(pf) + off, FG(pw) + off, n, m, d, coef, FG(pdp) + off,
+                   FG(pdw) + off, DG(ppen)));
+        OK(gpu->ops->download(gpu, rep ? r2 : r1, pdw.g, pdw.bytes));
+        OK(gpu->ops->download(gpu, &pen[rep], ppen.g, sizeof(double)));
+    }
+    CHECK(memcmp(r1, r2, pdw.bytes) == 0 && pen[0] == pen[1], "two runs differ: not deterministic");
+    free(r1), free(r2), free(sp), free(sw), free(f), free(dpre), free(W), free(dW);
+    pair_free(&pf), pair_free(&pdp), pair_free(&pw), pair_free(&pdw), pair_free(&ppen);
+}
+
+static void test_l1_penalty(void) {
+    l1_case(37, 101, 41, 0);
+    l1_case(300, 1024, 64, 0); /* float4 paths */
+    l1_case(5, 4099, 3, 0);
+    l1_case(4096, 67, 130, 1); /* misaligned, many row chunks */
+    l1_case(513, 2048, 288, 0);
+    l1_case(1, 1, 1, 0);
+    l1_case(0, 7, 5, 0);  /* empty batch: penalty 0, dW += 0 */
+    l1_case(9, 13, 0, 0); /* d = 0: every norm 0 */
+}
+
+static void atm_stats_case(int64_t n, int64_t m, int64_t d, int misalign) {
+    set_ctx("atm_stats n=%lld m=%lld d=%lld misalign=%d", (long long)n, (long long)m, (long long)d,
+            misalign);
+    const int64_t off = misalign, len = n * m + off + 1, wlen = m * d + off + 1;
+    const float beta = 0.9f;
+    float *f = xmalloc((size_t)len * 4), *dfn = xmalloc((size_t)len * 4), *W = rand_floats(wlen);
+    for (int64_t i = 0; i < len; i++) {
+        f[i] = fmaxf(rng_sym(), 0.0f);
+        dfn[i] = 0.01f * rng_sym();
+    }
+    float *st[3]; /* a, q, r */
+    for (int s = 0; s < 3; s++) {
+        st[s] = rand_floats(m);
+        if (s < 2)
+            for (int64_t j = 0; j < m; j++)
+                st[s][j] = fabsf(st[s][j]);
+    }
+    const double stats[SAEC_STAT_COUNT] = {12.0, 37.5, 0.5};
+    pair pf = pair_up(f, (size_t)len * 4), pg = pair_up(dfn, (size_t)len * 4);
+    pair pw = pair_up(W, (size_t)wlen * 4), pst = pair_up(stats, sizeof stats);
+    pair ps[3];
+    for (int s = 0; s < 3; s++)
+        ps[s] = pair_up(st[s], (size_t)m * 4);
+    OK(SAEC_OP(cpu, atm_stats, FC(pf) + off, FC(pg) + off, DC(pst), FC(pw) + off, n, m, d, beta,
+               FC(ps[0]), FC(ps[1]), FC(ps[2])));
+    OK(SAEC_OP(gpu, atm_stats, FG(pf) + off, FG(pg) + off, DG(pst), FG(pw) + off, n, m, d, beta,
+               FG(ps[0]), FG(ps[1]), FG(ps[2])));
+    /* both in double; the scale bounds every term (the result is rounded to float once) */
+    double *scale = xmalloc((size_t)3 * m * sizeof *scale);
+    for (int64_t j = 0; j < m; j++) {
+        double nsq = 0, sa = 0, sr = 0;
+        for (int64_t c = 0; c < d; c++)
+            nsq += (double)W[off + j * d + c] * W[off + j * d + c];
+        for (int64_t r = 0; r < n; r++) {
+            const double fv = f[off + r * m + j], g = dfn[off + r * m + j];
+            sa += fv;
+            sr += fv * fv * nsq + stats[SAEC_STAT_SST] * fv * fabs(g);
+        }
+        const double w_new = n > 0 ? (1.0 - beta) / (double)n : 0.0;
+        scale[j] = beta * fabs(st[0][j]) + w_new * sa;
+        scale[m + j] = beta * fabs(st[1][j]) + w_new * (double)n;
+        scale[2 * m + j] = beta * fabs(st[2][j]) + w_new * sr;
+    }
+    COMPARE_FLOATS("a", ps[0], 0, m, scale, 1e-9, 1e-6);
+    COMPARE_FLOATS("q", ps[1], 0, m, scale + m, 1e-9, 1e-6);
+    COMPARE_FLOATS("r", ps[2], 0, m, scale + 2 * m, 1e-9, 1e-6);
+    free(scale), free(f), free(dfn), free(W);
+    for (int s = 0; s < 3; s++)
+        free(st[s]), pair_free(&ps[s]);
+    pair_free(&pf), pair_free(&pg), pair_free(&pw), pair_free(&pst);
+}
+
+static void test_atm_stats(void) {
+    atm_stats_case(37, 101, 41, 0);
+    atm_stats_case(300, 1024, 64, 0); /* float4 paths */
+    atm_stats_case(4096, 67, 5, 0);   /* many row chunks */
+    atm_stats_case(513, 4099, 33, 1); /* misaligned */
+    atm_stats_case(1, 1, 1, 0);
+    atm_stats_case(0, 9, 4, 0); /* empty batch: unchanged */
+}
+
+enum { AM_RANDOM, AM_Q_ZERO, AM_ALL_ZERO, AM_R_NEGATIVE };
+
+static void atm_mask_case(int64_t m, float c, float rate, uint64_t counter, int kind) {
+    set_ctx("atm_mask m=%lld c=%g rate=%g counter=%llu kind=%d", (long long)m, c, rate,
+            (unsigned long long)counter, kind);
+    float *st[3];
+    for (int s = 0; s < 3; s++) {
+        st[s] = xmalloc((size_t)m * 4);
+        for (int64_t j = 0; j < m; j++) {
+            const float u = (float)rng_unit();
+            st[s][j] = kind == AM_ALL_ZERO               ? 0.0f
+                       : s == 1 && kind == AM_Q_ZERO     ? 0.0f
+                       : s == 2 && kind == AM_R_NEGATIVE ? -u * u
+                       : s == 2                          ? rng_sym() * 0.1f
+                                                         : u * u * u; /* skewed */
+        }
+    }
+    const float weights[3] = {0.25f, 0.35f, 0.4f};
+    const uint64_t seed = 0x5AEC0A7Bull + (uint64_t)m;
+    pair ps[3];
+    for (int s = 0; s < 3; s++)
+        ps[s] = pair_up(st[s], (size_t)m * 4);
+    pair pk = pair_new((size_t)m * 4);
+    OK(SAEC_OP(cpu, atm_mask, FC(ps[0]), FC(ps[1]), FC(ps[2]), m, weights, c, rate, seed, counter,
+               FC(pk)));
+    OK(SAEC_OP(gpu, atm_mask, FG(ps[0]), FG(ps[1]), FG(ps[2]), m, weights, c, rate, seed, counter,
+               FG(pk)));
+    /* exact: the same hash draws; the importances and θ are double sums in a different order,
+       so a decision could only flip where |u − p| < ~1e-15 */
+    COMPARE_EXACT("keep (exact)", pk);
+    float *kg = xmalloc(pk.bytes);
+    OK(gpu->ops->download(gpu, kg, pk.g, pk.bytes));
+    int64_t masked = 0, bad = 0;
+    for (int64_t j = 0; j < m; j++)
+        masked += kg[j] == 0.0f, bad += kg[j] != 0.0f && kg[j] != 1.0f;
+    CHECK(bad == 0, "%lld keep values are neither 0 nor 1", (long long)bad);
+    if (kind == AM_ALL_ZERO) CHECK(masked == 0, "θ = 0 but %lld latents masked", (long long)masked);
+    if (kind == AM_RANDOM && m >= 1000)
+        CHECK(masked > 0 && masked < m, "%lld of %lld masked", (long long)masked, (long long)m);
+    free(kg);
+    for (int s = 0; s < 3; s++)
+        free(st[s]), pair_free(&ps[s]);
+    pair_free(&pk);
+}
+
+static void test_atm_mask(void) {
+    atm_mask_case(1, 0.0f, 1.0f, 0, AM_RANDOM);
+    atm_mask_case(7, 0.0f, 1.0f, 3, AM_RANDOM);
+    atm_mask_case(1000, 0.0f, 1.0f, 17, AM_RANDOM);
+    atm_mask_case(4099, -1.0f, 2.0f, 5, AM_RANDOM); /* θ below the mean */
+    atm_mask_case(65537, 0.5f, 1.0f, (uint64_t)1 << 40, AM_RANDOM);
+    atm_mask_case(1000, 0.0f, 1.0f, 9, AM_Q_ZERO);   /* a statistic with mean 0 */
+    atm_mask_case(1000, 0.0f, 1.0f, 9, AM_ALL_ZERO); /* θ = 0: nothing masked */
+    atm_mask_case(1000, 0.0f, 1.0f, 11, AM_R_NEGATIVE);
+}
+
+static void scale_cols_case(int64_t n, int64_t m, int misalign) {
+    set_ctx("scale_cols n=%lld m=%lld misalign=%d", (long long)n, (long long)m, misalign);
+    const int64_t off = misalign, len = n * m + off + 1;
+    float *x = xmalloc((size_t)len * 4), *s = xmalloc((size_t)m * 4);
+    for (int64_t i = 0; i < len; i++) /* no NaN: the GPU returns the canonical NaN */
+        x[i] = rng_int(20) == 0 ? (rng_int(2) ? 0.0f : -0.0f) : dense_val(0);
+    for (int64_t j = 0; j < m; j++) {
+        const int64_t t = rng_int(4);
+        s[j] = t == 0 ? 0.0f : t == 1 ? 1.0f : 3.0f * rng_sym(); /* ATM's keep mask, and more */
+    }
+    pair px = pair_up(x, (size_t)len * 4), ps = pair_up(s, (size_t)m * 4);
+    OK(SAEC_OP(cpu, scale_cols, FC(px) + off, n, m, FC(ps)));
+    OK(SAEC_OP(gpu, scale_cols, FG(px) + off, n, m, FG(ps)));
+    COMPARE_EXACT("x (exact: one float multiply)", px);
+    free(x), free(s);
+    pair_free(&px), pair_free(&ps);
+}
+
+static void test_scale_cols(void) {
+    scale_cols_case(37, 101, 0);
+    scale_cols_case(64, 1024, 0); /* float4 path */
+    scale_cols_case(5, 4099, 1);
+    scale_cols_case(1, 1, 0);
+    scale_cols_case(0, 3, 0);
+}
+
 int main(void) {
     if (saec_cuda_device_count() == 0) {
         printf("no CUDA device: skipped\n");
@@ -904,6 +1366,14 @@ int main(void) {
     test_adamw();
     test_adamw_unit_rows();
     test_track_fired();
+    test_track_fired_dense();
+    test_batch_topk();
+    test_jumprelu();
+    test_jumprelu_backward();
+    test_l1_penalty();
+    test_atm_stats();
+    test_atm_mask();
+    test_scale_cols();
 
     saec_dev_close(gpu);
     saec_dev_close(cpu);

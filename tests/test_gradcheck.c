@@ -148,7 +148,15 @@ static int attempt(saec_dev *dev, uint64_t seed) {
 
     /* dead_after = 1: every latent that does not fire in this batch counts as dead. */
     saec_sae *sae = NULL;
-    CHECK(sae_create(dev, D, M, K, KA, (float)ALPHA, 1, N, &sae) == SAEC_OK, "sae_create");
+    const sae_hparams hp = {.arch = SAE_TOPK,
+                            .d = D,
+                            .m = M,
+                            .k = K,
+                            .aux_k = KA,
+                            .aux_alpha = (float)ALPHA,
+                            .dead_after = 1,
+                            .batch = N};
+    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create");
     sae->scale = (float)SCALE;
     float arena[4096], xf[N * D], muf[D];
     CHECK(sae->n_params <= 4096, "arena too small");

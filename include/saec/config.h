@@ -34,6 +34,19 @@ typedef struct {
     int64_t dead_tokens;
     int64_t init_sample; /* rows for the geometric median and the scale */
     int64_t median_iters;
+    /* variants (SPEC §2–5) */
+    double l1_coef;               /* relu, atm: λ of the norm-weighted L1 penalty */
+    double sparsity_warmup;       /* relu, jumprelu, atm: λ warm-up, fraction of the steps */
+    double jumprelu_l0_coef;      /* jumprelu: λ of the L0 penalty */
+    double jumprelu_bandwidth;    /* jumprelu: ε of the straight-through estimator */
+    double jumprelu_theta_init;   /* jumprelu: initial θ */
+    double batchtopk_ema;         /* batchtopk: EMA rate of the inference threshold */
+    int64_t batchtopk_threshold_start; /* batchtopk: step at which the EMA starts */
+    double atm_beta;              /* atm: EMA rate of the latent statistics */
+    double atm_w_magnitude, atm_w_frequency, atm_w_contribution; /* atm: importance weights */
+    double atm_c;                 /* atm: threshold θ = mean + c·std of the importances */
+    double atm_rate;              /* atm: r in p = 1 − exp(−r (θ − I)/θ) */
+    double atm_warmup;            /* atm: fraction of the steps before masking starts */
     char init_from[SAEC_STR_MAX]; /* saec run or SAELens/sparsify export to start from; "" = random
                                      init */
     /* optimisation */
@@ -82,6 +95,9 @@ int saec_config_set(saec_config *cfg, const char *key, const char *value, const 
 int saec_config_load_json(saec_config *cfg, const char *path);
 /* Cross-key checks (k <= latents, ...) after all sources are applied. */
 int saec_config_validate(const saec_config *cfg);
+/* Replace automatic values by the effective ones (beta1 = -1: the variant's default), so that
+   config.json records what the run used. */
+void saec_config_resolve(saec_config *cfg);
 /* The effective configuration as a JSON object text (malloc'd, caller frees). */
 char *saec_config_to_json(const saec_config *cfg);
 int saec_config_from_json_text(saec_config *cfg, const char *text, const char *where);

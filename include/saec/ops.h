@@ -157,6 +157,70 @@ typedef struct saec_op_table {
                        int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
                        uint8_t *dead_mask, double *dead_count);
 
+    /* track_fired for dense codes val [n, m] (column j = latent j; fired = val > 0). Same
+       outputs as track_fired.  Floor: reads n*m*4 bytes, read-modify-writes m*17 bytes. */
+    int (*track_fired_dense)(saec_dev *dev, const float *val, int64_t n, int64_t m,
+                             int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
+                             uint8_t *dead_mask, double *dead_count);
+
+    /* ---- SAE variants (SPEC §2–5), dense codes [n, m] ---- */
+
+    /* BatchTopK selection: f[i] = x[i] when x[i] > 0 and x[i] is among the `keep` largest of the
+       n*m entries of x, else 0. Entries equal to the cut-off value are all kept (so a tie can keep
+       a few more than `keep`). *threshold (device float) = the smallest kept value, 0 when none is
+       kept. x, f [n, m] (f may alias x); 1 <= keep.  Floor: reads n*m*4 (a few passes), writes n*m*4 bytes. */
+    int (*batch_topk)(saec_dev *dev, const float *x, int64_t n, int64_t m, int64_t keep, float *f,
+                      float *threshold);
+
+    /* JumpReLU forward: f[r, j] = pre[r, j] if pre[r, j] > θ_j else 0, θ_j = theta[j * stride]
+       (stride 0: one θ for all latents), or exp(theta[j * stride]) when `theta_is_log`.
+       Also BatchTopK's inference form (one θ). f may alias pre.  Floor: reads n*m*4 + m*4, writes n*m*4 bytes. */
+    int (*jumprelu)(saec_dev *dev, const float *pre, int64_t n, int64_t m, const float *theta,
+                    int64_t stride, int theta_is_log, float *f);
+
+    /* JumpReLU backward with the straight-through rectangle kernel K(u) = 1[|u| < 1/2] (SPEC §4).
+       On entry df [n, m] = ∂L/∂f; on exit ∂L/∂pre = df · H(pre − θ). With θ_j = exp(log_theta_j)
+       and u = (pre − θ_j)/bandwidth:
+         dlog_theta[j] += θ_j · Σ_r −(K(u)/bandwidth) · (θ_j · df[r, j] + l0_coef)
+       where l0_coef is the weight of Σ_r Σ_j H(pre − θ_j) in the loss (λ / n).
+       Floor: reads 2*n*m*4 + m*4, writes n*m*4 + m*4 bytes. */
+    int (*jumprelu_backward)(saec_dev *dev, const float *pre, const float *log_theta, int64_t n,
+                             int64_t m, float bandwidth, float l0_coef, float *df,
+                             float *dlog_theta);
+
+    /* The norm-weighted L1 penalty coef · Σ_r Σ_j f[r, j] ‖W_j‖ (ReLU-L1, ATM; SPEC §3):
+       *penalty (device double) = its value; dpre[r, j] += coef · ‖W_j‖ where f[r, j] > 0;
+       dW[j, :] += coef · (Σ_r f[r, j]) · W_j / ‖W_j‖ (rows of zero norm get none).
+       f, dpre [n, m]; W, dW [m, d].  Floor: reads n*m*4 twice + 2*m*d*4, writes n*m*4 + m*d*4. */
+    int (*l1_penalty)(saec_dev *dev, const float *f, const float *W, int64_t n, int64_t m,
+                      int64_t d, float coef, float *dpre, float *dW, double *penalty);
+
+    /* ATM statistics (SPEC §5), EMAs with rate beta over latents j from one batch of n tokens:
+         a_j ← beta·a_j + (1−beta)·mean_r f[r, j]
+         q_j ← beta·q_j + (1−beta)·mean_r 1[f[r, j] > 0]
+         r_j ← beta·r_j + (1−beta)·mean_r (f[r, j]² ‖W_j‖² + 2 f[r, j] ⟨W_j, e_r⟩)
+       with e = xn − x̂ recovered from the nmse code gradient: ⟨W_j, e_r⟩ = −(SST/2)·dfn[r, j],
+       dfn = (∂nmse/∂x̂) W_decᵀ and SST = stats[SAEC_STAT_SST] (device double, recon_loss_grad).
+       f, dfn [n, m]; W [m, d]; a, q, r [m].  Floor: reads 2*n*m*4 + m*d*4, r-m-w 3*m*4 bytes. */
+    int (*atm_stats)(saec_dev *dev, const float *f, const float *dfn, const double *stats,
+                     const float *W, int64_t n, int64_t m, int64_t d, float beta, float *a,
+                     float *q, float *r);
+
+    /* ATM mask for one step (SPEC §5): I_j = Σ_s w_s · stat_s,j / mean_j'(stat_s,j') over the
+       statistics (a, q, r) (a statistic whose mean is 0 contributes 0); θ = mean(I) + c·std(I)
+       (population std); for I_j < θ with θ > 0, masked with probability
+       p_j = 1 − exp(−rate·(θ − I_j)/θ), decided by u_j < p_j with u_j = saec_hash_uniform(seed,
+       SAEC_RNG_ATM_MASK, counter·m + j) (include/saec/hash.h); keep[j] = 0 masked, 1 kept.
+       `weights` is host memory (three values passed with the call), unlike the other pointers.
+       Floor: reads 3*m*4 bytes (three passes), writes m*4. */
+    int (*atm_mask)(saec_dev *dev, const float *a, const float *q, const float *r, int64_t m,
+                    const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
+                    float *keep);
+
+    /* x[r, j] *= scale[j] for x [n, m], scale [m] (ATM applies its keep mask).
+       Floor: reads n*m*4 + m*4, writes n*m*4 bytes. */
+    int (*scale_cols)(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
+
     /* Geometric median of the rows of x [n, d] by Weiszfeld iterations from the mean, stopping
        after `iters` iterations or when the estimate moves less than 1e-6 relative.
        scratch [n] floats. out [d].  Floor per iteration: reads 2*n*d*4 bytes, ~6*n*d FLOPs. */

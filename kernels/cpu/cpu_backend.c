@@ -101,6 +101,14 @@ static const saec_op_table cpu_table = {
     .normalize_rows = saec_cpu_normalize_rows,
     .adamw = saec_cpu_adamw,
     .track_fired = saec_cpu_track_fired,
+    .track_fired_dense = saec_cpu_track_fired_dense,
+    .batch_topk = saec_cpu_batch_topk,
+    .jumprelu = saec_cpu_jumprelu,
+    .jumprelu_backward = saec_cpu_jumprelu_backward,
+    .l1_penalty = saec_cpu_l1_penalty,
+    .atm_stats = saec_cpu_atm_stats,
+    .atm_mask = saec_cpu_atm_mask,
+    .scale_cols = saec_cpu_scale_cols,
     .geometric_median = saec_cpu_geometric_median,
 };
 

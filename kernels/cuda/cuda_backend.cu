@@ -155,6 +155,14 @@ static saec_op_table cuda_make_table(void) {
     t.normalize_rows = saec_cuda_normalize_rows;
     t.adamw = saec_cuda_adamw;
     t.track_fired = saec_cuda_track_fired;
+    t.track_fired_dense = saec_cuda_track_fired_dense;
+    t.batch_topk = saec_cuda_batch_topk;
+    t.jumprelu = saec_cuda_jumprelu;
+    t.jumprelu_backward = saec_cuda_jumprelu_backward;
+    t.l1_penalty = saec_cuda_l1_penalty;
+    t.atm_stats = saec_cuda_atm_stats;
+    t.atm_mask = saec_cuda_atm_mask;
+    t.scale_cols = saec_cuda_scale_cols;
     t.geometric_median = saec_cuda_geometric_median;
     return t;
 }

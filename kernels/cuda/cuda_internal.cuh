@@ -178,6 +178,26 @@ int saec_cuda_adamw_unit_rows(saec_dev *dev, float *W, const float *G, float *m1
 int saec_cuda_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
                           int64_t m, int64_t *since_fired, int64_t *fire_count,
                           int64_t dead_after, uint8_t *dead_mask, double *dead_count);
+/* cuda_variants.cu */
+int saec_cuda_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
+                                int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
+                                uint8_t *dead_mask, double *dead_count);
+int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, int64_t m, int64_t keep,
+                         float *f, float *threshold);
+int saec_cuda_jumprelu(saec_dev *dev, const float *pre, int64_t n, int64_t m, const float *theta,
+                       int64_t stride, int theta_is_log, float *f);
+int saec_cuda_jumprelu_backward(saec_dev *dev, const float *pre, const float *log_theta, int64_t n,
+                                int64_t m, float bandwidth, float l0_coef, float *df,
+                                float *dlog_theta);
+int saec_cuda_l1_penalty(saec_dev *dev, const float *f, const float *W, int64_t n, int64_t m,
+                         int64_t d, float coef, float *dpre, float *dW, double *penalty);
+int saec_cuda_atm_stats(saec_dev *dev, const float *f, const float *dfn, const double *stats,
+                        const float *W, int64_t n, int64_t m, int64_t d, float beta, float *a,
+                        float *q, float *r);
+int saec_cuda_atm_mask(saec_dev *dev, const float *a, const float *q, const float *r, int64_t m,
+                       const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
+                       float *keep);
+int saec_cuda_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
 
 #ifdef __cplusplus
 }

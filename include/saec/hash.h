@@ -1,0 +1,34 @@
+/* Stateless counter-based random numbers shared by the host and every backend: a draw is a pure
+   function of (seed, stream, counter), so the CPU and CUDA backends make the same random choices
+   (ATM's mask) and a resumed run repeats them exactly. */
+#ifndef SAEC_HASH_H
+#define SAEC_HASH_H
+
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define SAEC_HOST_DEVICE __host__ __device__
+#else
+#define SAEC_HOST_DEVICE
+#endif
+
+/* Streams drawn with saec_hash_uniform (host/rng.h numbers the generator's streams below 64). */
+enum { SAEC_RNG_ATM_MASK = 64 };
+
+/* splitmix64's finaliser: a bijective 64-bit mix. */
+static inline SAEC_HOST_DEVICE uint64_t saec_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* A uniform number in [0, 1) with 24 bits (exact in float on every backend). */
+static inline SAEC_HOST_DEVICE float saec_hash_uniform(uint64_t seed, uint64_t stream,
+                                                       uint64_t counter) {
+    uint64_t h = saec_mix64(saec_mix64(seed ^ 0x5ae5ae5ae5ae5ae5ULL) ^ saec_mix64(stream) ^
+                            saec_mix64(counter * 0xd1342543de82ef95ULL + 1));
+    return (float)(h >> 40) * (1.0f / 16777216.0f);
+}
+
+#endif
