@@ -59,7 +59,7 @@ static const saec_config_key KEYS[] = {
      "rows used for the geometric median b_dec, the mean and the scale s"},
     {"median_iters", SAEC_KEY_INT, OFF(median_iters), "100", 0, 100000, NULL,
      "Weiszfeld iterations for the geometric median"},
-    {"l1_coef", SAEC_KEY_FLOAT, OFF(l1_coef), "0.01", 0, 1e6, NULL,
+    {"l1_coef", SAEC_KEY_FLOAT, OFF(l1_coef), "0.03", 0, 1e6, NULL,
      "relu, atm: weight λ of the L1 penalty mean_tokens Σ f_i ‖W_dec,i‖ (larger = sparser)"},
     {"sparsity_warmup", SAEC_KEY_FLOAT, OFF(sparsity_warmup), "0.05", 0, 1, NULL,
      "relu, jumprelu, atm: the penalty weight rises linearly over this fraction of the steps"},
