@@ -10,6 +10,9 @@
  * (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
+ * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
+ * group_permute on those keys, grouped_gemm on the n*2 sorted rows (K = d, N = GG_N per expert,
+ * trans_b, bias), and modulate_encode on the n tokens in TIDE_BUCKETS timestep buckets.
  * Raw numbers go to OUT.json with the device name, the date and the commit.
  * Without a CUDA device it prints why and exits 77.
  */
@@ -226,8 +229,17 @@ typedef struct {
     float *log_theta, *dtheta;  /* [m] x2 */
     float *atm;                 /* [5, m]: a, q, r, keep, spare */
     float *thr;                 /* [1] BatchTopK threshold */
-    int which;                  /* the op to run */
+    /* grouping: top-2 routing over GG_GROUPS experts, TIDE buckets */
+    int32_t *keys, *counts, *offsets, *perm, *inv; /* [2n], [G], [G+1], [2n], [2n] */
+    float *gA, *gB, *gC, *gbias;                   /* [2n, d], [G, N, d], [2n, N], [G, N] */
+    int32_t *bucket;                               /* [n] */
+    float *mscale, *mshift, *u;                    /* [B, d] x2, [n, d] */
+    int which;                                     /* the op to run */
 } ctx_t;
+
+#define GG_GROUPS 8 /* experts */
+#define GG_N 1024   /* expert output width: grouped_gemm's N */
+#define TIDE_BUCKETS 10
 
 enum {
     B_GEMM,
@@ -260,6 +272,9 @@ enum {
     B_ATM_STATS,
     B_ATM_MASK,
     B_SCALE_COLS,
+    B_GROUP_PERMUTE,
+    B_GROUPED_GEMM,
+    B_MODULATE_ENCODE,
     B_COUNT
 };
 static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
@@ -291,7 +306,10 @@ static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
                                         "l1_penalty",
                                         "atm_stats",
                                         "atm_mask",
-                                        "scale_cols"};
+                                        "scale_cols",
+                                        "group_permute_top2_g8",
+                                        "grouped_gemm_g8_fp32",
+                                        "modulate_encode_fp32"};
 
 static saec_adamw_args adam_args(void) {
     saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
@@ -378,6 +396,17 @@ static void run_op(void *c) {
         break;
     }
     case B_SCALE_COLS: OP(SAEC_OP(dev, scale_cols, x->dense, n, m, x->atm + 3 * m)); break;
+    case B_GROUP_PERMUTE:
+        OP(SAEC_OP(dev, group_permute, x->keys, 2 * n, GG_GROUPS, x->offsets, x->perm, x->inv));
+        break;
+    case B_GROUPED_GEMM: /* the experts' first layer: [rows, d] x W_gᵀ (W_g [N, d]) + b_g */
+        OP(SAEC_OP(dev, grouped_gemm, 1, GG_GROUPS, x->offsets, GG_N, d, 1.0f, x->gA, x->gB, 0.0f,
+                   x->gC, x->gbias));
+        break;
+    case B_MODULATE_ENCODE:
+        OP(SAEC_OP(dev, modulate_encode, x->x, x->bucket, x->mscale, x->mshift, TIDE_BUCKETS, n, d,
+                   m, x->Wdec, x->benc, x->u, x->pre));
+        break;
     }
 }
 
@@ -477,6 +506,16 @@ static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
         b = 2 * n * m * 4 + m * 4;
         f = n * m;
         break;
+    /* the grouping ops, floors as in ops.h (n*2 items / sorted rows, all grouped) */
+    case B_GROUP_PERMUTE: b = 2 * n * 4 + (GG_GROUPS + 1) * 4 + 2 * (2 * n) * 4; break;
+    case B_GROUPED_GEMM:
+        f = 2 * (2 * n) * GG_N * d;
+        b = (2 * n) * d * 4 + GG_GROUPS * d * GG_N * 4 + (2 * n) * GG_N * 4;
+        break;
+    case B_MODULATE_ENCODE:
+        f = 2 * n * m * d;
+        b = n * d * 4 + m * d * 4 + n * m * 4 + n * d * 4;
+        break;
     }
     *bytes = b;
     *flops = f;
@@ -520,6 +559,19 @@ static void bench_size(int64_t m) {
     x.dtheta = dalloc((size_t)m * 4);
     x.atm = dalloc((size_t)(5 * m) * 4);
     x.thr = dalloc(sizeof(float));
+    x.keys = dalloc((size_t)(2 * n) * 4);
+    x.counts = dalloc((size_t)GG_GROUPS * 4);
+    x.offsets = dalloc((size_t)(GG_GROUPS + 1) * 4);
+    x.perm = dalloc((size_t)(2 * n) * 4);
+    x.inv = dalloc((size_t)(2 * n) * 4);
+    x.gA = dalloc((size_t)(2 * n * d) * 4);
+    x.gB = dalloc((size_t)(GG_GROUPS * GG_N * d) * 4);
+    x.gC = dalloc((size_t)(2 * n * GG_N) * 4);
+    x.gbias = dalloc((size_t)(GG_GROUPS * GG_N) * 4);
+    x.bucket = dalloc((size_t)n * 4);
+    x.mscale = dalloc((size_t)(TIDE_BUCKETS * d) * 4);
+    x.mshift = dalloc((size_t)(TIDE_BUCKETS * d) * 4);
+    x.u = dalloc((size_t)(n * d) * 4);
 
     fill_uniform(x.x, n * d, -1, 1);
     fill_uniform(x.xhat, n * d, -1, 1);
@@ -548,6 +600,28 @@ static void bench_size(int64_t m) {
         const double sumsq[16] = {0, 0, 0, 0, 4.0};
         OP(dev->ops->upload(dev, x.scalars, sumsq, sizeof sumsq));
         free(hi), free(hm);
+    }
+    fill_uniform(x.gA, 2 * n * d, -1, 1);
+    fill_uniform(x.gB, (int64_t)GG_GROUPS * GG_N * d, -0.02f, 0.02f);
+    fill_uniform(x.gbias, (int64_t)GG_GROUPS * GG_N, -0.01f, 0.01f);
+    fill_uniform(x.mscale, (int64_t)TIDE_BUCKETS * d, -0.1f, 0.1f);
+    fill_uniform(x.mshift, (int64_t)TIDE_BUCKETS * d, -0.1f, 0.1f);
+    { /* top-2 routing (two distinct experts per token) and timestep buckets; then the counts
+         and offsets that group_permute and grouped_gemm take */
+        int32_t *hk = malloc((size_t)(2 * n) * 4), *hb = malloc((size_t)n * 4);
+        if (!hk || !hb) die("host memory");
+        for (int64_t t = 0; t < n; t++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            const int32_t e0 = (int32_t)((rng >> 33) % GG_GROUPS);
+            const int32_t e1 = (int32_t)((e0 + 1 + (rng >> 13) % (GG_GROUPS - 1)) % GG_GROUPS);
+            hk[2 * t] = e0, hk[2 * t + 1] = e1;
+            hb[t] = (int32_t)((rng >> 45) % TIDE_BUCKETS);
+        }
+        OP(dev->ops->upload(dev, x.keys, hk, (size_t)(2 * n) * 4));
+        OP(dev->ops->upload(dev, x.bucket, hb, (size_t)n * 4));
+        free(hk), free(hb);
+        OP(SAEC_OP(dev, group_count, x.keys, 2 * n, GG_GROUPS, x.counts));
+        OP(SAEC_OP(dev, exclusive_scan, x.counts, GG_GROUPS, x.offsets));
     }
     /* pre-activations for top-k and ReLU: the encoder GEMM's output */
     x.which = B_GEMM;
@@ -584,7 +658,9 @@ static void bench_size(int64_t m) {
                     x.act,       x.Wdec,   x.bdec, x.dW,      x.db,         x.m1,     x.m2,
                     x.idx,       x.val,    x.coef, x.dots,    x.idx512,     x.val512, x.mask,
                     x.since,     x.fires,  x.dead, x.scalars, x.gm_scratch, x.gm_out, x.dense,
-                    x.log_theta, x.dtheta, x.atm,  x.thr};
+                    x.log_theta, x.dtheta, x.atm,  x.thr,     x.keys,       x.counts, x.offsets,
+                    x.perm,      x.inv,    x.gA,   x.gB,      x.gC,         x.gbias,  x.bucket,
+                    x.mscale,    x.mshift, x.u};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

@@ -39,6 +39,13 @@ const char *saec_op_table_first_missing(const saec_op_table *t) {
     SAEC_REQUIRE_OP(atm_stats)
     SAEC_REQUIRE_OP(atm_mask)
     SAEC_REQUIRE_OP(scale_cols)
+    SAEC_REQUIRE_OP(group_count)
+    SAEC_REQUIRE_OP(exclusive_scan)
+    SAEC_REQUIRE_OP(group_permute)
+    SAEC_REQUIRE_OP(gather_rows)
+    SAEC_REQUIRE_OP(scatter_rows)
+    SAEC_REQUIRE_OP(grouped_gemm)
+    SAEC_REQUIRE_OP(modulate_encode)
 #undef SAEC_REQUIRE_OP
     return NULL;
 }

@@ -7,6 +7,11 @@
  * backward, l1_penalty, atm_stats, atm_mask, scale_cols) run on odd n and m, ties at BatchTopK's
  * cut-off, keep = 1, = #positives, = n*m and > n*m, no positive entry, NaN/±inf/−0/subnormals,
  * θ strides 0, 1 and 3, θ given directly and as log θ, n = 0, and the float4 and scalar paths.
+ * The grouping ops (group_count, exclusive_scan, group_permute, gather_rows, scatter_rows:
+ * exact; grouped_gemm and modulate_encode's pre: 1e-5 of Σ|terms|, its u: exact) run on empty
+ * groups, one group, all items in one group, uneven sizes, keys < 0, r = 1 and 2, n_items = 0,
+ * 1 to 100000 groups (both histogram paths, the multi-chunk scan, 1- and 2-pass radix sorts),
+ * trans_b both ways, beta 0 (C holding NaN) and 1, bias NULL and not, u NULL.
  * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
  * promise determinism repeat bit for bit.
  *
@@ -1334,6 +1339,229 @@ static void test_scale_cols(void) {
     scale_cols_case(0, 3, 0);
 }
 
+/* ---- grouping: tokens by key (exact for integer outputs and the row ops) ---- */
+
+/* keys [n_items]: uniform over n_groups (or only every third group: empty groups), none_pct %
+   negative ("no group"), with skew_pct % forced into group 0 (uneven sizes). */
+static int32_t *grouping_keys(int64_t n_items, int n_groups, int none_pct, int skew_pct,
+                              int sparse) {
+    int32_t *keys = xmalloc((size_t)n_items * 4);
+    for (int64_t i = 0; i < n_items; i++) {
+        int32_t k =
+            sparse ? (int32_t)(3 * rng_int((n_groups + 2) / 3)) : (int32_t)rng_int(n_groups);
+        if ((int)rng_int(100) < skew_pct) k = 0;
+        if ((int)rng_int(100) < none_pct) k = rng_int(2) ? -1 : -5;
+        keys[i] = k;
+    }
+    return keys;
+}
+
+static void grouping_case(int64_t n_tokens, int r, int n_groups, int none_pct, int skew_pct,
+                          int sparse, int64_t d, int misalign) {
+    const int64_t n_items = n_tokens * r, off = misalign;
+    set_ctx("grouping n_tokens=%lld r=%d n_groups=%d none=%d%% skew=%d%% sparse=%d d=%lld "
+            "misalign=%d",
+            (long long)n_tokens, r, n_groups, none_pct, skew_pct, sparse, (long long)d, misalign);
+    int32_t *keys = grouping_keys(n_items, n_groups, none_pct, skew_pct, sparse);
+    int32_t *garbage = xmalloc((size_t)(n_items + n_groups + 1) * 4);
+    memset(garbage, 0x5A, (size_t)(n_items + n_groups + 1) * 4);
+    pair pk = pair_up(keys, (size_t)n_items * 4);
+    pair pcnt = pair_up(garbage, (size_t)n_groups * 4);
+    pair poff = pair_up(garbage, (size_t)(n_groups + 1) * 4);
+    pair pperm = pair_up(garbage, (size_t)n_items * 4),
+         pinv = pair_up(garbage, (size_t)n_items * 4);
+    OK(SAEC_OP(cpu, group_count, IC(pk), n_items, n_groups, IC(pcnt)));
+    OK(SAEC_OP(gpu, group_count, IG(pk), n_items, n_groups, IG(pcnt)));
+    COMPARE_EXACT("counts (exact)", pcnt);
+    OK(SAEC_OP(cpu, exclusive_scan, IC(pcnt), n_groups, IC(poff)));
+    OK(SAEC_OP(gpu, exclusive_scan, IG(pcnt), n_groups, IG(poff)));
+    COMPARE_EXACT("offsets (exact)", poff);
+    OK(SAEC_OP(cpu, group_permute, IC(pk), n_items, n_groups, IC(poff), IC(pperm), IC(pinv)));
+    OK(SAEC_OP(gpu, group_permute, IG(pk), n_items, n_groups, IG(poff), IG(pperm), IG(pinv)));
+    COMPARE_EXACT("perm (exact, stable; the unused tail untouched)", pperm);
+    COMPARE_EXACT("inv (exact)", pinv);
+
+    int32_t *offsets = xmalloc(poff.bytes), *perm = xmalloc(pperm.bytes);
+    OK(cpu->ops->download(cpu, offsets, poff.c, poff.bytes));
+    OK(cpu->ops->download(cpu, perm, pperm.c, pperm.bytes));
+    const int64_t n_sorted = offsets[n_groups];
+    if (d > 0) {
+        /* gather_rows (a copy: exact); the GPU gathers through its own perm */
+        float *src = rand_floats(n_tokens * d + off), *dst = rand_floats(n_sorted * d + off + 1);
+        pair ps = pair_up(src, (size_t)(n_tokens * d + off) * 4);
+        pair pd = pair_up(dst, (size_t)(n_sorted * d + off + 1) * 4);
+        OK(SAEC_OP(cpu, gather_rows, FC(ps) + off, IC(pperm), n_sorted, r, d, FC(pd) + off));
+        OK(SAEC_OP(gpu, gather_rows, FG(ps) + off, IG(pperm), n_sorted, r, d, FG(pd) + off));
+        COMPARE_EXACT("gather_rows dst (exact)", pd);
+        /* scatter_rows: w NULL / weights, accumulate 0 / 1; each product and sum rounded once
+           in slot order on both: exact */
+        float *w = xmalloc((size_t)(n_items > 0 ? n_items : 1) * 4);
+        for (int64_t i = 0; i < n_items; i++)
+            w[i] = (float)(0.05 + rng_unit());
+        pair pw = pair_up(w, (size_t)(n_items > 0 ? n_items : 1) * 4);
+        float *out = rand_floats(n_tokens * d + off);
+        for (int variant = 0; variant < 4; variant++) {
+            const int with_w = variant & 1, accumulate = variant >> 1;
+            pair po = pair_up(out, (size_t)(n_tokens * d + off) * 4);
+            OK(SAEC_OP(cpu, scatter_rows, FC(pd) + off, IC(pinv), with_w ? FC(pw) : NULL, n_tokens,
+                       r, d, accumulate, FC(po) + off));
+            OK(SAEC_OP(gpu, scatter_rows, FG(pd) + off, IG(pinv), with_w ? FG(pw) : NULL, n_tokens,
+                       r, d, accumulate, FG(po) + off));
+            COMPARE_EXACT(with_w ? "scatter_rows out, weighted (exact)"
+                                 : "scatter_rows out, w NULL (exact)",
+                          po);
+            pair_free(&po);
+        }
+        free(src), free(dst), free(w), free(out);
+        pair_free(&ps), pair_free(&pd), pair_free(&pw);
+    }
+    free(keys), free(garbage), free(offsets), free(perm);
+    pair_free(&pk), pair_free(&pcnt), pair_free(&poff), pair_free(&pperm), pair_free(&pinv);
+}
+
+static void test_grouping(void) {
+    grouping_case(37, 1, 10, 0, 0, 0, 13, 0);      /* TIDE buckets, odd d */
+    grouping_case(37, 1, 10, 20, 0, 0, 64, 0);     /* keys < 0, float4 rows */
+    grouping_case(101, 2, 5, 0, 0, 0, 144, 0);     /* top-2 of 5 experts */
+    grouping_case(101, 2, 4, 10, 70, 0, 108, 1);   /* uneven, dropped slots, misaligned */
+    grouping_case(50, 1, 1, 0, 0, 0, 9, 0);        /* one group */
+    grouping_case(50, 1, 7, 0, 100, 0, 5, 0);      /* every token in group 0 */
+    grouping_case(77, 1, 31, 5, 0, 1, 3, 0);       /* many empty groups */
+    grouping_case(0, 1, 6, 0, 0, 0, 4, 0);         /* n_items = 0 */
+    grouping_case(20, 2, 4, 100, 0, 0, 8, 0);      /* no item has a group */
+    grouping_case(4096, 2, 15, 2, 30, 0, 2304, 0); /* MoE step at the SAE width */
+    grouping_case(3000, 1, 5000, 0, 0, 0, 4, 0);   /* shared-memory histogram, many groups */
+    grouping_case(3000, 1, 20000, 1, 0, 0, 0, 0);  /* global-atomic histogram (80 KB) */
+    grouping_case(9, 3, 100000, 0, 0, 0, 0, 0);    /* the scan's multi-chunk path, sparse */
+    if (!quick) {
+        grouping_case((int64_t)1 << 20, 1, 10, 1, 50, 0, 0, 0); /* 1M items, hot bins */
+        grouping_case(300000, 2, 300, 3, 0, 0, 0, 0);           /* a 2-pass radix sort */
+    }
+}
+
+static void grouped_gemm_gpu_case(int n_groups, const int32_t *counts, int64_t N, int64_t K, int tb,
+                                  float alpha, float beta, int with_bias) {
+    int32_t *offsets = xmalloc((size_t)(n_groups + 1) * 4);
+    offsets[0] = 0;
+    for (int g = 0; g < n_groups; g++)
+        offsets[g + 1] = offsets[g] + counts[g];
+    const int64_t rows = offsets[n_groups], pad = 3; /* rows past the last group: untouched */
+    set_ctx("grouped_gemm groups=%d rows=%lld N=%lld K=%lld trans_b=%d alpha=%g beta=%g bias=%d",
+            n_groups, (long long)rows, (long long)N, (long long)K, tb, alpha, beta, with_bias);
+    float *A = rand_floats(rows * K), *B = rand_floats((int64_t)n_groups * K * N);
+    float *C = rand_floats((rows + pad) * N), *bias = rand_floats((int64_t)n_groups * N);
+    if (beta == 0.0f) /* beta == 0 must not read C */
+        for (int64_t i = 0; i < rows * N; i++)
+            C[i] = NAN;
+    pair po = pair_up(offsets, (size_t)(n_groups + 1) * 4);
+    pair pa = pair_up(A, (size_t)(rows * K) * 4);
+    pair pb = pair_up(B, (size_t)((int64_t)n_groups * K * N) * 4);
+    pair pc = pair_up(C, (size_t)((rows + pad) * N) * 4);
+    pair pbias = pair_up(bias, (size_t)((int64_t)n_groups * N) * 4);
+    OK(SAEC_OP(cpu, grouped_gemm, tb, n_groups, IC(po), N, K, alpha, FC(pa), FC(pb), beta, FC(pc),
+               with_bias ? FC(pbias) : NULL));
+    OK(SAEC_OP(gpu, grouped_gemm, tb, n_groups, IG(po), N, K, alpha, FG(pa), FG(pb), beta, FG(pc),
+               with_bias ? FG(pbias) : NULL));
+    /* scale = |alpha| Σ|a b| + |beta c| + |bias|: FP32 error is a small multiple of eps times
+       this (tolerance 1e-5, about 100 eps); padding rows must match exactly (scale 0) */
+    double *scale = xmalloc((size_t)((rows + pad) * N) * sizeof *scale);
+    memset(scale, 0, (size_t)((rows + pad) * N) * sizeof *scale);
+    for (int g = 0; g < n_groups; g++) {
+        const float *Bg = B + (int64_t)g * K * N;
+        for (int64_t i = offsets[g]; i < offsets[g + 1]; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t q = 0; q < K; q++)
+                    s += fabs((double)A[i * K + q] * (tb ? Bg[j * K + q] : Bg[q * N + j]));
+                scale[i * N + j] = fabs(alpha) * s +
+                                   (beta != 0.0f ? fabs((double)beta * C[i * N + j]) : 0.0) +
+                                   (with_bias ? fabs((double)bias[(int64_t)g * N + j]) : 0.0);
+            }
+    }
+    COMPARE_FLOATS("C (rows past the last group untouched)", pc, 0, (rows + pad) * N, scale, 1e-6,
+                   1e-5);
+    free(offsets), free(A), free(B), free(C), free(bias), free(scale);
+    pair_free(&po), pair_free(&pa), pair_free(&pb), pair_free(&pc), pair_free(&pbias);
+}
+
+static void test_grouped_gemm(void) {
+    static const int32_t uneven[] = {17, 0, 1, 64, 0, 65, 5, 130}; /* tile edges, empty groups */
+    static const int32_t one[] = {45};
+    static const int32_t all_in_one[] = {0, 0, 200, 0};
+    static const int32_t empty[] = {0, 0, 0};
+    static const int32_t moe[] = {530, 497, 661, 360, 0}; /* MoE-like, one idle expert */
+    for (int tb = 0; tb < 2; tb++)
+        for (int variant = 0; variant < 4; variant++) {
+            const float beta = (variant & 1) ? 1.0f : 0.0f;
+            const int with_bias = variant >> 1;
+            grouped_gemm_gpu_case(8, uneven, 29, 13, tb, 0.7f, beta, with_bias);
+            grouped_gemm_gpu_case(1, one, 1, 1, tb, 1.0f, beta, with_bias);
+            grouped_gemm_gpu_case(4, all_in_one, 130, 67, tb, -1.5f, beta, with_bias);
+            grouped_gemm_gpu_case(3, empty, 8, 8, tb, 1.0f, beta, with_bias);
+            grouped_gemm_gpu_case(5, moe, 144, 72, tb, 1.0f, beta, with_bias);
+        }
+    grouped_gemm_gpu_case(8, uneven, 11, 0, 0, 1.0f, 1.0f, 1); /* K = 0: C = beta C + bias */
+    grouped_gemm_gpu_case(8, uneven, 11, 5, 1, 0.0f, 0.5f, 1); /* alpha = 0 */
+    if (!quick) {
+        static const int32_t tide[] = {410, 397, 402, 0, 388, 415, 420, 391, 405, 399};
+        grouped_gemm_gpu_case(10, tide, 1000, 257, 1, 1.0f, 0.0f, 1); /* `separate` encoders */
+    }
+}
+
+static void modulate_encode_gpu_case(int64_t n, int64_t d, int64_t m, int n_buckets, int with_bias,
+                                     int u_null, int misalign) {
+    set_ctx("modulate_encode n=%lld d=%lld m=%lld buckets=%d bias=%d u=%s misalign=%d",
+            (long long)n, (long long)d, (long long)m, n_buckets, with_bias,
+            u_null ? "NULL" : "given", misalign);
+    const int64_t off = misalign;
+    float *xc = rand_floats(n * d + off), *W = rand_floats(m * d), *b = rand_floats(m);
+    float *sc = rand_floats((int64_t)n_buckets * d), *sh = rand_floats((int64_t)n_buckets * d);
+    int32_t *bucket = xmalloc((size_t)(n > 0 ? n : 1) * 4);
+    for (int64_t t = 0; t < n; t++)
+        bucket[t] = (int32_t)rng_int(n_buckets);
+    float *u = rand_floats(n * d + off), *pre = rand_floats(n * m);
+    pair px = pair_up(xc, (size_t)(n * d + off) * 4), pw = pair_up(W, (size_t)(m * d) * 4);
+    pair pbias = pair_up(b, (size_t)m * 4), pbk = pair_up(bucket, (size_t)(n > 0 ? n : 1) * 4);
+    pair psc = pair_up(sc, (size_t)(n_buckets * d) * 4),
+         psh = pair_up(sh, (size_t)(n_buckets * d) * 4);
+    pair pu = pair_up(u, (size_t)(n * d + off) * 4), ppre = pair_up(pre, (size_t)(n * m) * 4);
+    OK(SAEC_OP(cpu, modulate_encode, FC(px) + off, IC(pbk), FC(psc), FC(psh), n_buckets, n, d, m,
+               FC(pw), with_bias ? FC(pbias) : NULL, u_null ? NULL : FC(pu) + off, FC(ppre)));
+    OK(SAEC_OP(gpu, modulate_encode, FG(px) + off, IG(pbk), FG(psc), FG(psh), n_buckets, n, d, m,
+               FG(pw), with_bias ? FG(pbias) : NULL, u_null ? NULL : FG(pu) + off, FG(ppre)));
+    COMPARE_EXACT("u (exact: one multiply and two adds, each rounded)", pu);
+    /* scale = Σ|u w| + |b| from the CPU's u */
+    float *hu = xmalloc((size_t)(n * d + off) * 4);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t c = 0; c < d; c++)
+            hu[t * d + c] = xc[off + t * d + c] * (1.0f + sc[(int64_t)bucket[t] * d + c]) +
+                            sh[(int64_t)bucket[t] * d + c];
+    double *scale = xmalloc((size_t)(n * m > 0 ? n * m : 1) * sizeof *scale);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < m; j++) {
+            double s = with_bias ? fabs((double)b[j]) : 0.0;
+            for (int64_t c = 0; c < d; c++)
+                s += fabs((double)hu[t * d + c] * W[j * d + c]);
+            scale[t * m + j] = s;
+        }
+    COMPARE_FLOATS("pre", ppre, 0, n * m, scale, 1e-6, 1e-5);
+    free(xc), free(W), free(b), free(sc), free(sh), free(bucket), free(u), free(pre), free(hu),
+        free(scale);
+    pair_free(&px), pair_free(&pw), pair_free(&pbias), pair_free(&pbk), pair_free(&psc),
+        pair_free(&psh), pair_free(&pu), pair_free(&ppre);
+}
+
+static void test_modulate_encode(void) {
+    for (int variant = 0; variant < 4; variant++) {
+        modulate_encode_gpu_case(37, 23, 41, 10, variant & 1, variant >> 1, 0);   /* scalar path */
+        modulate_encode_gpu_case(64, 128, 300, 10, variant & 1, variant >> 1, 0); /* float4 */
+    }
+    modulate_encode_gpu_case(33, 64, 77, 3, 1, 0, 1); /* misaligned: scalar path */
+    modulate_encode_gpu_case(1, 1, 1, 1, 1, 0, 0);
+    modulate_encode_gpu_case(0, 8, 8, 3, 1, 0, 0);         /* n = 0 */
+    modulate_encode_gpu_case(256, 288, 4096, 10, 1, 0, 0); /* encoder shape, scaled down */
+}
+
 int main(void) {
     if (saec_cuda_device_count() == 0) {
         printf("no CUDA device: skipped\n");
@@ -1374,6 +1602,9 @@ int main(void) {
     test_atm_stats();
     test_atm_mask();
     test_scale_cols();
+    test_grouping();
+    test_grouped_gemm();
+    test_modulate_encode();
 
     saec_dev_close(gpu);
     saec_dev_close(cpu);

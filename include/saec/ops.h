@@ -221,6 +221,59 @@ typedef struct saec_op_table {
        Floor: reads n*m*4 + m*4, writes n*m*4 bytes. */
     int (*scale_cols)(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
 
+    /* ---- grouping: tokens by key (TIDE timestep buckets, MoE experts; SPEC §6–7) ----
+       An "item" is one (token, key) slot: a token routed to r keys has r items, item i belongs
+       to token i / r. keys [n_items] int32 in [0, n_groups), or < 0 for "no group" (skipped). */
+
+    /* counts[g] = #{i : keys[i] == g} (int32, overwritten).  Floor: reads n_items*4 bytes. */
+    int (*group_count)(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                       int32_t *counts);
+
+    /* offsets[0] = 0, offsets[g + 1] = offsets[g] + counts[g] (int32 [n_groups + 1]).
+       Floor: reads and writes (n_groups + 1)*4 bytes. */
+    int (*exclusive_scan)(saec_dev *dev, const int32_t *counts, int n_groups, int32_t *offsets);
+
+    /* Stable permutation to key-contiguous order: perm[p] = the item at sorted position p
+       (positions offsets[g] .. offsets[g+1]−1 hold group g's items in increasing item order);
+       inv[i] = the position of item i, −1 for an item without a group. perm [offsets[n_groups]],
+       inv [n_items].  Floor: reads n_items*4 + (n_groups+1)*4, writes 2*n_items*4 bytes. */
+    int (*group_permute)(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                         const int32_t *offsets, int32_t *perm, int32_t *inv);
+
+    /* dst[p, :] = src[perm[p] / r, :] for p < n_out: gathers each sorted item's token row.
+       src [n_tokens, d], dst [n_out, d].  Floor: reads and writes n_out*d*4 bytes. */
+    int (*gather_rows)(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out, int r,
+                       int64_t d, float *dst);
+
+    /* The weighted un-permutation: out[t, :] = [accumulate ? out : 0] + Σ_{j < r} w[t*r + j] ·
+       src[inv[t*r + j], :] over the token's items with inv >= 0 (w NULL: weight 1), summed in
+       j order (deterministic). src [n_sorted, d], out [n_tokens, d].
+       Floor: reads n_tokens*r*(8 + d*4), writes n_tokens*d*4 bytes. */
+    int (*scatter_rows)(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
+                        int64_t n_tokens, int r, int64_t d, int accumulate, float *out);
+
+    /* Grouped GEMM over key-contiguous rows: for each group g with rows offsets[g] ..
+       offsets[g+1]−1 of A [*, K] and C [*, N]:
+         C[rows] = alpha · A[rows] · op(B_g) + beta · C[rows] (+ bias[g, :] when bias is not NULL)
+       B_g = B + g * K * N; op(B_g) = B_g [K, N], or B_g stored [N, K] when trans_b. Empty groups
+       are skipped.  Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4 bytes, writes
+       rows*N*4. */
+    int (*grouped_gemm)(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
+                        int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                        float beta, float *C, const float *bias);
+
+    /* The fused TIDE `bucket` encoder (SPEC §6):
+         pre[t, :] = ((xc[t, :] ⊙ (1 + scale[b_t, :]) + shift[b_t, :]) W_encᵀ + b_enc
+       with b_t = bucket[t]; also writes the modulated input u [n, d] (the backward needs it).
+       xc, u [n, d] (u NULL: not kept); scale, shift [n_buckets, d]; W_enc_t [m, d]; pre [n, m].
+       Keys and buckets out of range are a caller bug: the CPU reports it, CUDA cannot without a
+       sync and treats such an item as ungrouped (a bucket as unmodulated).
+       Floor: 2*n*m*d FLOPs; reads n*d*4 + m*d*4, writes n*m*4 + n*d*4 bytes. */
+    int (*modulate_encode)(saec_dev *dev, const float *xc, const int32_t *bucket,
+                           const float *scale, const float *shift, int n_buckets, int64_t n,
+                           int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
+                           float *u, float *pre);
+
     /* Geometric median of the rows of x [n, d] by Weiszfeld iterations from the mean, stopping
        after `iters` iterations or when the estimate moves less than 1e-6 relative.
        scratch [n] floats. out [d].  Floor per iteration: reads 2*n*d*4 bytes, ~6*n*d FLOPs. */

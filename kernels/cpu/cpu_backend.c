@@ -109,6 +109,13 @@ static const saec_op_table cpu_table = {
     .atm_stats = saec_cpu_atm_stats,
     .atm_mask = saec_cpu_atm_mask,
     .scale_cols = saec_cpu_scale_cols,
+    .group_count = saec_cpu_group_count,
+    .exclusive_scan = saec_cpu_exclusive_scan,
+    .group_permute = saec_cpu_group_permute,
+    .gather_rows = saec_cpu_gather_rows,
+    .scatter_rows = saec_cpu_scatter_rows,
+    .grouped_gemm = saec_cpu_grouped_gemm,
+    .modulate_encode = saec_cpu_modulate_encode,
     .geometric_median = saec_cpu_geometric_median,
 };
 

@@ -109,4 +109,22 @@ int saec_cpu_atm_mask(saec_dev *dev, const float *a, const float *q, const float
                       float *keep);
 int saec_cpu_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
 
+/* ---- grouping: tokens by key (cpu_grouping.c) ---- */
+int saec_cpu_group_count(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                         int32_t *counts);
+int saec_cpu_exclusive_scan(saec_dev *dev, const int32_t *counts, int n_groups, int32_t *offsets);
+int saec_cpu_group_permute(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                           const int32_t *offsets, int32_t *perm, int32_t *inv);
+int saec_cpu_gather_rows(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out, int r,
+                         int64_t d, float *dst);
+int saec_cpu_scatter_rows(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
+                          int64_t n_tokens, int r, int64_t d, int accumulate, float *out);
+int saec_cpu_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
+                          int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                          float beta, float *C, const float *bias);
+int saec_cpu_modulate_encode(saec_dev *dev, const float *xc, const int32_t *bucket,
+                             const float *scale, const float *shift, int n_buckets, int64_t n,
+                             int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
+                             float *u, float *pre);
+
 #endif

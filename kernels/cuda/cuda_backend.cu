@@ -164,6 +164,13 @@ static saec_op_table cuda_make_table(void) {
     t.atm_mask = saec_cuda_atm_mask;
     t.scale_cols = saec_cuda_scale_cols;
     t.geometric_median = saec_cuda_geometric_median;
+    t.group_count = saec_cuda_group_count;
+    t.exclusive_scan = saec_cuda_exclusive_scan;
+    t.group_permute = saec_cuda_group_permute;
+    t.gather_rows = saec_cuda_gather_rows;
+    t.scatter_rows = saec_cuda_scatter_rows;
+    t.grouped_gemm = saec_cuda_grouped_gemm;
+    t.modulate_encode = saec_cuda_modulate_encode;
     return t;
 }
 

@@ -198,6 +198,24 @@ int saec_cuda_atm_mask(saec_dev *dev, const float *a, const float *q, const floa
                        const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
                        float *keep);
 int saec_cuda_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
+/* cuda_grouping.cu */
+int saec_cuda_group_count(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                          int32_t *counts);
+int saec_cuda_exclusive_scan(saec_dev *dev, const int32_t *counts, int n_groups,
+                             int32_t *offsets);
+int saec_cuda_group_permute(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                            const int32_t *offsets, int32_t *perm, int32_t *inv);
+int saec_cuda_gather_rows(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out,
+                          int r, int64_t d, float *dst);
+int saec_cuda_scatter_rows(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
+                           int64_t n_tokens, int r, int64_t d, int accumulate, float *out);
+int saec_cuda_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
+                           int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                           float beta, float *C, const float *bias);
+int saec_cuda_modulate_encode(saec_dev *dev, const float *xc, const int32_t *bucket,
+                              const float *scale, const float *shift, int n_buckets, int64_t n,
+                              int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
+                              float *u, float *pre);
 
 #ifdef __cplusplus
 }

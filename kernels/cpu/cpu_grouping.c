@@ -1,0 +1,168 @@
+/* Grouping ops of the CPU backend: tokens by key (TIDE timestep buckets, MoE experts; SPEC §6–7).
+ *
+ * group_count → exclusive_scan → group_permute is a counting sort: serial passes over the keys
+ * (a few microseconds for the batch sizes of a training step; a serial pass is also what makes
+ * the permutation stable for free). The row ops (gather/scatter) run in parallel over rows; the
+ * grouped GEMM is one CBLAS call per non-empty group, issued from outside any OpenMP region
+ * (OpenBLAS brings its own threads). Everything is deterministic: scatter_rows sums a token's
+ * items in slot order, and each product and sum is rounded separately (ISO C: no FMA
+ * contraction), so the CUDA backend can reproduce the row ops bit for bit.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+/* counts[g] = #{i : keys[i] == g}.  Floor: reads n_items*4 bytes. */
+int saec_cpu_group_count(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                         int32_t *counts) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("group_count", n_items >= 0 && n_items <= INT32_MAX && n_groups >= 0);
+    SAEC_CPU_REQUIRE("group_count",
+                     (n_items == 0 || keys != NULL) && (n_groups == 0 || counts != NULL));
+    if (n_groups > 0) memset(counts, 0, (size_t)n_groups * sizeof *counts);
+    for (int64_t i = 0; i < n_items; i++) {
+        const int32_t g = keys[i];
+        SAEC_CPU_REQUIRE("group_count", g < n_groups); /* keys < 0: no group */
+        if (g >= 0) counts[g]++;
+    }
+    return SAEC_OK;
+}
+
+/* offsets[g + 1] = offsets[g] + counts[g], offsets[0] = 0.  Floor: (n_groups + 1)*8 bytes. */
+int saec_cpu_exclusive_scan(saec_dev *dev, const int32_t *counts, int n_groups, int32_t *offsets) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("exclusive_scan",
+                     n_groups >= 0 && offsets != NULL && (n_groups == 0 || counts != NULL));
+    int64_t acc = 0;
+    offsets[0] = 0;
+    for (int g = 0; g < n_groups; g++) {
+        SAEC_CPU_REQUIRE("exclusive_scan", counts[g] >= 0);
+        acc += counts[g];
+        SAEC_CPU_REQUIRE("exclusive_scan", acc <= INT32_MAX);
+        offsets[g + 1] = (int32_t)acc;
+    }
+    return SAEC_OK;
+}
+
+/* Stable counting-sort scatter: item i goes to the next free slot of its group, in item order.
+   Floor: reads n_items*4 + (n_groups+1)*4, writes 2*n_items*4 bytes. */
+int saec_cpu_group_permute(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
+                           const int32_t *offsets, int32_t *perm, int32_t *inv) {
+    SAEC_CPU_REQUIRE("group_permute", n_items >= 0 && n_items <= INT32_MAX && n_groups >= 0);
+    SAEC_CPU_REQUIRE("group_permute", offsets != NULL && (n_items == 0 || (keys && inv)));
+    if (n_items == 0) return SAEC_OK;
+    int32_t *cursor = NULL; /* [n_groups] next free position of each group */
+    SAEC_TRY(saec_cpu_scratch(dev, (size_t)(n_groups > 0 ? n_groups : 1) * sizeof *cursor,
+                              (void **)&cursor));
+    if (n_groups > 0) memcpy(cursor, offsets, (size_t)n_groups * sizeof *cursor);
+    for (int64_t i = 0; i < n_items; i++) {
+        const int32_t g = keys[i];
+        SAEC_CPU_REQUIRE("group_permute", g < n_groups);
+        if (g < 0) {
+            inv[i] = -1;
+            continue;
+        }
+        /* offsets must be the scan of these keys' counts: a full group is a caller bug */
+        SAEC_CPU_REQUIRE("group_permute", cursor[g] < offsets[g + 1] && perm != NULL);
+        const int32_t p = cursor[g]++;
+        perm[p] = (int32_t)i;
+        inv[i] = p;
+    }
+    for (int g = 0; g < n_groups; g++) /* every slot of perm was written */
+        SAEC_CPU_REQUIRE("group_permute", cursor[g] == offsets[g + 1]);
+    return SAEC_OK;
+}
+
+/* dst[p, :] = src[perm[p] / r, :].  Floor: reads and writes n_out*d*4 bytes. */
+int saec_cpu_gather_rows(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out, int r,
+                         int64_t d, float *dst) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("gather_rows", n_out >= 0 && r >= 1 && d >= 0);
+    if (n_out == 0 || d == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("gather_rows", src != NULL && perm != NULL && dst != NULL);
+    for (int64_t p = 0; p < n_out; p++) /* cheap check, so the parallel loop cannot fail */
+        SAEC_CPU_REQUIRE("gather_rows", perm[p] >= 0);
+#pragma omp parallel for schedule(static) if (n_out * d >= SAEC_CPU_PAR_MIN)
+    for (int64_t p = 0; p < n_out; p++)
+        memcpy(dst + p * d, src + (int64_t)(perm[p] / r) * d, (size_t)d * sizeof *dst);
+    return SAEC_OK;
+}
+
+/* out[t, :] = [acc ? out : 0] + Σ_j w[t*r + j] src[inv[t*r + j], :] (slot order).
+   Floor: reads n_tokens*r*(8 + d*4), writes n_tokens*d*4 bytes. */
+int saec_cpu_scatter_rows(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
+                          int64_t n_tokens, int r, int64_t d, int accumulate, float *out) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("scatter_rows", n_tokens >= 0 && r >= 1 && d >= 0);
+    if (n_tokens == 0 || d == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("scatter_rows", inv != NULL && out != NULL);
+#pragma omp parallel for schedule(static) if (n_tokens * r * d >= SAEC_CPU_PAR_MIN)
+    for (int64_t t = 0; t < n_tokens; t++) {
+        float *o = out + t * d; /* row t of out [n_tokens, d] */
+        if (!accumulate) memset(o, 0, (size_t)d * sizeof *o);
+        for (int j = 0; j < r; j++) {
+            const int64_t item = t * r + j;
+            const int32_t p = inv[item];
+            if (p < 0) continue;
+            const float *s = src + (int64_t)p * d; /* row p of src [n_sorted, d] */
+            if (w) {
+                const float wj = w[item];
+                for (int64_t c = 0; c < d; c++)
+                    o[c] = o[c] + wj * s[c];
+            } else {
+                for (int64_t c = 0; c < d; c++)
+                    o[c] = o[c] + s[c];
+            }
+        }
+    }
+    return SAEC_OK;
+}
+
+/* One CBLAS GEMM per non-empty group (through saec_cpu_gemm, outside any OpenMP region).
+   Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4, writes rows*N*4 bytes. */
+int saec_cpu_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
+                          int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                          float beta, float *C, const float *bias) {
+    SAEC_CPU_REQUIRE("grouped_gemm", n_groups >= 0 && N >= 0 && K >= 0 && offsets != NULL);
+    SAEC_CPU_REQUIRE("grouped_gemm", offsets[0] >= 0);
+    for (int g = 0; g < n_groups; g++)
+        SAEC_CPU_REQUIRE("grouped_gemm", offsets[g + 1] >= offsets[g]);
+    for (int g = 0; g < n_groups; g++) {
+        const int64_t row0 = offsets[g], rows = (int64_t)offsets[g + 1] - offsets[g];
+        if (rows == 0) continue;
+        const float *Bg = B ? B + (int64_t)g * K * N : NULL; /* [K, N], or [N, K] if trans_b */
+        SAEC_TRY(saec_cpu_gemm(dev, 0, trans_b, rows, N, K, alpha, A ? A + row0 * K : NULL,
+                               K > 0 ? K : 1, Bg, trans_b ? (K > 0 ? K : 1) : (N > 0 ? N : 1), beta,
+                               C + row0 * N, N, bias ? bias + (int64_t)g * N : NULL));
+    }
+    return SAEC_OK;
+}
+
+/* u = xc ⊙ (1 + scale[b]) + shift[b] row by row, then pre = u W_enc_tᵀ + b_enc (one GEMM).
+   u may be NULL (inference: the modulated rows go to scratch).
+   Floor: 2*n*m*d FLOPs; reads n*d*4 + m*d*4, writes n*m*4 + n*d*4 bytes. */
+int saec_cpu_modulate_encode(saec_dev *dev, const float *xc, const int32_t *bucket,
+                             const float *scale, const float *shift, int n_buckets, int64_t n,
+                             int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
+                             float *u, float *pre) {
+    SAEC_CPU_REQUIRE("modulate_encode", n >= 0 && d >= 0 && m >= 0 && n_buckets >= 1);
+    if (n == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("modulate_encode", xc && bucket && scale && shift && (m == 0 || pre));
+    for (int64_t t = 0; t < n; t++)
+        SAEC_CPU_REQUIRE("modulate_encode", bucket[t] >= 0 && bucket[t] < n_buckets);
+    if (!u) SAEC_TRY(saec_cpu_scratch(dev, (size_t)(n * d) * sizeof *u, (void **)&u));
+#pragma omp parallel for schedule(static) if (n * d >= SAEC_CPU_PAR_MIN)
+    for (int64_t t = 0; t < n; t++) {
+        const float *x = xc + t * d;                     /* row t of xc [n, d] */
+        const float *s = scale + (int64_t)bucket[t] * d; /* [d] */
+        const float *h = shift + (int64_t)bucket[t] * d; /* [d] */
+        float *o = u + t * d;                            /* row t of u [n, d] */
+        for (int64_t c = 0; c < d; c++) {
+            const float a = 1.0f + s[c];
+            o[c] = x[c] * a + h[c];
+        }
+    }
+    return saec_cpu_gemm(dev, 0, 1, n, m, d, 1.0f, u, d > 0 ? d : 1, W_enc_t, d > 0 ? d : 1, 0.0f,
+                         pre, m > 0 ? m : 1, b_enc);
+}
