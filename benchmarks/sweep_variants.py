@@ -47,10 +47,12 @@ ALL_ARCHS = ["topk", "batchtopk", "relu", "jumprelu", "atm"]
 KNOB = {"topk": "k", "batchtopk": "k", "relu": "l1_coef", "atm": "l1_coef",
         "jumprelu": "jumprelu_l0_coef"}
 DEFAULT_START = {"relu": 0.03, "atm": 0.03, "jumprelu": 0.01}
-# Fixed per-variant settings of every try. JumpReLU's θ starts at SPEC's 0.001, and Adam moves
-# log θ by about lr per step, so at the default 3000 steps θ cannot reach the scale of the
-# pre-activations (~1) and L0 stays near m whatever λ is; it starts at 0.1 here (README).
-ARCH_EXTRA = {"jumprelu": [("jumprelu_theta_init", "0.1")]}
+# Fixed per-variant settings of every try (README, "Variants"). JumpReLU at SPEC's θ₀ = 0.001 and
+# ε = 0.001: Adam moves log θ by about lr per step, so in 3000 steps θ cannot reach the scale of
+# the pre-activations (~1); and in saec's units (E‖xn‖² = d) a window of 0.001 holds so few
+# pre-activations that θ's gradient is mostly zero and λ barely changes L0. θ₀ = 0.1 and ε = 0.01
+# make L0 follow λ.
+ARCH_EXTRA = {"jumprelu": [("jumprelu_theta_init", "0.1"), ("jumprelu_bandwidth", "0.01")]}
 METRICS = ["l0", "nmse", "explained_variance", "dead_fraction", "mmcs", "absorption_fraction",
            "full_absorption", "seconds"]
 # Keys the sweep sets itself; --extra may not override them.
