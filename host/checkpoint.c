@@ -99,6 +99,7 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
         saec_st_tensor t[2 * SAE_N_TENSORS + 2];
         int n = 0;
         for (int i = 0; i < sae->n_tensors; i++) {
+            if (sae->layout[i].rows == 0) continue; /* absent in this variant */
             snprintf(names[2 * i], 64, "adam_m.%s", sae->layout[i].name);
             snprintf(names[2 * i + 1], 64, "adam_v.%s", sae->layout[i].name);
             t[n++] = f32_tensor(names[2 * i], &sae->layout[i], m1);
@@ -143,7 +144,8 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
         saec_st_tensor t[SAE_N_TENSORS + 3];
         int n = 0;
         for (int i = 0; i < sae->n_tensors; i++)
-            t[n++] = f32_tensor(sae->layout[i].name, &sae->layout[i], params);
+            if (sae->layout[i].rows > 0)
+                t[n++] = f32_tensor(sae->layout[i].name, &sae->layout[i], params);
         t[n++] = (saec_st_tensor){
             .name = "data_mean", .dtype = SAEC_ST_F32, .ndim = 1, .shape = {sae->d}, .data = mean};
         t[n++] = (saec_st_tensor){.name = "data_scale",
@@ -217,6 +219,7 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
                        "'%s' is at step %lld but the model is at step %lld", path,
                        (long long)st.step, (long long)expect_step);
     for (int i = 0; i < sae->n_tensors && rc == SAEC_OK; i++) {
+        if (sae->layout[i].rows == 0) continue;
         char name[64];
         snprintf(name, sizeof name, "adam_m.%s", sae->layout[i].name);
         rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_m + sae->layout[i].offset);

@@ -60,6 +60,11 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
         rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
                        "latents and k cannot change in export");
     cfg.d_in = hm.d;
+    if (rc == SAEC_OK && hm.ts_scale)
+        rc = saec_fail(SAEC_ERR_USAGE,
+                       "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
+                       "directory itself",
+                       "cannot export the timestep-aware (bucket mode) SAE '%s'", src);
 
     saec_dev *dev = NULL;
     saec_data *data = NULL;

@@ -50,8 +50,9 @@ const char *saec_model_kind_name(saec_model_kind kind) {
 void saec_host_model_free(saec_host_model *hm) {
     if (!hm) return;
     free(hm->W_enc_t), free(hm->b_enc), free(hm->W_dec), free(hm->b_dec), free(hm->data_mean);
-    free(hm->log_theta);
+    free(hm->log_theta), free(hm->ts_scale), free(hm->ts_shift);
     hm->W_enc_t = hm->b_enc = hm->W_dec = hm->b_dec = hm->data_mean = hm->log_theta = NULL;
+    hm->ts_scale = hm->ts_shift = NULL;
 }
 
 static int host_model_alloc(saec_host_model *hm, int64_t d, int64_t m) {
@@ -125,6 +126,17 @@ static int read_run(const char *dir, saec_host_model *hm) {
     }
     if (rc == SAEC_OK && strcmp(hm->arch, "batchtopk") == 0)
         rc = take_tensor(f, path, "batchtopk_threshold", 1, 1, 1, &hm->bt_threshold, NULL);
+    const saec_st_tensor *ts = rc == SAEC_OK ? saec_st_find(f, "ts_scale") : NULL;
+    if (ts) { /* TIDE bucket mode: per-bucket modulation of the encoder input */
+        const int64_t B = ts->ndim == 2 ? ts->shape[0] : 0;
+        hm->ts_buckets = B;
+        hm->ts_scale = malloc(sizeof(float) * (size_t)(B * d + 1));
+        hm->ts_shift = malloc(sizeof(float) * (size_t)(B * d + 1));
+        rc = hm->ts_scale && hm->ts_shift
+                 ? take_tensor(f, path, "ts_scale", 2, B, d, hm->ts_scale, NULL)
+                 : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
+        if (rc == SAEC_OK) rc = take_tensor(f, path, "ts_shift", 2, B, d, hm->ts_shift, NULL);
+    }
     float s = 0;
     if (rc == SAEC_OK) rc = take_tensor(f, path, "data_scale", 1, 1, 1, &s, NULL);
     if (rc == SAEC_OK && !(s > 0))
@@ -459,6 +471,9 @@ void saec_host_model_set_scale(saec_host_model *hm, float scale) {
         for (int64_t j = 0; j < hm->m; j++)
             hm->log_theta[j] = (float)(hm->log_theta[j] + log(r));
     hm->bt_threshold = (float)(r * hm->bt_threshold);
+    if (hm->ts_shift && r != 1.0)
+        for (int64_t i = 0; i < hm->ts_buckets * hm->d; i++)
+            hm->ts_shift[i] = (float)(r * hm->ts_shift[i]);
     hm->scale = scale;
 }
 
@@ -514,6 +529,15 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
     sae->scale = hm->scale;
     if (sae->arch == SAE_JUMPRELU && hm->log_theta)
         SAEC_TRY(dev->ops->upload(dev, sae->log_theta, hm->log_theta, sizeof(float) * (size_t)hm->m));
+    if (sae->hp.timestep_buckets > 0 && hm->ts_scale) {
+        if (hm->ts_buckets != sae->hp.timestep_buckets)
+            return saec_fail(SAEC_ERR_DATA, "keep timestep_buckets as trained",
+                             "the model has %lld timestep buckets, this SAE %lld",
+                             (long long)hm->ts_buckets, (long long)sae->hp.timestep_buckets);
+        const size_t bytes = sizeof(float) * (size_t)(hm->ts_buckets * hm->d);
+        SAEC_TRY(dev->ops->upload(dev, sae->ts_scale, hm->ts_scale, bytes));
+        SAEC_TRY(dev->ops->upload(dev, sae->ts_shift, hm->ts_shift, bytes));
+    }
     if (sae->arch == SAE_BATCHTOPK && hm->bt_threshold > 0) {
         SAEC_TRY(dev->ops->upload(dev, sae->bt_threshold, &hm->bt_threshold, sizeof(float)));
         sae->bt_threshold_set = 1;
@@ -834,6 +858,11 @@ static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const
 
 int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const float *log_sparsity,
                       const char *source, const char *out_dir) {
+    if (hm->ts_scale)
+        return saec_fail(SAEC_ERR_USAGE,
+                         "neither SAELens nor sparsify has a timestep-aware SAE layout; use the "
+                         "run directory itself",
+                         "cannot export a timestep-aware (bucket mode) SAE");
     raw_parts raw;
     int rc = raw_parts_make(hm, kind == SAEC_MODEL_SAELENS, &raw);
     if (rc == SAEC_OK) {
@@ -851,32 +880,12 @@ int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const flo
 
 /* ---- reconstructions as .npy ------------------------------------------------------------- */
 
-/* NumPy format 1.0: magic, version, a little-endian u16 header length, a Python-literal header
-   padded with spaces to a multiple of 64 bytes (ending in a newline), then C-order data. */
-static int npy_header(char *buf, size_t size, int64_t rows, int64_t cols, size_t *len) {
-    char dict[128];
-    int n = snprintf(dict, sizeof dict,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
-                     (long long)rows, (long long)cols);
-    size_t total = 10 + (size_t)n + 1;
-    total = (total + 63) / 64 * 64;
-    if (n < 0 || total > size) return 0;
-    memcpy(buf, "\x93NUMPY\x01\x00", 8);
-    const size_t hlen = total - 10;
-    buf[8] = (char)(hlen & 0xff), buf[9] = (char)(hlen >> 8);
-    memcpy(buf + 10, dict, (size_t)n);
-    memset(buf + 10 + n, ' ', total - 10 - (size_t)n - 1);
-    buf[total - 1] = '\n';
-    *len = total;
-    return 1;
-}
-
 int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, const char *path) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d;
     char header[256];
     size_t hlen = 0;
-    if (!npy_header(header, sizeof header, tokens, d, &hlen))
+    if (!saec_npy_header(header, sizeof header, tokens, d, &hlen))
         return saec_fail(SAEC_ERR_OTHER, NULL, "internal: .npy header too long");
     float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
     if (!rows) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory dumping reconstructions");

@@ -53,6 +53,8 @@ typedef struct {
     int64_t d, m, k;
     float *log_theta;   /* [m] jumprelu: log θ; NULL otherwise */
     float bt_threshold; /* batchtopk: the inference θ; 0 = not tracked yet */
+    int64_t ts_buckets; /* TIDE bucket mode (saec runs only): B, else 0 */
+    float *ts_scale, *ts_shift; /* [B, d] s_b and h_b (h_b scales like the biases) */
     float *W_enc_t;    /* [m, d] encoder, transposed (sparsify's encoder.weight layout) */
     float *b_enc;      /* [m] */
     float *W_dec;      /* [m, d] */

@@ -236,3 +236,37 @@ int saec_read_file(const char *path, char **out, size_t *len) {
     if (len) *len = n;
     return SAEC_OK;
 }
+
+/* NumPy format 1.0: magic, version, a little-endian u16 header length, a Python-literal header
+   padded with spaces to a multiple of 64 bytes (ending in a newline), then C-order data. */
+int saec_npy_header(char *buf, size_t size, int64_t rows, int64_t cols, size_t *len) {
+    char dict[128];
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                     (long long)rows, (long long)cols);
+    size_t total = 10 + (size_t)n + 1;
+    total = (total + 63) / 64 * 64;
+    if (n < 0 || total > size) return 0;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    const size_t hlen = total - 10;
+    buf[8] = (char)(hlen & 0xff), buf[9] = (char)(hlen >> 8);
+    memcpy(buf + 10, dict, (size_t)n);
+    memset(buf + 10 + n, ' ', total - 10 - (size_t)n - 1);
+    buf[total - 1] = '\n';
+    *len = total;
+    return 1;
+}
+
+int saec_write_npy_f32(const char *path, const float *data, int64_t rows, int64_t cols) {
+    char header[256];
+    size_t hlen = 0;
+    if (!saec_npy_header(header, sizeof header, rows, cols, &hlen))
+        return saec_fail(SAEC_ERR_OTHER, NULL, "internal: .npy header too long");
+    saec_atomic_file af;
+    SAEC_TRY(saec_atomic_open(&af, path));
+    int rc = saec_atomic_write(&af, header, hlen);
+    if (rc == SAEC_OK) rc = saec_atomic_write(&af, data, sizeof(float) * (size_t)(rows * cols));
+    if (rc == SAEC_OK) return saec_atomic_commit(&af);
+    saec_atomic_abort(&af);
+    return rc;
+}

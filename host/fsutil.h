@@ -3,6 +3,7 @@
 #define SAEC_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* mkdir -p. Fails with SAEC_ERR_USAGE naming the path (unwritable output directory). */
@@ -27,5 +28,11 @@ void saec_atomic_abort(saec_atomic_file *af);
 int saec_write_text_atomic(const char *path, const char *text);
 /* Read a whole file into a NUL-terminated malloc'd buffer. SAEC_ERR_DATA naming the path. */
 int saec_read_file(const char *path, char **out, size_t *len);
+
+/* The header of a NumPy 1.0 .npy file holding float32 [rows, cols] in C order; 0 when it does
+   not fit in `size`. */
+int saec_npy_header(char *buf, size_t size, int64_t rows, int64_t cols, size_t *len);
+/* Write float32 data [rows, cols] as a .npy file, atomically. */
+int saec_write_npy_f32(const char *path, const float *data, int64_t rows, int64_t cols);
 
 #endif

@@ -61,9 +61,13 @@ static int64_t sae_lay_out(saec_sae *sae) {
         [SAE_B_ENC] = {"b_enc", m, 1},
         [SAE_W_DEC] = {"W_dec", m, d},
         [SAE_B_DEC] = {"b_dec", d, 1},
-        [SAE_LOG_THETA] = {"log_theta", m, 1},
+        [SAE_LOG_THETA] = {"log_theta", sae->arch == SAE_JUMPRELU ? m : 0, 1},
+        [SAE_TS_SCALE] = {"ts_scale", sae->hp.timestep_buckets, d},
+        [SAE_TS_SHIFT] = {"ts_shift", sae->hp.timestep_buckets, d},
     };
-    sae->n_tensors = sae->arch == SAE_JUMPRELU ? SAE_N_TENSORS : SAE_LOG_THETA;
+    sae->n_tensors = sae->hp.timestep_buckets > 0 ? SAE_N_TENSORS
+                     : sae->arch == SAE_JUMPRELU  ? SAE_TS_SCALE
+                                                  : SAE_LOG_THETA;
     int64_t offset = 0;
     for (int i = 0; i < sae->n_tensors; i++) {
         sae->layout[i] = (sae_tensor){spec[i].name, spec[i].rows, spec[i].cols, offset};
@@ -87,11 +91,13 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->grads, sae->n_params);
     ALLOC(sae->adam_m, sae->n_params);
     ALLOC(sae->adam_v, sae->n_params);
-    float **views[SAE_N_TENSORS] = {&sae->W_enc_t, &sae->b_enc, &sae->W_dec, &sae->b_dec,
-                                    &sae->log_theta};
-    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t, &sae->db_enc, &sae->dW_dec, &sae->db_dec,
-                                         &sae->dlog_theta};
+    float **views[SAE_N_TENSORS] = {&sae->W_enc_t,   &sae->b_enc,    &sae->W_dec,   &sae->b_dec,
+                                    &sae->log_theta, &sae->ts_scale, &sae->ts_shift};
+    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t,   &sae->db_enc,     &sae->dW_dec,
+                                         &sae->db_dec,     &sae->dlog_theta, &sae->dts_scale,
+                                         &sae->dts_shift};
     for (int i = 0; i < sae->n_tensors; i++) {
+        if (sae->layout[i].rows == 0) continue;
         *views[i] = sae->params + sae->layout[i].offset;
         *grad_views[i] = sae->grads + sae->layout[i].offset;
     }
@@ -100,6 +106,14 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->dead_mask, m);
     ALLOC(sae->x, n * d);
     ALLOC(sae->xc, n * d);
+    sae->enc_in = sae->xc;
+    if (sae->hp.timestep_buckets > 0) {
+        ALLOC(sae->u, n * d);
+        ALLOC(sae->bucket, n);
+        sae->bucket_host = malloc(sizeof(int32_t) * (size_t)n);
+        if (!sae->bucket_host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+        sae->enc_in = sae->u;
+    }
     ALLOC(sae->pre, n * m);
     if (sae->dense) {
         ALLOC(sae->fd, n * m);
@@ -187,9 +201,10 @@ void sae_destroy(saec_sae *sae) {
                     sae->ehat,        sae->g_aux,      sae->df_aux,  sae->stats,   sae->aux_stats,
                     sae->grad_sumsq,  sae->dead_count, sae->l0_count, sae->penalty, sae->fd,
                     sae->dfd,         sae->bt_threshold, sae->bt_batch_thr, sae->atm_stats,
-                    sae->atm_keep};
+                    sae->atm_keep,    sae->u,          sae->bucket};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
+    free(sae->bucket_host);
     free(sae);
 }
 
@@ -259,6 +274,21 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
     return rc;
 }
 
+int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n) {
+    const int64_t B = sae->hp.timestep_buckets, T = sae->hp.timesteps;
+    if (B <= 0) return SAEC_OK;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t t = timesteps[i];
+        if (t < 0 || t >= T)
+            return saec_fail(SAEC_ERR_DATA, "set --timesteps to the diffusion schedule's length",
+                             "timestep %lld of a batch row is outside [0, %lld)", (long long)t,
+                             (long long)T);
+        sae->bucket_host[i] = (int32_t)(t * B / T); /* b(t) = floor(t·B/T), SPEC §6 */
+    }
+    return sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
+                                 sizeof(int32_t) * (size_t)n);
+}
+
 void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
     const sae_hparams *hp = &sae->hp;
     const double warm = (double)hp->sparsity_warmup * (double)total;
@@ -326,8 +356,13 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     /* xn = x / s (in place); xc = xn − b_dec; pre = xc W_enc + b_enc (the one dense GEMM). */
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->xc, n, d, 1.0f, sae->b_dec, -1.0f));
-    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->xc, d, sae->W_enc_t, d, 0.0f, sae->pre, m,
-                     sae->b_enc));
+    if (sae->hp.timestep_buckets > 0) /* pre = ((xc ⊙ (1 + s_b) + h_b) W_enc + b_enc */
+        SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->xc, sae->bucket, sae->ts_scale, sae->ts_shift,
+                         (int)sae->hp.timestep_buckets, n, d, m, sae->W_enc_t, sae->b_enc, sae->u,
+                         sae->pre));
+    else
+        SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->xc, d, sae->W_enc_t, d, 0.0f,
+                         sae->pre, m, sae->b_enc));
 
     /* x̂n = f W_dec + b_dec; statistics and ∂nmse/∂x̂. */
     if (sae->dense) {
@@ -418,7 +453,7 @@ static int sae_backward_codes(saec_sae *sae, int64_t n, int64_t kk, const int32_
     SAEC_TRY(SAEC_OP(dev, sparse_outer_accum, idx, f, g, n, (int)kk, m, d, sae->dW_dec, NULL));
     SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g, idx, sae->W_dec, n, (int)kk, m, d, df));
     SAEC_TRY(SAEC_OP(dev, relu_backward, f, df, n * kk)); /* ReLU after the selection */
-    return SAEC_OP(dev, sparse_outer_accum, idx, df, sae->xc, n, (int)kk, m, d, sae->dW_enc_t,
+    return SAEC_OP(dev, sparse_outer_accum, idx, df, sae->enc_in, n, (int)kk, m, d, sae->dW_enc_t,
                    sae->db_enc);
 }
 
@@ -453,8 +488,8 @@ static int sae_backward_dense(saec_sae *sae, int64_t n) {
     case SAE_BATCHTOPK: SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m)); break;
     case SAE_TOPK: break;
     }
-    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, dpre, m, sae->xc, d, 1.0f, sae->dW_enc_t, d,
-                     NULL)); /* dW_enc_t += dpreᵀ xc */
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, dpre, m, sae->enc_in, d, 1.0f, sae->dW_enc_t,
+                     d, NULL)); /* dW_enc_t += dpreᵀ xc (u in bucket mode) */
     SAEC_TRY(SAEC_OP(dev, col_sum, dpre, n, m, 1.0f, 1.0f, sae->db_enc));
     return SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, dpre, m, sae->W_enc_t, d, 0.0f, sae->dxc, d,
                    NULL); /* dxc = dpre W_enc_t */
@@ -480,6 +515,11 @@ int sae_backward(saec_sae *sae, int64_t n) {
         SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx_aux, sae->df_aux, sae->W_enc_t, NULL, n,
                          (int)ka, m, d, 1, sae->dxc));
     }
+    /* Bucket mode: dxc so far is ∂L/∂u; through the modulation to ∂L/∂xc, s_b and h_b. */
+    if (sae->hp.timestep_buckets > 0)
+        SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->dxc, sae->xc, sae->bucket, sae->ts_scale,
+                         (int)sae->hp.timestep_buckets, n, d, sae->dxc, sae->dts_scale,
+                         sae->dts_shift));
     return SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec);
 }
 

@@ -22,7 +22,16 @@
 #include "saec/device.h"
 
 /* Parameter tensors, in arena (and checkpoint) order. */
-enum { SAE_W_ENC_T = 0, SAE_B_ENC, SAE_W_DEC, SAE_B_DEC, SAE_LOG_THETA, SAE_N_TENSORS };
+enum {
+    SAE_W_ENC_T = 0,
+    SAE_B_ENC,
+    SAE_W_DEC,
+    SAE_B_DEC,
+    SAE_LOG_THETA, /* jumprelu */
+    SAE_TS_SCALE,  /* timestep `bucket` mode: s_b [B, d] */
+    SAE_TS_SHIFT,  /* timestep `bucket` mode: h_b [B, d] */
+    SAE_N_TENSORS
+};
 
 typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
 
@@ -42,6 +51,8 @@ typedef struct {
     float batchtopk_ema;
     int64_t batchtopk_threshold_start;
     float atm_beta, atm_weights[3], atm_c, atm_rate, atm_warmup;
+    int64_t timestep_buckets; /* B > 0: TIDE `bucket` mode (SPEC §6); 0: no timestep input */
+    int64_t timesteps;        /* T: bucket b(t) = floor(t·B/T) */
     uint64_t seed;
 } sae_hparams;
 
@@ -68,7 +79,8 @@ typedef struct {
     int64_t dead_after; /* tokens without firing before a latent counts as dead */
 
     sae_tensor layout[SAE_N_TENSORS];
-    int n_tensors; /* SAE_LOG_THETA exists only for jumprelu */
+    int n_tensors; /* tensors 0 .. n_tensors−1 are laid out; an absent one has rows = 0 (log_theta
+                      without jumprelu, the timestep tensors without buckets) */
     int64_t n_params;
 
     /* arenas [n_params] */
@@ -77,6 +89,8 @@ typedef struct {
     float *W_enc_t, *b_enc, *W_dec, *b_dec;     /* [m, d], [m], [m, d], [d] */
     float *dW_enc_t, *db_enc, *dW_dec, *db_dec; /* same shapes */
     float *log_theta, *dlog_theta;              /* [m] jumprelu: θ = exp(log_theta) */
+    float *ts_scale, *ts_shift;                 /* [B, d] bucket mode: s_b, h_b (start at 0) */
+    float *dts_scale, *dts_shift;               /* same shapes */
 
     /* data constants, stored with the checkpoint */
     float scale;      /* s: xn = x / s has E‖xn‖² = d */
@@ -102,7 +116,11 @@ typedef struct {
 
     /* activations, sized for `batch` tokens */
     float *x;         /* [batch, d] the batch, normalised in place to xn */
-    float *xc;        /* [batch, d] xn − b_dec, the encoder input */
+    float *xc;        /* [batch, d] xn − b_dec */
+    float *u;         /* [batch, d] bucket mode: the modulated encoder input */
+    float *enc_in;    /* the encoder input: u in bucket mode, else xc */
+    int32_t *bucket;  /* [batch] bucket mode: each token's bucket (device) */
+    int32_t *bucket_host; /* [batch] host staging for the buckets */
     float *pre;       /* [batch, m] pre-activations */
     int32_t *idx;     /* [batch, k] */
     float *f;         /* [batch, k] codes: ReLU of the top-k pre-activations */
@@ -139,6 +157,9 @@ void sae_destroy(saec_sae *sae);
    median, W_enc Kaiming-uniform from `seed`, W_dec = W_encᵀ with unit rows, b_enc = 0,
    jumprelu θ = jumprelu_theta_init. */
 int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, uint64_t seed);
+
+/* Bucket mode: the timesteps [n] of the rows about to be forwarded (host values in [0, T)). */
+int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n);
 
 /* Set the schedule of 0-based training step `step` of `total` (penalty warm-up, ATM masking,
    BatchTopK threshold tracking). Call before each training forward. */

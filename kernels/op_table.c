@@ -46,6 +46,7 @@ const char *saec_op_table_first_missing(const saec_op_table *t) {
     SAEC_REQUIRE_OP(scatter_rows)
     SAEC_REQUIRE_OP(grouped_gemm)
     SAEC_REQUIRE_OP(modulate_encode)
+    SAEC_REQUIRE_OP(modulate_backward)
 #undef SAEC_REQUIRE_OP
     return NULL;
 }

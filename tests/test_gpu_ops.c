@@ -1562,6 +1562,47 @@ static void test_modulate_encode(void) {
     modulate_encode_gpu_case(256, 288, 4096, 10, 1, 0, 0); /* encoder shape, scaled down */
 }
 
+static void modulate_backward_gpu_case(int64_t n, int64_t d, int n_buckets) {
+    set_ctx("modulate_backward n=%lld d=%lld buckets=%d", (long long)n, (long long)d, n_buckets);
+    const int64_t nd = n * d > 0 ? n * d : 1, bd = (int64_t)n_buckets * d;
+    float *dU = rand_floats(nd), *xc = rand_floats(nd), *sc = rand_floats(bd);
+    float *ds = rand_floats(bd), *dh = rand_floats(bd), *dxc = rand_floats(nd);
+    int32_t *bucket = xmalloc((size_t)(n > 0 ? n : 1) * 4);
+    for (int64_t t = 0; t < n; t++)
+        bucket[t] = (int32_t)rng_int(n_buckets);
+    pair pdU = pair_up(dU, (size_t)nd * 4), pxc = pair_up(xc, (size_t)nd * 4);
+    pair psc = pair_up(sc, (size_t)bd * 4), pds = pair_up(ds, (size_t)bd * 4);
+    pair pdh = pair_up(dh, (size_t)bd * 4), pdx = pair_up(dxc, (size_t)nd * 4);
+    pair pbk = pair_up(bucket, (size_t)(n > 0 ? n : 1) * 4);
+    OK(SAEC_OP(cpu, modulate_backward, FC(pdU), FC(pxc), IC(pbk), FC(psc), n_buckets, n, d,
+               FC(pdx), FC(pds), FC(pdh)));
+    OK(SAEC_OP(gpu, modulate_backward, FG(pdU), FG(pxc), IG(pbk), FG(psc), n_buckets, n, d,
+               FG(pdx), FG(pds), FG(pdh)));
+    COMPARE_EXACT("dxc (one multiply and one add, each rounded)", pdx);
+    /* the sums: both in double, rounded once to float; scale Σ|terms| + |initial| */
+    double *scs = xmalloc((size_t)bd * 8), *sch = xmalloc((size_t)bd * 8);
+    for (int64_t i = 0; i < bd; i++)
+        scs[i] = fabs(ds[i]), sch[i] = fabs(dh[i]);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t c = 0; c < d; c++) {
+            scs[(int64_t)bucket[t] * d + c] += fabs((double)dU[t * d + c] * xc[t * d + c]);
+            sch[(int64_t)bucket[t] * d + c] += fabs((double)dU[t * d + c]);
+        }
+    COMPARE_FLOATS("dscale", pds, 0, bd, scs, 1e-7, 1e-6);
+    COMPARE_FLOATS("dshift", pdh, 0, bd, sch, 1e-7, 1e-6);
+    free(dU), free(xc), free(sc), free(ds), free(dh), free(dxc), free(bucket), free(scs), free(sch);
+    pair_free(&pdU), pair_free(&pxc), pair_free(&psc), pair_free(&pds), pair_free(&pdh),
+        pair_free(&pdx), pair_free(&pbk);
+}
+
+static void test_modulate_backward(void) {
+    modulate_backward_gpu_case(37, 23, 10);
+    modulate_backward_gpu_case(1, 1, 1);
+    modulate_backward_gpu_case(0, 8, 3);
+    modulate_backward_gpu_case(1024, 288, 10); /* several row chunks */
+    if (!quick) modulate_backward_gpu_case(4096, 2304, 100); /* chunks limited by memory */
+}
+
 int main(void) {
     if (saec_cuda_device_count() == 0) {
         printf("no CUDA device: skipped\n");
@@ -1605,6 +1646,7 @@ int main(void) {
     test_grouping();
     test_grouped_gemm();
     test_modulate_encode();
+    test_modulate_backward();
 
     saec_dev_close(gpu);
     saec_dev_close(cpu);

@@ -364,6 +364,53 @@ static void test_modulate_encode(saec_dev *dev) {
     modulate_encode_case(dev, 0, 8, 8, 3, 0, 1, 0); /* n = 0 */
 }
 
+/* ---- modulate_backward ---- */
+
+static void modulate_backward_case(saec_dev *dev, int64_t n, int64_t d, int n_buckets, int alias) {
+    set_ctx("modulate_backward n=%lld d=%lld buckets=%d alias=%d", (long long)n, (long long)d,
+            n_buckets, alias);
+    float *dU = rand_floats(n * d), *xc = rand_floats(n * d);
+    float *scale = rand_floats((int64_t)n_buckets * d);
+    float *dscale = rand_floats((int64_t)n_buckets * d), *dshift = rand_floats((int64_t)n_buckets * d);
+    int32_t *bucket = new_ints(n);
+    for (int64_t t = 0; t < n; t++) /* bucket 0 unused when there are several: an empty group */
+        bucket[t] = n_buckets == 1 ? 0 : (int32_t)(1 + rng_int(n_buckets - 1));
+    const int64_t bd = (int64_t)n_buckets * d;
+    double *w_dxc = xmalloc((size_t)(n * d + 1) * 8), *w_ds = xmalloc((size_t)bd * 8),
+           *w_dh = xmalloc((size_t)bd * 8), *sc_ds = xmalloc((size_t)bd * 8),
+           *sc_dh = xmalloc((size_t)bd * 8), *ones = xmalloc((size_t)(n * d + 1) * 8);
+    for (int64_t i = 0; i < bd; i++)
+        w_ds[i] = dscale[i], w_dh[i] = dshift[i], sc_ds[i] = fabs(dscale[i]),
+        sc_dh[i] = fabs(dshift[i]);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t c = 0; c < d; c++) {
+            const int64_t k = (int64_t)bucket[t] * d + c;
+            const double g = dU[t * d + c];
+            w_dxc[t * d + c] = (double)(float)(dU[t * d + c] * (1.0f + scale[k]));
+            ones[t * d + c] = 0;
+            w_ds[k] += g * xc[t * d + c], sc_ds[k] += fabs(g * xc[t * d + c]);
+            w_dh[k] += g, sc_dh[k] += fabs(g);
+        }
+    float *dxc = alias ? dU : rand_floats(n * d);
+    OK(SAEC_OP(dev, modulate_backward, dU, xc, bucket, scale, n_buckets, n, d, dxc, dscale,
+               dshift));
+    CHECK_CLOSE("dxc (one multiply and one add, each rounded)", dxc, w_dxc, ones, n * d, 0, 0);
+    CHECK_CLOSE("dscale", dscale, w_ds, sc_ds, bd, 1e-7, 1e-6);
+    CHECK_CLOSE("dshift", dshift, w_dh, sc_dh, bd, 1e-7, 1e-6);
+    if (!alias) free(dxc);
+    free(dU), free(xc), free(scale), free(dscale), free(dshift), free(bucket), free(w_dxc),
+        free(w_ds), free(w_dh), free(sc_ds), free(sc_dh), free(ones);
+}
+
+static void test_modulate_backward(saec_dev *dev) {
+    modulate_backward_case(dev, 37, 23, 10, 0);
+    modulate_backward_case(dev, 37, 23, 10, 1); /* dxc aliases dU */
+    modulate_backward_case(dev, 1, 1, 1, 0);
+    modulate_backward_case(dev, 300, 130, 4, 0); /* the parallel path */
+    modulate_backward_case(dev, 500, 7, 1, 1);   /* every token in one bucket */
+    modulate_backward_case(dev, 0, 8, 3, 0);     /* n = 0 */
+}
+
 /* ---- bad arguments ---- */
 
 static void test_bad_arguments(saec_dev *dev) {
@@ -394,6 +441,7 @@ int main(void) {
     test_pipeline(dev);
     test_grouped_gemm(dev);
     test_modulate_encode(dev);
+    test_modulate_backward(dev);
     test_bad_arguments(dev);
     saec_dev_close(dev);
     printf("%d checks, %d failures\n", n_checks, n_failures);

@@ -274,6 +274,17 @@ typedef struct saec_op_table {
                            int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
                            float *u, float *pre);
 
+    /* Backward of modulate_encode's modulation, given dU [n, d] = ∂L/∂u:
+         dxc[t, :] = dU[t, :] ⊙ (1 + scale[b_t, :])
+         dscale[b, :] += Σ_{t : b_t = b} dU[t, :] ⊙ xc[t, :]
+         dshift[b, :] += Σ_{t : b_t = b} dU[t, :]
+       with the sums over rows taken in a fixed order (deterministic). dxc may alias dU.
+       dscale, dshift [n_buckets, d].  Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes
+       n*d*4 + 2*n_buckets*d*4 bytes. */
+    int (*modulate_backward)(saec_dev *dev, const float *dU, const float *xc,
+                             const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
+                             int64_t d, float *dxc, float *dscale, float *dshift);
+
     /* Geometric median of the rows of x [n, d] by Weiszfeld iterations from the mean, stopping
        after `iters` iterations or when the estimate moves less than 1e-6 relative.
        scratch [n] floats. out [d].  Floor per iteration: reads 2*n*d*4 bytes, ~6*n*d FLOPs. */

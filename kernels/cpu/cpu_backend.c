@@ -116,6 +116,7 @@ static const saec_op_table cpu_table = {
     .scatter_rows = saec_cpu_scatter_rows,
     .grouped_gemm = saec_cpu_grouped_gemm,
     .modulate_encode = saec_cpu_modulate_encode,
+    .modulate_backward = saec_cpu_modulate_backward,
     .geometric_median = saec_cpu_geometric_median,
 };
 

@@ -166,3 +166,36 @@ int saec_cpu_modulate_encode(saec_dev *dev, const float *xc, const int32_t *buck
     return saec_cpu_gemm(dev, 0, 1, n, m, d, 1.0f, u, d > 0 ? d : 1, W_enc_t, d > 0 ? d : 1, 0.0f,
                          pre, m > 0 ? m : 1, b_enc);
 }
+
+/* The modulation's backward. Parallel over columns: each column's per-bucket sums are taken over
+   the rows in order into double accumulators (scratch [2, n_buckets, d]) that only its thread
+   touches, so the result does not depend on the thread count.
+   Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes n*d*4 + 2*n_buckets*d*4 bytes. */
+int saec_cpu_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
+                               const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
+                               int64_t d, float *dxc, float *dscale, float *dshift) {
+    SAEC_CPU_REQUIRE("modulate_backward", n >= 0 && d >= 0 && n_buckets >= 1);
+    if (n == 0 || d == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("modulate_backward", dU && xc && bucket && scale && dxc && dscale && dshift);
+    for (int64_t t = 0; t < n; t++)
+        SAEC_CPU_REQUIRE("modulate_backward", bucket[t] >= 0 && bucket[t] < n_buckets);
+    const int64_t nb = n_buckets;
+    double *acc = NULL; /* [2, n_buckets, d]: Σ dU ⊙ xc, then Σ dU */
+    SAEC_TRY(saec_cpu_scratch(dev, sizeof(double) * (size_t)(2 * nb * d), (void **)&acc));
+    memset(acc, 0, sizeof(double) * (size_t)(2 * nb * d));
+#pragma omp parallel for schedule(static) if (n * d >= SAEC_CPU_PAR_MIN)
+    for (int64_t c = 0; c < d; c++) {
+        for (int64_t t = 0; t < n; t++) {
+            const int64_t b = bucket[t];
+            const float g = dU[t * d + c];
+            acc[b * d + c] += (double)g * xc[t * d + c];
+            acc[(nb + b) * d + c] += g;
+            dxc[t * d + c] = g * (1.0f + scale[b * d + c]);
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            dscale[b * d + c] += (float)acc[b * d + c];
+            dshift[b * d + c] += (float)acc[(nb + b) * d + c];
+        }
+    }
+    return SAEC_OK;
+}

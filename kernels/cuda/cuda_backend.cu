@@ -171,6 +171,7 @@ static saec_op_table cuda_make_table(void) {
     t.scatter_rows = saec_cuda_scatter_rows;
     t.grouped_gemm = saec_cuda_grouped_gemm;
     t.modulate_encode = saec_cuda_modulate_encode;
+    t.modulate_backward = saec_cuda_modulate_backward;
     return t;
 }
 

@@ -520,3 +520,81 @@ extern "C" int saec_cuda_modulate_encode(saec_dev *dev, const float *xc, const i
     }
     return saec_cuda_gemm(dev, 0, 1, n, m, d, 1.0f, u, d, W_enc_t, d, 0.0f, pre, m, b_enc);
 }
+
+/* ---- modulate_backward ------------------------------------------------------------------------ */
+
+/* Pass 1: each thread owns one column c and walks one chunk of rows in order, accumulating
+   Σ dU ⊙ xc and Σ dU per bucket in double into its own slots of partial [chunks, 2, B, d] (no
+   atomics, so deterministic), and writing dxc = dU ⊙ (1 + scale[b]) (read before write: dxc may
+   alias dU). Threads of a warp share the row, hence the bucket: loads and partial updates are
+   coalesced. A bucket out of range is skipped (dxc = dU), as modulate_encode leaves it
+   unmodulated. */
+__global__ void modulate_backward_rows_kernel(const float *__restrict__ dU,
+                                              const float *__restrict__ xc,
+                                              const int32_t *__restrict__ bucket,
+                                              const float *__restrict__ scale, int n_buckets,
+                                              int64_t n, int64_t d, int64_t rows_per_chunk,
+                                              float *dxc, double *__restrict__ partial) {
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= d) return;
+    const int64_t t0 = (int64_t)blockIdx.y * rows_per_chunk;
+    const int64_t t1 = t0 + rows_per_chunk < n ? t0 + rows_per_chunk : n;
+    const int64_t bd = (int64_t)n_buckets * d;
+    double *ps = partial + (int64_t)blockIdx.y * 2 * bd; /* [B, d] Σ dU ⊙ xc of this chunk */
+    double *ph = ps + bd;                                /* [B, d] Σ dU */
+    for (int64_t t = t0; t < t1; t++) {
+        const int32_t b = bucket[t];
+        const float g = dU[t * d + c];
+        if (b < 0 || b >= n_buckets) {
+            dxc[t * d + c] = g;
+            continue;
+        }
+        ps[b * d + c] += (double)g * (double)xc[t * d + c];
+        ph[b * d + c] += (double)g;
+        dxc[t * d + c] = __fmul_rn(g, __fadd_rn(1.0f, scale[b * d + c]));
+    }
+}
+
+/* Pass 2: dscale += Σ_chunks (in chunk order), dshift likewise; one thread per (bucket, column). */
+__global__ void modulate_backward_sum_kernel(const double *__restrict__ partial, int chunks,
+                                             int64_t bd, float *dscale, float *dshift) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < bd;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        double s = 0, h = 0;
+        for (int k = 0; k < chunks; k++) {
+            s += partial[(int64_t)k * 2 * bd + i];
+            h += partial[(int64_t)k * 2 * bd + bd + i];
+        }
+        dscale[i] += (float)s;
+        dshift[i] += (float)h;
+    }
+}
+
+/* Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes n*d*4 + 2*n_buckets*d*4 bytes. The row
+   chunks (at most 64, and at most 64 MiB of double partials) give the column walk enough blocks
+   to fill the GPU when d is small. */
+extern "C" int saec_cuda_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
+                                           const int32_t *bucket, const float *scale,
+                                           int n_buckets, int64_t n, int64_t d, float *dxc,
+                                           float *dscale, float *dshift) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    if (n <= 0 || d <= 0) return SAEC_OK;
+    const int64_t bd = (int64_t)n_buckets * d;
+    int64_t chunks = (n + 63) / 64;
+    const int64_t by_memory = ((int64_t)64 << 20) / (2 * bd * (int64_t)sizeof(double));
+    if (chunks > 64) chunks = 64;
+    if (chunks > by_memory) chunks = by_memory > 0 ? by_memory : 1;
+    const int64_t rows_per_chunk = (n + chunks - 1) / chunks;
+    const size_t bytes = (size_t)(chunks * 2 * bd) * sizeof(double);
+    double *partial = NULL;
+    SAEC_TRY(saec_cuda_scratch(dev, bytes, (void **)&partial));
+    SAEC_CUDA_CHECK(cudaMemsetAsync(partial, 0, bytes, st->stream));
+    const dim3 grid((unsigned)((d + 127) / 128), (unsigned)chunks);
+    modulate_backward_rows_kernel<<<grid, 128, 0, st->stream>>>(dU, xc, bucket, scale, n_buckets, n,
+                                                               d, rows_per_chunk, dxc, partial);
+    SAEC_CUDA_CHECK_LAUNCH("modulate_backward_rows_kernel");
+    modulate_backward_sum_kernel<<<saec_cuda_blocks(bd, 256, st->sm_count), 256, 0, st->stream>>>(
+        partial, (int)chunks, bd, dscale, dshift);
+    SAEC_CUDA_CHECK_LAUNCH("modulate_backward_sum_kernel");
+    return SAEC_OK;
+}

@@ -216,6 +216,9 @@ int saec_cuda_modulate_encode(saec_dev *dev, const float *xc, const int32_t *buc
                               const float *scale, const float *shift, int n_buckets, int64_t n,
                               int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
                               float *u, float *pre);
+int saec_cuda_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
+                                const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
+                                int64_t d, float *dxc, float *dscale, float *dshift);
 
 #ifdef __cplusplus
 }
