@@ -48,12 +48,12 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
         rc = sae_create(dev, &hp, &sae);
     }
     if (rc == SAEC_OK) rc = saec_host_model_upload(&hm, sae);
-    saec_eval_result res;
+    saec_eval_result res = {0};
     if (rc == SAEC_OK) {
         fprintf(stderr, "saec: evaluating %s (%s, step %lld) on %lld tokens of %s\n", run_dir,
                 saec_model_kind_name(hm.kind), (long long)hm.step, (long long)cfg.eval_tokens,
                 data->info.description);
-        rc = saec_evaluate(sae, data, cfg.eval_tokens, &res);
+        rc = saec_evaluate(sae, data, cfg.eval_tokens, cfg.timestep_buckets, cfg.timesteps, &res);
     }
     /* --dump-recon: the same rows again, from a fresh stream, for tests to compare x̂ row by row. */
     if (rc == SAEC_OK && dump_path) {
@@ -73,6 +73,7 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
         else
             cJSON_AddNullToObject(o, "step");
         saec_eval_result_to_json(&res, o);
+        saec_eval_result_free(&res);
         char *text = cJSON_Print(o);
         cJSON_Delete(o);
         if (out_path)
@@ -81,6 +82,7 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
             printf("%s\n", text);
         free(text);
     }
+    saec_eval_result_free(&res);
     sae_destroy(sae);
     saec_data_close(data);
     saec_dev_close(dev);

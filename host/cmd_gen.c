@@ -17,9 +17,10 @@ int cmd_gen(int argc, char **argv) {
     saec_config_defaults(&cfg);
     int rc = cli_collect(argc, argv, 2, &args);
     if (rc == SAEC_OK && !args.positional)
-        rc = saec_fail(SAEC_ERR_USAGE,
-                       "usage: saec gen superposition|hierarchy --out FILE.h5 [--tokens N]",
-                       "missing the generator name");
+        rc =
+            saec_fail(SAEC_ERR_USAGE,
+                      "usage: saec gen superposition|hierarchy|timestep --out FILE.h5 [--tokens N]",
+                      "missing the generator name");
     if (rc == SAEC_OK) rc = saec_config_set(&cfg, "synthetic", args.positional, "command line");
     if (rc == SAEC_OK) rc = cli_apply(&args, &cfg);
     if (rc == SAEC_OK && !cfg.out[0])
@@ -48,6 +49,11 @@ int cmd_gen(int argc, char **argv) {
             cJSON_AddNumberToObject(prov, "syn_parents", (double)cfg.syn_parents);
             cJSON_AddNumberToObject(prov, "syn_children", (double)cfg.syn_children);
             cJSON_AddNumberToObject(prov, "syn_child_prob", cfg.syn_child_prob);
+        }
+        if (!strcmp(cfg.synthetic, "timestep")) {
+            cJSON_AddNumberToObject(prov, "timesteps", (double)cfg.timesteps);
+            cJSON_AddNumberToObject(prov, "syn_t_width", cfg.syn_t_width);
+            cJSON_AddNumberToObject(prov, "syn_t_drift", cfg.syn_t_drift);
         }
         char *text = cJSON_PrintUnformatted(prov);
         cJSON_Delete(prov);

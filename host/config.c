@@ -23,12 +23,16 @@ static const saec_config_key KEYS[] = {
      "HDF5 activation file (SPEC §10); empty = synthetic data"},
     {"dataset", SAEC_KEY_STRING, OFF(dataset), "activations", 0, 0, NULL,
      "dataset name inside the HDF5 file"},
-    {"synthetic", SAEC_KEY_CHOICE, OFF(synthetic), "superposition", 0, 0, "superposition|hierarchy",
-     "synthetic generator with ground truth (used when data is empty)"},
+    {"synthetic", SAEC_KEY_CHOICE, OFF(synthetic), "superposition", 0, 0,
+     "superposition|hierarchy|timestep",
+     "synthetic generator with ground truth (used when data is empty); timestep: tokens carry a "
+     "diffusion timestep t in [0, timesteps)"},
     {"d_in", SAEC_KEY_INT, OFF(d_in), "0", 0, 1 << 20, NULL,
      "input width; 0 = from the data (synthetic default 96)"},
     {"shuffle_rows", SAEC_KEY_INT, OFF(shuffle_rows), "65536", 1, BIG, NULL,
      "rows shuffled together when streaming an HDF5 file"},
+    {"timesteps", SAEC_KEY_INT, OFF(timesteps), "1000", 1, 1 << 30, NULL,
+     "T: the data's timesteps lie in [0, T) (the diffusion schedule's length)"},
     {"syn_features", SAEC_KEY_INT, OFF(syn_features), "256", 1, 1 << 24, NULL,
      "synthetic: number of true features F"},
     {"syn_l0", SAEC_KEY_FLOAT, OFF(syn_l0), "5", 0.01, 1e6, NULL,
@@ -45,6 +49,12 @@ static const saec_config_key KEYS[] = {
      "synthetic hierarchy: children per parent"},
     {"syn_child_prob", SAEC_KEY_FLOAT, OFF(syn_child_prob), "0.5", 0, 1, NULL,
      "synthetic hierarchy: P(one of its children fires | a parent fires)"},
+    {"syn_t_width", SAEC_KEY_FLOAT, OFF(syn_t_width), "0.15", 0.01, 100, NULL,
+     "synthetic timestep: width (σ of a Gaussian bump) of a feature's preferred t range, as a "
+     "fraction of timesteps"},
+    {"syn_t_drift", SAEC_KEY_FLOAT, OFF(syn_t_drift), "0.5", 0, 1.9, NULL,
+     "synthetic timestep: the features' norm scales by 1 + drift·(t/T − 0.5), the offset by "
+     "1 − drift·(t/T − 0.5)"},
     /* model */
     {"arch", SAEC_KEY_CHOICE, OFF(arch), "topk", 0, 0, "topk|batchtopk|relu|jumprelu|atm",
      "SAE variant (SPEC §2–5)"},
@@ -59,6 +69,13 @@ static const saec_config_key KEYS[] = {
      "rows used for the geometric median b_dec, the mean and the scale s"},
     {"median_iters", SAEC_KEY_INT, OFF(median_iters), "100", 0, 100000, NULL,
      "Weiszfeld iterations for the geometric median"},
+    {"timestep_mode", SAEC_KEY_CHOICE, OFF(timestep_mode), "auto", 0, 0,
+     "auto|none|bucket|adaln|separate",
+     "timestep-aware encoding (SPEC §6): auto = bucket for data with timesteps, none otherwise; "
+     "bucket = per-bucket scale and shift of the encoder input; adaln and separate are not "
+     "implemented yet"},
+    {"timestep_buckets", SAEC_KEY_INT, OFF(timestep_buckets), "10", 1, 1 << 20, NULL,
+     "B: timestep buckets b(t) = floor(t·B/T), at most timesteps"},
     {"l1_coef", SAEC_KEY_FLOAT, OFF(l1_coef), "0.03", 0, 1e6, NULL,
      "relu, atm: weight λ of the L1 penalty mean_tokens Σ f_i ‖W_dec,i‖ (larger = sparser)"},
     {"sparsity_warmup", SAEC_KEY_FLOAT, OFF(sparsity_warmup), "0.05", 0, 1, NULL,
@@ -357,6 +374,29 @@ int saec_config_validate(const saec_config *cfg) {
         strncmp(cfg->device, "cuda", 4) != 0)
         return saec_fail(SAEC_ERR_USAGE, "use auto, cpu, cuda or cuda:I",
                          "config key 'device' = '%s' is not a device", cfg->device);
+    if (cfg->timestep_buckets > cfg->timesteps)
+        return saec_fail(SAEC_ERR_USAGE, "lower timestep_buckets or raise timesteps",
+                         "config key 'timestep_buckets' = %lld exceeds 'timesteps' = %lld",
+                         (long long)cfg->timestep_buckets, (long long)cfg->timesteps);
+    return SAEC_OK;
+}
+
+const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
+    if (strcmp(cfg->timestep_mode, "auto") == 0) return data_has_timesteps ? "bucket" : "none";
+    return cfg->timestep_mode;
+}
+
+int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
+    const char *mode = saec_config_timestep_mode(cfg, data_has_timesteps);
+    if (strcmp(mode, "adaln") == 0 || strcmp(mode, "separate") == 0)
+        return saec_fail(SAEC_ERR_USAGE, "available now: --timestep-mode none|bucket (or auto)",
+                         "timestep_mode '%s' is not implemented yet", mode);
+    if (strcmp(mode, "none") != 0 && !data_has_timesteps)
+        return saec_fail(SAEC_ERR_USAGE,
+                         "use --synthetic timestep or a file with a 'timesteps' dataset, or "
+                         "--timestep-mode none",
+                         "timestep_mode '%s' needs data with timesteps, and this data has none",
+                         mode);
     return SAEC_OK;
 }
 

@@ -24,6 +24,7 @@ struct saec_prefetch {
     pthread_cond_t cv;
     saec_data *twin; /* the worker's own source */
     float *buf;      /* [cap_rows, d] */
+    int32_t *tbuf;   /* [cap_rows] timesteps, when the source has them */
     int64_t cap_rows;
     int64_t start, n; /* the batch requested / held */
     pf_state state;
@@ -35,6 +36,7 @@ struct saec_prefetch {
 static void *prefetch_main(void *arg) {
     saec_prefetch *pf = arg;
     const int64_t d = pf->twin->info.d;
+    const int has_t = pf->twin->has_timesteps;
     pthread_mutex_lock(&pf->mu);
     for (;;) {
         while (!pf->quit && pf->state != PF_REQUESTED)
@@ -46,15 +48,18 @@ static void *prefetch_main(void *arg) {
         if (n >
             pf->cap_rows) { /* only while the batch size is first seen: no per-step allocation */
             float *bigger = realloc(pf->buf, sizeof(float) * (size_t)(n * d));
-            if (bigger) {
-                pf->buf = bigger;
+            if (bigger) pf->buf = bigger;
+            int32_t *tbigger =
+                bigger && has_t ? realloc(pf->tbuf, sizeof(int32_t) * (size_t)n) : pf->tbuf;
+            if (tbigger) pf->tbuf = tbigger;
+            if (bigger && (tbigger || !has_t)) {
                 pf->cap_rows = n;
             } else {
                 rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the prefetch buffer");
             }
         }
         if (rc == SAEC_OK) rc = pf->twin->vt->seek(pf->twin, start);
-        if (rc == SAEC_OK) rc = pf->twin->vt->next(pf->twin, n, pf->buf);
+        if (rc == SAEC_OK) rc = pf->twin->vt->next(pf->twin, n, pf->buf, has_t ? pf->tbuf : NULL);
         pthread_mutex_lock(&pf->mu);
         pf->rc = rc;
         if (rc != SAEC_OK) {
@@ -99,12 +104,13 @@ static void prefetch_stop(saec_prefetch *pf) {
     pthread_cond_destroy(&pf->cv);
     saec_data_close(pf->twin);
     free(pf->buf);
+    free(pf->tbuf);
     free(pf);
 }
 
 /* Deliver rows [cursor, cursor + n) from the prefetched batch when it is that batch, else compute
    them here; then ask the worker for the batch after. */
-static int prefetched_next(saec_data *src, int64_t n, float *rows) {
+static int prefetched_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps) {
     saec_prefetch *pf = src->prefetch;
     const int64_t start = src->cursor, d = src->info.d;
     int rc = SAEC_OK, served = 0;
@@ -114,15 +120,17 @@ static int prefetched_next(saec_data *src, int64_t n, float *rows) {
     if (pf->state == PF_READY && pf->start == start && pf->n == n) {
         served = 1;
         rc = pf->rc;
-        if (rc == SAEC_OK)
+        if (rc == SAEC_OK) {
             memcpy(rows, pf->buf, sizeof(float) * (size_t)(n * d));
-        else
+            if (timesteps && src->has_timesteps)
+                memcpy(timesteps, pf->tbuf, sizeof(int32_t) * (size_t)n);
+        } else
             saec_fail(rc, pf->hint, "%s", pf->msg);
     }
     pthread_mutex_unlock(&pf->mu);
     if (!served) {
         rc = src->vt->seek(src, start);
-        if (rc == SAEC_OK) rc = src->vt->next(src, n, rows);
+        if (rc == SAEC_OK) rc = src->vt->next(src, n, rows, timesteps);
     }
     if (rc != SAEC_OK) return rc;
     src->cursor = start + n;
@@ -135,9 +143,9 @@ static int prefetched_next(saec_data *src, int64_t n, float *rows) {
     return SAEC_OK;
 }
 
-int saec_data_next(saec_data *src, int64_t n, float *rows) {
-    if (src->prefetch) return prefetched_next(src, n, rows);
-    return src->vt->next(src, n, rows);
+int saec_data_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps) {
+    if (src->prefetch) return prefetched_next(src, n, rows, timesteps);
+    return src->vt->next(src, n, rows, timesteps);
 }
 
 int saec_data_seek(saec_data *src, int64_t cursor) {
@@ -167,6 +175,7 @@ void saec_ground_truth_free(saec_ground_truth *gt) {
     free(gt->probabilities);
     free(gt->offset);
     free(gt->parent);
-    gt->directions = gt->probabilities = gt->offset = NULL;
+    free(gt->t_center);
+    gt->directions = gt->probabilities = gt->offset = gt->t_center = NULL;
     gt->parent = NULL;
 }

@@ -1,6 +1,7 @@
 /* Activation sources: a stream of float32 rows [n, d] on the host, from HDF5 or a synthetic
-   generator. Every source is a pure function of its position (the cursor, in rows), so a run
-   resumes exactly by seeking to the saved cursor. */
+   generator, each row optionally with an int32 diffusion timestep t in [0, T). Every source is a
+   pure function of its position (the cursor, in rows), so a run resumes exactly by seeking to the
+   saved cursor. */
 #ifndef SAEC_DATA_H
 #define SAEC_DATA_H
 
@@ -17,6 +18,7 @@ typedef struct {
     float *offset;        /* [d] */
     int32_t *parent;      /* [F] parent feature or -1; NULL when there is no hierarchy */
     double noise;         /* σ */
+    float *t_center;      /* [F] preferred timestep of each feature; NULL without timesteps */
 } saec_ground_truth;
 
 void saec_ground_truth_free(saec_ground_truth *gt);
@@ -33,7 +35,8 @@ typedef struct {
 
 /* Source interface, implemented by data_synthetic.c and data_hdf5.c. */
 typedef struct {
-    int (*next)(saec_data *src, int64_t n, float *rows); /* rows [n, d] */
+    /* rows [n, d]; timesteps [n] or NULL (filled only when the source has_timesteps) */
+    int (*next)(saec_data *src, int64_t n, float *rows, int32_t *timesteps);
     int (*seek)(saec_data *src, int64_t cursor);
     int (*ground_truth)(saec_data *src, saec_ground_truth *out); /* SAEC_ERR_DATA if none */
     void (*close)(saec_data *src);
@@ -46,6 +49,8 @@ struct saec_data {
     saec_data_info info;
     int64_t cursor; /* rows delivered so far; implementations keep it current */
     int has_ground_truth;
+    int has_timesteps;       /* each row carries a timestep in [0, timesteps_max) */
+    int64_t timesteps_max;   /* T (cfg->timesteps); 0 without timesteps */
     saec_prefetch *prefetch; /* set by saec_data_enable_prefetch (data.c), else NULL */
 };
 
@@ -53,7 +58,10 @@ struct saec_data {
    synthetic source draws tokens disjoint from the training stream (same ground truth); the eval
    stream of a file reads it in order from row 0 without shuffling. */
 int saec_data_open(const saec_config *cfg, saec_stream stream, saec_data **out);
-int saec_data_next(saec_data *src, int64_t n, float *rows);
+/* The next n rows [n, d] and, when `timesteps` [n] is not NULL and the source has_timesteps,
+   their timesteps (a source without timesteps leaves the array untouched: check
+   has_timesteps). */
+int saec_data_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps);
 int saec_data_seek(saec_data *src, int64_t cursor);
 int saec_data_ground_truth(saec_data *src, saec_ground_truth *out);
 void saec_data_close(saec_data *src);

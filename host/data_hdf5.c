@@ -12,6 +12,9 @@
      - the rows of window w are permuted by RNG(seed, e, w);
      - the training stream is these permuted windows one after another, epoch after epoch.
    The eval stream reads the file in order from row 0, wrapping at the end, never shuffled.
+   An optional integer dataset `timesteps` [N] beside the activations (SPEC §10) is read by the
+   same thread, block by block with the rows, and delivered in the same (permuted) order; its
+   values must lie in [0, cfg->timesteps).
    The loader thread only decides *when* a window is read, never *what* it holds, so results do
    not depend on thread timing. */
 #include <errno.h>
@@ -174,6 +177,7 @@ typedef struct {
     int64_t epoch, window;
     int64_t rows;
     float *x;       /* [cap_rows, d] rows in load order */
+    int32_t *ts;    /* [cap_rows] their timesteps, when the file has them */
     uint32_t *perm; /* [cap_rows] stream row i is x[perm[i]] */
 } h5_window;
 
@@ -187,6 +191,9 @@ typedef struct {
     uint64_t seed;
     int shuffle; /* training stream */
     hid_t file, dset;
+    hid_t tset;       /* the timesteps dataset, or H5I_INVALID_HID */
+    char ts_name[96]; /* its path in the file */
+    int64_t T;        /* timesteps lie in [0, T) */
     h5_kind kind;
     hid_t mem_type; /* what H5Dread converts to: native float, or the raw 16-bit layout */
     int64_t n, d;
@@ -203,8 +210,9 @@ typedef struct {
 
     /* loader side (only the thread touches these) */
     int64_t th_epoch;
-    int64_t *th_order; /* [n_blocks] */
-    uint16_t *staging; /* [block_rows, d] raw 16-bit rows (float16 / bfloat16 only) */
+    int64_t *th_order;   /* [n_blocks] */
+    uint16_t *staging;   /* [block_rows, d] raw 16-bit rows (float16 / bfloat16 only) */
+    int64_t *ts_staging; /* [block_rows] timesteps as read (int64, so any value is reported) */
     char th_msg[1024], th_hint[256];
 
     h5_window win[2];
@@ -279,6 +287,50 @@ static float bf16_to_float(uint16_t h) {
 
 /* Reads rows [row0, row0 + len) of the file into x [len, d] as float32 and checks that every
    value is finite. Loader thread only. */
+/* Reads the timesteps of rows [row0, row0 + len) into ts [len], checking each is in [0, T).
+   Loader thread only. */
+static int read_timesteps(h5_source *s, int64_t row0, int64_t len, int32_t *ts) {
+    hsize_t start[1] = {(hsize_t)row0}, count[1] = {(hsize_t)len};
+    saec_h5_lock();
+    herr_t rc = -1;
+    hid_t fspace = H5Dget_space(s->tset);
+    hid_t mspace = H5Screate_simple(1, count, NULL);
+    if (fspace >= 0 && mspace >= 0 &&
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+        rc = H5Dread(s->tset, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, s->ts_staging);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    saec_h5_unlock();
+    if (rc < 0) {
+        snprintf(s->th_msg, sizeof s->th_msg,
+                 "cannot read rows %" PRId64 "..%" PRId64 " of dataset '%s' in '%s'", row0,
+                 row0 + len - 1, s->ts_name, s->path);
+        snprintf(s->th_hint, sizeof s->th_hint,
+                 "the file may be truncated or damaged; check it with `saec inspect` or h5dump");
+        return SAEC_ERR_DATA;
+    }
+    const int64_t T = s->T;
+    int bad = 0;
+    for (int64_t r = 0; r < len; r++) {
+        const int64_t t = s->ts_staging[r];
+        bad |= t < 0 || t >= T;
+        ts[r] = (int32_t)t;
+    }
+    if (bad) {
+        int64_t r = 0;
+        while (s->ts_staging[r] >= 0 && s->ts_staging[r] < T)
+            r++;
+        snprintf(s->th_msg, sizeof s->th_msg,
+                 "row %" PRId64 " of dataset '%s' in '%s' holds timestep %" PRId64
+                 ", outside [0, %" PRId64 ")",
+                 row0 + r, s->ts_name, s->path, s->ts_staging[r], T);
+        snprintf(s->th_hint, sizeof s->th_hint,
+                 "set --timesteps to the diffusion schedule's length (timesteps lie in [0, T))");
+        return SAEC_ERR_DATA;
+    }
+    return SAEC_OK;
+}
+
 static int read_block(h5_source *s, int64_t row0, int64_t len, float *x) {
     hsize_t start[2] = {(hsize_t)row0, 0};
     hsize_t count[2] = {(hsize_t)len, (hsize_t)s->d};
@@ -366,6 +418,8 @@ static int load_window(h5_source *s, int64_t e, int64_t w, h5_window *win, uint6
         int64_t blk = s->th_order[b];
         int64_t len = block_len(s, blk);
         int rc = read_block(s, blk * s->block_rows, len, win->x + rows * s->d);
+        if (rc == SAEC_OK && s->tset >= 0)
+            rc = read_timesteps(s, blk * s->block_rows, len, win->ts + rows);
         if (rc != SAEC_OK) return rc;
         rows += len;
     }
@@ -495,7 +549,7 @@ static int ensure_window(h5_source *s, int64_t e, int64_t w) {
     return SAEC_OK;
 }
 
-static int h5_next(saec_data *base, int64_t n, float *rows) {
+static int h5_next(saec_data *base, int64_t n, float *rows, int32_t *timesteps) {
     h5_source *s = (h5_source *)base;
     if (n < 0) return saec_fail(SAEC_ERR_OTHER, NULL, "internal: negative row count %" PRId64, n);
     while (n > 0) {
@@ -507,6 +561,11 @@ static int h5_next(saec_data *base, int64_t n, float *rows) {
         for (int64_t i = 0; i < take; i++)
             memcpy(rows + i * s->d, win->x + (int64_t)win->perm[off + i] * s->d,
                    (size_t)s->d * sizeof(float));
+        if (timesteps && s->tset >= 0) {
+            for (int64_t i = 0; i < take; i++)
+                timesteps[i] = win->ts[win->perm[off + i]];
+            timesteps += take;
+        }
         rows += take * s->d;
         n -= take;
         s->pos += take;
@@ -580,7 +639,7 @@ static int h5_ground_truth_locked(h5_source *s, saec_ground_truth *gt) {
     hid_t g = H5Gopen2(s->file, "ground_truth", H5P_DEFAULT);
     if (g < 0)
         return saec_fail(SAEC_ERR_DATA, NULL, "cannot open group ground_truth in '%s'", s->path);
-    hsize_t dd[2] = {0, 0}, dp[1] = {0}, doff[1] = {0}, dpar[1] = {0};
+    hsize_t dd[2] = {0, 0}, dp[1] = {0}, doff[1] = {0}, dpar[1] = {0}, dtc[1] = {0};
     void *buf = NULL;
     int rc = gt_read(s, g, "directions", 2, dd, H5T_NATIVE_FLOAT, sizeof(float), &buf);
     gt->directions = buf; /* [F, d] */
@@ -596,11 +655,16 @@ static int h5_ground_truth_locked(h5_source *s, saec_ground_truth *gt) {
         rc = gt_read(s, g, "parent", 1, dpar, H5T_NATIVE_INT32, sizeof(int32_t), &buf);
         gt->parent = buf; /* [F] */
     }
+    if (rc == SAEC_OK && H5Lexists(g, "t_center", H5P_DEFAULT) > 0) {
+        rc = gt_read(s, g, "t_center", 1, dtc, H5T_NATIVE_FLOAT, sizeof(float), &buf);
+        gt->t_center = buf; /* [F] */
+    }
     if (rc == SAEC_OK) {
         gt->n_features = (int64_t)dd[0];
         gt->d = (int64_t)dd[1];
         if (gt->d != s->d || (int64_t)dp[0] != gt->n_features || (int64_t)doff[0] != gt->d ||
-            (gt->parent && (int64_t)dpar[0] != gt->n_features))
+            (gt->parent && (int64_t)dpar[0] != gt->n_features) ||
+            (gt->t_center && (int64_t)dtc[0] != gt->n_features))
             rc = saec_fail(SAEC_ERR_DATA, "regenerate the file with `saec gen`",
                            "inconsistent ground truth in '%s': directions [%" PRId64 ", %" PRId64
                            "], probabilities [%" PRId64 "], offset [%" PRId64 "], parent [%" PRId64
@@ -631,13 +695,7 @@ static int h5_ground_truth(saec_data *base, saec_ground_truth *gt) {
     saec_h5_lock();
     int rc = h5_ground_truth_locked(s, gt);
     saec_h5_unlock();
-    if (rc != SAEC_OK) {
-        free(gt->directions);
-        free(gt->probabilities);
-        free(gt->offset);
-        free(gt->parent);
-        memset(gt, 0, sizeof *gt);
-    }
+    if (rc != SAEC_OK) saec_ground_truth_free(gt);
     return rc;
 }
 
@@ -659,12 +717,15 @@ static void h5_close(saec_data *base) {
     saec_h5_lock();
     if (s->mem_type >= 0 && s->kind == H5_F16) H5Tclose(s->mem_type);
     if (s->dset >= 0) H5Dclose(s->dset);
+    if (s->tset >= 0) H5Dclose(s->tset);
     if (s->file >= 0) H5Fclose(s->file);
     saec_h5_unlock();
     for (int i = 0; i < 2; i++) {
         free(s->win[i].x);
+        free(s->win[i].ts);
         free(s->win[i].perm);
     }
+    free(s->ts_staging);
     free(s->lay_order);
     free(s->lay_start);
     free(s->th_order);
@@ -733,6 +794,59 @@ static herr_t list_datasets(hid_t group, const char *name, const H5L_info_t *inf
     }
     H5Oclose(obj);
     return 0;
+}
+
+/* The optional timesteps dataset: `timesteps` in the activations' group, else at the root.
+   Validates rank, length and dtype (the values are checked as they are read). Lock held. */
+static int open_timesteps_locked(h5_source *s, const saec_config *cfg) {
+    const char *slash = strrchr(s->dataset, '/');
+    const int dir = slash ? (int)(slash - s->dataset) + 1 : 0;
+    snprintf(s->ts_name, sizeof s->ts_name, "%.*stimesteps", dir, s->dataset);
+    if (dir > 0 && H5Lexists(s->file, s->ts_name, H5P_DEFAULT) <= 0)
+        snprintf(s->ts_name, sizeof s->ts_name, "timesteps");
+    const char *name = s->ts_name, *path = s->path;
+    if (strcmp(name, s->dataset) == 0 ||
+        (name[0] != '/' && s->dataset[0] == '/' && strcmp(name, s->dataset + 1) == 0))
+        return SAEC_OK; /* the activations themselves are called timesteps */
+    if (H5Lexists(s->file, name, H5P_DEFAULT) <= 0) return SAEC_OK;
+    hid_t obj = H5Oopen(s->file, name, H5P_DEFAULT);
+    H5I_type_t objtype = obj >= 0 ? H5Iget_type(obj) : H5I_BADID;
+    if (obj >= 0) H5Oclose(obj);
+    if (objtype != H5I_DATASET) return SAEC_OK; /* a group of that name is not ours */
+    s->tset = H5Dopen2(s->file, name, H5P_DEFAULT);
+    if (s->tset < 0)
+        return saec_fail(SAEC_ERR_DATA, "check the file with h5dump",
+                         "cannot open dataset '%s' in '%s'", name, path);
+    hid_t space = H5Dget_space(s->tset);
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    if (rank > 0) H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    if (rank != 1)
+        return saec_fail(SAEC_ERR_DATA,
+                         "timesteps must be a 1-D dataset [rows], one timestep per row",
+                         "dataset '%s' in '%s' has rank %d, expected rank 1 [%" PRId64 "]", name,
+                         path, rank, s->n);
+    if ((int64_t)dims[0] != s->n)
+        return saec_fail(SAEC_ERR_DATA, "write one timestep per row of activations",
+                         "dataset '%s' in '%s' has %" PRId64 " rows, but dataset '%s' has %" PRId64,
+                         name, path, (int64_t)dims[0], s->dataset, s->n);
+    hid_t type = H5Dget_type(s->tset);
+    char tname[96];
+    saec_h5_type_name(type, s->tset, tname, sizeof tname);
+    H5T_class_t cls = H5Tget_class(type);
+    H5Tclose(type);
+    if (cls != H5T_INTEGER)
+        return saec_fail(SAEC_ERR_DATA,
+                         "timesteps are integers in [0, timesteps): store them as int32",
+                         "dataset '%s' in '%s' has dtype %s, expected an integer type (int32)",
+                         name, path, tname);
+    if (cfg->timesteps < 1)
+        return saec_fail(SAEC_ERR_USAGE, "set --timesteps to the diffusion schedule's length",
+                         "config key 'timesteps' = %lld, but '%s' has timesteps",
+                         (long long)cfg->timesteps, path);
+    s->T = cfg->timesteps;
+    return SAEC_OK;
 }
 
 /* Validation of the file and dataset; fills the geometry of s. Lock held. */
@@ -838,12 +952,18 @@ static int open_locked(h5_source *s, const saec_config *cfg) {
                        "dataset '%s' in '%s' has unsupported dtype %s", name, path, what);
     }
     H5Tclose(type);
+    if (rc == SAEC_OK) rc = open_timesteps_locked(s, cfg);
     if (rc != SAEC_OK) return rc;
     snprintf(s->description, sizeof s->description, "%s:/%s [%" PRId64 " x %" PRId64 "] %s", path,
              name[0] == '/' ? name + 1 : name, s->n, s->d,
              s->kind == H5_F32   ? "float32"
              : s->kind == H5_F16 ? "float16"
                                  : "bfloat16");
+    if (s->tset >= 0) {
+        size_t l = strlen(s->description);
+        snprintf(s->description + l, sizeof s->description - l, ", %s in [0, %" PRId64 ")",
+                 s->ts_name, s->T);
+    }
 
     /* Block size: about 4096 rows (fewer for a small shuffle window, so a window still mixes
        several distant blocks), rounded to whole chunks so no chunk is read twice per pass. */
@@ -908,7 +1028,7 @@ int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **
     if (!s) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory opening '%s'", cfg->data);
     snprintf(s->path, sizeof s->path, "%s", cfg->data);
     snprintf(s->dataset, sizeof s->dataset, "%s", name);
-    s->file = s->dset = s->mem_type = H5I_INVALID_HID;
+    s->file = s->dset = s->tset = s->mem_type = H5I_INVALID_HID;
     s->seed = (uint64_t)cfg->seed;
     s->shuffle = stream == SAEC_STREAM_TRAIN;
     s->lay_epoch = s->th_epoch = -1;
@@ -929,9 +1049,19 @@ int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **
     }
 
     size_t row_bytes = (size_t)s->d * sizeof(float);
+    const int has_t = s->tset >= 0;
+    int ts_ok = 1;
     for (int i = 0; i < 2; i++) {
         s->win[i].x = malloc((size_t)s->cap_rows * row_bytes);
         s->win[i].perm = malloc((size_t)s->cap_rows * sizeof(uint32_t));
+        if (has_t) {
+            s->win[i].ts = malloc((size_t)s->cap_rows * sizeof(int32_t));
+            ts_ok &= s->win[i].ts != NULL;
+        }
+    }
+    if (has_t) {
+        s->ts_staging = malloc((size_t)s->block_rows * sizeof(int64_t));
+        ts_ok &= s->ts_staging != NULL;
     }
     s->lay_order = malloc((size_t)s->n_blocks * sizeof(int64_t));
     s->lay_start = malloc((size_t)(s->n_windows + 1) * sizeof(int64_t));
@@ -939,7 +1069,7 @@ int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **
     if (s->kind != H5_F32)
         s->staging = malloc((size_t)s->block_rows * (size_t)s->d * sizeof(uint16_t));
     if (!s->win[0].x || !s->win[1].x || !s->win[0].perm || !s->win[1].perm || !s->lay_order ||
-        !s->lay_start || !s->th_order || (s->kind != H5_F32 && !s->staging)) {
+        !s->lay_start || !s->th_order || (s->kind != H5_F32 && !s->staging) || !ts_ok) {
         double mib = 2.0 * (double)s->cap_rows * (double)row_bytes / (1 << 20);
         h5_close(&s->base);
         return saec_fail(SAEC_ERR_OTHER, "lower shuffle_rows (two windows are held in memory)",
@@ -951,6 +1081,8 @@ int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **
     s->base.info.n_rows = s->n;
     s->base.info.description = s->description;
     s->base.cursor = 0;
+    s->base.has_timesteps = has_t;
+    s->base.timesteps_max = has_t ? s->T : 0;
 
     if (pthread_create(&s->thread, NULL, loader_main, s) != 0) {
         h5_close(&s->base);

@@ -15,7 +15,17 @@
    whenever a child fires. Directions stay random (no built-in correlation), so any absorption
    the metric finds was learned from co-occurrence alone. syn_l0 counts children too.
 
-   Token t of a stream is a pure function of (seed, stream, t): seeking is free, and the set of
+   `timestep`: superposition whose tokens carry a diffusion timestep (SPEC §6, §9). Token n draws
+   t uniformly from [0, T) first. Feature i prefers timesteps near its center
+   c_i = T·(1 − (i + 0.5)/F): coarse features (frequent, low power-law rank) at high t, fine ones
+   at low t. It fires with probability π_i(t) = min(1, A_i·exp(−(t − c_i)²/(2σ²))), σ =
+   syn_t_width·T, where A_i = s·p_i/Z_i: p_i the superposition power law (Σ p_i = L0_true), Z_i the
+   mean of the Gaussian bump over t, and s (1 unless some π_i caps at 1) rescales so that the
+   mean number firing per token stays L0_true. The ground truth's probabilities are the marginals
+   E_t π_i(t). With u = t/T − 0.5, x = (1 − drift·u)·offset + (1 + drift·u)·Σ a_i f_i + σ·noise
+   (drift = syn_t_drift): the activation norm grows with t while the offset shrinks.
+
+   Token n of a stream is a pure function of (seed, stream, n): seeking is free, and the set of
    features that fired in a token can be regenerated for the metrics (saec_synthetic_active). */
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +47,10 @@ typedef struct {
     int64_t n_parents;    /* P; 0 without a hierarchy */
     int64_t n_children;   /* C per parent */
     float child_prob;     /* P(one child fires | parent fires) */
+    int64_t T;            /* timestep generator: t in [0, T); 0 for the others */
+    double *t_amp;        /* [F] timestep generator: A_i, the firing probability at t = c_i */
+    double t_inv2s2;      /* 1 / (2σ²) */
+    double t_drift;
     char description[224];
 } synthetic_source;
 
@@ -100,6 +114,57 @@ static int hierarchy_probabilities(float *p, int64_t F, int64_t P, int64_t C, do
     return SAEC_OK;
 }
 
+/* Timestep generator: gt->t_center [F], the amplitudes A_i [F] and the marginal probabilities
+   gt->probabilities [F], from the power law p [F] already in gt->probabilities (header comment).
+   Averages over t use every t when T <= 2048, else a 2048-point midpoint rule (σ >= 0.01·T, so
+   at least 20 points per σ). */
+static int timestep_ground_truth(const saec_config *cfg, saec_ground_truth *gt, double **amp_out) {
+    const int64_t F = gt->n_features, T = cfg->timesteps;
+    const int64_t G = T < 2048 ? T : 2048;
+    const double sigma = cfg->syn_t_width * (double)T, inv = 1.0 / (2.0 * sigma * sigma);
+    gt->t_center = malloc(sizeof(float) * (size_t)F); /* [F] */
+    double *amp = malloc(sizeof(double) * (size_t)F); /* [F] A_i */
+    double *tg = malloc(sizeof(double) * (size_t)G);  /* [G] grid of t */
+    if (!gt->t_center || !amp || !tg) {
+        free(amp), free(tg);
+        return saec_fail(SAEC_ERR_OTHER, "lower syn_features",
+                         "out of memory for the timestep ground truth");
+    }
+    for (int64_t g = 0; g < G; g++)
+        tg[g] = T <= 2048 ? (double)g : ((double)g + 0.5) * (double)T / (double)G - 0.5;
+    for (int64_t i = 0; i < F; i++) {
+        gt->t_center[i] = (float)((double)T * (1.0 - ((double)i + 0.5) / (double)F));
+        const double c = gt->t_center[i];
+        double z = 0;
+        for (int64_t g = 0; g < G; g++)
+            z += exp(-(tg[g] - c) * (tg[g] - c) * inv);
+        z /= (double)G;
+        amp[i] = (double)gt->probabilities[i] / (z > 1e-300 ? z : 1e-300);
+    }
+    /* Rescale the amplitudes until the capped firing probabilities average to L0_true. */
+    const double target = cfg->syn_l0 < (double)F ? cfg->syn_l0 : (double)F;
+    double scale = 1.0;
+    for (int round = 0;; round++) {
+        double total = 0;
+        for (int64_t i = 0; i < F; i++) {
+            double m = 0;
+            for (int64_t g = 0; g < G; g++)
+                m += fmin(1.0,
+                          scale * amp[i] *
+                              exp(-(tg[g] - gt->t_center[i]) * (tg[g] - gt->t_center[i]) * inv));
+            gt->probabilities[i] = (float)(m / (double)G);
+            total += m / (double)G;
+        }
+        if (round == 59 || total <= 0 || fabs(total - target) < 1e-7 * target) break;
+        scale *= target / total;
+    }
+    for (int64_t i = 0; i < F; i++)
+        amp[i] *= scale;
+    free(tg);
+    *amp_out = amp;
+    return SAEC_OK;
+}
+
 static int make_ground_truth(const saec_config *cfg, int64_t d, int hierarchy,
                              saec_ground_truth *gt) {
     int64_t F = cfg->syn_features;
@@ -151,9 +216,9 @@ static inline float uniform24(saec_rng *rng) {
 
 /* Feature i fires in the token being replayed, with its magnitude drawn now (in both modes,
    so the random draws stay in step). */
-static inline void emit(const synthetic_source *s, saec_rng *rng, int64_t i, float *row,
+static inline void emit(const synthetic_source *s, saec_rng *rng, int64_t i, float gain, float *row,
                         const int32_t *slot, uint8_t *on) {
-    float a = (float)fabs(1.0 + 0.3 * saec_rng_normal(rng));
+    float a = (float)fabs(1.0 + 0.3 * saec_rng_normal(rng)) * gain;
     if (row) {
         const int64_t d = s->gt.d;
         const float *dir = s->gt.directions + i * d;
@@ -163,37 +228,65 @@ static inline void emit(const synthetic_source *s, saec_rng *rng, int64_t i, flo
     if (on && slot[i] >= 0) on[slot[i]] = 1;
 }
 
-/* Token t, replayed from (seed, stream, t). With `row` [d] it writes the activation; with `on`
+/* Timestep generator: feature i fires at timestep t when the uniform draw u < π_i(t). */
+static inline int fires_at(const synthetic_source *s, int64_t i, int32_t t, float u) {
+    const double amp = s->t_amp[i];
+    if (u >= amp) return 0; /* π_i(t) <= A_i: no exp needed for most features */
+    const double dt = (double)t - (double)s->gt.t_center[i];
+    return (double)u < amp * exp(-dt * dt * s->t_inv2s2);
+}
+
+/* Token n, replayed from (seed, stream, n). With `row` [d] it writes the activation; with `on`
    it marks on[slot[i]] for every firing feature i with slot[i] >= 0. One function serves both,
-   so the activity the metrics see is by construction that of the data. */
-static void replay_token(const synthetic_source *s, int64_t t, float *row, const int32_t *slot,
-                         uint8_t *on) {
+   so the activity the metrics see is by construction that of the data. Returns the token's
+   timestep (timestep generator; 0 for the others). */
+static int32_t replay_token(const synthetic_source *s, int64_t n, float *row, const int32_t *slot,
+                            uint8_t *on) {
     const saec_ground_truth *gt = &s->gt;
     const int64_t d = gt->d, P = s->n_parents, C = s->n_children;
     saec_rng rng;
-    saec_rng_init(&rng, s->seed, s->stream, (uint64_t)t);
-    if (row) memcpy(row, gt->offset, sizeof(float) * (size_t)d);
+    saec_rng_init(&rng, s->seed, s->stream, (uint64_t)n);
+    int32_t t = 0;
+    float gain = 1.0f;
+    if (s->T > 0) {
+        /* t uniform in [0, T): the high 32 bits times T, shifted down (T < 2^31) */
+        t = (int32_t)(((saec_rng_u64(&rng) >> 32) * (uint64_t)s->T) >> 32);
+        const double u = (double)t / (double)s->T - 0.5;
+        gain = (float)(1.0 + s->t_drift * u);
+        if (row) {
+            const float og = (float)(1.0 - s->t_drift * u);
+            for (int64_t j = 0; j < d; j++)
+                row[j] = og * gt->offset[j];
+        }
+    } else if (row) {
+        memcpy(row, gt->offset, sizeof(float) * (size_t)d);
+    }
     for (int64_t i = 0; i < gt->n_features; i++) {
         if (gt->parent && gt->parent[i] >= 0) continue; /* children fire with their parent */
-        if (uniform24(&rng) >= gt->probabilities[i]) continue;
-        emit(s, &rng, i, row, slot, on);
+        const float u = uniform24(&rng);
+        if (s->T > 0 ? !fires_at(s, i, t, u) : u >= gt->probabilities[i]) continue;
+        emit(s, &rng, i, gain, row, slot, on);
         if (i < P && uniform24(&rng) < s->child_prob) {
             /* One child, uniformly: the high 32 bits times C, shifted down, is in [0, C). */
             int64_t c = (int64_t)(((saec_rng_u64(&rng) >> 32) * (uint64_t)C) >> 32);
-            emit(s, &rng, P + i * C + c, row, slot, on);
+            emit(s, &rng, P + i * C + c, gain, row, slot, on);
         }
     }
     if (row && gt->noise > 0)
         for (int64_t j = 0; j < d; j++)
             row[j] += (float)(gt->noise * saec_rng_normal(&rng));
+    return t;
 }
 
-static int syn_next(saec_data *src, int64_t n, float *rows) {
+static int syn_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps) {
     synthetic_source *s = (synthetic_source *)src;
     const int64_t d = s->gt.d, start = src->cursor;
+    int32_t *ts = s->T > 0 ? timesteps : NULL;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        replay_token(s, start + i, rows + i * d, NULL, NULL);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t t = replay_token(s, start + i, rows + i * d, NULL, NULL);
+        if (ts) ts[i] = t;
+    }
     src->cursor += n;
     return SAEC_OK;
 }
@@ -226,6 +319,8 @@ static int syn_ground_truth(saec_data *src, saec_ground_truth *out) {
         else
             rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory copying ground truth");
     }
+    if (rc == SAEC_OK && gt->t_center)
+        rc = copy_floats(&out->t_center, gt->t_center, gt->n_features);
     if (rc != SAEC_OK) saec_ground_truth_free(out);
     return rc;
 }
@@ -233,6 +328,7 @@ static int syn_ground_truth(saec_data *src, saec_ground_truth *out) {
 static void syn_close(saec_data *src) {
     synthetic_source *s = (synthetic_source *)src;
     saec_ground_truth_free(&s->gt);
+    free(s->t_amp);
     free(s);
 }
 
@@ -270,8 +366,9 @@ int saec_synthetic_active(saec_data *src, int64_t t0, int64_t n, const int32_t *
 int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_data **out) {
     *out = NULL;
     const int hierarchy = strcmp(cfg->synthetic, "hierarchy") == 0;
-    if (!hierarchy && strcmp(cfg->synthetic, "superposition") != 0)
-        return saec_fail(SAEC_ERR_USAGE, "available now: superposition, hierarchy",
+    const int timestep = strcmp(cfg->synthetic, "timestep") == 0;
+    if (!hierarchy && !timestep && strcmp(cfg->synthetic, "superposition") != 0)
+        return saec_fail(SAEC_ERR_USAGE, "available now: superposition, hierarchy, timestep",
                          "synthetic generator '%s' is not implemented yet", cfg->synthetic);
     if (hierarchy && cfg->syn_parents * (1 + cfg->syn_children) > cfg->syn_features)
         return saec_fail(SAEC_ERR_USAGE, "raise syn_features or lower syn_parents / syn_children",
@@ -283,6 +380,10 @@ int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_da
     synthetic_source *s = calloc(1, sizeof *s);
     if (!s) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory opening synthetic data");
     int rc = make_ground_truth(cfg, d, hierarchy, &s->gt);
+    if (rc == SAEC_OK && timestep) {
+        rc = timestep_ground_truth(cfg, &s->gt, &s->t_amp);
+        if (rc != SAEC_OK) saec_ground_truth_free(&s->gt);
+    }
     if (rc != SAEC_OK) {
         free(s);
         return rc;
@@ -299,6 +400,18 @@ int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_da
                  (long long)cfg->syn_features, (long long)d, cfg->syn_l0,
                  (long long)cfg->syn_parents, (long long)cfg->syn_children, cfg->syn_child_prob,
                  (long long)cfg->seed);
+    } else if (timestep) {
+        const double sigma = cfg->syn_t_width * (double)cfg->timesteps;
+        s->T = cfg->timesteps;
+        s->t_inv2s2 = 1.0 / (2.0 * sigma * sigma);
+        s->t_drift = cfg->syn_t_drift;
+        s->base.has_timesteps = 1;
+        s->base.timesteps_max = cfg->timesteps;
+        snprintf(s->description, sizeof s->description,
+                 "synthetic timestep (F=%lld, d=%lld, L0=%g, T=%lld, width %g·T, drift %g, "
+                 "seed %lld)",
+                 (long long)cfg->syn_features, (long long)d, cfg->syn_l0, (long long)cfg->timesteps,
+                 cfg->syn_t_width, cfg->syn_t_drift, (long long)cfg->seed);
     } else {
         snprintf(s->description, sizeof s->description,
                  "synthetic superposition (F=%lld, d=%lld, L0=%g, seed %lld)",

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "data_synthetic.h"
 #include "metrics.h"
@@ -70,10 +71,69 @@ static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, co
     return SAEC_OK;
 }
 
-int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_result *out) {
+/* Host buffers of the per-bucket metrics, used only when the data has timesteps. */
+typedef struct {
+    int on;
+    int64_t B, T;
+    saec_bucket_stats stats;
+    int32_t *t, *bucket; /* [batch] */
+    float *xn, *xhat;    /* [batch, d] */
+    float *mu;           /* [d] */
+    int32_t *idx;        /* [batch, capacity] */
+    float *f;            /* [batch, capacity] */
+} bucket_state;
+
+static void bucket_state_free(bucket_state *bk) {
+    free(bk->t), free(bk->bucket), free(bk->xn), free(bk->xhat), free(bk->mu), free(bk->idx),
+        free(bk->f);
+}
+
+static int bucket_setup(saec_sae *sae, int64_t B, int64_t T, bucket_state *bk) {
+    const int64_t d = sae->d, n = sae->batch, cap = sae_code_capacity(sae);
+    bk->B = B, bk->T = T;
+    bk->t = malloc(sizeof(int32_t) * (size_t)n);
+    bk->bucket = malloc(sizeof(int32_t) * (size_t)n);
+    bk->xn = malloc(sizeof(float) * (size_t)(n * d));
+    bk->xhat = malloc(sizeof(float) * (size_t)(n * d));
+    bk->mu = malloc(sizeof(float) * (size_t)d);
+    bk->idx = malloc(sizeof(int32_t) * (size_t)(n * cap));
+    bk->f = malloc(sizeof(float) * (size_t)(n * cap));
+    if (!bk->t || !bk->bucket || !bk->xn || !bk->xhat || !bk->mu || !bk->idx || !bk->f)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for per-bucket metrics");
+    SAEC_TRY(sae->dev->ops->download(sae->dev, bk->mu, sae->data_mean, sizeof(float) * (size_t)d));
+    SAEC_TRY(saec_bucket_stats_init(&bk->stats, B, sae->m, d));
+    bk->on = 1;
+    return SAEC_OK;
+}
+
+/* One evaluated batch of n raw rows with timesteps bk->t: reconstructions and codes per bucket. */
+static int bucket_batch(saec_sae *sae, int64_t n, const float *rows, bucket_state *bk) {
+    const int64_t d = sae->d;
+    SAEC_TRY(sae->dev->ops->download(sae->dev, bk->xhat, sae->xhat, sizeof(float) * (size_t)(n * d)));
+    int64_t kk = 0;
+    SAEC_TRY(sae_download_codes(sae, n, bk->idx, bk->f, &kk));
+    const float inv_s = 1.0f / sae->scale; /* as sae_forward normalises */
+    for (int64_t i = 0; i < n * d; i++)
+        bk->xn[i] = rows[i] * inv_s;
+    for (int64_t r = 0; r < n; r++)
+        bk->bucket[r] = (int32_t)((int64_t)bk->t[r] * bk->B / bk->T);
+    saec_bucket_stats_add(&bk->stats, n, bk->xn, bk->xhat, bk->mu, bk->bucket, bk->idx, bk->f, kk);
+    return SAEC_OK;
+}
+
+void saec_eval_result_free(saec_eval_result *r) {
+    if (r->has_buckets) saec_bucket_stats_free(&r->buckets);
+    r->has_buckets = 0;
+}
+
+int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_buckets, int64_t T,
+                  saec_eval_result *out) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m;
     int rc = SAEC_OK;
+    bucket_state bk = {0};
+    memset(out, 0, sizeof *out);
+    if (src->has_timesteps && n_buckets > 0) rc = bucket_setup(sae, n_buckets, T, &bk);
     float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
     int64_t *fire_count_host = malloc(sizeof(int64_t) * (size_t)m);
     float *W_dec_host = malloc(sizeof(float) * (size_t)(m * d)); /* [m, d] */
@@ -82,7 +142,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
     double *dead_count = NULL;
     saec_ground_truth gt = {0};
     absorb_state ab = {0};
-    if (!rows || !fire_count_host || !W_dec_host)
+    if (rc == SAEC_OK && (!rows || !fire_count_host || !W_dec_host))
         rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for evaluation");
     /* Firing is counted in eval-only buffers so the training counters stay untouched. */
     if (rc == SAEC_OK) rc = dev->ops->alloc(dev, sizeof(int64_t) * (size_t)m, (void **)&since);
@@ -102,13 +162,22 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
     while (rc == SAEC_OK && done < tokens) {
         int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
         const int64_t t0 = src->cursor; /* position of this batch's first token */
-        rc = saec_data_next(src, n, rows);
+        rc = saec_data_next(src, n, rows, bk.on ? bk.t : NULL);
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK && sae->hp.timestep_buckets > 0) {
+            if (!bk.on)
+                rc = saec_fail(SAEC_ERR_DATA, "evaluate it on data with timesteps",
+                               "this SAE is timestep-aware but %s has no timesteps",
+                               src->info.description);
+            else
+                rc = sae_set_timesteps(sae, bk.t, n);
+        }
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = sae_track_fired(sae, n, since, fire_count, INT64_MAX, dead, dead_count);
         if (rc == SAEC_OK && ab.on) rc = absorb_batch(sae, src, t0, n, rows, &ab);
+        if (rc == SAEC_OK && bk.on) rc = bucket_batch(sae, n, rows, &bk);
         sae_step_stats st;
         if (rc == SAEC_OK) rc = sae_read_stats(sae, &st);
         if (rc == SAEC_OK) {
@@ -122,12 +191,12 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
         int64_t never = 0;
         for (int64_t j = 0; j < m; j++)
             never += fire_count_host[j] == 0;
-        *out = (saec_eval_result){.tokens = done,
-                                  .mse = sse / ((double)done * (double)d),
-                                  .nmse = sst > 0 ? sse / sst : NAN,
-                                  .cosine = cos_sum / (double)done,
-                                  .l0 = nnz / (double)done,
-                                  .dead_fraction = (double)never / (double)m};
+        out->tokens = done;
+        out->mse = sse / ((double)done * (double)d);
+        out->nmse = sst > 0 ? sse / sst : NAN;
+        out->cosine = cos_sum / (double)done;
+        out->l0 = nnz / (double)done;
+        out->dead_fraction = (double)never / (double)m;
         out->explained_variance = 1.0 - out->nmse;
     }
     if (rc == SAEC_OK && src->has_ground_truth) {
@@ -144,6 +213,14 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_resul
                     "no absorption result (raise eval_tokens)\n",
                     (long long)done);
     }
+    if (rc == SAEC_OK && bk.on) {
+        out->buckets = bk.stats; /* moved: the result owns it now */
+        out->has_buckets = 1;
+        bk.on = 0;
+    } else if (bk.on) {
+        saec_bucket_stats_free(&bk.stats);
+    }
+    bucket_state_free(&bk);
     absorb_free(&ab);
     saec_ground_truth_free(&gt);
     if (since) dev->ops->free(dev, since);
@@ -168,4 +245,5 @@ void saec_eval_result_to_json(const saec_eval_result *r, cJSON *obj) {
         cJSON_AddNumberToObject(obj, "full_absorption", r->full_absorption);
         cJSON_AddNumberToObject(obj, "absorption_parents", (double)r->absorption_parents);
     }
+    if (r->has_buckets) saec_bucket_stats_to_json(&r->buckets, obj);
 }

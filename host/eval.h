@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "bucket_stats.h"
 #include "data.h"
 #include "sae.h"
 
@@ -17,13 +18,20 @@ typedef struct {
     double absorption_fraction; /* SPEC §8: mean over tokens, then over parents */
     double full_absorption;
     int64_t absorption_parents; /* parents that fired in the evaluated tokens */
+    int has_buckets;            /* the data has timesteps: per-bucket metrics (SPEC §6) */
+    saec_bucket_stats buckets;  /* freed by saec_eval_result_free */
 } saec_eval_result;
+
+void saec_eval_result_free(saec_eval_result *r);
 
 /* Evaluate on `tokens` rows of `src` (read from its current position) in batches of the SAE's
    batch capacity. mmcs is computed when the source has ground truth; absorption when the ground
    truth has a hierarchy and the source can say which features fired in each token (synthetic
-   streams). A file with a hierarchy but no per-token activity gets a note on stderr instead. */
-int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, saec_eval_result *out);
+   streams). A file with a hierarchy but no per-token activity gets a note on stderr instead.
+   When the source has timesteps, metrics are also kept per bucket b(t) = floor(t·n_buckets/T)
+   (whatever the SAE's timestep mode). */
+int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_buckets, int64_t T,
+                  saec_eval_result *out);
 
 /* Add the result's keys (SPEC §11 names) to a JSON object. */
 void saec_eval_result_to_json(const saec_eval_result *r, cJSON *obj);

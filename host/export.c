@@ -492,7 +492,7 @@ int saec_host_model_fill_mean(saec_host_model *hm, const saec_config *data_cfg, 
                  : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the data mean");
     if (rc == SAEC_OK && rows < 1)
         rc = saec_fail(SAEC_ERR_DATA, "give data with rows", "no rows to measure the data mean on");
-    if (rc == SAEC_OK) rc = saec_data_next(src, rows, x);
+    if (rc == SAEC_OK) rc = saec_data_next(src, rows, x, NULL);
     if (rc == SAEC_OK) {
         for (int64_t n = 0; n < rows; n++)
             for (int64_t i = 0; i < hm->d; i++)
@@ -635,7 +635,7 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
     int64_t done = 0;
     while (rc == SAEC_OK && done < tokens) {
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
-        rc = saec_data_next(src, n, rows);
+        rc = saec_data_next(src, n, rows, NULL);
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
@@ -895,7 +895,7 @@ int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, con
     int64_t done = 0;
     while (rc == SAEC_OK && done < tokens) {
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
-        rc = saec_data_next(src, n, rows);
+        rc = saec_data_next(src, n, rows, NULL);
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);

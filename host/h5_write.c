@@ -57,6 +57,8 @@ static int write_ground_truth(hid_t file, const saec_ground_truth *gt) {
     if (rc == 0) rc = write_array(g, "offset", 1, d, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, gt->offset);
     if (rc == 0 && gt->parent)
         rc = write_array(g, "parent", 1, f, H5T_STD_I32LE, H5T_NATIVE_INT32, gt->parent);
+    if (rc == 0 && gt->t_center)
+        rc = write_array(g, "t_center", 1, f, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, gt->t_center);
     if (rc == 0) {
         hid_t space = H5Screate(H5S_SCALAR);
         hid_t attr = H5Acreate2(g, "noise", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
@@ -102,7 +104,11 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
     if (batch_rows < chunk_rows) batch_rows = chunk_rows;
     if (batch_rows > n_rows) batch_rows = n_rows;
     float *batch = malloc((size_t)batch_rows * (size_t)d * sizeof(float)); /* [batch_rows, d] */
-    if (!batch) {
+    const int has_t = src->has_timesteps;
+    int32_t *tbatch = has_t ? malloc((size_t)batch_rows * sizeof(int32_t)) : NULL; /* [batch] */
+    if (!batch || (has_t && !tbatch)) {
+        free(batch);
+        free(tbatch);
         remove(tmp);
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing '%s'", path);
     }
@@ -116,7 +122,7 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
         have_gt = rc == SAEC_OK;
     }
 
-    hid_t file = -1, dset = -1, fspace = -1;
+    hid_t file = -1, dset = -1, fspace = -1, tset = -1, tspace = -1;
     if (rc == SAEC_OK) {
         saec_h5_lock();
         file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -129,8 +135,17 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
             dset = H5Dcreate2(file, "activations", H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl,
                               H5P_DEFAULT);
             H5Pclose(dcpl);
+            if (has_t) { /* timesteps [n_rows] int32, chunked like the rows */
+                hsize_t tdims[1] = {(hsize_t)n_rows}, tcdims[1] = {(hsize_t)chunk_rows};
+                hid_t tdcpl = H5Pcreate(H5P_DATASET_CREATE);
+                H5Pset_chunk(tdcpl, 1, tcdims);
+                tspace = H5Screate_simple(1, tdims, NULL);
+                tset = H5Dcreate2(file, "timesteps", H5T_STD_I32LE, tspace, H5P_DEFAULT, tdcpl,
+                                  H5P_DEFAULT);
+                H5Pclose(tdcpl);
+            }
         }
-        if (file < 0 || dset < 0)
+        if (file < 0 || dset < 0 || (has_t && tset < 0))
             rc = saec_fail(SAEC_ERR_OTHER, "check free disk space", "cannot create HDF5 file '%s'",
                            tmp);
         if (rc == SAEC_OK && attrs_json &&
@@ -147,7 +162,7 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
     int next_report = 1; /* tenths */
     while (rc == SAEC_OK && done < n_rows) {
         int64_t take = n_rows - done < batch_rows ? n_rows - done : batch_rows;
-        rc = saec_data_next(src, take, batch);
+        rc = saec_data_next(src, take, batch, tbatch);
         if (rc != SAEC_OK) break;
         hsize_t start[2] = {(hsize_t)done, 0};
         hsize_t count[2] = {(hsize_t)take, (hsize_t)d};
@@ -158,6 +173,14 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
             w = H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, batch);
         if (mspace >= 0) H5Sclose(mspace);
+        if (w >= 0 && has_t) {
+            hid_t tmspace = H5Screate_simple(1, count, NULL);
+            w = -1;
+            if (tmspace >= 0 &&
+                H5Sselect_hyperslab(tspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+                w = H5Dwrite(tset, H5T_NATIVE_INT32, tmspace, tspace, H5P_DEFAULT, tbatch);
+            if (tmspace >= 0) H5Sclose(tmspace);
+        }
         saec_h5_unlock();
         if (w < 0) {
             rc = saec_fail(SAEC_ERR_OTHER, "check free disk space",
@@ -177,11 +200,14 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
     saec_h5_lock();
     if (fspace >= 0) H5Sclose(fspace);
     if (dset >= 0) H5Dclose(dset);
+    if (tspace >= 0) H5Sclose(tspace);
+    if (tset >= 0) H5Dclose(tset);
     /* Closing flushes: a failure here means the file is incomplete. */
     if (file >= 0 && H5Fclose(file) < 0 && rc == SAEC_OK)
         rc = saec_fail(SAEC_ERR_OTHER, "check free disk space", "cannot finish writing '%s'", tmp);
     saec_h5_unlock();
     free(batch);
+    free(tbatch);
     if (have_gt) saec_ground_truth_free(&gt);
 
     if (rc == SAEC_OK && rename(tmp, path) != 0)

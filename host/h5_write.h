@@ -8,8 +8,9 @@
 
 /* Stream n_rows rows of `src` into `path` as dataset `activations` [n_rows, d] float32, chunked
    by rows, with the source's ground truth (when it has one) in group `ground_truth`:
-   directions [F, d], probabilities [F], offset [d], parent [F] (hierarchy only), attribute
-   noise. `attrs_json` (may be NULL) is stored as the file attribute `saec_provenance`.
+   directions [F, d], probabilities [F], offset [d], parent [F] (hierarchy only), t_center [F]
+   (timestep only), attribute noise. A source with timesteps also gets dataset `timesteps`
+   [n_rows] int32. `attrs_json` (may be NULL) is stored as the file attribute `saec_provenance`.
    Writes to a temporary file beside `path` and renames it, so no partial file is left behind.
    Prints progress to stderr when `progress` is set. */
 int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, const char *attrs_json,

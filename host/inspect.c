@@ -135,6 +135,39 @@ static void print_attrs(hid_t obj, FILE *out, int indent, int skip_provenance) {
     H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, &list);
 }
 
+/* ", min A, max B" of a 1-D integer dataset (the timesteps), read in pieces. Lock held. */
+static void print_int_range(FILE *out, hid_t ds, hid_t space) {
+    hsize_t n = 0;
+    if (H5Sget_simple_extent_ndims(space) != 1) return;
+    H5Sget_simple_extent_dims(space, &n, NULL);
+    enum { PIECE = 1 << 16 };
+    int64_t *buf = malloc(sizeof(int64_t) * PIECE);
+    if (!buf || n == 0) {
+        free(buf);
+        return;
+    }
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (hsize_t at = 0; at < n; at += PIECE) {
+        hsize_t start[1] = {at}, count[1] = {n - at < PIECE ? n - at : PIECE};
+        hid_t fs = H5Scopy(space), ms = H5Screate_simple(1, count, NULL);
+        herr_t rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        if (rc >= 0) rc = H5Dread(ds, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, buf);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (rc < 0) {
+            fputs(", unreadable", out);
+            free(buf);
+            return;
+        }
+        for (hsize_t i = 0; i < count[0]; i++) {
+            if (buf[i] < lo) lo = buf[i];
+            if (buf[i] > hi) hi = buf[i];
+        }
+    }
+    free(buf);
+    fprintf(out, ", min %" PRId64 ", max %" PRId64, lo, hi);
+}
+
 static void print_dataset(hid_t ds, const char *full, h5_walk *walk) {
     FILE *out = walk->out;
     hid_t space = H5Dget_space(ds);
@@ -171,6 +204,10 @@ static void print_dataset(hid_t ds, const char *full, h5_walk *walk) {
         }
         H5Pclose(dcpl);
     }
+    /* The timesteps' range tells which --timesteps the file needs. */
+    const char *base = strrchr(full, '/');
+    if (strcmp(base ? base + 1 : full, "timesteps") == 0 && H5Tget_class(type) == H5T_INTEGER)
+        print_int_range(out, ds, space);
     fputc('\n', out);
     H5Tclose(type);
     H5Sclose(space);

@@ -46,6 +46,9 @@ void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_aft
         .atm_c = (float)cfg->atm_c,
         .atm_rate = (float)cfg->atm_rate,
         .atm_warmup = (float)cfg->atm_warmup,
+        /* timestep_mode is resolved ("bucket" or "none") once the data is known (train.c) */
+        .timestep_buckets = strcmp(cfg->timestep_mode, "bucket") == 0 ? cfg->timestep_buckets : 0,
+        .timesteps = cfg->timesteps,
         .seed = (uint64_t)cfg->seed,
     };
 }

@@ -62,6 +62,7 @@ typedef struct {
     saec_data *data;
     saec_sae *sae;
     float *batch_host; /* [batch, d] */
+    int32_t *ts_host;  /* [batch] the batch's timesteps (data with timesteps) */
     saec_log log;
     saec_run_state state;
     int64_t total_steps;
@@ -74,6 +75,7 @@ static void run_close(run *r) {
     saec_data_close(r->data);
     saec_dev_close(r->dev);
     free(r->batch_host);
+    free(r->ts_host);
 }
 
 static int make_run_dir(run *r, int resume) {
@@ -116,6 +118,12 @@ static int run_setup(run *r, int resume) {
        backend a second thread team would only compete with the training threads. */
     if (r->dev->backend != SAEC_BACKEND_CPU)
         SAEC_TRY(saec_data_enable_prefetch(r->data, cfg, SAEC_STREAM_TRAIN));
+    /* The timestep mode, resolved against the data (auto → bucket with timesteps), is what
+       config.json records. */
+    SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
+    char mode[sizeof cfg->timestep_mode]; /* the resolver may return cfg's own string */
+    snprintf(mode, sizeof mode, "%s", saec_config_timestep_mode(cfg, r->data->has_timesteps));
+    memcpy(cfg->timestep_mode, mode, sizeof mode);
     SAEC_TRY(make_run_dir(r, resume));
     const int64_t d = r->data->info.d;
     cfg->d_in = d;
@@ -126,7 +134,8 @@ static int run_setup(run *r, int resume) {
     sae_hparams_from_config(cfg, d, dead_after, cfg->batch_size, &hp);
     SAEC_TRY(sae_create(r->dev, &hp, &r->sae));
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
-    if (!r->batch_host)
+    r->ts_host = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+    if (!r->batch_host || !r->ts_host)
         return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
 
     fprintf(stderr, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
@@ -156,7 +165,7 @@ static int run_setup(run *r, int resume) {
         if (!sample)
             return saec_fail(SAEC_ERR_OTHER, "lower init_sample",
                              "out of memory for the init sample");
-        int rc = saec_data_next(r->data, n, sample);
+        int rc = saec_data_next(r->data, n, sample, NULL);
         if (rc == SAEC_OK)
             rc = sae_init(r->sae, sample, n, (int)cfg->median_iters, (uint64_t)cfg->seed);
         free(sample);
@@ -207,8 +216,9 @@ static int train_step(run *r) {
     saec_sae *sae = r->sae;
     const saec_config *cfg = &r->cfg;
     const int64_t n = cfg->batch_size, d = sae->d;
-    SAEC_TRY(saec_data_next(r->data, n, r->batch_host));
+    SAEC_TRY(saec_data_next(r->data, n, r->batch_host, r->data->has_timesteps ? r->ts_host : NULL));
     SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
+    SAEC_TRY(sae_set_timesteps(sae, r->ts_host, n)); /* no-op unless bucket mode */
     sae_begin_step(sae, r->state.step, r->total_steps);
     SAEC_TRY(sae_forward(sae, n, 1));
     SAEC_TRY(sae_backward(sae, n));
@@ -233,9 +243,15 @@ static int write_summary(run *r) {
     SAEC_TRY(saec_data_open(&r->cfg, SAEC_STREAM_EVAL, &eval_data));
     saec_eval_result res;
     fprintf(stderr, "saec: evaluating on %lld held-out tokens\n", (long long)r->cfg.eval_tokens);
-    int rc = saec_evaluate(r->sae, eval_data, r->cfg.eval_tokens, &res);
+    int rc = saec_evaluate(r->sae, eval_data, r->cfg.eval_tokens, r->cfg.timestep_buckets,
+                           r->cfg.timesteps, &res);
     saec_data_close(eval_data);
     SAEC_TRY(rc);
+    if (res.has_buckets) rc = saec_bucket_stats_write(&res.buckets, r->dir);
+    if (rc != SAEC_OK) {
+        saec_eval_result_free(&res);
+        return rc;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "arch", r->cfg.arch);
     cJSON_AddStringToObject(o, "device", r->dev->name);
@@ -245,6 +261,7 @@ static int write_summary(run *r) {
     cJSON_AddNumberToObject(o, "tokens_per_second",
                             r->state.seconds > 0 ? (double)r->state.tokens / r->state.seconds : 0);
     saec_eval_result_to_json(&res, o);
+    saec_eval_result_free(&res);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     char path[SAEC_STR_MAX + 32];

@@ -31,6 +31,9 @@ y = x.copy(); y[517, 3] = np.nan
 with h5py.File("nan.h5", "w") as f: f["activations"] = y
 y = x.copy(); y[211, 0] = np.inf
 with h5py.File("inf.h5", "w") as f: f["activations"] = y
+t = rng.integers(0, 1000, size=1000).astype(np.int32); t[517] = 1000
+with h5py.File("ts_range.h5", "w") as f: f["activations"] = x; f["timesteps"] = t
+with h5py.File("ts_float.h5", "w") as f: f["activations"] = x; f["timesteps"] = t.astype(np.float32) * 0
 open("notes.h5", "w").write("this is not an HDF5 file\n")
 PY
 
@@ -46,6 +49,10 @@ expect 3 "nan\.h5.*517|517.*nan\.h5" "NaN row" -- "$SAEC" train "${SMALL[@]}" --
 no_checkpoint r_nan "NaN row"
 expect 3 "inf\.h5.*211|211.*inf\.h5" "Inf row" -- "$SAEC" train "${SMALL[@]}" --data inf.h5 --out r_inf
 no_checkpoint r_inf "Inf row"
+expect 3 "ts_range\.h5.*517.*1000|517.*ts_range\.h5" "out-of-range timestep" -- "$SAEC" train "${SMALL[@]}" --data ts_range.h5 --out r_ts
+grep -q -- "--timesteps" err.txt && pass "out-of-range timestep: hint names --timesteps" || fail "out-of-range timestep: no --timesteps hint"
+no_checkpoint r_ts "out-of-range timestep"
+expect 3 "ts_float\.h5.*float32" "float timesteps" -- "$SAEC" train "${SMALL[@]}" --data ts_float.h5 --out r_tsf
 
 # --- configuration ---
 expect 2 "unknown config key 'latent'.*command line" "unknown key (command line)" -- "$SAEC" train --latent 64
@@ -60,6 +67,7 @@ expect 2 "'lr' = -1 is out of range" "out-of-range lr" -- "$SAEC" train --lr -1
 expect 2 "'batch_size' expects an integer" "non-integer batch size" -- "$SAEC" train --batch-size 12.5
 expect 2 "'arch' = 'sparse' is not supported" "unknown arch" -- "$SAEC" train --arch sparse
 expect 2 "'k' = 64 exceeds 'latents' = 32" "k > latents" -- "$SAEC" train --latents 32 --k 64
+expect 2 "'timestep_buckets' = 20 exceeds 'timesteps' = 8" "timestep_buckets > timesteps" -- "$SAEC" train --timesteps 8 --timestep-buckets 20
 expect 2 "lacks a value" "option without value" -- "$SAEC" train --steps
 
 # --- output locations ---

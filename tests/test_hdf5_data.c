@@ -130,7 +130,7 @@ static int read_rows(const saec_config *cfg, saec_stream stream, int64_t total, 
     if (rc != SAEC_OK) return rc;
     for (int64_t done = 0; done < total && rc == SAEC_OK; done += batch) {
         int64_t take = total - done < batch ? total - done : batch;
-        rc = saec_data_next(src, take, out + done * d);
+        rc = saec_data_next(src, take, out + done * d, NULL);
         if (rc == SAEC_OK) CHECK(src->cursor == done + take);
     }
     saec_data_close(src);
@@ -185,7 +185,7 @@ static void test_dtypes(void) {
         snprintf(want, sizeof want, "%s:/activations [50 x 6] %s", path, cases[c].label);
         CHECK(strcmp(src->info.description, want) == 0);
         static float got[N * D];
-        CHECK(saec_data_next(src, N, got) == SAEC_OK);
+        CHECK(saec_data_next(src, N, got, NULL) == SAEC_OK);
         CHECK(memcmp(got, f32, sizeof f32) == 0);
         saec_data_close(src);
 
@@ -306,7 +306,7 @@ static void test_streams(void) {
         saec_data *src = NULL;
         CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &src) == SAEC_OK);
         CHECK(saec_data_seek(src, c) == SAEC_OK && src->cursor == c);
-        CHECK(saec_data_next(src, n, buf) == SAEC_OK);
+        CHECK(saec_data_next(src, n, buf, NULL) == SAEC_OK);
         CHECK(memcmp(buf, ref + c * SD, (size_t)n * SD * sizeof(float)) == 0);
         saec_data_close(src);
     }
@@ -318,7 +318,7 @@ static void test_streams(void) {
                                    {990, 30},  {0, 300}, {2700, 300}};
         for (size_t i = 0; i < sizeof hops / sizeof hops[0]; i++) {
             CHECK(saec_data_seek(src, hops[i][0]) == SAEC_OK);
-            CHECK(saec_data_next(src, hops[i][1], buf) == SAEC_OK);
+            CHECK(saec_data_next(src, hops[i][1], buf, NULL) == SAEC_OK);
             CHECK(memcmp(buf, ref + hops[i][0] * SD, (size_t)hops[i][1] * SD * sizeof(float)) == 0);
         }
         saec_data_close(src);
@@ -336,7 +336,7 @@ static void test_streams(void) {
         saec_data *src = NULL;
         CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &src) == SAEC_OK);
         CHECK(saec_data_seek(src, 2 * SN + 17) == SAEC_OK);
-        CHECK(saec_data_next(src, 1, buf) == SAEC_OK && buf[0] == 17.0f);
+        CHECK(saec_data_next(src, 1, buf, NULL) == SAEC_OK && buf[0] == 17.0f);
         saec_data_close(src);
     }
 
@@ -364,7 +364,7 @@ static void test_streams(void) {
         const int64_t hops[] = {39990, 5, 32767, 32768, 80000 + 39999};
         for (size_t i = 0; i < sizeof hops / sizeof hops[0]; i++) {
             CHECK(saec_data_seek(src, hops[i]) == SAEC_OK);
-            CHECK(saec_data_next(src, 20, got) == SAEC_OK);
+            CHECK(saec_data_next(src, 20, got, NULL) == SAEC_OK);
             int ok = 1;
             for (int64_t k = 0; k < 20; k++)
                 ok &= got[k * ED] == (float)((hops[i] + k) % EN);
@@ -380,7 +380,7 @@ static void test_streams(void) {
         saec_data *src = NULL;
         CHECK(saec_data_open_hdf5(&cfg, i % 2 ? SAEC_STREAM_EVAL : SAEC_STREAM_TRAIN, &src) ==
               SAEC_OK);
-        if (i % 3 == 0) CHECK(saec_data_next(src, 1, buf) == SAEC_OK);
+        if (i % 3 == 0) CHECK(saec_data_next(src, 1, buf, NULL) == SAEC_OK);
         if (i % 4 == 0) CHECK(saec_data_seek(src, 1500) == SAEC_OK);
         saec_data_close(src);
     }
@@ -392,9 +392,9 @@ static void test_streams(void) {
         int ok = 1;
         for (int64_t done = 0; done < total; done += 300) {
             int64_t n = total - done < 300 ? total - done : 300;
-            ok &= saec_data_next(a, n, buf) == SAEC_OK;
+            ok &= saec_data_next(a, n, buf, NULL) == SAEC_OK;
             ok &= memcmp(buf, ref + done * SD, (size_t)n * SD * sizeof(float)) == 0;
-            ok &= saec_data_next(b, 7, buf) == SAEC_OK;
+            ok &= saec_data_next(b, 7, buf, NULL) == SAEC_OK;
         }
         CHECK(ok);
         saec_data_close(a);
@@ -420,9 +420,10 @@ static void expect_data_error(const char *what, const char *path, const char *da
     int rc = saec_data_open_hdf5(&cfg, stream, &src);
     if (rc == SAEC_OK) {
         float *rows = malloc((size_t)src->info.n_rows * (size_t)src->info.d * sizeof(float));
-        rc = saec_data_next(src, src->info.n_rows, rows);
+        rc = saec_data_next(src, src->info.n_rows, rows, NULL);
         /* the error repeats rather than being skipped */
-        if (rc != SAEC_OK) CHECK(saec_data_next(src, src->info.n_rows, rows) == SAEC_ERR_DATA);
+        if (rc != SAEC_OK)
+            CHECK(saec_data_next(src, src->info.n_rows, rows, NULL) == SAEC_ERR_DATA);
         free(rows);
         saec_data_close(src);
     } else {
@@ -547,7 +548,8 @@ enum { WD = 4, WF = 6 };
 
 static float written_value(int64_t r, int64_t j) { return (float)(r * WD + j) * 0.25f; }
 
-static int ts_next(saec_data *base, int64_t n, float *rows) {
+static int ts_next(saec_data *base, int64_t n, float *rows, int32_t *timesteps) {
+    (void)timesteps;
     test_source *s = (test_source *)base;
     if (s->fail_at >= 0 && base->cursor + n > s->fail_at)
         return saec_fail(SAEC_ERR_DATA, NULL, "test source fails at row %" PRId64, s->fail_at);
@@ -606,7 +608,7 @@ static void test_write(void) {
     src.base.info.description = "test source";
     src.base.has_ground_truth = 1;
     src.fail_at = -1;
-    src.gt = (saec_ground_truth){WF, WD, directions, probabilities, offset, parent, 0.0625};
+    src.gt = (saec_ground_truth){WF, WD, directions, probabilities, offset, parent, 0.0625, NULL};
 
     const char *path = tmp_path("gen.h5");
     const char *prov = "{\"generator\":\"test\",\"seed\":11}";
@@ -624,7 +626,7 @@ static void test_write(void) {
     if (in) {
         CHECK(in->has_ground_truth && in->info.n_rows == rows && in->info.d == WD);
         static float got[300 * WD];
-        CHECK(saec_data_next(in, rows, got) == SAEC_OK);
+        CHECK(saec_data_next(in, rows, got, NULL) == SAEC_OK);
         int same = 1;
         for (int64_t r = 0; r < rows; r++)
             for (int j = 0; j < WD; j++)
@@ -726,6 +728,330 @@ static void test_write(void) {
     saec_error_clear();
 }
 
+/* ---- timesteps ------------------------------------------------------------------------------- */
+
+enum { TN = 1003, TD = 3, TT = 500 };
+
+static int32_t ts_of(int64_t r) { return (int32_t)((r * 37 + 11) % TT); }
+
+/* Activations [TN, TD] (column 0 is the row id, chunks of 10 rows) under `acts`, and timesteps
+   `tname` [tn] (tn <= TN rows, chunks of 7) from `ts` in memory type mem_type. */
+static void make_ts_file(const char *path, const char *acts, const char *tname, hid_t ftype,
+                         hid_t mtype, int trank, hsize_t tn, const void *ts) {
+    static float x[TN * TD];
+    for (int r = 0; r < TN; r++)
+        for (int j = 0; j < TD; j++)
+            x[r * TD + j] = j == 0 ? (float)r : (float)r * 0.25f - (float)j;
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(file >= 0);
+    if (strchr(acts, '/')) {
+        char grp[64];
+        snprintf(grp, sizeof grp, "%.*s", (int)(strchr(acts, '/') - acts), acts);
+        H5Gclose(H5Gcreate2(file, grp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    }
+    hsize_t dims[2] = {TN, TD};
+    add_dataset(file, acts, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 10, NULL);
+    hsize_t tdims[2] = {tn, 1};
+    if (tname) add_dataset(file, tname, ftype, mtype, trank, tdims, ts, trank == 1 ? 7 : 0, NULL);
+    H5Fclose(file);
+}
+
+/* Every row of the stream carries its own timestep: ts[i] == ts_of(id of row i). */
+static int pairs_consistent(const float *x, const int32_t *ts, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (ts[i] != ts_of((int64_t)x[i * TD])) return 0;
+    return 1;
+}
+
+/* Reads `total` rows and timesteps of a stream in batches of `batch`. */
+static int read_rows_ts(const saec_config *cfg, saec_stream stream, int64_t total, int64_t batch,
+                        float *out, int32_t *ts, int64_t d) {
+    saec_data *src = NULL;
+    int rc = saec_data_open_hdf5(cfg, stream, &src);
+    if (rc != SAEC_OK) return rc;
+    CHECK(src->has_timesteps && src->timesteps_max == cfg->timesteps);
+    for (int64_t done = 0; done < total && rc == SAEC_OK; done += batch) {
+        int64_t take = total - done < batch ? total - done : batch;
+        rc = saec_data_next(src, take, out + done * d, ts + done);
+    }
+    saec_data_close(src);
+    return rc;
+}
+
+/* Opens and reads a whole epoch (with timesteps) of a file that must fail with SAEC_ERR_DATA
+   naming the file, the timesteps dataset and each of `also` (in the message or the hint). */
+static void expect_ts_error(const char *what, const char *path, saec_stream stream,
+                            const char *also1, const char *also2) {
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 3, 200);
+    cfg.timesteps = TT;
+    saec_error_clear();
+    saec_data *src = NULL;
+    int rc = saec_data_open_hdf5(&cfg, stream, &src);
+    if (rc == SAEC_OK) {
+        static float rows[TN * TD];
+        static int32_t ts[TN];
+        rc = saec_data_next(src, TN, rows, ts);
+        saec_data_close(src);
+    }
+    const char *msg = saec_error_message(), *hint = saec_error_hint();
+    int ok = rc == SAEC_ERR_DATA && strstr(msg, path) && strstr(msg, "timesteps") &&
+             (!also1 || strstr(msg, also1) || strstr(hint, also1)) &&
+             (!also2 || strstr(msg, also2) || strstr(hint, also2));
+    if (!ok) {
+        fprintf(stderr, "bad timesteps '%s': rc %d, message \"%s\", hint \"%s\"\n", what, rc, msg,
+                hint);
+        failures++;
+    } else if (getenv("SAEC_TEST_VERBOSE")) {
+        printf("%-14s %s\n%14s (hint: %s)\n", what, msg, "", hint);
+    }
+    saec_error_clear();
+}
+
+static void test_timesteps(void) {
+    static int32_t ts[TN];
+    for (int r = 0; r < TN; r++)
+        ts[r] = ts_of(r);
+    const char *path = tmp_path("ts.h5");
+    make_ts_file(path, "activations", "timesteps", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, TN, ts);
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 7, 200);
+    cfg.timesteps = TT;
+
+    /* The shuffled stream: every row with its own timestep, over epochs, whatever the batch. */
+    const int64_t total = (int64_t)TN * 2;
+    float *ref = malloc((size_t)total * TD * sizeof(float));
+    int32_t *tref = malloc((size_t)total * sizeof(int32_t));
+    float *buf = malloc((size_t)total * TD * sizeof(float));
+    int32_t *tbuf = malloc((size_t)total * sizeof(int32_t));
+    CHECK(read_rows_ts(&cfg, SAEC_STREAM_TRAIN, total, 37, ref, tref, TD) == SAEC_OK);
+    CHECK(pairs_consistent(ref, tref, total));
+    int shuffled = 0;
+    for (int64_t i = 0; i < TN; i++)
+        shuffled |= ref[i * TD] != (float)i;
+    CHECK(shuffled);
+    CHECK(read_rows_ts(&cfg, SAEC_STREAM_TRAIN, total, 500, buf, tbuf, TD) == SAEC_OK);
+    CHECK(memcmp(tref, tbuf, (size_t)total * sizeof(int32_t)) == 0);
+    /* the rows without their timesteps are the same rows */
+    CHECK(read_rows(&cfg, SAEC_STREAM_TRAIN, total, 64, buf, TD) == SAEC_OK);
+    CHECK(memcmp(ref, buf, (size_t)total * TD * sizeof(float)) == 0);
+    /* seek: fresh sources and one source hopping */
+    const int64_t cuts[] = {0, 1, 199, 200, 517, 1002, 1003, 1500, 2005};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        const int64_t c = cuts[i], n = total - c < 200 ? total - c : 200;
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &src) == SAEC_OK);
+        if (!src) continue;
+        CHECK(saec_data_seek(src, c) == SAEC_OK);
+        CHECK(saec_data_next(src, n, buf, tbuf) == SAEC_OK);
+        CHECK(memcmp(tbuf, tref + c, (size_t)n * sizeof(int32_t)) == 0);
+        CHECK(memcmp(buf, ref + c * TD, (size_t)n * TD * sizeof(float)) == 0);
+        saec_data_close(src);
+    }
+    {
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &src) == SAEC_OK);
+        const int64_t hops[][2] = {{1900, 100}, {3, 10}, {1003, 250}, {990, 30}, {0, 300}};
+        for (size_t i = 0; src && i < sizeof hops / sizeof hops[0]; i++) {
+            CHECK(saec_data_seek(src, hops[i][0]) == SAEC_OK);
+            CHECK(saec_data_next(src, hops[i][1], buf, tbuf) == SAEC_OK);
+            CHECK(memcmp(tbuf, tref + hops[i][0], (size_t)hops[i][1] * sizeof(int32_t)) == 0);
+        }
+        saec_data_close(src);
+    }
+    /* eval: file order */
+    CHECK(read_rows_ts(&cfg, SAEC_STREAM_EVAL, TN + 50, 64, buf, tbuf, TD) == SAEC_OK);
+    int in_order = 1;
+    for (int64_t i = 0; i < TN + 50; i++)
+        in_order &= tbuf[i] == ts_of(i % TN) && buf[i * TD] == (float)(i % TN);
+    CHECK(in_order);
+    {
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &src) == SAEC_OK);
+        if (src) {
+            CHECK(strstr(src->info.description, "timesteps in [0, 500)") != NULL);
+            saec_data_close(src);
+        }
+    }
+
+    /* Other integer dtypes are converted; a group's own timesteps dataset is found. */
+    static int64_t t64[TN];
+    static int16_t t16[TN];
+    static uint8_t t8[TN];
+    for (int r = 0; r < TN; r++)
+        t64[r] = ts[r], t16[r] = (int16_t)ts[r], t8[r] = (uint8_t)(ts[r] % 200);
+    struct {
+        const char *file, *acts;
+        hid_t ftype, mtype;
+        const void *data;
+        int mod;
+    } kinds[] = {
+        {"ts64.h5", "activations", H5T_STD_I64LE, H5T_NATIVE_INT64, t64, TT},
+        {"ts32be.h5", "activations", H5T_STD_I32BE, H5T_NATIVE_INT32, ts, TT},
+        {"ts16.h5", "activations", H5T_STD_I16LE, H5T_NATIVE_INT16, t16, TT},
+        {"ts8.h5", "activations", H5T_STD_U8LE, H5T_NATIVE_UINT8, t8, 200},
+        {"tsgrp.h5", "grp/acts", H5T_STD_I32LE, H5T_NATIVE_INT32, ts, TT},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        const char *kpath = tmp_path(kinds[k].file);
+        const int grp = strchr(kinds[k].acts, '/') != NULL;
+        make_ts_file(kpath, kinds[k].acts, grp ? "grp/timesteps" : "timesteps", kinds[k].ftype,
+                     kinds[k].mtype, 1, TN, kinds[k].data);
+        saec_config kcfg;
+        cfg_for(&kcfg, kpath, kinds[k].acts, 1, 200);
+        kcfg.timesteps = TT;
+        CHECK(read_rows_ts(&kcfg, SAEC_STREAM_EVAL, TN, 300, buf, tbuf, TD) == SAEC_OK);
+        int same = 1;
+        for (int r = 0; r < TN; r++)
+            same &= tbuf[r] == ts_of(r) % kinds[k].mod;
+        if (!same) fprintf(stderr, "  %s: timesteps differ\n", kinds[k].file);
+        CHECK(same);
+    }
+    /* No timesteps dataset: none claimed, the caller's array untouched. */
+    {
+        const char *none = tmp_path("ts_none.h5");
+        make_ts_file(none, "activations", NULL, 0, 0, 1, 0, NULL);
+        saec_config ncfg;
+        cfg_for(&ncfg, none, "", 1, 200);
+        saec_data *src = NULL;
+        CHECK(saec_data_open_hdf5(&ncfg, SAEC_STREAM_TRAIN, &src) == SAEC_OK);
+        if (src) {
+            tbuf[0] = tbuf[9] = -5;
+            CHECK(!src->has_timesteps && src->timesteps_max == 0);
+            CHECK(saec_data_next(src, 10, buf, tbuf) == SAEC_OK && tbuf[0] == -5 && tbuf[9] == -5);
+            saec_data_close(src);
+        }
+    }
+
+    /* Bad timesteps: each names the file, the dataset and the culprit. */
+    make_ts_file(tmp_path("ts_short.h5"), "activations", "timesteps", H5T_STD_I32LE,
+                 H5T_NATIVE_INT32, 1, TN - 1, ts);
+    expect_ts_error("short", tmp_path("ts_short.h5"), SAEC_STREAM_TRAIN, "1002 rows", "1003");
+    static float tf[TN];
+    for (int r = 0; r < TN; r++)
+        tf[r] = (float)ts[r];
+    make_ts_file(tmp_path("ts_float.h5"), "activations", "timesteps", H5T_IEEE_F32LE,
+                 H5T_NATIVE_FLOAT, 1, TN, tf);
+    expect_ts_error("float", tmp_path("ts_float.h5"), SAEC_STREAM_TRAIN, "float32", "int32");
+    make_ts_file(tmp_path("ts_rank2.h5"), "activations", "timesteps", H5T_STD_I32LE,
+                 H5T_NATIVE_INT32, 2, TN, ts);
+    expect_ts_error("rank 2", tmp_path("ts_rank2.h5"), SAEC_STREAM_TRAIN, "rank 2", NULL);
+    static int32_t bad[TN];
+    memcpy(bad, ts, sizeof ts);
+    bad[617] = TT;
+    make_ts_file(tmp_path("ts_big.h5"), "activations", "timesteps", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                 1, TN, bad);
+    expect_ts_error("t = T", tmp_path("ts_big.h5"), SAEC_STREAM_TRAIN, "row 617 ", "timestep 500,");
+    expect_ts_error("t = T eval", tmp_path("ts_big.h5"), SAEC_STREAM_EVAL, "row 617 ",
+                    "set --timesteps to the diffusion schedule's length");
+    memcpy(bad, ts, sizeof ts);
+    bad[5] = -3;
+    make_ts_file(tmp_path("ts_neg.h5"), "activations", "timesteps", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                 1, TN, bad);
+    expect_ts_error("t < 0", tmp_path("ts_neg.h5"), SAEC_STREAM_TRAIN, "row 5 ", "timestep -3,");
+    t64[999] = (int64_t)1 << 40; /* reported as it is, not clipped to int32 */
+    make_ts_file(tmp_path("ts_huge.h5"), "activations", "timesteps", H5T_STD_I64LE,
+                 H5T_NATIVE_INT64, 1, TN, t64);
+    expect_ts_error("t = 2^40", tmp_path("ts_huge.h5"), SAEC_STREAM_EVAL, "row 999 ",
+                    "timestep 1099511627776,");
+    free(ref), free(tref), free(buf), free(tbuf);
+}
+
+/* `saec gen timestep`: the synthetic stream with its timesteps and t_center, through the file. */
+static void test_timestep_gen(void) {
+    saec_config syn;
+    saec_config_defaults(&syn);
+    snprintf(syn.synthetic, sizeof syn.synthetic, "timestep");
+    syn.d_in = 8;
+    syn.syn_features = 24;
+    syn.seed = 5;
+    syn.timesteps = 300;
+    enum { GN = 2500, GD = 8 };
+    saec_data *gen = NULL;
+    CHECK(saec_data_open(&syn, SAEC_STREAM_TRAIN, &gen) == SAEC_OK);
+    if (!gen) return;
+    const char *path = tmp_path("gen_ts.h5");
+    saec_error_clear();
+    CHECK(saec_h5_write_dataset(path, gen, GN, "{\"generator\":\"timestep\"}", 0) == SAEC_OK);
+    static float want[GN * GD], got[GN * GD];
+    static int32_t twant[GN], tgot[GN];
+    CHECK(saec_data_seek(gen, 0) == SAEC_OK && saec_data_next(gen, GN, want, twant) == SAEC_OK);
+    saec_ground_truth gt_syn;
+    CHECK(saec_data_ground_truth(gen, &gt_syn) == SAEC_OK);
+    saec_data_close(gen);
+
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 9, 256);
+    cfg.timesteps = 300;
+    saec_data *in = NULL;
+    CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &in) == SAEC_OK);
+    if (in) {
+        CHECK(in->has_timesteps && in->timesteps_max == 300 && in->has_ground_truth);
+        CHECK(saec_data_next(in, GN, got, tgot) == SAEC_OK);
+        CHECK(memcmp(got, want, sizeof want) == 0);
+        CHECK(memcmp(tgot, twant, sizeof twant) == 0);
+        saec_ground_truth gt;
+        CHECK(saec_data_ground_truth(in, &gt) == SAEC_OK);
+        CHECK(gt.t_center && gt_syn.t_center &&
+              memcmp(gt.t_center, gt_syn.t_center, 24 * sizeof(float)) == 0);
+        CHECK(gt.probabilities &&
+              memcmp(gt.probabilities, gt_syn.probabilities, 24 * sizeof(float)) == 0);
+        saec_ground_truth_free(&gt);
+        saec_data_close(in);
+    }
+    saec_ground_truth_free(&gt_syn);
+    /* the shuffled stream keeps each row with its timestep */
+    in = NULL;
+    CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &in) == SAEC_OK);
+    if (in) {
+        CHECK(saec_data_seek(in, 100) == SAEC_OK && saec_data_next(in, GN, got, tgot) == SAEC_OK);
+        int paired = 1, moved = 0;
+        for (int i = 0; i < GN && paired; i++) {
+            int found = 0;
+            for (int r = 0; r < GN && !found; r++)
+                if (memcmp(got + i * GD, want + r * GD, GD * sizeof(float)) == 0) {
+                    found = 1;
+                    paired &= tgot[i] == twant[r];
+                    moved |= r != (i + 100) % GN;
+                }
+            paired &= found;
+        }
+        CHECK(paired && moved);
+        saec_data_close(in);
+    }
+    /* a too-small --timesteps for the file: a data error with the hint */
+    cfg.timesteps = 10;
+    in = NULL;
+    saec_error_clear();
+    CHECK(saec_data_open_hdf5(&cfg, SAEC_STREAM_TRAIN, &in) == SAEC_OK);
+    if (in) {
+        CHECK(saec_data_next(in, GN, got, tgot) == SAEC_ERR_DATA);
+        CHECK(strstr(saec_error_message(), path) &&
+              strstr(saec_error_message(), "outside [0, 10)") &&
+              strstr(saec_error_hint(), "--timesteps"));
+        saec_data_close(in);
+    }
+    saec_error_clear();
+    /* inspect shows the timesteps' range */
+    int32_t lo = twant[0], hi = twant[0];
+    for (int i = 0; i < GN; i++)
+        lo = twant[i] < lo ? twant[i] : lo, hi = twant[i] > hi ? twant[i] : hi;
+    char want_line[128];
+    snprintf(want_line, sizeof want_line,
+             "/timesteps  dataset [2500] int32, chunks [2500], min %d, max %d", (int)lo, (int)hi);
+    FILE *out = tmpfile();
+    CHECK(saec_inspect(path, out) == SAEC_OK);
+    rewind(out);
+    char listing[8192];
+    size_t len = fread(listing, 1, sizeof listing - 1, out);
+    listing[len] = '\0';
+    fclose(out);
+    CHECK(strstr(listing, want_line) != NULL);
+    CHECK(strstr(listing, "/ground_truth/t_center  dataset [24] float32") != NULL);
+    if (!strstr(listing, want_line))
+        fprintf(stderr, "  inspect:\n%s  want: %s\n", listing, want_line);
+}
+
 /* ---- inspect: safetensors files and run directories ------------------------------------------ */
 
 /* Runs saec_inspect into a string (static buffer). */
@@ -822,6 +1148,8 @@ int main(void) {
     test_streams();
     test_bad_inputs();
     test_write();
+    test_timesteps();
+    test_timestep_gen();
     test_inspect();
     remove_dir(tmpdir, 0);
     if (failures) {

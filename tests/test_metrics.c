@@ -308,7 +308,8 @@ static void test_generator(void) {
     const int64_t nt = 300;
     float *rows = malloc(sizeof(float) * (size_t)(nt * d)); /* [nt, d] */
     int32_t *use = malloc(sizeof(int32_t) * (size_t)F);
-    CHECK(saec_data_seek(src, 777) == SAEC_OK && saec_data_next(src, nt, rows) == SAEC_OK, "rows");
+    CHECK(saec_data_seek(src, 777) == SAEC_OK && saec_data_next(src, nt, rows, NULL) == SAEC_OK,
+          "rows");
     CHECK(saec_synthetic_active(src, 777, nt, all, F, act) == SAEC_OK, "active");
     int in_span = 1, needs_all = 1;
     for (int64_t t = 0; t < nt; t++) {

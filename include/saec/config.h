@@ -16,6 +16,7 @@ typedef struct {
     char synthetic[32];      /* superposition | hierarchy | timestep */
     int64_t d_in; /* input width; 0 = from the data (synthetic: 96); checked against a file */
     int64_t shuffle_rows; /* HDF5 shuffle window, rows */
+    int64_t timesteps;    /* T: timesteps of the data lie in [0, T) (SPEC §6) */
     /* synthetic generator (SPEC §9) */
     int64_t syn_features;  /* F true features */
     double syn_l0;         /* mean features firing per token */
@@ -25,6 +26,8 @@ typedef struct {
     int64_t syn_parents;   /* hierarchy: parent features */
     int64_t syn_children;  /* hierarchy: children per parent */
     double syn_child_prob; /* hierarchy: P(one child fires | parent fires) */
+    double syn_t_width;    /* timestep: width σ of a feature's preferred t range, fraction of T */
+    double syn_t_drift;    /* timestep: drift of the activation norm and offset with t */
     /* model */
     char arch[32];   /* topk | batchtopk | relu | jumprelu | atm */
     int64_t latents; /* m */
@@ -34,6 +37,9 @@ typedef struct {
     int64_t dead_tokens;
     int64_t init_sample; /* rows for the geometric median and the scale */
     int64_t median_iters;
+    /* timestep-aware SAE (SPEC §6) */
+    char timestep_mode[16];   /* auto | none | bucket | adaln | separate */
+    int64_t timestep_buckets; /* B */
     /* variants (SPEC §2–5) */
     double l1_coef;               /* relu, atm: λ of the norm-weighted L1 penalty */
     double sparsity_warmup;       /* relu, jumprelu, atm: λ warm-up, fraction of the steps */
@@ -95,6 +101,13 @@ int saec_config_set(saec_config *cfg, const char *key, const char *value, const 
 int saec_config_load_json(saec_config *cfg, const char *path);
 /* Cross-key checks (k <= latents, ...) after all sources are applied. */
 int saec_config_validate(const saec_config *cfg);
+/* The timestep mode a run uses: timestep_mode, with `auto` resolved to "bucket" for data with
+   timesteps and "none" otherwise. */
+const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps);
+/* Checks the (resolved) timestep mode against the data, once the data is open: adaln and
+   separate are not implemented yet, and bucket, adaln and separate need data with timesteps.
+   SAEC_ERR_USAGE with a hint otherwise. */
+int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps);
 /* Replace automatic values by the effective ones (beta1 = -1: the variant's default), so that
    config.json records what the run used. */
 void saec_config_resolve(saec_config *cfg);
