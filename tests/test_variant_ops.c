@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_random.h"
 #include "saec/device.h"
 #include "saec/hash.h"
 #include "saec/ops.h"
@@ -52,41 +53,7 @@ static int same_floats(const float *a, const float *b, int64_t n) {
     return memcmp(a, b, (size_t)n * sizeof *a) == 0;
 }
 
-/* ---- random inputs (splitmix64: fixed seed, same inputs every run) ---- */
-
-static uint64_t rng_state = 0x5AEC7A41A7500001ull;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_u64() >> 11) * 0x1.0p-53; }   /* [0, 1) */
-static float rng_sym(void) { return (float)(2.0 * rng_unit() - 1.0); }           /* [-1, 1) */
-static int64_t rng_int(int64_t n) { return (int64_t)(rng_u64() % (uint64_t)n); } /* [0, n) */
-
-static float *new_floats(int64_t n) {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    if (!p) abort();
-    return p;
-}
-static double *new_doubles(int64_t n) {
-    double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    if (!p) abort();
-    return p;
-}
-static float *rand_floats(int64_t n) {
-    float *p = new_floats(n);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = rng_sym();
-    return p;
-}
-static float *dup_floats(const float *src, int64_t n) {
-    float *p = new_floats(n);
-    memcpy(p, src, (size_t)(n > 0 ? n : 0) * sizeof *p);
-    return p;
-}
+/* ---- random inputs: tests/test_random.h ---- */
 /* ReLU-like codes [n]: about `zero_pct`% zeros, the rest in (0, 1]. */
 static float *rand_codes(int64_t n, int zero_pct) {
     float *p = new_floats(n);
@@ -676,6 +643,7 @@ static void test_scale_cols(saec_dev *dev) {
 }
 
 int main(void) {
+    rng_seed(0x5AEC7A41A7500001ull); /* this test's inputs since it was written */
     saec_dev *dev = NULL;
     if (saec_dev_open("cpu", &dev) != SAEC_OK) {
         fprintf(stderr, "FAIL: saec_dev_open(cpu): %s\n", saec_error_message());
