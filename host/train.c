@@ -150,8 +150,12 @@ static int run_setup(run *r, int resume) {
     case SAE_JUMPRELU: snprintf(knob, sizeof knob, "l0_coef=%g", cfg->jumprelu_l0_coef); break;
     default: snprintf(knob, sizeof knob, "l1_coef=%g", cfg->l1_coef); break;
     }
-    fprintf(stderr, "saec: %s SAE d=%lld m=%lld %s, %lld steps of %lld tokens -> %s\n", cfg->arch,
-            (long long)d, (long long)cfg->latents, knob, (long long)r->total_steps,
+    char tide[64] = "";
+    if (hp.timestep_buckets > 0)
+        snprintf(tide, sizeof tide, ", timestep buckets %lld of T=%lld", (long long)hp.timestep_buckets,
+                 (long long)hp.timesteps);
+    fprintf(stderr, "saec: %s SAE d=%lld m=%lld %s%s, %lld steps of %lld tokens -> %s\n", cfg->arch,
+            (long long)d, (long long)cfg->latents, knob, tide, (long long)r->total_steps,
             (long long)cfg->batch_size, r->dir);
 
     if (resume) {
