@@ -90,10 +90,9 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
     const float *m2 = host_copy(sae, &hc, sae->adam_v, arena_bytes, &rc);
     const int64_t *since =
         host_copy(sae, &hc, sae->since_fired, sizeof(int64_t) * (size_t)sae->m, &rc);
-    const float *atm =
-        sae->atm_stats
-            ? host_copy(sae, &hc, sae->atm_stats, sizeof(float) * (size_t)(3 * sae->m), &rc)
-            : NULL;
+    const float *atm = sae->atm_stats ? host_copy(sae, &hc, sae->atm_stats,
+                                                  sizeof(float) * (size_t)(3 * sae->m), &rc)
+                                      : NULL;
     if (rc == SAEC_OK) {
         char names[2 * SAE_N_TENSORS][64];
         saec_st_tensor t[2 * SAE_N_TENSORS + 2];

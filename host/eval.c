@@ -109,7 +109,8 @@ static int bucket_setup(saec_sae *sae, int64_t B, int64_t T, bucket_state *bk) {
 /* One evaluated batch of n raw rows with timesteps bk->t: reconstructions and codes per bucket. */
 static int bucket_batch(saec_sae *sae, int64_t n, const float *rows, bucket_state *bk) {
     const int64_t d = sae->d;
-    SAEC_TRY(sae->dev->ops->download(sae->dev, bk->xhat, sae->xhat, sizeof(float) * (size_t)(n * d)));
+    SAEC_TRY(
+        sae->dev->ops->download(sae->dev, bk->xhat, sae->xhat, sizeof(float) * (size_t)(n * d)));
     int64_t kk = 0;
     SAEC_TRY(sae_download_codes(sae, n, bk->idx, bk->f, &kk));
     const float inv_s = 1.0f / sae->scale; /* as sae_forward normalises */

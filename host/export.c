@@ -285,7 +285,10 @@ static int read_saelens(const char *dir, saec_host_model *hm) {
         rc = unsupported(cfg_path, what);
     }
     if (rc == SAEC_OK)
-        snprintf(hm->arch, sizeof hm->arch, "%s", is_topk ? "topk" : is_jumprelu ? "jumprelu" : "relu");
+        snprintf(hm->arch, sizeof hm->arch, "%s",
+                 is_topk       ? "topk"
+                 : is_jumprelu ? "jumprelu"
+                               : "relu");
     if (rc == SAEC_OK) rc = json_int(cfg, "k", cfg_path, &k);
     if (rc == SAEC_OK && k == 0) { /* configs before SAELens 6 keep k in activation_fn_kwargs */
         const cJSON *kw = cJSON_GetObjectItemCaseSensitive(cfg, "activation_fn_kwargs");
@@ -528,7 +531,8 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         SAEC_TRY(dev->ops->zero(dev, sae->data_mean, sizeof(float) * (size_t)hm->d));
     sae->scale = hm->scale;
     if (sae->arch == SAE_JUMPRELU && hm->log_theta)
-        SAEC_TRY(dev->ops->upload(dev, sae->log_theta, hm->log_theta, sizeof(float) * (size_t)hm->m));
+        SAEC_TRY(
+            dev->ops->upload(dev, sae->log_theta, hm->log_theta, sizeof(float) * (size_t)hm->m));
     if (sae->hp.timestep_buckets > 0 && hm->ts_scale) {
         if (hm->ts_buckets != sae->hp.timestep_buckets)
             return saec_fail(SAEC_ERR_DATA, "keep timestep_buckets as trained",
@@ -690,13 +694,15 @@ static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *
                 r->W_enc[i * m + j] = hm->W_enc_t[j * d + i];
     const int bt = with_W_enc && strcmp(hm->arch, "batchtopk") == 0; /* SAELens: as JumpReLU */
     if (bt && !(hm->bt_threshold > 0))
-        return saec_fail(SAEC_ERR_USAGE,
-                         "train past batchtopk_threshold_start steps (or lower it) before exporting",
-                         "this BatchTopK run has no inference threshold yet; it exports as a "
-                         "JumpReLU and needs one");
+        return saec_fail(
+            SAEC_ERR_USAGE,
+            "train past batchtopk_threshold_start steps (or lower it) before exporting",
+            "this BatchTopK run has no inference threshold yet; it exports as a "
+            "JumpReLU and needs one");
     if ((with_W_enc && hm->log_theta) || bt) {
         r->threshold = malloc(sizeof(float) * (size_t)m);
-        if (!r->threshold) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing an export");
+        if (!r->threshold)
+            return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing an export");
         for (int64_t j = 0; j < m; j++)
             r->threshold[j] =
                 (float)(s * (bt ? (double)hm->bt_threshold : exp((double)hm->log_theta[j])));

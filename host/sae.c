@@ -96,8 +96,8 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->adam_v, sae->n_params);
     float **views[SAE_N_TENSORS] = {&sae->W_enc_t,   &sae->b_enc,    &sae->W_dec,   &sae->b_dec,
                                     &sae->log_theta, &sae->ts_scale, &sae->ts_shift};
-    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t,   &sae->db_enc,     &sae->dW_dec,
-                                         &sae->db_dec,     &sae->dlog_theta, &sae->dts_scale,
+    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t, &sae->db_enc,     &sae->dW_dec,
+                                         &sae->db_dec,   &sae->dlog_theta, &sae->dts_scale,
                                          &sae->dts_shift};
     for (int i = 0; i < sae->n_tensors; i++) {
         if (sae->layout[i].rows == 0) continue;
@@ -182,8 +182,7 @@ int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
         char hint[512];
         snprintf(hint, sizeof hint,
                  "the run needs about %.2f GiB on %s; lower latents or batch_size",
-                 (double)(4 * 4 * m * d + 4 * batch * (m * (dense ? 3 : 1) + 8 * d)) /
-                     (1 << 30),
+                 (double)(4 * 4 * m * d + 4 * batch * (m * (dense ? 3 : 1) + 8 * d)) / (1 << 30),
                  dev->name);
         saec_error_clear();
         return saec_fail(SAEC_ERR_DEVICE, hint,
@@ -197,14 +196,43 @@ int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
 void sae_destroy(saec_sae *sae) {
     if (!sae) return;
     saec_dev *dev = sae->dev;
-    void *bufs[] = {sae->params,      sae->grads,      sae->adam_m,  sae->adam_v,  sae->data_mean,
-                    sae->since_fired, sae->dead_mask,  sae->x,       sae->xc,      sae->pre,
-                    sae->idx,         sae->f,          sae->xhat,    sae->g,       sae->df,
-                    sae->dxc,         sae->e,          sae->e_mean,  sae->idx_aux, sae->f_aux,
-                    sae->ehat,        sae->g_aux,      sae->df_aux,  sae->stats,   sae->aux_stats,
-                    sae->grad_sumsq,  sae->dead_count, sae->l0_count, sae->penalty, sae->fd,
-                    sae->dfd,         sae->bt_threshold, sae->bt_batch_thr, sae->atm_stats,
-                    sae->atm_keep,    sae->u,          sae->bucket};
+    void *bufs[] = {sae->params,
+                    sae->grads,
+                    sae->adam_m,
+                    sae->adam_v,
+                    sae->data_mean,
+                    sae->since_fired,
+                    sae->dead_mask,
+                    sae->x,
+                    sae->xc,
+                    sae->pre,
+                    sae->idx,
+                    sae->f,
+                    sae->xhat,
+                    sae->g,
+                    sae->df,
+                    sae->dxc,
+                    sae->e,
+                    sae->e_mean,
+                    sae->idx_aux,
+                    sae->f_aux,
+                    sae->ehat,
+                    sae->g_aux,
+                    sae->df_aux,
+                    sae->stats,
+                    sae->aux_stats,
+                    sae->grad_sumsq,
+                    sae->dead_count,
+                    sae->l0_count,
+                    sae->penalty,
+                    sae->fd,
+                    sae->dfd,
+                    sae->bt_threshold,
+                    sae->bt_batch_thr,
+                    sae->atm_stats,
+                    sae->atm_keep,
+                    sae->u,
+                    sae->bucket};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
     free(sae->bucket_host);
@@ -370,13 +398,13 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     /* x̂n = f W_dec + b_dec; statistics and ∂nmse/∂x̂. */
     if (sae->dense) {
         SAEC_TRY(sae_encode_dense(sae, n, train));
-        SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, sae->fd, m, sae->W_dec, d, 0.0f,
-                         sae->xhat, d, sae->b_dec));
+        SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, sae->fd, m, sae->W_dec, d, 0.0f, sae->xhat,
+                         d, sae->b_dec));
         SAEC_TRY(SAEC_OP(dev, count_positive, sae->fd, n * m, 0, sae->l0_count));
     } else {
         SAEC_TRY(sae_select(sae, n, k, NULL, sae->idx, sae->f));
-        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k,
-                         m, d, 0, sae->xhat));
+        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k, m,
+                         d, 0, sae->xhat));
         SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
     }
     SAEC_TRY(SAEC_OP(dev, recon_loss_grad, sae->x, sae->xhat, sae->data_mean, n, d, 1.0f,
@@ -509,8 +537,8 @@ int sae_backward(saec_sae *sae, int64_t n) {
         SAEC_TRY(sae_backward_dense(sae, n));
     } else {
         SAEC_TRY(sae_backward_codes(sae, n, k, sae->idx, sae->f, sae->g, sae->df));
-        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->df, sae->W_enc_t, NULL, n, (int)k, m,
-                         d, 0, sae->dxc));
+        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->df, sae->W_enc_t, NULL, n, (int)k, m, d,
+                         0, sae->dxc));
     }
     if (sae->aux_k > 0) {
         const int64_t ka = sae->aux_k;

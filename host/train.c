@@ -152,8 +152,8 @@ static int run_setup(run *r, int resume) {
     }
     char tide[64] = "";
     if (hp.timestep_buckets > 0)
-        snprintf(tide, sizeof tide, ", timestep buckets %lld of T=%lld", (long long)hp.timestep_buckets,
-                 (long long)hp.timesteps);
+        snprintf(tide, sizeof tide, ", timestep buckets %lld of T=%lld",
+                 (long long)hp.timestep_buckets, (long long)hp.timesteps);
     fprintf(stderr, "saec: %s SAE d=%lld m=%lld %s%s, %lld steps of %lld tokens -> %s\n", cfg->arch,
             (long long)d, (long long)cfg->latents, knob, tide, (long long)r->total_steps,
             (long long)cfg->batch_size, r->dir);
