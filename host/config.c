@@ -382,8 +382,11 @@ int saec_config_validate(const saec_config *cfg) {
 }
 
 const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
-    if (strcmp(cfg->timestep_mode, "auto") == 0) return data_has_timesteps ? "bucket" : "none";
-    return cfg->timestep_mode;
+    /* A string literal, never cfg's own buffer, so callers may copy it back into cfg. */
+    static const char *const modes[] = {"none", "bucket", "adaln", "separate"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(cfg->timestep_mode, modes[i]) == 0) return modes[i];
+    return data_has_timesteps ? "bucket" : "none"; /* auto */
 }
 
 int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps) {

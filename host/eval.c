@@ -14,21 +14,27 @@ typedef struct {
     saec_absorption a;
     float *b_dec;    /* [d] */
     float *xc;       /* [batch, d] xn − b_dec, recomputed on the host */
-    int32_t *idx;    /* [batch, capacity] */
-    float *f;        /* [batch, capacity] */
     uint8_t *active; /* [batch, n_parents] */
 } absorb_state;
 
+/* The last forward's codes on the host, downloaded once per batch for the metrics that need
+   them (absorption, per-bucket firing). */
+typedef struct {
+    int32_t *idx; /* [batch, capacity] */
+    float *f;     /* [batch, capacity] */
+    int64_t kk;   /* this batch's width */
+} host_codes;
+
 static void absorb_free(absorb_state *ab) {
     saec_absorption_free(&ab->a);
-    free(ab->b_dec), free(ab->xc), free(ab->idx), free(ab->f), free(ab->active);
+    free(ab->b_dec), free(ab->xc), free(ab->active);
 }
 
 /* Prepare absorption when the ground truth has a hierarchy. Needs the trained decoder; eval is
    allowed to sync, so it is downloaded once here. */
 static int absorb_setup(saec_sae *sae, saec_data *src, const saec_ground_truth *gt,
                         const float *W_dec_host, absorb_state *ab) {
-    const int64_t d = sae->d, k = sae_code_capacity(sae), batch = sae->batch;
+    const int64_t d = sae->d, batch = sae->batch;
     if (!gt->parent) return SAEC_OK;
     if (!saec_synthetic_has_activity(src)) {
         /* Files keep the hierarchy (ground_truth/parent) but not which features fired in each
@@ -44,22 +50,18 @@ static int absorb_setup(saec_sae *sae, saec_data *src, const saec_ground_truth *
     const int64_t np = ab->a.n_parents;
     ab->b_dec = malloc(sizeof(float) * (size_t)d);
     ab->xc = malloc(sizeof(float) * (size_t)(batch * d));
-    ab->idx = malloc(sizeof(int32_t) * (size_t)(batch * k));
-    ab->f = malloc(sizeof(float) * (size_t)(batch * k));
     ab->active = malloc((size_t)(batch * np));
-    if (!ab->b_dec || !ab->xc || !ab->idx || !ab->f || !ab->active)
+    if (!ab->b_dec || !ab->xc || !ab->active)
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the absorption metric");
     SAEC_TRY(sae->dev->ops->download(sae->dev, ab->b_dec, sae->b_dec, sizeof(float) * (size_t)d));
     ab->on = 1;
     return SAEC_OK;
 }
 
-/* One evaluated batch: rows [n, d] raw (tokens t0 .. t0+n−1 of src), codes on the device. */
+/* One evaluated batch: rows [n, d] raw (tokens t0 .. t0+n−1 of src) and their codes. */
 static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, const float *rows,
-                        absorb_state *ab) {
+                        const host_codes *codes, absorb_state *ab) {
     const int64_t d = sae->d;
-    int64_t k = 0;
-    SAEC_TRY(sae_download_codes(sae, n, ab->idx, ab->f, &k));
     SAEC_TRY(saec_synthetic_active(src, t0, n, ab->a.feature, ab->a.n_parents, ab->active));
     /* xc = x/s − b_dec, as sae_forward computes it (multiply by the float 1/s, then subtract),
        so P is measured in the SAE's normalised units. */
@@ -67,7 +69,7 @@ static int absorb_batch(saec_sae *sae, saec_data *src, int64_t t0, int64_t n, co
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < d; j++)
             ab->xc[i * d + j] = rows[i * d + j] * inv_s - ab->b_dec[j];
-    saec_absorption_add(&ab->a, n, ab->xc, ab->idx, ab->f, k, ab->active);
+    saec_absorption_add(&ab->a, n, ab->xc, codes->idx, codes->f, codes->kk, ab->active);
     return SAEC_OK;
 }
 
@@ -79,26 +81,21 @@ typedef struct {
     int32_t *t, *bucket; /* [batch] */
     float *xn, *xhat;    /* [batch, d] */
     float *mu;           /* [d] */
-    int32_t *idx;        /* [batch, capacity] */
-    float *f;            /* [batch, capacity] */
 } bucket_state;
 
 static void bucket_state_free(bucket_state *bk) {
-    free(bk->t), free(bk->bucket), free(bk->xn), free(bk->xhat), free(bk->mu), free(bk->idx),
-        free(bk->f);
+    free(bk->t), free(bk->bucket), free(bk->xn), free(bk->xhat), free(bk->mu);
 }
 
 static int bucket_setup(saec_sae *sae, int64_t B, int64_t T, bucket_state *bk) {
-    const int64_t d = sae->d, n = sae->batch, cap = sae_code_capacity(sae);
+    const int64_t d = sae->d, n = sae->batch;
     bk->B = B, bk->T = T;
     bk->t = malloc(sizeof(int32_t) * (size_t)n);
     bk->bucket = malloc(sizeof(int32_t) * (size_t)n);
     bk->xn = malloc(sizeof(float) * (size_t)(n * d));
     bk->xhat = malloc(sizeof(float) * (size_t)(n * d));
     bk->mu = malloc(sizeof(float) * (size_t)d);
-    bk->idx = malloc(sizeof(int32_t) * (size_t)(n * cap));
-    bk->f = malloc(sizeof(float) * (size_t)(n * cap));
-    if (!bk->t || !bk->bucket || !bk->xn || !bk->xhat || !bk->mu || !bk->idx || !bk->f)
+    if (!bk->t || !bk->bucket || !bk->xn || !bk->xhat || !bk->mu)
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for per-bucket metrics");
     SAEC_TRY(sae->dev->ops->download(sae->dev, bk->mu, sae->data_mean, sizeof(float) * (size_t)d));
     SAEC_TRY(saec_bucket_stats_init(&bk->stats, B, sae->m, d));
@@ -107,18 +104,18 @@ static int bucket_setup(saec_sae *sae, int64_t B, int64_t T, bucket_state *bk) {
 }
 
 /* One evaluated batch of n raw rows with timesteps bk->t: reconstructions and codes per bucket. */
-static int bucket_batch(saec_sae *sae, int64_t n, const float *rows, bucket_state *bk) {
+static int bucket_batch(saec_sae *sae, int64_t n, const float *rows, const host_codes *codes,
+                        bucket_state *bk) {
     const int64_t d = sae->d;
     SAEC_TRY(
         sae->dev->ops->download(sae->dev, bk->xhat, sae->xhat, sizeof(float) * (size_t)(n * d)));
-    int64_t kk = 0;
-    SAEC_TRY(sae_download_codes(sae, n, bk->idx, bk->f, &kk));
     const float inv_s = 1.0f / sae->scale; /* as sae_forward normalises */
     for (int64_t i = 0; i < n * d; i++)
         bk->xn[i] = rows[i] * inv_s;
     for (int64_t r = 0; r < n; r++)
         bk->bucket[r] = (int32_t)((int64_t)bk->t[r] * bk->B / bk->T);
-    saec_bucket_stats_add(&bk->stats, n, bk->xn, bk->xhat, bk->mu, bk->bucket, bk->idx, bk->f, kk);
+    saec_bucket_stats_add(&bk->stats, n, bk->xn, bk->xhat, bk->mu, bk->bucket, codes->idx, codes->f,
+                          codes->kk);
     return SAEC_OK;
 }
 
@@ -158,6 +155,15 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
         if (rc == SAEC_OK) rc = absorb_setup(sae, src, &gt, W_dec_host, &ab);
     }
 
+    host_codes codes = {0};
+    if (rc == SAEC_OK && (ab.on || bk.on)) {
+        const size_t slots = (size_t)(sae->batch * sae_code_capacity(sae));
+        codes.idx = malloc(sizeof(int32_t) * slots);
+        codes.f = malloc(sizeof(float) * slots);
+        if (!codes.idx || !codes.f)
+            rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the evaluation's codes");
+    }
+
     double sse = 0, sst = 0, cos_sum = 0, nnz = 0;
     int64_t done = 0;
     while (rc == SAEC_OK && done < tokens) {
@@ -177,8 +183,10 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = sae_track_fired(sae, n, since, fire_count, INT64_MAX, dead, dead_count);
-        if (rc == SAEC_OK && ab.on) rc = absorb_batch(sae, src, t0, n, rows, &ab);
-        if (rc == SAEC_OK && bk.on) rc = bucket_batch(sae, n, rows, &bk);
+        if (rc == SAEC_OK && (ab.on || bk.on))
+            rc = sae_download_codes(sae, n, codes.idx, codes.f, &codes.kk);
+        if (rc == SAEC_OK && ab.on) rc = absorb_batch(sae, src, t0, n, rows, &codes, &ab);
+        if (rc == SAEC_OK && bk.on) rc = bucket_batch(sae, n, rows, &codes, &bk);
         sae_step_stats st;
         if (rc == SAEC_OK) rc = sae_read_stats(sae, &st);
         if (rc == SAEC_OK) {
@@ -222,6 +230,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
         saec_bucket_stats_free(&bk.stats);
     }
     bucket_state_free(&bk);
+    free(codes.idx), free(codes.f);
     absorb_free(&ab);
     saec_ground_truth_free(&gt);
     if (since) dev->ops->free(dev, since);

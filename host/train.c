@@ -121,9 +121,8 @@ static int run_setup(run *r, int resume) {
     /* The timestep mode, resolved against the data (auto → bucket with timesteps), is what
        config.json records. */
     SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
-    char mode[sizeof cfg->timestep_mode]; /* the resolver may return cfg's own string */
-    snprintf(mode, sizeof mode, "%s", saec_config_timestep_mode(cfg, r->data->has_timesteps));
-    memcpy(cfg->timestep_mode, mode, sizeof mode);
+    snprintf(cfg->timestep_mode, sizeof cfg->timestep_mode, "%s",
+             saec_config_timestep_mode(cfg, r->data->has_timesteps));
     SAEC_TRY(make_run_dir(r, resume));
     const int64_t d = r->data->info.d;
     cfg->d_in = d;

@@ -42,4 +42,12 @@ static void fail_at(const char *file, int line, const char *fmt, ...) {
         saec_error_clear();                                                                        \
     } while (0)
 
+/* An op call that must be rejected as a caller bug (SAEC_ERR_OTHER). */
+#define REJECTED(call)                                                                             \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(rc_ == SAEC_ERR_OTHER, "%s returned %d, expected SAEC_ERR_OTHER", #call, rc_);       \
+        saec_error_clear();                                                                        \
+    } while (0)
+
 #endif

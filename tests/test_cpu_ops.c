@@ -13,19 +13,11 @@
 #include <string.h>
 
 #include "check.h"
-#include "test_random.h"
 #include "saec/device.h"
 #include "saec/ops.h"
+#include "test_random.h"
 
 /* ---- a tiny check/report helper ---- */
-
-/* An op call that must be rejected with SAEC_ERR_OTHER. */
-#define REJECTED(call)                                                                             \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        CHECK(rc_ == SAEC_ERR_OTHER, "%s returned %d, expected SAEC_ERR_OTHER", #call, rc_);       \
-        saec_error_clear();                                                                        \
-    } while (0)
 
 /* got [n] against want [n] within |got − want| <= atol + rtol * scale[i] (scale NULL: |want|).
    Reports the first offending element and how many there are. */

@@ -20,14 +20,6 @@
 #include "saec/device.h"
 #include "saec/ops.h"
 
-/* An op call that must be rejected with SAEC_ERR_OTHER. */
-#define REJECTED(call)                                                                             \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        CHECK(rc_ == SAEC_ERR_OTHER, "%s returned %d, expected SAEC_ERR_OTHER", #call, rc_);       \
-        saec_error_clear();                                                                        \
-    } while (0)
-
 /* got [n] against want [n]: |got − want| <= atol + rtol * scale[i]. */
 static void check_close(int line, const char *what, const float *got, const double *want,
                         const double *scale, int64_t n, double atol, double rtol) {
@@ -371,7 +363,8 @@ static void modulate_backward_case(saec_dev *dev, int64_t n, int64_t d, int n_bu
             n_buckets, alias);
     float *dU = rand_floats(n * d), *xc = rand_floats(n * d);
     float *scale = rand_floats((int64_t)n_buckets * d);
-    float *dscale = rand_floats((int64_t)n_buckets * d), *dshift = rand_floats((int64_t)n_buckets * d);
+    float *dscale = rand_floats((int64_t)n_buckets * d),
+          *dshift = rand_floats((int64_t)n_buckets * d);
     int32_t *bucket = new_ints(n);
     for (int64_t t = 0; t < n; t++) /* bucket 0 unused when there are several: an empty group */
         bucket[t] = n_buckets == 1 ? 0 : (int32_t)(1 + rng_int(n_buckets - 1));

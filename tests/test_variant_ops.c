@@ -14,18 +14,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "test_random.h"
 #include "saec/device.h"
 #include "saec/hash.h"
 #include "saec/ops.h"
-
-/* An op call that must be rejected with SAEC_ERR_OTHER. */
-#define REJECTED(call)                                                                             \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        CHECK(rc_ == SAEC_ERR_OTHER, "%s returned %d, expected SAEC_ERR_OTHER", #call, rc_);       \
-        saec_error_clear();                                                                        \
-    } while (0)
+#include "test_random.h"
 
 /* got [n] against want [n] within |got − want| <= atol + rtol * scale[i] (scale NULL: |want|). */
 static void check_close(int line, const char *what, const float *got, const double *want,

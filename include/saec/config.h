@@ -102,7 +102,7 @@ int saec_config_load_json(saec_config *cfg, const char *path);
 /* Cross-key checks (k <= latents, ...) after all sources are applied. */
 int saec_config_validate(const saec_config *cfg);
 /* The timestep mode a run uses: timestep_mode, with `auto` resolved to "bucket" for data with
-   timesteps and "none" otherwise. */
+   timesteps and "none" otherwise. Returns a string literal (safe to copy into cfg). */
 const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps);
 /* Checks the (resolved) timestep mode against the data, once the data is open: adaln and
    separate are not implemented yet, and bucket, adaln and separate need data with timesteps.
