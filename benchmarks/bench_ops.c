@@ -12,7 +12,12 @@
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
  * group_permute on those keys, grouped_gemm on the n*2 sorted rows (K = d, N = GG_N per expert,
- * trans_b, bias), and modulate_encode on the n tokens in TIDE_BUCKETS timestep buckets.
+ * trans_b, bias), and modulate_encode on the n tokens in TIDE_BUCKETS timestep buckets; the
+ * backward of that grouped_gemm (grouped_gemm_wgrad: dB_g [d, GG_N] from the sorted rows and
+ * their output gradient; grouped_col_sum: the experts' bias gradient), both accumulating
+ * (beta 1). silu/silu_backward run on n*d elements (far more than TIDE's adaln MLP needs: the
+ * size where bandwidth, not launch latency, is measured); recon_grad on [n, d];
+ * dead_latents_update on the m latents.
  * Raw numbers go to OUT.json with the device name, the date and the commit.
  * Without a CUDA device it prints why and exits 77.
  */
@@ -275,6 +280,12 @@ enum {
     B_GROUP_PERMUTE,
     B_GROUPED_GEMM,
     B_MODULATE_ENCODE,
+    B_GROUPED_WGRAD,
+    B_GROUPED_COL_SUM,
+    B_SILU,
+    B_SILU_BWD,
+    B_RECON_GRAD,
+    B_DEAD_UPDATE,
     B_COUNT
 };
 static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
@@ -309,7 +320,13 @@ static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
                                         "scale_cols",
                                         "group_permute_top2_g8",
                                         "grouped_gemm_g8_fp32",
-                                        "modulate_encode_fp32"};
+                                        "modulate_encode_fp32",
+                                        "grouped_gemm_wgrad_g8_fp32",
+                                        "grouped_col_sum_g8",
+                                        "silu",
+                                        "silu_backward",
+                                        "recon_grad",
+                                        "dead_latents_update"};
 
 static saec_adamw_args adam_args(void) {
     saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
@@ -406,6 +423,21 @@ static void run_op(void *c) {
     case B_MODULATE_ENCODE:
         OP(SAEC_OP(dev, modulate_encode, x->x, x->bucket, x->mscale, x->mshift, TIDE_BUCKETS, n, d,
                    m, x->Wdec, x->benc, x->u, x->pre));
+        break;
+    case B_GROUPED_WGRAD: /* dW_g [d, GG_N] += A[rows_g]ᵀ dY[rows_g] (dY: gC) */
+        OP(SAEC_OP(dev, grouped_gemm_wgrad, GG_GROUPS, x->offsets, d, GG_N, 1.0f, x->gA, x->gC,
+                   1.0f, x->gB));
+        break;
+    case B_GROUPED_COL_SUM: /* db_g [GG_N] += Σ_{rows of g} dY (dY: gC) */
+        OP(SAEC_OP(dev, grouped_col_sum, GG_GROUPS, x->offsets, GG_N, x->gC, 1.0f, 1.0f, x->gbias));
+        break;
+    case B_SILU: OP(SAEC_OP(dev, silu, x->x, n * d, x->gx)); break;
+    case B_SILU_BWD: OP(SAEC_OP(dev, silu_backward, x->x, x->xhat, n * d, x->gx)); break;
+    case B_RECON_GRAD: /* SST from recon_loss_grad's statistics (scalars[0..2]) */
+        OP(SAEC_OP(dev, recon_grad, x->x, x->xhat, n, d, 1.0f, x->scalars, x->gx));
+        break;
+    case B_DEAD_UPDATE:
+        OP(SAEC_OP(dev, dead_latents_update, x->since, m, n, 10000000, x->dead, x->scalars + 9));
         break;
     }
 }
@@ -516,6 +548,17 @@ static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
         f = 2 * n * m * d;
         b = n * d * 4 + m * d * 4 + n * m * 4 + n * d * 4;
         break;
+    /* the new backward / data-parallel / MLP ops, floors as stated in ops.h (a
+       read-modify-write counted once, as for track_fired and atm_stats) */
+    case B_GROUPED_WGRAD: /* rows = 2n sorted items, K = d, N = GG_N */
+        f = 2 * (2 * n) * d * GG_N;
+        b = (2 * n) * (d + GG_N) * 4 + GG_GROUPS * d * GG_N * 4;
+        break;
+    case B_GROUPED_COL_SUM: b = (2 * n) * GG_N * 4 + GG_GROUPS * GG_N * 4; break;
+    case B_SILU: b = n * d * 8; break;
+    case B_SILU_BWD: b = n * d * 12; break;
+    case B_RECON_GRAD: b = n * d * 12; break;
+    case B_DEAD_UPDATE: b = m * 9; break;
     }
     *bytes = b;
     *flops = f;

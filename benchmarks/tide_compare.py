@@ -7,7 +7,7 @@
 Trains a TopK SAE per mode (so L0 = k for both: matched by construction) and seed, and writes
 OUT/table.md and OUT/table.json: nmse, mmcs, L0, per-bucket nmse, temporally selective latents,
 and the training step time of each mode relative to `none` (the issue's bound: bucket <= 1.10).
-Modes: none and bucket (adaln and separate are not implemented yet). Each run stays in
+Modes: none, bucket and adaln (separate is not implemented yet). Each run stays in
 OUT/runs/MODE_seedS. Step time is the run's tokens_per_second (whole loop, data included) on a
 machine that should be otherwise idle.
 """
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODES = ["none", "bucket"]
+MODES = ["none", "bucket", "adaln"]
 
 
 def run(saec, mode, seed, args, out):

@@ -60,11 +60,12 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
         rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
                        "latents and k cannot change in export");
     cfg.d_in = hm.d;
-    if (rc == SAEC_OK && hm.ts_scale)
+    if (rc == SAEC_OK && (hm.ts_scale || hm.adaln[0]))
         rc = saec_fail(SAEC_ERR_USAGE,
                        "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
                        "directory itself",
-                       "cannot export the timestep-aware (bucket mode) SAE '%s'", src);
+                       "cannot export the timestep-aware (%s mode) SAE '%s'",
+                       hm.ts_scale ? "bucket" : "adaln", src);
 
     saec_dev *dev = NULL;
     saec_data *data = NULL;

@@ -8,9 +8,11 @@
 #include "train.h"
 
 /* Keys that may change when a run is resumed; the rest would break the equivalence with an
-   uninterrupted run. */
-static const char *RESUMABLE_KEYS[] = {"steps",  "tokens",      "log_every",   "checkpoint_every",
-                                       "device", "eval_tokens", "stop_at_step"};
+   uninterrupted run. batch_size is the per-rank batch: a run resumed at another world size keeps
+   its global batch by changing it. */
+static const char *RESUMABLE_KEYS[] = {
+    "steps",       "tokens",       "log_every",  "checkpoint_every", "device",
+    "eval_tokens", "stop_at_step", "batch_size", "comm_timeout"};
 
 static int resume_override_ok(const char *key) {
     const saec_config_key *k = saec_config_find_key(key);
@@ -30,7 +32,8 @@ static int build_config(const cli_args *args, saec_config *cfg) {
             if (!resume_override_ok(args->key[i]))
                 return saec_fail(SAEC_ERR_USAGE,
                                  "only steps, tokens, log_every, checkpoint_every, device, "
-                                 "eval_tokens and stop_at_step may change on resume",
+                                 "eval_tokens, stop_at_step, batch_size (per rank) and "
+                                 "comm_timeout may change on resume",
                                  "config key '%s' cannot change when resuming", args->key[i]);
         /* steps and tokens are alternatives: a new one replaces the stored one. */
         for (int i = 0; i < args->n; i++) {

@@ -72,10 +72,12 @@ static const saec_config_key KEYS[] = {
     {"timestep_mode", SAEC_KEY_CHOICE, OFF(timestep_mode), "auto", 0, 0,
      "auto|none|bucket|adaln|separate",
      "timestep-aware encoding (SPEC §6): auto = bucket for data with timesteps, none otherwise; "
-     "bucket = per-bucket scale and shift of the encoder input; adaln and separate are not "
-     "implemented yet"},
+     "bucket = per-bucket scale and shift of the encoder input; adaln = scale and shift from an "
+     "MLP on a sinusoidal embedding of t; separate is not implemented yet"},
     {"timestep_buckets", SAEC_KEY_INT, OFF(timestep_buckets), "10", 1, 1 << 20, NULL,
      "B: timestep buckets b(t) = floor(t·B/T), at most timesteps"},
+    {"adaln_dim", SAEC_KEY_INT, OFF(adaln_dim), "64", 2, 4096, NULL,
+     "adaln: width of the sinusoidal timestep embedding and of the MLP's hidden layer (even)"},
     {"l1_coef", SAEC_KEY_FLOAT, OFF(l1_coef), "0.03", 0, 1e6, NULL,
      "relu, atm: weight λ of the L1 penalty mean_tokens Σ f_i ‖W_dec,i‖ (larger = sparser)"},
     {"sparsity_warmup", SAEC_KEY_FLOAT, OFF(sparsity_warmup), "0.05", 0, 1, NULL,
@@ -130,6 +132,9 @@ static const saec_config_key KEYS[] = {
     {"seed", SAEC_KEY_INT, OFF(seed), "0", 0, BIG, NULL, "seed of every random choice"},
     /* run */
     {"device", SAEC_KEY_STRING, OFF(device), "auto", 0, 0, NULL, "auto | cpu | cuda | cuda:I"},
+    {"comm_timeout", SAEC_KEY_FLOAT, OFF(comm_timeout), "300", 1, 1e6, NULL,
+     "data parallelism: seconds a rendezvous or a collective may take before every rank exits "
+     "with an error (the SAEC_COMM_TIMEOUT environment variable overrides it)"},
     {"out", SAEC_KEY_STRING, OFF(out), "", 0, 0, NULL, "run directory; empty = runs/<date-time>"},
     {"log_every", SAEC_KEY_INT, OFF(log_every), "100", 1, BIG, NULL,
      "steps between progress lines and metrics.jsonl records"},
@@ -374,6 +379,9 @@ int saec_config_validate(const saec_config *cfg) {
         strncmp(cfg->device, "cuda", 4) != 0)
         return saec_fail(SAEC_ERR_USAGE, "use auto, cpu, cuda or cuda:I",
                          "config key 'device' = '%s' is not a device", cfg->device);
+    if (cfg->adaln_dim % 2 != 0)
+        return saec_fail(SAEC_ERR_USAGE, "use an even adaln_dim (sin and cos pairs), e.g. 64",
+                         "config key 'adaln_dim' = %lld is odd", (long long)cfg->adaln_dim);
     if (cfg->timestep_buckets > cfg->timesteps)
         return saec_fail(SAEC_ERR_USAGE, "lower timestep_buckets or raise timesteps",
                          "config key 'timestep_buckets' = %lld exceeds 'timesteps' = %lld",
@@ -391,8 +399,9 @@ const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_times
 
 int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
     const char *mode = saec_config_timestep_mode(cfg, data_has_timesteps);
-    if (strcmp(mode, "adaln") == 0 || strcmp(mode, "separate") == 0)
-        return saec_fail(SAEC_ERR_USAGE, "available now: --timestep-mode none|bucket (or auto)",
+    if (strcmp(mode, "separate") == 0)
+        return saec_fail(SAEC_ERR_USAGE,
+                         "available now: --timestep-mode none|bucket|adaln (or auto)",
                          "timestep_mode '%s' is not implemented yet", mode);
     if (strcmp(mode, "none") != 0 && !data_has_timesteps)
         return saec_fail(SAEC_ERR_USAGE,

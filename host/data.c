@@ -108,11 +108,12 @@ static void prefetch_stop(saec_prefetch *pf) {
     free(pf);
 }
 
-/* Deliver rows [cursor, cursor + n) from the prefetched batch when it is that batch, else compute
-   them here; then ask the worker for the batch after. */
-static int prefetched_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps) {
+/* Deliver rows [start, start + n) from the prefetched batch when it is that batch, else compute
+   them here; then ask the worker for rows [after, after + n). */
+static int prefetched_next(saec_data *src, int64_t start, int64_t after, int64_t n, float *rows,
+                           int32_t *timesteps) {
     saec_prefetch *pf = src->prefetch;
-    const int64_t start = src->cursor, d = src->info.d;
+    const int64_t d = src->info.d;
     int rc = SAEC_OK, served = 0;
     pthread_mutex_lock(&pf->mu);
     while (pf->state == PF_REQUESTED)
@@ -133,9 +134,8 @@ static int prefetched_next(saec_data *src, int64_t n, float *rows, int32_t *time
         if (rc == SAEC_OK) rc = src->vt->next(src, n, rows, timesteps);
     }
     if (rc != SAEC_OK) return rc;
-    src->cursor = start + n;
     pthread_mutex_lock(&pf->mu);
-    pf->start = start + n;
+    pf->start = after;
     pf->n = n;
     pf->state = PF_REQUESTED;
     pthread_cond_broadcast(&pf->cv);
@@ -144,8 +144,24 @@ static int prefetched_next(saec_data *src, int64_t n, float *rows, int32_t *time
 }
 
 int saec_data_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps) {
-    if (src->prefetch) return prefetched_next(src, n, rows, timesteps);
-    return src->vt->next(src, n, rows, timesteps);
+    return saec_data_next_shard(src, n, 0, 1, rows, timesteps);
+}
+
+int saec_data_next_shard(saec_data *src, int64_t n, int rank, int world, float *rows,
+                         int32_t *timesteps) {
+    const int64_t batch_start = src->cursor, start = batch_start + (int64_t)rank * n;
+    const int64_t next_batch = batch_start + (int64_t)world * n;
+    int rc;
+    if (src->prefetch) {
+        rc = prefetched_next(src, start, next_batch + (int64_t)rank * n, n, rows, timesteps);
+    } else {
+        rc = world > 1 ? src->vt->seek(src, start) : SAEC_OK;
+        if (rc == SAEC_OK) rc = src->vt->next(src, n, rows, timesteps);
+    }
+    if (rc != SAEC_OK) return rc;
+    src->cursor = next_batch;
+    /* the source's own position must agree, for the next unsharded read */
+    return world > 1 && !src->prefetch ? src->vt->seek(src, next_batch) : SAEC_OK;
 }
 
 int saec_data_seek(saec_data *src, int64_t cursor) {

@@ -62,6 +62,12 @@ int saec_data_open(const saec_config *cfg, saec_stream stream, saec_data **out);
    their timesteps (a source without timesteps leaves the array untouched: check
    has_timesteps). */
 int saec_data_next(saec_data *src, int64_t n, float *rows, int32_t *timesteps);
+/* Data parallelism: the global batch is the next world·n rows of the stream, and rank r takes
+   rows [cursor + r·n, cursor + (r+1)·n); the cursor then moves past the whole global batch, so it
+   counts global rows and a run resumes at any world size. The ranks read disjoint rows, and the
+   union is what one process with a batch of world·n reads. */
+int saec_data_next_shard(saec_data *src, int64_t n, int rank, int world, float *rows,
+                         int32_t *timesteps);
 int saec_data_seek(saec_data *src, int64_t cursor);
 int saec_data_ground_truth(saec_data *src, saec_ground_truth *out);
 void saec_data_close(saec_data *src);

@@ -172,7 +172,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
         rc = saec_data_next(src, n, rows, bk.on ? bk.t : NULL);
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
-        if (rc == SAEC_OK && sae->hp.timestep_buckets > 0) {
+        if (rc == SAEC_OK && sae->hp.ts_mode != SAE_TS_NONE) {
             if (!bk.on)
                 rc = saec_fail(SAEC_ERR_DATA, "evaluate it on data with timesteps",
                                "this SAE is timestep-aware but %s has no timesteps",

@@ -53,6 +53,8 @@ void saec_host_model_free(saec_host_model *hm) {
     free(hm->log_theta), free(hm->ts_scale), free(hm->ts_shift);
     hm->W_enc_t = hm->b_enc = hm->W_dec = hm->b_dec = hm->data_mean = hm->log_theta = NULL;
     hm->ts_scale = hm->ts_shift = NULL;
+    for (int i = 0; i < 6; i++)
+        free(hm->adaln[i]), hm->adaln[i] = NULL;
 }
 
 static int host_model_alloc(saec_host_model *hm, int64_t d, int64_t m) {
@@ -99,6 +101,29 @@ static int take_tensor(const saec_st_file *f, const char *path, const char *name
     return SAEC_OK;
 }
 
+/* Shapes of the adaln MLP's tensors for embedding width E, in sae.c's layout order. */
+static void adaln_shapes(int64_t E, int64_t d, int64_t rows[6], int64_t cols[6]) {
+    const int64_t r[6] = {E, E, E, d, E, d}, c[6] = {E, 1, d, 1, d, 1};
+    memcpy(rows, r, sizeof r), memcpy(cols, c, sizeof c);
+}
+
+static int read_adaln(saec_st_file *f, const char *path, int64_t d, saec_host_model *hm) {
+    static const char *const names[6] = {"adaln_W1",      "adaln_b1",      "adaln_W_scale",
+                                         "adaln_b_scale", "adaln_W_shift", "adaln_b_shift"};
+    const saec_st_tensor *w1 = saec_st_find(f, "adaln_W1");
+    const int64_t E = w1->ndim == 2 ? w1->shape[0] : 0;
+    int64_t rows[6], cols[6];
+    adaln_shapes(E, d, rows, cols);
+    hm->adaln_dim = E;
+    for (int i = 0; i < 6; i++) {
+        hm->adaln[i] = malloc(sizeof(float) * (size_t)(rows[i] * cols[i] + 1));
+        if (!hm->adaln[i]) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
+        SAEC_TRY(take_tensor(f, path, names[i], cols[i] > 1 ? 2 : 1, rows[i], cols[i], hm->adaln[i],
+                             NULL));
+    }
+    return SAEC_OK;
+}
+
 /* A saec run directory: the checkpoint, in the run's normalised units. */
 static int read_run(const char *dir, saec_host_model *hm) {
     SAEC_TRY(ckpt_read_config(dir, &hm->cfg));
@@ -137,6 +162,8 @@ static int read_run(const char *dir, saec_host_model *hm) {
                  : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
         if (rc == SAEC_OK) rc = take_tensor(f, path, "ts_shift", 2, B, d, hm->ts_shift, NULL);
     }
+    if (rc == SAEC_OK && saec_st_find(f, "adaln_W1")) /* TIDE adaln mode: the timestep MLP */
+        rc = read_adaln(f, path, d, hm);
     float s = 0;
     if (rc == SAEC_OK) rc = take_tensor(f, path, "data_scale", 1, 1, 1, &s, NULL);
     if (rc == SAEC_OK && !(s > 0))
@@ -477,6 +504,10 @@ void saec_host_model_set_scale(saec_host_model *hm, float scale) {
     if (hm->ts_shift && r != 1.0)
         for (int64_t i = 0; i < hm->ts_buckets * hm->d; i++)
             hm->ts_shift[i] = (float)(r * hm->ts_shift[i]);
+    if (hm->adaln[4] && r != 1.0) /* h = h1 W_shift + b_shift is added to the input */
+        for (int i = 4; i < 6; i++)
+            for (int64_t j = 0; j < (i == 4 ? hm->adaln_dim : 1) * hm->d; j++)
+                hm->adaln[i][j] = (float)(r * hm->adaln[i][j]);
     hm->scale = scale;
 }
 
@@ -541,6 +572,17 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         const size_t bytes = sizeof(float) * (size_t)(hm->ts_buckets * hm->d);
         SAEC_TRY(dev->ops->upload(dev, sae->ts_scale, hm->ts_scale, bytes));
         SAEC_TRY(dev->ops->upload(dev, sae->ts_shift, hm->ts_shift, bytes));
+    }
+    if (sae->hp.ts_mode == SAE_TS_ADALN && hm->adaln[0]) {
+        if (hm->adaln_dim != sae->hp.adaln_dim)
+            return saec_fail(SAEC_ERR_DATA, "keep adaln_dim as trained",
+                             "the model's timestep MLP has width %lld, this SAE %lld",
+                             (long long)hm->adaln_dim, (long long)sae->hp.adaln_dim);
+        int64_t rows[6], cols[6];
+        adaln_shapes(hm->adaln_dim, hm->d, rows, cols);
+        for (int i = 0; i < 6; i++)
+            SAEC_TRY(dev->ops->upload(dev, sae->params + sae->layout[SAE_ADA_W1 + i].offset,
+                                      hm->adaln[i], sizeof(float) * (size_t)(rows[i] * cols[i])));
     }
     if (sae->arch == SAE_BATCHTOPK && hm->bt_threshold > 0) {
         SAEC_TRY(dev->ops->upload(dev, sae->bt_threshold, &hm->bt_threshold, sizeof(float)));
@@ -864,11 +906,12 @@ static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const
 
 int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const float *log_sparsity,
                       const char *source, const char *out_dir) {
-    if (hm->ts_scale)
+    if (hm->ts_scale || hm->adaln[0])
         return saec_fail(SAEC_ERR_USAGE,
                          "neither SAELens nor sparsify has a timestep-aware SAE layout; use the "
                          "run directory itself",
-                         "cannot export a timestep-aware (bucket mode) SAE");
+                         "cannot export a timestep-aware (%s mode) SAE",
+                         hm->ts_scale ? "bucket" : "adaln");
     raw_parts raw;
     int rc = raw_parts_make(hm, kind == SAEC_MODEL_SAELENS, &raw);
     if (rc == SAEC_OK) {

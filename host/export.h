@@ -51,14 +51,17 @@ typedef struct {
     saec_model_kind kind;
     char arch[32]; /* topk | batchtopk | relu | jumprelu | atm (SAELens "standard" reads as relu) */
     int64_t d, m, k;
-    float *log_theta;   /* [m] jumprelu: log θ; NULL otherwise */
-    float bt_threshold; /* batchtopk: the inference θ; 0 = not tracked yet */
-    int64_t ts_buckets; /* TIDE bucket mode (saec runs only): B, else 0 */
+    float *log_theta;           /* [m] jumprelu: log θ; NULL otherwise */
+    float bt_threshold;         /* batchtopk: the inference θ; 0 = not tracked yet */
+    int64_t ts_buckets;         /* TIDE bucket mode (saec runs only): B, else 0 */
     float *ts_scale, *ts_shift; /* [B, d] s_b and h_b (h_b scales like the biases) */
-    float *W_enc_t;    /* [m, d] encoder, transposed (sparsify's encoder.weight layout) */
-    float *b_enc;      /* [m] */
-    float *W_dec;      /* [m, d] */
-    float *b_dec;      /* [d] */
+    int64_t adaln_dim;          /* TIDE adaln mode (saec runs only): E, else 0 */
+    float *adaln[6];            /* W1 [E, E], b1 [E], W_scale [E, d], b_scale [d], W_shift [E, d],
+                                   b_shift [d] (the shift layer scales like the biases) */
+    float *W_enc_t;             /* [m, d] encoder, transposed (sparsify's encoder.weight layout) */
+    float *b_enc;               /* [m] */
+    float *W_dec;               /* [m, d] */
+    float *b_dec;               /* [d] */
     float *data_mean;  /* [d] μ in the model's units, for the nmse denominator; NULL if unknown */
     float scale;       /* s: the model takes x / scale. 1 for exports */
     double data_scale; /* the training run's s (provenance; 0 when unknown) */

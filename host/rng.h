@@ -25,6 +25,7 @@ enum {
     SAEC_RNG_EVAL_TOKENS = 3,
     SAEC_RNG_INIT_WEIGHTS = 4,
     SAEC_RNG_SHUFFLE = 5,
+    SAEC_RNG_INIT_ADALN = 6,
 };
 
 #endif

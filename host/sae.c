@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
 #include "rng.h"
 
 static const char *const ARCH_NAMES[] = {"topk", "batchtopk", "relu", "jumprelu", "atm"};
@@ -46,9 +47,13 @@ void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_aft
         .atm_c = (float)cfg->atm_c,
         .atm_rate = (float)cfg->atm_rate,
         .atm_warmup = (float)cfg->atm_warmup,
-        /* timestep_mode is resolved ("bucket" or "none") once the data is known (train.c) */
+        /* timestep_mode is resolved (auto → bucket or none) once the data is known (train.c) */
+        .ts_mode = strcmp(cfg->timestep_mode, "bucket") == 0  ? SAE_TS_BUCKET
+                   : strcmp(cfg->timestep_mode, "adaln") == 0 ? SAE_TS_ADALN
+                                                              : SAE_TS_NONE,
         .timestep_buckets = strcmp(cfg->timestep_mode, "bucket") == 0 ? cfg->timestep_buckets : 0,
         .timesteps = cfg->timesteps,
+        .adaln_dim = cfg->adaln_dim,
         .seed = (uint64_t)cfg->seed,
     };
 }
@@ -56,6 +61,7 @@ void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_aft
 /* The one place that lays the parameters out (arena order = checkpoint order). */
 static int64_t sae_lay_out(saec_sae *sae) {
     const int64_t d = sae->d, m = sae->m;
+    const int64_t E = sae->hp.ts_mode == SAE_TS_ADALN ? sae->hp.adaln_dim : 0; /* H = E */
     const struct {
         const char *name;
         int64_t rows, cols;
@@ -67,10 +73,18 @@ static int64_t sae_lay_out(saec_sae *sae) {
         [SAE_LOG_THETA] = {"log_theta", sae->arch == SAE_JUMPRELU ? m : 0, 1},
         [SAE_TS_SCALE] = {"ts_scale", sae->hp.timestep_buckets, d},
         [SAE_TS_SHIFT] = {"ts_shift", sae->hp.timestep_buckets, d},
+        [SAE_ADA_W1] = {"adaln_W1", E, E},
+        [SAE_ADA_B1] = {"adaln_b1", E, 1},
+        [SAE_ADA_W_S] = {"adaln_W_scale", E, d},
+        [SAE_ADA_B_S] = {"adaln_b_scale", E ? d : 0, 1},
+        [SAE_ADA_W_H] = {"adaln_W_shift", E, d},
+        [SAE_ADA_B_H] = {"adaln_b_shift", E ? d : 0, 1},
     };
-    sae->n_tensors = sae->hp.timestep_buckets > 0 ? SAE_N_TENSORS
-                     : sae->arch == SAE_JUMPRELU  ? SAE_TS_SCALE
-                                                  : SAE_LOG_THETA;
+    /* the last tensor this configuration has; absent ones before it have rows = 0 */
+    sae->n_tensors = sae->hp.ts_mode == SAE_TS_ADALN    ? SAE_N_TENSORS
+                     : sae->hp.ts_mode == SAE_TS_BUCKET ? SAE_ADA_W1
+                     : sae->arch == SAE_JUMPRELU        ? SAE_TS_SCALE
+                                                        : SAE_LOG_THETA;
     int64_t offset = 0;
     for (int i = 0; i < sae->n_tensors; i++) {
         sae->layout[i] = (sae_tensor){spec[i].name, spec[i].rows, spec[i].cols, offset};
@@ -94,11 +108,14 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->grads, sae->n_params);
     ALLOC(sae->adam_m, sae->n_params);
     ALLOC(sae->adam_v, sae->n_params);
-    float **views[SAE_N_TENSORS] = {&sae->W_enc_t,   &sae->b_enc,    &sae->W_dec,   &sae->b_dec,
-                                    &sae->log_theta, &sae->ts_scale, &sae->ts_shift};
-    float **grad_views[SAE_N_TENSORS] = {&sae->dW_enc_t, &sae->db_enc,     &sae->dW_dec,
-                                         &sae->db_dec,   &sae->dlog_theta, &sae->dts_scale,
-                                         &sae->dts_shift};
+    float **views[SAE_N_TENSORS] = {&sae->W_enc_t,   &sae->b_enc,    &sae->W_dec,    &sae->b_dec,
+                                    &sae->log_theta, &sae->ts_scale, &sae->ts_shift, &sae->ada_W1,
+                                    &sae->ada_b1,    &sae->ada_W_s,  &sae->ada_b_s,  &sae->ada_W_h,
+                                    &sae->ada_b_h};
+    float **grad_views[SAE_N_TENSORS] = {
+        &sae->dW_enc_t,  &sae->db_enc,    &sae->dW_dec,  &sae->db_dec,  &sae->dlog_theta,
+        &sae->dts_scale, &sae->dts_shift, &sae->dada_W1, &sae->dada_b1, &sae->dada_W_s,
+        &sae->dada_b_s,  &sae->dada_W_h,  &sae->dada_b_h};
     for (int i = 0; i < sae->n_tensors; i++) {
         if (sae->layout[i].rows == 0) continue;
         *views[i] = sae->params + sae->layout[i].offset;
@@ -115,6 +132,32 @@ static int sae_allocate(saec_sae *sae) {
         ALLOC(sae->bucket, n);
         sae->bucket_host = malloc(sizeof(int32_t) * (size_t)n);
         if (!sae->bucket_host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+        sae->enc_in = sae->u;
+    }
+    if (sae->hp.ts_mode == SAE_TS_ADALN) {
+        const int64_t E = sae->hp.adaln_dim;
+        ALLOC(sae->u, n * d);
+        ALLOC(sae->emb, n * E);
+        ALLOC(sae->ada_a1, n * E);
+        ALLOC(sae->ada_h1, n * E);
+        ALLOC(sae->ada_s, n * d);
+        ALLOC(sae->ada_h, n * d);
+        ALLOC(sae->ada_ds, n * d);
+        ALLOC(sae->ada_dh, n * d);
+        ALLOC(sae->ada_dh1, n * E);
+        ALLOC(sae->row_index, n);
+        sae->emb_host = malloc(sizeof(float) * (size_t)(n * (E > 1 ? E : 1)));
+        int32_t *iota = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+        if (!sae->emb_host || !iota) {
+            free(iota);
+            return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+        }
+        for (int64_t i = 0; i < n; i++)
+            iota[i] = (int32_t)i;
+        const int rc =
+            sae->dev->ops->upload(sae->dev, sae->row_index, iota, sizeof(int32_t) * (size_t)n);
+        free(iota);
+        SAEC_TRY(rc);
         sae->enc_in = sae->u;
     }
     ALLOC(sae->pre, n * m);
@@ -174,6 +217,7 @@ int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
                       .batch = batch,
                       .aux_alpha = hp->aux_alpha,
                       .dead_after = hp->dead_after,
+                      .world = 1,
                       .scale = 1.0f};
     int rc = sae_allocate(sae);
     if (rc != SAEC_OK) {
@@ -232,10 +276,20 @@ void sae_destroy(saec_sae *sae) {
                     sae->atm_stats,
                     sae->atm_keep,
                     sae->u,
-                    sae->bucket};
+                    sae->bucket,
+                    sae->emb,
+                    sae->ada_a1,
+                    sae->ada_h1,
+                    sae->ada_s,
+                    sae->ada_h,
+                    sae->ada_ds,
+                    sae->ada_dh,
+                    sae->ada_dh1,
+                    sae->row_index};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
     free(sae->bucket_host);
+    free(sae->emb_host);
     free(sae);
 }
 
@@ -246,7 +300,10 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
     /* s so that E‖x/s‖² = d; μ of the normalised rows. */
     double sumsq = 0;
     double *mean = calloc((size_t)d, sizeof(double));
-    float *host = malloc(sizeof(float) * (size_t)(n * d > m * d ? n * d : m * d));
+    const int64_t E = sae->hp.ts_mode == SAE_TS_ADALN ? sae->hp.adaln_dim : 0;
+    int64_t host_len = n * d > m * d ? n * d : m * d;
+    if (E * E > host_len) host_len = E * E;
+    float *host = malloc(sizeof(float) * (size_t)host_len);
     float *mean_f = malloc(sizeof(float) * (size_t)d);
     if (!mean || !host || !mean_f) {
         free(mean), free(host), free(mean_f);
@@ -296,6 +353,16 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
         rc = dev->ops->copy(dev, sae->W_dec, sae->W_enc_t, sizeof(float) * (size_t)(m * d));
     if (rc == SAEC_OK) rc = SAEC_OP(dev, normalize_rows, sae->W_dec, m, d);
     if (rc == SAEC_OK) rc = dev->ops->zero(dev, sae->b_enc, sizeof(float) * (size_t)m);
+    if (rc == SAEC_OK && sae->hp.ts_mode == SAE_TS_ADALN) {
+        /* W1 Kaiming-uniform from its own stream; b1 and the output layer start at 0 (adaLN-zero:
+           the SAE starts unmodulated and learns how t should steer it). */
+        saec_rng rng;
+        saec_rng_init(&rng, seed, SAEC_RNG_INIT_ADALN, 0);
+        const double bound = 1.0 / sqrt((double)E);
+        for (int64_t i = 0; i < E * E; i++)
+            host[i] = (float)((2.0 * saec_rng_uniform(&rng) - 1.0) * bound);
+        rc = dev->ops->upload(dev, sae->ada_W1, host, sizeof(float) * (size_t)(E * E));
+    }
     if (rc == SAEC_OK && sae->arch == SAE_JUMPRELU) {
         for (int64_t j = 0; j < m; j++)
             host[j] = logf(sae->hp.jumprelu_theta_init);
@@ -306,18 +373,68 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
 }
 
 int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n) {
-    const int64_t B = sae->hp.timestep_buckets, T = sae->hp.timesteps;
-    if (B <= 0) return SAEC_OK;
-    for (int64_t i = 0; i < n; i++) {
-        const int64_t t = timesteps[i];
-        if (t < 0 || t >= T)
+    const int64_t B = sae->hp.timestep_buckets, T = sae->hp.timesteps, E = sae->hp.adaln_dim;
+    if (sae->hp.ts_mode == SAE_TS_NONE) return SAEC_OK;
+    if (n > sae->batch)
+        return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
+                         "sae_set_timesteps: %lld rows exceed the batch capacity %lld",
+                         (long long)n, (long long)sae->batch);
+    for (int64_t i = 0; i < n; i++)
+        if (timesteps[i] < 0 || timesteps[i] >= T)
             return saec_fail(SAEC_ERR_DATA, "set --timesteps to the diffusion schedule's length",
-                             "timestep %lld of a batch row is outside [0, %lld)", (long long)t,
-                             (long long)T);
-        sae->bucket_host[i] = (int32_t)(t * B / T); /* b(t) = floor(t·B/T), SPEC §6 */
+                             "timestep %lld of a batch row is outside [0, %lld)",
+                             (long long)timesteps[i], (long long)T);
+    if (sae->hp.ts_mode == SAE_TS_BUCKET) {
+        for (int64_t i = 0; i < n; i++) /* b(t) = floor(t·B/T), SPEC §6 */
+            sae->bucket_host[i] = (int32_t)((int64_t)timesteps[i] * B / T);
+        return sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
+                                     sizeof(int32_t) * (size_t)n);
     }
-    return sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
-                                 sizeof(int32_t) * (size_t)n);
+    /* adaln: the transformer's sinusoidal embedding of t (sin and cos at E/2 frequencies from 1
+       down to 1/10000), as DiT embeds its timestep. Host work of n·E, like the bucket ids. */
+    const int64_t half = E / 2;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < half; j++) {
+            const double freq = exp(-log(10000.0) * (double)j / (double)half);
+            const double arg = (double)timesteps[i] * freq;
+            sae->emb_host[i * E + j] = (float)sin(arg);
+            sae->emb_host[i * E + half + j] = (float)cos(arg);
+        }
+    return sae->dev->ops->upload(sae->dev, sae->emb, sae->emb_host,
+                                 sizeof(float) * (size_t)(n * E));
+}
+
+/* adaln: the per-token scale s and shift h [n, d] from the timestep embedding. */
+static int sae_adaln_forward(saec_sae *sae, int64_t n) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, E = sae->hp.adaln_dim;
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, E, E, 1.0f, sae->emb, E, sae->ada_W1, E, 0.0f, sae->ada_a1,
+                     E, sae->ada_b1)); /* a1 = emb W1 + b1 */
+    SAEC_TRY(SAEC_OP(dev, silu, sae->ada_a1, n * E, sae->ada_h1));
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, E, 1.0f, sae->ada_h1, E, sae->ada_W_s, d, 0.0f,
+                     sae->ada_s, d, sae->ada_b_s)); /* s = h1 W_s + b_s */
+    return SAEC_OP(dev, gemm, 0, 0, n, d, E, 1.0f, sae->ada_h1, E, sae->ada_W_h, d, 0.0f,
+                   sae->ada_h, d, sae->ada_b_h); /* h = h1 W_h + b_h */
+}
+
+/* adaln: given ∂L/∂s and ∂L/∂h [n, d], the MLP's gradients (into the zeroed arena). */
+static int sae_adaln_backward(saec_sae *sae, int64_t n) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, E = sae->hp.adaln_dim;
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, d, n, 1.0f, sae->ada_h1, E, sae->ada_ds, d, 0.0f,
+                     sae->dada_W_s, d, NULL)); /* dW_s = h1ᵀ ds */
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->ada_ds, n, d, 1.0f, 0.0f, sae->dada_b_s));
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, d, n, 1.0f, sae->ada_h1, E, sae->ada_dh, d, 0.0f,
+                     sae->dada_W_h, d, NULL)); /* dW_h = h1ᵀ dh */
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->ada_dh, n, d, 1.0f, 0.0f, sae->dada_b_h));
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, E, d, 1.0f, sae->ada_ds, d, sae->ada_W_s, d, 0.0f,
+                     sae->ada_dh1, E, NULL)); /* ∂L/∂h1 = ds W_sᵀ + dh W_hᵀ */
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, E, d, 1.0f, sae->ada_dh, d, sae->ada_W_h, d, 1.0f,
+                     sae->ada_dh1, E, NULL));
+    SAEC_TRY(SAEC_OP(dev, silu_backward, sae->ada_a1, sae->ada_dh1, n * E, sae->ada_dh1));
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, E, n, 1.0f, sae->emb, E, sae->ada_dh1, E, 0.0f,
+                     sae->dada_W1, E, NULL)); /* dW1 = embᵀ ∂L/∂a1 */
+    return SAEC_OP(dev, col_sum, sae->ada_dh1, n, E, 1.0f, 0.0f, sae->dada_b1);
 }
 
 void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
@@ -331,6 +448,42 @@ void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
     if (sae->arch == SAE_BATCHTOPK && step >= hp->batchtopk_threshold_start)
         sae->bt_track = sae->bt_threshold_set ? 1 : 2;
     sae->step = step;
+}
+
+void sae_set_comm(saec_sae *sae, saec_comm *comm) {
+    sae->comm = comm;
+    sae->world = saec_comm_size(comm);
+}
+
+/* The nmse statistics of (x, x̂) and, in training, its gradient, normalised over the global
+   batch: with several ranks SST (and the other sums) are summed across ranks first. */
+static int sae_recon(saec_sae *sae, const float *x, const float *xhat, const float *mu, int64_t n,
+                     float grad_scale, double *stats, float *grad) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d;
+    if (sae->world == 1 || !grad)
+        return SAEC_OP(dev, recon_loss_grad, x, xhat, mu, n, d, grad_scale, stats, grad);
+    SAEC_TRY(SAEC_OP(dev, recon_loss_grad, x, xhat, mu, n, d, grad_scale, stats, NULL));
+    SAEC_TRY(saec_comm_allreduce(sae->comm, stats, SAEC_STAT_COUNT, SAEC_DT_F64, SAEC_RED_SUM));
+    return SAEC_OP(dev, recon_grad, x, xhat, n, d, grad_scale, stats, grad);
+}
+
+/* buf[count] ← the mean over ranks (state every rank must hold alike, updated from its batch). */
+static int sae_mean_over_ranks(saec_sae *sae, float *buf, int64_t count) {
+    if (sae->world == 1) return SAEC_OK;
+    SAEC_TRY(saec_comm_allreduce(sae->comm, buf, count, SAEC_DT_F32, SAEC_RED_SUM));
+    return SAEC_OP(sae->dev, axpby, count, 1.0f / (float)sae->world, buf, 0.0f, buf, buf);
+}
+
+/* Start summing the gradients of tensors first .. last (contiguous in the arena) across ranks,
+   while the backward goes on with the others. */
+static int sae_grads_ready(saec_sae *sae, int first, int last) {
+    if (sae->world == 1) return SAEC_OK;
+    if (last >= sae->n_tensors) last = sae->n_tensors - 1;
+    if (first > last) return SAEC_OK;
+    const int64_t begin = sae->layout[first].offset;
+    const int64_t end = last + 1 < sae->n_tensors ? sae->layout[last + 1].offset : sae->n_params;
+    return saec_comm_grad_start(sae->comm, sae->grads + begin, end - begin);
 }
 
 /* Encode the rows of xc [n, d] → (idx, f) [n, kk] restricted to `mask`, via pre [n, m]. */
@@ -364,6 +517,9 @@ static int sae_encode_dense(saec_sae *sae, int64_t n, int train) {
         if (!train && sae->bt_threshold_set)
             return SAEC_OP(dev, jumprelu, sae->pre, n, m, sae->bt_threshold, 0, 0, sae->fd);
         SAEC_TRY(SAEC_OP(dev, batch_topk, sae->pre, n, m, n * sae->k, sae->fd, sae->bt_batch_thr));
+        /* Each rank selects within its own batch (as DDP ports of BatchTopK do); the threshold
+           they track is the mean of the ranks' cut-offs. */
+        if (train && sae->bt_track) SAEC_TRY(sae_mean_over_ranks(sae, sae->bt_batch_thr, 1));
         if (train && sae->bt_track == 2) {
             SAEC_TRY(dev->ops->copy(dev, sae->bt_threshold, sae->bt_batch_thr, sizeof(float)));
             sae->bt_threshold_set = 1;
@@ -383,15 +539,20 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m, k = sae->k;
     sae->last_n = n;
+    sae->last_train = train;
 
     /* xn = x / s (in place); xc = xn − b_dec; pre = xc W_enc + b_enc (the one dense GEMM). */
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->xc, n, d, 1.0f, sae->b_dec, -1.0f));
-    if (sae->hp.timestep_buckets > 0) /* pre = ((xc ⊙ (1 + s_b) + h_b) W_enc + b_enc */
+    if (sae->hp.ts_mode == SAE_TS_BUCKET) /* pre = ((xc ⊙ (1 + s_b) + h_b) W_enc + b_enc */
         SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->xc, sae->bucket, sae->ts_scale, sae->ts_shift,
                          (int)sae->hp.timestep_buckets, n, d, m, sae->W_enc_t, sae->b_enc, sae->u,
                          sae->pre));
-    else
+    else if (sae->hp.ts_mode == SAE_TS_ADALN) { /* the same with (s, h) = MLP(emb(t)) per row */
+        SAEC_TRY(sae_adaln_forward(sae, n));
+        SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->xc, sae->row_index, sae->ada_s, sae->ada_h,
+                         (int)n, n, d, m, sae->W_enc_t, sae->b_enc, sae->u, sae->pre));
+    } else
         SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->xc, d, sae->W_enc_t, d, 0.0f,
                          sae->pre, m, sae->b_enc));
 
@@ -407,24 +568,34 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
                          d, 0, sae->xhat));
         SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
     }
-    SAEC_TRY(SAEC_OP(dev, recon_loss_grad, sae->x, sae->xhat, sae->data_mean, n, d, 1.0f,
-                     sae->stats, train ? sae->g : NULL));
+    SAEC_TRY(sae_recon(sae, sae->x, sae->xhat, sae->data_mean, n, 1.0f, sae->stats,
+                       train ? sae->g : NULL));
     if (!train) return SAEC_OK;
 
     SAEC_TRY(sae_track_fired(sae, n, sae->since_fired, NULL, sae->dead_after, sae->dead_mask,
                              sae->dead_count));
+    if (sae->world > 1) {
+        /* A latent is alive when it fired on any rank: 0 wins the minimum; the others have
+           counted their own n tokens and add the other ranks' (the dead mask follows). */
+        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->since_fired, m, SAEC_DT_I64, SAEC_RED_MIN));
+        SAEC_TRY(SAEC_OP(dev, dead_latents_update, sae->since_fired, m, (sae->world - 1) * n,
+                         sae->dead_after, sae->dead_mask, sae->dead_count));
+    }
     if (sae->aux_k == 0) return SAEC_OK;
 
     /* AuxK: the dead latents' top-k_aux model the residual e (a constant): L_aux =
        ‖e − ê‖² / ‖e − mean(e)‖². With no dead latent every slot is empty and ê = 0. */
     const int64_t ka = sae->aux_k;
     SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->x, -1.0f, sae->xhat, sae->e));
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)n, 0.0f, sae->e_mean));
+    SAEC_TRY(
+        SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)(n * sae->world), 0.0f, sae->e_mean));
+    if (sae->world > 1) /* the global batch's mean residual */
+        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
     SAEC_TRY(sae_select(sae, n, ka, sae->dead_mask, sae->idx_aux, sae->f_aux));
     SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx_aux, sae->f_aux, sae->W_dec, NULL, n, (int)ka, m,
                      d, 0, sae->ehat));
-    return SAEC_OP(dev, recon_loss_grad, sae->e, sae->ehat, sae->e_mean, n, d, sae->aux_alpha,
-                   sae->aux_stats, sae->g_aux);
+    return sae_recon(sae, sae->e, sae->ehat, sae->e_mean, n, sae->aux_alpha, sae->aux_stats,
+                     sae->g_aux);
 }
 
 int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
@@ -475,26 +646,36 @@ int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t
     return SAEC_OK;
 }
 
-/* Backward through one set of codes: given ∂L/∂x̂ contribution g [n, d] of codes (idx, f)
-   [n, kk], accumulate dW_dec, then ∂L/∂pre at the kept entries into df, then dW_enc_t, db_enc. */
-static int sae_backward_codes(saec_sae *sae, int64_t n, int64_t kk, const int32_t *idx,
-                              const float *f, const float *g, float *df) {
-    saec_dev *dev = sae->dev;
-    const int64_t d = sae->d, m = sae->m;
-    SAEC_TRY(SAEC_OP(dev, sparse_outer_accum, idx, f, g, n, (int)kk, m, d, sae->dW_dec, NULL));
-    SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g, idx, sae->W_dec, n, (int)kk, m, d, df));
-    SAEC_TRY(SAEC_OP(dev, relu_backward, f, df, n * kk)); /* ReLU after the selection */
-    return SAEC_OP(dev, sparse_outer_accum, idx, df, sae->enc_in, n, (int)kk, m, d, sae->dW_enc_t,
-                   sae->db_enc);
+/* Backward through one set of codes, decoder side: given the ∂L/∂x̂ contribution g [n, d] of
+   codes (idx, f) [n, kk], accumulate dW_dec. */
+static int sae_backward_codes_decoder(saec_sae *sae, int64_t n, int64_t kk, const int32_t *idx,
+                                      const float *f, const float *g) {
+    return SAEC_OP(sae->dev, sparse_outer_accum, idx, f, g, n, (int)kk, sae->m, sae->d, sae->dW_dec,
+                   NULL);
 }
 
-/* Dense backward of the main codes: dW_dec, ∂L/∂pre (variant rule and penalty) into dfd,
-   dW_enc_t, db_enc, and dxc. */
-static int sae_backward_dense(saec_sae *sae, int64_t n) {
+/* ... encoder side: ∂L/∂pre at the kept entries into df, then dW_enc_t, db_enc and ∂L/∂(encoder
+   input) into dxc (accumulated when `accumulate`). */
+static int sae_backward_codes_encoder(saec_sae *sae, int64_t n, int64_t kk, const int32_t *idx,
+                                      const float *f, const float *g, float *df, int accumulate) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, m = sae->m;
+    SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g, idx, sae->W_dec, n, (int)kk, m, d, df));
+    SAEC_TRY(SAEC_OP(dev, relu_backward, f, df, n * kk)); /* ReLU after the selection */
+    SAEC_TRY(SAEC_OP(dev, sparse_outer_accum, idx, df, sae->enc_in, n, (int)kk, m, d, sae->dW_enc_t,
+                     sae->db_enc));
+    return SAEC_OP(dev, sparse_decode, idx, df, sae->W_enc_t, NULL, n, (int)kk, m, d, accumulate,
+                   sae->dxc);
+}
+
+/* Dense backward of the main codes, decoder side: dW_dec and ∂L/∂pre (variant rule and penalty)
+   into dfd. */
+static int sae_backward_dense_decoder(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m;
     float *dpre = sae->dfd; /* [n, m] ∂L/∂f, turned into ∂L/∂pre in place */
-    const float coef = sae->sparsity_coef / (float)n; /* the penalties are means over tokens */
+    /* the penalties are means over the global batch's tokens */
+    const float coef = sae->sparsity_coef / (float)(n * sae->world);
     SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, sae->fd, m, sae->g, d, 1.0f, sae->dW_dec, d,
                      NULL)); /* dW_dec += fᵀ g */
     SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->g, d, sae->W_dec, d, 0.0f, dpre, m,
@@ -504,21 +685,29 @@ static int sae_backward_dense(saec_sae *sae, int64_t n) {
         const float *a = sae->atm_stats;
         SAEC_TRY(SAEC_OP(dev, atm_stats, sae->fd, dpre, sae->stats, sae->W_dec, n, m, d,
                          sae->hp.atm_beta, (float *)a, (float *)a + m, (float *)a + 2 * m));
+        /* EMAs of batch means: the mean of the ranks' updates is the global batch's update */
+        SAEC_TRY(sae_mean_over_ranks(sae, (float *)a, 3 * m));
         /* ATM is ReLU-L1 with a mask (masked codes are 0: no gradient) */
     }
         /* fall through */
     case SAE_RELU:
         SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m));
-        SAEC_TRY(SAEC_OP(dev, l1_penalty, sae->fd, sae->W_dec, n, m, d, coef, dpre, sae->dW_dec,
-                         sae->penalty));
-        break;
+        return SAEC_OP(dev, l1_penalty, sae->fd, sae->W_dec, n, m, d, coef, dpre, sae->dW_dec,
+                       sae->penalty);
     case SAE_JUMPRELU:
-        SAEC_TRY(SAEC_OP(dev, jumprelu_backward, sae->pre, sae->log_theta, n, m,
-                         sae->hp.jumprelu_bandwidth, coef, dpre, sae->dlog_theta));
-        break;
-    case SAE_BATCHTOPK: SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m)); break;
+        return SAEC_OP(dev, jumprelu_backward, sae->pre, sae->log_theta, n, m,
+                       sae->hp.jumprelu_bandwidth, coef, dpre, sae->dlog_theta);
+    case SAE_BATCHTOPK: return SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m);
     case SAE_TOPK: break;
     }
+    return SAEC_OK;
+}
+
+/* ... encoder side: dW_enc_t, db_enc, and dxc (overwritten). */
+static int sae_backward_dense_encoder(saec_sae *sae, int64_t n) {
+    saec_dev *dev = sae->dev;
+    const int64_t d = sae->d, m = sae->m;
+    const float *dpre = sae->dfd;
     SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, dpre, m, sae->enc_in, d, 1.0f, sae->dW_enc_t,
                      d, NULL)); /* dW_enc_t += dpreᵀ xc (u in bucket mode) */
     SAEC_TRY(SAEC_OP(dev, col_sum, dpre, n, m, 1.0f, 1.0f, sae->db_enc));
@@ -528,30 +717,47 @@ static int sae_backward_dense(saec_sae *sae, int64_t n) {
 
 int sae_backward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
-    const int64_t d = sae->d, m = sae->m, k = sae->k;
+    const int64_t d = sae->d, k = sae->k, ka = sae->aux_k;
     SAEC_TRY(dev->ops->zero(dev, sae->grads, sizeof(float) * (size_t)sae->n_params));
 
     /* b_dec enters twice: added to x̂, subtracted from the encoder input. */
     SAEC_TRY(SAEC_OP(dev, col_sum, sae->g, n, d, 1.0f, 0.0f, sae->db_dec));
-    if (sae->dense) {
-        SAEC_TRY(sae_backward_dense(sae, n));
-    } else {
-        SAEC_TRY(sae_backward_codes(sae, n, k, sae->idx, sae->f, sae->g, sae->df));
-        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->df, sae->W_enc_t, NULL, n, (int)k, m, d,
-                         0, sae->dxc));
-    }
-    if (sae->aux_k > 0) {
-        const int64_t ka = sae->aux_k;
-        SAEC_TRY(sae_backward_codes(sae, n, ka, sae->idx_aux, sae->f_aux, sae->g_aux, sae->df_aux));
-        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx_aux, sae->df_aux, sae->W_enc_t, NULL, n,
-                         (int)ka, m, d, 1, sae->dxc));
-    }
-    /* Bucket mode: dxc so far is ∂L/∂u; through the modulation to ∂L/∂xc, s_b and h_b. */
-    if (sae->hp.timestep_buckets > 0)
+
+    /* Decoder gradients first, so that with several ranks dW_dec (the largest) is summed while
+       the encoder's backward runs. */
+    if (sae->dense)
+        SAEC_TRY(sae_backward_dense_decoder(sae, n));
+    else
+        SAEC_TRY(sae_backward_codes_decoder(sae, n, k, sae->idx, sae->f, sae->g));
+    if (ka > 0)
+        SAEC_TRY(sae_backward_codes_decoder(sae, n, ka, sae->idx_aux, sae->f_aux, sae->g_aux));
+    SAEC_TRY(sae_grads_ready(sae, SAE_W_DEC, SAE_W_DEC));
+
+    if (sae->dense)
+        SAEC_TRY(sae_backward_dense_encoder(sae, n));
+    else
+        SAEC_TRY(sae_backward_codes_encoder(sae, n, k, sae->idx, sae->f, sae->g, sae->df, 0));
+    if (ka > 0)
+        SAEC_TRY(sae_backward_codes_encoder(sae, n, ka, sae->idx_aux, sae->f_aux, sae->g_aux,
+                                            sae->df_aux, 1));
+    SAEC_TRY(sae_grads_ready(sae, SAE_W_ENC_T, SAE_B_ENC));
+
+    /* bucket, adaln: dxc so far is ∂L/∂u; through the modulation to ∂L/∂xc and ∂L/∂(s, h). */
+    if (sae->hp.ts_mode == SAE_TS_BUCKET)
         SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->dxc, sae->xc, sae->bucket, sae->ts_scale,
                          (int)sae->hp.timestep_buckets, n, d, sae->dxc, sae->dts_scale,
                          sae->dts_shift));
-    return SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec);
+    if (sae->hp.ts_mode == SAE_TS_ADALN) {
+        /* each row its own bucket: ds = ∂L/∂u ⊙ xc, dh = ∂L/∂u */
+        SAEC_TRY(dev->ops->zero(dev, sae->ada_ds, sizeof(float) * (size_t)(n * d)));
+        SAEC_TRY(dev->ops->zero(dev, sae->ada_dh, sizeof(float) * (size_t)(n * d)));
+        SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->dxc, sae->xc, sae->row_index, sae->ada_s,
+                         (int)n, n, d, sae->dxc, sae->ada_ds, sae->ada_dh));
+        SAEC_TRY(sae_adaln_backward(sae, n));
+    }
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec));
+    SAEC_TRY(sae_grads_ready(sae, SAE_B_DEC, SAE_N_TENSORS - 1));
+    return sae->world > 1 ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
 }
 
 int sae_optimizer_step(saec_sae *sae, saec_adamw_args args) {
@@ -569,6 +775,14 @@ int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
     saec_dev *dev = sae->dev;
     double main_stats[SAEC_STAT_COUNT] = {0}, aux[SAEC_STAT_COUNT] = {0}, sumsq = 0, dead = 0,
            l0 = 0, penalty = 0;
+    /* The training step already summed SST and the dead latents across ranks; L0 and the penalty
+       are only reported, so they are summed here, at logging steps. */
+    const int global = sae->world > 1 && sae->last_train;
+    if (global) {
+        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->l0_count, 1, SAEC_DT_F64, SAEC_RED_SUM));
+        if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)
+            SAEC_TRY(saec_comm_allreduce(sae->comm, sae->penalty, 1, SAEC_DT_F64, SAEC_RED_SUM));
+    }
     SAEC_TRY(dev->ops->download(dev, main_stats, sae->stats, sizeof main_stats));
     SAEC_TRY(dev->ops->download(dev, aux, sae->aux_stats, sizeof aux));
     SAEC_TRY(dev->ops->download(dev, &sumsq, sae->grad_sumsq, sizeof sumsq));
@@ -577,7 +791,8 @@ int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
     if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)
         SAEC_TRY(dev->ops->download(dev, &penalty, sae->penalty, sizeof penalty));
     else if (sae->arch == SAE_JUMPRELU && sae->last_n > 0)
-        penalty = (double)sae->sparsity_coef * l0 / (double)sae->last_n;
+        penalty =
+            (double)sae->sparsity_coef * l0 / (double)(sae->last_n * (global ? sae->world : 1));
     *out = (sae_step_stats){.sse = main_stats[SAEC_STAT_SSE],
                             .sst = main_stats[SAEC_STAT_SST],
                             .cos_sum = main_stats[SAEC_STAT_COS_SUM],

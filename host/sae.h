@@ -21,6 +21,8 @@
 #include "saec/config.h"
 #include "saec/device.h"
 
+typedef struct saec_comm saec_comm; /* host/comm.h */
+
 /* Parameter tensors, in arena (and checkpoint) order. */
 enum {
     SAE_W_ENC_T = 0,
@@ -30,8 +32,17 @@ enum {
     SAE_LOG_THETA, /* jumprelu */
     SAE_TS_SCALE,  /* timestep `bucket` mode: s_b [B, d] */
     SAE_TS_SHIFT,  /* timestep `bucket` mode: h_b [B, d] */
+    SAE_ADA_W1,    /* timestep `adaln` mode: the MLP (s, h) = MLP(emb(t)), SPEC §6 */
+    SAE_ADA_B1,
+    SAE_ADA_W_S,
+    SAE_ADA_B_S,
+    SAE_ADA_W_H,
+    SAE_ADA_B_H,
     SAE_N_TENSORS
 };
+
+/* How the encoding depends on the timestep (SPEC §6). */
+typedef enum { SAE_TS_NONE = 0, SAE_TS_BUCKET, SAE_TS_ADALN } sae_ts_mode;
 
 typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
 
@@ -51,8 +62,10 @@ typedef struct {
     float batchtopk_ema;
     int64_t batchtopk_threshold_start;
     float atm_beta, atm_weights[3], atm_c, atm_rate, atm_warmup;
-    int64_t timestep_buckets; /* B > 0: TIDE `bucket` mode (SPEC §6); 0: no timestep input */
+    sae_ts_mode ts_mode;
+    int64_t timestep_buckets; /* B > 0 in `bucket` mode, else 0 */
     int64_t timesteps;        /* T: bucket b(t) = floor(t·B/T) */
+    int64_t adaln_dim;        /* `adaln`: E = H, the embedding and hidden width */
     uint64_t seed;
 } sae_hparams;
 
@@ -91,6 +104,10 @@ typedef struct {
     float *log_theta, *dlog_theta;              /* [m] jumprelu: θ = exp(log_theta) */
     float *ts_scale, *ts_shift;                 /* [B, d] bucket mode: s_b, h_b (start at 0) */
     float *dts_scale, *dts_shift;               /* same shapes */
+    /* adaln mode: a1 = emb W1 + b1, h1 = SiLU(a1), s = h1 W_s + b_s, h = h1 W_h + b_h */
+    float *ada_W1, *ada_b1;                       /* [E, H], [H] */
+    float *ada_W_s, *ada_b_s, *ada_W_h, *ada_b_h; /* [H, d], [d] (start at 0: adaLN-zero) */
+    float *dada_W1, *dada_b1, *dada_W_s, *dada_b_s, *dada_W_h, *dada_b_h; /* same shapes */
 
     /* data constants, stored with the checkpoint */
     float scale;      /* s: xn = x / s has E‖xn‖² = d */
@@ -104,39 +121,51 @@ typedef struct {
     int bt_threshold_set; /* host: bt_threshold holds a tracked value */
 
     /* this step's schedule (host values, set by sae_begin_step) */
-    float sparsity_coef;  /* λ after warm-up (relu, atm: l1_coef; jumprelu: jumprelu_l0_coef) */
-    int atm_masking;      /* masking has started */
-    int bt_track;         /* batchtopk: update the threshold EMA this step (2: first update) */
-    int64_t step;         /* 0-based step, the counter of the ATM mask draws */
-    int64_t last_n;       /* tokens of the last forward */
+    float sparsity_coef; /* λ after warm-up (relu, atm: l1_coef; jumprelu: jumprelu_l0_coef) */
+    int atm_masking;     /* masking has started */
+    int bt_track;        /* batchtopk: update the threshold EMA this step (2: first update) */
+    int64_t step;        /* 0-based step, the counter of the ATM mask draws */
+    int64_t last_n;      /* tokens of the last forward (this rank's) */
+    int last_train;      /* the last forward was a training one (its statistics are global) */
+
+    /* data parallelism: every rank holds the same parameters and a batch of its own */
+    saec_comm *comm; /* NULL: a single process */
+    int world;       /* ranks (1 without comm) */
 
     /* latent bookkeeping */
     int64_t *since_fired; /* [m] tokens since the latent last fired */
     uint8_t *dead_mask;   /* [m] */
 
     /* activations, sized for `batch` tokens */
-    float *x;         /* [batch, d] the batch, normalised in place to xn */
-    float *xc;        /* [batch, d] xn − b_dec */
-    float *u;         /* [batch, d] bucket mode: the modulated encoder input */
-    float *enc_in;    /* the encoder input: u in bucket mode, else xc */
-    int32_t *bucket;  /* [batch] bucket mode: each token's bucket (device) */
+    float *x;             /* [batch, d] the batch, normalised in place to xn */
+    float *xc;            /* [batch, d] xn − b_dec */
+    float *u;             /* [batch, d] bucket, adaln: the modulated encoder input */
+    float *enc_in;        /* the encoder input: u when modulated, else xc */
+    int32_t *bucket;      /* [batch] bucket mode: each token's bucket (device) */
     int32_t *bucket_host; /* [batch] host staging for the buckets */
-    float *pre;       /* [batch, m] pre-activations */
-    int32_t *idx;     /* [batch, k] */
-    float *f;         /* [batch, k] codes: ReLU of the top-k pre-activations */
-    float *fd;        /* [batch, m] dense codes (dense variants) */
-    float *dfd;       /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
-    float *xhat;      /* [batch, d] reconstruction */
-    float *g;         /* [batch, d] ∂loss/∂x̂ */
-    float *df;        /* [batch, k] ∂loss/∂pre at the kept entries */
-    float *dxc;       /* [batch, d] ∂loss/∂xc */
-    float *e;         /* [batch, d] residual xn − x̂ (AuxK) */
-    float *e_mean;    /* [d] */
-    int32_t *idx_aux; /* [batch, aux_k] */
-    float *f_aux;     /* [batch, aux_k] */
-    float *ehat;      /* [batch, d] AuxK reconstruction of the residual */
-    float *g_aux;     /* [batch, d] */
-    float *df_aux;    /* [batch, aux_k] */
+    /* adaln mode, [batch, ·]: each row is its own "bucket" of the modulation ops */
+    float *emb, *emb_host;  /* [batch, E] sinusoidal embedding of t (device, host staging) */
+    float *ada_a1, *ada_h1; /* [batch, H] */
+    float *ada_s, *ada_h;   /* [batch, d] per-token scale and shift */
+    float *ada_ds, *ada_dh; /* [batch, d] */
+    float *ada_dh1;         /* [batch, H] ∂L/∂h1, then ∂L/∂a1 */
+    int32_t *row_index;     /* [batch] 0, 1, 2, ... */
+    float *pre;             /* [batch, m] pre-activations */
+    int32_t *idx;           /* [batch, k] */
+    float *f;               /* [batch, k] codes: ReLU of the top-k pre-activations */
+    float *fd;              /* [batch, m] dense codes (dense variants) */
+    float *dfd;             /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
+    float *xhat;            /* [batch, d] reconstruction */
+    float *g;               /* [batch, d] ∂loss/∂x̂ */
+    float *df;              /* [batch, k] ∂loss/∂pre at the kept entries */
+    float *dxc;             /* [batch, d] ∂loss/∂xc */
+    float *e;               /* [batch, d] residual xn − x̂ (AuxK) */
+    float *e_mean;          /* [d] */
+    int32_t *idx_aux;       /* [batch, aux_k] */
+    float *f_aux;           /* [batch, aux_k] */
+    float *ehat;            /* [batch, d] AuxK reconstruction of the residual */
+    float *g_aux;           /* [batch, d] */
+    float *df_aux;          /* [batch, aux_k] */
 
     /* device scalars, read by the host only at logging steps */
     double *stats;     /* [SAEC_STAT_COUNT] main reconstruction */
@@ -158,7 +187,7 @@ void sae_destroy(saec_sae *sae);
    jumprelu θ = jumprelu_theta_init. */
 int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, uint64_t seed);
 
-/* Bucket mode: the timesteps [n] of the rows about to be forwarded (host values in [0, T)). */
+/* bucket, adaln: the timesteps [n] of the rows about to be forwarded (host values in [0, T)). */
 int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n);
 
 /* Set the schedule of 0-based training step `step` of `total` (penalty warm-up, ATM masking,
@@ -175,6 +204,13 @@ int64_t sae_code_capacity(const saec_sae *sae);
 /* The last forward's codes of n rows as host (idx, f) [n, kk] pairs, kk <= capacity the widest
    row (dense codes are compacted; empty slots idx −1). idx, f hold n·capacity entries. */
 int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk);
+
+/* Train data-parallel over the ranks of `comm` (NULL: alone). A training step then normalises its
+   losses over the global batch (n rows on each of the world's ranks), reduces the statistics that
+   steer it (SST, the AuxK residual mean, fired latents, the BatchTopK threshold, ATM statistics)
+   and sums the gradients across ranks, so that every rank takes the step one process would take
+   on the concatenated batch. Every rank must call forward, backward and sae_read_stats alike. */
+void sae_set_comm(saec_sae *sae, saec_comm *comm);
 
 /* Forward on the n raw rows already uploaded to sae->x (n <= batch): normalises x in place,
    encodes, decodes, computes the loss statistics, and, when `train` is set, ∂loss/∂x̂, the dead
@@ -196,6 +232,8 @@ typedef struct {
     double penalty; /* the variant's sparsity term in the loss (0 for topk, batchtopk) */
 } sae_step_stats;
 
+/* After a training step with a comm the statistics are the global batch's, and the call is
+   collective (every rank makes it); after an evaluation forward they are this rank's. */
 int sae_read_stats(saec_sae *sae, sae_step_stats *out);
 
 /* The loss of the last step from its statistics: nmse + aux_alpha * aux nmse + penalty. */

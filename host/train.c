@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "comm.h"
 #include "data.h"
 #include "eval.h"
 #include "export.h"
@@ -36,9 +38,10 @@ static void install_signal_handlers(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-int64_t saec_total_steps(const saec_config *cfg) {
+int64_t saec_total_steps(const saec_config *cfg, int world) {
+    const int64_t global_batch = cfg->batch_size * world;
     if (cfg->steps > 0) return cfg->steps;
-    if (cfg->tokens > 0) return (cfg->tokens + cfg->batch_size - 1) / cfg->batch_size;
+    if (cfg->tokens > 0) return (cfg->tokens + global_batch - 1) / global_batch;
     return DEFAULT_STEPS;
 }
 
@@ -59,6 +62,8 @@ typedef struct {
     saec_config cfg;
     char dir[SAEC_STR_MAX];
     saec_dev *dev;
+    saec_comm *comm; /* data parallelism; NULL when alone */
+    int rank, world; /* rank 0 alone writes the run's files and prints */
     saec_data *data;
     saec_sae *sae;
     float *batch_host; /* [batch, d] */
@@ -69,10 +74,20 @@ typedef struct {
     int created_dir; /* this run made r->dir: remove it again if setup fails while it is empty */
 } run;
 
+/* Progress text: rank 0 speaks for the job. */
+static void say(const run *r, const char *fmt, ...) {
+    if (r->rank != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 static void run_close(run *r) {
     saec_log_close(&r->log);
     sae_destroy(r->sae);
     saec_data_close(r->data);
+    saec_comm_close(r->comm);
     saec_dev_close(r->dev);
     free(r->batch_host);
     free(r->ts_host);
@@ -108,11 +123,46 @@ static int write_config_json(const run *r) {
     return rc;
 }
 
+/* The device of this rank: with several ranks, "auto" and "cuda" mean the GPU of the local rank. */
+static int open_device(run *r, const saec_world *w) {
+    char spec[sizeof r->cfg.device + 16];
+    snprintf(spec, sizeof spec, "%s", r->cfg.device);
+    const int gpus = saec_cuda_device_count();
+    if (w->size > 1 && (strcmp(spec, "cuda") == 0 || (strcmp(spec, "auto") == 0 && gpus > 0)))
+        snprintf(spec, sizeof spec, "cuda:%d", w->local_rank);
+    return saec_dev_open(spec, &r->dev);
+}
+
+/* Every rank starts from rank 0's parameters and data constants (they would agree anyway, as
+   initialisation is deterministic; this makes it a fact rather than a hope). */
+static int broadcast_model(run *r) {
+    saec_sae *sae = r->sae;
+    const size_t pbytes = sizeof(float) * (size_t)sae->n_params, mbytes = sizeof(float) * sae->d;
+    float *host = malloc(pbytes + mbytes + sizeof(float));
+    if (!host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory broadcasting the model");
+    int rc = r->dev->ops->download(r->dev, host, sae->params, pbytes);
+    if (rc == SAEC_OK)
+        rc = r->dev->ops->download(r->dev, host + sae->n_params, sae->data_mean, mbytes);
+    host[sae->n_params + sae->d] = sae->scale;
+    if (rc == SAEC_OK) rc = saec_comm_bcast_host(r->comm, host, pbytes + mbytes + sizeof(float), 0);
+    if (rc == SAEC_OK) rc = r->dev->ops->upload(r->dev, sae->params, host, pbytes);
+    if (rc == SAEC_OK)
+        rc = r->dev->ops->upload(r->dev, sae->data_mean, host + sae->n_params, mbytes);
+    sae->scale = host[sae->n_params + sae->d];
+    free(host);
+    return rc;
+}
+
 /* Open device, data and model; initialise from a data sample or load the checkpoint. */
 static int run_setup(run *r, int resume) {
     saec_config *cfg = &r->cfg;
+    saec_world world;
+    SAEC_TRY(saec_world_detect(&world));
     /* Device and data are checked before anything is written. */
-    SAEC_TRY(saec_dev_open(cfg->device, &r->dev));
+    SAEC_TRY(open_device(r, &world));
+    SAEC_TRY(saec_comm_open(r->dev, cfg->comm_timeout, &r->comm));
+    r->rank = saec_comm_rank(r->comm);
+    r->world = saec_comm_size(r->comm);
     SAEC_TRY(saec_data_open(cfg, SAEC_STREAM_TRAIN, &r->data));
     /* With a GPU training, the host is free to generate the next batch meanwhile; on the CPU
        backend a second thread team would only compete with the training threads. */
@@ -123,22 +173,39 @@ static int run_setup(run *r, int resume) {
     SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
     snprintf(cfg->timestep_mode, sizeof cfg->timestep_mode, "%s",
              saec_config_timestep_mode(cfg, r->data->has_timesteps));
-    SAEC_TRY(make_run_dir(r, resume));
+    if (r->world > 1) {
+        /* Ranks started with different configurations would train different models: refuse.
+           Each rank may name its own device and (until rank 0's is broadcast) run directory. */
+        static const char *const per_rank[] = {"device", "out", NULL};
+        char *json = saec_config_to_json(cfg);
+        const int rc = saec_comm_check_same_config(r->comm, json, per_rank);
+        free(json);
+        SAEC_TRY(rc);
+    }
+    if (r->rank == 0) SAEC_TRY(make_run_dir(r, resume));
+    if (r->world > 1) { /* the run directory is rank 0's */
+        SAEC_TRY(saec_comm_bcast_host(r->comm, r->dir, sizeof r->dir, 0));
+        snprintf(cfg->out, sizeof cfg->out, "%s", r->dir);
+    }
     const int64_t d = r->data->info.d;
     cfg->d_in = d;
-    r->total_steps = saec_total_steps(cfg);
-    const int64_t run_tokens = r->total_steps * cfg->batch_size;
+    r->total_steps = saec_total_steps(cfg, r->world);
+    const int64_t run_tokens = r->total_steps * cfg->batch_size * r->world;
     const int64_t dead_after = cfg->dead_tokens < run_tokens ? cfg->dead_tokens : run_tokens;
     sae_hparams hp;
     sae_hparams_from_config(cfg, d, dead_after, cfg->batch_size, &hp);
     SAEC_TRY(sae_create(r->dev, &hp, &r->sae));
+    sae_set_comm(r->sae, r->comm);
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
     r->ts_host = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
     if (!r->batch_host || !r->ts_host)
         return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
 
-    fprintf(stderr, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
-    fprintf(stderr, "saec: data %s\n", r->data->info.description);
+    if (r->world > 1)
+        fprintf(stderr, "saec: rank %d of %d (%s, %s) on %s\n", r->rank, r->world,
+                saec_comm_world(r->comm)->launcher, saec_comm_backend_name(r->comm), r->dev->name);
+    say(r, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
+    say(r, "saec: data %s\n", r->data->info.description);
     char knob[96];
     switch (hp.arch) {
     case SAE_TOPK:
@@ -150,18 +217,25 @@ static int run_setup(run *r, int resume) {
     default: snprintf(knob, sizeof knob, "l1_coef=%g", cfg->l1_coef); break;
     }
     char tide[64] = "";
-    if (hp.timestep_buckets > 0)
+    if (hp.ts_mode == SAE_TS_BUCKET)
         snprintf(tide, sizeof tide, ", timestep buckets %lld of T=%lld",
                  (long long)hp.timestep_buckets, (long long)hp.timesteps);
-    fprintf(stderr, "saec: %s SAE d=%lld m=%lld %s%s, %lld steps of %lld tokens -> %s\n", cfg->arch,
-            (long long)d, (long long)cfg->latents, knob, tide, (long long)r->total_steps,
-            (long long)cfg->batch_size, r->dir);
+    else if (hp.ts_mode == SAE_TS_ADALN)
+        snprintf(tide, sizeof tide, ", adaLN timestep MLP width %lld, T=%lld",
+                 (long long)hp.adaln_dim, (long long)hp.timesteps);
+    char ranks[64] = "";
+    if (r->world > 1)
+        snprintf(ranks, sizeof ranks, " (%lld on each of %d ranks)", (long long)cfg->batch_size,
+                 r->world);
+    say(r, "saec: %s SAE d=%lld m=%lld %s%s, %lld steps of %lld tokens%s -> %s\n", cfg->arch,
+        (long long)d, (long long)cfg->latents, knob, tide, (long long)r->total_steps,
+        (long long)(cfg->batch_size * r->world), ranks, r->dir);
 
     if (resume) {
         SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state));
         SAEC_TRY(saec_data_seek(r->data, r->state.data_cursor));
-        fprintf(stderr, "saec: resumed at step %lld (%lld tokens)\n", (long long)r->state.step,
-                (long long)r->state.tokens);
+        say(r, "saec: resumed at step %lld (%lld tokens)\n", (long long)r->state.step,
+            (long long)r->state.tokens);
     } else {
         const int64_t n = cfg->init_sample;
         float *sample = malloc(sizeof(float) * (size_t)(n * d));
@@ -176,16 +250,17 @@ static int run_setup(run *r, int resume) {
         /* After sae_init, which sets s and μ from this run's data: the source's weights are moved
            into these units. */
         if (cfg->init_from[0]) SAEC_TRY(saec_init_from(cfg->init_from, r->sae));
+        if (r->world > 1) SAEC_TRY(broadcast_model(r));
         r->state = (saec_run_state){.data_cursor = r->data->cursor};
-        SAEC_TRY(write_config_json(r));
+        if (r->rank == 0) SAEC_TRY(write_config_json(r));
     }
-    return saec_log_open(&r->log, r->dir, r->state.step);
+    return r->rank == 0 ? saec_log_open(&r->log, r->dir, r->state.step) : SAEC_OK;
 }
 
 static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
     sae_step_stats st;
     SAEC_TRY(sae_read_stats(r->sae, &st));
-    const int64_t n = r->cfg.batch_size;
+    const int64_t n = r->cfg.batch_size * r->world; /* the statistics are the global batch's */
     const double loss = sae_loss(r->sae, &st);
     if (!isfinite(loss) || !isfinite(st.grad_norm))
         return saec_fail(SAEC_ERR_OTHER,
@@ -210,7 +285,7 @@ static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
         .elapsed_seconds = r->state.seconds,
         .eta_seconds = per_step * (double)(r->total_steps - r->state.step),
     };
-    saec_log_record_write(&r->log, &rec);
+    if (r->rank == 0) saec_log_record_write(&r->log, &rec);
     return SAEC_OK;
 }
 
@@ -219,7 +294,8 @@ static int train_step(run *r) {
     saec_sae *sae = r->sae;
     const saec_config *cfg = &r->cfg;
     const int64_t n = cfg->batch_size, d = sae->d;
-    SAEC_TRY(saec_data_next(r->data, n, r->batch_host, r->data->has_timesteps ? r->ts_host : NULL));
+    SAEC_TRY(saec_data_next_shard(r->data, n, r->rank, r->world, r->batch_host,
+                                  r->data->has_timesteps ? r->ts_host : NULL));
     SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
     SAEC_TRY(sae_set_timesteps(sae, r->ts_host, n)); /* no-op unless bucket mode */
     sae_begin_step(sae, r->state.step, r->total_steps);
@@ -236,7 +312,7 @@ static int train_step(run *r) {
     };
     SAEC_TRY(sae_optimizer_step(sae, args));
     r->state.step++;
-    r->state.tokens += n;
+    r->state.tokens += n * r->world;
     r->state.data_cursor = r->data->cursor;
     return SAEC_OK;
 }
@@ -245,7 +321,7 @@ static int write_summary(run *r) {
     saec_data *eval_data = NULL;
     SAEC_TRY(saec_data_open(&r->cfg, SAEC_STREAM_EVAL, &eval_data));
     saec_eval_result res;
-    fprintf(stderr, "saec: evaluating on %lld held-out tokens\n", (long long)r->cfg.eval_tokens);
+    say(r, "saec: evaluating on %lld held-out tokens\n", (long long)r->cfg.eval_tokens);
     int rc = saec_evaluate(r->sae, eval_data, r->cfg.eval_tokens, r->cfg.timestep_buckets,
                            r->cfg.timesteps, &res);
     saec_data_close(eval_data);
@@ -275,6 +351,19 @@ static int write_summary(run *r) {
     return rc;
 }
 
+/* Rank 0 writes the checkpoint: every rank holds the same parameters and optimizer state, and the
+   optimizer state is whole (not sharded), so a run resumes at any world size. */
+static int save_checkpoint(run *r) {
+    return r->rank == 0 ? ckpt_save(r->dir, r->sae, &r->cfg, &r->state, 1) : SAEC_OK;
+}
+
+static int agree_on_signal(run *r) {
+    int64_t sig = g_signal;
+    SAEC_TRY(saec_comm_allreduce_host(r->comm, &sig, 1, SAEC_DT_I64, SAEC_RED_MAX));
+    if (sig && !g_signal) g_signal = (sig_atomic_t)sig;
+    return SAEC_OK;
+}
+
 int saec_train(const saec_config *cfg, int resume, int *interrupted_by) {
     *interrupted_by = 0;
     run r;
@@ -297,39 +386,42 @@ int saec_train(const saec_config *cfg, int resume, int *interrupted_by) {
         if (rc != SAEC_OK) break;
         if (r.dev->backend != SAEC_BACKEND_CPU && (r.state.step % r.cfg.log_every == 0))
             rc = r.dev->ops->sync(r.dev); /* honest timings at logging steps */
+        /* A signal may reach only some ranks: they agree on it, so that all stop at this step. */
+        if (rc == SAEC_OK && r.world > 1) rc = agree_on_signal(&r);
         r.state.seconds = seconds_before + (saec_now() - session_start);
         const int last = r.state.step == r.total_steps;
         const int stopping = r.state.step == r.cfg.stop_at_step;
         if (rc == SAEC_OK && (r.state.step % r.cfg.log_every == 0 || last || g_signal || stopping))
             rc = log_step(&r, saec_now() - session_start, r.state.step - first_step);
         if (rc == SAEC_OK && !last && r.state.step == r.cfg.stop_at_step) {
-            rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+            rc = save_checkpoint(&r);
             if (rc == SAEC_OK)
-                fprintf(stderr,
-                        "saec: stopped at step %lld (stop_at_step); continue with: "
-                        "saec train --resume %s\n",
-                        (long long)r.state.step, r.dir);
+                say(&r,
+                    "saec: stopped at step %lld (stop_at_step); continue with: "
+                    "saec train --resume %s\n",
+                    (long long)r.state.step, r.dir);
             stopped = 1;
             break;
         }
         if (rc == SAEC_OK && g_signal) {
-            rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+            rc = save_checkpoint(&r);
             if (rc == SAEC_OK) {
-                fprintf(stderr,
-                        "saec: interrupted by signal %d at step %lld; checkpoint saved.\n"
-                        "      continue with: saec train --resume %s\n",
-                        (int)g_signal, (long long)r.state.step, r.dir);
+                say(&r,
+                    "saec: interrupted by signal %d at step %lld; checkpoint saved.\n"
+                    "      continue with: saec train --resume %s\n",
+                    (int)g_signal, (long long)r.state.step, r.dir);
                 *interrupted_by = g_signal;
             }
             break;
         }
         if (rc == SAEC_OK && r.cfg.checkpoint_every > 0 && !last &&
             r.state.step % r.cfg.checkpoint_every == 0)
-            rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
+            rc = save_checkpoint(&r);
     }
     if (rc == SAEC_OK && !*interrupted_by && !stopped) {
-        rc = ckpt_save(r.dir, r.sae, &r.cfg, &r.state, 1);
-        if (rc == SAEC_OK) rc = write_summary(&r);
+        rc = save_checkpoint(&r);
+        /* rank 0 evaluates alone (evaluation needs no other rank) */
+        if (rc == SAEC_OK && r.rank == 0) rc = write_summary(&r);
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);

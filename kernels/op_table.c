@@ -47,6 +47,12 @@ const char *saec_op_table_first_missing(const saec_op_table *t) {
     SAEC_REQUIRE_OP(grouped_gemm)
     SAEC_REQUIRE_OP(modulate_encode)
     SAEC_REQUIRE_OP(modulate_backward)
+    SAEC_REQUIRE_OP(grouped_gemm_wgrad)
+    SAEC_REQUIRE_OP(grouped_col_sum)
+    SAEC_REQUIRE_OP(silu)
+    SAEC_REQUIRE_OP(silu_backward)
+    SAEC_REQUIRE_OP(recon_grad)
+    SAEC_REQUIRE_OP(dead_latents_update)
 #undef SAEC_REQUIRE_OP
     return NULL;
 }

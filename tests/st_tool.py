@@ -3,6 +3,8 @@
 usage: st_tool.py equal A.safetensors B.safetensors   exit 0 when every tensor is bitwise equal
        st_tool.py finite A.safetensors                 exit 0 when every float tensor is finite
        st_tool.py list A.safetensors                   print each tensor's name, dtype and shape
+       st_tool.py close A B TOL                        exit 0 when every float tensor agrees:
+                                                       max |a − b| <= TOL · max(1, max |a|)
 """
 import json
 import struct
@@ -48,6 +50,25 @@ def main():
         for k in bad:
             print(f"tensor {k} has non-finite values")
         return 1 if bad else 0
+    if cmd == "close":
+        a, _ = read(sys.argv[2])
+        b, _ = read(sys.argv[3])
+        tol = float(sys.argv[4])
+        if sorted(a) != sorted(b):
+            print("tensor names differ:", sorted(a), sorted(b))
+            return 1
+        worst = 0.0
+        for k in sorted(a):
+            if a[k].shape != b[k].shape:
+                print(f"tensor {k}: shapes {a[k].shape} and {b[k].shape}")
+                return 1
+            if a[k].dtype.kind != "f":
+                continue
+            x, y = a[k].astype(np.float64), b[k].astype(np.float64)
+            rel = np.max(np.abs(x - y)) / max(1.0, np.max(np.abs(x))) if x.size else 0.0
+            print(f"{k}: max relative difference {rel:.3g}")
+            worst = max(worst, rel)
+        return 0 if worst <= tol else 1
     if cmd == "list":
         a, _ = read(sys.argv[2])
         for k, v in a.items():

@@ -572,6 +572,55 @@ static void test_recon_loss_grad(saec_dev *dev) {
         }
 }
 
+/* recon_grad: with recon_loss_grad's own statistics it writes recon_loss_grad's gradient, bit for
+   bit; with another SST (as after a cross-rank sum) the gradient scales by SST / SST'; SST = 0
+   gives 0; the other statistics are not used. */
+static void test_recon_grad(saec_dev *dev) {
+    static const int64_t shapes[][2] = {{11, 37}, {1, 1}, {300, 131}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t n = shapes[s][0], d = shapes[s][1];
+        set_ctx("recon_grad n=%lld d=%lld", (long long)n, (long long)d);
+        const float grad_scale = 0.7f;
+        float *x = rand_floats(n * d), *xh = rand_floats(n * d), *mu = rand_floats(d);
+        double stats[SAEC_STAT_COUNT];
+        float *g_loss = new_floats(n * d), *g = new_floats(n * d);
+        OK(SAEC_OP(dev, recon_loss_grad, x, xh, mu, n, d, grad_scale, stats, g_loss));
+        fill_floats(g, n * d, NAN);
+        OK(SAEC_OP(dev, recon_grad, x, xh, n, d, grad_scale, stats, g));
+        CHECK(memcmp(g, g_loss, (size_t)(n * d) * sizeof *g) == 0,
+              "differs from recon_loss_grad's gradient for the same stats (bitwise)");
+
+        /* a different SST (three ranks' worth), garbage SSE and cos: the gradient scales */
+        double other[SAEC_STAT_COUNT] = {NAN, 3.25 * stats[SAEC_STAT_SST], NAN};
+        fill_floats(g, n * d, NAN);
+        OK(SAEC_OP(dev, recon_grad, x, xh, n, d, grad_scale, other, g));
+        double *want = new_doubles(n * d), *scaled = new_doubles(n * d);
+        for (int64_t i = 0; i < n * d; i++) {
+            want[i] = -2.0 * grad_scale * ((double)x[i] - xh[i]) / other[SAEC_STAT_SST];
+            scaled[i] = (double)g_loss[i] / 3.25;
+        }
+        CHECK_CLOSE("grad with another SST", g, want, NULL, n * d, 1e-12, 1e-6);
+        CHECK_CLOSE("grad scales by SST / SST'", g, scaled, NULL, n * d, 1e-12, 1e-6);
+
+        /* SST = 0: no defined nmse, gradient 0 (as recon_loss_grad) */
+        double zero[SAEC_STAT_COUNT] = {1.0, 0.0, 1.0};
+        fill_floats(g, n * d, NAN);
+        OK(SAEC_OP(dev, recon_grad, x, xh, n, d, grad_scale, zero, g));
+        int ok = 1;
+        for (int64_t i = 0; i < n * d; i++)
+            ok &= g[i] == 0.0f;
+        CHECK(ok, "SST = 0: the gradient is not 0");
+        free(x), free(xh), free(mu), free(g_loss), free(g), free(want), free(scaled);
+    }
+    set_ctx("recon_grad bad arguments");
+    float z[4] = {0};
+    double st[SAEC_STAT_COUNT] = {1, 1, 1};
+    OK(SAEC_OP(dev, recon_grad, NULL, NULL, 0, 4, 1.0f, st, NULL)); /* n = 0: nothing */
+    REJECTED(SAEC_OP(dev, recon_grad, z, z, -1, 4, 1.0f, st, z));
+    REJECTED(SAEC_OP(dev, recon_grad, z, z, 1, 4, 1.0f, NULL, z));
+    REJECTED(SAEC_OP(dev, recon_grad, z, z, 1, 4, 1.0f, st, NULL));
+}
+
 static void test_sum_squares_count_positive(saec_dev *dev) {
     static const int64_t sizes[] = {0, 1, 1001, 100003};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
@@ -831,6 +880,71 @@ static void test_track_fired(saec_dev *dev) {
     }
 }
 
+/* dead_latents_update: since_fired 0 stays 0 (fired on some rank), > 0 gains `add`; mask and
+   count from the new values. Also: on one rank, track_fired over a batch equals track_fired
+   over its first part then dead_latents_update for the rest when the rest fires nothing. */
+static void dlu_case(saec_dev *dev, int64_t m, int64_t add, int64_t dead_after) {
+    set_ctx("dead_latents_update m=%lld add=%lld dead_after=%lld", (long long)m, (long long)add,
+            (long long)dead_after);
+    int64_t *since = malloc((size_t)(m > 0 ? m : 1) * 8),
+            *want = malloc((size_t)(m > 0 ? m : 1) * 8);
+    uint8_t *mask = malloc((size_t)(m > 0 ? m : 1));
+    for (int64_t j = 0; j < m; j++)
+        since[j] = rng_int(3) == 0 ? 0 : rng_int(2 * dead_after + 2);
+    memset(mask, 7, (size_t)(m > 0 ? m : 1));
+    int64_t r_dead = 0;
+    for (int64_t j = 0; j < m; j++) {
+        want[j] = since[j] > 0 ? since[j] + add : 0;
+        r_dead += want[j] >= dead_after;
+    }
+    double dead = -1;
+    OK(SAEC_OP(dev, dead_latents_update, since, m, add, dead_after, mask, &dead));
+    int ok = 1;
+    for (int64_t j = 0; j < m; j++)
+        ok &= since[j] == want[j] && mask[j] == (want[j] >= dead_after);
+    CHECK(ok, "since_fired / dead_mask differ from the reference (exact)");
+    CHECK(dead == (double)r_dead, "dead_count %g, want %lld", dead, (long long)r_dead);
+    free(since), free(want), free(mask);
+}
+
+static void test_dead_latents_update(saec_dev *dev) {
+    dlu_case(dev, 23, 7, 10);
+    dlu_case(dev, 23, 0, 10); /* add 0: only the mask and count */
+    dlu_case(dev, 1, 5, 1);
+    dlu_case(dev, 0, 5, 1);            /* m = 0: count 0 */
+    dlu_case(dev, 100003, 4096, 5000); /* the parallel path */
+
+    /* track_fired over [a; b] == track_fired over a, then dead_latents_update(add = |b|) when no
+       latent fires in b */
+    set_ctx("dead_latents_update after track_fired");
+    const int64_t m = 31, n = 6, n_b = 4, dead_after = 7;
+    const int k = 3;
+    int32_t idx[(6 + 4) * 3];
+    float val[(6 + 4) * 3];
+    rand_code(n, k, m, 20, idx, val);
+    for (int64_t p = n * k; p < (n + n_b) * k; p++) /* b: kept but silent */
+        idx[p] = (int32_t)rng_int(m), val[p] = rng_int(2) ? 0.0f : -0.25f;
+    int64_t s1[31], s2[31];
+    for (int64_t j = 0; j < m; j++)
+        s1[j] = s2[j] = rng_int(12);
+    uint8_t m1[31], m2[31];
+    double d1 = -1, d2 = -1;
+    OK(SAEC_OP(dev, track_fired, idx, val, n + n_b, k, m, s1, NULL, dead_after, m1, &d1));
+    OK(SAEC_OP(dev, track_fired, idx, val, n, k, m, s2, NULL, dead_after, m2, &d2));
+    OK(SAEC_OP(dev, dead_latents_update, s2, m, n_b, dead_after, m2, &d2));
+    /* after track_fired over a (n > 0), since_fired > 0 exactly for the latents silent in a */
+    CHECK(memcmp(s1, s2, sizeof s1) == 0 && memcmp(m1, m2, sizeof m1) == 0 && d1 == d2,
+          "track_fired over both parts differs from track_fired + dead_latents_update");
+
+    set_ctx("dead_latents_update bad arguments");
+    int64_t sf[2] = {0, 1};
+    uint8_t mk[2];
+    double dc;
+    REJECTED(SAEC_OP(dev, dead_latents_update, sf, -1, 1, 1, mk, &dc));
+    REJECTED(SAEC_OP(dev, dead_latents_update, sf, 2, -1, 1, mk, &dc));
+    REJECTED(SAEC_OP(dev, dead_latents_update, sf, 2, 1, 1, mk, NULL));
+}
+
 int main(void) {
     rng_seed(0x5AEC5AEC12345678ull); /* this test's inputs since it was written */
     saec_dev *dev = NULL;
@@ -851,11 +965,13 @@ int main(void) {
     test_sparse_row_dots(dev);
     test_sparse_outer_accum(dev);
     test_recon_loss_grad(dev);
+    test_recon_grad(dev);
     test_sum_squares_count_positive(dev);
     test_geometric_median(dev);
     test_project_normalize(dev);
     test_adamw(dev);
     test_track_fired(dev);
+    test_dead_latents_update(dev);
 
     saec_dev_close(dev);
     printf("%d checks, %d failure(s)\n", n_checks, n_failures);

@@ -11,7 +11,12 @@
  * exact; grouped_gemm and modulate_encode's pre: 1e-5 of Σ|terms|, its u: exact) run on empty
  * groups, one group, all items in one group, uneven sizes, keys < 0, r = 1 and 2, n_items = 0,
  * 1 to 100000 groups (both histogram paths, the multi-chunk scan, 1- and 2-pass radix sorts),
- * trans_b both ways, beta 0 (C holding NaN) and 1, bias NULL and not, u NULL.
+ * trans_b both ways, beta 0 (C holding NaN) and 1, bias NULL and not, u NULL. The backward of
+ * grouped_gemm (grouped_gemm_wgrad: 1e-5 of Σ|terms|; grouped_col_sum: 1e-6) runs on the same
+ * group shapes plus a tiny output over many rows (the row-split path), with NaN rows past the
+ * last group and NaN in the output when beta is 0; empty groups must be exactly beta·out.
+ * silu/silu_backward (a few ulp: expf differs), recon_grad (bitwise) and dead_latents_update
+ * (exact) run on the float4 and scalar paths, in place, and m = 0.
  * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
  * promise determinism repeat bit for bit.
  *
@@ -705,6 +710,55 @@ static void test_recon_loss_grad(void) {
     recon_case(513, 2304, 1, 0);
 }
 
+/* recon_grad: the same coefficient and one rounded multiply of a rounded difference on both
+   backends: bitwise equal to the CPU, and to the GPU's own recon_loss_grad gradient. */
+static void recon_grad_case(int64_t n, int64_t d, double sst_factor, int misalign) {
+    set_ctx("recon_grad n=%lld d=%lld sst_factor=%g misalign=%d", (long long)n, (long long)d,
+            sst_factor, misalign);
+    const int64_t off = misalign, nd = n * d + off;
+    float *x = rand_floats(nd), *xh = rand_floats(nd), *mu = rand_floats(d);
+    pair px = pair_up(x, (size_t)nd * 4), ph = pair_up(xh, (size_t)nd * 4);
+    pair pm = pair_up(mu, (size_t)d * 4), pg = pair_up(x, (size_t)nd * 4);
+    pair pgl = pair_up(x, (size_t)nd * 4), ps = pair_new(SAEC_STAT_COUNT * sizeof(double));
+    /* the statistics from the CPU, then scaled (as after a cross-rank sum), on both */
+    double stats[SAEC_STAT_COUNT];
+    OK(SAEC_OP(cpu, recon_loss_grad, FC(px) + off, FC(ph) + off, FC(pm), n, d, 0.5f, DC(ps),
+               FC(pgl) + off));
+    OK(cpu->ops->download(cpu, stats, ps.c, sizeof stats));
+    stats[SAEC_STAT_SST] *= sst_factor;
+    pair_set(ps, stats);
+    OK(SAEC_OP(cpu, recon_grad, FC(px) + off, FC(ph) + off, n, d, 0.5f, DC(ps), FC(pg) + off));
+    OK(SAEC_OP(gpu, recon_grad, FG(px) + off, FG(ph) + off, n, d, 0.5f, DG(ps), FG(pg) + off));
+    COMPARE_EXACT("grad (bitwise: one coefficient, one multiply)", pg);
+    if (sst_factor == 1.0) { /* the GPU's recon_loss_grad with the same SST: the same bits */
+        pair ps2 = pair_new(SAEC_STAT_COUNT * sizeof(double));
+        OK(SAEC_OP(gpu, recon_loss_grad, FG(px) + off, FG(ph) + off, FG(pm), n, d, 0.5f, DG(ps2),
+                   FG(pgl) + off));
+        double sg[SAEC_STAT_COUNT];
+        OK(gpu->ops->download(gpu, sg, ps2.g, sizeof sg));
+        float *a = xmalloc((size_t)nd * 4), *b = xmalloc((size_t)nd * 4);
+        OK(gpu->ops->download(gpu, a, pg.g, (size_t)nd * 4));
+        OK(gpu->ops->download(gpu, b, pgl.g, (size_t)nd * 4));
+        /* the GPU's SST may differ from the CPU's in the last bits (summation order) */
+        if (sg[SAEC_STAT_SST] == stats[SAEC_STAT_SST])
+            CHECK(memcmp(a + off, b + off, (size_t)(n * d) * 4) == 0,
+                  "recon_grad differs from recon_loss_grad's gradient for the same SST");
+        free(a), free(b);
+        pair_free(&ps2);
+    }
+    free(x), free(xh), free(mu);
+    pair_free(&px), pair_free(&ph), pair_free(&pm), pair_free(&pg), pair_free(&pgl), pair_free(&ps);
+}
+
+static void test_recon_grad(void) {
+    recon_grad_case(37, 41, 1.0, 0);
+    recon_grad_case(64, 64, 3.25, 0);
+    recon_grad_case(64, 64, 0.5, 1); /* misaligned: scalar path */
+    recon_grad_case(3, 8, 0.0, 0);   /* SST = 0: gradient 0 */
+    recon_grad_case(1, 1, 1.0, 0);
+    recon_grad_case(513, 2304, 1.0, 0);
+}
+
 static void test_sum_squares_count_positive(void) {
     static const int64_t sizes[] = {1, 10007, (1 << 20) + 5};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
@@ -879,6 +933,39 @@ static void test_track_fired(void) {
             pair_free(&ps), pair_free(&pc), pair_free(&pmask), pair_free(&pdead);
             pair_free(&pi), pair_free(&pv);
         }
+}
+
+static void dlu_gpu_case(int64_t m, int64_t add, int64_t dead_after) {
+    set_ctx("dead_latents_update m=%lld add=%lld dead_after=%lld", (long long)m, (long long)add,
+            (long long)dead_after);
+    const int64_t mm = m > 0 ? m : 1;
+    int64_t *since = xmalloc((size_t)mm * 8);
+    for (int64_t j = 0; j < m; j++)
+        since[j] = rng_int(3) == 0 ? 0 : rng_int(2 * dead_after + 2);
+    uint8_t *junk = xmalloc((size_t)mm);
+    memset(junk, 7, (size_t)mm);
+    const double minus_one = -1.0;
+    pair ps = pair_up(since, (size_t)mm * 8), pmask = pair_up(junk, (size_t)mm);
+    pair pdead = pair_up(&minus_one, sizeof(double));
+    for (int step = 0; step < 2; step++) { /* twice: the second adds to the first's result */
+        OK(SAEC_OP(cpu, dead_latents_update, (int64_t *)ps.c, m, add, dead_after,
+                   (uint8_t *)pmask.c, DC(pdead)));
+        OK(SAEC_OP(gpu, dead_latents_update, (int64_t *)ps.g, m, add, dead_after,
+                   (uint8_t *)pmask.g, DG(pdead)));
+    }
+    COMPARE_EXACT("since_fired (exact)", ps);
+    COMPARE_EXACT("dead_mask (exact)", pmask);
+    COMPARE_EXACT("dead_count (exact)", pdead);
+    free(since), free(junk);
+    pair_free(&ps), pair_free(&pmask), pair_free(&pdead);
+}
+
+static void test_dead_latents_update(void) {
+    dlu_gpu_case(101, 37, 60);
+    dlu_gpu_case(1, 5, 1);
+    dlu_gpu_case(0, 5, 1); /* m = 0: count 0 */
+    dlu_gpu_case(16384, 4096, 5000);
+    dlu_gpu_case(1000003, 0, 3); /* add 0; more latents than one grid pass */
 }
 
 /* ---- SAE variants (dense codes [n, m]) ---- */
@@ -1603,6 +1690,185 @@ static void test_modulate_backward(void) {
     if (!quick) modulate_backward_gpu_case(4096, 2304, 100); /* chunks limited by memory */
 }
 
+/* grouped_gemm_wgrad: dB_g = alpha A[rows_g]ᵀ C[rows_g] + beta dB_g. GPU vs CPU within 1e-5
+   of Σ|terms| (both FP32, different summation orders); empty groups exactly beta dB_g. Rows
+   past the last group hold NaN (must not be read); dB with beta 0 holds NaN (must not be
+   read). Small outputs with many rows take the row-split path. */
+static void wgrad_gpu_case(int n_groups, const int32_t *counts, int64_t K, int64_t N, float alpha,
+                           float beta) {
+    int32_t *offsets = xmalloc((size_t)(n_groups + 1) * 4);
+    offsets[0] = 0;
+    for (int g = 0; g < n_groups; g++)
+        offsets[g + 1] = offsets[g] + counts[g];
+    const int64_t rows = offsets[n_groups], pad = 3, out = (int64_t)n_groups * K * N;
+    set_ctx("grouped_gemm_wgrad groups=%d rows=%lld K=%lld N=%lld alpha=%g beta=%g", n_groups,
+            (long long)rows, (long long)K, (long long)N, alpha, beta);
+    float *A = rand_floats((rows + pad) * K), *C = rand_floats((rows + pad) * N);
+    for (int64_t i = rows * K; i < (rows + pad) * K; i++)
+        A[i] = NAN;
+    for (int64_t i = rows * N; i < (rows + pad) * N; i++)
+        C[i] = NAN;
+    float *dB = rand_floats(out + 1);
+    if (beta == 0.0f)
+        for (int64_t i = 0; i < out; i++)
+            dB[i] = NAN;
+    pair po = pair_up(offsets, (size_t)(n_groups + 1) * 4);
+    pair pa = pair_up(A, (size_t)((rows + pad) * K) * 4);
+    pair pc = pair_up(C, (size_t)((rows + pad) * N) * 4);
+    pair pd = pair_up(dB, (size_t)(out + 1) * 4);
+    OK(SAEC_OP(cpu, grouped_gemm_wgrad, n_groups, IC(po), K, N, alpha, FC(pa), FC(pc), beta,
+               FC(pd)));
+    OK(SAEC_OP(gpu, grouped_gemm_wgrad, n_groups, IG(po), K, N, alpha, FG(pa), FG(pc), beta,
+               FG(pd)));
+    double *scale = xmalloc((size_t)(out + 1) * sizeof *scale);
+    memset(scale, 0, (size_t)(out + 1) * sizeof *scale); /* empty groups, the sentinel: exact */
+    for (int g = 0; g < n_groups; g++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t r = offsets[g]; r < offsets[g + 1]; r++)
+                    s += fabs((double)A[r * K + k] * C[r * N + j]);
+                const int64_t o = ((int64_t)g * K + k) * N + j;
+                scale[o] = counts[g] == 0 ? 0.0
+                                          : fabs(alpha) * s +
+                                                (beta != 0.0f ? fabs((double)beta * dB[o]) : 0.0);
+            }
+    COMPARE_FLOATS("dB (empty groups and past the end: exact)", pd, 0, out + 1, scale, 1e-6, 1e-5);
+    /* deterministic: again from the same dB, the same bits */
+    float *first = xmalloc((size_t)(out + 1) * 4), *second = xmalloc((size_t)(out + 1) * 4);
+    OK(gpu->ops->download(gpu, first, pd.g, pd.bytes));
+    OK(gpu->ops->upload(gpu, pd.g, dB, pd.bytes));
+    OK(SAEC_OP(gpu, grouped_gemm_wgrad, n_groups, IG(po), K, N, alpha, FG(pa), FG(pc), beta,
+               FG(pd)));
+    OK(gpu->ops->download(gpu, second, pd.g, pd.bytes));
+    CHECK(memcmp(first, second, pd.bytes) == 0, "a second run differs (not deterministic)");
+    free(offsets), free(A), free(C), free(dB), free(scale), free(first), free(second);
+    pair_free(&po), pair_free(&pa), pair_free(&pc), pair_free(&pd);
+}
+
+static void test_grouped_gemm_wgrad(void) {
+    static const int32_t uneven[] = {17, 0, 1, 64, 0, 65, 5, 130}; /* stage edges, empty groups */
+    static const int32_t one[] = {45};
+    static const int32_t all_in_one[] = {0, 0, 200, 0};
+    static const int32_t empty[] = {0, 0, 0};
+    static const int32_t moe[] = {530, 497, 661, 360, 0}; /* MoE-like, one idle expert */
+    static const int32_t long_one[] = {0, 20011};         /* tiny output, many rows: splits */
+    for (int b = 0; b < 2; b++) {
+        const float beta = b ? 1.0f : 0.0f;
+        wgrad_gpu_case(8, uneven, 13, 29, 0.7f, beta);
+        wgrad_gpu_case(1, one, 1, 1, 1.0f, beta);
+        wgrad_gpu_case(4, all_in_one, 67, 130, -1.5f, beta); /* K, N past a 64 tile edge */
+        wgrad_gpu_case(3, empty, 8, 8, 1.0f, beta);
+        wgrad_gpu_case(5, moe, 144, 72, 1.0f, beta);
+        wgrad_gpu_case(2, long_one, 7, 5, 1.0f, beta);
+    }
+    wgrad_gpu_case(8, uneven, 11, 5, 0.0f, 0.5f); /* alpha = 0: dB = beta dB */
+    if (!quick) {
+        static const int32_t tide[] = {410, 397, 402, 0, 388, 415, 420, 391, 405, 399};
+        wgrad_gpu_case(10, tide, 257, 300, 1.0f, 1.0f); /* `separate` buckets, scaled down */
+    }
+}
+
+/* grouped_col_sum: double sums rounded once on both: within 1e-6 of Σ|terms|. */
+static void gcs_gpu_case(int n_groups, const int32_t *counts, int64_t N, float alpha, float beta) {
+    int32_t *offsets = xmalloc((size_t)(n_groups + 1) * 4);
+    offsets[0] = 0;
+    for (int g = 0; g < n_groups; g++)
+        offsets[g + 1] = offsets[g] + counts[g];
+    const int64_t rows = offsets[n_groups], pad = 2, out_n = (int64_t)n_groups * N;
+    set_ctx("grouped_col_sum groups=%d rows=%lld N=%lld alpha=%g beta=%g", n_groups,
+            (long long)rows, (long long)N, alpha, beta);
+    float *C = rand_floats((rows + pad) * N);
+    for (int64_t i = rows * N; i < (rows + pad) * N; i++)
+        C[i] = NAN;
+    float *out = rand_floats(out_n + 1);
+    if (beta == 0.0f)
+        for (int64_t i = 0; i < out_n; i++)
+            out[i] = NAN;
+    pair po = pair_up(offsets, (size_t)(n_groups + 1) * 4);
+    pair pc = pair_up(C, (size_t)((rows + pad) * N) * 4);
+    pair pout = pair_up(out, (size_t)(out_n + 1) * 4);
+    OK(SAEC_OP(cpu, grouped_col_sum, n_groups, IC(po), N, FC(pc), alpha, beta, FC(pout)));
+    OK(SAEC_OP(gpu, grouped_col_sum, n_groups, IG(po), N, FG(pc), alpha, beta, FG(pout)));
+    double *scale = xmalloc((size_t)(out_n + 1) * sizeof *scale);
+    memset(scale, 0, (size_t)(out_n + 1) * sizeof *scale);
+    for (int g = 0; g < n_groups; g++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t r = offsets[g]; r < offsets[g + 1]; r++)
+                s += fabs(C[r * N + j]);
+            scale[g * N + j] =
+                fabs(alpha) * s + (beta != 0.0f ? fabs((double)beta * out[g * N + j]) : 0.0);
+        }
+    COMPARE_FLOATS("out (past the end: exact)", pout, 0, out_n + 1, scale, 1e-7, 1e-6);
+    free(offsets), free(C), free(out), free(scale);
+    pair_free(&po), pair_free(&pc), pair_free(&pout);
+}
+
+static void test_grouped_col_sum(void) {
+    static const int32_t uneven[] = {17, 0, 1, 64, 0, 65, 5, 130};
+    static const int32_t one[] = {45};
+    static const int32_t all_in_one[] = {0, 0, 200, 0};
+    static const int32_t empty[] = {0, 0, 0};
+    static const int32_t moe[] = {530, 497, 661, 360, 0};
+    static const int32_t long_one[] = {0, 70001}; /* few columns, many rows: splits */
+    for (int b = 0; b < 2; b++) {
+        const float beta = b ? 1.0f : 0.0f;
+        gcs_gpu_case(8, uneven, 29, 0.7f, beta);
+        gcs_gpu_case(1, one, 1, 1.0f, beta);
+        gcs_gpu_case(4, all_in_one, 130, -1.5f, beta);
+        gcs_gpu_case(3, empty, 8, 1.0f, beta);
+        gcs_gpu_case(5, moe, 2304, 1.0f, beta);
+        gcs_gpu_case(2, long_one, 3, 1.0f, beta);
+    }
+    gcs_gpu_case(8, uneven, 65, 0.0f, 0.5f); /* alpha = 0 */
+}
+
+/* silu / silu_backward: the same rounded operations on both; expf differs by an ulp or two, so
+   within a few ulp of the terms. Special values (±0, e^−x overflow, large |x|), float4 and
+   scalar paths, in place. */
+static void silu_gpu_case(int64_t n, int misalign, int in_place) {
+    set_ctx("silu/silu_backward n=%lld misalign=%d in_place=%d", (long long)n, misalign, in_place);
+    static const float special[] = {0.0f,   -0.0f,  1.0f,   -1.2784645f, 17.0f,
+                                    -17.0f, -87.0f, -88.5f, -89.0f,      -100.0f,
+                                    100.0f, 1e-8f,  88.0f,  -30.0f,      3.5e-39f};
+    const int64_t off = misalign, ns = (int64_t)(sizeof special / sizeof special[0]);
+    const int64_t len = n + off > 0 ? n + off : 1;
+    float *x = rand_floats(len), *dy = rand_floats(len);
+    for (int64_t i = 0; i < n; i++)
+        x[off + i] = i < ns ? special[i] : (rng_int(8) == 0 ? 100.0f : 8.0f) * x[off + i];
+    pair px = pair_up(x, (size_t)len * 4), pdy = pair_up(dy, (size_t)len * 4);
+    pair py = pair_up(dy, (size_t)len * 4), pdx = pair_up(x, (size_t)len * 4);
+    /* backward first (it needs x), then the forward, in place or not */
+    float *dxc = in_place ? FC(pdy) : FC(pdx), *dxg = in_place ? FG(pdy) : FG(pdx);
+    OK(SAEC_OP(cpu, silu_backward, FC(px) + off, FC(pdy) + off, n, dxc + off));
+    OK(SAEC_OP(gpu, silu_backward, FG(px) + off, FG(pdy) + off, n, dxg + off));
+    float *yc = in_place ? FC(px) : FC(py), *yg = in_place ? FG(px) : FG(py);
+    OK(SAEC_OP(cpu, silu, FC(px) + off, n, yc + off));
+    OK(SAEC_OP(gpu, silu, FG(px) + off, n, yg + off));
+    double *sc_y = xmalloc((size_t)len * 8), *sc_dx = xmalloc((size_t)len * 8);
+    for (int64_t i = 0; i < n; i++) {
+        const double v = x[off + i], s = 1.0 / (1.0 + exp(-v));
+        sc_y[i] = fabs(v) * s;
+        sc_dx[i] = fabs((double)dy[off + i]) * s * (1.0 + fabs(v) * (1.0 - s));
+    }
+    COMPARE_FLOATS("silu y", in_place ? px : py, off, n, sc_y, 1e-36, 2e-6);
+    COMPARE_FLOATS("silu_backward dx", in_place ? pdy : pdx, off, n, sc_dx, 1e-34, 2e-6);
+    free(x), free(dy), free(sc_y), free(sc_dx);
+    pair_free(&px), pair_free(&pdy), pair_free(&py), pair_free(&pdx);
+}
+
+static void test_silu(void) {
+    for (int in_place = 0; in_place < 2; in_place++) {
+        silu_gpu_case(10007, 0, in_place); /* float4 + tail */
+        silu_gpu_case(10007, 1, in_place); /* misaligned: scalar */
+        silu_gpu_case(4096, 0, in_place);
+    }
+    silu_gpu_case(15, 0, 0);
+    silu_gpu_case(1, 0, 0);
+    silu_gpu_case(0, 0, 0);
+}
+
 int main(void) {
     if (saec_cuda_device_count() == 0) {
         printf("no CUDA device: skipped\n");
@@ -1629,12 +1895,14 @@ int main(void) {
     test_sparse_row_dots();
     test_sparse_outer_accum();
     test_recon_loss_grad();
+    test_recon_grad();
     test_sum_squares_count_positive();
     test_geometric_median();
     test_project_normalize();
     test_adamw();
     test_adamw_unit_rows();
     test_track_fired();
+    test_dead_latents_update();
     test_track_fired_dense();
     test_batch_topk();
     test_jumprelu();
@@ -1647,6 +1915,9 @@ int main(void) {
     test_grouped_gemm();
     test_modulate_encode();
     test_modulate_backward();
+    test_grouped_gemm_wgrad();
+    test_grouped_col_sum();
+    test_silu();
 
     saec_dev_close(gpu);
     saec_dev_close(cpu);

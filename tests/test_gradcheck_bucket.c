@@ -46,12 +46,12 @@ typedef struct {
 
 typedef struct {
     sae_arch arch;
-    double x[N][D]; /* raw rows */
-    double mu[D];   /* data mean (normalised units) */
-    int bucket[N];  /* reference buckets */
-    double lambda;  /* relu: the sparsity coefficient of the step */
+    double x[N][D];                /* raw rows */
+    double mu[D];                  /* data mean (normalised units) */
+    int bucket[N];                 /* reference buckets */
+    double lambda;                 /* relu: the sparsity coefficient of the step */
     int idx[N][K], idx_aux[N][KA]; /* topk: the engine's selections, fixed */
-    double e[N][D]; /* topk: AuxK residual at the base point (a constant) */
+    double e[N][D];                /* topk: AuxK residual at the base point (a constant) */
 } problem;
 
 #define CHECK(cond, ...)                                                                           \
@@ -179,8 +179,8 @@ static double topk_margin(const params *p, const problem *q, const uint8_t *dead
 }
 
 static double *tensor_of(params *p, int i) {
-    double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc, &p->W_dec[0][0], p->b_dec, NULL,
-                                  &p->s[0][0],        &p->h[0][0]};
+    double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc,   &p->W_dec[0][0], p->b_dec, NULL,
+                                  &p->s[0][0],       &p->h[0][0]};
     return dst[i];
 }
 
@@ -243,6 +243,7 @@ static sae_hparams hparams(sae_arch arch, int64_t buckets, uint64_t seed) {
                          .batch = N,
                          .l1_coef = 0.3125f,
                          .sparsity_warmup = 0.05f,
+                         .ts_mode = buckets > 0 ? SAE_TS_BUCKET : SAE_TS_NONE,
                          .timestep_buckets = buckets,
                          .timesteps = T_STEPS,
                          .seed = seed};
@@ -257,12 +258,12 @@ static int make_sae(saec_dev *dev, sae_arch arch, int64_t buckets, uint64_t seed
     CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
     *out = sae;
     CHECK(sae->n_params <= ARENA, "arena too small");
-    CHECK(sae->n_tensors == (buckets > 0 ? SAE_N_TENSORS : SAE_LOG_THETA), "%d tensors",
+    CHECK(sae->n_tensors == (buckets > 0 ? SAE_ADA_W1 : SAE_LOG_THETA), "%d tensors",
           sae->n_tensors);
-    CHECK(buckets == 0 || (sae->layout[SAE_LOG_THETA].rows == 0 &&
-                           sae->layout[SAE_TS_SCALE].rows == B &&
-                           sae->layout[SAE_TS_SCALE].cols == D &&
-                           sae->layout[SAE_TS_SHIFT].rows == B && sae->layout[SAE_TS_SHIFT].cols == D),
+    CHECK(buckets == 0 ||
+              (sae->layout[SAE_LOG_THETA].rows == 0 && sae->layout[SAE_TS_SCALE].rows == B &&
+               sae->layout[SAE_TS_SCALE].cols == D && sae->layout[SAE_TS_SHIFT].rows == B &&
+               sae->layout[SAE_TS_SHIFT].cols == D),
           "bucket-mode layout");
     const saec_op_table *ops = dev->ops;
     static float arena[ARENA];
@@ -284,8 +285,8 @@ static int make_sae(saec_dev *dev, sae_arch arch, int64_t buckets, uint64_t seed
         int32_t bk[N];
         CHECK(ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
         for (int t = 0; t < N; t++)
-            CHECK(bk[t] == q->bucket[t], "timestep %d: engine bucket %d, expected %d",
-                  TIMESTEPS[t], bk[t], q->bucket[t]);
+            CHECK(bk[t] == q->bucket[t], "timestep %d: engine bucket %d, expected %d", TIMESTEPS[t],
+                  bk[t], q->bucket[t]);
     }
     return 0;
 }

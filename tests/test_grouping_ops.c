@@ -1,6 +1,7 @@
 /* The grouping ops of the CPU backend (group_count, exclusive_scan, group_permute, gather_rows,
- * scatter_rows, grouped_gemm, modulate_encode) against naive loops written here, on random
- * inputs of awkward shapes: empty groups, one group, every item in one group, uneven sizes,
+ * scatter_rows, grouped_gemm, grouped_gemm_wgrad, grouped_col_sum, modulate_encode,
+ * modulate_backward) against naive loops written here, on random inputs of awkward shapes:
+ * empty groups, one group, every item in one group, uneven sizes,
  * keys < 0 ("no group"), r = 1 and r = 2 (top-2 routing with weights), n_items = 0, trans_b
  * both ways, bias NULL and not, beta 0 (C holding NaN: must not be read) and 1. Also: gather
  * then scatter with weight 1 and r = 1 returns the input; modulate_encode with zero scale and
@@ -11,6 +12,7 @@
  * Prints one line per failing check and exits nonzero on any failure.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +290,159 @@ static void test_grouped_gemm(saec_dev *dev) {
     grouped_gemm_case(dev, 7, uneven, 11, 5, 1, 0.0f, 0.5f, 1); /* alpha = 0 */
 }
 
+/* ---- grouped_gemm_wgrad: dB_g = alpha A[rows_g]ᵀ C[rows_g] + beta dB_g ---- */
+
+static void wgrad_case(saec_dev *dev, int n_groups, const int32_t *counts_in, int64_t K, int64_t N,
+                       float alpha, float beta) {
+    int32_t *offsets = new_ints(n_groups + 1);
+    offsets[0] = 0;
+    for (int g = 0; g < n_groups; g++)
+        offsets[g + 1] = offsets[g] + counts_in[g];
+    const int64_t rows = offsets[n_groups], pad_rows = 3; /* NaN rows past the last group */
+    const int64_t out = (int64_t)n_groups * K * N;
+    set_ctx("grouped_gemm_wgrad groups=%d rows=%lld K=%lld N=%lld alpha=%g beta=%g", n_groups,
+            (long long)rows, (long long)K, (long long)N, alpha, beta);
+    float *A = rand_floats((rows + pad_rows) * K), *C = rand_floats((rows + pad_rows) * N);
+    for (int64_t i = rows * K; i < (rows + pad_rows) * K; i++)
+        A[i] = NAN; /* must not be read */
+    for (int64_t i = rows * N; i < (rows + pad_rows) * N; i++)
+        C[i] = NAN;
+    float *dB = rand_floats(out + 1); /* one sentinel past the end */
+    if (beta == 0.0f)                 /* beta == 0 must not read dB */
+        for (int64_t i = 0; i < out; i++)
+            dB[i] = NAN;
+    float *dB0 = xmalloc((size_t)(out + 1) * 4);
+    memcpy(dB0, dB, (size_t)(out + 1) * 4);
+    double *want = xmalloc((size_t)out * sizeof *want), *scale = xmalloc((size_t)out * 8);
+    for (int g = 0; g < n_groups; g++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0, a = 0;
+                for (int64_t r = offsets[g]; r < offsets[g + 1]; r++) {
+                    const double t = (double)A[r * K + k] * C[r * N + j];
+                    s += t;
+                    a += fabs(t);
+                }
+                const int64_t o = ((int64_t)g * K + k) * N + j;
+                const double c = beta == 0.0f ? 0.0 : (double)beta * dB0[o];
+                want[o] = alpha * s + c;
+                scale[o] = fabs(alpha) * a + fabs(c);
+            }
+    OK(SAEC_OP(dev, grouped_gemm_wgrad, n_groups, offsets, K, N, alpha, A, C, beta, dB));
+    CHECK_CLOSE("dB", dB, want, scale, out, 1e-6, 1e-5);
+    CHECK(memcmp(dB + out, dB0 + out, 4) == 0, "dB written past its end");
+    for (int g = 0; g < n_groups; g++) { /* an empty group: exactly beta dB_g (0 for beta 0) */
+        if (counts_in[g] != 0) continue;
+        int ok = 1;
+        for (int64_t i = (int64_t)g * K * N; i < (int64_t)(g + 1) * K * N && ok; i++)
+            ok = dB[i] == (beta == 0.0f ? 0.0f : beta * dB0[i]);
+        CHECK(ok, "empty group %d: dB_g is not exactly beta * dB_g", g);
+    }
+    /* deterministic: the same call again gives the same bits */
+    float *again = xmalloc((size_t)(out + 1) * 4);
+    memcpy(again, dB0, (size_t)(out + 1) * 4);
+    OK(SAEC_OP(dev, grouped_gemm_wgrad, n_groups, offsets, K, N, alpha, A, C, beta, again));
+    CHECK(memcmp(again, dB, (size_t)out * 4) == 0, "a second call differs (not deterministic)");
+    free(offsets), free(A), free(C), free(dB), free(dB0), free(want), free(scale), free(again);
+}
+
+static void test_grouped_gemm_wgrad(saec_dev *dev) {
+    static const int32_t uneven[] = {17, 0, 1, 64, 0, 33, 5}; /* empty groups, uneven sizes */
+    static const int32_t one[] = {45};                        /* one group */
+    static const int32_t all_in_one[] = {0, 0, 70, 0};        /* every row in one group */
+    static const int32_t empty[] = {0, 0, 0};                 /* no rows at all */
+    static const int32_t moe[] = {130, 97, 161, 124, 0};      /* MoE-like, one idle expert */
+    static const int32_t single_row[] = {1, 0, 1};            /* one row: an outer product */
+    for (int b = 0; b < 2; b++) {
+        const float beta = b ? 1.0f : 0.0f;
+        wgrad_case(dev, 7, uneven, 13, 29, 0.7f, beta);
+        wgrad_case(dev, 1, one, 1, 1, 1.0f, beta);
+        wgrad_case(dev, 4, all_in_one, 37, 66, -1.5f, beta);
+        wgrad_case(dev, 3, empty, 8, 8, 1.0f, beta);
+        wgrad_case(dev, 5, moe, 72, 144, 1.0f, beta);
+        wgrad_case(dev, 3, single_row, 5, 3, 2.0f, beta);
+    }
+    wgrad_case(dev, 7, uneven, 11, 5, 0.0f, 0.5f); /* alpha = 0: dB = beta dB */
+    wgrad_case(dev, 7, uneven, 1, 300, 1.0f, 0.5f);
+    /* K = 0 or N = 0: nothing to write, nothing read */
+    const int32_t offs[3] = {0, 4, 9};
+    OK(SAEC_OP(dev, grouped_gemm_wgrad, 2, offs, 0, 5, 1.0f, NULL, NULL, 0.0f, NULL));
+    OK(SAEC_OP(dev, grouped_gemm_wgrad, 2, offs, 5, 0, 1.0f, NULL, NULL, 0.0f, NULL));
+}
+
+/* ---- grouped_col_sum: out[g, :] = alpha Σ_{rows of g} C[row, :] + beta out[g, :] ---- */
+
+static void gcs_case(saec_dev *dev, int n_groups, const int32_t *counts_in, int64_t N, float alpha,
+                     float beta) {
+    int32_t *offsets = new_ints(n_groups + 1);
+    offsets[0] = 0;
+    for (int g = 0; g < n_groups; g++)
+        offsets[g + 1] = offsets[g] + counts_in[g];
+    const int64_t rows = offsets[n_groups], pad_rows = 2, out_n = (int64_t)n_groups * N;
+    set_ctx("grouped_col_sum groups=%d rows=%lld N=%lld alpha=%g beta=%g", n_groups,
+            (long long)rows, (long long)N, alpha, beta);
+    float *C = rand_floats((rows + pad_rows) * N);
+    for (int64_t i = rows * N; i < (rows + pad_rows) * N; i++)
+        C[i] = NAN; /* past the last group: must not be read */
+    float *out = rand_floats(out_n + 1);
+    if (beta == 0.0f)
+        for (int64_t i = 0; i < out_n; i++)
+            out[i] = NAN;
+    float *out0 = xmalloc((size_t)(out_n + 1) * 4);
+    memcpy(out0, out, (size_t)(out_n + 1) * 4);
+    double *want = xmalloc((size_t)(out_n + 1) * 8), *scale = xmalloc((size_t)(out_n + 1) * 8);
+    for (int g = 0; g < n_groups; g++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0, a = 0;
+            for (int64_t r = offsets[g]; r < offsets[g + 1]; r++)
+                s += C[r * N + j], a += fabs(C[r * N + j]);
+            const double c = beta == 0.0f ? 0.0 : (double)beta * out0[g * N + j];
+            want[g * N + j] = alpha * s + c;
+            scale[g * N + j] = fabs(alpha) * a + fabs(c);
+        }
+    OK(SAEC_OP(dev, grouped_col_sum, n_groups, offsets, N, C, alpha, beta, out));
+    /* double sums rounded once: within an ulp or so of the exact sum */
+    CHECK_CLOSE("out", out, want, scale, out_n, 1e-7, 1e-6);
+    CHECK(memcmp(out + out_n, out0 + out_n, 4) == 0, "out written past its end");
+
+    /* the same arithmetic as col_sum on each group's rows: bitwise equal */
+    float *ref = xmalloc((size_t)(out_n + 1) * 4);
+    memcpy(ref, out0, (size_t)(out_n + 1) * 4);
+    for (int g = 0; g < n_groups; g++)
+        OK(SAEC_OP(dev, col_sum, C + (int64_t)offsets[g] * N, offsets[g + 1] - offsets[g], N, alpha,
+                   beta, ref + (int64_t)g * N));
+    CHECK(memcmp(ref, out, (size_t)out_n * 4) == 0, "differs from col_sum per group (bitwise)");
+
+    /* one thread and all threads: bitwise equal */
+    memcpy(ref, out0, (size_t)(out_n + 1) * 4);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    OK(SAEC_OP(dev, grouped_col_sum, n_groups, offsets, N, C, alpha, beta, ref));
+    omp_set_num_threads(threads);
+    CHECK(memcmp(ref, out, (size_t)out_n * 4) == 0, "1-thread and %d-thread results differ",
+          threads);
+    free(offsets), free(C), free(out), free(out0), free(want), free(scale), free(ref);
+}
+
+static void test_grouped_col_sum(saec_dev *dev) {
+    static const int32_t uneven[] = {17, 0, 1, 64, 0, 33, 5};
+    static const int32_t one[] = {45};
+    static const int32_t all_in_one[] = {0, 0, 70, 0};
+    static const int32_t empty[] = {0, 0, 0};
+    static const int32_t moe[] = {530, 497, 661, 360, 0}; /* the parallel path */
+    for (int b = 0; b < 2; b++) {
+        const float beta = b ? 1.0f : 0.0f;
+        gcs_case(dev, 7, uneven, 29, 0.7f, beta);
+        gcs_case(dev, 1, one, 1, 1.0f, beta);
+        gcs_case(dev, 4, all_in_one, 130, -1.5f, beta);
+        gcs_case(dev, 3, empty, 8, 1.0f, beta);
+        gcs_case(dev, 5, moe, 144, 1.0f, beta);
+    }
+    gcs_case(dev, 7, uneven, 65, 0.0f, 0.5f); /* alpha = 0 */
+    const int32_t offs[3] = {0, 4, 9};
+    OK(SAEC_OP(dev, grouped_col_sum, 2, offs, 0, NULL, 1.0f, 0.0f, NULL)); /* N = 0 */
+}
+
 /* ---- modulate_encode ---- */
 
 static void modulate_encode_case(saec_dev *dev, int64_t n, int64_t d, int64_t m, int n_buckets,
@@ -418,6 +573,10 @@ static void test_bad_arguments(saec_dev *dev) {
     const int32_t bad_offsets[3] = {0, 5, 2}; /* decreasing */
     float a[16] = {0}, c[16] = {0};
     REJECTED(SAEC_OP(dev, grouped_gemm, 0, 2, bad_offsets, 1, 1, 1.0f, a, a, 0.0f, c, NULL));
+    REJECTED(SAEC_OP(dev, grouped_gemm_wgrad, 2, bad_offsets, 1, 1, 1.0f, a, a, 0.0f, c));
+    REJECTED(SAEC_OP(dev, grouped_gemm_wgrad, -1, bad_offsets, 1, 1, 1.0f, a, a, 0.0f, c));
+    REJECTED(SAEC_OP(dev, grouped_col_sum, 2, bad_offsets, 1, a, 1.0f, 0.0f, c));
+    REJECTED(SAEC_OP(dev, grouped_col_sum, 1, bad_offsets, -1, a, 1.0f, 0.0f, c));
     const int32_t bucket[2] = {0, 2};
     REJECTED(SAEC_OP(dev, modulate_encode, a, bucket, a, a, 2, 2, 2, 2, a, NULL, c, c + 8));
     REJECTED(SAEC_OP(dev, scatter_rows, a, inv, NULL, 2, 0, 2, 0, c)); /* r = 0 */
@@ -433,6 +592,8 @@ int main(void) {
     }
     test_pipeline(dev);
     test_grouped_gemm(dev);
+    test_grouped_gemm_wgrad(dev);
+    test_grouped_col_sum(dev);
     test_modulate_encode(dev);
     test_modulate_backward(dev);
     test_bad_arguments(dev);

@@ -1,5 +1,6 @@
 /* The SAE-variant ops of the CPU backend (track_fired_dense, batch_topk, jumprelu,
- * jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols) against naive loops written
+ * jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols, and adaln's silu and
+ * silu_backward) against naive loops written
  * here (double accumulation), on random inputs of awkward sizes: odd n, m, d; n = 1; m = 1;
  * ties; all-negative input; NaN; zero-norm decoder rows. Ops that reduce over rows are also
  * checked to be bitwise equal on one thread and on all threads.
@@ -634,6 +635,79 @@ static void test_scale_cols(saec_dev *dev) {
     REJECTED(SAEC_OP(dev, scale_cols, x, 1, 0, x));
 }
 
+/* ---- silu, silu_backward (TIDE adaln's MLP) ---- */
+
+static double silu_d(double v) { return v / (1.0 + exp(-v)); }
+static double sigmoid_d(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* Inputs for silu: uniform in [-8, 8), some in [-100, 100), and fixed special values: ±0, the
+   edges of σ's float range (e^−x overflows below about −88.7), and the zero of silu's slope. */
+static float *silu_inputs(int64_t n) {
+    static const float special[] = {0.0f,   -0.0f, 1.0f,   -1.0f,    -1.2784645f, 17.0f,
+                                    -17.0f, 30.0f, -87.0f, -88.5f,   -89.0f,      -100.0f,
+                                    100.0f, 1e-8f, -1e-8f, -103.97f, 88.0f,       3.5e-39f};
+    const int64_t n_special = (int64_t)(sizeof special / sizeof special[0]);
+    float *x = new_floats(n);
+    for (int64_t i = 0; i < n; i++) {
+        if (i < n_special)
+            x[i] = special[i];
+        else
+            x[i] = rng_int(8) == 0 ? 100.0f * rng_sym() : 8.0f * rng_sym();
+    }
+    return x;
+}
+
+static void test_silu(saec_dev *dev) {
+    static const int64_t sizes[] = {18, 1, 7, 1001, 100003}; /* the last: the parallel path */
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const int64_t n = sizes[t];
+        set_ctx("silu/silu_backward n=%lld", (long long)n);
+        float *x = silu_inputs(n), *dy = rand_floats(n);
+        float *y = new_floats(n), *dx = new_floats(n);
+        OK(SAEC_OP(dev, silu, x, n, y));
+        OK(SAEC_OP(dev, silu_backward, x, dy, n, dx));
+
+        /* silu against the double formula: a few float roundings and expf's error */
+        double *want = new_doubles(n), *scale = new_doubles(n);
+        for (int64_t i = 0; i < n; i++) {
+            want[i] = silu_d(x[i]);
+            scale[i] = fabs((double)x[i]) * sigmoid_d(x[i]);
+        }
+        CHECK_CLOSE("silu y", y, want, scale, n, 1e-36, 1e-6);
+
+        /* silu_backward against dy times a central finite difference of silu (double, h 1e-4:
+           truncation ~1e-9 relative), and against the analytic formula. The scale is the size of
+           the terms, |dy| σ (1 + |x| (1 − σ)): near silu's minimum the float evaluation cancels,
+           which a tolerance relative to the result alone would not allow. */
+        double *fd = new_doubles(n), *exact = new_doubles(n);
+        for (int64_t i = 0; i < n; i++) {
+            const double v = x[i], h = 1e-4, s = sigmoid_d(v);
+            fd[i] = dy[i] * (silu_d(v + h) - silu_d(v - h)) / (2 * h);
+            exact[i] = dy[i] * s * (1.0 + v * (1.0 - s));
+            scale[i] = fabs((double)dy[i]) * s * (1.0 + fabs(v) * (1.0 - s));
+        }
+        CHECK_CLOSE("silu_backward dx vs finite differences", dx, fd, scale, n, 1e-34, 1e-5);
+        CHECK_CLOSE("silu_backward dx vs the formula", dx, exact, scale, n, 1e-34, 1e-6);
+
+        /* in place: y aliasing x, dx aliasing dy give the same bits */
+        float *xi = dup_floats(x, n), *gi = dup_floats(dy, n);
+        OK(SAEC_OP(dev, silu_backward, x, gi, n, gi));
+        CHECK(same_floats(gi, dx, n), "silu_backward in place (dx = dy) differs");
+        OK(SAEC_OP(dev, silu, xi, n, xi));
+        CHECK(same_floats(xi, y, n), "silu in place (y = x) differs");
+
+        free(x), free(dy), free(y), free(dx), free(want), free(scale), free(fd), free(exact),
+            free(xi), free(gi);
+    }
+    set_ctx("silu bad arguments");
+    float v[2] = {0};
+    OK(SAEC_OP(dev, silu, NULL, 0, NULL));
+    REJECTED(SAEC_OP(dev, silu, v, -1, v));
+    REJECTED(SAEC_OP(dev, silu, v, 2, NULL));
+    REJECTED(SAEC_OP(dev, silu_backward, v, NULL, 2, v));
+    REJECTED(SAEC_OP(dev, silu_backward, v, v, -3, v));
+}
+
 int main(void) {
     rng_seed(0x5AEC7A41A7500001ull); /* this test's inputs since it was written */
     saec_dev *dev = NULL;
@@ -651,6 +725,7 @@ int main(void) {
     test_atm_stats(dev);
     test_atm_mask(dev);
     test_scale_cols(dev);
+    test_silu(dev);
 
     saec_dev_close(dev);
     printf("%d checks, %d failure(s)\n", n_checks, n_failures);

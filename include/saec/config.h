@@ -40,15 +40,16 @@ typedef struct {
     /* timestep-aware SAE (SPEC §6) */
     char timestep_mode[16];   /* auto | none | bucket | adaln | separate */
     int64_t timestep_buckets; /* B */
+    int64_t adaln_dim; /* adaln: width of the timestep embedding and of the MLP's hidden layer */
     /* variants (SPEC §2–5) */
-    double l1_coef;               /* relu, atm: λ of the norm-weighted L1 penalty */
-    double sparsity_warmup;       /* relu, jumprelu, atm: λ warm-up, fraction of the steps */
-    double jumprelu_l0_coef;      /* jumprelu: λ of the L0 penalty */
-    double jumprelu_bandwidth;    /* jumprelu: ε of the straight-through estimator */
-    double jumprelu_theta_init;   /* jumprelu: initial θ */
-    double batchtopk_ema;         /* batchtopk: EMA rate of the inference threshold */
+    double l1_coef;                    /* relu, atm: λ of the norm-weighted L1 penalty */
+    double sparsity_warmup;            /* relu, jumprelu, atm: λ warm-up, fraction of the steps */
+    double jumprelu_l0_coef;           /* jumprelu: λ of the L0 penalty */
+    double jumprelu_bandwidth;         /* jumprelu: ε of the straight-through estimator */
+    double jumprelu_theta_init;        /* jumprelu: initial θ */
+    double batchtopk_ema;              /* batchtopk: EMA rate of the inference threshold */
     int64_t batchtopk_threshold_start; /* batchtopk: step at which the EMA starts */
-    double atm_beta;              /* atm: EMA rate of the latent statistics */
+    double atm_beta;                   /* atm: EMA rate of the latent statistics */
     double atm_w_magnitude, atm_w_frequency, atm_w_contribution; /* atm: importance weights */
     double atm_c;                 /* atm: threshold θ = mean + c·std of the importances */
     double atm_rate;              /* atm: r in p = 1 − exp(−r (θ − I)/θ) */
@@ -69,6 +70,7 @@ typedef struct {
     int64_t seed;
     /* run */
     char device[32];        /* auto | cpu | cuda | cuda:I */
+    double comm_timeout;    /* data parallelism: seconds a rendezvous or collective may take */
     char out[SAEC_STR_MAX]; /* run directory; "" = runs/<date-time> */
     int64_t log_every;
     int64_t checkpoint_every; /* steps; 0 = at the end (and on interrupt) only */
@@ -104,8 +106,8 @@ int saec_config_validate(const saec_config *cfg);
 /* The timestep mode a run uses: timestep_mode, with `auto` resolved to "bucket" for data with
    timesteps and "none" otherwise. Returns a string literal (safe to copy into cfg). */
 const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps);
-/* Checks the (resolved) timestep mode against the data, once the data is open: adaln and
-   separate are not implemented yet, and bucket, adaln and separate need data with timesteps.
+/* Checks the (resolved) timestep mode against the data, once the data is open: separate is not
+   implemented yet, and bucket, adaln and separate need data with timesteps.
    SAEC_ERR_USAGE with a hint otherwise. */
 int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps);
 /* Replace automatic values by the effective ones (beta1 = -1: the variant's default), so that

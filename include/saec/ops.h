@@ -285,6 +285,46 @@ typedef struct saec_op_table {
                              const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
                              int64_t d, float *dxc, float *dscale, float *dshift);
 
+    /* Per-group weight gradient over key-contiguous rows (the backward of grouped_gemm):
+         dB_g = alpha · A[rows_g]ᵀ · C[rows_g] + beta · dB_g     for g < n_groups
+       A [*, K], C [*, N], dB [n_groups, K, N]; an empty group gets dB_g = beta · dB_g. Sums over
+       rows in a fixed order (deterministic).  Floor: 2*rows*K*N FLOPs; reads rows*(K + N)*4,
+       read-modify-writes n_groups*K*N*4 bytes. */
+    int (*grouped_gemm_wgrad)(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t K,
+                              int64_t N, float alpha, const float *A, const float *C, float beta,
+                              float *dB);
+
+    /* Per-group column sums (the bias gradient of grouped_gemm):
+         out[g, :] = alpha · Σ_{rows of g} C[row, :] + beta · out[g, :]
+       C [*, N], out [n_groups, N]. Deterministic.  Floor: reads rows*N*4, r-m-w n_groups*N*4. */
+    int (*grouped_col_sum)(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
+                           const float *C, float alpha, float beta, float *out);
+
+    /* ---- small MLP (TIDE `adaln`: the timestep embedding network) ---- */
+
+    /* y[i] = x[i] · σ(x[i]) (SiLU).  Floor: reads and writes n*4 bytes. */
+    int (*silu)(saec_dev *dev, const float *x, int64_t n, float *y);
+
+    /* dx[i] = dy[i] · σ(x[i]) · (1 + x[i] · (1 − σ(x[i]))); dx may alias dy.
+       Floor: reads 2*n*4, writes n*4 bytes. */
+    int (*silu_backward)(saec_dev *dev, const float *x, const float *dy, int64_t n, float *dx);
+
+    /* ---- data parallelism (the pieces that follow a cross-rank reduction) ---- */
+
+    /* The nmse gradient from given statistics (after they were summed across ranks):
+         grad[n, d] = −2 · grad_scale · (x − x̂) / stats[SAEC_STAT_SST]
+       the same gradient recon_loss_grad writes, with SST from `stats` (device doubles) instead of
+       this batch.  Floor: reads 2*n*d*4, writes n*d*4 bytes. */
+    int (*recon_grad)(saec_dev *dev, const float *x, const float *xhat, int64_t n, int64_t d,
+                      float grad_scale, const double *stats, float *grad);
+
+    /* The dead-latent bookkeeping after since_fired was min-reduced across ranks: every latent
+       with since_fired > 0 (it fired on no rank) gains `add` more tokens; then
+       dead_mask[j] = since_fired[j] >= dead_after and *dead_count = Σ dead_mask.
+       since_fired [m] int64, dead_mask [m] uint8.  Floor: r-m-w m*9 bytes. */
+    int (*dead_latents_update)(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
+                               int64_t dead_after, uint8_t *dead_mask, double *dead_count);
+
     /* Geometric median of the rows of x [n, d] by Weiszfeld iterations from the mean, stopping
        after `iters` iterations or when the estimate moves less than 1e-6 relative.
        scratch [n] floats. out [d].  Floor per iteration: reads 2*n*d*4 bytes, ~6*n*d FLOPs. */

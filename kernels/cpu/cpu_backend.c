@@ -117,6 +117,12 @@ static const saec_op_table cpu_table = {
     .grouped_gemm = saec_cpu_grouped_gemm,
     .modulate_encode = saec_cpu_modulate_encode,
     .modulate_backward = saec_cpu_modulate_backward,
+    .grouped_gemm_wgrad = saec_cpu_grouped_gemm_wgrad,
+    .grouped_col_sum = saec_cpu_grouped_col_sum,
+    .silu = saec_cpu_silu,
+    .silu_backward = saec_cpu_silu_backward,
+    .recon_grad = saec_cpu_recon_grad,
+    .dead_latents_update = saec_cpu_dead_latents_update,
     .geometric_median = saec_cpu_geometric_median,
 };
 

@@ -3,10 +3,12 @@
  * group_count → exclusive_scan → group_permute is a counting sort: serial passes over the keys
  * (a few microseconds for the batch sizes of a training step; a serial pass is also what makes
  * the permutation stable for free). The row ops (gather/scatter) run in parallel over rows; the
- * grouped GEMM is one CBLAS call per non-empty group, issued from outside any OpenMP region
- * (OpenBLAS brings its own threads). Everything is deterministic: scatter_rows sums a token's
- * items in slot order, and each product and sum is rounded separately (ISO C: no FMA
- * contraction), so the CUDA backend can reproduce the row ops bit for bit.
+ * grouped GEMM (and its weight gradient) is one CBLAS call per non-empty group, issued from
+ * outside any OpenMP region (OpenBLAS brings its own threads); the per-group column sums run in
+ * parallel over (group, column block) tasks, each summing its rows in order. Everything is
+ * deterministic: scatter_rows sums a token's items in slot order, and each product and sum is
+ * rounded separately (ISO C: no FMA contraction), so the CUDA backend can reproduce the row ops bit
+ * for bit.
  */
 #include <limits.h>
 #include <string.h>
@@ -135,6 +137,69 @@ int saec_cpu_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_
         SAEC_TRY(saec_cpu_gemm(dev, 0, trans_b, rows, N, K, alpha, A ? A + row0 * K : NULL,
                                K > 0 ? K : 1, Bg, trans_b ? (K > 0 ? K : 1) : (N > 0 ? N : 1), beta,
                                C + row0 * N, N, bias ? bias + (int64_t)g * N : NULL));
+    }
+    return SAEC_OK;
+}
+
+/* The weight gradient of grouped_gemm: dB_g = alpha A[rows_g]ᵀ C[rows_g] + beta dB_g, one CBLAS
+   GEMM per group (through saec_cpu_gemm, outside any OpenMP region; OpenBLAS splits the output,
+   not the sum over rows, so the result is the same every run). An empty group is a GEMM with an
+   empty inner dimension: dB_g = beta dB_g (0 when beta == 0, without reading dB_g).
+   Floor: 2*rows*K*N FLOPs; reads rows*(K + N)*4, read-modify-writes n_groups*K*N*4 bytes. */
+int saec_cpu_grouped_gemm_wgrad(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t K,
+                                int64_t N, float alpha, const float *A, const float *C, float beta,
+                                float *dB) {
+    SAEC_CPU_REQUIRE("grouped_gemm_wgrad", n_groups >= 0 && K >= 0 && N >= 0 && offsets != NULL);
+    SAEC_CPU_REQUIRE("grouped_gemm_wgrad", offsets[0] >= 0);
+    for (int g = 0; g < n_groups; g++)
+        SAEC_CPU_REQUIRE("grouped_gemm_wgrad", offsets[g + 1] >= offsets[g]);
+    if (K == 0 || N == 0 || n_groups == 0) return SAEC_OK;
+    const int64_t rows_all = (int64_t)offsets[n_groups] - offsets[0];
+    SAEC_CPU_REQUIRE("grouped_gemm_wgrad", dB != NULL && (rows_all == 0 || (A && C)));
+    for (int g = 0; g < n_groups; g++) {
+        const int64_t row0 = offsets[g], rows = (int64_t)offsets[g + 1] - offsets[g];
+        /* [K, rows] x [rows, N]: A[rows_g] is [rows, K] (trans_a), C[rows_g] is [rows, N] */
+        SAEC_TRY(saec_cpu_gemm(dev, 1, 0, K, N, rows, alpha, rows ? A + row0 * K : NULL, K,
+                               rows ? C + row0 * N : NULL, N, beta, dB + (int64_t)g * K * N, N,
+                               NULL));
+    }
+    return SAEC_OK;
+}
+
+/* Columns per task of grouped_col_sum (double accumulators stay in L1). */
+#define GCS_BLOCK 64
+
+/* out[g, :] = alpha Σ_{rows of g} C[row, :] + beta out[g, :]. One task per (group, column
+   block): the rows of the group in order, into double accumulators, rounded once, as col_sum
+   does; so the result does not depend on the thread count.
+   Floor: reads rows*N*4, read-modify-writes n_groups*N*4 bytes. */
+int saec_cpu_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
+                             const float *C, float alpha, float beta, float *out) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("grouped_col_sum", n_groups >= 0 && N >= 0 && offsets != NULL);
+    SAEC_CPU_REQUIRE("grouped_col_sum", offsets[0] >= 0);
+    for (int g = 0; g < n_groups; g++)
+        SAEC_CPU_REQUIRE("grouped_col_sum", offsets[g + 1] >= offsets[g]);
+    if (N == 0 || n_groups == 0) return SAEC_OK;
+    const int64_t rows_all = (int64_t)offsets[n_groups] - offsets[0];
+    SAEC_CPU_REQUIRE("grouped_col_sum", out != NULL && (rows_all == 0 || C != NULL));
+    const int64_t n_blocks = (N + GCS_BLOCK - 1) / GCS_BLOCK, n_tasks = n_blocks * n_groups;
+#pragma omp parallel for schedule(static) if ((rows_all + n_groups) * N >= SAEC_CPU_PAR_MIN)
+    for (int64_t task = 0; task < n_tasks; task++) {
+        const int64_t g = task / n_blocks, c0 = (task % n_blocks) * GCS_BLOCK;
+        const int64_t w = N - c0 < GCS_BLOCK ? N - c0 : GCS_BLOCK; /* block width */
+        double acc[GCS_BLOCK] = {0};                               /* [w] column sums */
+        for (int64_t r = offsets[g]; r < offsets[g + 1]; r++) {
+            const float *row = C + r * N + c0; /* C[r, c0 : c0 + w] */
+            for (int64_t j = 0; j < w; j++)
+                acc[j] += row[j];
+        }
+        float *o = out + g * N + c0; /* out[g, c0 : c0 + w] */
+        for (int64_t j = 0; j < w; j++) {
+            /* beta == 0 does not read out (BLAS rule): it may hold garbage. */
+            const double prev = beta == 0.0f ? 0.0 : (double)beta * o[j];
+            o[j] = (float)(prev + (double)alpha * acc[j]);
+        }
     }
     return SAEC_OK;
 }

@@ -72,6 +72,8 @@ int saec_cpu_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float *
 /* ---- loss and reductions (cpu_reduce.c) ---- */
 int saec_cpu_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, const float *mu,
                              int64_t n, int64_t d, float grad_scale, double *stats, float *grad);
+int saec_cpu_recon_grad(saec_dev *dev, const float *x, const float *xhat, int64_t n, int64_t d,
+                        float grad_scale, const double *stats, float *grad);
 int saec_cpu_sum_squares(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
 int saec_cpu_count_positive(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
 int saec_cpu_geometric_median(saec_dev *dev, const float *x, int64_t n, int64_t d, int iters,
@@ -87,6 +89,8 @@ int saec_cpu_adamw(saec_dev *dev, float *param, const float *grad, float *m1, fl
 int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
                          int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
                          uint8_t *dead_mask, double *dead_count);
+int saec_cpu_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
+                                 int64_t dead_after, uint8_t *dead_mask, double *dead_count);
 
 /* ---- SAE variants and dense dead-latent tracking (cpu_variants.c) ---- */
 int saec_cpu_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
@@ -108,6 +112,9 @@ int saec_cpu_atm_mask(saec_dev *dev, const float *a, const float *q, const float
                       const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
                       float *keep);
 int saec_cpu_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
+/* small MLP (TIDE adaln), also in cpu_variants.c */
+int saec_cpu_silu(saec_dev *dev, const float *x, int64_t n, float *y);
+int saec_cpu_silu_backward(saec_dev *dev, const float *x, const float *dy, int64_t n, float *dx);
 
 /* ---- grouping: tokens by key (cpu_grouping.c) ---- */
 int saec_cpu_group_count(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
@@ -129,5 +136,10 @@ int saec_cpu_modulate_encode(saec_dev *dev, const float *xc, const int32_t *buck
 int saec_cpu_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
                                const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
                                int64_t d, float *dxc, float *dscale, float *dshift);
+int saec_cpu_grouped_gemm_wgrad(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t K,
+                                int64_t N, float alpha, const float *A, const float *C, float beta,
+                                float *dB);
+int saec_cpu_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
+                             const float *C, float alpha, float beta, float *out);
 
 #endif

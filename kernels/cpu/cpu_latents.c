@@ -39,3 +39,24 @@ int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, in
     *dead_count = (double)dead;
     return SAEC_OK;
 }
+
+/* After since_fired was min-reduced across ranks: since_fired[j] += add where since_fired[j] > 0
+   (0 means the latent fired on some rank this step); dead_mask[j] = since_fired[j] >=
+   dead_after; *dead_count = Σ dead_mask. Integer counts: exact for any thread count.
+   Floor: read-modify-writes m*9 bytes. */
+int saec_cpu_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
+                                 int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("dead_latents_update", m >= 0 && add >= 0 && dead_count != NULL);
+    SAEC_CPU_REQUIRE("dead_latents_update", m == 0 || (since_fired && dead_mask));
+    int64_t dead = 0;
+#pragma omp parallel for schedule(static) reduction(+ : dead) if (m >= SAEC_CPU_PAR_MIN)
+    for (int64_t j = 0; j < m; j++) {
+        const int64_t s = since_fired[j] > 0 ? since_fired[j] + add : since_fired[j];
+        since_fired[j] = s;
+        dead_mask[j] = s >= dead_after;
+        dead += dead_mask[j];
+    }
+    *dead_count = (double)dead;
+    return SAEC_OK;
+}

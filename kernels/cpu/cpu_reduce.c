@@ -12,6 +12,21 @@
 /* Columns per task of the column reductions (double accumulators stay in L1). */
 #define COL_BLOCK 64
 
+/* grad[n, d] = −2 grad_scale (x − x̂) / sst: d(grad_scale * SSE / SST)/dx̂. A batch with SST = 0
+   (every row equal to μ) has no defined NMSE; its gradient is 0 rather than inf/NaN. Shared by
+   recon_loss_grad and recon_grad, so both write the same bits for the same SST. */
+static void nmse_grad(const float *x, const float *xhat, int64_t n, int64_t d, float grad_scale,
+                      double sst, float *grad) {
+    const float coef = sst > 0 ? (float)(-2.0 * (double)grad_scale / sst) : 0.0f;
+#pragma omp parallel for schedule(static) if (n * d >= SAEC_CPU_PAR_MIN)
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * d, *hr = xhat + r * d; /* rows r of x, x̂ [n, d] */
+        float *gr = grad + r * d;                        /* row r of grad [n, d] */
+        for (int64_t c = 0; c < d; c++)
+            gr[c] = coef * (xr[c] - hr[c]);
+    }
+}
+
 /* Reconstruction statistics (and gradient) of the normalised MSE.
    x, xhat [n, d], mu [d] -> stats [SAEC_STAT_COUNT] doubles, grad [n, d] or NULL.
    Floor: reads 2*n*d*4 bytes (+ writes n*d*4 with grad); ~8*n*d FLOPs. This reference makes a
@@ -53,18 +68,19 @@ int saec_cpu_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, c
     stats[SAEC_STAT_SST] = tot[1];
     stats[SAEC_STAT_COS_SUM] = tot[2];
 
-    if (grad) {
-        /* d(grad_scale * SSE / SST)/dx̂ = −2 grad_scale (x − x̂) / SST. A batch with SST = 0 (every
-           row equal to μ) has no defined NMSE; its gradient is 0 rather than inf/NaN. */
-        const float coef = tot[1] > 0 ? (float)(-2.0 * (double)grad_scale / tot[1]) : 0.0f;
-#pragma omp parallel for schedule(static) if (n * d >= SAEC_CPU_PAR_MIN)
-        for (int64_t r = 0; r < n; r++) {
-            const float *xr = x + r * d, *hr = xhat + r * d; /* rows r of x, x̂ [n, d] */
-            float *gr = grad + r * d;                        /* row r of grad [n, d] */
-            for (int64_t c = 0; c < d; c++)
-                gr[c] = coef * (xr[c] - hr[c]);
-        }
-    }
+    if (grad) nmse_grad(x, xhat, n, d, grad_scale, tot[1], grad);
+    return SAEC_OK;
+}
+
+/* The nmse gradient from given statistics (summed across ranks): the gradient recon_loss_grad
+   writes, with SST from stats.  Floor: reads 2*n*d*4, writes n*d*4 bytes. */
+int saec_cpu_recon_grad(saec_dev *dev, const float *x, const float *xhat, int64_t n, int64_t d,
+                        float grad_scale, const double *stats, float *grad) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("recon_grad", n >= 0 && d >= 0 && stats != NULL);
+    if (n == 0 || d == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("recon_grad", x && xhat && grad);
+    nmse_grad(x, xhat, n, d, grad_scale, stats[SAEC_STAT_SST], grad);
     return SAEC_OK;
 }
 

@@ -172,6 +172,12 @@ static saec_op_table cuda_make_table(void) {
     t.grouped_gemm = saec_cuda_grouped_gemm;
     t.modulate_encode = saec_cuda_modulate_encode;
     t.modulate_backward = saec_cuda_modulate_backward;
+    t.grouped_gemm_wgrad = saec_cuda_grouped_gemm_wgrad;
+    t.grouped_col_sum = saec_cuda_grouped_col_sum;
+    t.silu = saec_cuda_silu;
+    t.silu_backward = saec_cuda_silu_backward;
+    t.recon_grad = saec_cuda_recon_grad;
+    t.dead_latents_update = saec_cuda_dead_latents_update;
     return t;
 }
 

@@ -598,3 +598,267 @@ extern "C" int saec_cuda_modulate_backward(saec_dev *dev, const float *dU, const
     SAEC_CUDA_CHECK_LAUNCH("modulate_backward_sum_kernel");
     return SAEC_OK;
 }
+
+/* ---- grouped_gemm_wgrad / grouped_col_sum (the backward of grouped_gemm) -------------------- */
+
+/* Both walk a group's rows, whose count lives on the device, so the grid is sized from the
+   shape alone: (output tile, group, row split). `splits` (a function of the shape and the GPU,
+   never of the data or of timing) cuts each group's rows into that many equal, contiguous
+   chunks, so that a few small groups still fill the GPU; each chunk's sum goes to its own slot
+   of a partial buffer, and a second kernel adds the chunks in order. No float atomics: the
+   result repeats bit for bit. With one split the first kernel writes the output itself. */
+
+/* Rows [*r0, *r1) of chunk s of `splits` of group g (empty when the chunk is past the end). */
+__device__ __forceinline__ void group_chunk(const int32_t *__restrict__ offsets, int64_t g, int s,
+                                            int splits, int64_t *r0, int64_t *r1) {
+    const int64_t g0 = offsets[g], g1 = offsets[g + 1];
+    const int64_t rows = g1 > g0 ? g1 - g0 : 0;
+    const int64_t per = (rows + splits - 1) / splits;
+    const int64_t a = g0 + (int64_t)s * per;
+    const int64_t b = a + per < g0 + rows ? a + per : g0 + rows;
+    *r0 = a;
+    *r1 = b > a ? b : a;
+}
+
+#define GW_BM 64       /* rows of dB_g (the K dimension) per tile */
+#define GW_BN 64       /* columns of dB_g (the N dimension) per tile */
+#define GW_BR 16       /* rows of A and C per shared-memory stage */
+#define GW_THREADS 256 /* 16 x 16 threads, 4 x 4 outputs each */
+
+/* dB_g tile [k0 : k0 + 64, n0 : n0 + 64] = Σ_rows A[row, k]ᵀ C[row, n] over one chunk of the
+   group's rows, in row order: the 64x64 SIMT tile of grouped_gemm with the rows as the inner
+   dimension (stages of 16 rows of A and C, loaded along their rows: coalesced). blockIdx.x =
+   (K tile, N tile), blockIdx.y walks (group, split) pairs.
+   splits == 1: dB_g = alpha acc + beta dB_g (empty group: beta dB_g; beta == 0: dB not read).
+   splits > 1:  partial[s, g, k, n] = acc.
+   Floor: 2*rows*K*N FLOPs; reads rows*(K + N)*4 per (K tile, N tile) column of tiles
+   (through L2), read-modify-writes n_groups*K*N*4 bytes. */
+__global__ void __launch_bounds__(GW_THREADS, 2)
+    grouped_wgrad_kernel(int n_groups, const int32_t *__restrict__ offsets, int64_t K, int64_t N,
+                         int splits, float alpha, const float *__restrict__ A,
+                         const float *__restrict__ C, float beta, float *__restrict__ dB,
+                         float *__restrict__ partial) {
+    __shared__ __align__(16) float As[GW_BR][GW_BM + 4]; /* A stage: [row][k] */
+    __shared__ __align__(16) float Cs[GW_BR][GW_BN + 4]; /* C stage: [row][n] */
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t n_tiles_n = (N + GW_BN - 1) / GW_BN;
+    const int64_t k0 = (int64_t)(blockIdx.x / n_tiles_n) * GW_BM;
+    const int64_t n0 = (int64_t)(blockIdx.x % n_tiles_n) * GW_BN;
+    const int64_t pairs = (int64_t)n_groups * splits;
+    for (int64_t gs = blockIdx.y; gs < pairs; gs += gridDim.y) {
+        const int64_t g = gs / splits;
+        const int s = (int)(gs % splits);
+        int64_t r0, r1;
+        group_chunk(offsets, g, s, splits, &r0, &r1);
+
+        float acc[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                acc[i][j] = 0.0f;
+
+        if (alpha != 0.0f) { /* BLAS rule: alpha == 0 reads neither A nor C */
+            for (int64_t rb = r0; rb < r1; rb += GW_BR) {
+#pragma unroll
+                for (int q = 0; q < 4; q++) { /* 64 consecutive columns of 4 rows per pass */
+                    const int rr = tid / 64 + 4 * q, cc = tid % 64;
+                    const int64_t row = rb + rr, k = k0 + cc, col = n0 + cc;
+                    const bool in = row < r1;
+                    As[rr][cc] = (in && k < K) ? A[row * K + k] : 0.0f;
+                    Cs[rr][cc] = (in && col < N) ? C[row * N + col] : 0.0f;
+                }
+                __syncthreads();
+#pragma unroll
+                for (int rr = 0; rr < GW_BR; rr++) {
+                    const float4 a = *reinterpret_cast<const float4 *>(&As[rr][ty * 4]);
+                    const float4 c = *reinterpret_cast<const float4 *>(&Cs[rr][tx * 4]);
+                    const float av[4] = {a.x, a.y, a.z, a.w}, cv[4] = {c.x, c.y, c.z, c.w};
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            acc[i][j] = fmaf(av[i], cv[j], acc[i][j]);
+                }
+                __syncthreads();
+            }
+        }
+
+        const bool has_rows = offsets[g + 1] > offsets[g];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int64_t k = k0 + ty * 4 + i;
+            if (k >= K) continue;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int64_t col = n0 + tx * 4 + j;
+                if (col >= N) continue;
+                const int64_t o = (g * K + k) * N + col; /* dB[g, k, col] */
+                if (splits == 1) {
+                    float v = beta != 0.0f ? beta * dB[o] : 0.0f; /* beta == 0: dB not read */
+                    if (has_rows) v = __fadd_rn(__fmul_rn(alpha, acc[i][j]), v);
+                    dB[o] = v;
+                } else {
+                    partial[(int64_t)s * n_groups * K * N + o] = acc[i][j];
+                }
+            }
+        }
+    }
+}
+
+/* dB[g, k, n] = alpha Σ_s partial[s, g, k, n] (in s order) + beta dB (as above).
+   Floor: reads splits*n_groups*K*N*4, read-modify-writes n_groups*K*N*4 bytes. */
+__global__ void grouped_wgrad_final_kernel(int n_groups, const int32_t *__restrict__ offsets,
+                                           int64_t KN, int splits, float alpha, float beta,
+                                           const float *__restrict__ partial,
+                                           float *__restrict__ dB) {
+    const int64_t total = (int64_t)n_groups * KN;
+    for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < total;
+         o += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t g = o / KN;
+        float t = 0.0f;
+        for (int s = 0; s < splits; s++)
+            t = __fadd_rn(t, partial[(int64_t)s * total + o]);
+        float v = beta != 0.0f ? beta * dB[o] : 0.0f;
+        if (offsets[g + 1] > offsets[g]) v = __fadd_rn(__fmul_rn(alpha, t), v);
+        dB[o] = v;
+    }
+}
+
+#define GCS_ROWS 8 /* row groups (threadIdx.y) of a grouped_col_sum block; block = (32, 8) */
+
+/* Column sums of one chunk of a group's rows, in double: thread (x, y) sums rows y, y + 8, ...
+   of column blockIdx.x*32 + x, then row group 0 adds the 8 in order. blockIdx.y walks (group,
+   split) pairs. splits == 1: out[g, c] = (float)(beta out + alpha Σ) (the CPU's formula; beta
+   == 0: out not read); splits > 1: partial[s, g, c] = Σ.
+   Floor: reads rows*N*4 bytes (+ n_groups*N*4 with beta). */
+__global__ void grouped_col_sum_kernel(int n_groups, const int32_t *__restrict__ offsets, int64_t N,
+                                       int splits, const float *__restrict__ C, float alpha,
+                                       float beta, double *__restrict__ partial,
+                                       float *__restrict__ out) {
+    __shared__ double s_part[GCS_ROWS][33];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t col = (int64_t)blockIdx.x * 32 + tx;
+    const int64_t pairs = (int64_t)n_groups * splits;
+    for (int64_t gs = blockIdx.y; gs < pairs; gs += gridDim.y) {
+        const int64_t g = gs / splits;
+        const int s = (int)(gs % splits);
+        int64_t r0, r1;
+        group_chunk(offsets, g, s, splits, &r0, &r1);
+        double acc = 0.0;
+        if (col < N)
+            for (int64_t r = r0 + ty; r < r1; r += GCS_ROWS)
+                acc += (double)C[r * N + col];
+        s_part[ty][tx] = acc;
+        __syncthreads();
+        if (ty == 0 && col < N) {
+            double t = 0.0;
+#pragma unroll
+            for (int y = 0; y < GCS_ROWS; y++)
+                t += s_part[y][tx];
+            if (splits == 1) {
+                const double prev = beta == 0.0f ? 0.0 : (double)beta * out[g * N + col];
+                out[g * N + col] = (float)(prev + (double)alpha * t);
+            } else {
+                partial[((int64_t)s * n_groups + g) * N + col] = t;
+            }
+        }
+        __syncthreads(); /* s_part is rewritten by the next pair */
+    }
+}
+
+/* out[g, c] = (float)(beta out + alpha Σ_s partial[s, g, c]) with the chunks added in order.
+   Floor: reads splits*n_groups*N*8, read-modify-writes n_groups*N*4 bytes. */
+__global__ void grouped_col_sum_final_kernel(int64_t GN, int splits,
+                                             const double *__restrict__ partial, float alpha,
+                                             float beta, float *__restrict__ out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < GN;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        double t = 0.0;
+        for (int s = 0; s < splits; s++)
+            t += partial[(int64_t)s * GN + i];
+        const double prev = beta == 0.0f ? 0.0 : (double)beta * out[i];
+        out[i] = (float)(prev + (double)alpha * t);
+    }
+}
+
+/* Splits of each group's rows so that base_blocks * splits reaches `target` blocks, at most
+   max_splits, and at most max_bytes of partials (bytes_per_split each). */
+static int group_splits(int64_t base_blocks, int64_t target, int max_splits, size_t bytes_per_split,
+                        size_t max_bytes) {
+    int64_t s = base_blocks >= target ? 1 : (target + base_blocks - 1) / base_blocks;
+    if (s > max_splits) s = max_splits;
+    if (bytes_per_split > 0 && (size_t)s * bytes_per_split > max_bytes)
+        s = (int64_t)(max_bytes / bytes_per_split);
+    return s < 1 ? 1 : (int)s;
+}
+
+#define GROUP_MAX_GRID_Y 65535
+#define GROUP_PARTIAL_MAX_BYTES ((size_t)64 << 20)
+
+/* Floor: 2*rows*K*N FLOPs; reads rows*(K + N)*4, read-modify-writes n_groups*K*N*4 bytes. The
+   row splits (enough 256-thread blocks for 4 per SM, at most 32 splits and 64 MiB of partials)
+   add splits*n_groups*K*N*8 bytes, small by construction: they are only used when the output
+   is too small to fill the GPU. */
+extern "C" int saec_cuda_grouped_gemm_wgrad(saec_dev *dev, int n_groups, const int32_t *offsets,
+                                            int64_t K, int64_t N, float alpha, const float *A,
+                                            const float *C, float beta, float *dB) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    if (n_groups <= 0 || K <= 0 || N <= 0) return SAEC_OK;
+    const int64_t tiles = ((K + GW_BM - 1) / GW_BM) * ((N + GW_BN - 1) / GW_BN);
+    if (tiles > (int64_t)INT32_MAX)
+        return saec_fail(SAEC_ERR_DEVICE, NULL, "grouped_gemm_wgrad: K x N = %lld x %lld too large",
+                         (long long)K, (long long)N);
+    const size_t out_bytes = (size_t)n_groups * (size_t)K * (size_t)N * sizeof(float);
+    const int splits = group_splits(tiles * n_groups, (int64_t)st->sm_count * 4, 32, out_bytes,
+                                    GROUP_PARTIAL_MAX_BYTES);
+    float *partial = NULL;
+    if (splits > 1) SAEC_TRY(saec_cuda_scratch(dev, (size_t)splits * out_bytes, (void **)&partial));
+    const int64_t pairs = (int64_t)n_groups * splits;
+    const dim3 grid((unsigned)tiles,
+                    (unsigned)(pairs < GROUP_MAX_GRID_Y ? pairs : GROUP_MAX_GRID_Y));
+    grouped_wgrad_kernel<<<grid, GW_THREADS, 0, st->stream>>>(n_groups, offsets, K, N, splits,
+                                                              alpha, A, C, beta, dB, partial);
+    SAEC_CUDA_CHECK_LAUNCH("grouped_wgrad_kernel");
+    if (splits > 1) {
+        const int64_t total = (int64_t)n_groups * K * N;
+        grouped_wgrad_final_kernel<<<saec_cuda_blocks(total, 256, st->sm_count), 256, 0,
+                                     st->stream>>>(n_groups, offsets, K * N, splits, alpha, beta,
+                                                   partial, dB);
+        SAEC_CUDA_CHECK_LAUNCH("grouped_wgrad_final_kernel");
+    }
+    return SAEC_OK;
+}
+
+/* Floor: reads rows*N*4, read-modify-writes n_groups*N*4 bytes. Row splits as above (enough
+   256-thread blocks for 8 per SM, at most 64 splits), partials in double. */
+extern "C" int saec_cuda_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets,
+                                         int64_t N, const float *C, float alpha, float beta,
+                                         float *out) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    if (n_groups <= 0 || N <= 0) return SAEC_OK;
+    const int64_t col_tiles = (N + 31) / 32;
+    if (col_tiles > (int64_t)INT32_MAX)
+        return saec_fail(SAEC_ERR_DEVICE, NULL, "grouped_col_sum: N = %lld too large",
+                         (long long)N);
+    const size_t part_bytes = (size_t)n_groups * (size_t)N * sizeof(double);
+    const int splits = group_splits(col_tiles * n_groups, (int64_t)st->sm_count * 8, 64, part_bytes,
+                                    GROUP_PARTIAL_MAX_BYTES);
+    double *partial = NULL;
+    if (splits > 1)
+        SAEC_TRY(saec_cuda_scratch(dev, (size_t)splits * part_bytes, (void **)&partial));
+    const int64_t pairs = (int64_t)n_groups * splits;
+    const dim3 grid((unsigned)col_tiles,
+                    (unsigned)(pairs < GROUP_MAX_GRID_Y ? pairs : GROUP_MAX_GRID_Y));
+    const dim3 block(32, GCS_ROWS);
+    grouped_col_sum_kernel<<<grid, block, 0, st->stream>>>(n_groups, offsets, N, splits, C, alpha,
+                                                           beta, partial, out);
+    SAEC_CUDA_CHECK_LAUNCH("grouped_col_sum_kernel");
+    if (splits > 1) {
+        const int64_t GN = (int64_t)n_groups * N;
+        grouped_col_sum_final_kernel<<<saec_cuda_blocks(GN, 256, st->sm_count), 256, 0,
+                                       st->stream>>>(GN, splits, partial, alpha, beta, out);
+        SAEC_CUDA_CHECK_LAUNCH("grouped_col_sum_final_kernel");
+    }
+    return SAEC_OK;
+}

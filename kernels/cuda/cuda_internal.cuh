@@ -155,6 +155,8 @@ int saec_cuda_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float 
 int saec_cuda_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, const float *mu,
                               int64_t n, int64_t d, float grad_scale, double *stats,
                               float *grad);
+int saec_cuda_recon_grad(saec_dev *dev, const float *x, const float *xhat, int64_t n, int64_t d,
+                         float grad_scale, const double *stats, float *grad);
 int saec_cuda_sum_squares(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
 int saec_cuda_count_positive(saec_dev *dev, const float *x, int64_t n, int accumulate,
                              double *out);
@@ -178,6 +180,8 @@ int saec_cuda_adamw_unit_rows(saec_dev *dev, float *W, const float *G, float *m1
 int saec_cuda_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
                           int64_t m, int64_t *since_fired, int64_t *fire_count,
                           int64_t dead_after, uint8_t *dead_mask, double *dead_count);
+int saec_cuda_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
+                                  int64_t dead_after, uint8_t *dead_mask, double *dead_count);
 /* cuda_variants.cu */
 int saec_cuda_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
                                 int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
@@ -198,6 +202,8 @@ int saec_cuda_atm_mask(saec_dev *dev, const float *a, const float *q, const floa
                        const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
                        float *keep);
 int saec_cuda_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
+int saec_cuda_silu(saec_dev *dev, const float *x, int64_t n, float *y);
+int saec_cuda_silu_backward(saec_dev *dev, const float *x, const float *dy, int64_t n, float *dx);
 /* cuda_grouping.cu */
 int saec_cuda_group_count(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
                           int32_t *counts);
@@ -219,6 +225,11 @@ int saec_cuda_modulate_encode(saec_dev *dev, const float *xc, const int32_t *buc
 int saec_cuda_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
                                 const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
                                 int64_t d, float *dxc, float *dscale, float *dshift);
+int saec_cuda_grouped_gemm_wgrad(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t K,
+                                 int64_t N, float alpha, const float *A, const float *C, float beta,
+                                 float *dB);
+int saec_cuda_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
+                              const float *C, float alpha, float beta, float *out);
 
 #ifdef __cplusplus
 }

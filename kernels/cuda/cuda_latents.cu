@@ -1,4 +1,5 @@
-/* Latent bookkeeping on CUDA: track_fired (dead-latent tracking). Integer state only, so the
+/* Latent bookkeeping on CUDA: track_fired (dead-latent tracking) and dead_latents_update (its
+ * tail after the cross-rank min-reduction of since_fired). Integer state only, so the
  * integer atomics used here give exact, run-to-run identical results; the dead count stays on
  * the device as a double (no host synchronisation).
  */
@@ -48,6 +49,41 @@ __global__ void tf_final_kernel(const unsigned long long *__restrict__ dead_tota
     *dead_count = (double)*dead_total;
 }
 
+/* dead_latents_update, pass 1: since_fired[j] += add where since_fired[j] > 0; dead_mask[j] =
+   since_fired[j] >= dead_after; partial[block] = the block's dead count (grid-stride share).
+   Floor: read-modify-writes m*9 bytes. */
+__global__ void dlu_update_kernel(int64_t *__restrict__ since_fired, int64_t m, int64_t add,
+                                  int64_t dead_after, uint8_t *__restrict__ dead_mask,
+                                  unsigned long long *__restrict__ partial) {
+    __shared__ unsigned long long s_warp[32];
+    unsigned long long dead = 0;
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < m;
+         j += (int64_t)gridDim.x * blockDim.x) {
+        int64_t s = since_fired[j];
+        if (s > 0) {
+            s += add;
+            since_fired[j] = s;
+        }
+        const int is_dead = s >= dead_after;
+        dead_mask[j] = (uint8_t)is_dead;
+        dead += (unsigned long long)is_dead;
+    }
+    dead = saec_block_sum(dead, s_warp);
+    if (threadIdx.x == 0) partial[blockIdx.x] = dead;
+}
+
+/* dead_latents_update, pass 2 (one block): *dead_count = Σ partial (integers: exact).
+   Floor: reads nparts*8 bytes, writes 8. */
+__global__ void dlu_final_kernel(const unsigned long long *__restrict__ partial, int nparts,
+                                 double *__restrict__ dead_count) {
+    __shared__ unsigned long long s_warp[32];
+    unsigned long long t = 0;
+    for (int i = threadIdx.x; i < nparts; i += blockDim.x)
+        t += partial[i];
+    t = saec_block_sum(t, s_warp);
+    if (threadIdx.x == 0) *dead_count = (double)t;
+}
+
 /* ---- launcher -------------------------------------------------------------------------------- */
 
 /* Floor: reads n*k*8 bytes, read-modify-writes m*(8 + 8 + 1) bytes. */
@@ -80,5 +116,31 @@ extern "C" int saec_cuda_track_fired(saec_dev *dev, const int32_t *idx, const fl
     SAEC_CUDA_CHECK_LAUNCH("tf_update_kernel");
     tf_final_kernel<<<1, 1, 0, st->stream>>>(dead_total, dead_count);
     SAEC_CUDA_CHECK_LAUNCH("tf_final_kernel");
+    return SAEC_OK;
+}
+
+/* Two launches, no atomics and no memset: per-block counts, then one block adds them.
+   Floor: read-modify-writes m*9 bytes. */
+extern "C" int saec_cuda_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m,
+                                             int64_t add, int64_t dead_after, uint8_t *dead_mask,
+                                             double *dead_count) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    if (m < 0 || add < 0 || !dead_count)
+        return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
+                         "cuda op dead_latents_update: invalid arguments (m %lld, add %lld)",
+                         (long long)m, (long long)add);
+    if (m == 0) {
+        SAEC_CUDA_CHECK(cudaMemsetAsync(dead_count, 0, sizeof(double), st->stream));
+        return SAEC_OK;
+    }
+    const unsigned blocks = saec_cuda_blocks(m, TF_THREADS, st->sm_count);
+    void *s = NULL;
+    SAEC_TRY(saec_cuda_scratch(dev, (size_t)blocks * sizeof(unsigned long long), &s));
+    unsigned long long *partial = (unsigned long long *)s; /* [blocks] */
+    dlu_update_kernel<<<blocks, TF_THREADS, 0, st->stream>>>(since_fired, m, add, dead_after,
+                                                             dead_mask, partial);
+    SAEC_CUDA_CHECK_LAUNCH("dlu_update_kernel");
+    dlu_final_kernel<<<1, 1024, 0, st->stream>>>(partial, (int)blocks, dead_count);
+    SAEC_CUDA_CHECK_LAUNCH("dlu_final_kernel");
     return SAEC_OK;
 }

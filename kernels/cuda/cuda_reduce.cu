@@ -1,4 +1,5 @@
-/* Losses and reductions on CUDA: recon_loss_grad, sum_squares, count_positive, geometric_median.
+/* Losses and reductions on CUDA: recon_loss_grad, recon_grad, sum_squares, count_positive,
+ * geometric_median.
  *
  * Every floating-point sum is deterministic: per-row or per-block partials (in double) are
  * written to scratch and then combined by one block in a fixed order, never with atomics. The
@@ -303,6 +304,22 @@ extern "C" int saec_cuda_recon_loss_grad(saec_dev *dev, const float *x, const fl
                             256, 0, st->stream>>>(x, xhat, count, grad_scale, stats, grad, gvec);
         SAEC_CUDA_CHECK_LAUNCH("recon_grad_kernel");
     }
+    return SAEC_OK;
+}
+
+/* The nmse gradient from given (cross-rank) statistics: recon_loss_grad's gradient kernel with
+   SST read from `stats`, so both ops write the same bits for the same SST (and the CPU's).
+   Floor: reads 2*n*d*4, writes n*d*4 bytes. */
+extern "C" int saec_cuda_recon_grad(saec_dev *dev, const float *x, const float *xhat, int64_t n,
+                                    int64_t d, float grad_scale, const double *stats, float *grad) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    if (n <= 0 || d <= 0) return SAEC_OK;
+    const int64_t count = n * d;
+    const int gvec =
+        saec_cuda_aligned16(x) && saec_cuda_aligned16(xhat) && saec_cuda_aligned16(grad);
+    recon_grad_kernel<<<saec_cuda_blocks(gvec ? (count + 3) / 4 : count, 256, st->sm_count), 256, 0,
+                        st->stream>>>(x, xhat, count, grad_scale, stats, grad, gvec);
+    SAEC_CUDA_CHECK_LAUNCH("recon_grad_kernel");
     return SAEC_OK;
 }
 

@@ -998,3 +998,85 @@ extern "C" int saec_cuda_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t 
     SAEC_CUDA_CHECK_LAUNCH("scale_cols_kernel");
     return SAEC_OK;
 }
+
+/* ---- small MLP (TIDE `adaln`): silu, silu_backward ------------------------------------------ */
+
+/* σ(v) = 1 / (1 + e^−v) with the CPU's operations, each rounded (no FMA contraction); expf is
+   within 2 ulp of the CPU's, so results agree to a few ulp, not bit for bit. */
+__device__ __forceinline__ float silu_sigmoid(float v) {
+    return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-v)));
+}
+__device__ __forceinline__ float silu_value(float v) { return __fmul_rn(v, silu_sigmoid(v)); }
+/* dy σ(x) (1 + x σ(−x)), left to right as on the CPU (σ(−x) = 1 − σ(x) without its
+   cancellation) */
+__device__ __forceinline__ float silu_grad(float v, float g) {
+    const float s = silu_sigmoid(v), t = silu_sigmoid(-v);
+    return __fmul_rn(__fmul_rn(g, s), __fadd_rn(1.0f, __fmul_rn(v, t)));
+}
+
+/* y = x σ(x); y may alias x (each element is read before it is written, by the same thread).
+   Floor: reads and writes n*4 bytes. */
+__global__ void silu_kernel(const float *x, int64_t n, float *y, int vec) {
+    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t done = 0;
+    if (vec) {
+        const int64_t n4 = n / 4;
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        float4 *y4 = reinterpret_cast<float4 *>(y);
+        for (int64_t i = tid; i < n4; i += stride) {
+            const float4 a = x4[i];
+            y4[i] = make_float4(silu_value(a.x), silu_value(a.y), silu_value(a.z), silu_value(a.w));
+        }
+        done = n4 * 4;
+    }
+    for (int64_t i = done + tid; i < n; i += stride)
+        y[i] = silu_value(x[i]);
+}
+
+/* dx = dy σ(x) (1 + x (1 − σ(x))); dx may alias dy.  Floor: reads 2*n*4, writes n*4 bytes. */
+__global__ void silu_backward_kernel(const float *__restrict__ x, const float *dy, int64_t n,
+                                     float *dx, int vec) {
+    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t done = 0;
+    if (vec) {
+        const int64_t n4 = n / 4;
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        const float4 *g4 = reinterpret_cast<const float4 *>(dy);
+        float4 *o4 = reinterpret_cast<float4 *>(dx);
+        for (int64_t i = tid; i < n4; i += stride) {
+            const float4 a = x4[i], g = g4[i];
+            o4[i] = make_float4(silu_grad(a.x, g.x), silu_grad(a.y, g.y), silu_grad(a.z, g.z),
+                                silu_grad(a.w, g.w));
+        }
+        done = n4 * 4;
+    }
+    for (int64_t i = done + tid; i < n; i += stride)
+        dx[i] = silu_grad(x[i], dy[i]);
+}
+
+/* Floor: reads and writes n*4 bytes; ~4 FLOPs + one expf per element. */
+extern "C" int saec_cuda_silu(saec_dev *dev, const float *x, int64_t n, float *y) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    VAR_REQUIRE("silu", n >= 0 && (n == 0 || (x && y)));
+    if (n == 0) return SAEC_OK;
+    const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(y);
+    silu_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, EW_THREADS, st->sm_count), EW_THREADS, 0,
+                  st->stream>>>(x, n, y, vec);
+    SAEC_CUDA_CHECK_LAUNCH("silu_kernel");
+    return SAEC_OK;
+}
+
+/* Floor: reads 2*n*4, writes n*4 bytes; ~8 FLOPs + two expf per element. */
+extern "C" int saec_cuda_silu_backward(saec_dev *dev, const float *x, const float *dy, int64_t n,
+                                       float *dx) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    VAR_REQUIRE("silu_backward", n >= 0 && (n == 0 || (x && dy && dx)));
+    if (n == 0) return SAEC_OK;
+    const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(dy) && saec_cuda_aligned16(dx);
+    silu_backward_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, EW_THREADS, st->sm_count),
+                           EW_THREADS, 0, st->stream>>>(x, dy, n, dx, vec);
+    SAEC_CUDA_CHECK_LAUNCH("silu_backward_kernel");
+    return SAEC_OK;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Data-parallel training on the CPU over MPI (issue 6): 2 and 4 ranks reach the weights of 1 rank
+# with the same global batch (within floating-point tolerance: the ranks sum their gradients in
+# another order); a run resumes at another world size; ranks with different configurations stop
+# with an error naming the key; only rank 0 writes the run's files.
+source "$(dirname "$0")/lib.sh"
+command -v mpirun >/dev/null || { echo "mpirun not found: skipped"; exit 77; }
+cd "$WORK"
+export OMP_NUM_THREADS=1 # up to 4 ranks share this machine's cores
+MPI=(mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS -x SAEC_COMM_TIMEOUT)
+export SAEC_COMM_TIMEOUT=60
+GLOBAL=96
+ARGS=(--device cpu --d-in 24 --syn-features 64 --latents 96 --k 4 --steps 40 --log-every 10
+      --warmup-steps 5 --eval-tokens 1024 --init-sample 512 --dead-tokens 1536
+      --batchtopk-threshold-start 10 --atm-warmup 0.25 --jumprelu-theta-init 0.1)
+TOL=5e-4
+
+for arch in topk relu jumprelu atm; do
+  "$SAEC" train "${ARGS[@]}" --arch $arch --batch-size $GLOBAL --out one_$arch 2>one_$arch.log \
+    >/dev/null || { fail "$arch: 1 rank failed"; cat one_$arch.log >&2; continue; }
+  for np in 2 4; do
+    "${MPI[@]}" -np $np "$SAEC" train "${ARGS[@]}" --arch $arch --batch-size $((GLOBAL / np)) \
+      --out r${np}_$arch >r${np}_$arch.out 2>r${np}_$arch.log \
+      || { fail "$arch: $np ranks failed"; cat r${np}_$arch.log >&2; continue; }
+    "$PYTHON" "$TESTS_DIR/st_tool.py" close one_$arch/model.safetensors r${np}_$arch/model.safetensors \
+      $TOL >close_${np}_$arch.txt && pass "$arch: $np ranks reach the 1-rank weights (tol $TOL)" \
+      || { fail "$arch: $np ranks differ from 1 rank"; cat close_${np}_$arch.txt >&2; }
+  done
+done
+
+# Only rank 0 prints the progress and writes the summary (once, on stdout).
+[ "$(grep -c '"nmse"' r4_topk.out)" -eq 1 ] && pass "one summary from 4 ranks" \
+  || fail "4 ranks printed $(grep -c '"nmse"' r4_topk.out) summaries"
+[ "$(grep -c 'saec: evaluating' r4_topk.log)" -eq 1 ] && pass "rank 0 alone evaluates" \
+  || fail "evaluation lines: $(grep -c 'saec: evaluating' r4_topk.log)"
+grep -q "rank 3 of 4" r4_topk.log && pass "ranks announce themselves" || fail "no rank line"
+tokens=$(json_get r4_topk/summary.json tokens)
+[ "$tokens" = "$((40 * GLOBAL))" ] && pass "tokens count the global batch ($tokens)" \
+  || fail "summary tokens $tokens, expected $((40 * GLOBAL))"
+
+# Resume at another world size: 2 ranks stop at step 20, 4 ranks (same global batch) finish.
+"${MPI[@]}" -np 2 "$SAEC" train "${ARGS[@]}" --arch topk --batch-size $((GLOBAL / 2)) --out resumed \
+  --stop-at-step 20 >/dev/null 2>stop.log || { fail "2-rank run to step 20 failed"; cat stop.log >&2; }
+"${MPI[@]}" -np 4 "$SAEC" train --resume resumed --batch-size $((GLOBAL / 4)) >/dev/null 2>resume.log \
+  || { fail "4-rank resume failed"; cat resume.log >&2; }
+grep -q "resumed at step 20" resume.log && pass "4 ranks resumed a 2-rank run at step 20" \
+  || fail "resume did not start at step 20"
+"$PYTHON" "$TESTS_DIR/st_tool.py" close one_topk/model.safetensors resumed/model.safetensors $TOL \
+  >close_resume.txt && pass "2 → 4 ranks resume reaches the 1-rank weights" \
+  || { fail "resumed run differs"; cat close_resume.txt >&2; }
+
+# Ranks started with different configurations: every rank exits with an error naming the key.
+cat >mismatch.sh <<EOF
+#!/usr/bin/env bash
+lr=0.001; [ "\${OMPI_COMM_WORLD_RANK:-0}" = 1 ] && lr=0.002
+exec "$SAEC" train ${ARGS[*]} --batch-size 16 --out mismatch --lr \$lr
+EOF
+chmod +x mismatch.sh
+start=$(date +%s)
+timeout 120 "${MPI[@]}" -np 2 ./mismatch.sh >/dev/null 2>mismatch.log; rc=$?
+elapsed=$(( $(date +%s) - start ))
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && pass "mismatched configurations fail (exit $rc, ${elapsed}s)" \
+  || fail "mismatched configurations: exit $rc"
+grep -q "lr" mismatch.log && grep -qi "differ" mismatch.log && pass "the error names the key 'lr'" \
+  || { fail "mismatch error does not name lr"; cat mismatch.log >&2; }
+[ ! -e mismatch/model.safetensors ] && pass "nothing trained on a mismatch" \
+  || fail "a checkpoint was written despite the mismatch"
+finish
