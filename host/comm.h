@@ -50,7 +50,10 @@ int saec_world_detect(saec_world *out);
 
 typedef struct saec_comm saec_comm;
 
-/* Open the communicator for `dev` (buffers live in its memory). timeout_s bounds the rendezvous
+/* SAEC_COMM_FORCE=1 in the environment opens the MPI or NCCL backend even for a world of one
+   (under mpirun -np 1, or torchrun-style variables with WORLD_SIZE=1), so that one process runs
+   the real collectives: the test that the distributed path equals the plain one.
+   Open the communicator for `dev` (buffers live in its memory). timeout_s bounds the rendezvous
    and every collective (<= 0: 300 s; SAEC_COMM_TIMEOUT overrides it). World size 1 never touches
    MPI or NCCL. More ranks need: a CUDA device and NCCL (the id over MPI under mpirun/srun, else
    over TCP at MASTER_ADDR:MASTER_PORT), or a CPU device, MPI, and mpirun/srun; anything else is

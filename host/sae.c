@@ -453,6 +453,7 @@ void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
 void sae_set_comm(saec_sae *sae, saec_comm *comm) {
     sae->comm = comm;
     sae->world = saec_comm_size(comm);
+    sae->distributed = strcmp(saec_comm_backend_name(comm), "single") != 0;
 }
 
 /* The nmse statistics of (x, x̂) and, in training, its gradient, normalised over the global
@@ -461,7 +462,7 @@ static int sae_recon(saec_sae *sae, const float *x, const float *xhat, const flo
                      float grad_scale, double *stats, float *grad) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d;
-    if (sae->world == 1 || !grad)
+    if (!sae->distributed || !grad)
         return SAEC_OP(dev, recon_loss_grad, x, xhat, mu, n, d, grad_scale, stats, grad);
     SAEC_TRY(SAEC_OP(dev, recon_loss_grad, x, xhat, mu, n, d, grad_scale, stats, NULL));
     SAEC_TRY(saec_comm_allreduce(sae->comm, stats, SAEC_STAT_COUNT, SAEC_DT_F64, SAEC_RED_SUM));
@@ -470,7 +471,7 @@ static int sae_recon(saec_sae *sae, const float *x, const float *xhat, const flo
 
 /* buf[count] ← the mean over ranks (state every rank must hold alike, updated from its batch). */
 static int sae_mean_over_ranks(saec_sae *sae, float *buf, int64_t count) {
-    if (sae->world == 1) return SAEC_OK;
+    if (!sae->distributed) return SAEC_OK;
     SAEC_TRY(saec_comm_allreduce(sae->comm, buf, count, SAEC_DT_F32, SAEC_RED_SUM));
     return SAEC_OP(sae->dev, axpby, count, 1.0f / (float)sae->world, buf, 0.0f, buf, buf);
 }
@@ -478,7 +479,7 @@ static int sae_mean_over_ranks(saec_sae *sae, float *buf, int64_t count) {
 /* Start summing the gradients of tensors first .. last (contiguous in the arena) across ranks,
    while the backward goes on with the others. */
 static int sae_grads_ready(saec_sae *sae, int first, int last) {
-    if (sae->world == 1) return SAEC_OK;
+    if (!sae->distributed) return SAEC_OK;
     if (last >= sae->n_tensors) last = sae->n_tensors - 1;
     if (first > last) return SAEC_OK;
     const int64_t begin = sae->layout[first].offset;
@@ -574,7 +575,7 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
 
     SAEC_TRY(sae_track_fired(sae, n, sae->since_fired, NULL, sae->dead_after, sae->dead_mask,
                              sae->dead_count));
-    if (sae->world > 1) {
+    if (sae->distributed) {
         /* A latent is alive when it fired on any rank: 0 wins the minimum; the others have
            counted their own n tokens and add the other ranks' (the dead mask follows). */
         SAEC_TRY(saec_comm_allreduce(sae->comm, sae->since_fired, m, SAEC_DT_I64, SAEC_RED_MIN));
@@ -589,7 +590,7 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->x, -1.0f, sae->xhat, sae->e));
     SAEC_TRY(
         SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)(n * sae->world), 0.0f, sae->e_mean));
-    if (sae->world > 1) /* the global batch's mean residual */
+    if (sae->distributed) /* the global batch's mean residual */
         SAEC_TRY(saec_comm_allreduce(sae->comm, sae->e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
     SAEC_TRY(sae_select(sae, n, ka, sae->dead_mask, sae->idx_aux, sae->f_aux));
     SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx_aux, sae->f_aux, sae->W_dec, NULL, n, (int)ka, m,
@@ -757,7 +758,7 @@ int sae_backward(saec_sae *sae, int64_t n) {
     }
     SAEC_TRY(SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec));
     SAEC_TRY(sae_grads_ready(sae, SAE_B_DEC, SAE_N_TENSORS - 1));
-    return sae->world > 1 ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
+    return sae->distributed ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
 }
 
 int sae_optimizer_step(saec_sae *sae, saec_adamw_args args) {
@@ -777,7 +778,7 @@ int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
            l0 = 0, penalty = 0;
     /* The training step already summed SST and the dead latents across ranks; L0 and the penalty
        are only reported, so they are summed here, at logging steps. */
-    const int global = sae->world > 1 && sae->last_train;
+    const int global = sae->distributed && sae->last_train;
     if (global) {
         SAEC_TRY(saec_comm_allreduce(sae->comm, sae->l0_count, 1, SAEC_DT_F64, SAEC_RED_SUM));
         if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)

@@ -131,6 +131,7 @@ typedef struct {
     /* data parallelism: every rank holds the same parameters and a batch of its own */
     saec_comm *comm; /* NULL: a single process */
     int world;       /* ranks (1 without comm) */
+    int distributed; /* the collectives run (MPI or NCCL; a world of one too, when forced) */
 
     /* latent bookkeeping */
     int64_t *since_fired; /* [m] tokens since the latent last fired */

@@ -28,6 +28,19 @@ for arch in topk relu jumprelu atm; do
   done
 done
 
+# A world of one with the MPI backend forced on runs every collective of the distributed step
+# (split nmse gradient, min-reduced dead counters, gradient buckets): bit-identical to 1 process.
+for arch in topk atm; do
+  SAEC_COMM_FORCE=1 "${MPI[@]}" -x SAEC_COMM_FORCE -np 1 "$SAEC" train "${ARGS[@]}" --arch $arch \
+    --batch-size $GLOBAL --out forced_$arch >/dev/null 2>forced_$arch.log \
+    || { fail "$arch: forced MPI world of one failed"; cat forced_$arch.log >&2; continue; }
+  "$PYTHON" "$TESTS_DIR/st_tool.py" equal one_$arch/model.safetensors forced_$arch/model.safetensors \
+    && "$PYTHON" "$TESTS_DIR/st_tool.py" equal one_$arch/optimizer.safetensors \
+      forced_$arch/optimizer.safetensors \
+    && pass "$arch: the MPI path at world size 1 equals the single process bit for bit" \
+    || fail "$arch: the MPI path at world size 1 differs from the single process"
+done
+
 # Only rank 0 prints the progress and writes the summary (once, on stdout).
 [ "$(grep -c '"nmse"' r4_topk.out)" -eq 1 ] && pass "one summary from 4 ranks" \
   || fail "4 ranks printed $(grep -c '"nmse"' r4_topk.out) summaries"
