@@ -60,12 +60,13 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
         rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
                        "latents and k cannot change in export");
     cfg.d_in = hm.d;
-    if (rc == SAEC_OK && (hm.ts_scale || hm.adaln[0]))
+    const int separate = hm.has_config && strcmp(hm.cfg.timestep_mode, "separate") == 0;
+    if (rc == SAEC_OK && (hm.ts_scale || hm.adaln[0] || separate))
         rc = saec_fail(SAEC_ERR_USAGE,
                        "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
                        "directory itself",
                        "cannot export the timestep-aware (%s mode) SAE '%s'",
-                       hm.ts_scale ? "bucket" : "adaln", src);
+                       hm.ts_scale ? "bucket" : separate ? "separate" : "adaln", src);
 
     saec_dev *dev = NULL;
     saec_data *data = NULL;

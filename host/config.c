@@ -73,7 +73,7 @@ static const saec_config_key KEYS[] = {
      "auto|none|bucket|adaln|separate",
      "timestep-aware encoding (SPEC §6): auto = bucket for data with timesteps, none otherwise; "
      "bucket = per-bucket scale and shift of the encoder input; adaln = scale and shift from an "
-     "MLP on a sinusoidal embedding of t; separate is not implemented yet"},
+     "MLP on a sinusoidal embedding of t; separate = one SAE of latents/B latents per bucket"},
     {"timestep_buckets", SAEC_KEY_INT, OFF(timestep_buckets), "10", 1, 1 << 20, NULL,
      "B: timestep buckets b(t) = floor(t·B/T), at most timesteps"},
     {"adaln_dim", SAEC_KEY_INT, OFF(adaln_dim), "64", 2, 4096, NULL,
@@ -399,10 +399,22 @@ const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_times
 
 int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
     const char *mode = saec_config_timestep_mode(cfg, data_has_timesteps);
-    if (strcmp(mode, "separate") == 0)
-        return saec_fail(SAEC_ERR_USAGE,
-                         "available now: --timestep-mode none|bucket|adaln (or auto)",
-                         "timestep_mode '%s' is not implemented yet", mode);
+    if (strcmp(mode, "separate") == 0) { /* B SAEs of latents/B latents each */
+        const long long m = (long long)cfg->latents, B = (long long)cfg->timestep_buckets;
+        if (m % B != 0)
+            return saec_fail(SAEC_ERR_USAGE,
+                             "separate mode splits the latents evenly over the buckets; give "
+                             "latents a multiple of timestep_buckets",
+                             "config key 'latents' = %lld is not a multiple of "
+                             "'timestep_buckets' = %lld",
+                             m, B);
+        const int uses_k = strcmp(cfg->arch, "topk") == 0 || strcmp(cfg->arch, "batchtopk") == 0;
+        if (uses_k && cfg->k > m / B)
+            return saec_fail(SAEC_ERR_USAGE, "lower k or raise latents",
+                             "config key 'k' = %lld exceeds the %lld latents of each bucket's "
+                             "SAE (separate mode: latents / timestep_buckets)",
+                             (long long)cfg->k, m / B);
+    }
     if (strcmp(mode, "none") != 0 && !data_has_timesteps)
         return saec_fail(SAEC_ERR_USAGE,
                          "use --synthetic timestep or a file with a 'timesteps' dataset, or "

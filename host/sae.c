@@ -9,6 +9,7 @@
 
 #include "comm.h"
 #include "rng.h"
+#include "sae_separate.h"
 
 static const char *const ARCH_NAMES[] = {"topk", "batchtopk", "relu", "jumprelu", "atm"};
 
@@ -48,10 +49,14 @@ void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_aft
         .atm_rate = (float)cfg->atm_rate,
         .atm_warmup = (float)cfg->atm_warmup,
         /* timestep_mode is resolved (auto → bucket or none) once the data is known (train.c) */
-        .ts_mode = strcmp(cfg->timestep_mode, "bucket") == 0  ? SAE_TS_BUCKET
-                   : strcmp(cfg->timestep_mode, "adaln") == 0 ? SAE_TS_ADALN
-                                                              : SAE_TS_NONE,
-        .timestep_buckets = strcmp(cfg->timestep_mode, "bucket") == 0 ? cfg->timestep_buckets : 0,
+        .ts_mode = strcmp(cfg->timestep_mode, "bucket") == 0     ? SAE_TS_BUCKET
+                   : strcmp(cfg->timestep_mode, "adaln") == 0    ? SAE_TS_ADALN
+                   : strcmp(cfg->timestep_mode, "separate") == 0 ? SAE_TS_SEPARATE
+                                                                 : SAE_TS_NONE,
+        .timestep_buckets =
+            strcmp(cfg->timestep_mode, "bucket") == 0 || strcmp(cfg->timestep_mode, "separate") == 0
+                ? cfg->timestep_buckets
+                : 0,
         .timesteps = cfg->timesteps,
         .adaln_dim = cfg->adaln_dim,
         .seed = (uint64_t)cfg->seed,
@@ -62,6 +67,7 @@ void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_aft
 static int64_t sae_lay_out(saec_sae *sae) {
     const int64_t d = sae->d, m = sae->m;
     const int64_t E = sae->hp.ts_mode == SAE_TS_ADALN ? sae->hp.adaln_dim : 0; /* H = E */
+    const int64_t B = sae->hp.ts_mode == SAE_TS_BUCKET ? sae->hp.timestep_buckets : 0;
     const struct {
         const char *name;
         int64_t rows, cols;
@@ -71,8 +77,8 @@ static int64_t sae_lay_out(saec_sae *sae) {
         [SAE_W_DEC] = {"W_dec", m, d},
         [SAE_B_DEC] = {"b_dec", d, 1},
         [SAE_LOG_THETA] = {"log_theta", sae->arch == SAE_JUMPRELU ? m : 0, 1},
-        [SAE_TS_SCALE] = {"ts_scale", sae->hp.timestep_buckets, d},
-        [SAE_TS_SHIFT] = {"ts_shift", sae->hp.timestep_buckets, d},
+        [SAE_TS_SCALE] = {"ts_scale", B, d},
+        [SAE_TS_SHIFT] = {"ts_shift", B, d},
         [SAE_ADA_W1] = {"adaln_W1", E, E},
         [SAE_ADA_B1] = {"adaln_b1", E, 1},
         [SAE_ADA_W_S] = {"adaln_W_scale", E, d},
@@ -128,12 +134,15 @@ static int sae_allocate(saec_sae *sae) {
     ALLOC(sae->xc, n * d);
     sae->enc_in = sae->xc;
     if (sae->hp.timestep_buckets > 0) {
-        ALLOC(sae->u, n * d);
         ALLOC(sae->bucket, n);
         sae->bucket_host = malloc(sizeof(int32_t) * (size_t)n);
         if (!sae->bucket_host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+    }
+    if (sae->hp.ts_mode == SAE_TS_BUCKET) {
+        ALLOC(sae->u, n * d);
         sae->enc_in = sae->u;
     }
+    if (sae->hp.ts_mode == SAE_TS_SEPARATE) SAEC_TRY(sae_separate_allocate(sae));
     if (sae->hp.ts_mode == SAE_TS_ADALN) {
         const int64_t E = sae->hp.adaln_dim;
         ALLOC(sae->u, n * d);
@@ -203,6 +212,17 @@ int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
     const int64_t d = hp->d, m = hp->m, batch = hp->batch;
     int64_t aux_k = hp->k > m ? 0 : hp->aux_k;
     if (aux_k > m) aux_k = m;
+    if (hp->ts_mode == SAE_TS_SEPARATE) { /* each bucket's SAE has m/B latents */
+        const int64_t B = hp->timestep_buckets;
+        if (B < 1 || m % B != 0 ||
+            (hp->arch == SAE_TOPK || hp->arch == SAE_BATCHTOPK ? hp->k > m / B : 0))
+            return saec_fail(
+                SAEC_ERR_USAGE,
+                "give latents a multiple of timestep_buckets and k <= latents/buckets",
+                "separate mode cannot split %lld latents over %lld buckets with k = %lld",
+                (long long)m, (long long)B, (long long)hp->k);
+        if (aux_k > m / B) aux_k = m / B;
+    }
     saec_sae *sae = calloc(1, sizeof *sae);
     if (!sae) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory creating the SAE");
     *sae = (saec_sae){.dev = dev,
@@ -285,11 +305,20 @@ void sae_destroy(saec_sae *sae) {
                     sae->ada_ds,
                     sae->ada_dh,
                     sae->ada_dh1,
-                    sae->row_index};
+                    sae->row_index,
+                    sae->perm,
+                    sae->inv,
+                    sae->offsets,
+                    sae->group_counts,
+                    sae->xs,
+                    sae->xhat_s,
+                    sae->group_penalty};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
     free(sae->bucket_host);
     free(sae->emb_host);
+    free(sae->offsets_host);
+    free(sae->perm_host);
     free(sae);
 }
 
@@ -384,11 +413,12 @@ int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n) {
             return saec_fail(SAEC_ERR_DATA, "set --timesteps to the diffusion schedule's length",
                              "timestep %lld of a batch row is outside [0, %lld)",
                              (long long)timesteps[i], (long long)T);
-    if (sae->hp.ts_mode == SAE_TS_BUCKET) {
+    if (sae->hp.ts_mode == SAE_TS_BUCKET || sae->hp.ts_mode == SAE_TS_SEPARATE) {
         for (int64_t i = 0; i < n; i++) /* b(t) = floor(t·B/T), SPEC §6 */
             sae->bucket_host[i] = (int32_t)((int64_t)timesteps[i] * B / T);
-        return sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
-                                     sizeof(int32_t) * (size_t)n);
+        SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
+                                       sizeof(int32_t) * (size_t)n));
+        return sae->hp.ts_mode == SAE_TS_SEPARATE ? sae_separate_group(sae, n) : SAEC_OK;
     }
     /* adaln: the transformer's sinusoidal embedding of t (sin and cos at E/2 frequencies from 1
        down to 1/10000), as DiT embeds its timestep. Host work of n·E, like the bucket ids. */
@@ -495,6 +525,22 @@ static int sae_select(saec_sae *sae, int64_t n, int64_t kk, const uint8_t *mask,
     return SAEC_OP(dev, relu, f, n * kk);
 }
 
+int sae_batchtopk_track(saec_sae *sae) {
+    saec_dev *dev = sae->dev;
+    if (!sae->bt_track) return SAEC_OK;
+    /* Each rank selects within its own batch (as DDP ports of BatchTopK do); the threshold
+       they track is the mean of the ranks' cut-offs. */
+    SAEC_TRY(sae_mean_over_ranks(sae, sae->bt_batch_thr, 1));
+    if (sae->bt_track == 2) {
+        SAEC_TRY(dev->ops->copy(dev, sae->bt_threshold, sae->bt_batch_thr, sizeof(float)));
+        sae->bt_threshold_set = 1;
+        return SAEC_OK;
+    }
+    const float ema = sae->hp.batchtopk_ema;
+    return SAEC_OP(dev, axpby, 1, 1.0f - ema, sae->bt_batch_thr, ema, sae->bt_threshold,
+                   sae->bt_threshold);
+}
+
 /* Dense codes fd [n, m] from pre, by variant. */
 static int sae_encode_dense(saec_sae *sae, int64_t n, int train) {
     saec_dev *dev = sae->dev;
@@ -518,18 +564,7 @@ static int sae_encode_dense(saec_sae *sae, int64_t n, int train) {
         if (!train && sae->bt_threshold_set)
             return SAEC_OP(dev, jumprelu, sae->pre, n, m, sae->bt_threshold, 0, 0, sae->fd);
         SAEC_TRY(SAEC_OP(dev, batch_topk, sae->pre, n, m, n * sae->k, sae->fd, sae->bt_batch_thr));
-        /* Each rank selects within its own batch (as DDP ports of BatchTopK do); the threshold
-           they track is the mean of the ranks' cut-offs. */
-        if (train && sae->bt_track) SAEC_TRY(sae_mean_over_ranks(sae, sae->bt_batch_thr, 1));
-        if (train && sae->bt_track == 2) {
-            SAEC_TRY(dev->ops->copy(dev, sae->bt_threshold, sae->bt_batch_thr, sizeof(float)));
-            sae->bt_threshold_set = 1;
-        } else if (train && sae->bt_track == 1) {
-            const float ema = sae->hp.batchtopk_ema;
-            SAEC_TRY(SAEC_OP(dev, axpby, 1, 1.0f - ema, sae->bt_batch_thr, ema, sae->bt_threshold,
-                             sae->bt_threshold));
-        }
-        return SAEC_OK;
+        return train ? sae_batchtopk_track(sae) : SAEC_OK;
     case SAE_TOPK: break;
     }
     return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
@@ -541,6 +576,7 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     const int64_t d = sae->d, m = sae->m, k = sae->k;
     sae->last_n = n;
     sae->last_train = train;
+    if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae_separate_forward(sae, n, train);
 
     /* xn = x / s (in place); xc = xn − b_dec; pre = xc W_enc + b_enc (the one dense GEMM). */
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
@@ -602,6 +638,9 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
 int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
                     int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
     saec_dev *dev = sae->dev;
+    if (sae->hp.ts_mode == SAE_TS_SEPARATE)
+        return sae_separate_track_fired(sae, n, since_fired, fire_count, dead_after, dead_mask,
+                                        dead_count);
     if (sae->dense)
         return SAEC_OP(dev, track_fired_dense, sae->fd, n, sae->m, since_fired, fire_count,
                        dead_after, dead_mask, dead_count);
@@ -609,11 +648,15 @@ int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fir
                    fire_count, dead_after, dead_mask, dead_count);
 }
 
-int64_t sae_code_capacity(const saec_sae *sae) { return sae->dense ? sae->m : sae->k; }
+int64_t sae_code_capacity(const saec_sae *sae) {
+    if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae->dense ? sae->group_m : sae->k;
+    return sae->dense ? sae->m : sae->k;
+}
 
 int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk) {
     saec_dev *dev = sae->dev;
     const int64_t m = sae->m, k = sae->k;
+    if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae_separate_download_codes(sae, n, idx, f, kk);
     if (!sae->dense) {
         SAEC_TRY(dev->ops->download(dev, idx, sae->idx, sizeof(int32_t) * (size_t)(n * k)));
         SAEC_TRY(dev->ops->download(dev, f, sae->f, sizeof(float) * (size_t)(n * k)));
@@ -719,6 +762,7 @@ static int sae_backward_dense_encoder(saec_sae *sae, int64_t n) {
 int sae_backward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, k = sae->k, ka = sae->aux_k;
+    if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae_separate_backward(sae, n);
     SAEC_TRY(dev->ops->zero(dev, sae->grads, sizeof(float) * (size_t)sae->n_params));
 
     /* b_dec enters twice: added to x̂, subtracted from the encoder input. */
@@ -789,7 +833,17 @@ int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
     SAEC_TRY(dev->ops->download(dev, &sumsq, sae->grad_sumsq, sizeof sumsq));
     SAEC_TRY(dev->ops->download(dev, &dead, sae->dead_count, sizeof dead));
     SAEC_TRY(dev->ops->download(dev, &l0, sae->l0_count, sizeof l0));
-    if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)
+    if ((sae->arch == SAE_RELU || sae->arch == SAE_ATM) && sae->group_penalty) {
+        const int64_t B = sae->hp.timestep_buckets; /* separate: one penalty per bucket's SAE */
+        double *part = malloc(sizeof(double) * (size_t)B);
+        if (!part) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+        const int rc =
+            dev->ops->download(dev, part, sae->group_penalty, sizeof(double) * (size_t)B);
+        for (int64_t g = 0; g < B; g++)
+            penalty += part[g];
+        free(part);
+        SAEC_TRY(rc);
+    } else if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)
         SAEC_TRY(dev->ops->download(dev, &penalty, sae->penalty, sizeof penalty));
     else if (sae->arch == SAE_JUMPRELU && sae->last_n > 0)
         penalty =

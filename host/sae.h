@@ -42,7 +42,7 @@ enum {
 };
 
 /* How the encoding depends on the timestep (SPEC §6). */
-typedef enum { SAE_TS_NONE = 0, SAE_TS_BUCKET, SAE_TS_ADALN } sae_ts_mode;
+typedef enum { SAE_TS_NONE = 0, SAE_TS_BUCKET, SAE_TS_ADALN, SAE_TS_SEPARATE } sae_ts_mode;
 
 typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
 
@@ -63,7 +63,7 @@ typedef struct {
     int64_t batchtopk_threshold_start;
     float atm_beta, atm_weights[3], atm_c, atm_rate, atm_warmup;
     sae_ts_mode ts_mode;
-    int64_t timestep_buckets; /* B > 0 in `bucket` mode, else 0 */
+    int64_t timestep_buckets; /* B > 0 in `bucket` and `separate` modes, else 0 */
     int64_t timesteps;        /* T: bucket b(t) = floor(t·B/T) */
     int64_t adaln_dim;        /* `adaln`: E = H, the embedding and hidden width */
     uint64_t seed;
@@ -151,6 +151,18 @@ typedef struct {
     float *ada_ds, *ada_dh; /* [batch, d] */
     float *ada_dh1;         /* [batch, H] ∂L/∂h1, then ∂L/∂a1 */
     int32_t *row_index;     /* [batch] 0, 1, 2, ... */
+    /* separate mode (host/sae_separate.c): B SAEs of m/B latents each; bucket g owns latents
+       g·mb .. (g+1)·mb − 1. Rows are sorted by bucket, and codes are local to the bucket's SAE:
+       pre, fd, dfd are [batch, mb]; idx in [0, mb). */
+    int64_t group_m;          /* mb = m / B */
+    int32_t *perm, *inv;      /* [batch] sorted position → row, row → sorted position (device) */
+    int32_t *offsets;         /* [B + 1] the buckets' first sorted rows (device) */
+    int32_t *group_counts;    /* [B] scratch of the grouping (device) */
+    int32_t *offsets_host;    /* [B + 1] the same offsets on the host (per-bucket op calls) */
+    int32_t *perm_host;       /* [batch] */
+    float *xs;                /* [batch, d] xn sorted by bucket */
+    float *xhat_s;            /* [batch, d] the reconstruction of xs (xhat gets it unsorted) */
+    double *group_penalty;    /* [B] relu, atm: each bucket's L1 penalty (summed when read) */
     float *pre;             /* [batch, m] pre-activations */
     int32_t *idx;           /* [batch, k] */
     float *f;               /* [batch, k] codes: ReLU of the top-k pre-activations */

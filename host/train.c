@@ -173,6 +173,12 @@ static int run_setup(run *r, int resume) {
     SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
     snprintf(cfg->timestep_mode, sizeof cfg->timestep_mode, "%s",
              saec_config_timestep_mode(cfg, r->data->has_timesteps));
+    if (strcmp(cfg->timestep_mode, "separate") == 0 &&
+        strcmp(saec_comm_backend_name(r->comm), "single") != 0)
+        return saec_fail(SAEC_ERR_USAGE,
+                         "train separate mode in one process, or use --timestep-mode bucket",
+                         "timestep_mode 'separate' is not data-parallel yet (backend %s, %d ranks)",
+                         saec_comm_backend_name(r->comm), r->world);
     if (r->world > 1) {
         /* Ranks started with different configurations would train different models: refuse.
            Each rank may name its own device and (until rank 0's is broadcast) run directory. */
@@ -216,10 +222,14 @@ static int run_setup(run *r, int resume) {
     case SAE_JUMPRELU: snprintf(knob, sizeof knob, "l0_coef=%g", cfg->jumprelu_l0_coef); break;
     default: snprintf(knob, sizeof knob, "l1_coef=%g", cfg->l1_coef); break;
     }
-    char tide[64] = "";
+    char tide[112] = "";
     if (hp.ts_mode == SAE_TS_BUCKET)
         snprintf(tide, sizeof tide, ", timestep buckets %lld of T=%lld",
                  (long long)hp.timestep_buckets, (long long)hp.timesteps);
+    else if (hp.ts_mode == SAE_TS_SEPARATE)
+        snprintf(tide, sizeof tide, ", %lld separate SAEs of %lld latents (one per bucket), T=%lld",
+                 (long long)hp.timestep_buckets, (long long)(hp.m / hp.timestep_buckets),
+                 (long long)hp.timesteps);
     else if (hp.ts_mode == SAE_TS_ADALN)
         snprintf(tide, sizeof tide, ", adaLN timestep MLP width %lld, T=%lld",
                  (long long)hp.adaln_dim, (long long)hp.timesteps);

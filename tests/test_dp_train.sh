@@ -43,6 +43,13 @@ for arch in topk atm; do
     || fail "$arch: the MPI path at world size 1 differs from the single process"
 done
 
+# TIDE separate mode is one process only for now: 2 ranks refuse it before writing anything.
+"${MPI[@]}" -np 2 "$SAEC" train --device cpu --synthetic timestep --timestep-mode separate \
+  --timestep-buckets 8 --steps 5 --out sep_dp >/dev/null 2>sep_dp.log; rc=$?
+[ $rc -ne 0 ] && grep -q "'separate' is not data-parallel yet" sep_dp.log && [ ! -e sep_dp ] \
+  && pass "separate mode on 2 ranks: refused with a clear error, no run directory" \
+  || fail "separate mode on 2 ranks: exit $rc: $(head -3 sep_dp.log)"
+
 # Only rank 0 prints the progress and writes the summary (once, on stdout).
 [ "$(grep -c '"nmse"' r4_topk.out)" -eq 1 ] && pass "one summary from 4 ranks" \
   || fail "4 ranks printed $(grep -c '"nmse"' r4_topk.out) summaries"

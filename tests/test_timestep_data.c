@@ -277,9 +277,21 @@ static void test_config(void) {
     CHECK(saec_config_set(&cfg, "timestep-mode", "separate", "test") == SAEC_OK, "set");
     saec_error_clear();
     CHECK(saec_config_check_timestep_mode(&cfg, 1) == SAEC_ERR_USAGE &&
-              strstr(saec_error_message(), "not implemented yet") &&
-              strstr(saec_error_message(), "separate"),
-          "separate: %s", saec_error_message());
+              strstr(saec_error_message(), "'latents' = 512 is not a multiple of "
+                                           "'timestep_buckets' = 10"),
+          "separate, 512 latents over 10 buckets: %s", saec_error_message());
+    saec_error_clear();
+    CHECK(saec_config_set(&cfg, "latents", "520", "test") == SAEC_OK &&
+              saec_config_set(&cfg, "k", "53", "test") == SAEC_OK &&
+              saec_config_check_timestep_mode(&cfg, 1) == SAEC_ERR_USAGE &&
+              strstr(saec_error_message(), "'k' = 53 exceeds the 52 latents of each bucket"),
+          "separate, k 53 > 520/10: %s", saec_error_message());
+    saec_error_clear();
+    CHECK(saec_config_set(&cfg, "k", "52", "test") == SAEC_OK &&
+              saec_config_check_timestep_mode(&cfg, 1) == SAEC_OK &&
+              saec_config_check_timestep_mode(&cfg, 0) == SAEC_ERR_USAGE,
+          "separate, 520 latents, k 52: fine with timesteps only");
+    saec_error_clear();
     CHECK(saec_config_set(&cfg, "timestep-mode", "adaln", "test") == SAEC_OK, "set");
     CHECK(saec_config_check_timestep_mode(&cfg, 1) == SAEC_OK, "adaln is available");
     saec_error_clear();

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # TIDE `bucket` mode end to end on the `timestep` synthetic data: training reports per-bucket
 # metrics and writes the latent × bucket table and heat map; the modulation is checkpointed and
-# resumes bit-identically; eval of the run reports per-bucket metrics; the modes without an
-# implementation and a bucket mode without timesteps are clear errors; exports are refused.
-# The `adaln` mode: checkpointed, resumed bit-identically, evaluated from its run directory.
+# resumes bit-identically; eval of the run reports per-bucket metrics; a bucket mode without
+# timesteps and a separate mode that cannot split the latents are clear errors; exports are
+# refused.
+# The `adaln` and `separate` modes: checkpointed, resumed bit-identically, evaluated from their run
+# directories; separate's latents fire only in their own bucket.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 ARGS=(--synthetic timestep --d-in 32 --syn-features 96 --latents 128 --k 4 --batch-size 256
@@ -66,10 +68,38 @@ PY
 import json; e = json.load(open('ada_ev.json')); s = json.load(open('ada/summary.json'))
 assert len(e['per_bucket']) == 5 and abs(e['nmse'] - s['nmse']) <= 1e-6 * max(1, s['nmse']), (e['nmse'], s['nmse'])" \
   && pass "adaln: eval of the run reproduces the training summary's nmse" || fail "adaln: eval nmse differs"
+# separate: one SAE of latents/B latents per bucket; each latent fires only in its own bucket.
+SEP=("${ARGS[@]}" --timestep-mode separate --latents 120)
+"$SAEC" train "${SEP[@]}" --out sep 2>sep.log >/dev/null || { fail "separate run failed"; cat sep.log >&2; }
+"$PYTHON" - <<'PY' && pass "separate: latent j fires only in bucket j // 24; every bucket reported" || fail "separate: bucket table"
+import json, numpy as np
+s = json.load(open("sep/summary.json")); c = json.load(open("sep/config.json"))
+assert c["timestep_mode"] == "separate" and len(s["per_bucket"]) == 5, (c["timestep_mode"], s["per_bucket"])
+assert 0 < s["nmse"] < 1 and all(b["l0"] > 0 for b in s["per_bucket"]), s
+t = np.load("sep/bucket_frequency.npy")
+assert t.shape == (120, 5) and t.sum() > 0, t.shape
+own = np.arange(120) // 24
+for j in range(120):
+    for b in range(5):
+        assert b == own[j] or t[j, b] == 0, (j, b, t[j])
+PY
+"$SAEC" train "${SEP[@]}" --out sep_part --stop-at-step 50 2>/dev/null >/dev/null
+"$SAEC" train --resume sep_part 2>sep_resume.log >/dev/null || { fail "separate resume failed"; cat sep_resume.log >&2; }
+"$PYTHON" "$TESTS_DIR/st_tool.py" equal sep/model.safetensors sep_part/model.safetensors \
+  && pass "separate: resumed weights identical" || fail "separate: resumed weights differ"
+"$SAEC" eval sep --eval-tokens 8192 --out sep_ev.json 2>sep_ev.log || { fail "separate eval failed"; cat sep_ev.log >&2; }
+"$PYTHON" -c "
+import json; e = json.load(open('sep_ev.json')); s = json.load(open('sep/summary.json'))
+assert abs(e['nmse'] - s['nmse']) <= 1e-6 * max(1, s['nmse']), (e['nmse'], s['nmse'])" \
+  && pass "separate: eval of the run reproduces the training summary's nmse" || fail "separate: eval nmse differs"
+"$SAEC" export sep --format sparsify --out sep_ex 2>err4.txt; rc=$?
+[ $rc -eq 2 ] && grep -q "separate mode" err4.txt && [ ! -e sep_ex ] && pass "separate-mode export refused, nothing written" \
+  || fail "separate-mode export: exit $rc: $(cat err4.txt)"
 # Errors.
 "$SAEC" train "${ARGS[@]}" --timestep-mode separate --out x1 2>err1.txt >/dev/null; rc=$?
-[ $rc -eq 2 ] && grep -q "not implemented" err1.txt && pass "separate: exit 2, not implemented yet" \
-  || fail "separate: exit $rc: $(cat err1.txt)"
+[ $rc -eq 2 ] && grep -q "'latents' = 128 is not a multiple of 'timestep_buckets' = 5" err1.txt && [ ! -e x1 ] \
+  && pass "separate with latents % B != 0: exit 2 naming both keys, no run dir" \
+  || fail "separate with latents 128, B 5: exit $rc: $(cat err1.txt)"
 "$SAEC" train --synthetic superposition --timestep-mode bucket --steps 5 --out x2 2>err2.txt >/dev/null; rc=$?
 [ $rc -eq 2 ] && grep -q "timesteps" err2.txt && [ ! -e x2 ] && pass "bucket mode without timesteps: exit 2, no run dir" \
   || fail "bucket mode without timesteps: exit $rc: $(cat err2.txt)"
