@@ -2,14 +2,16 @@
 """Compare timestep modes on the `timestep` synthetic data at matched L0 (TIDE, SPEC §6).
 
     /usr/bin/python3 benchmarks/tide_compare.py [--saec build/saec] [--out DIR] [--k 8]
-        [--steps N] [--seeds 0,1] [--extra KEY=VALUE ...]
+        [--latents 520] [--modes none,bucket,adaln,separate] [--steps N] [--seeds 0,1]
+        [--extra KEY=VALUE ...]
 
-Trains a TopK SAE per mode (so L0 = k for both: matched by construction) and seed, and writes
+Trains a TopK SAE per mode (so L0 = k for all: matched by construction) and seed, and writes
 OUT/table.md and OUT/table.json: nmse, mmcs, L0, per-bucket nmse, temporally selective latents,
 and the training step time of each mode relative to `none` (the issue's bound: bucket <= 1.10).
-Modes: none, bucket and adaln (separate is not implemented yet). Each run stays in
-OUT/runs/MODE_seedS. Step time is the run's tokens_per_second (whole loop, data included) on a
-machine that should be otherwise idle.
+Modes: none, bucket, adaln and separate. Every mode gets the same number of latents, a multiple
+of the buckets (default 520 = 52 per bucket), because `separate` splits them into one SAE per
+bucket. Each run stays in OUT/runs/MODE_seedS. Step time is the run's tokens_per_second (whole
+loop, data included) on a machine that should be otherwise idle.
 """
 import argparse
 import datetime
@@ -20,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODES = ["none", "bucket", "adaln"]
+MODES = ["none", "bucket", "adaln", "separate"]
 
 
 def run(saec, mode, seed, args, out):
@@ -28,7 +30,7 @@ def run(saec, mode, seed, args, out):
     if (run_dir / "summary.json").exists():
         return json.loads((run_dir / "summary.json").read_text()), None
     cmd = [saec, "train", "--synthetic", "timestep", "--timestep-mode", mode, "--k", str(args.k),
-           "--seed", str(seed), "--out", str(run_dir)]
+           "--latents", str(args.latents), "--seed", str(seed), "--out", str(run_dir)]
     if args.steps:
         cmd += ["--steps", str(args.steps)]
     for kv in args.extra:
@@ -47,6 +49,8 @@ def main():
     p.add_argument("--saec", default="build/saec")
     p.add_argument("--out", default="benchmarks/results/tide_" + datetime.date.today().isoformat())
     p.add_argument("--k", type=int, default=8)
+    p.add_argument("--latents", type=int, default=520)
+    p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--seeds", default="0")
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE")
@@ -56,15 +60,20 @@ def main():
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
+    modes = args.modes.split(",")
+    for mode in modes:
+        if mode not in MODES:
+            sys.exit(f"unknown mode {mode!r}: choose from {','.join(MODES)}")
     rows = []
     for seed in seeds:
-        res = {mode: run(args.saec, mode, seed, args, out)[0] for mode in MODES}
-        base_tps = res["none"]["tokens_per_second"]
-        for mode in MODES:
+        res = {mode: run(args.saec, mode, seed, args, out)[0] for mode in modes}
+        base_tps = res["none"]["tokens_per_second"] if "none" in res else None
+        for mode in modes:
             s = res[mode]
             rows.append({"mode": mode, "seed": seed, "l0": s["l0"], "nmse": s["nmse"],
                          "mmcs": s.get("mmcs"), "tokens_per_second": s["tokens_per_second"],
-                         "step_time_vs_none": base_tps / s["tokens_per_second"],
+                         "step_time_vs_none": base_tps / s["tokens_per_second"] if base_tps
+                         else None,
                          "temporally_selective_latents": s.get("temporally_selective_latents"),
                          "per_bucket_nmse": [b["nmse"] for b in s.get("per_bucket", [])]})
     header = {"command": shlex.join([sys.executable] + sys.argv), "date":
@@ -75,15 +84,17 @@ def main():
     except OSError:
         pass
     (out / "table.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1))
-    lines = ["# Timestep modes on `timestep` data, TopK at k = %d (L0 matched)" % args.k, "",
+    lines = ["# Timestep modes on `timestep` data, TopK at k = %d (L0 matched), %d latents"
+             % (args.k, args.latents), "",
              "```", header["command"], "```", "",
              "| mode | seed | L0 | nmse | mmcs | selective latents | step time / none | per-bucket nmse |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         pb = " ".join("%.3f" % v if v is not None else "-" for v in r["per_bucket_nmse"])
-        lines.append("| %s | %d | %.2f | %.4f | %.4f | %s | %.3f | %s |" % (
+        ratio = "%.3f" % r["step_time_vs_none"] if r["step_time_vs_none"] else "-"
+        lines.append("| %s | %d | %.2f | %.4f | %.4f | %s | %s | %s |" % (
             r["mode"], r["seed"], r["l0"], r["nmse"], r["mmcs"] or float("nan"),
-            r["temporally_selective_latents"], r["step_time_vs_none"], pb))
+            r["temporally_selective_latents"], ratio, pb))
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -83,6 +83,14 @@ for j in range(120):
     for b in range(5):
         assert b == own[j] or t[j, b] == 0, (j, b, t[j])
 PY
+# With one bucket, separate mode is the plain SAE through the grouping path: the same weights.
+"$SAEC" train "${SEP[@]}" --timestep-buckets 1 --steps 60 --out sep1 2>sep1.log >/dev/null \
+  || { fail "separate, one bucket: run failed"; cat sep1.log >&2; }
+"$SAEC" train "${SEP[@]}" --timestep-buckets 1 --steps 60 --timestep-mode none --out none1 \
+  2>none1.log >/dev/null || { fail "none, one bucket: run failed"; cat none1.log >&2; }
+"$PYTHON" "$TESTS_DIR/st_tool.py" equal sep1/model.safetensors none1/model.safetensors \
+  && pass "separate with one bucket = the plain SAE, bit for bit" \
+  || fail "separate with one bucket differs from the plain SAE"
 "$SAEC" train "${SEP[@]}" --out sep_part --stop-at-step 50 2>/dev/null >/dev/null
 "$SAEC" train --resume sep_part 2>sep_resume.log >/dev/null || { fail "separate resume failed"; cat sep_resume.log >&2; }
 "$PYTHON" "$TESTS_DIR/st_tool.py" equal sep/model.safetensors sep_part/model.safetensors \
