@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "export.h"
 #include "fsutil.h"
@@ -82,12 +83,13 @@ static saec_st_tensor f32_tensor(const char *name, const sae_tensor *t, const fl
     return st;
 }
 
-static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
+static int save_optimizer(const char *dir, saec_sae *sae, const char *state, const float *adam_m,
+                          const float *adam_v) {
     int rc = SAEC_OK;
     host_copies hc = {0};
     const size_t arena_bytes = sizeof(float) * (size_t)sae->n_params;
-    const float *m1 = host_copy(sae, &hc, sae->adam_m, arena_bytes, &rc);
-    const float *m2 = host_copy(sae, &hc, sae->adam_v, arena_bytes, &rc);
+    const float *m1 = adam_m ? adam_m : host_copy(sae, &hc, sae->adam_m, arena_bytes, &rc);
+    const float *m2 = adam_v ? adam_v : host_copy(sae, &hc, sae->adam_v, arena_bytes, &rc);
     const int64_t *since =
         host_copy(sae, &hc, sae->since_fired, sizeof(int64_t) * (size_t)sae->m, &rc);
     const float *atm = sae->atm_stats ? host_copy(sae, &hc, sae->atm_stats,
@@ -125,13 +127,13 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state) {
 }
 
 int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec_run_state *st,
-              int with_optimizer) {
+              int with_optimizer, const float *adam_m, const float *adam_v) {
     char *state = state_json(st);
     char *config = saec_config_to_json(cfg);
     int rc = SAEC_OK;
     /* The optimizer file first: the model file's rename is the commit point, and a load checks
        that both carry the same step. */
-    if (with_optimizer) rc = save_optimizer(dir, sae, state);
+    if (with_optimizer) rc = save_optimizer(dir, sae, state, adam_m, adam_v);
 
     host_copies hc = {0};
     const float *params =
@@ -192,14 +194,14 @@ int ckpt_read_config(const char *dir, saec_config *cfg) {
     return rc;
 }
 
-/* Copy a named F32 tensor of the expected shape into a device buffer. */
-static int load_tensor(saec_sae *sae, const saec_st_file *f, const char *path, const char *name,
+/* Copy a named F32 tensor of the expected shape into host memory. */
+static int load_tensor(const saec_st_file *f, const char *path, const char *name,
                        const sae_tensor *t, float *dst) {
     const saec_st_tensor *st = NULL;
     int64_t shape[2] = {t->rows, t->cols};
     SAEC_TRY(saec_st_expect(f, path, name, SAEC_ST_F32, t->cols == 1 ? 1 : 2, shape, &st));
-    return sae->dev->ops->upload(sae->dev, dst, st->data,
-                                 sizeof(float) * (size_t)(t->rows * t->cols));
+    memcpy(dst, st->data, sizeof(float) * (size_t)(t->rows * t->cols));
+    return SAEC_OK;
 }
 
 static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
@@ -217,16 +219,22 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
         rc = saec_fail(SAEC_ERR_DATA, "the run was interrupted while saving; resume from a backup",
                        "'%s' is at step %lld but the model is at step %lld", path,
                        (long long)st.step, (long long)expect_step);
+    /* the whole moments on the host (alignment gaps 0), then this rank's part (ZeRO-1) */
+    float *m1 = calloc((size_t)sae->n_params + 1, sizeof(float));
+    float *m2 = calloc((size_t)sae->n_params + 1, sizeof(float));
+    if (rc == SAEC_OK && (!m1 || !m2))
+        rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading '%s'", path);
     for (int i = 0; i < sae->n_tensors && rc == SAEC_OK; i++) {
         if (sae->layout[i].rows == 0) continue;
         char name[64];
         snprintf(name, sizeof name, "adam_m.%s", sae->layout[i].name);
-        rc = load_tensor(sae, f, path, name, &sae->layout[i], sae->adam_m + sae->layout[i].offset);
+        rc = load_tensor(f, path, name, &sae->layout[i], m1 + sae->layout[i].offset);
         snprintf(name, sizeof name, "adam_v.%s", sae->layout[i].name);
         if (rc == SAEC_OK)
-            rc = load_tensor(sae, f, path, name, &sae->layout[i],
-                             sae->adam_v + sae->layout[i].offset);
+            rc = load_tensor(f, path, name, &sae->layout[i], m2 + sae->layout[i].offset);
     }
+    if (rc == SAEC_OK) rc = sae_upload_optimizer(sae, m1, m2);
+    free(m1), free(m2);
     if (rc == SAEC_OK) {
         const saec_st_tensor *t = NULL;
         int64_t shape[1] = {sae->m};

@@ -20,9 +20,11 @@ typedef struct {
     double seconds;      /* training-loop time so far */
 } saec_run_state;
 
-/* Save the SAE (and, with_optimizer, its optimizer state) into run directory `dir`. */
+/* Save the SAE (and, with_optimizer, its optimizer state) into run directory `dir`. The Adam
+   moments come from adam_m, adam_v [n_params] on the host when given (ZeRO-1: gathered by
+   sae_gather_optimizer), else from the device arenas. */
 int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec_run_state *st,
-              int with_optimizer);
+              int with_optimizer, const float *adam_m, const float *adam_v);
 
 /* Read the config stored in the run directory's checkpoint (falls back to config.json). */
 int ckpt_read_config(const char *dir, saec_config *cfg);

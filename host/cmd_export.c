@@ -66,7 +66,10 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
                        "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
                        "directory itself",
                        "cannot export the timestep-aware (%s mode) SAE '%s'",
-                       hm.ts_scale ? "bucket" : separate ? "separate" : "adaln", src);
+                       hm.ts_scale ? "bucket"
+                       : separate  ? "separate"
+                                   : "adaln",
+                       src);
 
     saec_dev *dev = NULL;
     saec_data *data = NULL;

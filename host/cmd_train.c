@@ -12,7 +12,7 @@
    its global batch by changing it. */
 static const char *RESUMABLE_KEYS[] = {
     "steps",       "tokens",       "log_every",  "checkpoint_every", "device",
-    "eval_tokens", "stop_at_step", "batch_size", "comm_timeout"};
+    "eval_tokens", "stop_at_step", "batch_size", "comm_timeout",     "zero_stage"};
 
 static int resume_override_ok(const char *key) {
     const saec_config_key *k = saec_config_find_key(key);
@@ -32,8 +32,8 @@ static int build_config(const cli_args *args, saec_config *cfg) {
             if (!resume_override_ok(args->key[i]))
                 return saec_fail(SAEC_ERR_USAGE,
                                  "only steps, tokens, log_every, checkpoint_every, device, "
-                                 "eval_tokens, stop_at_step, batch_size (per rank) and "
-                                 "comm_timeout may change on resume",
+                                 "eval_tokens, stop_at_step, batch_size (per rank), "
+                                 "comm_timeout and zero_stage may change on resume",
                                  "config key '%s' cannot change when resuming", args->key[i]);
         /* steps and tokens are alternatives: a new one replaces the stored one. */
         for (int i = 0; i < args->n; i++) {

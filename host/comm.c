@@ -220,8 +220,7 @@ int saec_comm_open(saec_dev *dev, double timeout_s, saec_comm **out) {
        real collectives (tests compare it with the plain single process). */
     const char *force = getenv("SAEC_COMM_FORCE");
     const int forced = force && force[0] && strcmp(force, "0") != 0;
-    if (w.size > 1 || forced)
-        rc = dev->backend == SAEC_BACKEND_CUDA ? open_cuda(c) : open_cpu(c);
+    if (w.size > 1 || forced) rc = dev->backend == SAEC_BACKEND_CUDA ? open_cuda(c) : open_cpu(c);
     if (rc != SAEC_OK) {
         saec_comm_close(c);
         return rc;
@@ -309,6 +308,18 @@ int saec_comm_allreduce(saec_comm *c, void *buf, int64_t count, saec_dtype dt, s
     if (c->kind == SAEC_COMM_NCCL) return saec_nccl_allreduce(c->nccl, buf, count, dt, op);
 #endif
     return host_only(c, "a device all-reduce");
+}
+
+int saec_comm_allgather(saec_comm *c, void *buf, int64_t count, saec_dtype dt) {
+    SAEC_TRY(check_args(buf, count, dt, SAEC_RED_SUM, "all-gather"));
+    if (!c || c->kind == SAEC_COMM_SINGLE || count == 0) return SAEC_OK;
+#ifdef SAEC_HAVE_MPI
+    if (c->kind == SAEC_COMM_MPI) return saec_mpi_allgather_blocks(c->mpi, buf, count, dt);
+#endif
+#ifdef SAEC_HAVE_NCCL
+    if (c->kind == SAEC_COMM_NCCL) return saec_nccl_allgather(c->nccl, buf, count, dt);
+#endif
+    return host_only(c, "a device all-gather");
 }
 
 int saec_comm_grad_start(saec_comm *c, float *buf, int64_t count) {

@@ -5,7 +5,8 @@
  *  - single: world size 1; every collective is a no-op. Needs neither MPI nor NCCL.
  *  - MPI: CPU buffers (the CPU backend), when saec is built with MPI and launched by mpirun/srun.
  *  - NCCL: device buffers (the CUDA backend); the ncclUniqueId travels through MPI when saec is
- *    built with it and launched under MPI, else through a TCP rendezvous at MASTER_ADDR:MASTER_PORT.
+ *    built with it and launched under MPI, else through a TCP rendezvous at
+ * MASTER_ADDR:MASTER_PORT.
  *
  * Every count is in elements, never bytes. Collectives on device memory are ordered on the
  * device's stream: they see every op issued before them, and ops issued after see their result.
@@ -73,6 +74,10 @@ const char *saec_comm_backend_name(const saec_comm *c);
 /* In place: buf[count] (memory of the device) ← the reduction over ranks. */
 int saec_comm_allreduce(saec_comm *c, void *buf, int64_t count, saec_dtype dt, saec_redop op);
 
+/* In place: buf holds size·count elements (memory of the device) in rank-order blocks; rank r
+   brings block r (elements r·count .. (r+1)·count − 1), and every rank ends with every block.
+   ZeRO-1's parameter all-gather: each rank updated its shard. */
+int saec_comm_allgather(saec_comm *c, void *buf, int64_t count, saec_dtype dt);
 /* Gradient buckets: start summing buf[count] floats across ranks without waiting (NCCL: on a
    communication stream, after an event on the compute stream; MPI: a non-blocking all-reduce), so
    that the rest of the backward overlaps it. saec_comm_grad_wait orders everything after it on

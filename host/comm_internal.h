@@ -65,6 +65,7 @@ int saec_config_first_difference(const char *a, size_t a_len, const char *b, siz
 int saec_mpi_open(const saec_world *w, double timeout_s, saec_mpi **out);
 void saec_mpi_close(saec_mpi *m);
 int saec_mpi_allreduce(saec_mpi *m, void *buf, int64_t count, saec_dtype dt, saec_redop op);
+int saec_mpi_allgather_blocks(saec_mpi *m, void *buf, int64_t count, saec_dtype dt);
 int saec_mpi_grad_start(saec_mpi *m, float *buf, int64_t count); /* non-blocking sum */
 int saec_mpi_grad_wait(saec_mpi *m);
 int saec_mpi_bcast(saec_mpi *m, void *buf, size_t bytes, int root);
@@ -82,6 +83,7 @@ int saec_nccl_open(saec_dev *dev, const saec_world *w, double timeout_s, const v
                    saec_nccl **out);
 void saec_nccl_close(saec_nccl *n);
 int saec_nccl_allreduce(saec_nccl *n, void *buf, int64_t count, saec_dtype dt, saec_redop op);
+int saec_nccl_allgather(saec_nccl *n, void *buf, int64_t count, saec_dtype dt);
 int saec_nccl_grad_start(saec_nccl *n, float *buf, int64_t count);
 int saec_nccl_grad_wait(saec_nccl *n);
 #endif

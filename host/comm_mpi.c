@@ -176,6 +176,35 @@ int saec_mpi_allreduce(saec_mpi *m, void *buf, int64_t count, saec_dtype dt, sae
     return rc != SAEC_OK ? rc : rc_wait;
 }
 
+int saec_mpi_allgather_blocks(saec_mpi *m, void *buf, int64_t count, saec_dtype dt) {
+    if (count <= 0) return SAEC_OK;
+    char what[96];
+    snprintf(what, sizeof what, "all-gather (%d blocks of %lld x %s)", m->size, (long long)count,
+             saec_dtype_name(dt));
+    /* MPI counts are int: a larger block goes as fewer elements of a contiguous type (blocks
+       are laid out back to back, so they cannot be split into several requests). */
+    int64_t unit = 1;
+    while (count / unit > INT_MAX && count % (2 * unit) == 0)
+        unit *= 2;
+    if (count / unit > INT_MAX)
+        return saec_fail(SAEC_ERR_OTHER, "use more ranks, or turn zero_stage off",
+                         "%s: a block of %lld elements is beyond MPI's int counts", what,
+                         (long long)count);
+    MPI_Datatype type = mpi_type(dt);
+    int rc = MPI_SUCCESS;
+    if (unit > 1) {
+        rc = MPI_Type_contiguous((int)unit, mpi_type(dt), &type);
+        if (rc == MPI_SUCCESS) rc = MPI_Type_commit(&type);
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, what);
+    }
+    MPI_Request req;
+    rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)(count / unit), type, m->comm,
+                        &req);
+    int out = rc == MPI_SUCCESS ? mpi_wait(m, 1, &req, what) : mpi_fail(rc, what);
+    if (unit > 1) MPI_Type_free(&type);
+    return out;
+}
+
 int saec_mpi_grad_start(saec_mpi *m, float *buf, int64_t count) {
     if (count <= 0) return SAEC_OK;
     int nc = n_chunks(count);

@@ -334,6 +334,21 @@ int saec_nccl_allreduce(saec_nccl *n, void *buf, int64_t count, saec_dtype dt, s
     return mark_push(n, n->compute, what);
 }
 
+int saec_nccl_allgather(saec_nccl *n, void *buf, int64_t count, saec_dtype dt) {
+    if (count <= 0) return SAEC_OK;
+    char what[96];
+    snprintf(what, sizeof what, "all-gather (%d blocks of %lld x %s)", n->size, (long long)count,
+             saec_dtype_name(dt));
+    SAEC_TRY(usable(n, what));
+    /* in place: NCCL's rule is sendbuff = recvbuff + rank·count */
+    const void *mine = (const char *)buf + (size_t)n->rank * (size_t)count * saec_dtype_size(dt);
+    host_begin(n, what);
+    ncclResult_t r = ncclAllGather(mine, buf, (size_t)count, nccl_type(dt), n->comm, n->compute);
+    host_end(n);
+    if (r != ncclSuccess) return nccl_fail(n, r, what);
+    return mark_push(n, n->compute, what);
+}
+
 int saec_nccl_grad_start(saec_nccl *n, float *buf, int64_t count) {
     if (count <= 0) return SAEC_OK;
     char what[96];

@@ -135,6 +135,10 @@ static const saec_config_key KEYS[] = {
     {"comm_timeout", SAEC_KEY_FLOAT, OFF(comm_timeout), "300", 1, 1e6, NULL,
      "data parallelism: seconds a rendezvous or a collective may take before every rank exits "
      "with an error (the SAEC_COMM_TIMEOUT environment variable overrides it)"},
+    {"zero_stage", SAEC_KEY_INT, OFF(zero_stage), "0", 0, 1, NULL,
+     "data parallelism: 1 shards the Adam moments over the ranks (ZeRO-1: each rank keeps and "
+     "updates 1/world of them, then the parameters are all-gathered); 0 keeps them whole on "
+     "every rank. Same result either way; checkpoints hold the whole state"},
     {"out", SAEC_KEY_STRING, OFF(out), "", 0, 0, NULL, "run directory; empty = runs/<date-time>"},
     {"log_every", SAEC_KEY_INT, OFF(log_every), "100", 1, BIG, NULL,
      "steps between progress lines and metrics.jsonl records"},

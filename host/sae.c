@@ -110,10 +110,16 @@ static int dev_alloc(saec_sae *sae, void **p, size_t bytes) {
 static int sae_allocate(saec_sae *sae) {
     const int64_t d = sae->d, m = sae->m, k = sae->k, ka = sae->aux_k, n = sae->batch;
     sae->n_params = sae_lay_out(sae);
-    ALLOC(sae->params, sae->n_params);
-    ALLOC(sae->grads, sae->n_params);
-    ALLOC(sae->adam_m, sae->n_params);
-    ALLOC(sae->adam_v, sae->n_params);
+    const int64_t W = sae->hp.optimizer_shards > 1 ? sae->hp.optimizer_shards : 1;
+    /* ZeRO-1 shards are 16-float aligned, like the tensors */
+    sae->shard = W > 1 ? ((sae->n_params + W - 1) / W + 15) / 16 * 16 : sae->n_params;
+    sae->arena_len = W > 1 ? W * sae->shard : sae->n_params;
+    sae->shard_lo = 0;
+    sae->shard_count = sae->n_params; /* until sae_set_comm says which shard */
+    ALLOC(sae->params, sae->arena_len);
+    ALLOC(sae->grads, sae->arena_len);
+    ALLOC(sae->adam_m, sae->shard);
+    ALLOC(sae->adam_v, sae->shard);
     float **views[SAE_N_TENSORS] = {&sae->W_enc_t,   &sae->b_enc,    &sae->W_dec,    &sae->b_dec,
                                     &sae->log_theta, &sae->ts_scale, &sae->ts_shift, &sae->ada_W1,
                                     &sae->ada_b1,    &sae->ada_W_s,  &sae->ada_b_s,  &sae->ada_W_h,
@@ -480,10 +486,59 @@ void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
     sae->step = step;
 }
 
-void sae_set_comm(saec_sae *sae, saec_comm *comm) {
+int sae_set_comm(saec_sae *sae, saec_comm *comm) {
     sae->comm = comm;
     sae->world = saec_comm_size(comm);
     sae->distributed = strcmp(saec_comm_backend_name(comm), "single") != 0;
+    const int W = sae->hp.optimizer_shards > 1 ? sae->hp.optimizer_shards : 1;
+    if (W > 1 && W != sae->world)
+        return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
+                         "the SAE's optimizer state is cut into %d shards for %d ranks", W,
+                         sae->world);
+    if (W > 1) {
+        const int64_t lo = (int64_t)saec_comm_rank(comm) * sae->shard;
+        const int64_t left = sae->n_params - lo;
+        sae->shard_lo = lo;
+        sae->shard_count = left < 0 ? 0 : left < sae->shard ? left : sae->shard;
+    }
+    return SAEC_OK;
+}
+
+static int sae_sharded(const saec_sae *sae) { return sae->hp.optimizer_shards > 1; }
+
+int sae_gather_optimizer(saec_sae *sae, float **adam_m, float **adam_v) {
+    *adam_m = *adam_v = NULL;
+    if (!sae_sharded(sae)) return SAEC_OK;
+    saec_dev *dev = sae->dev;
+    const int root = saec_comm_rank(sae->comm) == 0;
+    const size_t whole = sizeof(float) * (size_t)sae->n_params;
+    float *all = NULL, *host[2] = {NULL, NULL};
+    int rc = dev_alloc(sae, (void **)&all, sizeof(float) * (size_t)sae->arena_len);
+    const float *moment[2] = {sae->adam_m, sae->adam_v};
+    for (int i = 0; i < 2 && rc == SAEC_OK; i++) {
+        rc =
+            dev->ops->copy(dev, all + sae->shard_lo, moment[i], sizeof(float) * (size_t)sae->shard);
+        if (rc == SAEC_OK) rc = saec_comm_allgather(sae->comm, all, sae->shard, SAEC_DT_F32);
+        if (rc == SAEC_OK && root) {
+            host[i] = malloc(whole);
+            rc = host[i] ? dev->ops->download(dev, host[i], all, whole)
+                         : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory gathering Adam state");
+        }
+    }
+    if (all) dev->ops->free(dev, all);
+    if (rc != SAEC_OK) {
+        free(host[0]), free(host[1]);
+        return rc;
+    }
+    *adam_m = host[0], *adam_v = host[1];
+    return SAEC_OK;
+}
+
+int sae_upload_optimizer(saec_sae *sae, const float *adam_m, const float *adam_v) {
+    saec_dev *dev = sae->dev;
+    const size_t bytes = sizeof(float) * (size_t)sae->shard_count;
+    SAEC_TRY(dev->ops->upload(dev, sae->adam_m, adam_m + sae->shard_lo, bytes));
+    return dev->ops->upload(dev, sae->adam_v, adam_v + sae->shard_lo, bytes);
 }
 
 /* The nmse statistics of (x, x̂) and, in training, its gradient, normalised over the global
@@ -810,8 +865,14 @@ int sae_optimizer_step(saec_sae *sae, saec_adamw_args args) {
     if (sae->constrained)
         SAEC_TRY(SAEC_OP(dev, project_rows_grad, sae->W_dec, sae->dW_dec, sae->m, sae->d));
     SAEC_TRY(SAEC_OP(dev, sum_squares, sae->grads, sae->n_params, 0, sae->grad_sumsq));
-    SAEC_TRY(SAEC_OP(dev, adamw, sae->params, sae->grads, sae->adam_m, sae->adam_v, sae->n_params,
-                     args, sae->grad_sumsq));
+    /* Every rank holds the whole summed gradient (so the norm above needs no collective); with
+       ZeRO-1 each updates its shard from its moments, then they swap shards. */
+    const int64_t lo = sae->shard_lo;
+    if (sae->shard_count > 0)
+        SAEC_TRY(SAEC_OP(dev, adamw, sae->params + lo, sae->grads + lo, sae->adam_m, sae->adam_v,
+                         sae->shard_count, args, sae->grad_sumsq));
+    if (sae_sharded(sae))
+        SAEC_TRY(saec_comm_allgather(sae->comm, sae->params, sae->shard, SAEC_DT_F32));
     if (!sae->constrained) return SAEC_OK;
     return SAEC_OP(dev, normalize_rows, sae->W_dec, sae->m, sae->d);
 }

@@ -66,6 +66,8 @@ typedef struct {
     int64_t timestep_buckets; /* B > 0 in `bucket` and `separate` modes, else 0 */
     int64_t timesteps;        /* T: bucket b(t) = floor(t·B/T) */
     int64_t adaln_dim;        /* `adaln`: E = H, the embedding and hidden width */
+    int optimizer_shards;     /* ZeRO-1: the Adam moments split over this many ranks (0, 1: whole);
+                                 must equal the world size of sae_set_comm's communicator */
     uint64_t seed;
 } sae_hparams;
 
@@ -96,8 +98,13 @@ typedef struct {
                       without jumprelu, the timestep tensors without buckets) */
     int64_t n_params;
 
-    /* arenas [n_params] */
+    /* arenas: params, grads [arena_len >= n_params]; adam_m, adam_v [shard] */
     float *params, *grads, *adam_m, *adam_v;
+    /* ZeRO-1 (hp.optimizer_shards = W > 1): the arena is cut into W shards of `shard` floats (the
+       params and grads arenas padded to W·shard); this rank keeps the Adam moments of its shard
+       alone, updates params[shard_lo .. shard_lo + shard_count) and all-gathers the rest. Not
+       sharded: shard = shard_count = n_params, shard_lo = 0. */
+    int64_t shard, shard_lo, shard_count, arena_len;
     /* views into params / grads */
     float *W_enc_t, *b_enc, *W_dec, *b_dec;     /* [m, d], [m], [m, d], [d] */
     float *dW_enc_t, *db_enc, *dW_dec, *db_dec; /* same shapes */
@@ -154,31 +161,31 @@ typedef struct {
     /* separate mode (host/sae_separate.c): B SAEs of m/B latents each; bucket g owns latents
        g·mb .. (g+1)·mb − 1. Rows are sorted by bucket, and codes are local to the bucket's SAE:
        pre, fd, dfd are [batch, mb]; idx in [0, mb). */
-    int64_t group_m;          /* mb = m / B */
-    int32_t *perm, *inv;      /* [batch] sorted position → row, row → sorted position (device) */
-    int32_t *offsets;         /* [B + 1] the buckets' first sorted rows (device) */
-    int32_t *group_counts;    /* [B] scratch of the grouping (device) */
-    int32_t *offsets_host;    /* [B + 1] the same offsets on the host (per-bucket op calls) */
-    int32_t *perm_host;       /* [batch] */
-    float *xs;                /* [batch, d] xn sorted by bucket */
-    float *xhat_s;            /* [batch, d] the reconstruction of xs (xhat gets it unsorted) */
-    double *group_penalty;    /* [B] relu, atm: each bucket's L1 penalty (summed when read) */
-    float *pre;             /* [batch, m] pre-activations */
-    int32_t *idx;           /* [batch, k] */
-    float *f;               /* [batch, k] codes: ReLU of the top-k pre-activations */
-    float *fd;              /* [batch, m] dense codes (dense variants) */
-    float *dfd;             /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
-    float *xhat;            /* [batch, d] reconstruction */
-    float *g;               /* [batch, d] ∂loss/∂x̂ */
-    float *df;              /* [batch, k] ∂loss/∂pre at the kept entries */
-    float *dxc;             /* [batch, d] ∂loss/∂xc */
-    float *e;               /* [batch, d] residual xn − x̂ (AuxK) */
-    float *e_mean;          /* [d] */
-    int32_t *idx_aux;       /* [batch, aux_k] */
-    float *f_aux;           /* [batch, aux_k] */
-    float *ehat;            /* [batch, d] AuxK reconstruction of the residual */
-    float *g_aux;           /* [batch, d] */
-    float *df_aux;          /* [batch, aux_k] */
+    int64_t group_m;       /* mb = m / B */
+    int32_t *perm, *inv;   /* [batch] sorted position → row, row → sorted position (device) */
+    int32_t *offsets;      /* [B + 1] the buckets' first sorted rows (device) */
+    int32_t *group_counts; /* [B] scratch of the grouping (device) */
+    int32_t *offsets_host; /* [B + 1] the same offsets on the host (per-bucket op calls) */
+    int32_t *perm_host;    /* [batch] */
+    float *xs;             /* [batch, d] xn sorted by bucket */
+    float *xhat_s;         /* [batch, d] the reconstruction of xs (xhat gets it unsorted) */
+    double *group_penalty; /* [B] relu, atm: each bucket's L1 penalty (summed when read) */
+    float *pre;            /* [batch, m] pre-activations */
+    int32_t *idx;          /* [batch, k] */
+    float *f;              /* [batch, k] codes: ReLU of the top-k pre-activations */
+    float *fd;             /* [batch, m] dense codes (dense variants) */
+    float *dfd;            /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
+    float *xhat;           /* [batch, d] reconstruction */
+    float *g;              /* [batch, d] ∂loss/∂x̂ */
+    float *df;             /* [batch, k] ∂loss/∂pre at the kept entries */
+    float *dxc;            /* [batch, d] ∂loss/∂xc */
+    float *e;              /* [batch, d] residual xn − x̂ (AuxK) */
+    float *e_mean;         /* [d] */
+    int32_t *idx_aux;      /* [batch, aux_k] */
+    float *f_aux;          /* [batch, aux_k] */
+    float *ehat;           /* [batch, d] AuxK reconstruction of the residual */
+    float *g_aux;          /* [batch, d] */
+    float *df_aux;         /* [batch, aux_k] */
 
     /* device scalars, read by the host only at logging steps */
     double *stats;     /* [SAEC_STAT_COUNT] main reconstruction */
@@ -223,7 +230,15 @@ int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t
    steer it (SST, the AuxK residual mean, fired latents, the BatchTopK threshold, ATM statistics)
    and sums the gradients across ranks, so that every rank takes the step one process would take
    on the concatenated batch. Every rank must call forward, backward and sae_read_stats alike. */
-void sae_set_comm(saec_sae *sae, saec_comm *comm);
+int sae_set_comm(saec_sae *sae, saec_comm *comm);
+
+/* ZeRO-1 checkpoints hold the whole optimizer state. sae_gather_optimizer (collective: every rank
+   calls it) gives rank 0 host copies of both Adam moments over the whole arena [n_params]
+   (malloc'd, the caller frees) and the other ranks NULL; not sharded, everyone gets NULL (read
+   adam_m, adam_v directly). sae_upload_optimizer takes whole host moments [n_params] and keeps
+   this rank's part. */
+int sae_gather_optimizer(saec_sae *sae, float **adam_m, float **adam_v);
+int sae_upload_optimizer(saec_sae *sae, const float *adam_m, const float *adam_v);
 
 /* Forward on the n raw rows already uploaded to sae->x (n <= batch): normalises x in place,
    encodes, decodes, computes the loss statistics, and, when `train` is set, ∂loss/∂x̂, the dead

@@ -200,13 +200,20 @@ static int run_setup(run *r, int resume) {
     const int64_t dead_after = cfg->dead_tokens < run_tokens ? cfg->dead_tokens : run_tokens;
     sae_hparams hp;
     sae_hparams_from_config(cfg, d, dead_after, cfg->batch_size, &hp);
+    hp.optimizer_shards = cfg->zero_stage == 1 ? r->world : 1;
     SAEC_TRY(sae_create(r->dev, &hp, &r->sae));
-    sae_set_comm(r->sae, r->comm);
+    SAEC_TRY(sae_set_comm(r->sae, r->comm));
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
     r->ts_host = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
     if (!r->batch_host || !r->ts_host)
         return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
 
+    if (hp.optimizer_shards > 1) {
+        const double mib = 2.0 * sizeof(float) / (1 << 20); /* two moments */
+        say(r, "saec: ZeRO-1: Adam moments sharded over %d ranks, %.1f MiB each instead of %.1f MiB\n",
+            r->world, mib * (double)r->sae->shard, mib * (double)r->sae->n_params);
+    } else if (cfg->zero_stage == 1)
+        say(r, "saec: ZeRO-1 asked for, but one rank has nothing to shard it with\n");
     if (r->world > 1)
         fprintf(stderr, "saec: rank %d of %d (%s, %s) on %s\n", r->rank, r->world,
                 saec_comm_world(r->comm)->launcher, saec_comm_backend_name(r->comm), r->dev->name);
@@ -361,10 +368,16 @@ static int write_summary(run *r) {
     return rc;
 }
 
-/* Rank 0 writes the checkpoint: every rank holds the same parameters and optimizer state, and the
-   optimizer state is whole (not sharded), so a run resumes at any world size. */
+/* Rank 0 writes the checkpoint: every rank holds the same parameters, and the optimizer state
+   is saved whole (with ZeRO-1 every rank first sends rank 0 its shard), so a run resumes at any
+   world size, with or without ZeRO-1. */
 static int save_checkpoint(run *r) {
-    return r->rank == 0 ? ckpt_save(r->dir, r->sae, &r->cfg, &r->state, 1) : SAEC_OK;
+    float *adam_m = NULL, *adam_v = NULL;
+    int rc = sae_gather_optimizer(r->sae, &adam_m, &adam_v);
+    if (rc == SAEC_OK && r->rank == 0)
+        rc = ckpt_save(r->dir, r->sae, &r->cfg, &r->state, 1, adam_m, adam_v);
+    free(adam_m), free(adam_v);
+    return rc;
 }
 
 static int agree_on_signal(run *r) {

@@ -283,6 +283,7 @@ static void unit_single(void) {
           saec_comm_size(c));
     float x[7] = {1, 2, 3, 4, 5, 6, 7};
     OK(saec_comm_allreduce(c, x, 7, SAEC_DT_F32, SAEC_RED_SUM));
+    OK(saec_comm_allgather(c, x, 7, SAEC_DT_F32));
     OK(saec_comm_grad_start(c, x, 7));
     OK(saec_comm_grad_wait(c));
     OK(saec_comm_allreduce_host(c, x, 7, SAEC_DT_F32, SAEC_RED_MAX));
@@ -372,6 +373,38 @@ static void mpi_allreduce_cases(saec_comm *c) {
                       (long long)first);
                 free(buf);
             }
+}
+
+/* Each rank fills its block with its own values and garbage elsewhere; every rank must end with
+   every block (in place), at awkward block sizes and each dtype. */
+static void mpi_allgather_cases(saec_comm *c) {
+    int r = saec_comm_rank(c), P = saec_comm_size(c);
+    const int64_t counts[] = {1, 7, 250003};
+    for (int dt = 0; dt < 3; dt++)
+        for (int ci = 0; ci < 3; ci++) {
+            const int64_t n = counts[ci], total = n * P;
+            set_ctx("rank %d: all-gather %s, blocks of %lld", r, saec_dtype_name(dt), (long long)n);
+            void *buf = malloc((size_t)total * 8);
+            for (int64_t i = 0; i < total; i++) {
+                const int owner = (int)(i / n), mine = owner == r;
+                const double v = mine ? val_d(owner, i) : -12345.0 - r; /* others: garbage */
+                if (dt == SAEC_DT_F32) ((float *)buf)[i] = (float)v;
+                if (dt == SAEC_DT_F64) ((double *)buf)[i] = v;
+                if (dt == SAEC_DT_I64) ((int64_t *)buf)[i] = mine ? val_l(owner, i) : -7 - r;
+            }
+            OK(saec_comm_allgather(c, buf, n, (saec_dtype)dt));
+            int64_t bad = 0, first = -1;
+            for (int64_t i = 0; i < total; i++) {
+                const int owner = (int)(i / n);
+                int ok = dt == SAEC_DT_F32   ? ((float *)buf)[i] == (float)val_d(owner, i)
+                         : dt == SAEC_DT_F64 ? ((double *)buf)[i] == val_d(owner, i)
+                                             : ((int64_t *)buf)[i] == val_l(owner, i);
+                if (!ok && bad++ == 0) first = i;
+            }
+            CHECK(bad == 0, "%lld wrong elements, the first at %lld", (long long)bad,
+                  (long long)first);
+            free(buf);
+        }
 }
 
 static void mpi_grad_buckets(saec_comm *c) {
@@ -498,6 +531,7 @@ static int run_mpi(void) {
     CHECK(P >= 2, "world size %d: run under mpirun -np 2 or more", P);
     CHECK(strcmp(saec_comm_backend_name(c), "mpi") == 0, "backend %s", saec_comm_backend_name(c));
     mpi_allreduce_cases(c);
+    mpi_allgather_cases(c);
     mpi_grad_buckets(c);
     mpi_host_collectives(c);
     config_checks(c);
@@ -593,6 +627,8 @@ static int run_tcp(void) {
     float x = 1;
     FAILS(saec_comm_allreduce(c, &x, 1, SAEC_DT_F32, SAEC_RED_SUM), SAEC_ERR_OTHER,
           "host collectives only", NULL);
+    FAILS(saec_comm_allgather(c, &x, 1, SAEC_DT_F32), SAEC_ERR_OTHER, "host collectives only",
+          NULL);
     mpi_host_collectives(c);
     config_checks(c);
     saec_comm_close(c);

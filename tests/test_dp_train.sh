@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Data-parallel training on the CPU over MPI (issue 6): 2 and 4 ranks reach the weights of 1 rank
 # with the same global batch (within floating-point tolerance: the ranks sum their gradients in
-# another order); a run resumes at another world size; ranks with different configurations stop
-# with an error naming the key; only rank 0 writes the run's files.
+# another order); a run resumes at another world size; ZeRO-1 equals the unsharded step bit for
+# bit; ranks with different configurations stop with an error naming the key; only rank 0 writes
+# the run's files.
 source "$(dirname "$0")/lib.sh"
 command -v mpirun >/dev/null || { echo "mpirun not found: skipped"; exit 77; }
 cd "$WORK"
@@ -70,6 +71,38 @@ grep -q "resumed at step 20" resume.log && pass "4 ranks resumed a 2-rank run at
 "$PYTHON" "$TESTS_DIR/st_tool.py" close one_topk/model.safetensors resumed/model.safetensors $TOL \
   >close_resume.txt && pass "2 → 4 ranks resume reaches the 1-rank weights" \
   || { fail "resumed run differs"; cat close_resume.txt >&2; }
+
+# ZeRO-1 (--zero-stage 1): each rank keeps and updates a shard of the Adam moments, then the
+# parameters are all-gathered. The step is the same arithmetic, so the weights and the saved
+# (whole) optimizer state equal the unsharded run's bit for bit: 2 ranks (even shards) and 3 ranks
+# (the last shard shorter). A sharded run resumes unsharded at another world size, and back.
+same_run() { # $1 $2: run directories; model and optimizer files bit for bit
+  "$PYTHON" "$TESTS_DIR/st_tool.py" equal $1/model.safetensors $2/model.safetensors \
+    && "$PYTHON" "$TESTS_DIR/st_tool.py" equal $1/optimizer.safetensors $2/optimizer.safetensors
+}
+for arch in topk atm; do
+  "${MPI[@]}" -np 2 "$SAEC" train "${ARGS[@]}" --arch $arch --batch-size $((GLOBAL / 2)) \
+    --zero-stage 1 --out zero2_$arch >/dev/null 2>zero2_$arch.log \
+    || { fail "$arch: ZeRO-1 on 2 ranks failed"; cat zero2_$arch.log >&2; continue; }
+  same_run r2_$arch zero2_$arch && pass "$arch: ZeRO-1 on 2 ranks = unsharded, bit for bit" \
+    || fail "$arch: ZeRO-1 on 2 ranks differs from the unsharded run"
+done
+for zero in 0 1; do
+  "${MPI[@]}" -np 3 "$SAEC" train "${ARGS[@]}" --arch relu --batch-size $((GLOBAL / 3)) \
+    --zero-stage $zero --out three_z$zero >/dev/null 2>three_z$zero.log \
+    || { fail "3 ranks, zero_stage $zero failed"; cat three_z$zero.log >&2; }
+done
+same_run three_z0 three_z1 && pass "relu: ZeRO-1 on 3 ranks (uneven shards) = unsharded, bit for bit" \
+  || fail "relu: ZeRO-1 on 3 ranks differs from the unsharded run"
+"${MPI[@]}" -np 2 "$SAEC" train "${ARGS[@]}" --arch topk --batch-size $((GLOBAL / 2)) --zero-stage 1 \
+  --out zresumed --stop-at-step 20 >/dev/null 2>zstop.log || { fail "ZeRO-1 run to step 20 failed"; cat zstop.log >&2; }
+"${MPI[@]}" -np 4 "$SAEC" train --resume zresumed --batch-size $((GLOBAL / 4)) --zero-stage 0 \
+  --stop-at-step 30 >/dev/null 2>zresume1.log || { fail "unsharded resume of a ZeRO-1 run failed"; cat zresume1.log >&2; }
+"${MPI[@]}" -np 4 "$SAEC" train --resume zresumed --batch-size $((GLOBAL / 4)) --zero-stage 1 \
+  >/dev/null 2>zresume2.log || { fail "ZeRO-1 resume on 4 ranks failed"; cat zresume2.log >&2; }
+"$PYTHON" "$TESTS_DIR/st_tool.py" close one_topk/model.safetensors zresumed/model.safetensors $TOL \
+  >close_zresume.txt && pass "ZeRO-1 2 ranks → unsharded 4 ranks → ZeRO-1 4 ranks reaches the 1-rank weights" \
+  || { fail "the ZeRO-1 resumed run differs"; cat close_zresume.txt >&2; }
 
 # Ranks started with different configurations: every rank exits with an error naming the key.
 cat >mismatch.sh <<EOF

@@ -71,6 +71,7 @@ typedef struct {
     /* run */
     char device[32];        /* auto | cpu | cuda | cuda:I */
     double comm_timeout;    /* data parallelism: seconds a rendezvous or collective may take */
+    int64_t zero_stage;     /* data parallelism: 1 = shard the Adam moments over the ranks */
     char out[SAEC_STR_MAX]; /* run directory; "" = runs/<date-time> */
     int64_t log_every;
     int64_t checkpoint_every; /* steps; 0 = at the end (and on interrupt) only */
