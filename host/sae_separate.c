@@ -141,6 +141,10 @@ int sae_separate_forward(saec_sae *sae, int64_t n, int train) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, mb = sae->group_m, k = sae->k;
     const int B = (int)sae->hp.timestep_buckets;
+    if (sae->offsets_host[B] != n) /* the rows' buckets come from sae_set_timesteps */
+        return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
+                         "separate mode: forward of %lld rows, but the timesteps of %lld were set",
+                         (long long)n, (long long)sae->offsets_host[B]);
 
     /* xn = x / s (in place, batch order); xs = xn in bucket order; xc = xs − b_dec. */
     SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
