@@ -9,6 +9,7 @@
 
 #include "comm.h"
 #include "rng.h"
+#include "sae_internal.h"
 #include "sae_separate.h"
 
 static const char *const ARCH_NAMES[] = {"topk", "batchtopk", "relu", "jumprelu", "atm"};
@@ -325,6 +326,7 @@ void sae_destroy(saec_sae *sae) {
     free(sae->emb_host);
     free(sae->offsets_host);
     free(sae->perm_host);
+    free(sae->group_tokens);
     free(sae);
 }
 
@@ -541,10 +543,8 @@ int sae_upload_optimizer(saec_sae *sae, const float *adam_m, const float *adam_v
     return dev->ops->upload(dev, sae->adam_v, adam_v + sae->shard_lo, bytes);
 }
 
-/* The nmse statistics of (x, x̂) and, in training, its gradient, normalised over the global
-   batch: with several ranks SST (and the other sums) are summed across ranks first. */
-static int sae_recon(saec_sae *sae, const float *x, const float *xhat, const float *mu, int64_t n,
-                     float grad_scale, double *stats, float *grad) {
+int sae_recon(saec_sae *sae, const float *x, const float *xhat, const float *mu, int64_t n,
+              float grad_scale, double *stats, float *grad) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d;
     if (!sae->distributed || !grad)
@@ -554,16 +554,14 @@ static int sae_recon(saec_sae *sae, const float *x, const float *xhat, const flo
     return SAEC_OP(dev, recon_grad, x, xhat, n, d, grad_scale, stats, grad);
 }
 
-/* buf[count] ← the mean over ranks (state every rank must hold alike, updated from its batch). */
-static int sae_mean_over_ranks(saec_sae *sae, float *buf, int64_t count) {
+/* (state every rank must hold alike, updated from its batch) */
+int sae_mean_over_ranks(saec_sae *sae, float *buf, int64_t count) {
     if (!sae->distributed) return SAEC_OK;
     SAEC_TRY(saec_comm_allreduce(sae->comm, buf, count, SAEC_DT_F32, SAEC_RED_SUM));
     return SAEC_OP(sae->dev, axpby, count, 1.0f / (float)sae->world, buf, 0.0f, buf, buf);
 }
 
-/* Start summing the gradients of tensors first .. last (contiguous in the arena) across ranks,
-   while the backward goes on with the others. */
-static int sae_grads_ready(saec_sae *sae, int first, int last) {
+int sae_grads_ready(saec_sae *sae, int first, int last) {
     if (!sae->distributed) return SAEC_OK;
     if (last >= sae->n_tensors) last = sae->n_tensors - 1;
     if (first > last) return SAEC_OK;
@@ -886,8 +884,10 @@ int sae_read_stats(saec_sae *sae, sae_step_stats *out) {
     const int global = sae->distributed && sae->last_train;
     if (global) {
         SAEC_TRY(saec_comm_allreduce(sae->comm, sae->l0_count, 1, SAEC_DT_F64, SAEC_RED_SUM));
-        if (sae->arch == SAE_RELU || sae->arch == SAE_ATM)
-            SAEC_TRY(saec_comm_allreduce(sae->comm, sae->penalty, 1, SAEC_DT_F64, SAEC_RED_SUM));
+        if (sae->arch == SAE_RELU || sae->arch == SAE_ATM) /* separate: one value per bucket */
+            SAEC_TRY(saec_comm_allreduce(
+                sae->comm, sae->group_penalty ? sae->group_penalty : sae->penalty,
+                sae->group_penalty ? sae->hp.timestep_buckets : 1, SAEC_DT_F64, SAEC_RED_SUM));
     }
     SAEC_TRY(dev->ops->download(dev, main_stats, sae->stats, sizeof main_stats));
     SAEC_TRY(dev->ops->download(dev, aux, sae->aux_stats, sizeof aux));

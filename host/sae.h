@@ -167,6 +167,7 @@ typedef struct {
     int32_t *group_counts; /* [B] scratch of the grouping (device) */
     int32_t *offsets_host; /* [B + 1] the same offsets on the host (per-bucket op calls) */
     int32_t *perm_host;    /* [batch] */
+    int64_t *group_tokens; /* [B] host: this training step's tokens per bucket over all ranks */
     float *xs;             /* [batch, d] xn sorted by bucket */
     float *xhat_s;         /* [batch, d] the reconstruction of xs (xhat gets it unsorted) */
     double *group_penalty; /* [B] relu, atm: each bucket's L1 penalty (summed when read) */

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
+#include "sae_internal.h"
+
 #define ALLOC(ptr, count)                                                                          \
     SAEC_TRY(sae->dev->ops->alloc(sae->dev, sizeof(*(ptr)) * (size_t)((count) > 0 ? (count) : 1),  \
                                   (void **)&(ptr)))
@@ -28,7 +31,8 @@ int sae_separate_allocate(saec_sae *sae) {
     if (sae->arch == SAE_RELU || sae->arch == SAE_ATM) ALLOC(sae->group_penalty, B);
     sae->offsets_host = calloc((size_t)(B + 1), sizeof(int32_t));
     sae->perm_host = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
-    if (!sae->offsets_host || !sae->perm_host)
+    sae->group_tokens = calloc((size_t)B, sizeof(int64_t));
+    if (!sae->offsets_host || !sae->perm_host || !sae->group_tokens)
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the separate mode's groups");
     return SAEC_OK;
 }
@@ -56,6 +60,8 @@ int sae_separate_group(saec_sae *sae, int64_t n) {
     free(next);
     return SAEC_OK;
 }
+
+static int separate_track_training(saec_sae *sae);
 
 /* Dense codes fd [n, mb] from pre [n, mb], by variant, each bucket's latents its own. */
 static int separate_encode_dense(saec_sae *sae, int64_t n, int train) {
@@ -167,33 +173,36 @@ int sae_separate_forward(saec_sae *sae, int64_t n, int train) {
                                         sae->xhat_s));
         SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
     }
-    /* the nmse of the whole batch (its statistics do not depend on the row order) */
-    SAEC_TRY(SAEC_OP(dev, recon_loss_grad, sae->xs, sae->xhat_s, sae->data_mean, n, d, 1.0f,
-                     sae->stats, train ? sae->g : NULL));
+    /* the nmse of the whole (global) batch; its statistics do not depend on the row order */
+    SAEC_TRY(sae_recon(sae, sae->xs, sae->xhat_s, sae->data_mean, n, 1.0f, sae->stats,
+                       train ? sae->g : NULL));
     if (!train) /* evaluation reads x̂ in the batch's order */
         return SAEC_OP(dev, scatter_rows, sae->xhat_s, sae->inv, NULL, n, 1, d, 0, sae->xhat);
 
-    SAEC_TRY(sae_separate_track_fired(sae, n, sae->since_fired, NULL, sae->dead_after,
-                                      sae->dead_mask, sae->dead_count));
+    SAEC_TRY(separate_track_training(sae));
     if (sae->aux_k == 0) return SAEC_OK;
 
-    /* AuxK per SAE: its dead latents' top-k_aux model the residual of its tokens (SPEC §2). */
+    /* AuxK per SAE: its dead latents' top-k_aux model the residual of its tokens (SPEC §2),
+       normalised over the global batch like the main nmse. */
     const int64_t ka = sae->aux_k;
     SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->xs, -1.0f, sae->xhat_s, sae->e));
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)n, 0.0f, sae->e_mean));
+    SAEC_TRY(
+        SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)(n * sae->world), 0.0f, sae->e_mean));
+    if (sae->distributed) /* the global batch's mean residual */
+        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
     SAEC_TRY(separate_select(sae, n, ka, sae->dead_mask, sae->idx_aux, sae->f_aux));
     SAEC_TRY(
         separate_sparse_decode(sae, ka, sae->idx_aux, sae->f_aux, sae->W_dec, NULL, 0, sae->ehat));
-    return SAEC_OP(dev, recon_loss_grad, sae->e, sae->ehat, sae->e_mean, n, d, sae->aux_alpha,
-                   sae->aux_stats, sae->g_aux);
+    return sae_recon(sae, sae->e, sae->ehat, sae->e_mean, n, sae->aux_alpha, sae->aux_stats,
+                     sae->g_aux);
 }
 
-int sae_separate_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
-                             int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
+/* Each SAE's clock counts its own bucket's tokens (an empty bucket's SAE does not age); the
+   dead counts of these per-bucket calls are partial (the callers recount). */
+static int separate_track_local(saec_sae *sae, int64_t *since_fired, int64_t *fire_count,
+                                int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
     saec_dev *dev = sae->dev;
     const int64_t mb = sae->group_m, k = sae->k;
-    (void)n; /* the groups' rows add up to n */
-    /* Each SAE's clock counts its own bucket's tokens; an empty bucket's SAE does not age. */
     FOR_EACH_GROUP(sae, g, r0, ng, l0) {
         int64_t *fc = fire_count ? fire_count + l0 : NULL;
         if (sae->dense)
@@ -203,9 +212,67 @@ int sae_separate_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int
             SAEC_TRY(SAEC_OP(dev, track_fired, sae->idx + r0 * k, sae->f + r0 * k, ng, (int)k, mb,
                              since_fired + l0, fc, dead_after, dead_mask + l0, dead_count));
     }
-    /* each call counted its own SAE's dead latents; recount all m (adding no tokens) */
-    return SAEC_OP(dev, dead_latents_update, since_fired, sae->m, 0, dead_after, dead_mask,
-                   dead_count);
+    return SAEC_OK;
+}
+
+int sae_separate_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
+                             int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
+    (void)n; /* the groups' rows add up to n */
+    SAEC_TRY(separate_track_local(sae, since_fired, fire_count, dead_after, dead_mask, dead_count));
+    return SAEC_OP(sae->dev, dead_latents_update, since_fired, sae->m, 0, dead_after, dead_mask,
+                   dead_count); /* recount all m, adding no tokens */
+}
+
+/* The training step's dead-latent clocks, over the global batch. With several ranks, bucket g's
+   clocks must advance by its tokens on every rank, and stop where a latent fired on any: each
+   rank first adds the other ranks' tokens of the bucket (track_fired of tokens without codes),
+   then tracks its own, and the minimum over the ranks is then fired-anywhere ? 0 : prev + total. */
+static int separate_track_training(saec_sae *sae) {
+    saec_dev *dev = sae->dev;
+    const int64_t B = sae->hp.timestep_buckets, mb = sae->group_m;
+    for (int64_t g = 0; g < B; g++)
+        sae->group_tokens[g] = sae->offsets_host[g + 1] - sae->offsets_host[g];
+    if (sae->distributed) {
+        int64_t *local = malloc(sizeof(int64_t) * (size_t)B);
+        if (!local) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory tracking latents");
+        memcpy(local, sae->group_tokens, sizeof(int64_t) * (size_t)B);
+        int rc =
+            saec_comm_allreduce_host(sae->comm, sae->group_tokens, B, SAEC_DT_I64, SAEC_RED_SUM);
+        for (int64_t g = 0; g < B && rc == SAEC_OK; g++)
+            if (sae->group_tokens[g] > local[g])
+                rc = SAEC_OP(dev, track_fired, NULL, NULL, sae->group_tokens[g] - local[g], 0, mb,
+                             sae->since_fired + g * mb, NULL, sae->dead_after,
+                             sae->dead_mask + g * mb, sae->dead_count);
+        free(local);
+        SAEC_TRY(rc);
+    }
+    SAEC_TRY(separate_track_local(sae, sae->since_fired, NULL, sae->dead_after, sae->dead_mask,
+                                  sae->dead_count));
+    if (sae->distributed)
+        SAEC_TRY(
+            saec_comm_allreduce(sae->comm, sae->since_fired, sae->m, SAEC_DT_I64, SAEC_RED_MIN));
+    return SAEC_OP(dev, dead_latents_update, sae->since_fired, sae->m, 0, sae->dead_after,
+                   sae->dead_mask, sae->dead_count);
+}
+
+/* ATM's statistics are EMAs of batch means per SAE. Each rank updated bucket g's from its own
+   tokens of g; the global batch's update is the token-weighted mean of the ranks' (an EMA is
+   linear in the batch mean). Weights ng/total (a rank without tokens of g left them unchanged and
+   weighs 0), then a sum over the ranks. */
+static int separate_atm_over_ranks(saec_sae *sae) {
+    if (!sae->distributed) return SAEC_OK;
+    saec_dev *dev = sae->dev;
+    const int64_t m = sae->m, mb = sae->group_m, B = sae->hp.timestep_buckets;
+    for (int64_t g = 0; g < B; g++) {
+        const int64_t ng = sae->offsets_host[g + 1] - sae->offsets_host[g];
+        const float w = sae->group_tokens[g] > 0 ? (float)ng / (float)sae->group_tokens[g]
+                                                 : 1.0f / (float)sae->world; /* unchanged */
+        for (int s = 0; s < 3; s++) {
+            float *slice = sae->atm_stats + s * m + g * mb;
+            SAEC_TRY(SAEC_OP(dev, axpby, mb, w, slice, 0.0f, NULL, slice));
+        }
+    }
+    return saec_comm_allreduce(sae->comm, sae->atm_stats, 3 * m, SAEC_DT_F32, SAEC_RED_SUM);
 }
 
 int sae_separate_backward(saec_sae *sae, int64_t n) {
@@ -217,7 +284,8 @@ int sae_separate_backward(saec_sae *sae, int64_t n) {
 
     float *dpre = sae->dfd; /* dense: [n, mb] ∂L/∂f, then ∂L/∂pre */
     if (sae->dense) {
-        const float coef = sae->sparsity_coef / (float)n; /* penalties: means over tokens */
+        /* penalties: means over the global batch's tokens */
+        const float coef = sae->sparsity_coef / (float)(n * sae->world);
         SAEC_TRY(SAEC_OP(dev, grouped_gemm_wgrad, B, sae->offsets, mb, d, 1.0f, sae->fd, sae->g,
                          1.0f, sae->dW_dec)); /* dW_dec,g += f_gᵀ g_g */
         SAEC_TRY(SAEC_OP(dev, grouped_gemm, 1, B, sae->offsets, mb, d, 1.0f, sae->g, sae->W_dec,
@@ -230,6 +298,7 @@ int sae_separate_backward(saec_sae *sae, int64_t n) {
                                  sae->W_dec + l0 * d, ng, mb, d, sae->hp.atm_beta, a + l0, q + l0,
                                  r + l0));
             }
+            SAEC_TRY(separate_atm_over_ranks(sae));
         }
             /* fall through */
         case SAE_RELU:
@@ -256,6 +325,7 @@ int sae_separate_backward(saec_sae *sae, int64_t n) {
     if (ka > 0)
         SAEC_TRY(
             separate_outer_accum(sae, ka, sae->idx_aux, sae->f_aux, sae->g_aux, sae->dW_dec, NULL));
+    SAEC_TRY(sae_grads_ready(sae, SAE_W_DEC, SAE_W_DEC)); /* summed while the encoder's run */
 
     /* Encoder: dW_enc_t, db_enc and dxc = ∂L/∂xc. */
     if (sae->dense) {
@@ -281,7 +351,10 @@ int sae_separate_backward(saec_sae *sae, int64_t n) {
         SAEC_TRY(separate_sparse_decode(sae, kk, idx, df, sae->W_enc_t, NULL,
                                         sae->dense || pass > 0, sae->dxc));
     }
-    return SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec);
+    SAEC_TRY(sae_grads_ready(sae, SAE_W_ENC_T, SAE_B_ENC));
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec));
+    SAEC_TRY(sae_grads_ready(sae, SAE_B_DEC, SAE_N_TENSORS - 1));
+    return sae->distributed ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
 }
 
 int sae_separate_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk) {

@@ -34,8 +34,4 @@ int sae_separate_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int
                              int64_t dead_after, uint8_t *dead_mask, double *dead_count);
 int sae_separate_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk);
 
-/* BatchTopK: fold this training batch's cut-off (bt_batch_thr) into the tracked inference
-   threshold, as sae_begin_step scheduled (in sae.c; shared by both modes). */
-int sae_batchtopk_track(saec_sae *sae);
-
 #endif

@@ -173,12 +173,6 @@ static int run_setup(run *r, int resume) {
     SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
     snprintf(cfg->timestep_mode, sizeof cfg->timestep_mode, "%s",
              saec_config_timestep_mode(cfg, r->data->has_timesteps));
-    if (strcmp(cfg->timestep_mode, "separate") == 0 &&
-        strcmp(saec_comm_backend_name(r->comm), "single") != 0)
-        return saec_fail(SAEC_ERR_USAGE,
-                         "train separate mode in one process, or use --timestep-mode bucket",
-                         "timestep_mode 'separate' is not data-parallel yet (backend %s, %d ranks)",
-                         saec_comm_backend_name(r->comm), r->world);
     if (r->world > 1) {
         /* Ranks started with different configurations would train different models: refuse.
            Each rank may name its own device and (until rank 0's is broadcast) run directory. */
@@ -210,7 +204,8 @@ static int run_setup(run *r, int resume) {
 
     if (hp.optimizer_shards > 1) {
         const double mib = 2.0 * sizeof(float) / (1 << 20); /* two moments */
-        say(r, "saec: ZeRO-1: Adam moments sharded over %d ranks, %.1f MiB each instead of %.1f MiB\n",
+        say(r,
+            "saec: ZeRO-1: Adam moments sharded over %d ranks, %.1f MiB each instead of %.1f MiB\n",
             r->world, mib * (double)r->sae->shard, mib * (double)r->sae->n_params);
     } else if (cfg->zero_stage == 1)
         say(r, "saec: ZeRO-1 asked for, but one rank has nothing to shard it with\n");

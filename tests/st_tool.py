@@ -4,7 +4,8 @@ usage: st_tool.py equal A.safetensors B.safetensors   exit 0 when every tensor i
        st_tool.py finite A.safetensors                 exit 0 when every float tensor is finite
        st_tool.py list A.safetensors                   print each tensor's name, dtype and shape
        st_tool.py close A B TOL                        exit 0 when every float tensor agrees:
-                                                       max |a − b| <= TOL · max(1, max |a|)
+                                                       max |a − b| <= TOL · max(1, max |a|),
+                                                       and every integer tensor is equal
 """
 import json
 import struct
@@ -62,7 +63,10 @@ def main():
             if a[k].shape != b[k].shape:
                 print(f"tensor {k}: shapes {a[k].shape} and {b[k].shape}")
                 return 1
-            if a[k].dtype.kind != "f":
+            if a[k].dtype.kind != "f":  # integer state (dead-latent clocks): exact
+                if a[k].tobytes() != b[k].tobytes():
+                    print(f"{k}: integer tensor differs in {int(np.sum(a[k] != b[k]))} places")
+                    return 1
                 continue
             x, y = a[k].astype(np.float64), b[k].astype(np.float64)
             rel = np.max(np.abs(x - y)) / max(1.0, np.max(np.abs(x))) if x.size else 0.0

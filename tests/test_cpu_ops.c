@@ -847,16 +847,16 @@ static void test_track_fired(saec_dev *dev) {
         int64_t since[23] = {0}, count[23] = {0}, r_since[23] = {0}, r_count[23] = {0};
         uint8_t mask[23];
         memset(mask, 7, sizeof mask);
-        static const int64_t batch_n[] = {5, 1, 3, 4, 2};
-        static const int batch_k[] = {3, 1, 3, 2, 5};
-        for (size_t b = 0; b < 5; b++) {
+        static const int64_t batch_n[] = {5, 1, 3, 6, 4, 2}; /* k = 0: tokens without codes */
+        static const int batch_k[] = {3, 1, 3, 0, 2, 5};
+        for (size_t b = 0; b < 6; b++) {
             const int64_t n = batch_n[b];
             const int k = batch_k[b];
             set_ctx("track_fired batch %zu n=%lld k=%d fire_count=%s", b, (long long)n, k,
                     with_count ? "yes" : "NULL");
             int32_t idx[16];
             float val[16];
-            rand_code(n, k, b == 4 ? 4 : m, 20, idx, val); /* last batch: only latents 0..3 */
+            rand_code(n, k, b == 5 ? 4 : m, 20, idx, val); /* last batch: only latents 0..3 */
             for (int64_t p = 0; p < n * k; p++)
                 if (idx[p] >= 0 && rng_int(4) == 0)
                     val[p] = rng_int(2) ? 0.0f : -0.5f; /* kept, not firing */
@@ -865,8 +865,8 @@ static void test_track_fired(saec_dev *dev) {
             for (int64_t p = 0; p < n * k; p++)
                 if (idx[p] >= 0 && val[p] > 0) r_since[idx[p]] = 0, r_count[idx[p]]++;
             double dead = -1;
-            OK(SAEC_OP(dev, track_fired, idx, val, n, k, m, since, with_count ? count : NULL,
-                       dead_after, mask, &dead));
+            OK(SAEC_OP(dev, track_fired, k ? idx : NULL, k ? val : NULL, n, k, m, since,
+                       with_count ? count : NULL, dead_after, mask, &dead));
             int64_t r_dead = 0;
             int ok = 1;
             for (int64_t j = 0; j < m; j++) {

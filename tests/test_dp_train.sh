@@ -44,12 +44,31 @@ for arch in topk atm; do
     || fail "$arch: the MPI path at world size 1 differs from the single process"
 done
 
-# TIDE separate mode is one process only for now: 2 ranks refuse it before writing anything.
-"${MPI[@]}" -np 2 "$SAEC" train --device cpu --synthetic timestep --timestep-mode separate \
-  --timestep-buckets 8 --steps 5 --out sep_dp >/dev/null 2>sep_dp.log; rc=$?
-[ $rc -ne 0 ] && grep -q "'separate' is not data-parallel yet" sep_dp.log && [ ! -e sep_dp ] \
-  && pass "separate mode on 2 ranks: refused with a clear error, no run directory" \
-  || fail "separate mode on 2 ranks: exit $rc: $(head -3 sep_dp.log)"
+# TIDE separate mode: every rank groups its rows by bucket, so ranks hold different numbers of
+# each bucket's tokens. The global step still equals one process's: the per-bucket dead-latent
+# clocks count every rank's tokens (compared exactly, with many latents dead), AuxK uses the
+# global residual, ATM weighs the ranks' statistics by their tokens.
+SEP=(--device cpu --synthetic timestep --timestep-mode separate --timestep-buckets 4 --d-in 24
+     --syn-features 64 --steps 40 --log-every 10 --eval-tokens 1024 --init-sample 512)
+for arch in topk atm; do
+  if [ $arch = topk ]; then extra=(--latents 384 --k 2 --dead-tokens 100); else
+    extra=(--latents 96 --atm-warmup 0.25); fi
+  "$SAEC" train "${SEP[@]}" "${extra[@]}" --arch $arch --batch-size $GLOBAL --out sep1_$arch \
+    >/dev/null 2>sep1_$arch.log || { fail "separate $arch: 1 rank failed"; cat sep1_$arch.log >&2; continue; }
+  for np in 2 4; do
+    "${MPI[@]}" -np $np "$SAEC" train "${SEP[@]}" "${extra[@]}" --arch $arch \
+      --batch-size $((GLOBAL / np)) --out sep${np}_$arch >/dev/null 2>sep${np}_$arch.log \
+      || { fail "separate $arch: $np ranks failed"; cat sep${np}_$arch.log >&2; continue; }
+    "$PYTHON" "$TESTS_DIR/st_tool.py" close sep1_$arch/model.safetensors sep${np}_$arch/model.safetensors \
+      $TOL >sep_close_${np}_$arch.txt \
+      && "$PYTHON" "$TESTS_DIR/st_tool.py" close sep1_$arch/optimizer.safetensors \
+        sep${np}_$arch/optimizer.safetensors $TOL >>sep_close_${np}_$arch.txt \
+      && pass "separate $arch: $np ranks reach the 1-rank weights and clocks (worst $(worst sep_close_${np}_$arch.txt))" \
+      || { fail "separate $arch: $np ranks differ from 1 rank"; grep -v "max relative difference [0-9.e-]*$" sep_close_${np}_$arch.txt >&2; tail -3 sep_close_${np}_$arch.txt >&2; }
+  done
+done
+grep -q "dead [1-9][0-9]*\.[0-9]%" sep1_topk.log && pass "separate topk: latents do die in that run" \
+  || fail "separate topk: no dead latents, so the clocks went untested"
 
 # Only rank 0 prints the progress and writes the summary (once, on stdout).
 [ "$(grep -c '"nmse"' r4_topk.out)" -eq 1 ] && pass "one summary from 4 ranks" \

@@ -896,21 +896,21 @@ static void test_adamw_unit_rows(void) {
 /* ---- latent bookkeeping ---- */
 
 static void test_track_fired(void) {
-    static const int64_t shapes[][3] = {{37, 5, 101}, {1, 1, 1}, {4096, 64, 16384}};
+    static const int64_t shapes[][3] = {{37, 5, 101}, {1, 1, 1}, {4096, 64, 16384}, {77, 0, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int with_count = 0; with_count < 2; with_count++) {
             const int64_t n = shapes[s][0], m = shapes[s][2];
             const int k = (int)shapes[s][1];
             set_ctx("track_fired n=%lld k=%d m=%lld fire_count=%d", (long long)n, k, (long long)m,
                     with_count);
-            int32_t *idx = xmalloc((size_t)(n * k) * 4);
-            float *val = xmalloc((size_t)(n * k) * 4);
+            int32_t *idx = xmalloc((size_t)(n * k + 1) * 4); /* k = 0: no codes; clocks advance */
+            float *val = xmalloc((size_t)(n * k + 1) * 4);
             int64_t *since = xmalloc((size_t)m * 8), *count = xmalloc((size_t)m * 8);
             for (int64_t j = 0; j < m; j++)
                 since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
             pair ps = pair_up(since, (size_t)m * 8), pc = pair_up(count, (size_t)m * 8);
             pair pmask = pair_new((size_t)m), pdead = pair_new(sizeof(double));
-            pair pi = pair_new((size_t)(n * k) * 4), pv = pair_new((size_t)(n * k) * 4);
+            pair pi = pair_new((size_t)(n * k + 1) * 4), pv = pair_new((size_t)(n * k + 1) * 4);
             for (int batch = 0; batch < 2; batch++) {
                 rand_code(n, k, m, 20, -1, idx, val);
                 for (int64_t p = 0; p < n * k; p++)
@@ -1661,10 +1661,10 @@ static void modulate_backward_gpu_case(int64_t n, int64_t d, int n_buckets) {
     pair psc = pair_up(sc, (size_t)bd * 4), pds = pair_up(ds, (size_t)bd * 4);
     pair pdh = pair_up(dh, (size_t)bd * 4), pdx = pair_up(dxc, (size_t)nd * 4);
     pair pbk = pair_up(bucket, (size_t)(n > 0 ? n : 1) * 4);
-    OK(SAEC_OP(cpu, modulate_backward, FC(pdU), FC(pxc), IC(pbk), FC(psc), n_buckets, n, d,
-               FC(pdx), FC(pds), FC(pdh)));
-    OK(SAEC_OP(gpu, modulate_backward, FG(pdU), FG(pxc), IG(pbk), FG(psc), n_buckets, n, d,
-               FG(pdx), FG(pds), FG(pdh)));
+    OK(SAEC_OP(cpu, modulate_backward, FC(pdU), FC(pxc), IC(pbk), FC(psc), n_buckets, n, d, FC(pdx),
+               FC(pds), FC(pdh)));
+    OK(SAEC_OP(gpu, modulate_backward, FG(pdU), FG(pxc), IG(pbk), FG(psc), n_buckets, n, d, FG(pdx),
+               FG(pds), FG(pdh)));
     COMPARE_EXACT("dxc (one multiply and one add, each rounded)", pdx);
     /* the sums: both in double, rounded once to float; scale Σ|terms| + |initial| */
     double *scs = xmalloc((size_t)bd * 8), *sch = xmalloc((size_t)bd * 8);
@@ -1686,7 +1686,7 @@ static void test_modulate_backward(void) {
     modulate_backward_gpu_case(37, 23, 10);
     modulate_backward_gpu_case(1, 1, 1);
     modulate_backward_gpu_case(0, 8, 3);
-    modulate_backward_gpu_case(1024, 288, 10); /* several row chunks */
+    modulate_backward_gpu_case(1024, 288, 10);               /* several row chunks */
     if (!quick) modulate_backward_gpu_case(4096, 2304, 100); /* chunks limited by memory */
 }
 

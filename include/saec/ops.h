@@ -151,7 +151,9 @@ typedef struct saec_op_table {
        since_fired[j] += n, then = 0 for each latent that fired (val > 0) in the batch;
        fire_count[j] += #tokens where j fired (fire_count may be NULL);
        dead_mask[j] = since_fired[j] >= dead_after; *dead_count = Σ dead_mask (device double).
-       since_fired, fire_count [m] int64; dead_mask [m] uint8.
+       since_fired, fire_count [m] int64; dead_mask [m] uint8. k = 0 (idx, val may be NULL): n
+       tokens in which nothing fired, every clock advances by n (TIDE separate mode counts the
+       other ranks' tokens of a bucket so).
        Floor: reads n*k*8 bytes, read-modify-writes m*(8 + 8 + 1) bytes. */
     int (*track_fired)(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
                        int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,

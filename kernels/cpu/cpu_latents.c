@@ -11,9 +11,9 @@ int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, in
                          int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
                          uint8_t *dead_mask, double *dead_count) {
     (void)dev;
-    SAEC_CPU_REQUIRE("track_fired", n >= 0 && k >= 1 && m >= 1);
+    SAEC_CPU_REQUIRE("track_fired", n >= 0 && k >= 0 && m >= 1);
     SAEC_CPU_REQUIRE("track_fired", since_fired && dead_mask && dead_count);
-    SAEC_CPU_REQUIRE("track_fired", n == 0 || (idx && val));
+    SAEC_CPU_REQUIRE("track_fired", n == 0 || k == 0 || (idx && val));
     for (int64_t p = 0; p < n * k; p++)
         if (idx[p] >= m)
             return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
