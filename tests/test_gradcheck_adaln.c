@@ -1,6 +1,6 @@
 /* The loss gradient of the TIDE `adaln` mode (SPEC §6) on the CPU backend, against central finite
  * differences of an independent double-precision reference written with naive loops (no engine
- * op is used for the reference).
+ * op is used for the reference; the part shared with the bucket check is gradcheck_tide_ref.h).
  *
  * Adaln mode computes each row's scale and shift from its timestep t with a small MLP on a
  * sinusoidal embedding (width E, hidden width E):
@@ -50,12 +50,12 @@ typedef struct {
 
 typedef struct {
     sae_arch arch;
-    double x[N][D];   /* raw rows */
-    double mu[D];     /* data mean (normalised units) */
-    double emb[N][E]; /* reference embedding of each row's timestep (float-rounded) */
-    double lambda;    /* relu: the sparsity coefficient of the step */
+    double x[N][D];                /* raw rows */
+    double mu[D];                  /* data mean (normalised units) */
+    double emb[N][E];              /* reference embedding of each row's timestep (float-rounded) */
+    double lambda;                 /* relu: the sparsity coefficient of the step */
     int idx[N][K], idx_aux[N][KA]; /* topk: the engine's selections, fixed */
-    double e[N][D]; /* topk: AuxK residual at the base point (a constant) */
+    double e[N][D];                /* topk: AuxK residual at the base point (a constant) */
 } problem;
 
 #define CHECK(cond, ...)                                                                           \
@@ -109,161 +109,38 @@ static void encoder_input(const params *p, const problem *q, double u[N][D]) {
     }
 }
 
-/* pre_tj = b_enc_j + Σ_i u_ti W_enc_t[j][i] */
-static double pre_at(const params *p, const double u[N][D], int t, int j) {
-    double v = p->b_enc[j];
-    for (int i = 0; i < D; i++)
-        v += u[t][i] * p->W_enc_t[j][i];
-    return v;
-}
-
-static double row_norm(const double *w) {
-    double s = 0;
-    for (int i = 0; i < D; i++)
-        s += w[i] * w[i];
-    return sqrt(s);
-}
-
-/* Codes of row t, dense [M]: topk keeps the fixed selection (ReLU'd), relu everything. */
-static void codes(const params *p, const problem *q, const double u[N][D], int t, double *f) {
-    for (int j = 0; j < M; j++)
-        f[j] = 0.0;
-    if (q->arch == SAE_TOPK) {
-        for (int s = 0; s < K; s++)
-            f[q->idx[t][s]] = fmax(0.0, pre_at(p, u, t, q->idx[t][s]));
-    } else {
-        for (int j = 0; j < M; j++)
-            f[j] = fmax(0.0, pre_at(p, u, t, j));
-    }
-}
-
-static void decode(const params *p, const double *f, double *xhat) {
-    for (int i = 0; i < D; i++) {
-        xhat[i] = p->b_dec[i];
-        for (int j = 0; j < M; j++)
-            xhat[i] += f[j] * p->W_dec[j][i];
-    }
-}
+static double *tensor_of(params *p, int i); /* below: the reference tensor of engine tensor i */
+#include "gradcheck_tide_ref.h"
 
 static double reference_loss(const params *p, const problem *q) {
     double u[N][D];
     encoder_input(p, q, u);
-    double sse = 0, sst = 0, penalty = 0;
-    for (int t = 0; t < N; t++) {
-        double f[M], xhat[D];
-        codes(p, q, u, t, f);
-        decode(p, f, xhat);
-        for (int i = 0; i < D; i++) {
-            const double xn = q->x[t][i] / SCALE;
-            sse += (xn - xhat[i]) * (xn - xhat[i]);
-            sst += (xn - q->mu[i]) * (xn - q->mu[i]);
-        }
-        if (q->arch == SAE_RELU)
-            for (int j = 0; j < M; j++)
-                penalty += f[j] * row_norm(p->W_dec[j]);
-    }
-    double loss = sse / sst + q->lambda * penalty / N;
-    if (q->arch != SAE_TOPK) return loss;
-
-    /* AuxK: ê = Σ ReLU(pre) W_dec over the fixed dead-latent selection, no b_dec. */
-    double aux_sse = 0, aux_sst = 0, e_mean[D] = {0};
-    for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++)
-            e_mean[i] += q->e[t][i] / N;
-    for (int t = 0; t < N; t++) {
-        double ehat[D] = {0};
-        for (int s = 0; s < KA; s++) {
-            const int j = q->idx_aux[t][s];
-            if (j < 0) continue;
-            const double f = fmax(0.0, pre_at(p, u, t, j));
-            for (int i = 0; i < D; i++)
-                ehat[i] += f * p->W_dec[j][i];
-        }
-        for (int i = 0; i < D; i++) {
-            aux_sse += (q->e[t][i] - ehat[i]) * (q->e[t][i] - ehat[i]);
-            aux_sst += (q->e[t][i] - e_mean[i]) * (q->e[t][i] - e_mean[i]);
-        }
-    }
-    return loss + ALPHA * aux_sse / aux_sst;
+    return reference_loss_u(p, q, u);
 }
 
-/* TopK: smallest gap between a selected and an unselected eligible pre-activation, and of every
-   selected pre-activation from the ReLU kink at 0. */
 static double topk_margin(const params *p, const problem *q, const uint8_t *dead) {
     double u[N][D];
     encoder_input(p, q, u);
-    double margin = INFINITY;
-    for (int t = 0; t < N; t++) {
-        const int *sets[2] = {q->idx[t], q->idx_aux[t]};
-        const int sizes[2] = {K, KA};
-        for (int set = 0; set < 2; set++) {
-            double lowest_kept = INFINITY;
-            int full = 1;
-            for (int s = 0; s < sizes[set]; s++) {
-                if (sets[set][s] < 0) {
-                    full = 0;
-                    continue;
-                }
-                const double v = pre_at(p, u, t, sets[set][s]);
-                lowest_kept = fmin(lowest_kept, v);
-                margin = fmin(margin, fabs(v));
-            }
-            for (int j = 0; j < M; j++) {
-                if (set == 1 && !dead[j]) continue;
-                int kept = 0;
-                for (int s = 0; s < sizes[set]; s++)
-                    kept |= sets[set][s] == j;
-                if (kept) continue;
-                /* an eligible latent left out of a set that is not full: a wrong selection */
-                if (!full) return -INFINITY;
-                margin = fmin(margin, lowest_kept - pre_at(p, u, t, j));
-            }
-        }
-    }
-    return margin;
+    return topk_margin_u(p, q, u, dead);
 }
 
 /* The reference tensor of engine tensor i (NULL: not an adaln-mode tensor). */
 static double *tensor_of(params *p, int i) {
-    double *dst[SAE_N_TENSORS] = {
-        [SAE_W_ENC_T] = &p->W_enc_t[0][0], [SAE_B_ENC] = p->b_enc,    [SAE_W_DEC] = &p->W_dec[0][0],
-        [SAE_B_DEC] = p->b_dec,            [SAE_ADA_W1] = &p->W1[0][0], [SAE_ADA_B1] = p->b1,
-        [SAE_ADA_W_S] = &p->Ws[0][0],      [SAE_ADA_B_S] = p->bs,     [SAE_ADA_W_H] = &p->Wh[0][0],
-        [SAE_ADA_B_H] = p->bh};
+    double *dst[SAE_N_TENSORS] = {[SAE_W_ENC_T] = &p->W_enc_t[0][0], [SAE_B_ENC] = p->b_enc,
+                                  [SAE_W_DEC] = &p->W_dec[0][0],     [SAE_B_DEC] = p->b_dec,
+                                  [SAE_ADA_W1] = &p->W1[0][0],       [SAE_ADA_B1] = p->b1,
+                                  [SAE_ADA_W_S] = &p->Ws[0][0],      [SAE_ADA_B_S] = p->bs,
+                                  [SAE_ADA_W_H] = &p->Wh[0][0],      [SAE_ADA_B_H] = p->bh};
     return dst[i];
 }
 
 /* Expected element counts in adaln mode (0: absent). */
 static int64_t expected_size(int i) {
     const int64_t sizes[SAE_N_TENSORS] = {
-        [SAE_W_ENC_T] = M * D, [SAE_B_ENC] = M,       [SAE_W_DEC] = M * D,   [SAE_B_DEC] = D,
-        [SAE_ADA_W1] = E * E,  [SAE_ADA_B1] = E,      [SAE_ADA_W_S] = E * D, [SAE_ADA_B_S] = D,
+        [SAE_W_ENC_T] = M * D, [SAE_B_ENC] = M,  [SAE_W_DEC] = M * D,   [SAE_B_DEC] = D,
+        [SAE_ADA_W1] = E * E,  [SAE_ADA_B1] = E, [SAE_ADA_W_S] = E * D, [SAE_ADA_B_S] = D,
         [SAE_ADA_W_H] = E * D, [SAE_ADA_B_H] = D};
     return sizes[i];
-}
-
-static void pack(params *p, float *arena, const saec_sae *sae) {
-    memset(arena, 0, sizeof(float) * ARENA);
-    for (int i = 0; i < sae->n_tensors; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        if (t->rows == 0) continue; /* absent */
-        const double *src = tensor_of(p, i);
-        for (int64_t e = 0; e < t->rows * t->cols; e++)
-            arena[t->offset + e] = (float)src[e];
-    }
-}
-
-/* The parameter at arena_index (NULL: padding); *tensor its tensor. */
-static double *param_slot(params *p, const saec_sae *sae, int64_t arena_index, int *tensor) {
-    for (int i = 0; i < sae->n_tensors; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        if (t->rows == 0) continue;
-        if (arena_index >= t->offset && arena_index < t->offset + t->rows * t->cols) {
-            *tensor = i;
-            return tensor_of(p, i) + (arena_index - t->offset);
-        }
-    }
-    return NULL;
 }
 
 /* Random parameters and rows, all float-representable; every adaln tensor nonzero. */
@@ -477,35 +354,15 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
           "%s loss: engine %.9g, reference %.9g", sae_arch_name(arch), engine_loss, ref_loss);
 
     /* Finite differences of every parameter. */
-    const double h = 1e-6;
     int checked = 0, per_tensor[SAE_N_TENSORS] = {0};
     double worst = 0, largest[SAE_N_TENSORS] = {0};
-    for (int64_t a = 0; a < sae->n_params; a++) {
-        int tensor = -1;
-        double *slot = param_slot(&p, sae, a, &tensor);
-        if (!slot) continue;
-        const double saved = *slot;
-        *slot = saved + h;
-        const double up = reference_loss(&p, &q);
-        *slot = saved - h;
-        const double down = reference_loss(&p, &q);
-        *slot = saved;
-        const double fdiff = (up - down) / (2 * h);
-        const double err = fabs(fdiff - grads[a]);
-        const double tol = 2e-5 + 1e-3 * fabs(fdiff);
-        worst = fmax(worst, err / tol);
-        CHECK(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
-              sae_arch_name(arch), sae->layout[tensor].name,
-              (long long)(a - sae->layout[tensor].offset), grads[a], fdiff);
-        checked++;
-        per_tensor[tensor]++;
-        largest[tensor] = fmax(largest[tensor], fabs(fdiff));
-    }
+    if (check_all_gradients(&p, &q, sae, grads, reference_loss, per_tensor, largest, &worst,
+                            &checked))
+        return 1;
     int adaln_checked = 0;
     for (int i = 0; i < SAE_N_TENSORS; i++) {
         CHECK(per_tensor[i] == expected_size(i), "%s: %d of %lld entries of %s checked",
-              sae_arch_name(arch), per_tensor[i], (long long)expected_size(i),
-              sae->layout[i].name);
+              sae_arch_name(arch), per_tensor[i], (long long)expected_size(i), sae->layout[i].name);
         /* a tensor whose gradient is zero everywhere would check nothing */
         if (expected_size(i) > 0)
             CHECK(largest[i] > 1e-4, "%s: the gradient of %s is (nearly) zero everywhere (%.3g)",
@@ -548,8 +405,9 @@ static int timestep_range(saec_dev *dev) {
         saec_error_clear();
     }
     sae_destroy(sae);
-    printf("  sae_set_timesteps (adaln): 0 and T−1 accepted (embeddings as specified); T, −1, T+500 "
-           "rejected with SAEC_ERR_DATA\n");
+    printf(
+        "  sae_set_timesteps (adaln): 0 and T−1 accepted (embeddings as specified); T, −1, T+500 "
+        "rejected with SAEC_ERR_DATA\n");
     return 0;
 }
 

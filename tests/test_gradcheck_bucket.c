@@ -1,6 +1,6 @@
 /* The loss gradient of the TIDE `bucket` mode (SPEC §6) on the CPU backend, against central finite
  * differences of an independent double-precision reference written with naive loops (no engine
- * op is used for the reference).
+ * op is used for the reference; the part shared with the adaln check is gradcheck_tide_ref.h).
  *
  * Bucket mode adds per-bucket scale and shift vectors s_b, h_b [B, d] that modulate the encoder
  * input, pre = ((xn − b_dec) ⊙ (1 + s_{b_t}) + h_{b_t}) W_enc + b_enc with b_t = floor(t·B/T);
@@ -65,147 +65,41 @@ typedef struct {
 
 static double fr(double v) { return (double)(float)v; } /* a value the engine holds exactly */
 
-/* pre_tj = b_enc_j + Σ_i ((xn_ti − b_dec_i)(1 + s_{b_t,i}) + h_{b_t,i}) W_enc_t[j][i] */
-static double pre_at(const params *p, const problem *q, int t, int j) {
-    const int b = q->bucket[t];
-    double v = p->b_enc[j];
-    for (int i = 0; i < D; i++) {
-        const double u = (q->x[t][i] / SCALE - p->b_dec[i]) * (1.0 + p->s[b][i]) + p->h[b][i];
-        v += u * p->W_enc_t[j][i];
-    }
-    return v;
-}
-
-static double row_norm(const double *w) {
-    double s = 0;
-    for (int i = 0; i < D; i++)
-        s += w[i] * w[i];
-    return sqrt(s);
-}
-
-/* Codes of row t, dense [M]: topk keeps the fixed selection (ReLU'd), relu everything. */
-static void codes(const params *p, const problem *q, int t, double *f) {
-    for (int j = 0; j < M; j++)
-        f[j] = 0.0;
-    if (q->arch == SAE_TOPK) {
-        for (int s = 0; s < K; s++)
-            f[q->idx[t][s]] = fmax(0.0, pre_at(p, q, t, q->idx[t][s]));
-    } else {
-        for (int j = 0; j < M; j++)
-            f[j] = fmax(0.0, pre_at(p, q, t, j));
+/* The encoder input of every row: u_t = (xn_t − b_dec) ⊙ (1 + s_{b_t}) + h_{b_t}. */
+static void encoder_input(const params *p, const problem *q, double u[N][D]) {
+    for (int t = 0; t < N; t++) {
+        const int b = q->bucket[t];
+        for (int i = 0; i < D; i++)
+            u[t][i] = (q->x[t][i] / SCALE - p->b_dec[i]) * (1.0 + p->s[b][i]) + p->h[b][i];
     }
 }
 
-static void decode(const params *p, const double *f, double *xhat) {
-    for (int i = 0; i < D; i++) {
-        xhat[i] = p->b_dec[i];
-        for (int j = 0; j < M; j++)
-            xhat[i] += f[j] * p->W_dec[j][i];
-    }
-}
+static double *tensor_of(params *p, int i); /* below: the reference tensor of engine tensor i */
+#include "gradcheck_tide_ref.h"
 
 static double reference_loss(const params *p, const problem *q) {
-    double sse = 0, sst = 0, penalty = 0;
-    for (int t = 0; t < N; t++) {
-        double f[M], xhat[D];
-        codes(p, q, t, f);
-        decode(p, f, xhat);
-        for (int i = 0; i < D; i++) {
-            const double xn = q->x[t][i] / SCALE;
-            sse += (xn - xhat[i]) * (xn - xhat[i]);
-            sst += (xn - q->mu[i]) * (xn - q->mu[i]);
-        }
-        if (q->arch == SAE_RELU)
-            for (int j = 0; j < M; j++)
-                penalty += f[j] * row_norm(p->W_dec[j]);
-    }
-    double loss = sse / sst + q->lambda * penalty / N;
-    if (q->arch != SAE_TOPK) return loss;
-
-    /* AuxK: ê = Σ ReLU(pre) W_dec over the fixed dead-latent selection, no b_dec. */
-    double aux_sse = 0, aux_sst = 0, e_mean[D] = {0};
-    for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++)
-            e_mean[i] += q->e[t][i] / N;
-    for (int t = 0; t < N; t++) {
-        double ehat[D] = {0};
-        for (int s = 0; s < KA; s++) {
-            const int j = q->idx_aux[t][s];
-            if (j < 0) continue;
-            const double f = fmax(0.0, pre_at(p, q, t, j));
-            for (int i = 0; i < D; i++)
-                ehat[i] += f * p->W_dec[j][i];
-        }
-        for (int i = 0; i < D; i++) {
-            aux_sse += (q->e[t][i] - ehat[i]) * (q->e[t][i] - ehat[i]);
-            aux_sst += (q->e[t][i] - e_mean[i]) * (q->e[t][i] - e_mean[i]);
-        }
-    }
-    return loss + ALPHA * aux_sse / aux_sst;
+    double u[N][D];
+    encoder_input(p, q, u);
+    return reference_loss_u(p, q, u);
 }
 
-/* TopK: smallest gap between a selected and an unselected eligible pre-activation, and of every
-   selected pre-activation from the ReLU kink at 0. */
 static double topk_margin(const params *p, const problem *q, const uint8_t *dead) {
-    double margin = INFINITY;
-    for (int t = 0; t < N; t++) {
-        const int *sets[2] = {q->idx[t], q->idx_aux[t]};
-        const int sizes[2] = {K, KA};
-        for (int set = 0; set < 2; set++) {
-            double lowest_kept = INFINITY;
-            int full = 1;
-            for (int s = 0; s < sizes[set]; s++) {
-                if (sets[set][s] < 0) {
-                    full = 0;
-                    continue;
-                }
-                const double v = pre_at(p, q, t, sets[set][s]);
-                lowest_kept = fmin(lowest_kept, v);
-                margin = fmin(margin, fabs(v));
-            }
-            for (int j = 0; j < M; j++) {
-                if (set == 1 && !dead[j]) continue;
-                int kept = 0;
-                for (int s = 0; s < sizes[set]; s++)
-                    kept |= sets[set][s] == j;
-                if (kept) continue;
-                /* an eligible latent left out of a set that is not full: a wrong selection */
-                if (!full) return -INFINITY;
-                margin = fmin(margin, lowest_kept - pre_at(p, q, t, j));
-            }
-        }
-    }
-    return margin;
+    double u[N][D];
+    encoder_input(p, q, u);
+    return topk_margin_u(p, q, u, dead);
+}
+
+/* pre_tj = b_enc_j + Σ_i u_ti W_enc_t[j][i] at p */
+static double pre_of(const params *p, const problem *q, int t, int j) {
+    double u[N][D];
+    encoder_input(p, q, u);
+    return pre_at(p, u, t, j);
 }
 
 static double *tensor_of(params *p, int i) {
     double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc,   &p->W_dec[0][0], p->b_dec, NULL,
                                   &p->s[0][0],       &p->h[0][0]};
     return dst[i];
-}
-
-static void pack(params *p, float *arena, const saec_sae *sae) {
-    memset(arena, 0, sizeof(float) * ARENA);
-    for (int i = 0; i < sae->n_tensors; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        if (t->rows == 0) continue; /* absent (log_theta without jumprelu) */
-        const double *src = tensor_of(p, i);
-        for (int64_t e = 0; e < t->rows * t->cols; e++)
-            arena[t->offset + e] = (float)src[e];
-    }
-}
-
-/* The parameter at arena_index (NULL: padding); *tensor its tensor. */
-static double *param_slot(params *p, const saec_sae *sae, int64_t arena_index, int *tensor) {
-    for (int i = 0; i < sae->n_tensors; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        if (t->rows == 0) continue;
-        if (arena_index >= t->offset && arena_index < t->offset + t->rows * t->cols) {
-            *tensor = i;
-            return tensor_of(p, i) + (arena_index - t->offset);
-        }
-    }
-    return NULL;
 }
 
 /* Random parameters and rows, all float-representable; s, h nonzero in every bucket. */
@@ -351,7 +245,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
                 const int j = q.idx_aux[t][s] = idx_aux[t * KA + s];
                 CHECK(j < M && (j < 0 || dead[j]), "topk: AuxK picked live latent %d", j);
                 aux_slots += j >= 0;
-                if (j >= 0) aux_codes += pre_at(&p, &q, t, j) > 0;
+                if (j >= 0) aux_codes += pre_of(&p, &q, t, j) > 0;
             }
             for (int i = 0; i < D; i++)
                 q.e[t][i] = q.x[t][i] / SCALE - xhat[t * D + i];
@@ -364,7 +258,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         int active = 0;
         for (int t = 0; t < N; t++)
             for (int j = 0; j < M; j++) {
-                const double v = pre_at(&p, &q, t, j);
+                const double v = pre_of(&p, &q, t, j);
                 margin = fmin(margin, fabs(v));
                 active += v > 0;
             }
@@ -395,29 +289,10 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     CHECK(nonzero_sh > 0, "%s: no nonzero ts_scale / ts_shift gradient", sae_arch_name(arch));
 
     /* Finite differences of every parameter. */
-    const double h = 1e-6;
     int checked = 0, per_tensor[SAE_N_TENSORS] = {0};
     double worst = 0;
-    for (int64_t a = 0; a < sae->n_params; a++) {
-        int tensor = -1;
-        double *slot = param_slot(&p, sae, a, &tensor);
-        if (!slot) continue;
-        const double saved = *slot;
-        *slot = saved + h;
-        const double up = reference_loss(&p, &q);
-        *slot = saved - h;
-        const double down = reference_loss(&p, &q);
-        *slot = saved;
-        const double fdiff = (up - down) / (2 * h);
-        const double err = fabs(fdiff - grads[a]);
-        const double tol = 2e-5 + 1e-3 * fabs(fdiff);
-        worst = fmax(worst, err / tol);
-        CHECK(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
-              sae_arch_name(arch), sae->layout[tensor].name,
-              (long long)(a - sae->layout[tensor].offset), grads[a], fdiff);
-        checked++;
-        per_tensor[tensor]++;
-    }
+    if (check_all_gradients(&p, &q, sae, grads, reference_loss, per_tensor, NULL, &worst, &checked))
+        return 1;
     CHECK(per_tensor[SAE_TS_SCALE] == B * D && per_tensor[SAE_TS_SHIFT] == B * D &&
               per_tensor[SAE_B_DEC] == D && per_tensor[SAE_W_ENC_T] == M * D,
           "%s: not every parameter was checked", sae_arch_name(arch));
