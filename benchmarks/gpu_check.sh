@@ -51,13 +51,15 @@ set -o pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # ---- --pack: run here, on the build machine ----------------------------------------------------
-# Libraries every Linux GPU machine has (glibc, the GCC runtime) or that come with CUDA.
+# Libraries every Linux GPU machine has (glibc, the GCC runtime) or that come with CUDA. NCCL
+# (218 MB, beyond the carry limit) is left to the GPU machine too: its CUDA prefix, or the
+# nvidia-nccl wheel PyTorch brings, which the check finds and puts on the library path.
 is_system_lib() {
     case $1 in
     linux-vdso.so* | ld-linux*.so* | libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | \
         librt.so.* | libresolv.so.* | libutil.so.* | libanl.so.* | libmvec.so.* | \
         libBrokenLocale.so.* | libstdc++.so.* | libgcc_s.so.* | libcuda.so* | libcudart.so* | \
-        libcublas.so* | libcublasLt.so* | libnvidia*) return 0 ;;
+        libcublas.so* | libcublasLt.so* | libnccl.so* | libnvidia*) return 0 ;;
     *) return 1 ;;
     esac
 }
@@ -249,9 +251,16 @@ for exe in "$build/bin/saec" "$build/saec" "$build/tests/test_gpu_ops" "$build/b
     done
 done
 
-# A build made elsewhere names its own absolute paths in the CTest files: point them here when
-# that path does not exist on this machine.
+# A build made elsewhere names its own absolute paths in the CTest files (the build directory,
+# and the source tree for the script tests such as test_dp_gpu.sh): point them here when those
+# paths do not exist on this machine.
+# The source tree first: the build directory of record usually lies inside it.
 if [ -f "$build/CMakeCache.txt" ]; then
+    orig_src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+    if [ -n "$orig_src" ] && [ "$orig_src" != "$repo" ] && [ ! -e "$orig_src" ]; then
+        mkdir -p "$(dirname "$orig_src")" && ln -s "$repo" "$orig_src" &&
+            note "linked $orig_src -> $repo for ctest's script tests"
+    fi
     orig_build=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt")
     if [ -n "$orig_build" ] && [ "$orig_build" != "$build" ] && [ ! -e "$orig_build" ]; then
         mkdir -p "$(dirname "$orig_build")" && ln -s "$build" "$orig_build" &&
