@@ -405,13 +405,17 @@ int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timeste
     const char *mode = saec_config_timestep_mode(cfg, data_has_timesteps);
     if (strcmp(mode, "separate") == 0) { /* B SAEs of latents/B latents each */
         const long long m = (long long)cfg->latents, B = (long long)cfg->timestep_buckets;
-        if (m % B != 0)
-            return saec_fail(SAEC_ERR_USAGE,
-                             "separate mode splits the latents evenly over the buckets; give "
-                             "latents a multiple of timestep_buckets",
+        if (m % B != 0) {
+            char hint[160];
+            snprintf(hint, sizeof hint,
+                     "separate mode splits the latents evenly over the buckets: use --latents "
+                     "%lld or %lld, or change --timestep-buckets",
+                     m / B * B > 0 ? m / B * B : B, (m / B + 1) * B);
+            return saec_fail(SAEC_ERR_USAGE, hint,
                              "config key 'latents' = %lld is not a multiple of "
                              "'timestep_buckets' = %lld",
                              m, B);
+        }
         const int uses_k = strcmp(cfg->arch, "topk") == 0 || strcmp(cfg->arch, "batchtopk") == 0;
         if (uses_k && cfg->k > m / B)
             return saec_fail(SAEC_ERR_USAGE, "lower k or raise latents",
