@@ -15,6 +15,11 @@
  * sorted rows, per-latent work as one op call per bucket on its rows and latents (offsets known
  * on the host, from the host's bucket ids: no sync). The reconstruction is scattered back to the
  * batch's order for evaluation.
+ *
+ * Data-parallel, ranks hold different numbers of each bucket's tokens; the step is still the one
+ * process's on the global batch: global nmse and AuxK residual (as in sae.c), per-bucket token
+ * counts summed across ranks for the dead-latent clocks, ATM statistics weighted by each rank's
+ * share of the bucket.
  */
 #ifndef SAEC_SAE_SEPARATE_H
 #define SAEC_SAE_SEPARATE_H
