@@ -176,10 +176,12 @@ static int sae_allocate(saec_sae *sae) {
         SAEC_TRY(rc);
         sae->enc_in = sae->u;
     }
-    ALLOC(sae->pre, n * m);
+    /* the codes' width: m, or one bucket's m/B in separate mode (rows use their SAE's latents) */
+    const int64_t mw = sae->hp.ts_mode == SAE_TS_SEPARATE ? m / sae->hp.timestep_buckets : m;
+    ALLOC(sae->pre, n * mw);
     if (sae->dense) {
-        ALLOC(sae->fd, n * m);
-        ALLOC(sae->dfd, n * m);
+        ALLOC(sae->fd, n * mw);
+        ALLOC(sae->dfd, n * mw);
     } else {
         ALLOC(sae->idx, n * k);
         ALLOC(sae->f, n * k);
