@@ -108,6 +108,50 @@ static int dev_alloc(saec_sae *sae, void **p, size_t bytes) {
 #define ALLOC(ptr, count)                                                                          \
     SAEC_TRY(dev_alloc(sae, (void **)&(ptr), sizeof(*(ptr)) * (size_t)(count)))
 
+/* adaln's buffers, and two constant tables built once: the sinusoidal embedding of every
+   timestep [T, E] (a step gathers its rows' entries on the device instead of computing and
+   uploading n·E values), and the row indices 0 .. batch−1 (each row its own modulation). */
+static int sae_adaln_allocate(saec_sae *sae) {
+    const int64_t d = sae->d, n = sae->batch, E = sae->hp.adaln_dim, T = sae->hp.timesteps;
+    ALLOC(sae->u, n * d);
+    ALLOC(sae->emb, n * E);
+    ALLOC(sae->emb_table, T * E);
+    ALLOC(sae->timestep, n);
+    ALLOC(sae->ada_a1, n * E);
+    ALLOC(sae->ada_h1, n * E);
+    ALLOC(sae->ada_s, n * d);
+    ALLOC(sae->ada_h, n * d);
+    ALLOC(sae->ada_ds, n * d);
+    ALLOC(sae->ada_dh, n * d);
+    ALLOC(sae->ada_dh1, n * E);
+    ALLOC(sae->row_index, n);
+    sae->enc_in = sae->u;
+    float *table = malloc(sizeof(float) * (size_t)(T * E));
+    int32_t *iota = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    if (!table || !iota) {
+        free(table), free(iota);
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+    }
+    /* the transformer's embedding of t (sin and cos at E/2 frequencies from 1 down to 1/10000),
+       as DiT embeds its timestep */
+    const int64_t half = E / 2;
+    for (int64_t j = 0; j < half; j++) {
+        const double freq = exp(-log(10000.0) * (double)j / (double)half);
+        for (int64_t t = 0; t < T; t++) {
+            table[t * E + j] = (float)sin((double)t * freq);
+            table[t * E + half + j] = (float)cos((double)t * freq);
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        iota[i] = (int32_t)i;
+    int rc =
+        sae->dev->ops->upload(sae->dev, sae->emb_table, table, sizeof(float) * (size_t)(T * E));
+    if (rc == SAEC_OK)
+        rc = sae->dev->ops->upload(sae->dev, sae->row_index, iota, sizeof(int32_t) * (size_t)n);
+    free(table), free(iota);
+    return rc;
+}
+
 static int sae_allocate(saec_sae *sae) {
     const int64_t d = sae->d, m = sae->m, k = sae->k, ka = sae->aux_k, n = sae->batch;
     sae->n_params = sae_lay_out(sae);
@@ -150,32 +194,7 @@ static int sae_allocate(saec_sae *sae) {
         sae->enc_in = sae->u;
     }
     if (sae->hp.ts_mode == SAE_TS_SEPARATE) SAEC_TRY(sae_separate_allocate(sae));
-    if (sae->hp.ts_mode == SAE_TS_ADALN) {
-        const int64_t E = sae->hp.adaln_dim;
-        ALLOC(sae->u, n * d);
-        ALLOC(sae->emb, n * E);
-        ALLOC(sae->ada_a1, n * E);
-        ALLOC(sae->ada_h1, n * E);
-        ALLOC(sae->ada_s, n * d);
-        ALLOC(sae->ada_h, n * d);
-        ALLOC(sae->ada_ds, n * d);
-        ALLOC(sae->ada_dh, n * d);
-        ALLOC(sae->ada_dh1, n * E);
-        ALLOC(sae->row_index, n);
-        sae->emb_host = malloc(sizeof(float) * (size_t)(n * (E > 1 ? E : 1)));
-        int32_t *iota = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
-        if (!sae->emb_host || !iota) {
-            free(iota);
-            return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
-        }
-        for (int64_t i = 0; i < n; i++)
-            iota[i] = (int32_t)i;
-        const int rc =
-            sae->dev->ops->upload(sae->dev, sae->row_index, iota, sizeof(int32_t) * (size_t)n);
-        free(iota);
-        SAEC_TRY(rc);
-        sae->enc_in = sae->u;
-    }
+    if (sae->hp.ts_mode == SAE_TS_ADALN) SAEC_TRY(sae_adaln_allocate(sae));
     /* the codes' width: m, or one bucket's m/B in separate mode (rows use their SAE's latents) */
     const int64_t mw = sae->hp.ts_mode == SAE_TS_SEPARATE ? m / sae->hp.timestep_buckets : m;
     ALLOC(sae->pre, n * mw);
@@ -232,6 +251,11 @@ int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
                 (long long)m, (long long)B, (long long)hp->k);
         if (aux_k > m / B) aux_k = m / B;
     }
+    if (hp->ts_mode == SAE_TS_ADALN && hp->timesteps * hp->adaln_dim > ((int64_t)1 << 26))
+        return saec_fail(SAEC_ERR_USAGE, "lower timesteps or adaln_dim",
+                         "adaln's embedding table of timesteps x adaln_dim = %lld x %lld floats is "
+                         "beyond its limit of 2^26",
+                         (long long)hp->timesteps, (long long)hp->adaln_dim);
     saec_sae *sae = calloc(1, sizeof *sae);
     if (!sae) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory creating the SAE");
     *sae = (saec_sae){.dev = dev,
@@ -307,6 +331,8 @@ void sae_destroy(saec_sae *sae) {
                     sae->u,
                     sae->bucket,
                     sae->emb,
+                    sae->emb_table,
+                    sae->timestep,
                     sae->ada_a1,
                     sae->ada_h1,
                     sae->ada_s,
@@ -325,7 +351,6 @@ void sae_destroy(saec_sae *sae) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
     free(sae->bucket_host);
-    free(sae->emb_host);
     free(sae->offsets_host);
     free(sae->perm_host);
     free(sae->group_tokens);
@@ -430,18 +455,10 @@ int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n) {
                                        sizeof(int32_t) * (size_t)n));
         return sae->hp.ts_mode == SAE_TS_SEPARATE ? sae_separate_group(sae, n) : SAEC_OK;
     }
-    /* adaln: the transformer's sinusoidal embedding of t (sin and cos at E/2 frequencies from 1
-       down to 1/10000), as DiT embeds its timestep. Host work of n·E, like the bucket ids. */
-    const int64_t half = E / 2;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < half; j++) {
-            const double freq = exp(-log(10000.0) * (double)j / (double)half);
-            const double arg = (double)timesteps[i] * freq;
-            sae->emb_host[i * E + j] = (float)sin(arg);
-            sae->emb_host[i * E + half + j] = (float)cos(arg);
-        }
-    return sae->dev->ops->upload(sae->dev, sae->emb, sae->emb_host,
-                                 sizeof(float) * (size_t)(n * E));
+    /* adaln: the rows' entries of the embedding table */
+    SAEC_TRY(
+        sae->dev->ops->upload(sae->dev, sae->timestep, timesteps, sizeof(int32_t) * (size_t)n));
+    return SAEC_OP(sae->dev, gather_rows, sae->emb_table, sae->timestep, n, 1, E, sae->emb);
 }
 
 /* adaln: the per-token scale s and shift h [n, d] from the timestep embedding. */

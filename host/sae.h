@@ -152,7 +152,9 @@ typedef struct {
     int32_t *bucket;      /* [batch] bucket mode: each token's bucket (device) */
     int32_t *bucket_host; /* [batch] host staging for the buckets */
     /* adaln mode, [batch, ·]: each row is its own "bucket" of the modulation ops */
-    float *emb, *emb_host;  /* [batch, E] sinusoidal embedding of t (device, host staging) */
+    float *emb;             /* [batch, E] sinusoidal embedding of the rows' t */
+    float *emb_table;       /* [T, E] the embedding of every t, built once */
+    int32_t *timestep;      /* [batch] the rows' t (device) */
     float *ada_a1, *ada_h1; /* [batch, H] */
     float *ada_s, *ada_h;   /* [batch, d] per-token scale and shift */
     float *ada_ds, *ada_dh; /* [batch, d] */

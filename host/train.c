@@ -309,7 +309,7 @@ static int train_step(run *r) {
     SAEC_TRY(saec_data_next_shard(r->data, n, r->rank, r->world, r->batch_host,
                                   r->data->has_timesteps ? r->ts_host : NULL));
     SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
-    SAEC_TRY(sae_set_timesteps(sae, r->ts_host, n)); /* no-op unless bucket mode */
+    SAEC_TRY(sae_set_timesteps(sae, r->ts_host, n)); /* no-op in timestep mode none */
     sae_begin_step(sae, r->state.step, r->total_steps);
     SAEC_TRY(sae_forward(sae, n, 1));
     SAEC_TRY(sae_backward(sae, n));
