@@ -77,25 +77,6 @@ static void encoder_input(const params *p, const problem *q, double u[N][D]) {
 static double *tensor_of(params *p, int i); /* below: the reference tensor of engine tensor i */
 #include "gradcheck_tide_ref.h"
 
-static double reference_loss(const params *p, const problem *q) {
-    double u[N][D];
-    encoder_input(p, q, u);
-    return reference_loss_u(p, q, u);
-}
-
-static double topk_margin(const params *p, const problem *q, const uint8_t *dead) {
-    double u[N][D];
-    encoder_input(p, q, u);
-    return topk_margin_u(p, q, u, dead);
-}
-
-/* pre_tj = b_enc_j + Σ_i u_ti W_enc_t[j][i] at p */
-static double pre_of(const params *p, const problem *q, int t, int j) {
-    double u[N][D];
-    encoder_input(p, q, u);
-    return pre_at(p, u, t, j);
-}
-
 static double *tensor_of(params *p, int i) {
     double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc,   &p->W_dec[0][0], p->b_dec, NULL,
                                   &p->s[0][0],       &p->h[0][0]};
@@ -185,11 +166,6 @@ static int make_sae(saec_dev *dev, sae_arch arch, int64_t buckets, uint64_t seed
     return 0;
 }
 
-typedef struct {
-    int checked;
-    double worst;
-} tally;
-
 /* One attempt of one variant. Returns 0 pass, 1 fail, 2 margins too small (retry). */
 static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     saec_rng rng;
@@ -207,63 +183,13 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         sae_destroy(sae);
         return 1;
     }
-    const saec_op_table *ops = dev->ops;
-    sae_begin_step(sae, STEP, TOTAL);
-    if (arch == SAE_RELU)
-        CHECK(sae->sparsity_coef == sae->hp.l1_coef, "relu: sparsity_coef %g after the warm-up",
-              sae->sparsity_coef);
-    q.lambda = arch == SAE_RELU ? (double)sae->sparsity_coef : 0.0;
-    CHECK(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-    CHECK(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
-
     static float grads[ARENA];
-    CHECK(ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
-          "download");
-    sae_step_stats st;
-    CHECK(sae_read_stats(sae, &st) == SAEC_OK, "sae_read_stats");
-    const double engine_loss = sae_loss(sae, &st);
+    double engine_loss = 0;
+    if (engine_step(dev, sae, &q, grads, &engine_loss)) return 1;
 
     double margin = INFINITY;
     char extra[160] = "";
-    if (arch == SAE_TOPK) {
-        int32_t idx[N * K], idx_aux[N * KA];
-        uint8_t dead[M];
-        float xhat[N * D];
-        CHECK(ops->download(dev, idx, sae->idx, sizeof idx) == SAEC_OK, "download");
-        CHECK(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
-        CHECK(ops->download(dev, dead, sae->dead_mask, sizeof dead) == SAEC_OK, "download");
-        CHECK(ops->download(dev, xhat, sae->xhat, sizeof xhat) == SAEC_OK, "download");
-        int aux_slots = 0, aux_codes = 0, n_dead = 0;
-        for (int j = 0; j < M; j++)
-            n_dead += dead[j] != 0;
-        for (int t = 0; t < N; t++) {
-            for (int s = 0; s < K; s++) {
-                q.idx[t][s] = idx[t * K + s];
-                CHECK(q.idx[t][s] >= 0 && q.idx[t][s] < M, "topk: idx %d", q.idx[t][s]);
-            }
-            for (int s = 0; s < KA; s++) {
-                const int j = q.idx_aux[t][s] = idx_aux[t * KA + s];
-                CHECK(j < M && (j < 0 || dead[j]), "topk: AuxK picked live latent %d", j);
-                aux_slots += j >= 0;
-                if (j >= 0) aux_codes += pre_of(&p, &q, t, j) > 0;
-            }
-            for (int i = 0; i < D; i++)
-                q.e[t][i] = q.x[t][i] / SCALE - xhat[t * D + i];
-        }
-        margin = topk_margin(&p, &q, dead);
-        if (aux_codes == 0) margin = -INFINITY; /* AuxK must carry gradient */
-        snprintf(extra, sizeof extra, ", %d dead, %d AuxK slots (%d positive)", n_dead, aux_slots,
-                 aux_codes);
-    } else {
-        int active = 0;
-        for (int t = 0; t < N; t++)
-            for (int j = 0; j < M; j++) {
-                const double v = pre_of(&p, &q, t, j);
-                margin = fmin(margin, fabs(v));
-                active += v > 0;
-            }
-        snprintf(extra, sizeof extra, ", %d of %d codes active", active, N * M);
-    }
+    if (fix_base_point(dev, sae, &p, &q, &margin, extra, sizeof extra)) return 1;
     if (!(margin >= MARGIN)) {
         sae_destroy(sae);
         return 2;
@@ -354,33 +280,12 @@ static int identity_modulation(saec_dev *dev, sae_arch arch, uint64_t seed) {
         sae_destroy(s0);
         return 1;
     }
-    saec_sae *both[2] = {sb, s0};
-    static float pre[2][N * M], grads[2][ARENA];
-    for (int v = 0; v < 2; v++) {
-        sae_begin_step(both[v], STEP, TOTAL);
-        CHECK(sae_forward(both[v], N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-        CHECK(sae_backward(both[v], N) == SAEC_OK, "sae_backward: %s", saec_error_message());
-        CHECK(dev->ops->download(dev, pre[v], both[v]->pre, sizeof pre[v]) == SAEC_OK, "download");
-        CHECK(dev->ops->download(dev, grads[v], both[v]->grads,
-                                 sizeof(float) * (size_t)both[v]->n_params) == SAEC_OK,
-              "download");
-    }
-    for (int a = 0; a < N * M; a++)
-        CHECK(memcmp(&pre[0][a], &pre[1][a], sizeof(float)) == 0,
-              "%s, s = h = 0: pre[%d, %d] bucket %.9g, plain %.9g", sae_arch_name(arch), a / M,
-              a % M, pre[0][a], pre[1][a]);
+    static float grads[ARENA];
     int compared = 0;
-    for (int i = SAE_W_ENC_T; i <= SAE_B_DEC; i++) {
-        const sae_tensor *tb = &sb->layout[i], *t0 = &s0->layout[i];
-        CHECK(tb->rows == t0->rows && tb->cols == t0->cols, "layout of %s differs", tb->name);
-        for (int64_t e = 0; e < tb->rows * tb->cols; e++, compared++)
-            CHECK(memcmp(&grads[0][tb->offset + e], &grads[1][t0->offset + e], sizeof(float)) == 0,
-                  "%s, s = h = 0: gradient of %s[%lld]: bucket %.9g, plain %.9g",
-                  sae_arch_name(arch), tb->name, (long long)e, grads[0][tb->offset + e],
-                  grads[1][t0->offset + e]);
-    }
+    const int failed = same_as_plain(dev, sb, s0, "s = h = 0", grads, &compared);
     sae_destroy(sb);
     sae_destroy(s0);
+    if (failed) return 1;
     printf("  %s, s = h = 0: pre [%d x %d] and %d shared-tensor gradients identical to the plain "
            "SAE\n",
            sae_arch_name(arch), N, M, compared);
@@ -401,22 +306,7 @@ int main(void) {
     const sae_arch archs[] = {SAE_TOPK, SAE_RELU};
     for (size_t v = 0; v < sizeof archs / sizeof archs[0]; v++) {
         if (identity_modulation(dev, archs[v], 7)) return 1;
-        tally tl = {0, 0};
-        int passed = 0, retried = 0;
-        for (uint64_t seed = 1; seed < 400 && passed < 3; seed++) {
-            const int rc = attempt(dev, archs[v], seed, &tl);
-            if (rc == 1) return 1;
-            passed += rc == 0;
-            retried += rc == 2;
-        }
-        if (passed < 3) {
-            fprintf(stderr, "FAIL: %s: only %d seeds gave enough margin (%d redrawn)\n",
-                    sae_arch_name(archs[v]), passed, retried);
-            return 1;
-        }
-        printf("gradcheck bucket %s: %d gradients checked over %d seeds (%d redrawn), worst "
-               "error %.3f of tolerance\n",
-               sae_arch_name(archs[v]), tl.checked, passed, retried, tl.worst);
+        if (check_seeds(dev, archs[v], "bucket", attempt)) return 1;
     }
     saec_dev_close(dev);
     printf("PASS\n");
