@@ -7,11 +7,10 @@
  * Include after defining D, M, K, KA, N, SCALE, ALPHA, ARENA and CHECK (which returns 1 from the
  * function on failure); the types `params` (with W_enc_t
  * [M][D], b_enc [M], W_dec [M][D], b_dec [D]) and `problem` (arch, x [N][D], mu [D], lambda,
- * idx [N][K], idx_aux [N][KA], e [N][D]); STEP and TOTAL (the training step checked); and
- * declarations of
- *   static double *tensor_of(params *p, int i);   the test's tensor for engine tensor i
- *   static void encoder_input(const params *p, const problem *q, double u[N][D]);
- *                                                   each row's (modulated) encoder input.
+ * idx [N][K], idx_aux [N][KA], e [N][D]); fr() (a value rounded to float); STEP and TOTAL (the
+ * training step checked); and declarations of static double *tensor_of(params *p, int i);   the
+ * test's tensor for engine tensor i static void encoder_input(const params *p, const problem *q,
+ * double u[N][D]); each row's (modulated) encoder input.
  */
 #ifndef SAEC_TESTS_GRADCHECK_TIDE_REF_H
 #define SAEC_TESTS_GRADCHECK_TIDE_REF_H
@@ -21,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rng.h"
 #include "sae.h"
 
 /* pre_tj = b_enc_j + Σ_i u_ti W_enc_t[j][i] */
@@ -338,6 +338,29 @@ static int same_as_plain(saec_dev *dev, saec_sae *mod, saec_sae *plain, const ch
     }
     memcpy(mod_grads, grads[0], sizeof(float) * (size_t)mod->n_params);
     return 0;
+}
+
+/* The draws shared by both checks, all float-representable (fr): the SAE's own parameters and
+   μ (draw_sae, first), then the mode's parameters (the test's), then the rows (draw_rows). */
+static void draw_sae(saec_rng *rng, params *p, problem *q) {
+    memset(p, 0, sizeof *p);
+    for (int j = 0; j < M; j++) {
+        p->b_enc[j] = fr(0.2 * saec_rng_normal(rng));
+        for (int i = 0; i < D; i++) {
+            p->W_enc_t[j][i] = fr(saec_rng_normal(rng) / sqrt(D));
+            p->W_dec[j][i] = fr((0.5 + saec_rng_uniform(rng)) * saec_rng_normal(rng) / sqrt(D));
+        }
+    }
+    for (int i = 0; i < D; i++) {
+        p->b_dec[i] = fr(0.3 * saec_rng_normal(rng));
+        q->mu[i] = fr(0.1 * saec_rng_normal(rng));
+    }
+}
+
+static void draw_rows(saec_rng *rng, problem *q) {
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < D; i++)
+            q->x[t][i] = fr(SCALE * saec_rng_normal(rng));
 }
 
 #endif

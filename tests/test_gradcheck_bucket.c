@@ -85,26 +85,13 @@ static double *tensor_of(params *p, int i) {
 
 /* Random parameters and rows, all float-representable; s, h nonzero in every bucket. */
 static void draw(saec_rng *rng, params *p, problem *q) {
-    memset(p, 0, sizeof *p);
-    for (int j = 0; j < M; j++) {
-        p->b_enc[j] = fr(0.2 * saec_rng_normal(rng));
-        for (int i = 0; i < D; i++) {
-            p->W_enc_t[j][i] = fr(saec_rng_normal(rng) / sqrt(D));
-            p->W_dec[j][i] = fr((0.5 + saec_rng_uniform(rng)) * saec_rng_normal(rng) / sqrt(D));
-        }
-    }
-    for (int i = 0; i < D; i++) {
-        p->b_dec[i] = fr(0.3 * saec_rng_normal(rng));
-        q->mu[i] = fr(0.1 * saec_rng_normal(rng));
-    }
+    draw_sae(rng, p, q);
     for (int b = 0; b < B; b++)
         for (int i = 0; i < D; i++) {
             p->s[b][i] = fr(0.4 * saec_rng_normal(rng));
             p->h[b][i] = fr(0.3 * saec_rng_normal(rng));
         }
-    for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++)
-            q->x[t][i] = fr(SCALE * saec_rng_normal(rng));
+    draw_rows(rng, q);
 }
 
 static sae_hparams hparams(sae_arch arch, int64_t buckets, uint64_t seed) {
