@@ -29,12 +29,14 @@ static int build_config(const cli_args *args, saec_config *cfg) {
                              "--config cannot be combined with --resume");
         SAEC_TRY(ckpt_read_config(args->resume_dir, cfg));
         for (int i = 0; i < args->n; i++)
-            if (!resume_override_ok(args->key[i]))
-                return saec_fail(SAEC_ERR_USAGE,
-                                 "only steps, tokens, log_every, checkpoint_every, device, "
-                                 "eval_tokens, stop_at_step, batch_size (per rank), "
-                                 "comm_timeout and zero_stage may change on resume",
+            if (!resume_override_ok(args->key[i])) {
+                char hint[256] = "only these keys may change on resume (batch_size is per rank):";
+                for (size_t j = 0; j < sizeof RESUMABLE_KEYS / sizeof RESUMABLE_KEYS[0]; j++)
+                    snprintf(hint + strlen(hint), sizeof hint - strlen(hint), " %s",
+                             RESUMABLE_KEYS[j]);
+                return saec_fail(SAEC_ERR_USAGE, hint,
                                  "config key '%s' cannot change when resuming", args->key[i]);
+            }
         /* steps and tokens are alternatives: a new one replaces the stored one. */
         for (int i = 0; i < args->n; i++) {
             const saec_config_key *k = saec_config_find_key(args->key[i]);
