@@ -542,11 +542,12 @@ static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
     case B_GROUP_PERMUTE: b = 2 * n * 4 + (GG_GROUPS + 1) * 4 + 2 * (2 * n) * 4; break;
     case B_GROUPED_GEMM:
         f = 2 * (2 * n) * GG_N * d;
-        b = (2 * n) * d * 4 + GG_GROUPS * d * GG_N * 4 + (2 * n) * GG_N * 4;
+        b = (2 * n) * d * 4 + GG_GROUPS * d * GG_N * 4 + GG_GROUPS * GG_N * 4 /* bias */ +
+            (2 * n) * GG_N * 4;
         break;
     case B_MODULATE_ENCODE:
         f = 2 * n * m * d;
-        b = n * d * 4 + m * d * 4 + n * m * 4 + n * d * 4;
+        b = n * (4 + d * 4) + m * (d + 1) * 4 + 2 * TIDE_BUCKETS * d * 4 + n * m * 4 + n * d * 4;
         break;
     /* the new backward / data-parallel / MLP ops, floors as stated in ops.h (a
        read-modify-write counted once, as for track_fired and atm_stats) */

@@ -21,6 +21,7 @@
 #include "check.h"
 #include "saec/device.h"
 #include "saec/ops.h"
+#include "test_random.h"
 
 /* got [n] against want [n]: |got − want| <= atol + rtol * scale[i]. */
 static void check_close(int line, const char *what, const float *got, const double *want,
@@ -42,29 +43,11 @@ static void check_close(int line, const char *what, const float *got, const doub
 #define CHECK_CLOSE(what, got, want, scale, n, atol, rtol)                                         \
     check_close(__LINE__, what, got, want, scale, n, atol, rtol)
 
-/* ---- random inputs (splitmix64: fixed seed, same inputs every run) ---- */
-
-static uint64_t rng_state = 0x5AEC6A0B1E5F0001ull;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_u64() >> 11) * 0x1.0p-53; }   /* [0, 1) */
-static float rng_sym(void) { return (float)(2.0 * rng_unit() - 1.0); }           /* [-1, 1) */
-static int64_t rng_int(int64_t n) { return (int64_t)(rng_u64() % (uint64_t)n); } /* [0, n) */
+/* ---- random inputs: test_random.h, seeded in main ---- */
 
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes > 64 ? bytes : 64); /* never 0 bytes: no special case for empty */
     if (!p) abort();
-    return p;
-}
-static float *rand_floats(int64_t n) {
-    float *p = xmalloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = rng_sym();
     return p;
 }
 static int32_t *new_ints(int64_t n) { return xmalloc((size_t)n * sizeof(int32_t)); }
@@ -584,6 +567,7 @@ static void test_bad_arguments(saec_dev *dev) {
 }
 
 int main(void) {
+    rng_seed(0x5AEC6A0B1E5F0001ull);
     saec_dev *dev = NULL;
     if (saec_dev_open("cpu", &dev) != SAEC_OK) {
         fprintf(stderr, "test_grouping_ops: cannot open the CPU device: %s\n",

@@ -225,7 +225,9 @@ typedef struct saec_op_table {
 
     /* ---- grouping: tokens by key (TIDE timestep buckets, MoE experts; SPEC §6–7) ----
        An "item" is one (token, key) slot: a token routed to r keys has r items, item i belongs
-       to token i / r. keys [n_items] int32 in [0, n_groups), or < 0 for "no group" (skipped). */
+       to token i / r. keys [n_items] int32 in [0, n_groups), or < 0 for "no group" (skipped).
+       A key >= n_groups is a caller bug: the CPU reports it, CUDA cannot without a sync and
+       treats such an item as ungrouped. */
 
     /* counts[g] = #{i : keys[i] == g} (int32, overwritten).  Floor: reads n_items*4 bytes. */
     int (*group_count)(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
@@ -243,14 +245,15 @@ typedef struct saec_op_table {
                          const int32_t *offsets, int32_t *perm, int32_t *inv);
 
     /* dst[p, :] = src[perm[p] / r, :] for p < n_out: gathers each sorted item's token row.
-       src [n_tokens, d], dst [n_out, d].  Floor: reads and writes n_out*d*4 bytes. */
+       src [n_tokens, d], dst [n_out, d].  Floor: reads n_out*(4 + d*4), writes n_out*d*4 bytes. */
     int (*gather_rows)(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out, int r,
                        int64_t d, float *dst);
 
     /* The weighted un-permutation: out[t, :] = [accumulate ? out : 0] + Σ_{j < r} w[t*r + j] ·
        src[inv[t*r + j], :] over the token's items with inv >= 0 (w NULL: weight 1), summed in
        j order (deterministic). src [n_sorted, d], out [n_tokens, d].
-       Floor: reads n_tokens*r*(8 + d*4), writes n_tokens*d*4 bytes. */
+       Floor: reads n_tokens*r*(8 + d*4) (+ n_tokens*d*4 with accumulate), writes n_tokens*d*4
+       bytes. */
     int (*scatter_rows)(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
                         int64_t n_tokens, int r, int64_t d, int accumulate, float *out);
 
@@ -258,8 +261,8 @@ typedef struct saec_op_table {
        offsets[g+1]−1 of A [*, K] and C [*, N]:
          C[rows] = alpha · A[rows] · op(B_g) + beta · C[rows] (+ bias[g, :] when bias is not NULL)
        B_g = B + g * K * N; op(B_g) = B_g [K, N], or B_g stored [N, K] when trans_b. Empty groups
-       are skipped.  Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4 bytes, writes
-       rows*N*4. */
+       are skipped.  Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4 (+ rows*N*4 when
+       beta ≠ 0, + n_groups*N*4 with bias) bytes, writes rows*N*4. */
     int (*grouped_gemm)(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
                         int64_t N, int64_t K, float alpha, const float *A, const float *B,
                         float beta, float *C, const float *bias);
@@ -268,9 +271,10 @@ typedef struct saec_op_table {
          pre[t, :] = ((xc[t, :] ⊙ (1 + scale[b_t, :]) + shift[b_t, :]) W_encᵀ + b_enc
        with b_t = bucket[t]; also writes the modulated input u [n, d] (the backward needs it).
        xc, u [n, d] (u NULL: not kept); scale, shift [n_buckets, d]; W_enc_t [m, d]; pre [n, m].
-       Keys and buckets out of range are a caller bug: the CPU reports it, CUDA cannot without a
-       sync and treats such an item as ungrouped (a bucket as unmodulated).
-       Floor: 2*n*m*d FLOPs; reads n*d*4 + m*d*4, writes n*m*4 + n*d*4 bytes. */
+       A bucket out of range is a caller bug: the CPU reports it, CUDA cannot without a sync and
+       leaves such a row unmodulated.
+       Floor: 2*n*m*d FLOPs; reads n*(4 + d*4) + m*(d + 1)*4 + 2*n_buckets*d*4, writes
+       n*m*4 + n*d*4 bytes. */
     int (*modulate_encode)(saec_dev *dev, const float *xc, const int32_t *bucket,
                            const float *scale, const float *shift, int n_buckets, int64_t n,
                            int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
@@ -282,7 +286,7 @@ typedef struct saec_op_table {
          dshift[b, :] += Σ_{t : b_t = b} dU[t, :]
        with the sums over rows taken in a fixed order (deterministic). dxc may alias dU.
        dscale, dshift [n_buckets, d].  Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes
-       n*d*4 + 2*n_buckets*d*4 bytes. */
+       n*d*4, read-modify-writes 2*n_buckets*d*4 bytes. */
     int (*modulate_backward)(saec_dev *dev, const float *dU, const float *xc,
                              const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
                              int64_t d, float *dxc, float *dscale, float *dshift);

@@ -166,16 +166,11 @@ int saec_cpu_grouped_gemm_wgrad(saec_dev *dev, int n_groups, const int32_t *offs
     return SAEC_OK;
 }
 
-/* Columns per task of grouped_col_sum (double accumulators stay in L1). */
-#define GCS_BLOCK 64
-
-/* out[g, :] = alpha Σ_{rows of g} C[row, :] + beta out[g, :]. One task per (group, column
-   block): the rows of the group in order, into double accumulators, rounded once, as col_sum
-   does; so the result does not depend on the thread count.
-   Floor: reads rows*N*4, read-modify-writes n_groups*N*4 bytes. */
+/* out[g, :] = alpha Σ_{rows of g} C[row, :] + beta out[g, :]: col_sum over each group's rows
+   (an empty group gets beta·out), so each column is summed in row order in double, whatever
+   the thread count.  Floor: reads rows*N*4, read-modify-writes n_groups*N*4 bytes. */
 int saec_cpu_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
                              const float *C, float alpha, float beta, float *out) {
-    (void)dev;
     SAEC_CPU_REQUIRE("grouped_col_sum", n_groups >= 0 && N >= 0 && offsets != NULL);
     SAEC_CPU_REQUIRE("grouped_col_sum", offsets[0] >= 0);
     for (int g = 0; g < n_groups; g++)
@@ -183,23 +178,10 @@ int saec_cpu_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets
     if (N == 0 || n_groups == 0) return SAEC_OK;
     const int64_t rows_all = (int64_t)offsets[n_groups] - offsets[0];
     SAEC_CPU_REQUIRE("grouped_col_sum", out != NULL && (rows_all == 0 || C != NULL));
-    const int64_t n_blocks = (N + GCS_BLOCK - 1) / GCS_BLOCK, n_tasks = n_blocks * n_groups;
-#pragma omp parallel for schedule(static) if ((rows_all + n_groups) * N >= SAEC_CPU_PAR_MIN)
-    for (int64_t task = 0; task < n_tasks; task++) {
-        const int64_t g = task / n_blocks, c0 = (task % n_blocks) * GCS_BLOCK;
-        const int64_t w = N - c0 < GCS_BLOCK ? N - c0 : GCS_BLOCK; /* block width */
-        double acc[GCS_BLOCK] = {0};                               /* [w] column sums */
-        for (int64_t r = offsets[g]; r < offsets[g + 1]; r++) {
-            const float *row = C + r * N + c0; /* C[r, c0 : c0 + w] */
-            for (int64_t j = 0; j < w; j++)
-                acc[j] += row[j];
-        }
-        float *o = out + g * N + c0; /* out[g, c0 : c0 + w] */
-        for (int64_t j = 0; j < w; j++) {
-            /* beta == 0 does not read out (BLAS rule): it may hold garbage. */
-            const double prev = beta == 0.0f ? 0.0 : (double)beta * o[j];
-            o[j] = (float)(prev + (double)alpha * acc[j]);
-        }
+    for (int g = 0; g < n_groups; g++) {
+        const int64_t rows = (int64_t)offsets[g + 1] - offsets[g];
+        SAEC_TRY(saec_cpu_col_sum(dev, rows ? C + (int64_t)offsets[g] * N : NULL, rows, N, alpha,
+                                  beta, out + (int64_t)g * N));
     }
     return SAEC_OK;
 }
@@ -232,10 +214,14 @@ int saec_cpu_modulate_encode(saec_dev *dev, const float *xc, const int32_t *buck
                          pre, m > 0 ? m : 1, b_enc);
 }
 
-/* The modulation's backward. Parallel over columns: each column's per-bucket sums are taken over
-   the rows in order into double accumulators (scratch [2, n_buckets, d]) that only its thread
-   touches, so the result does not depend on the thread count.
-   Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes n*d*4 + 2*n_buckets*d*4 bytes. */
+/* Columns per task of modulate_backward (a block's rows are walked in order, cache-friendly). */
+#define MB_BLOCK 64
+
+/* The modulation's backward. Parallel over column blocks: each column's per-bucket sums are
+   taken over the rows in order into double accumulators (scratch [2, n_buckets, d]) that only
+   its thread touches, so the result does not depend on the thread count.
+   Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes n*d*4, read-modify-writes
+   2*n_buckets*d*4 bytes. */
 int saec_cpu_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
                                const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
                                int64_t d, float *dxc, float *dscale, float *dshift) {
@@ -244,23 +230,27 @@ int saec_cpu_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
     SAEC_CPU_REQUIRE("modulate_backward", dU && xc && bucket && scale && dxc && dscale && dshift);
     for (int64_t t = 0; t < n; t++)
         SAEC_CPU_REQUIRE("modulate_backward", bucket[t] >= 0 && bucket[t] < n_buckets);
-    const int64_t nb = n_buckets;
+    const int64_t nb = n_buckets, n_blocks = (d + MB_BLOCK - 1) / MB_BLOCK;
     double *acc = NULL; /* [2, n_buckets, d]: Σ dU ⊙ xc, then Σ dU */
     SAEC_TRY(saec_cpu_scratch(dev, sizeof(double) * (size_t)(2 * nb * d), (void **)&acc));
     memset(acc, 0, sizeof(double) * (size_t)(2 * nb * d));
 #pragma omp parallel for schedule(static) if (n * d >= SAEC_CPU_PAR_MIN)
-    for (int64_t c = 0; c < d; c++) {
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        const int64_t c0 = blk * MB_BLOCK, c1 = c0 + MB_BLOCK < d ? c0 + MB_BLOCK : d;
         for (int64_t t = 0; t < n; t++) {
             const int64_t b = bucket[t];
-            const float g = dU[t * d + c];
-            acc[b * d + c] += (double)g * xc[t * d + c];
-            acc[(nb + b) * d + c] += g;
-            dxc[t * d + c] = g * (1.0f + scale[b * d + c]);
+            for (int64_t c = c0; c < c1; c++) {
+                const float g = dU[t * d + c];
+                acc[b * d + c] += (double)g * xc[t * d + c];
+                acc[(nb + b) * d + c] += g;
+                dxc[t * d + c] = g * (1.0f + scale[b * d + c]);
+            }
         }
-        for (int64_t b = 0; b < nb; b++) {
-            dscale[b * d + c] += (float)acc[b * d + c];
-            dshift[b * d + c] += (float)acc[(nb + b) * d + c];
-        }
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t c = c0; c < c1; c++) {
+                dscale[b * d + c] += (float)acc[b * d + c];
+                dshift[b * d + c] += (float)acc[(nb + b) * d + c];
+            }
     }
     return SAEC_OK;
 }

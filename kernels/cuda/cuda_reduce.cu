@@ -296,15 +296,7 @@ extern "C" int saec_cuda_recon_loss_grad(saec_dev *dev, const float *x, const fl
     SAEC_CUDA_CHECK_LAUNCH("recon_rows_kernel");
     recon_final_kernel<<<1, FINAL_THREADS, 0, st->stream>>>(rowstats, n, stats);
     SAEC_CUDA_CHECK_LAUNCH("recon_final_kernel");
-    if (grad) {
-        const int64_t count = n * d;
-        const int gvec = saec_cuda_aligned16(x) && saec_cuda_aligned16(xhat) &&
-                         saec_cuda_aligned16(grad);
-        recon_grad_kernel<<<saec_cuda_blocks(gvec ? (count + 3) / 4 : count, 256, st->sm_count),
-                            256, 0, st->stream>>>(x, xhat, count, grad_scale, stats, grad, gvec);
-        SAEC_CUDA_CHECK_LAUNCH("recon_grad_kernel");
-    }
-    return SAEC_OK;
+    return grad ? saec_cuda_recon_grad(dev, x, xhat, n, d, grad_scale, stats, grad) : SAEC_OK;
 }
 
 /* The nmse gradient from given (cross-rank) statistics: recon_loss_grad's gradient kernel with
