@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from runcheck import config_mismatch
 
 REPO = Path(__file__).resolve().parent.parent
 ALL_ARCHS = ["topk", "batchtopk", "relu", "jumprelu", "atm"]
@@ -146,30 +147,21 @@ class Sweep:
 
     def reusable(self, arch, knob_value, run_dir):
         """True when run_dir is a finished run of exactly this configuration."""
-        summary, config = run_dir / "summary.json", run_dir / "config.json"
-        if not summary.exists() or not config.exists():
-            return False
-        try:
-            cfg = json.loads(config.read_text())
-        except (OSError, ValueError):
-            return False
         want = {"arch": arch, "synthetic": "hierarchy", "seed": str(self.args.seed),
                 KNOB[arch]: fmt_knob(KNOB[arch], knob_value)}
         if self.args.steps is not None:
             want["steps"] = str(self.args.steps)
         for key, value in ARCH_EXTRA.get(arch, []) + self.args.extra:
             want[key] = value
-        for key, value in want.items():
-            have = cfg.get(key)
-            try:
-                same = math.isclose(float(have), float(value), rel_tol=1e-5, abs_tol=0)
-            except (TypeError, ValueError):
-                same = str(have) == str(value)
-            if not same:
-                raise StaleRunDir(
-                    "%s exists from a different sweep (config key '%s' is %r there, %r here); "
-                    "choose another --out" % (run_dir, key, have, value))
-        return True
+        bad = config_mismatch(run_dir, want)
+        if bad is None:
+            return True
+        key, have, value = bad
+        if key in ("summary.json", "config.json"):
+            return False
+        raise StaleRunDir(
+            "%s exists from a different sweep (config key '%s' is %r there, %r here); "
+            "choose another --out" % (run_dir, key, have, value))
 
     def run(self, arch, tri, knob_value):
         run_dir = self.runs / ("%s_try%d" % (arch, tri))

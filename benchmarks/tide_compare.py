@@ -22,13 +22,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+from runcheck import config_mismatch
+
 MODES = ["none", "bucket", "adaln", "separate"]
 
 
 def run(saec, mode, seed, args, out):
+    """The summary of this mode and seed's run: reused when OUT/runs holds a finished run of the
+    same configuration, trained otherwise; a run there from other settings is an error."""
     run_dir = out / "runs" / f"{mode}_seed{seed}"
-    if (run_dir / "summary.json").exists():
-        return json.loads((run_dir / "summary.json").read_text()), None
+    want = {"timestep_mode": mode, "synthetic": "timestep", "k": args.k, "latents": args.latents,
+            "seed": seed}
+    if args.steps:
+        want["steps"] = args.steps
+    for kv in args.extra:
+        key, _, value = kv.partition("=")
+        want[key] = value
+    bad = config_mismatch(run_dir, want)
+    if bad is None:
+        return json.loads((run_dir / "summary.json").read_text())
+    if run_dir.exists() and bad[0] not in ("summary.json", "config.json"):
+        sys.exit(f"{run_dir} is a run with other settings (config key '{bad[0]}' is {bad[1]!r} "
+                 f"there, {bad[2]!r} here); choose another --out")
     cmd = [saec, "train", "--synthetic", "timestep", "--timestep-mode", mode, "--k", str(args.k),
            "--latents", str(args.latents), "--seed", str(seed), "--out", str(run_dir)]
     if args.steps:
@@ -41,7 +56,7 @@ def run(saec, mode, seed, args, out):
         rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=log).returncode
     if rc != 0:
         sys.exit(f"run {run_dir} failed with exit code {rc}; see {log.name}")
-    return json.loads((run_dir / "summary.json").read_text()), cmd
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def main():
@@ -66,7 +81,7 @@ def main():
             sys.exit(f"unknown mode {mode!r}: choose from {','.join(MODES)}")
     rows = []
     for seed in seeds:
-        res = {mode: run(args.saec, mode, seed, args, out)[0] for mode in modes}
+        res = {mode: run(args.saec, mode, seed, args, out) for mode in modes}
         base_tps = res["none"]["tokens_per_second"] if "none" in res else None
         for mode in modes:
             s = res[mode]
