@@ -22,6 +22,7 @@ static char *state_json(const saec_run_state *st) {
     cJSON_AddNumberToObject(o, "tokens", (double)st->tokens);
     cJSON_AddNumberToObject(o, "data_cursor", (double)st->data_cursor);
     cJSON_AddNumberToObject(o, "seconds", st->seconds);
+    cJSON_AddNumberToObject(o, "global_batch", (double)st->global_batch);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
@@ -40,8 +41,11 @@ int ckpt_parse_state(const char *text, const char *path, saec_run_state *st) {
         }
         vals[i] = v->valuedouble;
     }
+    cJSON *gb =
+        cJSON_GetObjectItemCaseSensitive(o, "global_batch"); /* absent in older checkpoints */
+    *st = (saec_run_state){(int64_t)vals[0], (int64_t)vals[1], (int64_t)vals[2], vals[3],
+                           cJSON_IsNumber(gb) ? (int64_t)gb->valuedouble : 0};
     cJSON_Delete(o);
-    *st = (saec_run_state){(int64_t)vals[0], (int64_t)vals[1], (int64_t)vals[2], vals[3]};
     return SAEC_OK;
 }
 

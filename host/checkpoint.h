@@ -14,10 +14,11 @@
 
 /* Where a run stands. */
 typedef struct {
-    int64_t step;        /* optimizer steps done */
-    int64_t tokens;      /* training tokens consumed by those steps */
-    int64_t data_cursor; /* position of the training stream */
-    double seconds;      /* training-loop time so far */
+    int64_t step;         /* optimizer steps done */
+    int64_t tokens;       /* training tokens consumed by those steps */
+    int64_t data_cursor;  /* position of the training stream */
+    double seconds;       /* training-loop time so far */
+    int64_t global_batch; /* tokens per step over all ranks (0: unknown, an older checkpoint) */
 } saec_run_state;
 
 /* Save the SAE (and, with_optimizer, its optimizer state) into run directory `dir`. The Adam

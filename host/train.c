@@ -245,6 +245,22 @@ static int run_setup(run *r, int resume) {
 
     if (resume) {
         SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state));
+        /* batch_size is per rank: a resume at another world size keeps the global batch */
+        const int64_t global = cfg->batch_size * r->world, saved = r->state.global_batch;
+        if (saved > 0 && global != saved) {
+            char hint[160];
+            if (saved % r->world == 0)
+                snprintf(hint, sizeof hint, "with %d rank(s), resume with --batch-size %lld",
+                         r->world, (long long)(saved / r->world));
+            else
+                snprintf(hint, sizeof hint, "use a number of ranks that divides %lld",
+                         (long long)saved);
+            return saec_fail(SAEC_ERR_USAGE, hint,
+                             "the run trains on %lld tokens a step; %d rank(s) of batch_size "
+                             "%lld would make it %lld",
+                             (long long)saved, r->world, (long long)cfg->batch_size,
+                             (long long)global);
+        }
         SAEC_TRY(saec_data_seek(r->data, r->state.data_cursor));
         say(r, "saec: resumed at step %lld (%lld tokens)\n", (long long)r->state.step,
             (long long)r->state.tokens);
@@ -266,6 +282,7 @@ static int run_setup(run *r, int resume) {
         r->state = (saec_run_state){.data_cursor = r->data->cursor};
         if (r->rank == 0) SAEC_TRY(write_config_json(r));
     }
+    r->state.global_batch = cfg->batch_size * r->world;
     return r->rank == 0 ? saec_log_open(&r->log, r->dir, r->state.step) : SAEC_OK;
 }
 

@@ -35,4 +35,9 @@ steps=$("$PYTHON" -c "import json; print([json.loads(l)['step'] for l in open('p
 # A key that would break the equivalence may not change on resume.
 "$SAEC" train --resume part_topk --lr 0.1 2>err.txt >/dev/null; rc=$?
 [ $rc -eq 2 ] && grep -q "cannot change when resuming" err.txt && pass "lr change on resume refused" || fail "lr change on resume: exit $rc"
+# batch_size may change only to keep the global batch (per rank, at another world size).
+"$SAEC" train --resume part_topk --batch-size 100 2>err2.txt >/dev/null; rc=$?
+[ $rc -eq 2 ] && grep -q "tokens a step; 1 rank(s) of batch_size 100 would make it 100" err2.txt \
+  && grep -q "resume with --batch-size" err2.txt && pass "a global batch change on resume is refused, with the batch_size to use" \
+  || fail "batch_size change on resume: exit $rc: $(cat err2.txt)"
 finish

@@ -107,8 +107,9 @@ int saec_config_validate(const saec_config *cfg);
 /* The timestep mode a run uses: timestep_mode, with `auto` resolved to "bucket" for data with
    timesteps and "none" otherwise. Returns a string literal (safe to copy into cfg). */
 const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps);
-/* Checks the (resolved) timestep mode against the data, once the data is open: separate is not
-   implemented yet, and bucket, adaln and separate need data with timesteps.
+/* Checks the (resolved) timestep mode against the data, once the data is open: bucket, adaln and
+   separate need data with timesteps, and separate latents a multiple of timestep_buckets (and
+   k <= latents / timestep_buckets for topk, batchtopk).
    SAEC_ERR_USAGE with a hint otherwise. */
 int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps);
 /* Replace automatic values by the effective ones (beta1 = -1: the variant's default), so that
