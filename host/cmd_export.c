@@ -60,16 +60,7 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
         rc = saec_fail(SAEC_ERR_USAGE, "the trained model fixes latents and k",
                        "latents and k cannot change in export");
     cfg.d_in = hm.d;
-    const int separate = hm.has_config && strcmp(hm.cfg.timestep_mode, "separate") == 0;
-    if (rc == SAEC_OK && (hm.ts_scale || hm.adaln[0] || separate))
-        rc = saec_fail(SAEC_ERR_USAGE,
-                       "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
-                       "directory itself",
-                       "cannot export the timestep-aware (%s mode) SAE '%s'",
-                       hm.ts_scale ? "bucket"
-                       : separate  ? "separate"
-                                   : "adaln",
-                       src);
+    if (rc == SAEC_OK) rc = saec_export_refuse_timestep_aware(&hm, src); /* before --out */
 
     saec_dev *dev = NULL;
     saec_data *data = NULL;

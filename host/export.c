@@ -904,14 +904,26 @@ static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const
     return rc;
 }
 
+const char *saec_host_model_timestep_mode(const saec_host_model *hm) {
+    if (hm->ts_scale) return "bucket";
+    if (hm->adaln[0]) return "adaln";
+    /* separate mode has the plain layout: only the run's configuration tells */
+    if (hm->has_config && strcmp(hm->cfg.timestep_mode, "separate") == 0) return "separate";
+    return NULL;
+}
+
+int saec_export_refuse_timestep_aware(const saec_host_model *hm, const char *source) {
+    const char *mode = saec_host_model_timestep_mode(hm);
+    if (!mode) return SAEC_OK;
+    return saec_fail(SAEC_ERR_USAGE,
+                     "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
+                     "directory itself",
+                     "cannot export the timestep-aware (%s mode) SAE '%s'", mode, source);
+}
+
 int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const float *log_sparsity,
                       const char *source, const char *out_dir) {
-    if (hm->ts_scale || hm->adaln[0])
-        return saec_fail(SAEC_ERR_USAGE,
-                         "neither SAELens nor sparsify has a timestep-aware SAE layout; use the "
-                         "run directory itself",
-                         "cannot export a timestep-aware (%s mode) SAE",
-                         hm->ts_scale ? "bucket" : "adaln");
+    SAEC_TRY(saec_export_refuse_timestep_aware(hm, source));
     raw_parts raw;
     int rc = raw_parts_make(hm, kind == SAEC_MODEL_SAELENS, &raw);
     if (rc == SAEC_OK) {

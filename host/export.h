@@ -99,6 +99,11 @@ int saec_init_from(const char *src, saec_sae *sae);
 /* log10 firing frequency of each latent over `tokens` rows of `src`: out [m]. */
 int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, float *out);
 
+/* "bucket", "adaln" or "separate" for a timestep-aware SAE (none of them has an export layout),
+   else NULL; saec_export_refuse_timestep_aware makes that a usage error naming `source`. */
+const char *saec_host_model_timestep_mode(const saec_host_model *hm);
+int saec_export_refuse_timestep_aware(const saec_host_model *hm, const char *source);
+
 /* Write `hm` (any units: it is folded to raw units here) in the layout of `kind` (SAELENS or
    SPARSIFY) into the existing directory `out_dir`. log_sparsity [m] is required for SAELens.
    Each file is written atomically. */
