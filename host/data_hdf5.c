@@ -285,30 +285,34 @@ static float bf16_to_float(uint16_t h) {
     return f;
 }
 
-/* Reads rows [row0, row0 + len) of the file into x [len, d] as float32 and checks that every
-   value is finite. Loader thread only. */
-/* Reads the timesteps of rows [row0, row0 + len) into ts [len], checking each is in [0, T).
-   Loader thread only. */
-static int read_timesteps(h5_source *s, int64_t row0, int64_t len, int32_t *ts) {
-    hsize_t start[1] = {(hsize_t)row0}, count[1] = {(hsize_t)len};
+/* Reads rows [row0, row0 + len) of dataset dset (rank 1: [N], rank 2: [N, cols]) into dst as
+   mem_type; on failure the loader's message names the dataset `name`. Loader thread only. */
+static int read_rows(h5_source *s, hid_t dset, const char *name, int rank, int64_t row0,
+                     int64_t len, int64_t cols, hid_t mem_type, void *dst) {
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)len, (hsize_t)cols};
     saec_h5_lock();
     herr_t rc = -1;
-    hid_t fspace = H5Dget_space(s->tset);
-    hid_t mspace = H5Screate_simple(1, count, NULL);
+    hid_t fspace = H5Dget_space(dset);
+    hid_t mspace = H5Screate_simple(rank, count, NULL);
     if (fspace >= 0 && mspace >= 0 &&
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-        rc = H5Dread(s->tset, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, s->ts_staging);
+        rc = H5Dread(dset, mem_type, mspace, fspace, H5P_DEFAULT, dst);
     if (mspace >= 0) H5Sclose(mspace);
     if (fspace >= 0) H5Sclose(fspace);
     saec_h5_unlock();
-    if (rc < 0) {
-        snprintf(s->th_msg, sizeof s->th_msg,
-                 "cannot read rows %" PRId64 "..%" PRId64 " of dataset '%s' in '%s'", row0,
-                 row0 + len - 1, s->ts_name, s->path);
-        snprintf(s->th_hint, sizeof s->th_hint,
-                 "the file may be truncated or damaged; check it with `saec inspect` or h5dump");
-        return SAEC_ERR_DATA;
-    }
+    if (rc >= 0) return SAEC_OK;
+    snprintf(s->th_msg, sizeof s->th_msg,
+             "cannot read rows %" PRId64 "..%" PRId64 " of dataset '%s' in '%s'", row0,
+             row0 + len - 1, name, s->path);
+    snprintf(s->th_hint, sizeof s->th_hint,
+             "the file may be truncated or damaged; check it with `saec inspect` or h5dump");
+    return SAEC_ERR_DATA;
+}
+
+/* Reads the timesteps of rows [row0, row0 + len) into ts [len], checking each is in [0, T).
+   Loader thread only. */
+static int read_timesteps(h5_source *s, int64_t row0, int64_t len, int32_t *ts) {
+    SAEC_TRY(read_rows(s, s->tset, s->ts_name, 1, row0, len, 1, H5T_NATIVE_INT64, s->ts_staging));
     const int64_t T = s->T;
     int bad = 0;
     for (int64_t r = 0; r < len; r++) {
@@ -331,28 +335,11 @@ static int read_timesteps(h5_source *s, int64_t row0, int64_t len, int32_t *ts) 
     return SAEC_OK;
 }
 
+/* Reads rows [row0, row0 + len) of the file into x [len, d] as float32 and checks that every
+   value is finite. Loader thread only. */
 static int read_block(h5_source *s, int64_t row0, int64_t len, float *x) {
-    hsize_t start[2] = {(hsize_t)row0, 0};
-    hsize_t count[2] = {(hsize_t)len, (hsize_t)s->d};
     void *dst = s->kind == H5_F32 ? (void *)x : (void *)s->staging;
-    saec_h5_lock();
-    herr_t rc = -1;
-    hid_t fspace = H5Dget_space(s->dset);
-    hid_t mspace = H5Screate_simple(2, count, NULL);
-    if (fspace >= 0 && mspace >= 0 &&
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-        rc = H5Dread(s->dset, s->mem_type, mspace, fspace, H5P_DEFAULT, dst);
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
-    saec_h5_unlock();
-    if (rc < 0) {
-        snprintf(s->th_msg, sizeof s->th_msg,
-                 "cannot read rows %" PRId64 "..%" PRId64 " of dataset '%s' in '%s'", row0,
-                 row0 + len - 1, s->dataset, s->path);
-        snprintf(s->th_hint, sizeof s->th_hint,
-                 "the file may be truncated or damaged; check it with `saec inspect` or h5dump");
-        return SAEC_ERR_DATA;
-    }
+    SAEC_TRY(read_rows(s, s->dset, s->dataset, 2, row0, len, s->d, s->mem_type, dst));
     const int64_t d = s->d;
     for (int64_t r = 0; r < len; r++) {
         float *row = x + r * d;
