@@ -113,7 +113,7 @@ static int bucket_batch(saec_sae *sae, int64_t n, const float *rows, const host_
     for (int64_t i = 0; i < n * d; i++)
         bk->xn[i] = rows[i] * inv_s;
     for (int64_t r = 0; r < n; r++)
-        bk->bucket[r] = (int32_t)((int64_t)bk->t[r] * bk->B / bk->T);
+        bk->bucket[r] = sae_timestep_bucket(bk->t[r], bk->B, bk->T);
     saec_bucket_stats_add(&bk->stats, n, bk->xn, bk->xhat, bk->mu, bk->bucket, codes->idx, codes->f,
                           codes->kk);
     return SAEC_OK;
@@ -131,7 +131,11 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
     int rc = SAEC_OK;
     bucket_state bk = {0};
     memset(out, 0, sizeof *out);
-    if (src->has_timesteps && n_buckets > 0) rc = bucket_setup(sae, n_buckets, T, &bk);
+    if (sae->hp.ts_mode != SAE_TS_NONE && !src->has_timesteps)
+        rc = saec_fail(SAEC_ERR_DATA, "evaluate it on data with timesteps",
+                       "this SAE is timestep-aware but %s has no timesteps", src->info.description);
+    if (rc == SAEC_OK && src->has_timesteps && n_buckets > 0)
+        rc = bucket_setup(sae, n_buckets, T, &bk);
     float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
     int64_t *fire_count_host = malloc(sizeof(int64_t) * (size_t)m);
     float *W_dec_host = malloc(sizeof(float) * (size_t)(m * d)); /* [m, d] */
@@ -172,14 +176,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
         rc = saec_data_next(src, n, rows, bk.on ? bk.t : NULL);
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
-        if (rc == SAEC_OK && sae->hp.ts_mode != SAE_TS_NONE) {
-            if (!bk.on)
-                rc = saec_fail(SAEC_ERR_DATA, "evaluate it on data with timesteps",
-                               "this SAE is timestep-aware but %s has no timesteps",
-                               src->info.description);
-            else
-                rc = sae_set_timesteps(sae, bk.t, n);
-        }
+        if (rc == SAEC_OK && sae->hp.ts_mode != SAE_TS_NONE) rc = sae_set_timesteps(sae, bk.t, n);
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = sae_track_fired(sae, n, since, fire_count, INT64_MAX, dead, dead_count);

@@ -52,6 +52,10 @@ int saec_png_write_rgb(const char *path, const uint8_t *rgb, int64_t width, int6
     const size_t raw = row * (size_t)height;
     const size_t blocks = (raw + 65534) / 65535;
     const size_t zlen = 2 + raw + 5 * blocks + 4;
+    if (zlen > 0x7fffffffu) /* one IDAT chunk: PNG lengths are below 2^31 */
+        return saec_fail(SAEC_ERR_OTHER, "the image is too large for saec's PNG writer",
+                         "cannot write '%s': %lldx%lld pixels", path, (long long)width,
+                         (long long)height);
     uint8_t *z = malloc(zlen);
     if (!z) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing '%s'", path);
     size_t o = 0;

@@ -450,7 +450,7 @@ int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n) {
                              (long long)timesteps[i], (long long)T);
     if (sae->hp.ts_mode == SAE_TS_BUCKET || sae->hp.ts_mode == SAE_TS_SEPARATE) {
         for (int64_t i = 0; i < n; i++) /* b(t) = floor(t·B/T), SPEC §6 */
-            sae->bucket_host[i] = (int32_t)((int64_t)timesteps[i] * B / T);
+            sae->bucket_host[i] = sae_timestep_bucket(timesteps[i], B, T);
         SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
                                        sizeof(int32_t) * (size_t)n));
         return sae->hp.ts_mode == SAE_TS_SEPARATE ? sae_separate_group(sae, n) : SAEC_OK;

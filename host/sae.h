@@ -210,6 +210,11 @@ void sae_destroy(saec_sae *sae);
    jumprelu θ = jumprelu_theta_init. */
 int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, uint64_t seed);
 
+/* The bucket of timestep t in [0, T): b(t) = floor(t·B/T) (SPEC §6). */
+static inline int32_t sae_timestep_bucket(int32_t t, int64_t B, int64_t T) {
+    return (int32_t)((int64_t)t * B / T);
+}
+
 /* bucket, adaln: the timesteps [n] of the rows about to be forwarded (host values in [0, T)). */
 int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n);
 

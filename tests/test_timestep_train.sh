@@ -13,7 +13,7 @@ ARGS=(--synthetic timestep --d-in 32 --syn-features 96 --latents 128 --k 4 --bat
 "$SAEC" train "${ARGS[@]}" --out full 2>full.log >/dev/null || { fail "bucket-mode run failed"; cat full.log >&2; finish; }
 [ "$(json_get full/config.json timestep_mode)" = "bucket" ] && pass "timestep data resolves auto to bucket" \
   || fail "config.json timestep_mode = $(json_get full/config.json timestep_mode)"
-"$PYTHON" - <<'PY' && pass "summary.json per_bucket: 5 buckets with tokens, nmse, l0; selective count" || fail "summary.json per_bucket"
+"$PYTHON" - <<'PY' && pass "summary.json per_bucket: 5 buckets with tokens, nmse, l0 averaging to the global L0; selective count" || fail "summary.json per_bucket"
 import json
 s = json.load(open("full/summary.json"))
 pb = s["per_bucket"]
@@ -22,8 +22,11 @@ assert sum(b["tokens"] for b in pb) == s["eval_tokens"], (pb, s["eval_tokens"])
 for b in pb:
     assert b["tokens"] > 0 and 0 <= b["nmse"] < 2 and b["l0"] > 0, b
 assert isinstance(s["temporally_selective_latents"], (int, float)), s
+# the buckets' L0 average to the global one, token-weighted
+l0 = sum(b["tokens"] * b["l0"] for b in pb) / s["eval_tokens"]
+assert abs(l0 - s["l0"]) <= 1e-9 * s["l0"], (l0, s["l0"])
 PY
-"$PYTHON" - <<'PY' && pass "bucket_frequency.npy [m, B] in [0, 1] and the heat map PNG decodes" || fail "bucket table or heat map"
+"$PYTHON" - <<'PY' && pass "bucket_frequency.npy [m, B] in [0, 1], columns sum to the buckets' L0; the heat map PNG decodes" || fail "bucket table or heat map"
 import numpy as np, matplotlib
 matplotlib.use("Agg")
 import matplotlib.image as mpimg
@@ -32,6 +35,10 @@ assert t.shape == (128, 5) and t.dtype == np.float32 and t.min() >= 0 and t.max(
 img = mpimg.imread("full/bucket_frequency.png")
 fired = int((t.sum(1) > 0).sum())
 assert img.shape[0] == fired and img.shape[1] == 5 * 12 and img.shape[2] == 3, (img.shape, fired)
+# a bucket's firing frequencies add up to its L0 (codes per token)
+import json
+pb = json.load(open("full/summary.json"))["per_bucket"]
+assert np.allclose(t.sum(0), [b["l0"] for b in pb], rtol=1e-4), (t.sum(0), [b["l0"] for b in pb])
 PY
 "$PYTHON" "$TESTS_DIR/st_tool.py" list full/model.safetensors | grep -q "ts_scale .*\[5, 32\]" \
   && pass "checkpoint holds ts_scale [B, d]" || fail "checkpoint lacks ts_scale"
@@ -51,8 +58,9 @@ PY
   || { fail "timestep_mode none failed"; cat plain.log >&2; }
 "$PYTHON" -c "import json; s = json.load(open('plain/summary.json')); assert len(s['per_bucket']) == 5" \
   && pass "timestep_mode none: per_bucket still reported" || fail "timestep_mode none: no per_bucket"
-"$PYTHON" "$TESTS_DIR/st_tool.py" list plain/model.safetensors | grep -q ts_scale \
-  && fail "timestep_mode none has modulation tensors" || pass "timestep_mode none: no modulation tensors"
+"$PYTHON" "$TESTS_DIR/st_tool.py" list plain/model.safetensors >plain_tensors.txt \
+  && grep -q "^W_enc_t " plain_tensors.txt && ! grep -q "ts_scale\|adaln" plain_tensors.txt \
+  && pass "timestep_mode none: no modulation tensors" || fail "timestep_mode none: modulation tensors, or no model"
 # adaln: the timestep MLP is checkpointed, resumes bit-identically, and eval of the run uses it.
 "$SAEC" train "${ARGS[@]}" --timestep-mode adaln --adaln-dim 16 --out ada 2>ada.log >/dev/null \
   || { fail "adaln run failed"; cat ada.log >&2; }
