@@ -44,6 +44,7 @@
 
 #include "comm.h"
 #include "fsutil.h"
+#include "log.h" /* saec_now */
 #include "saec/device.h"
 
 #define N_SAMPLES 8 /* elements checked per size */
@@ -108,12 +109,6 @@ static int parse_int(const char *s, int lo, int *out) {
     if (end == s || *end != '\0' || v < lo || v > 1000000000L) return -1;
     *out = (int)v;
     return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* $SAEC_GIT_COMMIT, else `git rev-parse --short HEAD`, else "unknown". */
@@ -258,11 +253,8 @@ int main(int argc, char **argv) {
                 g_rank);
         return 77;
     }
-    char spec[32];
-    if (strcmp(device, "cpu") == 0 || gpus == 0)
-        snprintf(spec, sizeof spec, "cpu");
-    else
-        snprintf(spec, sizeof spec, "cuda:%d", w.size > 1 ? w.local_rank : 0);
+    char spec[64];
+    saec_world_device(&w, gpus == 0 ? "cpu" : device, spec, sizeof spec);
     ctx x = {NULL, NULL, strcmp(api, "grad") == 0};
     TRY(saec_dev_open(spec, &x.dev));
     TRY(saec_comm_open(x.dev, timeout, &x.comm));
@@ -355,11 +347,11 @@ int main(int argc, char **argv) {
         TRY(x.dev->ops->sync(x.dev));
         int64_t token = 0; /* a barrier, so that every rank starts the clock together */
         TRY(saec_comm_allreduce_host(x.comm, &token, 1, SAEC_DT_I64, SAEC_RED_SUM));
-        const double t0 = now_s();
+        const double t0 = saec_now();
         for (int i = 0; i < iters; i++)
             TRY(one_op(&x, buf, count));
         TRY(x.dev->ops->sync(x.dev));
-        double t = (now_s() - t0) / iters, t_sum = t, t_max = t;
+        double t = (saec_now() - t0) / iters, t_sum = t, t_max = t;
         TRY(saec_comm_allreduce_host(x.comm, &t_sum, 1, SAEC_DT_F64, SAEC_RED_SUM));
         TRY(saec_comm_allreduce_host(x.comm, &t_max, 1, SAEC_DT_F64, SAEC_RED_MAX));
 

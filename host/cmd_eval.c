@@ -73,7 +73,6 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
         else
             cJSON_AddNullToObject(o, "step");
         saec_eval_result_to_json(&res, o);
-        saec_eval_result_free(&res);
         char *text = cJSON_Print(o);
         cJSON_Delete(o);
         if (out_path)

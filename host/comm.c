@@ -47,12 +47,6 @@ const char *saec_redop_name(saec_redop op) {
     return "?";
 }
 
-double saec_comm_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void saec_comm_poll_pause(long *polls) {
     long n = (*polls)++;
     if (n < 100) return; /* a short spin: most collectives finish quickly */

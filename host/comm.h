@@ -49,6 +49,11 @@ typedef struct {
    taken to be on one node (local rank = rank). */
 int saec_world_detect(saec_world *out);
 
+/* The device spec a rank of w opens for the requested one ("auto", "cpu", "cuda", "cuda:I"):
+   with several ranks, "cuda", and "auto" when a GPU is present, mean cuda:local_rank (one GPU per
+   rank of a node); anything else is kept. out holds at least 32 bytes more than requested. */
+void saec_world_device(const saec_world *w, const char *requested, char *out, size_t size);
+
 typedef struct saec_comm saec_comm;
 
 /* SAEC_COMM_FORCE=1 in the environment opens the MPI or NCCL backend even for a world of one
@@ -60,7 +65,7 @@ typedef struct saec_comm saec_comm;
    over TCP at MASTER_ADDR:MASTER_PORT), or a CPU device, MPI, and mpirun/srun; anything else is
    an error saying how to launch instead. MPI is initialised here when needed and finalised by
    saec_comm_close if saec initialised it, so open one communicator per process. A CUDA rank
-   opens its device as cuda:local_rank. */
+   opens dev before, on the GPU saec_world_device names for it. */
 int saec_comm_open(saec_dev *dev, double timeout_s, saec_comm **out);
 void saec_comm_close(saec_comm *c); /* NULL is fine */
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "comm.h"
+#include "log.h" /* saec_now: the monotonic clock */
 #include "saec/saec.h"
 
 typedef enum {
@@ -43,7 +44,6 @@ struct saec_comm {
 size_t saec_dtype_size(saec_dtype dt);
 const char *saec_dtype_name(saec_dtype dt);
 const char *saec_redop_name(saec_redop op);
-double saec_comm_now(void); /* monotonic clock, seconds */
 /* One pause of a polling loop: spins briefly, then sleeps up to 1 ms (*polls counts calls). */
 void saec_comm_poll_pause(long *polls);
 /* The effective timeout: SAEC_COMM_TIMEOUT (seconds) when set, else arg when > 0, else 300 s. */

@@ -70,14 +70,14 @@ static void mpi_timeout(const saec_mpi *m, const char *what, double waited) {
 
 /* Polls until every request is complete; bounded by the timeout. */
 static int mpi_wait(const saec_mpi *m, int n, MPI_Request *reqs, const char *what) {
-    double t0 = saec_comm_now();
+    double t0 = saec_now();
     long polls = 0;
     for (;;) {
         int done = 0;
         int rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, what);
         if (done) return SAEC_OK;
-        double waited = saec_comm_now() - t0;
+        double waited = saec_now() - t0;
         if (waited > m->timeout_s) mpi_timeout(m, what, waited);
         saec_comm_poll_pause(&polls);
     }

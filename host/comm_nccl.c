@@ -44,7 +44,7 @@ _Static_assert(sizeof(ncclUniqueId) <= SAEC_NCCL_ID_MAX, "SAEC_NCCL_ID_MAX too s
 
 typedef struct {
     cudaEvent_t ev; /* recorded right after the collective on its stream */
-    double issued;  /* saec_comm_now() at enqueue */
+    double issued;  /* saec_now() at enqueue */
     char what[96];
 } nccl_mark;
 
@@ -56,8 +56,7 @@ struct saec_nccl {
     cudaStream_t compute;     /* the device's stream (owned by the CUDA backend) */
     cudaStream_t comm_stream; /* gradient buckets */
     cudaEvent_t ev_compute, ev_comm;
-    int grad_pending, grad_buckets;
-    int64_t grad_elems;
+    int grad_pending;
 
     /* shared with the watchdog, under mu */
     pthread_mutex_t mu;
@@ -106,7 +105,7 @@ static void watchdog_fail(struct saec_nccl *n, const char *msg) {
    with mu held. */
 static void watchdog_check(struct saec_nccl *n) {
     char msg[512];
-    double now = saec_comm_now();
+    double now = saec_now();
     if (n->host_since > 0 && now - n->host_since > n->timeout_s) {
         snprintf(msg, sizeof msg, "%s did not return within %.1f s", n->host_what,
                  now - n->host_since);
@@ -163,7 +162,7 @@ static void *watchdog_main(void *arg) {
 static void host_begin(struct saec_nccl *n, const char *what) {
     pthread_mutex_lock(&n->mu);
     snprintf(n->host_what, sizeof n->host_what, "%s", what);
-    n->host_since = saec_comm_now();
+    n->host_since = saec_now();
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -185,7 +184,7 @@ static int mark_push(struct saec_nccl *n, cudaStream_t stream, const char *what)
     nccl_mark *m = &n->marks[(n->mark_head + n->mark_count) % N_MARKS];
     cudaError_t e = cudaEventRecord(m->ev, stream);
     if (e == cudaSuccess) {
-        m->issued = saec_comm_now();
+        m->issued = saec_now();
         snprintf(m->what, sizeof m->what, "%s", what);
         n->mark_count++;
     }
@@ -363,8 +362,6 @@ int saec_nccl_grad_start(saec_nccl *n, float *buf, int64_t count) {
     host_end(n);
     if (r != ncclSuccess) return nccl_fail(n, r, what);
     n->grad_pending = 1;
-    n->grad_buckets++;
-    n->grad_elems += count;
     return mark_push(n, n->comm_stream, what);
 }
 
@@ -374,7 +371,5 @@ int saec_nccl_grad_wait(saec_nccl *n) {
     SAEC_CUDA_CHECK(cudaEventRecord(n->ev_comm, n->comm_stream));
     SAEC_CUDA_CHECK(cudaStreamWaitEvent(n->compute, n->ev_comm, 0));
     n->grad_pending = 0;
-    n->grad_buckets = 0;
-    n->grad_elems = 0;
     return SAEC_OK;
 }

@@ -68,14 +68,14 @@ static uint64_t get_u64(const unsigned char *p) {
 /* Waits for `events` on fd until the deadline: IO_OK, IO_TIMEOUT or IO_ERROR. */
 static int wait_fd(int fd, short events, double deadline) {
     for (;;) {
-        double left = deadline - saec_comm_now();
+        double left = deadline - saec_now();
         struct pollfd p = {.fd = fd, .events = events, .revents = 0};
         int ms = left <= 0 ? 0 : left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
         int n = poll(&p, 1, ms); /* polls once even past the deadline: what is ready, counts */
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return IO_ERROR;
         if (n > 0) return IO_OK; /* readable, writable, or hung up: the next call tells */
-        if (saec_comm_now() >= deadline) return IO_TIMEOUT;
+        if (saec_now() >= deadline) return IO_TIMEOUT;
     }
 }
 
@@ -166,7 +166,7 @@ static void send_refusal(int fd, const char *text) {
     unsigned char head[8];
     put_u32(head, 1);
     put_u32(head + 4, (uint32_t)len);
-    double deadline = saec_comm_now() + 1.0;
+    double deadline = saec_now() + 1.0;
     if (send_all(fd, head, sizeof head, deadline) == IO_OK) send_all(fd, text, len, deadline);
 }
 
@@ -262,7 +262,7 @@ static int rendezvous_root(saec_tcp *t, double t0) {
             snprintf(text, sizeof text,
                      "rank 0 waited %.1f s on port %d and rank%s %s never arrived (%d of %d "
                      "ranks did)",
-                     saec_comm_now() - t0, t->port, t->size - 1 - arrived > 1 ? "s" : "", missing,
+                     saec_now() - t0, t->port, t->size - 1 - arrived > 1 ? "s" : "", missing,
                      arrived + 1, t->size);
             close(lfd);
             return refuse_all(t, -1, text);
@@ -272,7 +272,7 @@ static int rendezvous_root(saec_tcp *t, double t0) {
         set_nonblocking(fd);
         unsigned char hello[16];
         /* A peer sends its hello right after connecting; a stranger that does not is dropped. */
-        double hello_deadline = saec_comm_now() + 5.0;
+        double hello_deadline = saec_now() + 5.0;
         if (hello_deadline > deadline) hello_deadline = deadline;
         if (recv_all(fd, hello, sizeof hello, hello_deadline) != IO_OK ||
             get_u32(hello) != TCP_MAGIC) {
@@ -342,7 +342,7 @@ static int try_connect(const saec_tcp *t, double deadline, char *why, size_t why
         int rc = connect(fd, a->ai_addr, a->ai_addrlen);
         int err = rc == 0 ? 0 : errno;
         if (rc != 0 && err == EINPROGRESS) {
-            double d = saec_comm_now() + 2.0;
+            double d = saec_now() + 2.0;
             if (d > deadline) d = deadline;
             if (wait_fd(fd, POLLOUT, d) == IO_OK) {
                 socklen_t len = sizeof err;
@@ -368,7 +368,7 @@ static int rendezvous_peer(saec_tcp *t, double t0) {
     for (;;) {
         fd = try_connect(t, deadline, why, sizeof why);
         if (fd >= 0) break;
-        double now = saec_comm_now();
+        double now = saec_now();
         if (now >= deadline) {
             return saec_fail(SAEC_ERR_OTHER, TCP_HINT,
                              "TCP rendezvous: rank %d could not reach rank 0 at %s:%d within "
@@ -392,16 +392,16 @@ static int rendezvous_peer(saec_tcp *t, double t0) {
         return saec_fail(SAEC_ERR_OTHER, TCP_HINT,
                          "TCP rendezvous: rank %d reached rank 0 at %s:%d, but not every rank "
                          "arrived within %.1f s",
-                         t->rank, t->addr, t->port, saec_comm_now() - t0);
+                         t->rank, t->addr, t->port, saec_now() - t0);
     }
-    if (io != IO_OK) return tcp_io_fail(t, io, 0, "rendezvous", saec_comm_now() - t0);
+    if (io != IO_OK) return tcp_io_fail(t, io, 0, "rendezvous", saec_now() - t0);
     if (get_u32(verdict) != 0) {
         unsigned char lenb[4];
         char text[600] = "(no reason given)";
-        if (recv_all(fd, lenb, sizeof lenb, saec_comm_now() + 1.0) == IO_OK) {
+        if (recv_all(fd, lenb, sizeof lenb, saec_now() + 1.0) == IO_OK) {
             uint32_t len = get_u32(lenb);
             if (len >= sizeof text) len = sizeof text - 1;
-            if (recv_all(fd, text, len, saec_comm_now() + 1.0) == IO_OK) text[len] = '\0';
+            if (recv_all(fd, text, len, saec_now() + 1.0) == IO_OK) text[len] = '\0';
         }
         tcp_break(t);
         return saec_fail(SAEC_ERR_USAGE, TCP_HINT, "TCP rendezvous at %s:%d failed: %s", t->addr,
@@ -435,7 +435,7 @@ int saec_tcp_open(const char *addr, int port, int rank, int size, double timeout
     snprintf(t->addr, sizeof t->addr, "%s", addr);
     t->port = port;
     int rc = SAEC_OK;
-    double t0 = saec_comm_now();
+    double t0 = saec_now();
     if (size > 1) rc = rank == 0 ? rendezvous_root(t, t0) : rendezvous_peer(t, t0);
     if (rc != SAEC_OK) {
         saec_tcp_close(t);
@@ -465,7 +465,7 @@ int saec_tcp_allgather(saec_tcp *t, const void *mine, size_t bytes, char **data,
     const char *what = "host all-gather";
     *data = NULL;
     SAEC_TRY(tcp_usable(t, what));
-    double t0 = saec_comm_now(), deadline = t0 + t->timeout_s;
+    double t0 = saec_now(), deadline = t0 + t->timeout_s;
     int n = t->size;
     if (t->rank == 0) {
         char **blobs = calloc((size_t)n, sizeof *blobs);
@@ -486,19 +486,22 @@ int saec_tcp_allgather(saec_tcp *t, const void *mine, size_t bytes, char **data,
             sizes[r] = (size_t)len;
             blobs[r] = malloc(len ? (size_t)len : 1);
             if (io == IO_OK && !blobs[r]) {
+                tcp_break(t); /* the peers must not wait for an answer that will not come */
                 rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory in %s", what);
                 break;
             }
             if (io == IO_OK) io = recv_all(t->fds[r], blobs[r], (size_t)len, deadline);
-            if (io != IO_OK) rc = tcp_io_fail(t, io, r, what, saec_comm_now() - t0);
+            if (io != IO_OK) rc = tcp_io_fail(t, io, r, what, saec_now() - t0);
         }
         size_t total = 0;
         for (int r = 0; r < n; r++)
             total += rc == SAEC_OK ? sizes[r] : 0;
         char *all = rc == SAEC_OK ? malloc(total ? total : 1) : NULL;
         unsigned char *head = rc == SAEC_OK ? malloc((size_t)n * 8) : NULL;
-        if (rc == SAEC_OK && (!all || !head))
+        if (rc == SAEC_OK && (!all || !head)) {
+            tcp_break(t);
             rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory in %s", what);
+        }
         if (rc == SAEC_OK) {
             size_t off = 0;
             for (int r = 0; r < n; r++) {
@@ -509,7 +512,7 @@ int saec_tcp_allgather(saec_tcp *t, const void *mine, size_t bytes, char **data,
             for (int r = 1; r < n && rc == SAEC_OK; r++) {
                 int io = send_all(t->fds[r], head, (size_t)n * 8, deadline);
                 if (io == IO_OK) io = send_all(t->fds[r], all, total, deadline);
-                if (io != IO_OK) rc = tcp_io_fail(t, io, r, what, saec_comm_now() - t0);
+                if (io != IO_OK) rc = tcp_io_fail(t, io, r, what, saec_now() - t0);
             }
         }
         for (int r = 0; r < n; r++)
@@ -524,16 +527,16 @@ int saec_tcp_allgather(saec_tcp *t, const void *mine, size_t bytes, char **data,
         return SAEC_OK;
     }
     /* a peer: send mine, receive everyone's */
+    unsigned char *head = malloc((size_t)n * 8); /* before sending: a failure later breaks */
+    if (!head) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory in %s", what);
     unsigned char lenb[8];
     put_u64(lenb, bytes);
     int io = send_all(t->fds[0], lenb, sizeof lenb, deadline);
     if (io == IO_OK && bytes) io = send_all(t->fds[0], mine, bytes, deadline);
-    unsigned char *head = malloc((size_t)n * 8);
-    if (!head) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory in %s", what);
     if (io == IO_OK) io = recv_all(t->fds[0], head, (size_t)n * 8, deadline);
     if (io != IO_OK) {
         free(head);
-        return tcp_io_fail(t, io, 0, what, saec_comm_now() - t0);
+        return tcp_io_fail(t, io, 0, what, saec_now() - t0);
     }
     size_t total = 0;
     for (int r = 0; r < n; r++) {
@@ -548,11 +551,14 @@ int saec_tcp_allgather(saec_tcp *t, const void *mine, size_t bytes, char **data,
     }
     free(head);
     char *all = malloc(total ? total : 1);
-    if (!all) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory in %s", what);
+    if (!all) {
+        tcp_break(t);
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory in %s", what);
+    }
     io = recv_all(t->fds[0], all, total, deadline);
     if (io != IO_OK) {
         free(all);
-        return tcp_io_fail(t, io, 0, what, saec_comm_now() - t0);
+        return tcp_io_fail(t, io, 0, what, saec_now() - t0);
     }
     *data = all;
     return SAEC_OK;

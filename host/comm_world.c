@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "comm.h"
+#include "saec/device.h"
 #include "saec/saec.h"
 
 #define WORLD_HINT                                                                                 \
@@ -232,4 +233,14 @@ int saec_world_detect(saec_world *out) {
     if (rc != SAEC_OK) return rc;
     *out = w;
     return SAEC_OK;
+}
+
+void saec_world_device(const saec_world *w, const char *requested, char *out, size_t size) {
+    const int per_rank_gpu =
+        w->size > 1 && (strcmp(requested, "cuda") == 0 ||
+                        (strcmp(requested, "auto") == 0 && saec_cuda_device_count() > 0));
+    if (per_rank_gpu)
+        snprintf(out, size, "cuda:%d", w->local_rank);
+    else
+        snprintf(out, size, "%s", requested);
 }

@@ -125,11 +125,8 @@ static int write_config_json(const run *r) {
 
 /* The device of this rank: with several ranks, "auto" and "cuda" mean the GPU of the local rank. */
 static int open_device(run *r, const saec_world *w) {
-    char spec[sizeof r->cfg.device + 16];
-    snprintf(spec, sizeof spec, "%s", r->cfg.device);
-    const int gpus = saec_cuda_device_count();
-    if (w->size > 1 && (strcmp(spec, "cuda") == 0 || (strcmp(spec, "auto") == 0 && gpus > 0)))
-        snprintf(spec, sizeof spec, "cuda:%d", w->local_rank);
+    char spec[sizeof r->cfg.device + 32];
+    saec_world_device(w, r->cfg.device, spec, sizeof spec);
     return saec_dev_open(spec, &r->dev);
 }
 

@@ -127,20 +127,23 @@ static void unit_world(void) {
                "MASTER_ADDR=node0.example", "MASTER_PORT=29500", NULL);
     expect_world("torchrun", 3, 8, 1, 4);
     saec_world w;
-    if (saec_world_detect(&w) == SAEC_OK)
-        CHECK(strcmp(w.master_addr, "node0.example") == 0 && w.master_port == 29500, "master %s:%d",
-              w.master_addr, w.master_port);
+    OK(saec_world_detect(&w));
+    CHECK(strcmp(w.master_addr, "node0.example") == 0 && w.master_port == 29500, "master %s:%d",
+          w.master_addr, w.master_port);
 
     set_ctx("world: torchrun's agent store holds MASTER_PORT");
     launch_env("RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=n0", "MASTER_PORT=29500",
                "TORCHELASTIC_USE_AGENT_STORE=True", NULL);
-    if (saec_world_detect(&w) == SAEC_OK) CHECK(w.master_port == 29501, "port %d", w.master_port);
+    OK(saec_world_detect(&w));
+    CHECK(w.master_port == 29501, "port %d", w.master_port);
     launch_env("RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=n0", "MASTER_PORT=29500",
                "TORCHELASTIC_USE_AGENT_STORE=False", NULL);
-    if (saec_world_detect(&w) == SAEC_OK) CHECK(w.master_port == 29500, "port %d", w.master_port);
+    OK(saec_world_detect(&w));
+    CHECK(w.master_port == 29500, "port %d", w.master_port);
     launch_env("RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=n0", "MASTER_PORT=29500",
                "TORCHELASTIC_USE_AGENT_STORE=True", "SAEC_MASTER_PORT=31000", NULL);
-    if (saec_world_detect(&w) == SAEC_OK) CHECK(w.master_port == 31000, "port %d", w.master_port);
+    OK(saec_world_detect(&w));
+    CHECK(w.master_port == 31000, "port %d", w.master_port);
     launch_env("OMPI_COMM_WORLD_RANK=0", "OMPI_COMM_WORLD_SIZE=2", "SAEC_MASTER_PORT=0", NULL);
     expect_world_error("SAEC_MASTER_PORT=0");
 
