@@ -116,6 +116,10 @@ assert abs(e['nmse'] - s['nmse']) <= 1e-6 * max(1, s['nmse']), (e['nmse'], s['nm
 [ $rc -eq 2 ] && grep -q "'latents' = 128 is not a multiple of 'timestep_buckets' = 5" err1.txt && [ ! -e x1 ] \
   && pass "separate with latents % B != 0: exit 2 naming both keys, no run dir" \
   || fail "separate with latents 128, B 5: exit $rc: $(cat err1.txt)"
+"$SAEC" train "${ARGS[@]}" --timestep-mode adaln --timesteps 2000000 --out x3 2>err5.txt >/dev/null; rc=$?
+[ $rc -eq 2 ] && grep -q "timesteps x adaln_dim = 2000000 x 64" err5.txt && [ ! -e x3/model.safetensors ] \
+  && pass "adaln beyond its embedding table's limit: exit 2 naming both keys" \
+  || fail "adaln with 2M timesteps: exit $rc: $(cat err5.txt)"
 "$SAEC" train --synthetic superposition --timestep-mode bucket --steps 5 --out x2 2>err2.txt >/dev/null; rc=$?
 [ $rc -eq 2 ] && grep -q "timesteps" err2.txt && [ ! -e x2 ] && pass "bucket mode without timesteps: exit 2, no run dir" \
   || fail "bucket mode without timesteps: exit $rc: $(cat err2.txt)"
