@@ -31,7 +31,12 @@ else()
 endif()
 
 set(SAEC_HAVE_NCCL OFF)
-if(SAEC_HAVE_CUDA AND NOT SAEC_NCCL STREQUAL "OFF")
+if(SAEC_CUDA_EMULATED AND NOT SAEC_NCCL STREQUAL "OFF")
+  # The emulated GPU brings its own NCCL stand-in (tests/simt/nccl_emu.c, collectives over TCP).
+  set(SAEC_HAVE_NCCL ON)
+  add_library(NCCL::NCCL ALIAS saec_emu_nccl)
+  message(STATUS "saec: NCCL EMULATED (tests/simt/nccl_emu.c): the NCCL path runs on the CPU")
+elseif(SAEC_HAVE_CUDA AND NOT SAEC_NCCL STREQUAL "OFF")
   find_package(NCCL 2.14 QUIET) # 2.14: ncclCommFinalize, ncclGetLastError
   if(NCCL_FOUND)
     set(SAEC_HAVE_NCCL ON)

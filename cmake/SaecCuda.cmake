@@ -1,7 +1,11 @@
-# The CUDA backend switch: SAEC_CUDA = AUTO | ON | OFF. Sets SAEC_HAVE_CUDA.
+# The CUDA backend switch: SAEC_CUDA = AUTO | ON | OFF | EMU. Sets SAEC_HAVE_CUDA, and
+# SAEC_CUDA_EMULATED for EMU (the backend compiled for the emulated GPU: cmake/SaecCudaEmu.cmake).
 string(TOUPPER "${SAEC_CUDA}" SAEC_CUDA)
 set(SAEC_HAVE_CUDA OFF)
-if(NOT SAEC_CUDA STREQUAL "OFF")
+set(SAEC_CUDA_EMULATED OFF)
+if(SAEC_CUDA STREQUAL "EMU")
+  include(SaecCudaEmu)
+elseif(NOT SAEC_CUDA STREQUAL "OFF")
   # nvcc often lives outside PATH; look in the usual prefix before giving up.
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)

@@ -311,6 +311,8 @@ static int apply_json_object(saec_config *cfg, const cJSON *root, const char *wh
         return saec_fail(SAEC_ERR_USAGE, "a config file holds one JSON object of keys",
                          "config is not a JSON object (%s)", where);
     for (const cJSON *item = root->child; item; item = item->next) {
+        /* A run's config.json records the device it ran on by name; not a setting. */
+        if (strcmp(item->string, "device_name") == 0) continue;
         const saec_config_key *key = saec_config_find_key(item->string);
         if (!key) return unknown_key(item->string, where);
         char text[SAEC_STR_MAX];

@@ -25,7 +25,12 @@ int saec_dev_open(const char *spec, saec_dev **out) {
     saec_dev *dev = calloc(1, sizeof *dev);
     if (!dev) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory opening device");
     int rc;
-    if (strcmp(spec, "cpu") == 0 || (strcmp(spec, "auto") == 0 && saec_cuda_device_count() == 0)) {
+#ifdef SAEC_CUDA_EMULATED
+    const int auto_cuda = 0; /* the emulated GPU (a test tier) only when asked for by name */
+#else
+    const int auto_cuda = saec_cuda_device_count() > 0;
+#endif
+    if (strcmp(spec, "cpu") == 0 || (strcmp(spec, "auto") == 0 && !auto_cuda)) {
         dev->backend = SAEC_BACKEND_CPU;
         rc = saec_cpu_dev_init(dev);
     } else if (strcmp(spec, "auto") == 0) {

@@ -117,7 +117,15 @@ static int make_run_dir(run *r, int resume) {
 static int write_config_json(const run *r) {
     char path[SAEC_STR_MAX + 32];
     snprintf(path, sizeof path, "%s/config.json", r->dir);
-    char *text = saec_config_to_json(&r->cfg);
+    /* The keys, plus the device they ran on by name: "cuda (emulated on CPU)" must show. */
+    char *keys = saec_config_to_json(&r->cfg);
+    cJSON *root = keys ? cJSON_Parse(keys) : NULL;
+    free(keys);
+    char *text = NULL;
+    if (root && cJSON_AddStringToObject(root, "device_name", r->dev->name))
+        text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing config.json");
     int rc = saec_write_text_atomic(path, text);
     free(text);
     return rc;

@@ -267,6 +267,10 @@ extern "C" int saec_cuda_dev_init(saec_dev *dev, int index) {
     dev->ops = saec_cuda_op_table();
     if (tf32 && tf32[0] == '1') saec_cuda_set_tf32(dev, 1);
 
+#ifdef SAEC_CUDA_EMULATED
+    /* The emulated GPU (tests/simt) must never pass for a GPU in a log or a result file. */
+    snprintf(dev->name, sizeof dev->name, "cuda (emulated on CPU)");
+#else
     cudaDeviceProp prop;
     memset(&prop, 0, sizeof prop);
     if (cudaGetDeviceProperties(&prop, index) == cudaSuccess) {
@@ -278,6 +282,7 @@ extern "C" int saec_cuda_dev_init(saec_dev *dev, int index) {
         snprintf(dev->name, sizeof dev->name, "CUDA device %d (sm_%d%d)", index, st->cc_major,
                  st->cc_minor);
     }
+#endif
     return SAEC_OK;
 }
 
