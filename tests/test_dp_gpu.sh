@@ -3,7 +3,7 @@
 # matches the single-process run on the same GPU (issue 6: NCCL cannot put two ranks on one GPU,
 # so one rank is what a one-GPU machine can check). Skipped without a GPU or without NCCL.
 source "$(dirname "$0")/lib.sh"
-command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU: skipped"; exit 77; }
+require_cuda_device
 cd "$WORK"
 ARGS=(--device cuda --d-in 64 --syn-features 256 --latents 512 --k 8 --batch-size 512 --steps 60
       --log-every 20 --eval-tokens 4096 --dead-tokens 8192)

@@ -1869,7 +1869,60 @@ static void test_silu(void) {
     silu_gpu_case(0, 0, 0);
 }
 
-int main(void) {
+/* The groups of cases, by name: `test_gpu_ops NAME...` runs only those (the mutation check of
+   the emulated tier, tests/simt/mutation_check.sh, runs the group a seeded bug is in). */
+static const struct {
+    const char *name;
+    void (*run)(void);
+} GROUPS[] = {
+    {"table", test_table},
+    {"memory", test_memory},
+    {"gemm", test_gemm},
+    {"scale_add_rows", test_scale_add_rows},
+    {"axpby", test_axpby},
+    {"col_sum", test_col_sum},
+    {"relu", test_relu},
+    {"topk", test_topk},
+    {"sparse_decode", test_sparse_decode},
+    {"sparse_row_dots", test_sparse_row_dots},
+    {"sparse_outer_accum", test_sparse_outer_accum},
+    {"recon_loss_grad", test_recon_loss_grad},
+    {"recon_grad", test_recon_grad},
+    {"sum_squares_count_positive", test_sum_squares_count_positive},
+    {"geometric_median", test_geometric_median},
+    {"project_normalize", test_project_normalize},
+    {"adamw", test_adamw},
+    {"adamw_unit_rows", test_adamw_unit_rows},
+    {"track_fired", test_track_fired},
+    {"dead_latents_update", test_dead_latents_update},
+    {"track_fired_dense", test_track_fired_dense},
+    {"batch_topk", test_batch_topk},
+    {"jumprelu", test_jumprelu},
+    {"jumprelu_backward", test_jumprelu_backward},
+    {"l1_penalty", test_l1_penalty},
+    {"atm_stats", test_atm_stats},
+    {"atm_mask", test_atm_mask},
+    {"scale_cols", test_scale_cols},
+    {"grouping", test_grouping},
+    {"grouped_gemm", test_grouped_gemm},
+    {"modulate_encode", test_modulate_encode},
+    {"modulate_backward", test_modulate_backward},
+    {"grouped_gemm_wgrad", test_grouped_gemm_wgrad},
+    {"grouped_col_sum", test_grouped_col_sum},
+    {"silu", test_silu},
+};
+
+int main(int argc, char **argv) {
+    for (int a = 1; a < argc; a++) {
+        size_t g = 0;
+        while (g < sizeof GROUPS / sizeof GROUPS[0] && strcmp(GROUPS[g].name, argv[a]) != 0) g++;
+        if (g == sizeof GROUPS / sizeof GROUPS[0]) {
+            fprintf(stderr, "test_gpu_ops: no group '%s'; the groups are:", argv[a]);
+            for (g = 0; g < sizeof GROUPS / sizeof GROUPS[0]; g++) fprintf(stderr, " %s", GROUPS[g].name);
+            fprintf(stderr, "\n");
+            return 2;
+        }
+    }
     if (saec_cuda_device_count() == 0) {
         printf("no CUDA device: skipped\n");
         return 77;
@@ -1883,41 +1936,11 @@ int main(void) {
     }
     printf("cpu:  %s\ncuda: %s%s\n", cpu->name, gpu->name, quick ? " (quick)" : "");
 
-    test_table();
-    test_memory();
-    test_gemm();
-    test_scale_add_rows();
-    test_axpby();
-    test_col_sum();
-    test_relu();
-    test_topk();
-    test_sparse_decode();
-    test_sparse_row_dots();
-    test_sparse_outer_accum();
-    test_recon_loss_grad();
-    test_recon_grad();
-    test_sum_squares_count_positive();
-    test_geometric_median();
-    test_project_normalize();
-    test_adamw();
-    test_adamw_unit_rows();
-    test_track_fired();
-    test_dead_latents_update();
-    test_track_fired_dense();
-    test_batch_topk();
-    test_jumprelu();
-    test_jumprelu_backward();
-    test_l1_penalty();
-    test_atm_stats();
-    test_atm_mask();
-    test_scale_cols();
-    test_grouping();
-    test_grouped_gemm();
-    test_modulate_encode();
-    test_modulate_backward();
-    test_grouped_gemm_wgrad();
-    test_grouped_col_sum();
-    test_silu();
+    for (size_t g = 0; g < sizeof GROUPS / sizeof GROUPS[0]; g++) {
+        int wanted = argc == 1;
+        for (int a = 1; a < argc; a++) wanted |= strcmp(GROUPS[g].name, argv[a]) == 0;
+        if (wanted) GROUPS[g].run();
+    }
 
     saec_dev_close(gpu);
     saec_dev_close(cpu);

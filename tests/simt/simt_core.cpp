@@ -251,8 +251,8 @@ void *dynamic_shared(const char *name) {
 
 static void thread_main(void *arg) {
     thread_state *t = (thread_state *)arg;
-    fiber_started(&t->f);
     worker *w = cur_worker;
+    fiber_started(&t->f, &w->sched);
     w->L->run(w->L->ctx);
     t->status = T_DONE;
     w->n_done++;

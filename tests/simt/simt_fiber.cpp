@@ -21,18 +21,25 @@ static void asan_before(fiber *from, fiber *to, bool finishing) {
     (void)from, (void)to, (void)finishing;
 #endif
 }
-static void asan_after(fiber *self) {
+/* Back on self's stack. `prev` is the stack just left: in the emulator's two-level model (the
+   scheduler and its threads) always the one self switched to. AddressSanitizer tells its bounds,
+   which is how the scheduler's own stack (never allocated here) becomes known. */
+static void asan_after(fiber *self, fiber *prev) {
 #ifdef SAEC_SIMT_ASAN
-    __sanitizer_finish_switch_fiber(self->asan_fake_stack, nullptr, nullptr);
+    const void *bottom = nullptr;
+    size_t size = 0;
+    __sanitizer_finish_switch_fiber(self->asan_fake_stack, &bottom, &size);
+    if (prev && !prev->stack_lo) {
+        prev->stack_lo = (char *)bottom;
+        prev->stack_size = size;
+    }
 #else
-    (void)self;
+    (void)self, (void)prev;
 #endif
 }
-void fiber_started(fiber *self) {
-#ifdef SAEC_SIMT_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
-    (void)self;
+void fiber_started(fiber *self, fiber *prev) {
+    self->asan_fake_stack = nullptr;
+    asan_after(self, prev);
 }
 
 } // namespace saec_simt
@@ -107,7 +114,7 @@ void fiber_init(fiber *f, void (*entry)(void *), void *arg) {
 void fiber_switch(fiber *from, fiber *to, bool finishing) {
     asan_before(from, to, finishing);
     saec_simt_switch(&from->sp, to->sp);
-    asan_after(from);
+    asan_after(from, to);
 }
 
 } // namespace saec_simt

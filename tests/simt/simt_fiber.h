@@ -24,8 +24,9 @@ struct fiber {
 void fiber_init(fiber *f, void (*entry)(void *), void *arg);
 /* Save the running context in `from` and continue `to`. `finishing`: `from` never runs again. */
 void fiber_switch(fiber *from, fiber *to, bool finishing = false);
-/* The first thing a new fiber's entry does (AddressSanitizer's bookkeeping of the switch). */
-void fiber_started(fiber *self);
+/* The first thing a new fiber's entry does (AddressSanitizer's bookkeeping of the switch);
+   prev is the fiber that started it. */
+void fiber_started(fiber *self, fiber *prev);
 
 } // namespace saec_simt
 

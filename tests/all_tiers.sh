@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every test tier, as CI runs them (the README's test line), with each tier's time at the end.
+#   1. cpu     the default build (-DSAEC_WERROR=ON; nvcc compiles the CUDA backend when found)
+#              and its whole ctest suite: cpu, mpi; gpu tests run only on a machine with a GPU
+#   2. emu     the CUDA backend on the emulated GPU (-DSAEC_CUDA=EMU, tests/simt): ctest -L gpu in
+#              forward thread and block order, with the shared-memory race check
+#   3. emu-rev the same build and label: reversed threads, shuffled blocks, and cuBLASLt
+#              answering "no algorithm" so the fallback GEMM path runs
+#   4. emu-asan the emulated GPU built with AddressSanitizer+UBSan: ctest -L gpu
+# The emulated tiers prove correctness, never speed. Build folders: build, build-emu,
+# build-emu-asan. Every tier runs even when an earlier one failed; the exit status is 1 if any
+# failed.
+#
+#   tests/all_tiers.sh            all tiers
+#   tests/all_tiers.sh cpu emu    only those
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TIERS=("$@")
+[ ${#TIERS[@]} -eq 0 ] && TIERS=(cpu emu emu-rev emu-asan)
+JOBS=$(nproc 2>/dev/null || echo 2)
+declare -a SUMMARY
+FAILED=0
+
+build() { # build DIR cmake-args...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DSAEC_WERROR=ON "$@" && cmake --build "$dir"
+}
+
+run_tier() {
+  local tier=$1 start=$SECONDS rc
+  echo "=== tier $tier ==="
+  case $tier in
+    cpu) build build && ctest --test-dir build --output-on-failure ;;
+    emu) build build-emu -DSAEC_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+         ctest --test-dir build-emu -L gpu --output-on-failure ;;
+    emu-rev) build build-emu -DSAEC_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+             SAEC_SIMT_THREAD_ORDER=reverse SAEC_SIMT_BLOCK_ORDER=shuffle SAEC_SIMT_LT_NOALGO=1 \
+               ctest --test-dir build-emu -L gpu --output-on-failure ;;
+    emu-asan) build build-emu-asan -DSAEC_CUDA=EMU -DSAEC_SANITIZE=address,undefined \
+                -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+              ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-emu-asan -L gpu --output-on-failure ;;
+    *) echo "unknown tier '$tier' (cpu, emu, emu-rev, emu-asan)" >&2; return 2 ;;
+  esac
+  rc=$?
+  local t=$((SECONDS - start))
+  SUMMARY+=("$(printf '%-9s %s  %3dm%02ds' "$tier" "$([ $rc -eq 0 ] && echo pass || echo FAIL)" $((t / 60)) $((t % 60)))")
+  [ $rc -eq 0 ] || FAILED=1
+}
+
+for t in "${TIERS[@]}"; do run_tier "$t"; done
+echo "=== tiers ($JOBS cores) ==="
+printf '%s\n' "${SUMMARY[@]}"
+exit $FAILED
