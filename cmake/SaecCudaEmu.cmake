@@ -43,6 +43,27 @@ else()
   set(SAEC_SIMT_RACECHECK ON)
 endif()
 
+# nvcc contracts a*b+c into one FMA by default (--fmad=true); g++ on x86-64 does not, unless
+# told to. ON makes the emulated kernels round like that (the CUDA __*_rn intrinsics still never
+# contract); OFF keeps every product rounded. CI runs one emulated build of each.
+set(SAEC_SIMT_FMA "AUTO" CACHE STRING
+    "Emulated GPU: contract a*b+c into FMA in the kernels as nvcc does: AUTO (when this CPU has FMA), ON, OFF")
+string(TOUPPER "${SAEC_SIMT_FMA}" SAEC_SIMT_FMA)
+if(SAEC_SIMT_FMA STREQUAL "AUTO")
+  include(CheckCXXSourceRuns)
+  check_cxx_source_runs("int main() { return __builtin_cpu_supports(\"fma\") ? 0 : 1; }"
+                        SAEC_SIMT_CPU_HAS_FMA)
+  if(SAEC_SIMT_CPU_HAS_FMA)
+    set(SAEC_SIMT_FMA ON)
+  else()
+    set(SAEC_SIMT_FMA OFF)
+  endif()
+endif()
+set(SAEC_SIMT_KERNEL_FLAGS "")
+if(SAEC_SIMT_FMA)
+  set(SAEC_SIMT_KERNEL_FLAGS -mfma -ffp-contract=fast)
+endif()
+
 set(SAEC_SIMT_CXX_WARNINGS -Wall -Wextra -Wshadow -Wno-unused-parameter)
 if(SAEC_WERROR)
   list(APPEND SAEC_SIMT_CXX_WARNINGS -Werror)
@@ -78,7 +99,8 @@ target_link_libraries(saec_emu_nccl INTERFACE saec_simt)
 set(SAEC_HAVE_CUDA ON)
 set(SAEC_CUDA_EMULATED ON)
 message(STATUS "saec: CUDA backend EMULATED on the CPU (tests/simt; race check "
-               "${SAEC_SIMT_RACECHECK}): a correctness tier, never a performance one")
+               "${SAEC_SIMT_RACECHECK}, FMA contraction ${SAEC_SIMT_FMA}): a correctness tier, "
+               "never a performance one")
 
 # saec_emulated_cuda_sources(target a.cu b.cu ...): translate each .cu and add it to target.
 function(saec_emulated_cuda_sources target)
@@ -95,7 +117,8 @@ function(saec_emulated_cuda_sources target)
     target_sources(${target} PRIVATE ${_cpp})
     # nvcc's #pragma unroll means nothing to g++.
     # DWARF 4: binutils 2.40's addr2line names the translated file, not the #line one, in DWARF 5.
-    set(_opts -include saec_simt/cuda_emu.h ${SAEC_SIMT_CXX_WARNINGS} -Wno-unknown-pragmas -gdwarf-4)
+    set(_opts -include saec_simt/cuda_emu.h ${SAEC_SIMT_CXX_WARNINGS} -Wno-unknown-pragmas -gdwarf-4
+              ${SAEC_SIMT_KERNEL_FLAGS})
     if(SAEC_SIMT_RACECHECK)
       list(APPEND _opts -fsanitize=thread)
     endif()
