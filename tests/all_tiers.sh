@@ -3,10 +3,14 @@
 #   1. cpu     the default build (-DSAEC_WERROR=ON; nvcc compiles the CUDA backend when found)
 #              and its whole ctest suite: cpu, mpi; gpu tests run only on a machine with a GPU
 #   2. emu     the CUDA backend on the emulated GPU (-DSAEC_CUDA=EMU, tests/simt): ctest -L gpu in
-#              forward thread and block order, with the shared-memory race check
+#              forward thread and block order, with the shared-memory race check, products
+#              contracted into FMA as nvcc does (where the CPU has FMA)
 #   3. emu-rev the same build and label: reversed threads, shuffled blocks, and cuBLASLt
 #              answering "no algorithm" so the fallback GEMM path runs
-#   4. emu-asan the emulated GPU built with AddressSanitizer+UBSan: ctest -L gpu
+#   4. emu-asan the emulated GPU built with AddressSanitizer+UBSan and without FMA contraction:
+#              ctest -L gpu
+# The emulated tiers need the CUDA Toolkit's headers (not its GPU): without them they report
+# SKIPPED, loudly.
 # The emulated tiers prove correctness, never speed. Build folders: build, build-emu,
 # build-emu-asan. Every tier runs even when an earlier one failed; the exit status is 1 if any
 # failed.
@@ -27,9 +31,19 @@ build() { # build DIR cmake-args...
   cmake -S . -B "$dir" -G Ninja -DSAEC_WERROR=ON "$@" && cmake --build "$dir"
 }
 
+CUDA_HEADERS=0
+for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda; do
+  [ -n "$d" ] && [ -f "$d/include/cublasLt.h" ] && CUDA_HEADERS=1
+done
+
 run_tier() {
   local tier=$1 start=$SECONDS rc
   echo "=== tier $tier ==="
+  if [ "$tier" != cpu ] && [ $CUDA_HEADERS = 0 ]; then
+    echo "SKIPPED: no CUDA Toolkit headers (set CUDA_HOME); the CUDA backend was not tested"
+    SUMMARY+=("$(printf '%-9s SKIPPED (no CUDA Toolkit headers)' "$tier")")
+    return
+  fi
   case $tier in
     cpu) build build && ctest --test-dir build --output-on-failure ;;
     emu) build build-emu -DSAEC_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
@@ -38,7 +52,7 @@ run_tier() {
              SAEC_SIMT_THREAD_ORDER=reverse SAEC_SIMT_BLOCK_ORDER=shuffle SAEC_SIMT_LT_NOALGO=1 \
                ctest --test-dir build-emu -L gpu --output-on-failure ;;
     emu-asan) build build-emu-asan -DSAEC_CUDA=EMU -DSAEC_SANITIZE=address,undefined \
-                -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+                -DSAEC_SIMT_FMA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
               ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-emu-asan -L gpu --output-on-failure ;;
     *) echo "unknown tier '$tier' (cpu, emu, emu-rev, emu-asan)" >&2; return 2 ;;
   esac
