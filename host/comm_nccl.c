@@ -195,13 +195,16 @@ static int mark_push(struct saec_nccl *n, cudaStream_t stream, const char *what)
 
 /* An NCCL call failed on the main thread: the communicator is unusable, abort it. */
 static int nccl_fail(struct saec_nccl *n, ncclResult_t r, const char *what) {
-    const char *last = n->comm ? ncclGetLastError(n->comm) : ncclGetLastError(NULL);
-    int rc = saec_fail(SAEC_ERR_DEVICE, NCCL_HINT, "NCCL %s failed on rank %d of %d: %s (%s)", what,
-                       n->rank, n->size, ncclGetErrorString(r), last ? last : "");
+    /* Under mu: the watchdog may be aborting (and so freeing) the communicator meanwhile. */
+    char last[256];
     pthread_mutex_lock(&n->mu);
+    const char *msg = n->comm && n->comm_valid ? ncclGetLastError(n->comm) : ncclGetLastError(NULL);
+    snprintf(last, sizeof last, "%s", msg ? msg : "");
     int valid = n->comm_valid;
     n->comm_valid = 0;
     pthread_mutex_unlock(&n->mu);
+    int rc = saec_fail(SAEC_ERR_DEVICE, NCCL_HINT, "NCCL %s failed on rank %d of %d: %s (%s)", what,
+                       n->rank, n->size, ncclGetErrorString(r), last);
     if (valid) ncclCommAbort(n->comm);
     n->comm = NULL;
     n->dead = 1;

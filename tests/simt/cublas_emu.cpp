@@ -11,8 +11,7 @@
  * An algorithm from cublasLtMatmulAlgoGetHeuristic remembers what it was chosen for (transposes,
  * epilogue, compute type, operand alignments, workspace), and cublasLtMatmul refuses it for
  * anything else, as a real algorithm would misbehave. SAEC_SIMT_LT_NOALGO=1 makes the heuristic
- * find nothing (CUBLAS_STATUS_NOT_SUPPORTED, 0 results, what cuBLASLt usually answers);
- * SAEC_SIMT_LT_NOALGO=2 answers CUBLAS_STATUS_SUCCESS with 0 results, the other documented form.
+ * find nothing (CUBLAS_STATUS_NOT_SUPPORTED, 0 results, what cuBLASLt usually answers).
  */
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -23,11 +22,9 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <map>
 #include <mutex>
 
 #include "simt_runtime.h"
@@ -38,33 +35,10 @@ __attribute__((format(printf, 2, 3))) cublasStatus_t refuse(cublasStatus_t s, co
                                                             ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("saec-simt: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    saec_simt_vwarn(fmt, ap);
     va_end(ap);
     return s;
 }
-
-/* Handles are non-canonical addresses (dereferencing one faults) drawn from a counter, so a
-   destroyed handle never becomes valid again. */
-template <class T> class HandleTable {
-  public:
-    explicit HandleTable(uintptr_t base) : next_(base) {}
-    uintptr_t add(const T &v) {
-        next_ += 64;
-        live_.emplace(next_, v);
-        return next_;
-    }
-    T *find(uintptr_t h) {
-        auto it = live_.find(h);
-        return it == live_.end() ? nullptr : &it->second;
-    }
-    bool erase(uintptr_t h) { return live_.erase(h) != 0; }
-
-  private:
-    uintptr_t next_;
-    std::map<uintptr_t, T> live_;
-};
 
 struct BlasCtx {
     cudaStream_t stream;
@@ -88,13 +62,13 @@ struct Pref {
 };
 
 std::mutex g_mu;
-HandleTable<BlasCtx> g_blas(0x5aec300000000000u);
-HandleTable<LtCtx> g_lt(0x5aec400000000000u);
-HandleTable<MatmulDesc> g_descs(0x5aec500000000000u);
-HandleTable<Layout> g_layouts(0x5aec600000000000u);
-HandleTable<Pref> g_prefs(0x5aec700000000000u);
+SaecSimtHandles<BlasCtx> g_blas(0x5aec300000000000u);
+SaecSimtHandles<LtCtx> g_lt(0x5aec400000000000u);
+SaecSimtHandles<MatmulDesc> g_descs(0x5aec500000000000u);
+SaecSimtHandles<Layout> g_layouts(0x5aec600000000000u);
+SaecSimtHandles<Pref> g_prefs(0x5aec700000000000u);
 
-template <class T, class H> T *lookup(HandleTable<T> &table, H h) {
+template <class T, class H> T *lookup(SaecSimtHandles<T> &table, H h) {
     return table.find((uintptr_t)h);
 }
 
@@ -234,42 +208,21 @@ uint32_t unpack_align(uint64_t packed, int i) { return (uint32_t)(packed >> (16 
 
 } // namespace
 
-/* ---- status strings ------------------------------------------------------------------------- */
+/* ---- status strings ---------------------------------------------------------------------- */
 
-extern "C" const char *CUBLASWINAPI cublasGetStatusName(cublasStatus_t status) {
-    switch (status) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
-    }
-    return "CUBLAS_STATUS_UNKNOWN";
-}
-
+/* The statuses the stand-ins return, in cuBLAS's words. */
 extern "C" const char *CUBLASWINAPI cublasGetStatusString(cublasStatus_t status) {
     switch (status) {
     case CUBLAS_STATUS_SUCCESS: return "the operation completed successfully";
     case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "the resource allocation failed";
     case CUBLAS_STATUS_INVALID_VALUE: return "an invalid numeric value was used as an argument";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "an absent device architectural feature is required";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "an access to GPU memory space failed";
     case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "an internal operation failed";
     case CUBLAS_STATUS_NOT_SUPPORTED: return "the requested functionality is not supported";
-    case CUBLAS_STATUS_LICENSE_ERROR: return "error detected trying to check the license";
+    default: return "unknown error";
     }
-    return "unknown error";
 }
 
-/* ---- legacy cuBLAS ----------------------------------------------------------------------------
- */
+/* ---- legacy cuBLAS ------------------------------------------------------------------------ */
 
 extern "C" cublasStatus_t CUBLASWINAPI cublasCreate_v2(cublasHandle_t *handle) {
     if (!handle) return refuse(CUBLAS_STATUS_INVALID_VALUE, "cublasCreate: NULL handle");
@@ -374,8 +327,7 @@ extern "C" cublasStatus_t CUBLASWINAPI cublasSgemm_v2(cublasHandle_t handle,
     return CUBLAS_STATUS_SUCCESS;
 }
 
-/* ---- cuBLASLt: handles and descriptors --------------------------------------------------------
- */
+/* ---- cuBLASLt: handles and descriptors ---------------------------------------------------- */
 
 extern "C" cublasStatus_t CUBLASWINAPI cublasLtCreate(cublasLtHandle_t *lightHandle) {
     if (!lightHandle) return refuse(CUBLAS_STATUS_INVALID_VALUE, "cublasLtCreate: NULL handle");
@@ -565,7 +517,6 @@ extern "C" cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoGetHeuristic(
     }
     const char *noalgo = getenv("SAEC_SIMT_LT_NOALGO");
     if (noalgo && strcmp(noalgo, "1") == 0) return CUBLAS_STATUS_NOT_SUPPORTED;
-    if (noalgo && strcmp(noalgo, "2") == 0) return CUBLAS_STATUS_SUCCESS;
     for (int i = 0; i < 4; i++) /* no FP32 kernel works on operands below 4-byte alignment */
         if (pref.align[i] < 4) return CUBLAS_STATUS_NOT_SUPPORTED;
 

@@ -15,10 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <map>
 #include <mutex>
 
@@ -40,9 +38,7 @@ cudaError_t fail(cudaError_t e) {
 __attribute__((format(printf, 2, 3))) cudaError_t fail_msg(cudaError_t e, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("saec-simt: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    saec_simt_vwarn(fmt, ap);
     va_end(ap);
     return fail(e);
 }
@@ -177,41 +173,12 @@ cudaError_t check_side(const char *call, const char *what, const void *p, size_t
                     call, what, p, n, (void *)base, size);
 }
 
-/* ---- streams and events: opaque handles, never reused, never dereferenced ------------------- */
+/* ---- streams and events: handles only (eager streams leave nothing to record) --------------- */
 
-struct StreamRec {
-    int device;
-};
-struct EventRec {
-    unsigned flags;
-    bool recorded;
-    std::chrono::steady_clock::time_point when;
-};
-
-/* Handles are non-canonical addresses (dereferencing one faults) drawn from a counter, so a
-   destroyed handle never becomes valid again. */
-template <class T> class HandleTable {
-  public:
-    explicit HandleTable(uintptr_t base) : next_(base) {}
-    uintptr_t add(const T &v) {
-        next_ += 64;
-        live_.emplace(next_, v);
-        return next_;
-    }
-    T *find(uintptr_t h) {
-        auto it = live_.find(h);
-        return it == live_.end() ? nullptr : &it->second;
-    }
-    bool erase(uintptr_t h) { return live_.erase(h) != 0; }
-
-  private:
-    uintptr_t next_;
-    std::map<uintptr_t, T> live_;
-};
-
+struct NoState {};
 std::mutex g_handle_mu;
-HandleTable<StreamRec> g_streams(0x5aec100000000000u);
-HandleTable<EventRec> g_events(0x5aec200000000000u);
+SaecSimtHandles<NoState> g_streams(0x5aec100000000000u);
+SaecSimtHandles<NoState> g_events(0x5aec200000000000u);
 
 bool is_special_stream(cudaStream_t s) {
     return s == 0 || s == cudaStreamLegacy || s == cudaStreamPerThread;
@@ -229,14 +196,10 @@ cudaError_t check_stream(const char *call, cudaStream_t s) {
                     (void *)s);
 }
 
-/* Runs f on the live event's record under the handle lock; fails if the event is not live. */
-template <class F> cudaError_t with_event(const char *call, cudaEvent_t event, F f) {
+cudaError_t check_event(const char *call, cudaEvent_t event) {
     {
         std::lock_guard<std::mutex> lock(g_handle_mu);
-        if (EventRec *r = g_events.find((uintptr_t)event)) {
-            f(*r);
-            return cudaSuccess;
-        }
+        if (g_events.find((uintptr_t)event)) return cudaSuccess;
     }
     return fail_msg(cudaErrorInvalidResourceHandle, "%s: event %p is not a live event", call,
                     (void *)event);
@@ -284,31 +247,6 @@ cudaError_t checked_memset(const char *call, void *dst, int value, size_t count,
     return cudaSuccess;
 }
 
-/* Host memory from /proc/meminfo (kB), falling back to sysconf. */
-bool host_meminfo(size_t *avail, size_t *total) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    unsigned long long a = 0, t = 0;
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f)) {
-            sscanf(line, "MemTotal: %llu kB", &t);
-            sscanf(line, "MemAvailable: %llu kB", &a);
-        }
-        fclose(f);
-    }
-    if (a && t) {
-        *avail = (size_t)a << 10;
-        *total = (size_t)t << 10;
-        return true;
-    }
-    const long page = sysconf(_SC_PAGESIZE), av = sysconf(_SC_AVPHYS_PAGES),
-               ph = sysconf(_SC_PHYS_PAGES);
-    if (page <= 0 || av < 0 || ph <= 0) return false;
-    *avail = (size_t)av * (size_t)page;
-    *total = (size_t)ph * (size_t)page;
-    return true;
-}
-
 } // namespace
 
 /* ---- hooks for the SIMT core and the other stand-ins ----------------------------------------- */
@@ -316,8 +254,6 @@ bool host_meminfo(size_t *avail, size_t *total) {
 extern "C" void saec_simt_record_error(cudaError_t e) {
     if (e != cudaSuccess) t_last_error = e;
 }
-
-extern "C" cudaError_t saec_simt_peek_error(void) { return t_last_error; }
 
 extern "C" int saec_simt_is_device_range(const void *ptr, size_t bytes) {
     const uintptr_t p = (uintptr_t)ptr;
@@ -330,8 +266,13 @@ extern "C" int saec_simt_is_device_range(const void *ptr, size_t bytes) {
 
 extern "C" int saec_simt_is_stream(cudaStream_t s) { return stream_live(s) ? 1 : 0; }
 
-/* ---- errors -----------------------------------------------------------------------------------
- */
+extern "C" void saec_simt_vwarn(const char *fmt, va_list ap) {
+    fputs("saec-simt: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+/* ---- errors ------------------------------------------------------------------------------ */
 
 extern "C" cudaError_t CUDARTAPI cudaGetLastError(void) {
     const cudaError_t e = t_last_error;
@@ -339,49 +280,19 @@ extern "C" cudaError_t CUDARTAPI cudaGetLastError(void) {
     return e;
 }
 
-extern "C" cudaError_t CUDARTAPI cudaPeekAtLastError(void) { return t_last_error; }
-
-/* Name and message of every code the emulated tier can produce, in the runtime's words. */
+/* Name and message of every code the emulated tier produces, in the runtime's words. */
 #define SAEC_SIMT_ERRORS(X)                                                                        \
     X(cudaSuccess, "no error")                                                                     \
     X(cudaErrorInvalidValue, "invalid argument")                                                   \
     X(cudaErrorMemoryAllocation, "out of memory")                                                  \
-    X(cudaErrorInitializationError, "initialization error")                                        \
-    X(cudaErrorCudartUnloading, "driver shutting down")                                            \
     X(cudaErrorInvalidConfiguration, "invalid configuration argument")                             \
-    X(cudaErrorInvalidPitchValue, "invalid pitch argument")                                        \
-    X(cudaErrorInvalidSymbol, "invalid device symbol")                                             \
-    X(cudaErrorInvalidHostPointer, "invalid host pointer")                                         \
-    X(cudaErrorInvalidDevicePointer, "invalid device pointer")                                     \
     X(cudaErrorInvalidMemcpyDirection, "invalid copy direction for memcpy")                        \
-    X(cudaErrorMissingConfiguration, "__global__ function call is not configured")                 \
-    X(cudaErrorInsufficientDriver, "CUDA driver version is insufficient for CUDA runtime version") \
     X(cudaErrorInvalidDeviceFunction, "invalid device function")                                   \
     X(cudaErrorNoDevice, "no CUDA-capable device is detected")                                     \
     X(cudaErrorInvalidDevice, "invalid device ordinal")                                            \
-    X(cudaErrorInvalidKernelImage, "device kernel image is invalid")                               \
-    X(cudaErrorNoKernelImageForDevice, "no kernel image is available for execution on the device") \
     X(cudaErrorInvalidResourceHandle, "invalid resource handle")                                   \
-    X(cudaErrorIllegalState, "the operation cannot be performed in the present state")             \
-    X(cudaErrorSymbolNotFound, "named symbol not found")                                           \
-    X(cudaErrorNotReady, "device not ready")                                                       \
     X(cudaErrorIllegalAddress, "an illegal memory access was encountered")                         \
-    X(cudaErrorLaunchOutOfResources, "too many resources requested for launch")                    \
-    X(cudaErrorLaunchTimeout, "the launch timed out and was terminated")                           \
-    X(cudaErrorContextIsDestroyed, "context is destroyed")                                         \
-    X(cudaErrorAssert, "device-side assert triggered")                                             \
-    X(cudaErrorHardwareStackError, "hardware stack error")                                         \
-    X(cudaErrorIllegalInstruction, "an illegal instruction was encountered")                       \
-    X(cudaErrorMisalignedAddress, "misaligned address")                                            \
-    X(cudaErrorInvalidAddressSpace, "operation not supported on global/shared address space")      \
-    X(cudaErrorInvalidPc, "invalid program counter")                                               \
-    X(cudaErrorLaunchFailure, "unspecified launch failure")                                        \
-    X(cudaErrorCooperativeLaunchTooLarge, "too many blocks in cooperative launch")                 \
-    X(cudaErrorNotPermitted, "operation not permitted")                                            \
-    X(cudaErrorNotSupported, "operation not supported")                                            \
-    X(cudaErrorTimeout, "wait operation timed out")                                                \
-    X(cudaErrorInvalidClusterSize, "invalid cluster size")                                         \
-    X(cudaErrorUnknown, "unknown error")
+    X(cudaErrorLaunchOutOfResources, "too many resources requested for launch")
 
 extern "C" const char *CUDARTAPI cudaGetErrorName(cudaError_t error) {
 #define SAEC_SIMT_NAME(code, text)                                                                 \
@@ -399,8 +310,7 @@ extern "C" const char *CUDARTAPI cudaGetErrorString(cudaError_t error) {
     return "unrecognized error code";
 }
 
-/* ---- devices ----------------------------------------------------------------------------------
- */
+/* ---- devices ----------------------------------------------------------------------------- */
 
 extern "C" cudaError_t CUDARTAPI cudaGetDeviceCount(int *count) {
     if (!count) return fail_msg(cudaErrorInvalidValue, "cudaGetDeviceCount: NULL count");
@@ -412,14 +322,6 @@ extern "C" cudaError_t CUDARTAPI cudaSetDevice(int device) {
     cudaError_t e = check_device(device);
     if (e != cudaSuccess) return e;
     t_device = device;
-    return cudaSuccess;
-}
-
-extern "C" cudaError_t CUDARTAPI cudaGetDevice(int *device) {
-    if (!device) return fail_msg(cudaErrorInvalidValue, "cudaGetDevice: NULL device");
-    cudaError_t e = check_device(t_device);
-    if (e != cudaSuccess) return e;
-    *device = t_device;
     return cudaSuccess;
 }
 
@@ -438,34 +340,12 @@ extern "C" cudaError_t CUDARTAPI cudaDeviceGetAttribute(int *value, cudaDeviceAt
     if (e != cudaSuccess) return e;
     cudaDeviceProp p;
     fill_properties(&p);
-    switch (attr) {
-    case cudaDevAttrMaxThreadsPerBlock: *value = p.maxThreadsPerBlock; break;
-    case cudaDevAttrMaxBlockDimX: *value = p.maxThreadsDim[0]; break;
-    case cudaDevAttrMaxBlockDimY: *value = p.maxThreadsDim[1]; break;
-    case cudaDevAttrMaxBlockDimZ: *value = p.maxThreadsDim[2]; break;
-    case cudaDevAttrMaxGridDimX: *value = p.maxGridSize[0]; break;
-    case cudaDevAttrMaxGridDimY: *value = p.maxGridSize[1]; break;
-    case cudaDevAttrMaxGridDimZ: *value = p.maxGridSize[2]; break;
-    case cudaDevAttrMaxSharedMemoryPerBlock: *value = (int)p.sharedMemPerBlock; break;
-    case cudaDevAttrTotalConstantMemory: *value = (int)p.totalConstMem; break;
-    case cudaDevAttrWarpSize: *value = p.warpSize; break;
-    case cudaDevAttrMaxRegistersPerBlock: *value = p.regsPerBlock; break;
+    switch (attr) { /* the attributes saec reads */
     case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; break;
-    case cudaDevAttrConcurrentKernels: *value = p.concurrentKernels; break;
-    case cudaDevAttrGlobalMemoryBusWidth: *value = p.memoryBusWidth; break;
-    case cudaDevAttrL2CacheSize: *value = p.l2CacheSize; break;
-    case cudaDevAttrMaxThreadsPerMultiProcessor: *value = p.maxThreadsPerMultiProcessor; break;
-    case cudaDevAttrUnifiedAddressing: *value = p.unifiedAddressing; break;
     case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
     case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
-    case cudaDevAttrMaxSharedMemoryPerMultiprocessor:
-        *value = (int)p.sharedMemPerMultiprocessor;
-        break;
-    case cudaDevAttrMaxRegistersPerMultiprocessor: *value = p.regsPerMultiprocessor; break;
-    case cudaDevAttrCooperativeLaunch: *value = p.cooperativeLaunch; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = (int)p.sharedMemPerBlockOptin; break;
-    case cudaDevAttrMaxBlocksPerMultiprocessor: *value = p.maxBlocksPerMultiProcessor; break;
-    case cudaDevAttrReservedSharedMemoryPerBlock: *value = (int)p.reservedSharedMemPerBlock; break;
+    case cudaDevAttrL2CacheSize: *value = p.l2CacheSize; break;
     default:
         return fail_msg(cudaErrorInvalidValue,
                         "cudaDeviceGetAttribute: attribute %d is not emulated (add it to "
@@ -475,21 +355,7 @@ extern "C" cudaError_t CUDARTAPI cudaDeviceGetAttribute(int *value, cudaDeviceAt
     return cudaSuccess;
 }
 
-extern "C" cudaError_t CUDARTAPI cudaDeviceSynchronize(void) {
-    return check_device(t_device); /* eager streams: nothing is ever pending */
-}
-
-extern "C" cudaError_t CUDARTAPI cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
-    if (!free_bytes || !total_bytes)
-        return fail_msg(cudaErrorInvalidValue, "cudaMemGetInfo: NULL argument");
-    cudaError_t e = check_device(t_device);
-    if (e != cudaSuccess) return e;
-    if (!host_meminfo(free_bytes, total_bytes)) return fail(cudaErrorUnknown);
-    return cudaSuccess;
-}
-
-/* ---- memory -----------------------------------------------------------------------------------
- */
+/* ---- memory ------------------------------------------------------------------------------ */
 
 extern "C" cudaError_t CUDARTAPI cudaMalloc(void **devPtr, size_t size) {
     if (!devPtr) return fail_msg(cudaErrorInvalidValue, "cudaMalloc: NULL devPtr");
@@ -542,10 +408,6 @@ extern "C" cudaError_t CUDARTAPI cudaHostAlloc(void **pHost, size_t size, unsign
     return cudaSuccess;
 }
 
-extern "C" cudaError_t CUDARTAPI cudaMallocHost(void **ptr, size_t size) {
-    return cudaHostAlloc(ptr, size, cudaHostAllocDefault);
-}
-
 extern "C" cudaError_t CUDARTAPI cudaFreeHost(void *ptr) {
     if (!ptr) return cudaSuccess;
     {
@@ -578,8 +440,7 @@ extern "C" cudaError_t CUDARTAPI cudaMemsetAsync(void *devPtr, int value, size_t
     return checked_memset("cudaMemsetAsync", devPtr, value, count, stream);
 }
 
-/* ---- streams ----------------------------------------------------------------------------------
- */
+/* ---- streams ----------------------------------------------------------------------------- */
 
 extern "C" cudaError_t CUDARTAPI cudaStreamCreateWithFlags(cudaStream_t *pStream,
                                                            unsigned int flags) {
@@ -589,12 +450,8 @@ extern "C" cudaError_t CUDARTAPI cudaStreamCreateWithFlags(cudaStream_t *pStream
     cudaError_t e = check_device(t_device);
     if (e != cudaSuccess) return e;
     std::lock_guard<std::mutex> lock(g_handle_mu);
-    *pStream = (cudaStream_t)g_streams.add(StreamRec{t_device});
+    *pStream = (cudaStream_t)g_streams.add(NoState{});
     return cudaSuccess;
-}
-
-extern "C" cudaError_t CUDARTAPI cudaStreamCreate(cudaStream_t *pStream) {
-    return cudaStreamCreateWithFlags(pStream, cudaStreamDefault);
 }
 
 extern "C" cudaError_t CUDARTAPI cudaStreamDestroy(cudaStream_t stream) {
@@ -610,8 +467,7 @@ extern "C" cudaError_t CUDARTAPI cudaStreamSynchronize(cudaStream_t stream) {
     return check_stream("cudaStreamSynchronize", stream);
 }
 
-/* ---- events -----------------------------------------------------------------------------------
- */
+/* ---- events ------------------------------------------------------------------------------ */
 
 extern "C" cudaError_t CUDARTAPI cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
     if (!event) return fail_msg(cudaErrorInvalidValue, "cudaEventCreateWithFlags: NULL event");
@@ -621,12 +477,8 @@ extern "C" cudaError_t CUDARTAPI cudaEventCreateWithFlags(cudaEvent_t *event, un
     cudaError_t e = check_device(t_device);
     if (e != cudaSuccess) return e;
     std::lock_guard<std::mutex> lock(g_handle_mu);
-    *event = (cudaEvent_t)g_events.add(EventRec{flags, false, {}});
+    *event = (cudaEvent_t)g_events.add(NoState{});
     return cudaSuccess;
-}
-
-extern "C" cudaError_t CUDARTAPI cudaEventCreate(cudaEvent_t *event) {
-    return cudaEventCreateWithFlags(event, cudaEventDefault);
 }
 
 extern "C" cudaError_t CUDARTAPI cudaEventDestroy(cudaEvent_t event) {
@@ -641,37 +493,15 @@ extern "C" cudaError_t CUDARTAPI cudaEventDestroy(cudaEvent_t event) {
 extern "C" cudaError_t CUDARTAPI cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     cudaError_t e = check_stream("cudaEventRecord", stream);
     if (e != cudaSuccess) return e;
-    /* all work queued before it has run already: the event completes at once */
-    return with_event("cudaEventRecord", event, [](EventRec &r) {
-        r.recorded = true;
-        r.when = std::chrono::steady_clock::now();
-    });
+    return check_event("cudaEventRecord", event); /* eager: complete at once */
 }
 
 extern "C" cudaError_t CUDARTAPI cudaEventQuery(cudaEvent_t event) {
-    return with_event("cudaEventQuery", event, [](EventRec &) {});
+    return check_event("cudaEventQuery", event);
 }
 
 extern "C" cudaError_t CUDARTAPI cudaEventSynchronize(cudaEvent_t event) {
-    return with_event("cudaEventSynchronize", event, [](EventRec &) {});
-}
-
-extern "C" cudaError_t CUDARTAPI cudaEventElapsedTime(float *ms, cudaEvent_t start,
-                                                      cudaEvent_t end) {
-    if (!ms) return fail_msg(cudaErrorInvalidValue, "cudaEventElapsedTime: NULL ms");
-    EventRec a{}, b{};
-    cudaError_t e = with_event("cudaEventElapsedTime", start, [&](EventRec &r) { a = r; });
-    if (e == cudaSuccess) e = with_event("cudaEventElapsedTime", end, [&](EventRec &r) { b = r; });
-    if (e != cudaSuccess) return e;
-    /* as the runtime: timing needs two recorded events created without DisableTiming */
-    if ((a.flags | b.flags) & cudaEventDisableTiming)
-        return fail_msg(cudaErrorInvalidResourceHandle,
-                        "cudaEventElapsedTime: an event was created with cudaEventDisableTiming");
-    if (!a.recorded || !b.recorded)
-        return fail_msg(cudaErrorInvalidResourceHandle,
-                        "cudaEventElapsedTime: an event was never recorded");
-    *ms = std::chrono::duration<float, std::milli>(b.when - a.when).count();
-    return cudaSuccess;
+    return check_event("cudaEventSynchronize", event);
 }
 
 extern "C" cudaError_t CUDARTAPI cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event,
@@ -680,5 +510,5 @@ extern "C" cudaError_t CUDARTAPI cudaStreamWaitEvent(cudaStream_t stream, cudaEv
     if (e != cudaSuccess) return e;
     if (flags & ~(unsigned)cudaEventWaitExternal)
         return fail_msg(cudaErrorInvalidValue, "cudaStreamWaitEvent: flags 0x%x", flags);
-    return with_event("cudaStreamWaitEvent", event, [](EventRec &) {});
+    return check_event("cudaStreamWaitEvent", event);
 }

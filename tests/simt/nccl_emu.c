@@ -148,10 +148,9 @@ static ncclResult_t report(struct ncclComm *comm, int rank, ncclResult_t code, i
     return code;
 }
 
+/* The types saec reduces and gathers. */
 static size_t type_size(uint32_t t) {
     switch (t) {
-    case ncclUint8: return 1;
-    case ncclInt32: return 4;
     case ncclInt64: return 8;
     case ncclFloat32: return 4;
     case ncclFloat64: return 8;
@@ -161,8 +160,6 @@ static size_t type_size(uint32_t t) {
 
 static const char *type_name(uint32_t t) {
     switch (t) {
-    case ncclUint8: return "uint8";
-    case ncclInt32: return "int32";
     case ncclInt64: return "int64";
     case ncclFloat32: return "float32";
     case ncclFloat64: return "float64";
@@ -207,8 +204,6 @@ static void describe(const call_desc *d, char *out, size_t cap) {
 /* acc[i] = op(acc[i], in[i]): acc holds the ranks before in's. */
 static void reduce(void *acc, const void *in, size_t n, uint32_t type, uint32_t op) {
     switch (type) {
-    case ncclUint8: REDUCE(uint8_t, uint8_t); break;
-    case ncclInt32: REDUCE(int32_t, uint32_t); break;
     case ncclInt64: REDUCE(int64_t, uint64_t); break;
     case ncclFloat32: REDUCE(float, float); break;
     case ncclFloat64: REDUCE(double, double); break;
@@ -810,8 +805,7 @@ static ncclResult_t check_call(struct ncclComm *c, const call_desc *d, const voi
     size_t size = type_size(d->type);
     if (!size)
         return report(c, c->rank, ncclInvalidArgument, 0,
-                      "%s: datatype %u is not emulated (uint8, int32, int64, float32, float64 "
-                      "are)",
+                      "%s: datatype %u is not emulated (int64, float32, float64 are)",
                       fn, d->type);
     if (d->kind == KIND_ALLREDUCE && d->op != ncclSum && d->op != ncclMin && d->op != ncclMax)
         return report(c, c->rank, ncclInvalidArgument, 0,
@@ -908,15 +902,10 @@ ncclResult_t ncclCommAbort(ncclComm_t comm) { return comm_release(comm); }
 const char *ncclGetErrorString(ncclResult_t result) {
     switch (result) {
     case ncclSuccess: return "no error";
-    case ncclUnhandledCudaError:
-        return "unhandled cuda error (run with NCCL_DEBUG=INFO for details)";
     case ncclSystemError: return "unhandled system error (run with NCCL_DEBUG=INFO for details)";
-    case ncclInternalError:
-        return "internal error - please report this issue to the NCCL developers";
     case ncclInvalidArgument: return "invalid argument (run with NCCL_DEBUG=WARN for details)";
     case ncclInvalidUsage: return "invalid usage (run with NCCL_DEBUG=WARN for details)";
     case ncclRemoteError: return "remote process exited or there was a network error";
-    case ncclInProgress: return "NCCL operation in progress";
     default: return "unknown result code";
     }
 }

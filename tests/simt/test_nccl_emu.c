@@ -53,9 +53,7 @@ static uint64_t mix(uint64_t x) { /* splitmix64 */
     return x ^ (x >> 31);
 }
 
-static size_t type_size(ncclDataType_t t) {
-    return t == ncclUint8 ? 1 : t == ncclInt32 || t == ncclFloat32 ? 4 : 8;
-}
+static size_t type_size(ncclDataType_t t) { return t == ncclFloat32 ? 4 : 8; }
 
 /* Rank `rank`'s input of case `salt`. Floats carry more bits than one sum keeps, so the order
    of the reduction shows in the result. */
@@ -63,8 +61,6 @@ static void fill(void *buf, ncclDataType_t t, size_t count, int rank, uint64_t s
     for (size_t i = 0; i < count; i++) {
         uint64_t h = mix(mix(salt) ^ ((uint64_t)rank << 48) ^ i);
         switch (t) {
-        case ncclUint8: ((uint8_t *)buf)[i] = (uint8_t)h; break;
-        case ncclInt32: ((int32_t *)buf)[i] = (int32_t)(uint32_t)(h >> 32); break;
         case ncclInt64: ((int64_t *)buf)[i] = (int64_t)h; break;
         case ncclFloat32: ((float *)buf)[i] = (float)(int32_t)(uint32_t)(h >> 32) * 0x1p-16f; break;
         default: ((double *)buf)[i] = (double)(int64_t)h * 0x1p-20; break;
@@ -83,8 +79,6 @@ static void fill(void *buf, ncclDataType_t t, size_t count, int rank, uint64_t s
 
 static void ref_reduce(void *acc, const void *in, size_t count, ncclDataType_t t, ncclRedOp_t op) {
     switch (t) {
-    case ncclUint8: REF(uint8_t, uint8_t) break;
-    case ncclInt32: REF(int32_t, uint32_t) break;
     case ncclInt64: REF(int64_t, uint64_t) break;
     case ncclFloat32: REF(float, float) break;
     default: REF(double, double) break;
@@ -242,26 +236,20 @@ static int collectives(int rank, int nranks, const ncclUniqueId *id, const void 
     pthread_t th;
     CHECK(pthread_create(&th, NULL, watch_main, &w) == 0);
 
-    const ncclDataType_t types[] = {ncclFloat32, ncclFloat64, ncclInt64, ncclInt32, ncclUint8};
+    const ncclDataType_t types[] = {ncclFloat32, ncclFloat64, ncclInt64}; /* saec's */
     const ncclRedOp_t ops[] = {ncclSum, ncclMin, ncclMax};
-    const size_t wide[] = {0, 1, 7, BIG}, narrow[] = {0, 1, 1000};
+    const size_t counts[] = {0, 1, 7, BIG};
     uint64_t salt = 1;
-    for (int ti = 0; ti < 5; ti++) {
-        const size_t *counts = ti < 3 ? wide : narrow;
-        int ncounts = ti < 3 ? 4 : 3;
-        for (int ci = 0; ci < ncounts; ci++)
+    for (int ti = 0; ti < 3; ti++)
+        for (int ci = 0; ci < 4; ci++) {
             for (int oi = 0; oi < 3; oi++)
                 for (int in_place = 0; in_place < 2; in_place++)
                     fails += all_reduce_case(comm, rank, nranks, types[ti], ops[oi], counts[ci],
                                              in_place, salt++);
-    }
-    const ncclDataType_t gtypes[] = {ncclFloat32, ncclInt64, ncclUint8};
-    const size_t gcounts[] = {0, 1, 5, BIG};
-    for (int ti = 0; ti < 3; ti++)
-        for (int ci = 0; ci < 4; ci++)
             for (int in_place = 0; in_place < 2; in_place++)
-                fails +=
-                    all_gather_case(comm, rank, nranks, gtypes[ti], gcounts[ci], in_place, salt++);
+                fails += all_gather_case(comm, rank, nranks, types[ti], counts[ci], in_place,
+                                         salt++);
+        }
 
     pthread_mutex_lock(&w.mu);
     w.stop = 1;
@@ -480,7 +468,7 @@ static int world_of_one(void) {
     fails += all_reduce_case(comm, 0, 1, ncclInt64, ncclMin, 1000, 0, 8);
     fails += all_gather_case(comm, 0, 1, ncclFloat32, 1000, 1, 9);
     double d = 1;
-    CHECK(ncclAllReduce(&d, &d, 1, ncclFloat16, ncclSum, comm, NULL) == ncclInvalidArgument);
+    CHECK(ncclAllReduce(&d, &d, 1, ncclInt32, ncclSum, comm, NULL) == ncclInvalidArgument);
     CHECK(ncclAllReduce(&d, &d, 1, ncclFloat64, ncclProd, comm, NULL) == ncclInvalidArgument);
     CHECK(ncclAllReduce(NULL, NULL, 1, ncclFloat64, ncclSum, comm, NULL) == ncclInvalidArgument);
     ncclResult_t async = ncclInternalError;

@@ -4,9 +4,8 @@
  *
  * CUB's contract, executed eagerly on the calling thread: a NULL d_temp_storage only sets
  * temp_storage_bytes; otherwise a too-small temp_storage_bytes is cudaErrorInvalidValue. The sort
- * is stable and ranks keys by bits [begin_bit, end_bit) of CUB's transformed key (unsigned as is,
- * signed with the sign bit flipped, floats sign-flipped when positive and fully flipped when
- * negative, -0.0 ranked equal to +0.0; NaNs land where their bits put them). DoubleBuffer
+ * is stable and ranks keys by bits [begin_bit, end_bit). Keys are unsigned integers, all saec
+ * sorts (CUB reorders the bits of signed and float keys first; they do not compile). DoubleBuffer
  * overloads leave the result in the alternate buffers and flip the selectors, as CUB does for an
  * odd number of passes, so callers must read Current(). Beyond CUB, the stand-in refuses buffers
  * outside device allocations (cudaErrorIllegalAddress, recorded as a kernel fault would be) and
@@ -19,7 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -43,34 +41,12 @@ template <typename T> struct DoubleBuffer {
 
 namespace simt_detail {
 
-template <size_t N> struct UnsignedOf;
-template <> struct UnsignedOf<1> { using type = uint8_t; };
-template <> struct UnsignedOf<2> { using type = uint16_t; };
-template <> struct UnsignedOf<4> { using type = uint32_t; };
-template <> struct UnsignedOf<8> { using type = uint64_t; };
-
-/* The key's bits in the order CUB ranks them (util_type.cuh TwiddleIn, then
-   radix_rank_sort_operations.cuh ProcessFloatMinusZero). */
-template <typename K> uint64_t ordered_bits(K key) {
-    static_assert(std::is_arithmetic<K>::value, "CUB stand-in: arithmetic keys only");
-    using U = typename UnsignedOf<sizeof(K)>::type;
-    constexpr U high = (U)((U)1 << (8 * sizeof(U) - 1));
-    U u;
-    memcpy(&u, &key, sizeof u);
-    if (std::is_floating_point<K>::value) {
-        u = (u & high) ? (U)~u : (U)(u ^ high);
-        if (u == (U)~high) u = high; /* -0.0 ranks as +0.0 */
-    } else if (std::is_signed<K>::value) {
-        u = (U)(u ^ high);
-    }
-    return u;
-}
-
 template <typename K> uint64_t digit(K key, int begin_bit, int end_bit) {
+    static_assert(std::is_unsigned<K>::value, "CUB stand-in: unsigned integer keys only");
     const int width = end_bit - begin_bit;
     if (width == 0) return 0;
     const uint64_t mask = width >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << width) - 1;
-    return (ordered_bits(key) >> begin_bit) & mask;
+    return ((uint64_t)key >> begin_bit) & mask;
 }
 
 __attribute__((format(printf, 3, 4))) inline cudaError_t fail(cudaError_t e, const char *call,
@@ -84,8 +60,9 @@ __attribute__((format(printf, 3, 4))) inline cudaError_t fail(cudaError_t e, con
     return e;
 }
 
-/* What CUB asks for: 1 byte for an empty problem, else room for its histograms plus, for the
-   overloads that may not overwrite their input, alternate buffers (alt_bytes per item). */
+/* The temp storage asked for, shaped like CUB's request: 1 byte for an empty problem, else room
+   for histograms plus, for the overloads that may not overwrite their input, alternate buffers
+   (alt_bytes per item). */
 inline size_t temp_bytes(size_t num_items, size_t alt_bytes) {
     return num_items == 0 ? 1 : 4096 + num_items * alt_bytes;
 }
