@@ -948,17 +948,29 @@ int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, con
     size_t hlen = 0;
     if (!saec_npy_header(header, sizeof header, tokens, d, &hlen))
         return saec_fail(SAEC_ERR_OTHER, NULL, "internal: .npy header too long");
-    float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d)); /* [batch, d] host */
-    if (!rows) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory dumping reconstructions");
+    /* A timestep-aware SAE's reconstruction depends on each row's timestep (as in eval.c). */
+    const int timed = sae->hp.ts_mode != SAE_TS_NONE;
+    if (timed && !src->has_timesteps)
+        return saec_fail(SAEC_ERR_DATA, "dump reconstructions of data with timesteps",
+                         "this SAE is timestep-aware but %s has no timesteps",
+                         src->info.description);
+    float *rows = malloc(sizeof(float) * (size_t)(sae->batch * d));        /* [batch, d] host */
+    int32_t *ts = timed ? malloc(sizeof(int32_t) * (size_t)sae->batch) : NULL; /* [batch] */
+    if (!rows || (timed && !ts)) {
+        free(rows);
+        free(ts);
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory dumping reconstructions");
+    }
     saec_atomic_file af;
     int rc = saec_atomic_open(&af, path);
     if (rc == SAEC_OK) rc = saec_atomic_write(&af, header, hlen);
     int64_t done = 0;
     while (rc == SAEC_OK && done < tokens) {
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
-        rc = saec_data_next(src, n, rows, NULL);
+        rc = saec_data_next(src, n, rows, ts);
         if (rc == SAEC_OK)
             rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+        if (rc == SAEC_OK && timed) rc = sae_set_timesteps(sae, ts, n);
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
             rc = dev->ops->download(dev, rows, sae->xhat, sizeof(float) * (size_t)(n * d));
@@ -974,5 +986,6 @@ int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, con
     else
         saec_atomic_abort(&af);
     free(rows);
+    free(ts);
     return rc;
 }

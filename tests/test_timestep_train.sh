@@ -111,6 +111,21 @@ assert abs(e['nmse'] - s['nmse']) <= 1e-6 * max(1, s['nmse']), (e['nmse'], s['nm
 "$SAEC" export sep --format sparsify --out sep_ex 2>err4.txt; rc=$?
 [ $rc -eq 2 ] && grep -q "separate mode" err4.txt && [ ! -e sep_ex ] && pass "separate-mode export refused, nothing written" \
   || fail "separate-mode export: exit $rc: $(cat err4.txt)"
+# eval --dump-recon of a timestep-aware SAE reconstructs each row with its own timestep: the
+# dumped rows give eval's nmse (they ignored the timesteps before).
+"$SAEC" gen timestep --out ts.h5 --tokens 4096 --d-in 32 >/dev/null 2>&1
+"$SAEC" train --data ts.h5 --latents 128 --k 4 --steps 30 --batch-size 128 --eval-tokens 1024 \
+  --timestep-mode bucket --out dump_run >/dev/null 2>&1 || fail "bucket run on ts.h5 failed"
+"$SAEC" eval dump_run --data ts.h5 --eval-tokens 4096 --dump-recon recon.npy --out dump_ev.json \
+  >/dev/null 2>dump.log || { fail "eval --dump-recon failed"; cat dump.log >&2; }
+"$PYTHON" -c "
+import json, h5py, numpy as np
+x = h5py.File('ts.h5')['activations'][:].astype(np.float64)
+r = np.load('recon.npy').astype(np.float64)
+nmse = ((x - r) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+e = json.load(open('dump_ev.json'))['nmse']
+assert abs(nmse - e) <= 1e-6 * max(1, e), (nmse, e)" \
+  && pass "bucket mode: --dump-recon rows give eval's nmse" || fail "bucket mode: --dump-recon rows disagree with eval's nmse"
 # Errors.
 "$SAEC" train "${ARGS[@]}" --timestep-mode separate --out x1 2>err1.txt >/dev/null; rc=$?
 [ $rc -eq 2 ] && grep -q "'latents' = 128 is not a multiple of 'timestep_buckets' = 5" err1.txt && [ ! -e x1 ] \
