@@ -1847,6 +1847,8 @@ static void silu_gpu_case(int64_t n, int misalign, int in_place) {
     OK(SAEC_OP(cpu, silu, FC(px) + off, n, yc + off));
     OK(SAEC_OP(gpu, silu, FG(px) + off, n, yg + off));
     double *sc_y = xmalloc((size_t)len * 8), *sc_dx = xmalloc((size_t)len * 8);
+    memset(sc_y, 0, (size_t)len * 8); /* n = 0 reads none of it, but -O3 cannot tell */
+    memset(sc_dx, 0, (size_t)len * 8);
     for (int64_t i = 0; i < n; i++) {
         const double v = x[off + i], s = 1.0 / (1.0 + exp(-v));
         sc_y[i] = fabs(v) * s;

@@ -181,8 +181,9 @@ static shared_region *add_region(worker *w, size_t bytes, size_t align, const vo
     if (align < 16) align = 16;
     size_t rz = SAEC_SIMT_REDZONE ? (SAEC_SIMT_REDZONE + align - 1) / align * align : 0;
     void *mem = nullptr;
-    /* malloc-family memory at the object's exact size, so AddressSanitizer sees one byte past. */
-    if (posix_memalign(&mem, align, rz + bytes + rz + (bytes == 0 && !rz)) != 0)
+    /* malloc-family memory at the object's exact size, so AddressSanitizer sees one byte past
+       (a size of 0 too: glibc and ASan return a unique pointer, every access to it an overflow). */
+    if (posix_memalign(&mem, align, rz + bytes + rz) != 0 || !mem)
         fault("out of host memory for %zu bytes of shared memory", bytes);
     shared_region *r = &w->regions[w->n_regions++];
     r->alloc = (char *)mem;
