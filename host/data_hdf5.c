@@ -29,6 +29,7 @@
 #include <hdf5.h>
 
 #include "data.h"
+#include "data_checks.h"
 #include "h5_lock.h"
 #include "saec/saec.h"
 
@@ -59,6 +60,38 @@ void saec_h5_lock(void) {
 
 void saec_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 
+/* Reads attribute `attr` of type `type`, one string, fixed or variable length, into buf [cap]
+   (terminated, truncated to fit); *full_len is its whole length. Returns 1 when read. */
+static int read_one_string(hid_t attr, hid_t type, char *buf, size_t cap, size_t *full_len) {
+    int ok = 0;
+    hid_t mem = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mem, H5Tget_cset(type));
+    if (H5Tis_variable_str(type) > 0) {
+        char *value = NULL;
+        H5Tset_size(mem, H5T_VARIABLE);
+        if (H5Aread(attr, mem, &value) >= 0) {
+            *full_len = value ? strlen(value) : 0;
+            snprintf(buf, cap, "%s", value ? value : "");
+            ok = 1;
+        }
+        if (value) H5free_memory(value);
+    } else {
+        size_t size = H5Tget_size(type);
+        char *value = calloc(size + 1, 1);
+        H5Tset_size(mem, size + 1); /* room for the terminator HDF5 adds */
+        H5Tset_strpad(mem, H5T_STR_NULLTERM);
+        if (value && H5Aread(attr, mem, value) >= 0) {
+            value[size] = '\0';
+            *full_len = strlen(value);
+            snprintf(buf, cap, "%s", value);
+            ok = 1;
+        }
+        free(value);
+    }
+    H5Tclose(mem);
+    return ok;
+}
+
 int saec_h5_read_string_attr(hid_t obj, const char *name, char *buf, size_t cap) {
     if (cap == 0) return 0;
     buf[0] = '\0';
@@ -69,76 +102,115 @@ int saec_h5_read_string_attr(hid_t obj, const char *name, char *buf, size_t cap)
     hid_t type = H5Aget_type(attr);
     hid_t space = H5Aget_space(attr);
     hssize_t npoints = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    if (type >= 0 && H5Tget_class(type) == H5T_STRING && npoints == 1) {
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mem, H5Tget_cset(type));
-        if (H5Tis_variable_str(type) > 0) {
-            char *value = NULL;
-            H5Tset_size(mem, H5T_VARIABLE);
-            if (H5Aread(attr, mem, &value) >= 0 && value) {
-                snprintf(buf, cap, "%s", value);
-                ok = 1;
-            }
-            if (value) H5free_memory(value);
-        } else {
-            size_t size = H5Tget_size(type);
-            char *value = calloc(size + 1, 1);
-            H5Tset_size(mem, size + 1); /* room for the terminator HDF5 adds */
-            H5Tset_strpad(mem, H5T_STR_NULLTERM);
-            if (value && H5Aread(attr, mem, value) >= 0) {
-                value[size] = '\0';
-                snprintf(buf, cap, "%s", value);
-                ok = 1;
-            }
-            free(value);
-        }
-        H5Tclose(mem);
-    }
+    size_t full_len = 0;
+    if (type >= 0 && H5Tget_class(type) == H5T_STRING && npoints == 1)
+        ok = read_one_string(attr, type, buf, cap, &full_len);
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
     H5Aclose(attr);
     return ok;
 }
 
-void saec_h5_type_name(hid_t type, hid_t obj, char *buf, size_t cap) {
-    size_t size = H5Tget_size(type);
-    const char *be = H5Tget_order(type) == H5T_ORDER_BE ? " (big-endian)" : "";
+/* The type part of a dataset description (data_checks.h). */
+static void describe_type(hid_t type, saec_h5_dataset_desc *ds) {
     switch (H5Tget_class(type)) {
-    case H5T_FLOAT: {
-        size_t spos, epos, esize, mpos, msize;
-        H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize);
-        if (size == 2 && esize == 8 && msize == 7)
-            snprintf(buf, cap, "bfloat16 (as an HDF5 float type)%s", be);
-        else if ((size == 2 && esize == 5 && msize == 10 && H5Tget_ebias(type) == 15) ||
-                 (size == 4 && esize == 8 && msize == 23) ||
-                 (size == 8 && esize == 11 && msize == 52))
-            snprintf(buf, cap, "float%zu%s", size * 8, be);
-        else
-            snprintf(buf, cap, "float (%zu bytes, %zu exponent and %zu mantissa bits)%s", size,
-                     esize, msize, be);
-        return;
+    case H5T_INTEGER: ds->cls = SAEC_H5_CLASS_INTEGER; break;
+    case H5T_FLOAT: ds->cls = SAEC_H5_CLASS_FLOAT; break;
+    case H5T_TIME: ds->cls = SAEC_H5_CLASS_TIME; break;
+    case H5T_STRING: ds->cls = SAEC_H5_CLASS_STRING; break;
+    case H5T_BITFIELD: ds->cls = SAEC_H5_CLASS_BITFIELD; break;
+    case H5T_OPAQUE: ds->cls = SAEC_H5_CLASS_OPAQUE; break;
+    case H5T_COMPOUND: ds->cls = SAEC_H5_CLASS_COMPOUND; break;
+    case H5T_REFERENCE: ds->cls = SAEC_H5_CLASS_REFERENCE; break;
+    case H5T_ENUM: ds->cls = SAEC_H5_CLASS_ENUM; break;
+    case H5T_VLEN: ds->cls = SAEC_H5_CLASS_VLEN; break;
+    case H5T_ARRAY: ds->cls = SAEC_H5_CLASS_ARRAY; break;
+    default: ds->cls = SAEC_H5_CLASS_UNKNOWN; break;
     }
-    case H5T_INTEGER: {
-        char tag[64];
-        if (size == 2 && obj >= 0 && saec_h5_read_string_attr(obj, "dtype", tag, sizeof tag) &&
-            strcmp(tag, "bfloat16") == 0) {
-            snprintf(buf, cap, "bfloat16");
-            return;
+    ds->size = H5Tget_size(type);
+    ds->big_endian = H5Tget_order(type) == H5T_ORDER_BE;
+    if (ds->cls == SAEC_H5_CLASS_INTEGER) ds->is_signed = H5Tget_sign(type) != H5T_SGN_NONE;
+    if (ds->cls == SAEC_H5_CLASS_FLOAT) {
+        size_t spos, epos, mpos;
+        H5Tget_fields(type, &spos, &epos, &ds->exp_bits, &mpos, &ds->mant_bits);
+        ds->exp_bias = H5Tget_ebias(type);
+    }
+}
+
+/* The attribute `dtype` of obj into the description; its value goes to value [cap] (a longer
+   one is cut, so it never equals an accepted name), what is wrong with it to what [wcap]. */
+static void describe_dtype_attr(hid_t obj, saec_h5_dataset_desc *ds, char *value, size_t cap,
+                                char *what, size_t wcap) {
+    ds->dtype_attr = SAEC_H5_ATTR_ABSENT;
+    htri_t exists = H5Aexists(obj, "dtype");
+    if (exists == 0) return;
+    ds->dtype_attr = SAEC_H5_ATTR_NOT_STRING;
+    snprintf(what, wcap, "unreadable");
+    hid_t attr = exists > 0 ? H5Aopen(obj, "dtype", H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t type = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
+    hid_t space = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
+    hssize_t npoints = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (type >= 0 && npoints >= 0) {
+        size_t full_len = 0;
+        if (H5Tget_class(type) != H5T_STRING) {
+            char tname[96];
+            saec_h5_type_name(type, H5I_INVALID_HID, tname, sizeof tname);
+            if (npoints == 1) /* "an int64 value", "a uint8 value" */
+                snprintf(what, wcap, "%s %s value", strchr("aeio", tname[0]) ? "an" : "a", tname);
+            else
+                snprintf(what, wcap, "%lld values of type %s", (long long)npoints, tname);
+        } else if (npoints != 1) {
+            snprintf(what, wcap, "%lld strings", (long long)npoints);
+        } else if (read_one_string(attr, type, value, cap, &full_len)) {
+            ds->dtype_attr = SAEC_H5_ATTR_STRING;
+            ds->dtype_value = value;
+            ds->dtype_len = full_len < cap ? full_len : cap - 1;
+        } else {
+            snprintf(what, wcap, "an unreadable string");
         }
-        snprintf(buf, cap, "%sint%zu%s", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", size * 8,
-                 be);
-        return;
     }
-    case H5T_STRING: snprintf(buf, cap, "string"); return;
-    case H5T_COMPOUND: snprintf(buf, cap, "compound"); return;
-    case H5T_ENUM: snprintf(buf, cap, "enum"); return;
-    case H5T_ARRAY: snprintf(buf, cap, "array"); return;
-    case H5T_VLEN: snprintf(buf, cap, "variable-length"); return;
-    case H5T_OPAQUE: snprintf(buf, cap, "opaque"); return;
-    case H5T_BITFIELD: snprintf(buf, cap, "bitfield"); return;
-    case H5T_REFERENCE: snprintf(buf, cap, "reference"); return;
-    default: snprintf(buf, cap, "unknown type"); return;
+    ds->dtype_what = what;
+    ds->what_len = strlen(what);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (attr >= 0) H5Aclose(attr);
+}
+
+void saec_h5_type_name(hid_t type, hid_t obj, char *buf, size_t cap) {
+    saec_h5_dataset_desc ds;
+    memset(&ds, 0, sizeof ds);
+    describe_type(type, &ds);
+    char value[64], what[96];
+    if (obj >= 0 && ds.cls == SAEC_H5_CLASS_INTEGER && ds.size == 2)
+        describe_dtype_attr(obj, &ds, value, sizeof value, what, sizeof what);
+    saec_h5_desc_type_name(&ds, buf, cap);
+}
+
+/* What saec checks of dataset dset (`name` in `path`): shape, type and dtype attribute. The
+   attribute's text lives in attr [ATTR_CAP] and what [WHAT_CAP]. Lock held. */
+enum { ATTR_CAP = 256, WHAT_CAP = 128 };
+static void describe_dataset(hid_t dset, const char *path, const char *name,
+                             saec_h5_dataset_desc *ds, char *attr, char *what) {
+    memset(ds, 0, sizeof *ds);
+    ds->path = path;
+    ds->name = name;
+    hid_t space = H5Dget_space(dset);
+    ds->rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    if (ds->rank > 0 && ds->rank <= H5S_MAX_RANK &&
+        H5Sget_simple_extent_dims(space, dims, NULL) < 0)
+        ds->rank = -1;
+    for (int i = 0; i < ds->rank && i < SAEC_H5_DESC_MAX_RANK; i++)
+        ds->dims[i] = (uint64_t)dims[i];
+    if (space >= 0) H5Sclose(space);
+    hid_t type = H5Dget_type(dset);
+    if (type >= 0) {
+        describe_type(type, ds);
+        H5Tclose(type);
+    } else {
+        ds->cls = SAEC_H5_CLASS_UNKNOWN;
     }
+    describe_dtype_attr(dset, ds, attr, ATTR_CAP, what, WHAT_CAP);
 }
 
 /* ---- deterministic RNG ----------------------------------------------------------------------- */
@@ -593,18 +665,24 @@ static int gt_read(const h5_source *s, hid_t g, const char *name, int rank, hsiz
             "the ground_truth group is incomplete; regenerate the file with `saec gen`",
             "no dataset ground_truth/%s in '%s'", name, s->path);
     hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
-    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
-    int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-    int rc = SAEC_OK;
-    if (r != rank) {
-        rc = saec_fail(SAEC_ERR_DATA, "regenerate the file with `saec gen`",
-                       "dataset ground_truth/%s in '%s' has rank %d, expected %d", name, s->path, r,
-                       rank);
-    } else {
-        H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (ds < 0)
+        return saec_fail(SAEC_ERR_DATA, "check the file with h5dump",
+                         "cannot open dataset ground_truth/%s in '%s'", name, s->path);
+    char full[96];
+    snprintf(full, sizeof full, "ground_truth/%s", name);
+    saec_h5_dataset_desc desc;
+    char attr[ATTR_CAP], what[WHAT_CAP];
+    describe_dataset(ds, s->path, full, &desc, attr, what);
+    const saec_h5_expect want = {.role = SAEC_H5_ROLE_GROUND_TRUTH, .rank = rank};
+    saec_h5_verdict verdict;
+    int rc = saec_h5_check_dataset(&desc, &want, &verdict);
+    if (rc == SAEC_OK) {
+        /* the checks bound the element count, so count * elem cannot overflow */
         size_t count = 1;
-        for (int i = 0; i < rank; i++)
+        for (int i = 0; i < rank; i++) {
+            dims[i] = (hsize_t)desc.dims[i];
             count *= (size_t)dims[i];
+        }
         *out = malloc(count ? count * elem : 1);
         if (!*out)
             rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading ground_truth/%s of '%s'",
@@ -613,8 +691,7 @@ static int gt_read(const h5_source *s, hid_t g, const char *name, int rank, hsiz
             rc = saec_fail(SAEC_ERR_DATA, "check the file with h5dump",
                            "cannot read ground_truth/%s of '%s'", name, s->path);
     }
-    if (sp >= 0) H5Sclose(sp);
-    if (ds >= 0) H5Dclose(ds);
+    H5Dclose(ds);
     if (rc != SAEC_OK) {
         free(*out);
         *out = NULL;
@@ -804,30 +881,13 @@ static int open_timesteps_locked(h5_source *s, const saec_config *cfg) {
     if (s->tset < 0)
         return saec_fail(SAEC_ERR_DATA, "check the file with h5dump",
                          "cannot open dataset '%s' in '%s'", name, path);
-    hid_t space = H5Dget_space(s->tset);
-    int rank = H5Sget_simple_extent_ndims(space);
-    hsize_t dims[H5S_MAX_RANK] = {0};
-    if (rank > 0) H5Sget_simple_extent_dims(space, dims, NULL);
-    H5Sclose(space);
-    if (rank != 1)
-        return saec_fail(SAEC_ERR_DATA,
-                         "timesteps must be a 1-D dataset [rows], one timestep per row",
-                         "dataset '%s' in '%s' has rank %d, expected rank 1 [%" PRId64 "]", name,
-                         path, rank, s->n);
-    if ((int64_t)dims[0] != s->n)
-        return saec_fail(SAEC_ERR_DATA, "write one timestep per row of activations",
-                         "dataset '%s' in '%s' has %" PRId64 " rows, but dataset '%s' has %" PRId64,
-                         name, path, (int64_t)dims[0], s->dataset, s->n);
-    hid_t type = H5Dget_type(s->tset);
-    char tname[96];
-    saec_h5_type_name(type, s->tset, tname, sizeof tname);
-    H5T_class_t cls = H5Tget_class(type);
-    H5Tclose(type);
-    if (cls != H5T_INTEGER)
-        return saec_fail(SAEC_ERR_DATA,
-                         "timesteps are integers in [0, timesteps): store them as int32",
-                         "dataset '%s' in '%s' has dtype %s, expected an integer type (int32)",
-                         name, path, tname);
+    saec_h5_dataset_desc desc;
+    char attr[ATTR_CAP], what[WHAT_CAP];
+    describe_dataset(s->tset, path, name, &desc, attr, what);
+    const saec_h5_expect want = {
+        .role = SAEC_H5_ROLE_TIMESTEPS, .rows = s->n, .rows_of = s->dataset};
+    saec_h5_verdict verdict;
+    SAEC_TRY(saec_h5_check_dataset(&desc, &want, &verdict));
     if (cfg->timesteps < 1)
         return saec_fail(SAEC_ERR_USAGE, "set --timesteps to the diffusion schedule's length",
                          "config key 'timesteps' = %lld, but '%s' has timesteps",
@@ -876,71 +936,34 @@ static int open_locked(h5_source *s, const saec_config *cfg) {
         return saec_fail(SAEC_ERR_DATA, "check the file with h5dump",
                          "cannot open dataset '%s' in '%s'", name, path);
 
-    hid_t space = H5Dget_space(s->dset);
-    int rank = H5Sget_simple_extent_ndims(space);
-    hsize_t dims[H5S_MAX_RANK];
-    if (rank > 0) H5Sget_simple_extent_dims(space, dims, NULL);
-    H5Sclose(space);
-    if (rank != 2) {
-        char shape[256] = "[";
-        for (int i = 0; i < rank; i++) {
-            size_t l = strlen(shape);
-            snprintf(shape + l, sizeof shape - l, "%s%llu", i ? ", " : "",
-                     (unsigned long long)dims[i]);
-        }
-        strncat(shape, "]", sizeof shape - strlen(shape) - 1);
-        return saec_fail(
-            SAEC_ERR_DATA, "activations must be a 2-D dataset [rows, width]; reshape it",
-            "dataset '%s' in '%s' has rank %d (shape %s), expected rank 2 [rows, width]", name,
-            path, rank, shape);
-    }
-    s->n = (int64_t)dims[0];
-    s->d = (int64_t)dims[1];
-    if (s->n == 0 || s->d == 0)
-        return saec_fail(SAEC_ERR_DATA, "the dataset is empty; write some activations to it",
-                         "dataset '%s' in '%s' has no %s (shape [%" PRId64 ", %" PRId64 "])", name,
-                         path, s->n == 0 ? "rows" : "columns", s->n, s->d);
-    if (cfg->d_in > 0 && s->d != cfg->d_in) {
-        char hint[160];
-        snprintf(hint, sizeof hint, "set --d-in %" PRId64 " (or 0 to take the width from the data)",
-                 s->d);
-        return saec_fail(SAEC_ERR_DATA, hint,
-                         "dataset '%s' in '%s' has rows of width %" PRId64 ", but d_in is %" PRId64,
-                         name, path, s->d, cfg->d_in);
-    }
-
-    hid_t type = H5Dget_type(s->dset);
-    char tname[96];
-    saec_h5_type_name(type, s->dset, tname, sizeof tname);
-    H5T_class_t cls = H5Tget_class(type);
-    size_t size = H5Tget_size(type);
-    int rc = SAEC_OK;
-    if (cls == H5T_FLOAT && size == 4) {
+    /* Shape, width and dtype: data_checks.c decides. */
+    saec_h5_dataset_desc desc;
+    char attr[ATTR_CAP], what[WHAT_CAP];
+    describe_dataset(s->dset, path, name, &desc, attr, what);
+    const saec_h5_expect expect = {.role = SAEC_H5_ROLE_ACTIVATIONS, .d_in = cfg->d_in};
+    saec_h5_verdict verdict;
+    SAEC_TRY(saec_h5_check_dataset(&desc, &expect, &verdict));
+    s->n = verdict.n;
+    s->d = verdict.d;
+    if (verdict.kind == SAEC_H5_KIND_F32) {
         s->kind = H5_F32;
         s->mem_type = H5T_NATIVE_FLOAT; /* HDF5 converts the byte order when needed */
-    } else if (cls == H5T_FLOAT && strncmp(tname, "float16", 7) == 0) {
+    } else if (verdict.kind == SAEC_H5_KIND_F16) {
         s->kind = H5_F16;
         /* Raw half bits in native byte order; converted to float32 by us (exact and fast). */
-        s->mem_type = H5Tcopy(type);
+        hid_t type = H5Dget_type(s->dset);
+        s->mem_type = type >= 0 ? H5Tcopy(type) : H5I_INVALID_HID;
+        if (type >= 0) H5Tclose(type);
+        if (s->mem_type < 0)
+            return saec_fail(SAEC_ERR_DATA, "check the file with h5dump",
+                             "cannot read the type of dataset '%s' in '%s'", name, path);
         H5Tset_order(s->mem_type, H5Tget_order(H5T_NATIVE_FLOAT));
-    } else if (cls == H5T_INTEGER && strcmp(tname, "bfloat16") == 0) {
+    } else {
         s->kind = H5_BF16;
         /* Same signedness as the file so HDF5 never clips the bit patterns. */
-        s->mem_type = H5Tget_sign(type) == H5T_SGN_NONE ? H5T_NATIVE_UINT16 : H5T_NATIVE_INT16;
-    } else {
-        char what[160];
-        if (cls == H5T_INTEGER && size == 2)
-            snprintf(what, sizeof what, "%s (without the attribute dtype = \"bfloat16\")", tname);
-        else
-            snprintf(what, sizeof what, "%s", tname);
-        rc = saec_fail(SAEC_ERR_DATA,
-                       "supported: float32, float16, and bfloat16 stored as uint16 with the "
-                       "attribute dtype = \"bfloat16\"; convert the dataset",
-                       "dataset '%s' in '%s' has unsupported dtype %s", name, path, what);
+        s->mem_type = desc.is_signed ? H5T_NATIVE_INT16 : H5T_NATIVE_UINT16;
     }
-    H5Tclose(type);
-    if (rc == SAEC_OK) rc = open_timesteps_locked(s, cfg);
-    if (rc != SAEC_OK) return rc;
+    SAEC_TRY(open_timesteps_locked(s, cfg));
     snprintf(s->description, sizeof s->description, "%s:/%s [%" PRId64 " x %" PRId64 "] %s", path,
              name[0] == '/' ? name + 1 : name, s->n, s->d,
              s->kind == H5_F32   ? "float32"

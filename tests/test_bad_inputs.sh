@@ -35,6 +35,10 @@ t = rng.integers(0, 1000, size=1000).astype(np.int32); t[517] = 1000
 with h5py.File("ts_range.h5", "w") as f: f["activations"] = x; f["timesteps"] = t
 with h5py.File("ts_float.h5", "w") as f: f["activations"] = x; f["timesteps"] = t.astype(np.float32) * 0
 open("notes.h5", "w").write("this is not an HDF5 file\n")
+with h5py.File("f32_bf16.h5", "w") as f:  # float32 claiming to be bfloat16
+    f["activations"] = x; f["activations"].attrs["dtype"] = "bfloat16"
+with h5py.File("ts_attr.h5", "w") as f:
+    f["activations"] = x; f["timesteps"] = t % 1000; f["timesteps"].attrs["dtype"] = "float32"
 PY
 
 expect 3 "missing\.h5" "missing file" -- "$SAEC" train "${SMALL[@]}" --data missing.h5 --out r_missing
@@ -52,6 +56,10 @@ no_checkpoint r_inf "Inf row"
 expect 3 "ts_range\.h5.*517.*1000|517.*ts_range\.h5" "out-of-range timestep" -- "$SAEC" train "${SMALL[@]}" --data ts_range.h5 --out r_ts
 grep -q -- "--timesteps" err.txt && pass "out-of-range timestep: hint names --timesteps" || fail "out-of-range timestep: no --timesteps hint"
 no_checkpoint r_ts "out-of-range timestep"
+expect 3 "f32_bf16\.h5.*dtype = \"bfloat16\", but its stored type is float32" "float32 marked bfloat16" -- "$SAEC" train "${SMALL[@]}" --data f32_bf16.h5 --out r_f32bf
+grep -q "hint:.*uint16" err.txt && pass "float32 marked bfloat16: hint" || fail "float32 marked bfloat16: no hint"
+[ ! -e r_f32bf ] && pass "float32 marked bfloat16: no run directory" || fail "float32 marked bfloat16: run directory created"
+expect 3 "'timesteps' in 'ts_attr\.h5'.*dtype = \"float32\".*int32" "timesteps marked float32" -- "$SAEC" train "${SMALL[@]}" --data ts_attr.h5 --out r_tsattr
 expect 3 "ts_float\.h5.*float32" "float timesteps" -- "$SAEC" train "${SMALL[@]}" --data ts_float.h5 --out r_tsf
 
 # --- configuration ---

@@ -14,6 +14,7 @@
 #include <hdf5.h>
 
 #include "data.h"
+#include "data_checks.h"
 #include "h5_write.h"
 #include "inspect.h"
 #include "saec/saec.h"
@@ -1136,6 +1137,329 @@ static void remove_dir(const char *dir, int depth) {
     rmdir(dir);
 }
 
+/* ---- the dtype attribute --------------------------------------------------------------------- */
+
+/* The attribute `dtype` on dataset `name` of an existing file: kind 's' a variable-length string,
+   'f' a fixed-length string of strlen(value) bytes, 'i' an int64 scalar, 'a' two strings. */
+static void set_dtype_attr(const char *path, const char *name, char kind, const char *value) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    CHECK(file >= 0 && ds >= 0);
+    hsize_t two = 2;
+    hid_t space = kind == 'a' ? H5Screate_simple(1, &two, NULL) : H5Screate(H5S_SCALAR);
+    hid_t type = kind == 'i' ? H5Tcopy(H5T_STD_I64LE) : H5Tcopy(H5T_C_S1);
+    if (kind == 's' || kind == 'a') H5Tset_size(type, H5T_VARIABLE);
+    if (kind == 'f') H5Tset_size(type, strlen(value) > 0 ? strlen(value) : 1);
+    hid_t a = H5Acreate2(ds, "dtype", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(a >= 0);
+    const int64_t five = 5;
+    const char *pair[2] = {value, value};
+    if (kind == 'i') CHECK(H5Awrite(a, H5T_NATIVE_INT64, &five) >= 0);
+    if (kind == 's') CHECK(H5Awrite(a, type, &value) >= 0);
+    if (kind == 'a') CHECK(H5Awrite(a, type, pair) >= 0);
+    if (kind == 'f') CHECK(H5Awrite(a, type, value) >= 0);
+    H5Aclose(a);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(file);
+}
+
+/* Opening `path` (and reading its ground truth when `gt`) fails with SAEC_ERR_DATA; the message
+   holds the file, `dataset` and each of m1..m3, the hint holds `hint`. */
+static void expect_attr_error(const char *what, const char *path, int64_t timesteps, int gt,
+                              const char *dataset, const char *m1, const char *m2, const char *m3,
+                              const char *hint) {
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 3, 64);
+    cfg.timesteps = timesteps;
+    saec_error_clear();
+    saec_data *src = NULL;
+    int rc = saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &src);
+    if (rc == SAEC_OK && gt) {
+        saec_ground_truth g;
+        rc = saec_data_ground_truth(src, &g);
+        if (rc == SAEC_OK) saec_ground_truth_free(&g);
+    }
+    saec_data_close(src);
+    const char *msg = saec_error_message(), *h = saec_error_hint();
+    const int ok = rc == SAEC_ERR_DATA && strstr(msg, path) && strstr(msg, dataset) &&
+                   (!m1 || strstr(msg, m1)) && (!m2 || strstr(msg, m2)) &&
+                   (!m3 || strstr(msg, m3)) && (!hint || strstr(h, hint));
+    if (!ok) {
+        fprintf(stderr, "dtype attribute '%s': rc %d, message \"%s\", hint \"%s\"\n", what, rc, msg,
+                h);
+        failures++;
+    } else if (getenv("SAEC_TEST_VERBOSE")) {
+        printf("%-22s %s\n%22s (hint: %s)\n", what, msg, "", h);
+    }
+    saec_error_clear();
+}
+
+/* Opens `path` as activations (with timesteps when T > 0); the rows read equal `want` [n, d]. */
+static void expect_attr_ok(const char *what, const char *path, int64_t T, const float *want,
+                           int64_t n, int64_t d) {
+    saec_config cfg;
+    cfg_for(&cfg, path, "", 3, 64);
+    cfg.timesteps = T;
+    saec_error_clear();
+    saec_data *src = NULL;
+    int rc = saec_data_open_hdf5(&cfg, SAEC_STREAM_EVAL, &src);
+    float *got = malloc((size_t)(n * d) * sizeof(float));
+    if (rc == SAEC_OK) rc = saec_data_next(src, n, got, NULL);
+    if (rc != SAEC_OK || memcmp(got, want, (size_t)(n * d) * sizeof(float)) != 0) {
+        fprintf(stderr, "dtype attribute '%s': refused or misread: rc %d, \"%s\"\n", what, rc,
+                saec_error_message());
+        failures++;
+    }
+    free(got);
+    saec_data_close(src);
+    saec_error_clear();
+}
+
+static void test_dtype_attr(void) {
+    enum { N = 40, D = 4 };
+    static float x[N * D];
+    static uint16_t h[N * D], bh[N * D];
+    for (int i = 0; i < N * D; i++) {
+        x[i] = exact_value(i / D, i % D);
+        h[i] = float_to_half(x[i]);
+        bh[i] = float_to_bf16(x[i]);
+    }
+    hsize_t dims[2] = {N, D};
+    hid_t ht = half_type(0);
+    struct {
+        const char *file;
+        hid_t ftype, mtype;
+        const void *data;
+    } stores[] = {
+        {"a_f32.h5", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x},
+        {"a_f16.h5", ht, ht, h},
+        {"a_u16.h5", H5T_STD_U16LE, H5T_NATIVE_UINT16, bh},
+        {"a_i16.h5", H5T_STD_I16BE, H5T_NATIVE_INT16, bh},
+    };
+    /* The attribute agrees with the stored type: read as before. */
+    struct {
+        int store;
+        char kind;
+        const char *value;
+    } good[] = {
+        {0, 's', "float32"},  {0, 'f', "float32"},  {1, 's', "float16"},
+        {2, 's', "bfloat16"}, {2, 'f', "bfloat16"}, {3, 's', "bfloat16"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        const char *path = tmp_path("attr_ok.h5");
+        const int st = good[i].store;
+        make_file(path, "activations", stores[st].ftype, stores[st].mtype, 2, dims, stores[st].data,
+                  0, NULL);
+        set_dtype_attr(path, "activations", good[i].kind, good[i].value);
+        expect_attr_ok(good[i].value, path, 0, x, N, D);
+    }
+
+    /* Contradictions, unknown values, non-strings: refused, naming the value and stored type. */
+    struct {
+        const char *what;
+        int store;
+        char kind;
+        const char *value;
+        const char *m1, *m2, *hint;
+    } bad[] = {
+        {"bfloat16 on float32", 0, 's', "bfloat16", "dtype = \"bfloat16\"",
+         "stored type is float32", "stored as uint16"},
+        {"bfloat16 fixed on f32", 0, 'f', "bfloat16", "dtype = \"bfloat16\"",
+         "stored type is float32", "stored as uint16"},
+        {"bfloat16 on float16", 1, 's', "bfloat16", "dtype = \"bfloat16\"",
+         "stored type is float16", "delete the attribute"},
+        {"float16 on float32", 0, 's', "float16", "dtype = \"float16\"", "stored type is float32",
+         "must name the stored type"},
+        {"float16 on uint16", 2, 's', "float16", "dtype = \"float16\"", "stored type is uint16",
+         "must name the stored type"},
+        {"float32 on float16", 1, 's', "float32", "dtype = \"float32\"", "stored type is float16",
+         "must name the stored type"},
+        {"float64 on float32", 0, 's', "float64", "dtype = \"float64\"", "stored type is float32",
+         "must name the stored type"},
+        {"uint16 on int16", 3, 's', "uint16", "dtype = \"uint16\"",
+         "stored type is int16 (big-endian)", "must name the stored type"},
+        {"int32 on float32", 0, 's', "int32", "dtype = \"int32\"", "stored type is float32",
+         "must name the stored type"},
+        {"capitalised", 2, 's', "BFloat16", "dtype = \"BFloat16\", which saec does not know",
+         "stored type is uint16", "accepted dtype values"},
+        {"torch name", 2, 's', "torch.bfloat16", "\"torch.bfloat16\", which saec does not know",
+         "uint16", "\"bfloat16\" (on uint16 or int16 data)"},
+        {"empty", 0, 's', "", "dtype = \"\", which saec does not know", "float32",
+         "accepted dtype values"},
+        {"odd bytes", 0, 's', "bf\x01\xff\"16", "dtype = \"bf\\x01\\xff\\\"16\"", "float32",
+         "accepted dtype values"},
+        {"long", 0, 's',
+         "bfloat16bfloat16bfloat16bfloat16bfloat16bfloat16bfloat16bfloat16bfloat16bfloat16",
+         "dtype = \"bfloat16bfloat16bfloat16bfloat16bfloat16...\"", "float32",
+         "accepted dtype values"},
+        {"int attribute", 0, 'i', NULL, "not one string (an int64 value)", "stored type is float32",
+         "one string naming the stored type"},
+        {"two strings", 2, 'a', "bfloat16", "not one string (2 strings)", "stored type is uint16",
+         "one string naming the stored type"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *path = tmp_path("attr_bad.h5");
+        const int st = bad[i].store;
+        make_file(path, "activations", stores[st].ftype, stores[st].mtype, 2, dims, stores[st].data,
+                  0, NULL);
+        set_dtype_attr(path, "activations", bad[i].kind, bad[i].value);
+        expect_attr_error(bad[i].what, path, 0, 0, "'activations'", bad[i].m1, bad[i].m2, NULL,
+                          bad[i].hint);
+    }
+    /* Agreeing but unsupported: the dtype message, as without the attribute. */
+    {
+        const char *path = tmp_path("attr_u16.h5");
+        make_file(path, "activations", H5T_STD_U16LE, H5T_NATIVE_UINT16, 2, dims, bh, 0, NULL);
+        set_dtype_attr(path, "activations", 's', "uint16");
+        expect_attr_error("uint16 on uint16", path, 0, 0, "'activations'", "unsupported dtype",
+                          "uint16 (without the attribute dtype = \"bfloat16\")", NULL,
+                          "convert the dataset");
+    }
+    H5Tclose(ht);
+
+    /* timesteps: the same rule, and bfloat16 bits are no timesteps. */
+    static int32_t ts[TN];
+    static int16_t t16[TN];
+    for (int r = 0; r < TN; r++)
+        ts[r] = ts_of(r), t16[r] = (int16_t)ts[r];
+    const char *tpath = tmp_path("attr_ts.h5");
+    make_ts_file(tpath, "activations", "timesteps", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, TN, ts);
+    set_dtype_attr(tpath, "timesteps", 's', "int32");
+    {
+        saec_config cfg;
+        cfg_for(&cfg, tpath, "", 3, 200);
+        cfg.timesteps = TT;
+        static float rows[TN * TD];
+        static int32_t got[TN];
+        saec_error_clear();
+        CHECK(read_rows_ts(&cfg, SAEC_STREAM_EVAL, TN, 500, rows, got, TD) == SAEC_OK);
+        CHECK(memcmp(got, ts, sizeof ts) == 0);
+    }
+    const struct {
+        const char *what, *value;
+        hid_t ftype, mtype;
+        const void *data;
+        const char *m1, *m2, *hint;
+    } tbad[] = {
+        {"ts bfloat16 on int32", "bfloat16", H5T_STD_I32LE, H5T_NATIVE_INT32, ts,
+         "dtype = \"bfloat16\"", "stored type is int32", "stored as uint16"},
+        {"ts int64 on int32", "int64", H5T_STD_I32LE, H5T_NATIVE_INT32, ts, "dtype = \"int64\"",
+         "stored type is int32", "must name the stored type"},
+        {"ts float32 on int32", "float32", H5T_STD_I32LE, H5T_NATIVE_INT32, ts,
+         "dtype = \"float32\"", "stored type is int32", "must name the stored type"},
+        {"ts unknown", "int", H5T_STD_I32LE, H5T_NATIVE_INT32, ts,
+         "dtype = \"int\", which saec does not know", "int32", "accepted dtype values"},
+        {"ts bfloat16 on int16", "bfloat16", H5T_STD_I16LE, H5T_NATIVE_INT16, t16,
+         "has dtype bfloat16", "expected an integer type", "store them as int32"},
+    };
+    for (size_t i = 0; i < sizeof tbad / sizeof tbad[0]; i++) {
+        const char *path = tmp_path("attr_ts_bad.h5");
+        make_ts_file(path, "activations", "timesteps", tbad[i].ftype, tbad[i].mtype, 1, TN,
+                     tbad[i].data);
+        set_dtype_attr(path, "timesteps", 's', tbad[i].value);
+        expect_attr_error(tbad[i].what, path, TT, 0, "'timesteps'", tbad[i].m1, tbad[i].m2, NULL,
+                          tbad[i].hint);
+    }
+
+    /* ground truth: read converted to float32, so bfloat16 bits or a contradiction are refused. */
+    {
+        enum { F = 6 };
+        static float dirs[F * D], probs[F], off[D];
+        for (int i = 0; i < F * D; i++)
+            dirs[i] = (float)(i % 5) * 0.25f;
+        for (int i = 0; i < F; i++)
+            probs[i] = 0.125f;
+        const struct {
+            const char *what, *dataset, *value;
+            hid_t ftype;
+            const char *m1, *m2, *hint;
+        } gbad[] = {
+            {"gt bfloat16 on float32", "directions", "bfloat16", H5T_IEEE_F32LE,
+             "dtype = \"bfloat16\"", "stored type is float32", "delete the attribute"},
+            {"gt bfloat16 bits", "probabilities", "bfloat16", H5T_STD_U16LE, "has dtype bfloat16",
+             "expected numbers", "regenerate"},
+            {"gt float64 on float32", "offset", "float64", H5T_IEEE_F32LE, "dtype = \"float64\"",
+             "stored type is float32", "must name the stored type"},
+        };
+        for (size_t i = 0; i < sizeof gbad / sizeof gbad[0]; i++) {
+            const char *path = tmp_path("attr_gt.h5");
+            hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+            add_dataset(file, "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+            hid_t g = H5Gcreate2(file, "ground_truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            hsize_t dd[2] = {F, D}, dp[1] = {F}, doff[1] = {D};
+            const int is_d = !strcmp(gbad[i].dataset, "directions");
+            const int is_p = !strcmp(gbad[i].dataset, "probabilities");
+            const int is_o = !strcmp(gbad[i].dataset, "offset");
+            add_dataset(g, "directions", is_d ? gbad[i].ftype : H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
+                        dd, dirs, 0, is_d ? gbad[i].value : NULL);
+            add_dataset(g, "probabilities", is_p ? gbad[i].ftype : H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                        1, dp, probs, 0, is_p ? gbad[i].value : NULL);
+            add_dataset(g, "offset", is_o ? gbad[i].ftype : H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1,
+                        doff, off, 0, is_o ? gbad[i].value : NULL);
+            H5Gclose(g);
+            H5Fclose(file);
+            char ds[64];
+            snprintf(ds, sizeof ds, "ground_truth/%s", gbad[i].dataset);
+            expect_attr_error(gbad[i].what, path, 0, 1, ds, gbad[i].m1, gbad[i].m2, NULL,
+                              gbad[i].hint);
+        }
+    }
+}
+
+/* The checks on descriptions no real file gives: extents at the limits of uint64. */
+static void test_check_limits(void) {
+    saec_h5_dataset_desc ds;
+    memset(&ds, 0, sizeof ds);
+    ds.path = "f.h5";
+    ds.name = "activations";
+    ds.rank = 2;
+    ds.cls = SAEC_H5_CLASS_FLOAT;
+    ds.size = 4;
+    ds.exp_bits = 8;
+    ds.mant_bits = 23;
+    ds.exp_bias = 127;
+    saec_h5_expect want = {.role = SAEC_H5_ROLE_ACTIVATIONS};
+    saec_h5_verdict v;
+    ds.dims[0] = 10, ds.dims[1] = 7;
+    CHECK(saec_h5_check_dataset(&ds, &want, &v) == SAEC_OK && v.kind == SAEC_H5_KIND_F32 &&
+          v.n == 10 && v.d == 7 && !strcmp(v.type_name, "float32"));
+    ds.dims[0] = UINT64_MAX;
+    saec_error_clear();
+    CHECK(saec_h5_check_dataset(&ds, &want, &v) == SAEC_ERR_DATA &&
+          strstr(saec_error_message(), "18446744073709551615 rows"));
+    ds.dims[0] = 10, ds.dims[1] = ((uint64_t)1 << 20) + 1;
+    saec_error_clear();
+    CHECK(saec_h5_check_dataset(&ds, &want, &v) == SAEC_ERR_DATA &&
+          strstr(saec_error_message(), "wider than saec supports"));
+    want.d_in = 7; /* a width of 2^64 - 1 against d_in 7: no wrap to -1 */
+    ds.dims[1] = UINT64_MAX;
+    saec_error_clear();
+    CHECK(saec_h5_check_dataset(&ds, &want, &v) == SAEC_ERR_DATA &&
+          strstr(saec_error_message(), "width 18446744073709551615, but d_in is 7"));
+    ds.rank = 40; /* never from HDF5: the shape shows the first 32 extents */
+    saec_error_clear();
+    CHECK(saec_h5_check_dataset(&ds, &want, &v) == SAEC_ERR_DATA &&
+          strstr(saec_error_message(), "rank 40") && strstr(saec_error_message(), ", ...]"));
+    /* ground truth whose element count overflows is refused before anything is allocated */
+    saec_h5_expect gt = {.role = SAEC_H5_ROLE_GROUND_TRUTH, .rank = 2};
+    ds.name = "ground_truth/directions";
+    ds.rank = 2;
+    ds.dims[0] = (uint64_t)1 << 33, ds.dims[1] = (uint64_t)1 << 33;
+    saec_error_clear();
+    CHECK(saec_h5_check_dataset(&ds, &gt, &v) == SAEC_ERR_DATA &&
+          strstr(saec_error_message(), "too large to read"));
+    /* timesteps rows compared unsigned: 2^64 - 1 rows is not -1 rows */
+    saec_h5_expect te = {.role = SAEC_H5_ROLE_TIMESTEPS, .rows = -1, .rows_of = "activations"};
+    ds.cls = SAEC_H5_CLASS_INTEGER;
+    ds.rank = 1;
+    ds.dims[0] = UINT64_MAX;
+    saec_error_clear();
+    CHECK(saec_h5_check_dataset(&ds, &te, &v) == SAEC_ERR_DATA);
+    saec_error_clear();
+}
+
 int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures here are reported by the checks */
     snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_test_hdf5_XXXXXX");
@@ -1149,6 +1473,8 @@ int main(void) {
     test_bad_inputs();
     test_write();
     test_timesteps();
+    test_dtype_attr();
+    test_check_limits();
     test_timestep_gen();
     test_inspect();
     remove_dir(tmpdir, 0);
