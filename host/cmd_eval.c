@@ -51,11 +51,12 @@ static int eval_run(const char *run_dir, const cli_args *args, const char *out_p
     saec_eval_result res = {0};
     if (rc == SAEC_OK) {
         fprintf(stderr, "saec: evaluating %s (%s, step %lld) on %lld tokens of %s\n", run_dir,
-                saec_model_kind_name(hm.kind), (long long)hm.step, (long long)cfg.eval_tokens,
-                data->info.description);
+                saec_model_kind_name(hm.kind), (long long)hm.step,
+                (long long)saec_eval_rows(data, cfg.eval_tokens, 0), data->info.description);
         rc = saec_evaluate(sae, data, cfg.eval_tokens, cfg.timestep_buckets, cfg.timesteps, &res);
     }
-    /* --dump-recon: the same rows again, from a fresh stream, for tests to compare x̂ row by row. */
+    /* --dump-recon: the same rows again, from a fresh stream, for tests to compare x̂ row by row
+       (as many as eval read: saec_dump_reconstructions caps them the same way). */
     if (rc == SAEC_OK && dump_path) {
         saec_data *again = NULL;
         rc = saec_data_open(&cfg, SAEC_STREAM_EVAL, &again);

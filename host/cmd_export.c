@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "data.h"
+#include "eval.h"
 #include "export.h"
 #include "fsutil.h"
 #include "sae.h"
@@ -83,7 +84,7 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
     if (rc == SAEC_OK) rc = prepare_out_dir(out, kind);
     if (rc == SAEC_OK && kind == SAEC_MODEL_SAELENS) {
         fprintf(stderr, "saec: measuring latent firing on %lld tokens of %s\n",
-                (long long)cfg.eval_tokens, data->info.description);
+                (long long)saec_eval_rows(data, cfg.eval_tokens, 0), data->info.description);
         rc = saec_latent_log_sparsity(sae, data, cfg.eval_tokens, log_sparsity);
     }
     if (rc == SAEC_OK) rc = saec_export_write(&hm, kind, log_sparsity, src, out);

@@ -124,6 +124,15 @@ void saec_eval_result_free(saec_eval_result *r) {
     r->has_buckets = 0;
 }
 
+int64_t saec_eval_rows(const saec_data *src, int64_t tokens, int note) {
+    const int64_t rows = src->info.n_rows;
+    if (rows < 0 || tokens <= rows) return tokens;
+    if (note)
+        fprintf(stderr, "saec: note: eval_tokens %lld > %lld rows in %s: evaluated each row once\n",
+                (long long)tokens, (long long)rows, src->info.description);
+    return rows;
+}
+
 int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_buckets, int64_t T,
                   saec_eval_result *out) {
     saec_dev *dev = sae->dev;
@@ -131,6 +140,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
     int rc = SAEC_OK;
     bucket_state bk = {0};
     memset(out, 0, sizeof *out);
+    tokens = saec_eval_rows(src, tokens, 1);
     if (sae->hp.ts_mode != SAE_TS_NONE && !src->has_timesteps)
         rc = saec_fail(SAEC_ERR_DATA, "evaluate it on data with timesteps",
                        "this SAE is timestep-aware but %s has no timesteps", src->info.description);

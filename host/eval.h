@@ -24,9 +24,16 @@ typedef struct {
 
 void saec_eval_result_free(saec_eval_result *r);
 
-/* Evaluate on `tokens` rows of `src` (read from its current position) in batches of the SAE's
-   batch capacity. mmcs is computed when the source has ground truth; absorption when the ground
-   truth has a hierarchy and the source can say which features fired in each token (synthetic
+/* How many rows an evaluation of `tokens` tokens reads from a freshly opened eval stream: all
+   `tokens` of an endless (synthetic) stream, at most the rows of a file (its eval stream wraps at
+   the end, and a row counted twice would only inflate the token count). When it caps and `note`
+   is set, says so once on stderr. */
+int64_t saec_eval_rows(const saec_data *src, int64_t tokens, int note);
+
+/* Evaluate on `tokens` rows of `src` (read from its current position; a file's rows once each:
+   saec_eval_rows, with its note) in batches of the SAE's batch capacity; `tokens` in the result
+   is the count evaluated. mmcs is computed when the source has ground truth; absorption when the
+   ground truth has a hierarchy and the source can say which features fired in each token (synthetic
    streams). A file with a hierarchy but no per-token activity gets a note on stderr instead.
    When the source has timesteps, metrics are also kept per bucket b(t) = floor(t·n_buckets/T)
    (whatever the SAE's timestep mode). */

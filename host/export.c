@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "eval.h"
 #include "fsutil.h"
 #include "saec/device.h"
 #include "saec/saec.h"
@@ -668,6 +669,7 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
     int64_t *since = NULL, *count = NULL;
     uint8_t *dead = NULL;
     double *dead_count = NULL;
+    tokens = saec_eval_rows(src, tokens, 1); /* a file's rows once each: frequencies per row */
     int rc = rows && count_host
                  ? SAEC_OK
                  : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory counting latent firing");
@@ -944,6 +946,7 @@ int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const flo
 int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, const char *path) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d;
+    tokens = saec_eval_rows(src, tokens, 0); /* the rows saec_evaluate read (it gave the note) */
     char header[256];
     size_t hlen = 0;
     if (!saec_npy_header(header, sizeof header, tokens, d, &hlen))

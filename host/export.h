@@ -96,7 +96,8 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae);
    of `src` (run or export) moved into this run's units. d and m must match; k may differ. */
 int saec_init_from(const char *src, saec_sae *sae);
 
-/* log10 firing frequency of each latent over `tokens` rows of `src`: out [m]. */
+/* log10 firing frequency of each latent over `tokens` rows of `src` (a file's rows once each,
+   capped as saec_eval_rows caps them): out [m]. */
 int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, float *out);
 
 /* "bucket", "adaln" or "separate" for a timestep-aware SAE (none of them has an export layout),
@@ -110,8 +111,8 @@ int saec_export_refuse_timestep_aware(const saec_host_model *hm, const char *sou
 int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const float *log_sparsity,
                       const char *source, const char *out_dir);
 
-/* Reconstructions x̂ of `tokens` rows of `src`, in raw units, written atomically to `path` as a
-   float32 .npy [tokens, d] (for tests and debugging). */
+/* Reconstructions x̂ of `tokens` rows of `src` (capped as saec_eval_rows caps them), in raw
+   units, written atomically to `path` as a float32 .npy [rows, d] (for tests and debugging). */
 int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, const char *path);
 
 #endif

@@ -355,7 +355,8 @@ static int write_summary(run *r) {
     saec_data *eval_data = NULL;
     SAEC_TRY(saec_data_open(&r->cfg, SAEC_STREAM_EVAL, &eval_data));
     saec_eval_result res;
-    say(r, "saec: evaluating on %lld held-out tokens\n", (long long)r->cfg.eval_tokens);
+    say(r, "saec: evaluating on %lld held-out tokens\n",
+        (long long)saec_eval_rows(eval_data, r->cfg.eval_tokens, 0));
     int rc = saec_evaluate(r->sae, eval_data, r->cfg.eval_tokens, r->cfg.timestep_buckets,
                            r->cfg.timesteps, &res);
     saec_data_close(eval_data);

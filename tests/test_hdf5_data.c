@@ -1408,6 +1408,34 @@ static void test_dtype_attr(void) {
     }
 }
 
+/* A 17 KB file whose ground_truth/directions claims [2^31, 2^31] (chunked, never written): its
+   element count times 4 wrapped to 0, so the reader allocated nothing and H5Dread filled 2^62
+   floats into it (a segfault before the checks bounded the count). */
+static void test_huge_ground_truth(void) {
+    enum { N = 10, D = 4 };
+    static float x[N * D], zeros[64];
+    const char *path = tmp_path("gt_huge.h5");
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {N, D}, big[2] = {(hsize_t)1 << 31, (hsize_t)1 << 31}, chunk[2] = {1, 16};
+    add_dataset(file, "activations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    hid_t g = H5Gcreate2(file, "ground_truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(2, big, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    hid_t ds = H5Dcreate2(g, "directions", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CHECK(ds >= 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    hsize_t dp[1] = {64}, doff[1] = {D};
+    add_dataset(g, "probabilities", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, dp, zeros, 0, NULL);
+    add_dataset(g, "offset", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, doff, zeros, 0, NULL);
+    H5Gclose(g);
+    H5Fclose(file);
+    expect_attr_error("gt [2^31, 2^31]", path, 0, 1, "ground_truth/directions",
+                      "[2147483648, 2147483648], too large to read", NULL, NULL, "regenerate");
+}
+
 /* The checks on descriptions no real file gives: extents at the limits of uint64. */
 static void test_check_limits(void) {
     saec_h5_dataset_desc ds;
@@ -1475,6 +1503,7 @@ int main(void) {
     test_timesteps();
     test_dtype_attr();
     test_check_limits();
+    test_huge_ground_truth();
     test_timestep_gen();
     test_inspect();
     remove_dir(tmpdir, 0);
