@@ -8,6 +8,7 @@
 
 #include "export.h"
 #include "fsutil.h"
+#include "run_dir.h"
 #include "safetensors.h"
 
 #define CKPT_FORMAT "saec-checkpoint-1"
@@ -122,7 +123,7 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state, con
                                       .shape = {3, sae->m},
                                       .data = atm};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"state", state}};
-        char path[1100];
+        char path[SAEC_RUN_PATH_MAX + 64];
         join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
         rc = saec_st_write(path, t, n, meta, 2);
     }
@@ -130,15 +131,8 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state, con
     return rc;
 }
 
-int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec_run_state *st,
-              int with_optimizer, const float *adam_m, const float *adam_v) {
-    char *state = state_json(st);
-    char *config = saec_config_to_json(cfg);
+static int save_model(const char *dir, saec_sae *sae, const char *config, const char *state) {
     int rc = SAEC_OK;
-    /* The optimizer file first: the model file's rename is the commit point, and a load checks
-       that both carry the same step. */
-    if (with_optimizer) rc = save_optimizer(dir, sae, state, adam_m, adam_v);
-
     host_copies hc = {0};
     const float *params =
         host_copy(sae, &hc, sae->params, sizeof(float) * (size_t)sae->n_params, &rc);
@@ -165,23 +159,57 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
                                       .shape = {1},
                                       .data = bt};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"config", config}, {"state", state}};
-        char path[1100];
+        char path[SAEC_RUN_PATH_MAX + 64];
         join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
         rc = saec_st_write(path, t, n, meta, 3);
     }
     host_copies_free(&hc);
+    return rc;
+}
+
+/* The step of an older-layout checkpoint (plain files in the run directory), or -1. */
+static int64_t legacy_step(const char *dir) {
+    char path[SAEC_RUN_PATH_MAX + 64];
+    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+    saec_ckpt_entry *list;
+    int n;
+    int64_t step = -1;
+    if (saec_ckpt_list(dir, &list, &n) != SAEC_OK) list = NULL, n = 0;
+    if (n > 0 && list[n - 1].legacy) {
+        saec_st_file *f = NULL;
+        saec_run_state st;
+        if (saec_st_open(path, &f) == SAEC_OK &&
+            ckpt_parse_state(saec_st_meta_get(f, "state"), path, &st) == SAEC_OK)
+            step = st.step;
+        saec_st_close(f);
+    }
+    free(list);
+    saec_error_clear(); /* unreadable: it is simply not kept */
+    return step;
+}
+
+int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec_run_state *st,
+              const float *adam_m, const float *adam_v) {
+    const int64_t old_step = legacy_step(dir);
+    char tmp[SAEC_RUN_PATH_MAX];
+    SAEC_TRY(saec_ckpt_begin(dir, st->step, tmp, sizeof tmp));
+    char *state = state_json(st);
+    char *config = saec_config_to_json(cfg);
+    int rc = state && config ? SAEC_OK
+                             : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory saving a checkpoint");
+    if (rc == SAEC_OK) rc = save_optimizer(tmp, sae, state, adam_m, adam_v);
+    if (rc == SAEC_OK) rc = save_model(tmp, sae, config, state);
+    if (rc == SAEC_OK) rc = saec_ckpt_publish(dir, tmp, st->step, cfg->keep_checkpoints, old_step);
+    if (rc != SAEC_OK) saec_ckpt_abandon(tmp); /* gone already if it was published */
     free(state);
     free(config);
     return rc;
 }
 
-int ckpt_read_config(const char *dir, saec_config *cfg) {
-    char path[1100];
-    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+static int read_config_file(const char *ckpt_dir, saec_config *cfg) {
+    char path[SAEC_RUN_PATH_MAX + 64];
+    join_path(path, sizeof path, ckpt_dir, SAEC_CKPT_MODEL);
     saec_st_file *f = NULL;
-    if (!saec_path_exists(path))
-        return saec_fail(SAEC_ERR_DATA, "give a run directory written by 'saec train'",
-                         "no checkpoint '%s' in run directory '%s'", SAEC_CKPT_MODEL, dir);
     SAEC_TRY(saec_st_open(path, &f));
     const char *config = saec_st_meta_get(f, "config");
     int rc;
@@ -190,11 +218,27 @@ int ckpt_read_config(const char *dir, saec_config *cfg) {
                        "'%s' has no config in its metadata", path);
     } else {
         saec_config_defaults(cfg);
-        char where[1200];
+        char where[SAEC_RUN_PATH_MAX + 96];
         snprintf(where, sizeof where, "checkpoint %s", path);
         rc = saec_config_from_json_text(cfg, config, where);
     }
     saec_st_close(f);
+    return rc;
+}
+
+int ckpt_read_config(const char *dir, saec_config *cfg) {
+    saec_ckpt_entry *list;
+    int n;
+    SAEC_TRY(saec_ckpt_list(dir, &list, &n));
+    int rc = n ? SAEC_OK
+               : saec_fail(SAEC_ERR_DATA, "give a run directory written by 'saec train'",
+                           "no checkpoint in run directory '%s'", dir);
+    for (int i = 0; i < n; i++) {
+        rc = read_config_file(list[i].dir, cfg);
+        if (rc == SAEC_OK || i + 1 == n) break;
+        saec_error_clear(); /* an older checkpoint's config; ckpt_load says which it resumes */
+    }
+    free(list);
     return rc;
 }
 
@@ -209,7 +253,7 @@ static int load_tensor(const saec_st_file *f, const char *path, const char *name
 }
 
 static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
-    char path[1100];
+    char path[SAEC_RUN_PATH_MAX + 64];
     join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
     saec_st_file *f = NULL;
     if (!saec_path_exists(path))
@@ -220,7 +264,7 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
     saec_run_state st;
     int rc = ckpt_parse_state(saec_st_meta_get(f, "state"), path, &st);
     if (rc == SAEC_OK && st.step != expect_step)
-        rc = saec_fail(SAEC_ERR_DATA, "the run was interrupted while saving; resume from a backup",
+        rc = saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged",
                        "'%s' is at step %lld but the model is at step %lld", path,
                        (long long)st.step, (long long)expect_step);
     /* the whole moments on the host (alignment gaps 0), then this rank's part (ZeRO-1) */
@@ -259,16 +303,48 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
     return rc;
 }
 
-int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st) {
+/* Load one checkpoint directory (entry->step: the step its name promises; -1: unknown). */
+static int load_one(const saec_ckpt_entry *e, saec_sae *sae, saec_run_state *st) {
     saec_host_model hm;
-    SAEC_TRY(saec_host_model_read(dir, &hm));
+    SAEC_TRY(saec_host_model_read(e->dir, &hm));
     int rc = SAEC_OK;
     if (hm.kind != SAEC_MODEL_RUN)
         rc = saec_fail(SAEC_ERR_DATA, "only a run written by 'saec train' can be resumed",
-                       "'%s' is a %s, not a saec run", dir, saec_model_kind_name(hm.kind));
+                       "'%s' is a %s, not a saec run", e->dir, saec_model_kind_name(hm.kind));
+    if (rc == SAEC_OK && !e->legacy && hm.run_state.step != e->step)
+        rc = saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged",
+                       "'%s' holds the model of step %lld", e->dir, (long long)hm.run_state.step);
     if (rc == SAEC_OK) rc = saec_host_model_upload(&hm, sae);
-    if (rc == SAEC_OK) rc = load_optimizer(dir, sae, hm.run_state.step);
+    if (rc == SAEC_OK) rc = load_optimizer(e->dir, sae, hm.run_state.step);
     if (rc == SAEC_OK) *st = hm.run_state;
     saec_host_model_free(&hm);
+    return rc;
+}
+
+int ckpt_load(const char *dir, saec_sae *sae, saec_run_state *st) {
+    saec_ckpt_entry *list;
+    int n;
+    SAEC_TRY(saec_ckpt_list(dir, &list, &n));
+    int rc = n ? SAEC_OK
+               : saec_fail(SAEC_ERR_DATA,
+                           "a run killed before its first checkpoint has nothing to resume: "
+                           "start it again with --out",
+                           "no checkpoint in run directory '%s'", dir);
+    for (int i = 0; i < n; i++) {
+        rc = load_one(&list[i], sae, st);
+        if (rc == SAEC_OK) {
+            if (i > 0)
+                fprintf(stderr, "saec: resuming from the older checkpoint '%s' (step %lld)\n",
+                        list[i].dir, (long long)st->step);
+            break;
+        }
+        if (i + 1 == n) break;
+        fprintf(stderr,
+                "saec: checkpoint '%s' cannot be resumed: %s\n"
+                "      falling back to the previous checkpoint, '%s'\n",
+                list[i].dir, saec_error_message(), list[i + 1].dir);
+        saec_error_clear();
+    }
+    free(list);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "eval.h"
 #include "export.h"
 #include "fsutil.h"
+#include "run_dir.h"
 #include "sae.h"
 #include "saec/device.h"
 
@@ -34,11 +35,14 @@ static const char *take_option(cli_args *a, const char *key) {
 
 /* Create --out; it must be writable, and must not be a run directory or hold the other format
    (a directory holding two SAEs would be ambiguous to load). */
-static int prepare_out_dir(const char *out, saec_model_kind kind) {
+static int prepare_out_dir(const char *out, saec_model_kind kind, saec_run_lock *lock) {
     SAEC_TRY(saec_mkdirs(out));
     if (access(out, W_OK | X_OK) != 0)
         return saec_fail(SAEC_ERR_USAGE, "choose a writable directory with --out",
                          "cannot write into output directory '%s'", out);
+    /* one writer at a time, as for run directories */
+    SAEC_TRY(saec_run_lock_acquire(out, "export", lock));
+    SAEC_TRY(saec_run_remove_leftovers(out));
     const saec_model_kind there = saec_model_detect(out);
     if (there != SAEC_MODEL_NONE && there != kind)
         return saec_fail(SAEC_ERR_USAGE, "export into an empty directory",
@@ -81,7 +85,8 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
         log_sparsity = malloc(sizeof(float) * (size_t)hm.m);
         if (rc == SAEC_OK && !log_sparsity) rc = saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
     }
-    if (rc == SAEC_OK) rc = prepare_out_dir(out, kind);
+    saec_run_lock lock = {.fd = -1};
+    if (rc == SAEC_OK) rc = prepare_out_dir(out, kind, &lock);
     if (rc == SAEC_OK && kind == SAEC_MODEL_SAELENS) {
         fprintf(stderr, "saec: measuring latent firing on %lld tokens of %s\n",
                 (long long)saec_eval_rows(data, cfg.eval_tokens, 0), data->info.description);
@@ -93,6 +98,7 @@ static int export_model(const char *src, const cli_args *args, saec_model_kind k
                 "saec: exported %s (%s, step %lld) as a %s to %s; data scale %g folded in\n", src,
                 saec_model_kind_name(hm.kind), (long long)hm.step, saec_model_kind_name(kind), out,
                 (double)hm.scale);
+    saec_run_lock_release(&lock);
     free(log_sparsity);
     sae_destroy(sae);
     saec_data_close(data);

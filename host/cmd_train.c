@@ -12,7 +12,8 @@
    its global batch by changing it. */
 static const char *RESUMABLE_KEYS[] = {
     "steps",       "tokens",       "log_every",  "checkpoint_every", "device",
-    "eval_tokens", "stop_at_step", "batch_size", "comm_timeout",     "zero_stage"};
+    "eval_tokens", "stop_at_step", "batch_size", "comm_timeout",     "zero_stage",
+    "keep_checkpoints"};
 
 static int resume_override_ok(const char *key) {
     const saec_config_key *k = saec_config_find_key(key);

@@ -144,6 +144,9 @@ static const saec_config_key KEYS[] = {
      "steps between progress lines and metrics.jsonl records"},
     {"checkpoint_every", SAEC_KEY_INT, OFF(checkpoint_every), "0", 0, BIG, NULL,
      "steps between checkpoints; 0 = at the end and on interrupt only"},
+    {"keep_checkpoints", SAEC_KEY_INT, OFF(keep_checkpoints), "2", 1, BIG, NULL,
+     "checkpoints kept in the run directory (the newest ones; a damaged newest one falls back "
+     "to the previous one on resume)"},
     {"stop_at_step", SAEC_KEY_INT, OFF(stop_at_step), "0", 0, BIG, NULL,
      "stop after this step with a resumable checkpoint (time-limited jobs); 0 = run to the end"},
     {"eval_tokens", SAEC_KEY_INT, OFF(eval_tokens), "65536", 1, BIG, NULL,

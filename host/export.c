@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "eval.h"
 #include "fsutil.h"
+#include "run_dir.h"
 #include "saec/device.h"
 #include "saec/saec.h"
 #include "safetensors.h"
@@ -125,8 +126,10 @@ static int read_adaln(saec_st_file *f, const char *path, int64_t d, saec_host_mo
     return SAEC_OK;
 }
 
-/* A saec run directory: the checkpoint, in the run's normalised units. */
-static int read_run(const char *dir, saec_host_model *hm) {
+/* A saec run directory: its newest checkpoint, in the run's normalised units. */
+static int read_run(const char *run_dir, saec_host_model *hm) {
+    char dir[SAEC_RUN_PATH_MAX]; /* resolved once: a save publishing meanwhile cannot mix steps */
+    SAEC_TRY(saec_ckpt_current(run_dir, dir, sizeof dir));
     SAEC_TRY(ckpt_read_config(dir, &hm->cfg));
     hm->has_config = 1;
     const int64_t d = hm->cfg.d_in, m = hm->cfg.latents;

@@ -13,6 +13,7 @@
 
 #include "h5_lock.h"
 #include "inspect.h"
+#include "run_dir.h"
 #include "saec/saec.h"
 #include "safetensors.h"
 
@@ -356,6 +357,7 @@ static int inspect_dir(const char *path, FILE *out) {
     fprintf(out, "%s: %s\n", path, is_run ? "run directory" : "export or safetensors directory");
     inspect_json_file(path, "config.json", out);
     inspect_json_file(path, "summary.json", out);
+    if (is_run) saec_ckpt_print(path, out);
     inspect_json_file(path, "cfg.json", out);
     int rc = SAEC_OK;
     for (int i = 0; i < n; i++) {

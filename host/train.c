@@ -19,6 +19,7 @@
 #include "export.h"
 #include "fsutil.h"
 #include "log.h"
+#include "run_dir.h"
 #include "sae.h"
 #include "saec/device.h"
 
@@ -72,6 +73,7 @@ typedef struct {
     saec_run_state state;
     int64_t total_steps;
     int created_dir; /* this run made r->dir: remove it again if setup fails while it is empty */
+    saec_run_lock lock; /* rank 0: the run directory's writer lock */
 } run;
 
 /* Progress text: rank 0 speaks for the job. */
@@ -85,6 +87,7 @@ static void say(const run *r, const char *fmt, ...) {
 
 static void run_close(run *r) {
     saec_log_close(&r->log);
+    saec_run_lock_release(&r->lock);
     sae_destroy(r->sae);
     saec_data_close(r->data);
     saec_comm_close(r->comm);
@@ -103,12 +106,19 @@ static int make_run_dir(run *r, int resume) {
         snprintf(r->dir, sizeof r->dir, "runs/%s", stamp);
         snprintf(r->cfg.out, sizeof r->cfg.out, "%s", r->dir);
     }
+    if (!resume) {
+        r->created_dir = !saec_path_exists(r->dir);
+        SAEC_TRY(saec_mkdirs(r->dir));
+    }
+    /* One writer per run directory; then what a killed writer left half-written goes. */
+    SAEC_TRY(saec_run_lock_acquire(r->dir, resume ? "train --resume" : "train", &r->lock));
+    SAEC_TRY(saec_run_remove_leftovers(r->dir));
     if (resume) return SAEC_OK;
-    r->created_dir = !saec_path_exists(r->dir);
-    SAEC_TRY(saec_mkdirs(r->dir));
-    char probe[SAEC_STR_MAX + 32];
-    snprintf(probe, sizeof probe, "%s/model.safetensors", r->dir);
-    if (saec_path_exists(probe))
+    saec_ckpt_entry *list;
+    int n;
+    SAEC_TRY(saec_ckpt_list(r->dir, &list, &n));
+    free(list);
+    if (n > 0)
         return saec_fail(SAEC_ERR_USAGE, "continue it with --resume DIR, or choose another --out",
                          "run directory '%s' already holds a checkpoint", r->dir);
     return SAEC_OK;
@@ -393,7 +403,7 @@ static int save_checkpoint(run *r) {
     float *adam_m = NULL, *adam_v = NULL;
     int rc = sae_gather_optimizer(r->sae, &adam_m, &adam_v);
     if (rc == SAEC_OK && r->rank == 0)
-        rc = ckpt_save(r->dir, r->sae, &r->cfg, &r->state, 1, adam_m, adam_v);
+        rc = ckpt_save(r->dir, r->sae, &r->cfg, &r->state, adam_m, adam_v);
     free(adam_m), free(adam_v);
     return rc;
 }
@@ -409,12 +419,14 @@ int saec_train(const saec_config *cfg, int resume, int *interrupted_by) {
     *interrupted_by = 0;
     run r;
     memset(&r, 0, sizeof r);
+    r.lock.fd = -1;
     r.cfg = *cfg;
     g_signal = 0;
     install_signal_handlers();
     int rc = run_setup(&r, resume);
     if (rc != SAEC_OK && r.created_dir) {
         saec_log_close(&r.log);
+        saec_run_lock_release(&r.lock);
         rmdir(r.dir); /* only succeeds when nothing was written: a failed start leaves no trace */
     }
 

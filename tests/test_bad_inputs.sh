@@ -13,8 +13,9 @@ expect() {
   grep -q '^saec: error: ' err.txt || { fail "$name: no 'saec: error:' line"; return; }
   pass "$name (exit $rc): $(grep -m1 '^saec: error' err.txt)"
 }
-no_checkpoint() { [ ! -e "$1/model.safetensors" ] && [ -z "$(ls "$1" 2>/dev/null | grep '\.tmp\.')" ] \
-  && pass "$2: no checkpoint or temporary file" || fail "$2: left files in $1: $(ls "$1")"; }
+no_checkpoint() { [ ! -e "$1/model.safetensors" ] && [ -z "$(ls "$1/checkpoints" 2>/dev/null)" ] \
+  && [ -z "$(find "$1" -name '*.tmp.*' 2>/dev/null)" ] \
+  && pass "$2: no checkpoint or temporary file" || fail "$2: left files in $1: $(ls -R "$1")"; }
 
 SMALL=(--d-in 16 --syn-features 32 --latents 32 --k 2 --batch-size 64 --steps 5 --init-sample 256 --eval-tokens 256)
 

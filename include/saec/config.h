@@ -75,6 +75,7 @@ typedef struct {
     char out[SAEC_STR_MAX]; /* run directory; "" = runs/<date-time> */
     int64_t log_every;
     int64_t checkpoint_every; /* steps; 0 = at the end (and on interrupt) only */
+    int64_t keep_checkpoints; /* newest checkpoints kept in the run directory */
     int64_t stop_at_step;     /* stop resumably after this step; 0 = run to the end */
     int64_t eval_tokens;
 } saec_config;
