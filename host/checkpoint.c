@@ -231,7 +231,9 @@ int ckpt_read_config(const char *dir, saec_config *cfg) {
     int n;
     SAEC_TRY(saec_ckpt_list(dir, &list, &n));
     int rc = n ? SAEC_OK
-               : saec_fail(SAEC_ERR_DATA, "give a run directory written by 'saec train'",
+               : saec_fail(SAEC_ERR_DATA,
+                           "give a run directory written by 'saec train' (a run killed before its "
+                           "first checkpoint has nothing to resume: start it again with --out)",
                            "no checkpoint in run directory '%s'", dir);
     for (int i = 0; i < n; i++) {
         rc = read_config_file(list[i].dir, cfg);
