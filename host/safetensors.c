@@ -1,7 +1,9 @@
 /* The safetensors format (huggingface/safetensors): an 8-byte little-endian header length N,
    N bytes of JSON header, then the data area. Offsets in the header are relative to the start
    of the data area. The writer pads the header with spaces so the data area starts at a
-   multiple of 8 bytes, as the reference implementation does.
+   multiple of 8 bytes, as the reference implementation does, and lays the tensors back to back
+   (no padding between them: the format forbids holes, so the reader refuses them; a misaligned
+   tensor is copied on reading instead).
    Tensor data is stored little-endian and handed out as is: saec runs on little-endian hosts. */
 #include "safetensors.h"
 
@@ -295,9 +297,126 @@ static int range_cmp(const void *a, const void *b) {
     return 0;
 }
 
-#define BAD(...) (rc = saec_fail(SAEC_ERR_DATA, bad_file_hint, __VA_ARGS__))
+/* Object members sorted by key, to find a repeated key in O(n log n) (headers may hold
+   millions of entries). */
+static int member_cmp(const void *a, const void *b) {
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    int c = strcmp(x->string ? x->string : "", y->string ? y->string : "");
+    if (c) return c;
+    return x < y ? -1 : x > y; /* a stable order, so the report is reproducible */
+}
 
-/* Parse and validate the header; fills f->tensors / f->meta. */
+/* The first key that appears twice among obj's members; NULL when there is none, or when out of
+   memory (then oom is set). */
+static const char *repeated_key(const cJSON *obj, int *oom) {
+    *oom = 0;
+    int n = cJSON_GetArraySize(obj);
+    if (n < 2) return NULL;
+    const cJSON **v = malloc(sizeof *v * (size_t)n);
+    if (!v) {
+        *oom = 1;
+        return NULL;
+    }
+    int i = 0;
+    for (const cJSON *m = obj->child; m && i < n; m = m->next)
+        v[i++] = m;
+    qsort(v, (size_t)i, sizeof *v, member_cmp);
+    const char *dup = NULL;
+    for (int j = 1; j < i && !dup; j++)
+        if (strcmp(v[j - 1]->string ? v[j - 1]->string : "", v[j]->string ? v[j]->string : "") == 0)
+            dup = v[j]->string ? v[j]->string : "";
+    free(v);
+    return dup;
+}
+
+/* The first byte JSON does not allow unescaped: a control character (< 0x20) inside a
+   string, or outside strings one that is not whitespace. cJSON takes both; the format (and
+   Python's reader) does not. Returns its offset, or n when there is none. */
+static size_t first_control_byte(const char *s, size_t n) {
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (in_string) {
+            if (c < 0x20) return i;
+            if (c == '\\')
+                i++; /* the escaped character; cJSON checks the escape itself */
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            return i;
+        }
+    }
+    return n;
+}
+
+static const char *const layout_hint =
+    "a safetensors file's tensors cover its data area exactly, with no gap, overlap or byte "
+    "after the last one; this file was changed after it was written (bytes appended, cut or "
+    "overwritten): use the original file or write it again";
+
+#define BAD(...) (rc = saec_fail(SAEC_ERR_DATA, bad_file_hint, __VA_ARGS__))
+#define BAD_LAYOUT(...) (rc = saec_fail(SAEC_ERR_DATA, layout_hint, __VA_ARGS__))
+
+/* The tensors' byte ranges tile the data area [0, data_size): sorted by (begin, end), each
+   begins where the previous one ended, and the last ends at data_size (the format's rule: the
+   byte buffer is entirely indexed, without holes; empty tensors sit on a boundary). Non-empty
+   overlaps are reported first, naming both tensors. */
+static int check_layout(const saec_st_file *f, const char *path, range *ranges, int n,
+                        size_t data_size) {
+    int rc = SAEC_OK;
+    qsort(ranges, (size_t)n, sizeof *ranges, range_cmp);
+    const range *a = NULL; /* the non-empty range reaching furthest so far */
+    for (int j = 0; j < n; j++) {
+        const range *c = &ranges[j];
+        if (c->end == c->begin) continue;
+        if (a && c->begin < a->end) /* sorted by begin: a starts no later than c */
+            return BAD_LAYOUT("'%s': tensors '%s' and '%s' overlap (data_offsets [%" PRId64
+                              ", %" PRId64 "] and [%" PRId64 ", %" PRId64 "])",
+                              path, f->tensors[a->index].name, f->tensors[c->index].name, a->begin,
+                              a->end, c->begin, c->end);
+        if (!a || c->end > a->end) a = c;
+    }
+    int64_t at = 0;        /* where the next tensor must begin */
+    const range *p = NULL; /* the last non-empty range before `at` */
+    for (int j = 0; j < n; j++) {
+        const range *c = &ranges[j];
+        if (c->begin > at) {
+            if (!p)
+                return BAD_LAYOUT("'%s': bytes [0, %" PRId64 ") of the data area belong to no "
+                                  "tensor (the first tensor, '%s', begins at %" PRId64 ")",
+                                  path, c->begin, f->tensors[c->index].name, c->begin);
+            return BAD_LAYOUT("'%s': bytes [%" PRId64 ", %" PRId64 ") of the data area belong to "
+                              "no tensor (a hole between tensor '%s', data_offsets [%" PRId64
+                              ", %" PRId64 "], and tensor '%s', [%" PRId64 ", %" PRId64 "])",
+                              path, at, c->begin, f->tensors[p->index].name, p->begin, p->end,
+                              f->tensors[c->index].name, c->begin, c->end);
+        }
+        if (c->begin < at) /* only an empty one: non-empty overlaps were refused above */
+            return BAD_LAYOUT("'%s': empty tensor '%s' (data_offsets [%" PRId64 ", %" PRId64
+                              "]) lies inside tensor '%s' ([%" PRId64 ", %" PRId64 "])",
+                              path, f->tensors[c->index].name, c->begin, c->end,
+                              f->tensors[p->index].name, p->begin, p->end);
+        if (c->end > c->begin) {
+            at = c->end;
+            p = c;
+        }
+    }
+    if ((uint64_t)at != (uint64_t)data_size) {
+        if (!p)
+            return BAD_LAYOUT(
+                "'%s': trailing data: the data area holds %zu bytes but %s", path, data_size,
+                n ? "every tensor in the header is empty" : "the header names no tensor");
+        return BAD_LAYOUT("'%s': trailing data: %" PRIu64 " bytes follow the last tensor ('%s' "
+                          "ends at byte %" PRId64 " of the %zu-byte data area)",
+                          path, (uint64_t)data_size - (uint64_t)at, f->tensors[p->index].name, at,
+                          data_size);
+    }
+    return SAEC_OK;
+}
+
+/* Parse and validate the header of f->buf (f->len bytes); fills f->tensors / f->meta. */
 static int parse_header(saec_st_file *f, const char *path) {
     int rc = SAEC_OK;
     if (f->len < 8)
@@ -308,6 +427,10 @@ static int parse_header(saec_st_file *f, const char *path) {
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++)
         hl |= (uint64_t)b[i] << (8 * i);
+    if (hl > SAEC_ST_MAX_HEADER)
+        return BAD("'%s': not a safetensors file: header length %" PRIu64
+                   " exceeds the format's limit of %d bytes",
+                   path, hl, SAEC_ST_MAX_HEADER);
     if (hl > (uint64_t)(f->len - 8))
         return BAD("'%s': not a safetensors file: header length %" PRIu64
                    " exceeds the file size (%zu bytes)",
@@ -316,6 +439,13 @@ static int parse_header(saec_st_file *f, const char *path) {
     size_t data_size = f->len - 8 - (size_t)hl;
     const char *data = hdr + hl;
 
+    /* The format: the header begins with '{' (no leading space, no byte-order mark). */
+    if (hl == 0 || hdr[0] != '{') {
+        if (hl == 0) return BAD("'%s': the safetensors header is empty (length 0)", path);
+        return BAD("'%s': the safetensors header is not a JSON object (it begins with byte 0x%02x, "
+                   "not '{')",
+                   path, (unsigned char)hdr[0]);
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hl, &end, 0);
     if (!root) {
@@ -323,36 +453,62 @@ static int parse_header(saec_st_file *f, const char *path) {
         return BAD("'%s': the safetensors header is not valid JSON (near byte %zu of %" PRIu64 ")",
                    path, at, hl);
     }
-    /* Only padding may follow the JSON object. */
+    /* Only spaces (0x20) may pad the header after the JSON object. */
     for (const char *p = end; p && p < hdr + hl; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0') {
+        if (*p != ' ') {
             cJSON_Delete(root);
-            return BAD("'%s': the safetensors header has trailing data after the JSON object",
-                       path);
+            return BAD("'%s': the safetensors header has trailing data after the JSON object "
+                       "(byte 0x%02x at %zu of %" PRIu64 "; only spaces may pad it)",
+                       path, (unsigned char)*p, (size_t)(p - hdr), hl);
         }
+    size_t ctl = first_control_byte(hdr, end ? (size_t)(end - hdr) : 0);
+    if (end && ctl < (size_t)(end - hdr)) {
+        cJSON_Delete(root);
+        return BAD("'%s': the safetensors header is not valid JSON (control byte 0x%02x at byte "
+                   "%zu)",
+                   path, (unsigned char)hdr[ctl], ctl);
+    }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return BAD("'%s': the safetensors header is not a JSON object", path);
     }
 
+    /* Keys are unique (the format says so; cJSON would keep both). */
+    int oom = 0;
+    const char *dup = repeated_key(root, &oom);
+    if (oom) {
+        rc = saec_fail(SAEC_ERR_OTHER, NULL, "'%s': out of memory", path);
+        goto done;
+    }
+    if (dup) {
+        if (strcmp(dup, "__metadata__") == 0)
+            BAD("'%s': the safetensors header has '__metadata__' twice", path);
+        else
+            BAD("'%s': tensor '%s' appears twice in the header", path, dup);
+        goto done;
+    }
+
     const cJSON *meta_obj = NULL;
     int n_tensors = 0;
     for (const cJSON *it = root->child; it; it = it->next) {
-        if (it->string && strcmp(it->string, "__metadata__") == 0) {
-            if (meta_obj) {
-                BAD("'%s': the safetensors header has '__metadata__' twice", path);
-                goto done;
-            }
+        if (it->string && strcmp(it->string, "__metadata__") == 0)
             meta_obj = it;
-        } else {
+        else
             n_tensors++;
-        }
     }
 
-    /* Metadata: a map of string to string. */
+    /* Metadata: a map of string to string (null: none, as the reference reader allows). */
     if (meta_obj) {
         if (!cJSON_IsObject(meta_obj) && !cJSON_IsNull(meta_obj)) {
             BAD("'%s': '__metadata__' is not a JSON object", path);
+            goto done;
+        }
+        if ((dup = repeated_key(meta_obj, &oom)) != NULL) {
+            BAD("'%s': metadata key '%s' appears twice", path, dup);
+            goto done;
+        }
+        if (oom) {
+            rc = saec_fail(SAEC_ERR_OTHER, NULL, "'%s': out of memory", path);
             goto done;
         }
         int nm = cJSON_IsObject(meta_obj) ? cJSON_GetArraySize(meta_obj) : 0;
@@ -395,11 +551,6 @@ static int parse_header(saec_st_file *f, const char *path) {
         if (it == meta_obj) continue;
         const char *name = it->string ? it->string : "";
         saec_st_tensor *t = &f->tensors[i];
-        for (int j = 0; j < i; j++)
-            if (strcmp(f->tensors[j].name, name) == 0) {
-                BAD("'%s': tensor '%s' appears twice in the header", path, name);
-                goto bad_tensor;
-            }
         f->owned[i] = dup_str(name);
         f->n_tensors = i + 1;
         if (!f->owned[i]) {
@@ -411,6 +562,16 @@ static int parse_header(saec_st_file *f, const char *path) {
             BAD("'%s': tensor '%s': header entry is not a JSON object", path, name);
             goto bad_tensor;
         }
+        /* Each field once (other fields are ignored, as the reference reader does). */
+        static const char *const fields[] = {"dtype", "shape", "data_offsets"};
+        int seen[3] = {0, 0, 0};
+        for (const cJSON *e = it->child; e; e = e->next)
+            for (int k = 0; k < 3; k++)
+                if (e->string && strcmp(e->string, fields[k]) == 0 && seen[k]++) {
+                    BAD("'%s': tensor '%s': '%s' appears twice in its header entry", path, name,
+                        fields[k]);
+                    goto bad_tensor;
+                }
         const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
         const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
@@ -492,21 +653,7 @@ static int parse_header(saec_st_file *f, const char *path) {
         goto done;
     }
 
-    /* Non-empty ranges must not overlap; empty ones may sit anywhere. */
-    qsort(ranges, (size_t)n_tensors, sizeof *ranges, range_cmp);
-    const range *a = NULL; /* the non-empty range reaching furthest so far */
-    for (int j = 0; j < n_tensors; j++) {
-        const range *c = &ranges[j];
-        if (c->end == c->begin) continue;
-        if (a && c->begin < a->end) { /* sorted by begin: a starts no later than c */
-            BAD("'%s': tensors '%s' and '%s' overlap (data_offsets [%" PRId64 ", %" PRId64
-                "] and [%" PRId64 ", %" PRId64 "])",
-                path, f->tensors[a->index].name, f->tensors[c->index].name, a->begin, a->end,
-                c->begin, c->end);
-            break;
-        }
-        if (!a || c->end > a->end) a = c;
-    }
+    rc = check_layout(f, path, ranges, n_tensors, data_size);
     free(ranges);
 
 done:
@@ -514,24 +661,49 @@ done:
     return rc;
 }
 #undef BAD
+#undef BAD_LAYOUT
 
-int saec_st_open(const char *path, saec_st_file **out) {
-    *out = NULL;
+/* Takes buf (malloc'd, len bytes) whatever the outcome. */
+static int st_from_buffer(char *buf, size_t len, const char *name, saec_st_file **out) {
     saec_st_file *f = calloc(1, sizeof *f);
-    if (!f) return saec_fail(SAEC_ERR_OTHER, NULL, "'%s': out of memory", path);
-    f->path = dup_str(path);
-    if (!f->path) {
+    char *path = dup_str(name ? name : "(memory)");
+    if (!f || !path) {
         free(f);
-        return saec_fail(SAEC_ERR_OTHER, NULL, "'%s': out of memory", path);
+        free(path);
+        free(buf);
+        return saec_fail(SAEC_ERR_OTHER, NULL, "'%s': out of memory", name ? name : "(memory)");
     }
-    int rc = saec_read_file(path, &f->buf, &f->len);
-    if (rc == SAEC_OK) rc = parse_header(f, path);
+    f->path = path;
+    f->buf = buf;
+    f->len = len;
+    int rc = parse_header(f, f->path);
     if (rc != SAEC_OK) {
         saec_st_close(f);
         return rc;
     }
     *out = f;
     return SAEC_OK;
+}
+
+int saec_st_open(const char *path, saec_st_file **out) {
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = saec_read_file(path, &buf, &len);
+    if (rc != SAEC_OK) return rc;
+    return st_from_buffer(buf, len, path, out);
+}
+
+int saec_st_parse_buffer(const void *data, size_t len, const char *name_for_messages,
+                         saec_st_file **out) {
+    *out = NULL;
+    const char *name = name_for_messages ? name_for_messages : "(memory)";
+    /* A copy of exactly len bytes: the tensors point into it, and a sanitizer sees any read
+       past its end. */
+    char *buf = malloc(len ? len : 1);
+    if (!buf) return saec_fail(SAEC_ERR_OTHER, NULL, "'%s': out of memory", name);
+    if (len) memcpy(buf, data, len);
+    return st_from_buffer(buf, len, name, out);
 }
 
 int saec_st_count(const saec_st_file *f) { return f->n_tensors; }

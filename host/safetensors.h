@@ -4,6 +4,7 @@
 #ifndef SAEC_SAFETENSORS_H
 #define SAEC_SAFETENSORS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SAEC_ST_MAX_DIMS 4
@@ -37,9 +38,23 @@ int saec_st_write(const char *path, const saec_st_tensor *tensors, int n_tensors
 /* A file read whole into memory. */
 typedef struct saec_st_file saec_st_file;
 
-/* Open and validate (header bounds, dtypes, byte ranges). Errors are SAEC_ERR_DATA naming the
-   file and what is wrong. */
+/* The format's limit on the header length (the reference implementation's, 100 MB). */
+#define SAEC_ST_MAX_HEADER 100000000
+
+/* Open and validate. Refused, each with SAEC_ERR_DATA naming the file and the tensor or key at
+   fault: a header length over SAEC_ST_MAX_HEADER or beyond the file; a header that does not
+   begin with '{', is not JSON, has a raw control byte, or is padded with anything but spaces; a
+   repeated key (tensor, '__metadata__', metadata key, or a tensor's field); metadata that is not
+   a map of string to string; an unknown dtype; a shape entry that is not a non-negative integer;
+   data_offsets [begin, end] with end < begin, end beyond the data area, or end - begin other than
+   numel x dtype size; and byte ranges that do not tile the data area exactly (an overlap, a hole,
+   or bytes after the last tensor). Zero tensors with an empty data area, and tensors with a 0 in
+   their shape, are valid. */
 int saec_st_open(const char *path, saec_st_file **out);
+/* The same from memory (copied; `name_for_messages` stands for the path in messages, NULL:
+   "(memory)"): the code the fuzzer (fuzz/fuzz_safetensors.c) drives. */
+int saec_st_parse_buffer(const void *data, size_t len, const char *name_for_messages,
+                         saec_st_file **out);
 void saec_st_close(saec_st_file *f);
 int saec_st_count(const saec_st_file *f);
 /* The i-th tensor (in header order) or the one with that name (NULL pointer result = absent). */

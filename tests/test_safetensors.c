@@ -369,7 +369,11 @@ static void test_corrupt(void) {
     expect_corrupt(path, "exceeds the file size", __LINE__);
     path_in(path, sizeof path, "hlen_huge.safetensors");
     write_st_raw(path, good, 8, w, sizeof w, INT64_MAX);
-    expect_corrupt(path, "exceeds the file size", __LINE__);
+    expect_corrupt(path, "exceeds the format's limit of 100000000 bytes", __LINE__);
+    /* The limit itself: one byte over is refused before the file size is looked at. */
+    path_in(path, sizeof path, "hlen_limit.safetensors");
+    write_st_raw(path, good, 8, w, sizeof w, SAEC_ST_MAX_HEADER + 1);
+    expect_corrupt(path, "header length 100000001 exceeds the format's limit", __LINE__);
 
     /* Bad JSON, and JSON that is not an object. */
     path_in(path, sizeof path, "badjson.safetensors");
@@ -381,6 +385,62 @@ static void test_corrupt(void) {
     path_in(path, sizeof path, "trailing.safetensors");
     write_st_raw(path, "{} xyz", 8, w, sizeof w, -1);
     expect_corrupt(path, "trailing data", __LINE__);
+
+    /* The header begins with '{' (no leading space, no byte-order mark) and only spaces pad
+       it: a newline, a tab or a NUL after the object is refused (Python's reader does too). */
+    path_in(path, sizeof path, "lead_space.safetensors");
+    write_st_raw(path, " {\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, w,
+                 sizeof w, -1);
+    expect_corrupt(path, "begins with byte 0x20, not '{'", __LINE__);
+    path_in(path, sizeof path, "bom.safetensors");
+    write_st_raw(path, "\xef\xbb\xbf{}", 8, NULL, 0, -1);
+    expect_corrupt(path, "begins with byte 0xef", __LINE__);
+    path_in(path, sizeof path, "empty_header.safetensors");
+    write_raw(path, "\0\0\0\0\0\0\0\0", 8);
+    expect_corrupt(path, "header is empty", __LINE__);
+    static const char *const pads[] = {"\n", "\t", "\r", "x"};
+    for (int i = 0; i < 4; i++) {
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "%s%s",
+                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", pads[i]);
+        path_in(path, sizeof path, "pad.safetensors");
+        write_st_raw(path, hdr, 8, w, sizeof w, -1);
+        char want[64];
+        snprintf(want, sizeof want, "byte 0x%02x at 55 of 56; only spaces may pad it",
+                 (unsigned char)pads[i][0]);
+        expect_corrupt(path, want, __LINE__);
+    }
+    { /* NUL padding (a known writer bug elsewhere), built by hand: strlen stops at it */
+        unsigned char raw[8 + 56 + 16];
+        const char *obj = "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
+        memset(raw, 0, sizeof raw);
+        raw[0] = 56;
+        memcpy(raw + 8, obj, strlen(obj));
+        memcpy(raw + 8 + 56, w, sizeof w);
+        path_in(path, sizeof path, "nulpad.safetensors");
+        write_raw(path, raw, sizeof raw);
+        expect_corrupt(path, "byte 0x00 at 55 of 56", __LINE__);
+    }
+    /* Raw control bytes: inside a string, and between tokens (cJSON takes both). */
+    path_in(path, sizeof path, "ctl_string.safetensors");
+    write_st_raw(path, "{\"w\x01\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+                 w, sizeof w, -1);
+    expect_corrupt(path, "control byte 0x01 at byte 3", __LINE__);
+    path_in(path, sizeof path, "ctl_between.safetensors");
+    write_st_raw(path, "{\x02\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+                 w, sizeof w, -1);
+    expect_corrupt(path, "control byte 0x02 at byte 1", __LINE__);
+    /* Escaped control characters and whitespace between tokens are fine. */
+    path_in(path, sizeof path, "escaped.safetensors");
+    write_st_raw(path,
+                 "{\n\t\"w\\n\\u0001\\\"\" :\r\n{\"dtype\":\"F32\",\"shape\":[4],"
+                 "\"data_offsets\":[0,16]}}",
+                 8, w, sizeof w, -1);
+    f = NULL;
+    saec_error_clear();
+    CHECK(saec_st_open(path, &f) == SAEC_OK);
+    CHECK(f && saec_st_find(f, "w\n\x01\"") != NULL);
+    saec_st_close(f);
 
     /* data_offsets out of range, reversed, malformed. */
     path_in(path, sizeof path, "offsets.safetensors");
@@ -462,6 +522,142 @@ static void test_corrupt(void) {
                  "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
                  8, w, sizeof w, -1);
     expect_corrupt(path, "tensor 'a' appears twice", __LINE__);
+    path_in(path, sizeof path, "dupname_far.safetensors"); /* not adjacent in the header */
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                 "\"__metadata__\":{},"
+                 "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path, "tensor 'b' appears twice", __LINE__);
+    path_in(path, sizeof path, "dupmeta.safetensors");
+    write_st_raw(path, "{\"__metadata__\":{},\"__metadata__\":{}}", 8, NULL, 0, -1);
+    expect_corrupt(path, "'__metadata__' twice", __LINE__);
+    path_in(path, sizeof path, "dupmetakey.safetensors");
+    write_st_raw(path, "{\"__metadata__\":{\"k\":\"1\",\"j\":\"x\",\"k\":\"2\"}}", 8, NULL, 0, -1);
+    expect_corrupt(path, "metadata key 'k' appears twice", __LINE__);
+    path_in(path, sizeof path, "dupfield.safetensors");
+    write_st_raw(path,
+                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"dtype\":\"F16\","
+                 "\"data_offsets\":[0,16]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path, "tensor 'w': 'dtype' appears twice in its header entry", __LINE__);
+    path_in(path, sizeof path, "dupfield2.safetensors");
+    write_st_raw(path,
+                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16],"
+                 "\"data_offsets\":[0,16]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path, "tensor 'w': 'data_offsets' appears twice", __LINE__);
+    /* Other fields in an entry are ignored, as the reference reader ignores them. */
+    path_in(path, sizeof path, "extrafield.safetensors");
+    write_st_raw(path,
+                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16],\"x\":[1]}}", 8,
+                 w, sizeof w, -1);
+    f = NULL;
+    saec_error_clear();
+    CHECK(saec_st_open(path, &f) == SAEC_OK);
+    saec_st_close(f);
+
+    /* The byte ranges tile the data area: no bytes after the last tensor (a file with bytes
+       appended once passed every command), no hole, no empty tensor inside another. */
+    unsigned char w5[20];
+    memcpy(w5, w, sizeof w);
+    memset(w5 + 16, 0xab, 4);
+    path_in(path, sizeof path, "appended.safetensors");
+    write_st_raw(path, good, 8, w5, sizeof w5, -1);
+    expect_corrupt(path,
+                   "trailing data: 4 bytes follow the last tensor ('w' ends at byte 16 of "
+                   "the 20-byte data area)",
+                   __LINE__);
+    path_in(path, sizeof path, "appended1.safetensors");
+    write_st_raw(path, good, 8, w5, 17, -1);
+    expect_corrupt(path, "1 bytes follow the last tensor", __LINE__);
+    path_in(path, sizeof path, "appended_to_empty.safetensors");
+    write_st_raw(path, "{}", 8, w, 4, -1);
+    expect_corrupt(path, "the data area holds 4 bytes but the header names no tensor", __LINE__);
+    path_in(path, sizeof path, "appended_to_empties.safetensors");
+    write_st_raw(path, "{\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}", 8, w,
+                 4, -1);
+    expect_corrupt(path, "every tensor in the header is empty", __LINE__);
+    path_in(path, sizeof path, "hole.safetensors");
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path,
+                   "bytes [4, 8) of the data area belong to no tensor (a hole between "
+                   "tensor 'a', data_offsets [0, 4], and tensor 'b', [8, 16])",
+                   __LINE__);
+    path_in(path, sizeof path, "hole_first.safetensors");
+    write_st_raw(path, "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 8, w,
+                 sizeof w, -1);
+    expect_corrupt(path,
+                   "bytes [0, 8) of the data area belong to no tensor (the first tensor, "
+                   "'b', begins at 8)",
+                   __LINE__);
+    path_in(path, sizeof path, "hole_before_empty.safetensors"); /* an empty tensor past the end */
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                 "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,16]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path, "bytes [12, 16) of the data area belong to no tensor", __LINE__);
+    path_in(path, sizeof path, "empty_inside.safetensors");
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path, "empty tensor 'e' (data_offsets [4, 4]) lies inside tensor 'a' ([0, 16])",
+                   __LINE__);
+    path_in(path, sizeof path, "same_range.safetensors"); /* two tensors on one range */
+    write_st_raw(path,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                 "\"b\":{\"dtype\":\"I32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+                 8, w, sizeof w, -1);
+    expect_corrupt(path, "tensors 'a' and 'b' overlap", __LINE__);
+    /* Each refusal has the layout hint. */
+    saec_error_clear();
+    f = NULL;
+    CHECK(saec_st_open(path, &f) == SAEC_ERR_DATA);
+    CHECK(strstr(saec_error_hint(), "cover its data area exactly") != NULL);
+    saec_error_clear();
+
+    /* Valid layouts: in any header order, empty tensors on boundaries (first, between, last),
+       a scalar, and zero tensors with an empty data area. */
+    path_in(path, sizeof path, "tiled.safetensors");
+    write_st_raw(path,
+                 "{\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,16]},"
+                 "\"b\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[8,16]},"
+                 "\"e0\":{\"dtype\":\"I64\",\"shape\":[3,0],\"data_offsets\":[0,0]},"
+                 "\"m\":{\"dtype\":\"U8\",\"shape\":[0,7],\"data_offsets\":[4,4]},"
+                 "\"s\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[4,8]},"
+                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                 8, w, sizeof w, -1);
+    f = NULL;
+    saec_error_clear();
+    CHECK(saec_st_open(path, &f) == SAEC_OK);
+    if (f) {
+        CHECK(saec_st_count(f) == 6);
+        const saec_st_tensor *t = saec_st_find(f, "s");
+        int32_t s1;
+        memcpy(&s1, &w[1], 4);
+        CHECK(t && t->ndim == 0 && *(const int32_t *)t->data == s1);
+        t = saec_st_find(f, "e0");
+        CHECK(t && saec_st_numel(t) == 0);
+        saec_st_close(f);
+    }
+    path_in(path, sizeof path, "nothing.safetensors");
+    write_st_raw(path, "{}", 8, NULL, 0, -1);
+    f = NULL;
+    CHECK(saec_st_open(path, &f) == SAEC_OK);
+    CHECK(f && saec_st_count(f) == 0);
+    saec_st_close(f);
+    path_in(path, sizeof path, "nullmeta.safetensors");
+    write_st_raw(path, "{\"__metadata__\":null}", 0, NULL, 0, -1);
+    f = NULL;
+    CHECK(saec_st_open(path, &f) == SAEC_OK);
+    CHECK(f && saec_st_meta_count(f) == 0);
+    saec_st_close(f);
 
     /* Metadata that is not string to string. */
     path_in(path, sizeof path, "meta.safetensors");
@@ -500,6 +696,35 @@ static void test_corrupt(void) {
         if (f) saec_st_close(f);
     }
     CHECK(all_rejected);
+    /* ... and with bytes appended: refused too (appended once passed every command). */
+    if (raw) {
+        char *longer = malloc(len + 8);
+        memcpy(longer, raw, len);
+        memset(longer + len, 0, 8);
+        for (size_t extra = 1; extra <= 8; extra++) {
+            write_raw(cut, longer, len + extra);
+            expect_corrupt(cut, "trailing data", __LINE__);
+        }
+        free(longer);
+    }
+
+    /* From memory: the same checks, the name given standing for the path. */
+    saec_error_clear();
+    f = NULL;
+    CHECK(raw && saec_st_parse_buffer(raw, len, "in-memory copy", &f) == SAEC_OK);
+    if (f) {
+        const saec_st_tensor *t = saec_st_find(f, "a");
+        CHECK(t && saec_st_numel(t) == 16 && ((const float *)t->data)[15] == 15.0f);
+        CHECK(saec_st_meta_get(f, "k") && strcmp(saec_st_meta_get(f, "k"), "v") == 0);
+        saec_st_close(f);
+    }
+    f = (saec_st_file *)(uintptr_t)1;
+    CHECK(raw && saec_st_parse_buffer(raw, len - 1, "in-memory copy", &f) == SAEC_ERR_DATA);
+    CHECK(f == NULL);
+    CHECK_MSG("'in-memory copy': tensor 'b'");
+    saec_error_clear();
+    CHECK(saec_st_parse_buffer("", 0, NULL, &f) == SAEC_ERR_DATA);
+    CHECK_MSG("'(memory)': not a safetensors file: 0 bytes");
     free(raw);
     saec_error_clear();
 }
