@@ -324,7 +324,10 @@ static int apply_json_object(saec_config *cfg, const cJSON *root, const char *wh
                 return saec_fail(SAEC_ERR_USAGE, "write numbers without quotes",
                                  "config key '%s' expects a number, got a string (%s)",
                                  item->string, where);
-            snprintf(text, sizeof text, "%s", item->valuestring);
+            /* The value itself, not a copy into text[]: a copy cut values of 512 characters or
+               more to 511, which were then taken (fuzz/fuzz_config.c checks it). */
+            SAEC_TRY(set_key(cfg, key, item->valuestring, where));
+            continue;
         } else if (cJSON_IsNumber(item)) {
             if (key->type == SAEC_KEY_STRING || key->type == SAEC_KEY_CHOICE)
                 return saec_fail(SAEC_ERR_USAGE, "write text values in quotes",
@@ -441,16 +444,32 @@ void saec_config_resolve(saec_config *cfg) {
     if (cfg->beta1 < 0) cfg->beta1 = strcmp(cfg->arch, "jumprelu") == 0 ? 0.0 : 0.9;
 }
 
+/* A finite double as the shortest of "%.15g", "%.16g", "%.17g" that reads back to the same
+   value. cJSON's printer stops at 15 digits whenever they read back within an epsilon, so
+   config.json held 0.3 for an lr of 0.30000000000000004 and a resumed or evaluated run read a
+   different value (found by fuzz/fuzz_config.c's round trip). */
+static void exact_number(char *buf, size_t size, double v) {
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
 char *saec_config_to_json(const saec_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     for (int i = 0; i < N_KEYS; i++) {
         const saec_config_key *key = &KEYS[i];
         const char *base = (const char *)cfg + key->offset;
+        char num[40];
         switch (key->type) {
-        case SAEC_KEY_INT:
-            cJSON_AddNumberToObject(root, key->name, (double)*(const int64_t *)base);
+        case SAEC_KEY_INT: /* every digit: a double would round integers beyond 2^53 */
+            snprintf(num, sizeof num, "%lld", (long long)*(const int64_t *)base);
+            cJSON_AddRawToObject(root, key->name, num);
             break;
-        case SAEC_KEY_FLOAT: cJSON_AddNumberToObject(root, key->name, *(const double *)base); break;
+        case SAEC_KEY_FLOAT:
+            exact_number(num, sizeof num, *(const double *)base);
+            cJSON_AddRawToObject(root, key->name, num);
+            break;
         default: cJSON_AddStringToObject(root, key->name, base); break;
         }
     }
