@@ -9,8 +9,13 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(build-essential cmake ninja-build pkg-config
           libhdf5-dev libopenblas-openmp-dev libcjson-dev libopenmpi-dev openmpi-bin
-          python3 python3-numpy python3-h5py python3-matplotlib)
+          python3 python3-numpy python3-h5py python3-matplotlib
+          clang)  # clang: the fuzz tier (fuzz/run_fuzzers.sh), with libFuzzer below
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=(python3-torch); fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# libFuzzer (libclang_rt.fuzzer-x86_64.a): Debian 12 ships it in libclang-rt-14-dev (meta
+# package libclang-rt-dev), which clang only recommends; where there is no such package it comes
+# with clang. fuzz/run_fuzzers.sh checks, and reports SKIPPED without it.
+if apt-cache show libclang-rt-dev >/dev/null 2>&1; then PACKAGES+=(libclang-rt-dev); fi
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"

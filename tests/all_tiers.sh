@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # Every test tier, as CI runs them (the README's test line), with each tier's time at the end.
-#   1. cpu     the default build (-DSAEC_WERROR=ON; nvcc compiles the CUDA backend when found)
-#              and its whole ctest suite: cpu, mpi; gpu tests run only on a machine with a GPU
-#   2. emu     the CUDA backend on the emulated GPU (-DSAEC_CUDA=EMU, tests/simt): ctest -L gpu in
-#              forward thread and block order, with the shared-memory race check, products
-#              contracted into FMA as nvcc does (where the CPU has FMA)
-#   3. emu-rev the same build and label: reversed threads, shuffled blocks, and cuBLASLt
-#              answering "no algorithm" so the fallback GEMM path runs
-#   4. emu-asan the emulated GPU built with AddressSanitizer+UBSan and without FMA contraction:
-#              ctest -L gpu
+#   1. cpu      the default build (-DSAEC_WERROR=ON; nvcc compiles the CUDA backend when found)
+#               and its whole ctest suite: cpu, mpi; gpu tests run only on a machine with a GPU
+#   2. cpu-asan the CPU build (no CUDA backend) with AddressSanitizer+UBSan, RelWithDebInfo:
+#               ctest -L 'cpu|mpi' (leak checks off, as in emu-asan; any other report fails)
+#   3. fuzz     fuzz/run_fuzzers.sh 60: each libFuzzer harness (fuzz/fuzz_*.c: safetensors
+#               header, config JSON, HDF5 dataset checks) 60 s from its committed corpus, which
+#               replays every earlier crash first; built with clang in build-fuzz. Without clang
+#               or libFuzzer it reports SKIPPED, loudly
+#   4. emu      the CUDA backend on the emulated GPU (-DSAEC_CUDA=EMU, tests/simt): ctest -L gpu in
+#               forward thread and block order, with the shared-memory race check, products
+#               contracted into FMA as nvcc does (where the CPU has FMA)
+#   5. emu-rev  the same build and label: reversed threads, shuffled blocks, and cuBLASLt
+#               answering "no algorithm" so the fallback GEMM path runs
+#   6. emu-asan the emulated GPU built with AddressSanitizer+UBSan and without FMA contraction:
+#               ctest -L gpu
 # The emulated tiers need the CUDA Toolkit's headers (not its GPU): without them they report
 # SKIPPED, loudly.
-# The emulated tiers prove correctness, never speed. Build folders: build, build-emu,
-# build-emu-asan. Every tier runs even when an earlier one failed; the exit status is 1 if any
-# failed.
+# The emulated tiers prove correctness, never speed. Build folders: build, build-asan,
+# build-fuzz, build-emu, build-emu-asan. Every tier runs even when an earlier one failed; the exit
+# status is 1 if any failed.
 #
 #   tests/all_tiers.sh            all tiers
 #   tests/all_tiers.sh cpu emu    only those
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TIERS=("$@")
-[ ${#TIERS[@]} -eq 0 ] && TIERS=(cpu emu emu-rev emu-asan)
+[ ${#TIERS[@]} -eq 0 ] && TIERS=(cpu cpu-asan fuzz emu emu-rev emu-asan)
 JOBS=$(nproc 2>/dev/null || echo 2)
 declare -a SUMMARY
 FAILED=0
@@ -39,13 +45,24 @@ done
 run_tier() {
   local tier=$1 start=$SECONDS rc
   echo "=== tier $tier ==="
-  if [ "$tier" != cpu ] && [ $CUDA_HEADERS = 0 ]; then
+  if [[ $tier == emu* ]] && [ $CUDA_HEADERS = 0 ]; then
     echo "SKIPPED: no CUDA Toolkit headers (set CUDA_HOME); the CUDA backend was not tested"
     SUMMARY+=("$(printf '%-9s SKIPPED (no CUDA Toolkit headers)' "$tier")")
     return
   fi
   case $tier in
     cpu) build build && ctest --test-dir build --output-on-failure ;;
+    cpu-asan) build build-asan -DSAEC_CUDA=OFF -DSAEC_SANITIZE=address,undefined \
+                -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+              ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-asan -L 'cpu|mpi' --output-on-failure ;;
+    fuzz) fuzz/run_fuzzers.sh 60
+          rc=$?
+          if [ $rc -eq 77 ]; then
+            echo "SKIPPED: no clang or libFuzzer (cmake/install-deps.sh installs them); nothing was fuzzed"
+            SUMMARY+=("$(printf '%-9s SKIPPED (no clang or libFuzzer)' "$tier")")
+            return
+          fi
+          (exit $rc) ;;
     emu) build build-emu -DSAEC_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
          ctest --test-dir build-emu -L gpu --output-on-failure ;;
     emu-rev) build build-emu -DSAEC_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
@@ -54,7 +71,7 @@ run_tier() {
     emu-asan) build build-emu-asan -DSAEC_CUDA=EMU -DSAEC_SANITIZE=address,undefined \
                 -DSAEC_SIMT_FMA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
               ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-emu-asan -L gpu --output-on-failure ;;
-    *) echo "unknown tier '$tier' (cpu, emu, emu-rev, emu-asan)" >&2; return 2 ;;
+    *) echo "unknown tier '$tier' (cpu, cpu-asan, fuzz, emu, emu-rev, emu-asan)" >&2; return 2 ;;
   esac
   rc=$?
   local t=$((SECONDS - start))
