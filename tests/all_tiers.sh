@@ -2,8 +2,10 @@
 # Every test tier, as CI runs them (the README's test line), with each tier's time at the end.
 #   1. cpu      the default build (-DSAEC_WERROR=ON; nvcc compiles the CUDA backend when found)
 #               and its whole ctest suite: cpu, mpi; gpu tests run only on a machine with a GPU
-#   2. cpu-asan the CPU build (no CUDA backend) with AddressSanitizer+UBSan, RelWithDebInfo:
-#               ctest -L 'cpu|mpi' (leak checks off, as in emu-asan; any other report fails)
+#   2. cpu-asan the CPU build with AddressSanitizer+UBSan, RelWithDebInfo: ctest -L 'cpu|mpi'
+#               (leak checks off, as in emu-asan; any other report fails). No CUDA backend: the
+#               cpu tests do not run it, nvcc would add about a minute of build, and its host code
+#               runs under ASan in emu-asan
 #   3. fuzz     fuzz/run_fuzzers.sh 60: each libFuzzer harness (fuzz/fuzz_*.c: safetensors
 #               header, config JSON, HDF5 dataset checks) 60 s from its committed corpus, which
 #               replays every earlier crash first; built with clang in build-fuzz. Without clang
