@@ -2,7 +2,8 @@
 # Build the libFuzzer harnesses (clang, AddressSanitizer + UBSan) and run each for a bounded time.
 #   fuzz/run_fuzzers.sh [SECONDS]           every harness (fuzz/fuzz_*.c), SECONDS each (default 60)
 #   fuzz/run_fuzzers.sh 60 fuzz_config      only those harnesses
-# Environment: SAEC_FUZZ_BUILD (build folder, default build-fuzz), SAEC_FUZZ_JOBS (build jobs).
+# Environment: SAEC_FUZZ_BUILD (build folder, default build-fuzz), SAEC_FUZZ_JOBS (build jobs),
+# SAEC_FUZZ_CC (compiler, default clang).
 #
 # Each harness starts from its committed corpus, fuzz/corpus/<name without fuzz_>/, copied to a
 # temporary folder (new inputs never touch the committed corpus), with fuzz/<name>.dict when there
