@@ -127,14 +127,25 @@ static int make_run_dir(run *r, int resume) {
 static int write_config_json(const run *r) {
     char path[SAEC_STR_MAX + 32];
     snprintf(path, sizeof path, "%s/config.json", r->dir);
-    /* The keys, plus the device they ran on by name: "cuda (emulated on CPU)" must show. */
+    /* The keys as saec_config_to_json prints them (every digit: re-printing through cJSON would
+       round numbers to 15), plus the device they ran on by name: "cuda (emulated on CPU)" must
+       show. */
     char *keys = saec_config_to_json(&r->cfg);
-    cJSON *root = keys ? cJSON_Parse(keys) : NULL;
-    free(keys);
+    cJSON *name = cJSON_CreateString(r->dev->name);
+    char *quoted = name ? cJSON_PrintUnformatted(name) : NULL;
+    cJSON_Delete(name);
+    char *end = keys ? strrchr(keys, '}') : NULL;
     char *text = NULL;
-    if (root && cJSON_AddStringToObject(root, "device_name", r->dev->name))
-        text = cJSON_Print(root);
-    cJSON_Delete(root);
+    if (end && quoted) {
+        do /* "...\n}" -> "..." */
+            *end-- = '\0';
+        while (end > keys && (*end == '\n' || *end == ' ' || *end == '\t'));
+        const size_t len = strlen(keys) + strlen(quoted) + 32;
+        text = malloc(len);
+        if (text) snprintf(text, len, "%s,\n\t\"device_name\":\t%s\n}\n", keys, quoted);
+    }
+    free(keys);
+    free(quoted);
     if (!text) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory writing config.json");
     int rc = saec_write_text_atomic(path, text);
     free(text);

@@ -114,6 +114,18 @@ grep -q "removed 2 leftover(s) of a killed writer" left.log && pass "the dead wr
 kill $live 2>/dev/null
 equal_run full left && pass "the resumed run ends equal to the uninterrupted run" || fail "resume after cleanup differs"
 
+# ---- numbers keep every digit: config.json and the checkpoint's config read back exactly ----
+"$SAEC" train "${ARGS[@]}" --steps 2 --lr-end-ratio 0.30000000000000004 --out exact >/dev/null 2>&1
+"$PYTHON" - exact <<'PY' && pass "config.json and the checkpoint hold lr_end_ratio 0.1 + 0.2 exactly" || fail "a config number lost digits"
+import json, struct, sys
+run = sys.argv[1]
+want = 0.1 + 0.2
+with open(f"{run}/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    ckpt = json.loads(json.loads(f.read(n))["__metadata__"]["config"])
+sys.exit(0 if json.load(open(f"{run}/config.json"))["lr_end_ratio"] == want == ckpt["lr_end_ratio"] else 1)
+PY
+
 # ---- a failed first save (the disk full) leaves no checkpoint and no partial file ----
 ( trap '' XFSZ; ulimit -f 40; "$SAEC" train "${ARGS[@]}" --latents 1024 --out full_disk >/dev/null 2>disk.log ); rc=$?
 [ $rc -ne 0 ] && grep -qi "file too large" disk.log && pass "a save that cannot be written fails (exit $rc): $(grep error disk.log | head -1)" ||
