@@ -8,7 +8,7 @@
    rule aborts, so the fuzzer reports it as a crash.
 
    Build by hand: clang -fsanitize=fuzzer,address,undefined -Iinclude -Ihost
-                  fuzz/fuzz_hdf5_checks.c host/data_checks.c host/error.c
+                  fuzz/fuzz_hdf5_checks.c host/data_checks.c core/error.c
    Seeds: fuzz/corpus/hdf5_checks/ (written by the harness's own layout, see decode()). */
 #include <stdint.h>
 #include <stdio.h>

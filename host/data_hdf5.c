@@ -31,34 +31,8 @@
 #include "data.h"
 #include "data_checks.h"
 #include "h5_lock.h"
+#include "half.h"
 #include "saec/saec.h"
-
-/* ---- the global HDF5 lock -------------------------------------------------------------------- */
-
-static pthread_once_t h5_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t h5_mutex;
-static _Thread_local int h5_silenced;
-
-static void h5_mutex_init(void) {
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    /* Recursive so that helpers which lock can be called from code that already holds it. */
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&h5_mutex, &attr);
-    pthread_mutexattr_destroy(&attr);
-}
-
-void saec_h5_lock(void) {
-    pthread_once(&h5_once, h5_mutex_init);
-    pthread_mutex_lock(&h5_mutex);
-    if (!h5_silenced) {
-        /* The automatic error printer is per thread in thread-safe builds. */
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        h5_silenced = 1;
-    }
-}
-
-void saec_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
 
 /* Reads attribute `attr` of type `type`, one string, fixed or variable length, into buf [cap]
    (terminated, truncated to fit); *full_len is its whole length. Returns 1 when read. */
@@ -320,43 +294,6 @@ static void block_order(const h5_source *s, int64_t epoch, int64_t *order) {
     }
 }
 
-/* ---- conversion ------------------------------------------------------------------------------ */
-
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        /* zero or subnormal: mant * 2^-24, exact in float32 */
-        float v = ldexpf((float)mant, -24);
-        return sign ? -v : v;
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 112u) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-/* float16 -> float32 for every bit pattern [65536], filled once: a lookup beats the branches. */
-static float half_table[65536];
-static pthread_once_t half_once = PTHREAD_ONCE_INIT;
-
-static void half_table_init(void) {
-    for (uint32_t h = 0; h < 65536; h++)
-        half_table[h] = half_to_float((uint16_t)h);
-}
-
-static float bf16_to_float(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* Reads rows [row0, row0 + len) of dataset dset (rank 1: [N], rank 2: [N, cols]) into dst as
    mem_type; on failure the loader's message names the dataset `name`. Loader thread only. */
 static int read_rows(h5_source *s, hid_t dset, const char *name, int rank, int64_t row0,
@@ -413,6 +350,7 @@ static int read_block(h5_source *s, int64_t row0, int64_t len, float *x) {
     void *dst = s->kind == H5_F32 ? (void *)x : (void *)s->staging;
     SAEC_TRY(read_rows(s, s->dset, s->dataset, 2, row0, len, s->d, s->mem_type, dst));
     const int64_t d = s->d;
+    const float *half_table = s->kind == H5_F16 ? saec_half_table() : NULL; /* [65536] */
     for (int64_t r = 0; r < len; r++) {
         float *row = x + r * d;
         /* Branch-free checks that the compiler vectorises: the loader must keep up with the
@@ -432,7 +370,7 @@ static int read_block(h5_source *s, int64_t row0, int64_t len, float *x) {
             const uint16_t *raw = s->staging + r * d;
             for (int64_t j = 0; j < d; j++) {
                 bad |= (raw[j] & 0x7f80u) == 0x7f80u;
-                row[j] = bf16_to_float(raw[j]);
+                row[j] = saec_bf16_to_float(raw[j]);
             }
         }
         if (bad) {
@@ -1046,7 +984,6 @@ int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **
     pthread_cond_init(&s->cv_job, NULL);
     pthread_cond_init(&s->cv_done, NULL);
     s->base.vt = &h5_vtable;
-    pthread_once(&half_once, half_table_init);
 
     saec_h5_lock();
     int rc = open_locked(s, cfg);

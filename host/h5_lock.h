@@ -1,4 +1,5 @@
-/* Shared HDF5 plumbing for data_hdf5.c, h5_write.c and inspect.c.
+/* Shared HDF5 plumbing for data_hdf5.c, h5_write.c and inspect.c. The lock is in h5_lock.c; the
+   two helpers below are in data_hdf5.c, beside the dataset description they share.
 
    HDF5 is not reliably thread-safe (Debian builds vary), and a training source and an eval source
    may be open at the same time, each with its loader thread: every HDF5 call in saec goes

@@ -91,11 +91,11 @@ int saec_cpu_track_fired(saec_dev *dev, const int32_t *idx, const float *val, in
                          uint8_t *dead_mask, double *dead_count);
 int saec_cpu_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
                                  int64_t dead_after, uint8_t *dead_mask, double *dead_count);
-
-/* ---- SAE variants and dense dead-latent tracking (cpu_variants.c) ---- */
 int saec_cpu_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
                                int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
                                uint8_t *dead_mask, double *dead_count);
+
+/* ---- SAE variants (cpu_variants.c) ---- */
 int saec_cpu_batch_topk(saec_dev *dev, const float *x, int64_t n, int64_t m, int64_t keep, float *f,
                         float *threshold);
 int saec_cpu_jumprelu(saec_dev *dev, const float *pre, int64_t n, int64_t m, const float *theta,

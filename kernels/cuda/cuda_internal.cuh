@@ -71,6 +71,15 @@ extern "C" {
         }                                                                                          \
     } while (0)
 
+/* Argument validation, as on the CPU (SAEC_CPU_REQUIRE): cheap host-side checks at the top of
+   an op, no sync. A failure is a bug in the caller. */
+#define SAEC_CUDA_REQUIRE(op, cond)                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",            \
+                             "cuda op %s: invalid arguments (%s)", (op), #cond);                   \
+    } while (0)
+
 /* ---- backend state ----------------------------------------------------------------------- */
 
 /* One remembered cuBLASLt heuristic answer: the problem it was asked for and its algorithm. */
@@ -180,12 +189,12 @@ int saec_cuda_adamw_unit_rows(saec_dev *dev, float *W, const float *G, float *m1
 int saec_cuda_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
                           int64_t m, int64_t *since_fired, int64_t *fire_count,
                           int64_t dead_after, uint8_t *dead_mask, double *dead_count);
-int saec_cuda_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
-                                  int64_t dead_after, uint8_t *dead_mask, double *dead_count);
-/* cuda_variants.cu */
 int saec_cuda_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
                                 int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
                                 uint8_t *dead_mask, double *dead_count);
+int saec_cuda_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
+                                  int64_t dead_after, uint8_t *dead_mask, double *dead_count);
+/* cuda_variants.cu */
 int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, int64_t m, int64_t keep,
                          float *f, float *threshold);
 int saec_cuda_jumprelu(saec_dev *dev, const float *pre, int64_t n, int64_t m, const float *theta,

@@ -1,8 +1,9 @@
-/* CUDA ops of the SAE variants (SPEC §2–5) on dense codes [n, m], and dense dead-latent tracking:
- * track_fired_dense, batch_topk, jumprelu, jumprelu_backward, l1_penalty, atm_stats, atm_mask,
- * scale_cols. The reference is kernels/cpu/cpu_variants.c; the formulas and their rounding
- * follow it (double accumulators, the same float/double casts) so that CUDA and CPU agree to
- * the last bits wherever the summation order does not enter.
+/* CUDA ops of the SAE variants (SPEC §2–5) on dense codes [n, m]: batch_topk, jumprelu,
+ * jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols (their dead-latent tracking,
+ * track_fired_dense, is in cuda_latents.cu; the column passes, in cuda_colpass.cuh).
+ * The reference is kernels/cpu/cpu_variants.c; the formulas and their rounding follow it (double
+ * accumulators, the same float/double casts) so that CUDA and CPU agree to the last bits wherever
+ * the summation order does not enter.
  *
  * Determinism. No float atomics anywhere. Reductions over the n rows of a column ("column
  * passes") give each block a tile of columns and a chunk of rows; each thread sums its rows in
@@ -17,23 +18,10 @@
  */
 #include <math.h>
 
+#include "cuda_colpass.cuh"
 #include "cuda_internal.cuh"
 #include "saec/hash.h"
 
-/* Argument validation, as on the CPU: a failure is a bug in the caller (host-side, no sync). */
-#define VAR_REQUIRE(op, cond)                                                                      \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",            \
-                             "cuda op %s: invalid arguments (%s)", (op), #cond);                   \
-    } while (0)
-
-#define CP_ROWS 8   /* row groups (threadIdx.y) of a column-pass block; block = (32, 8) */
-#define CP_TILE 128 /* columns per column-pass block on the float4 path (32 lanes x 4) */
-/* Column-pass blocks per SM that the register budget must allow (4 x 256 threads: 50% occupancy;
-   caps the kernels at 64 registers). */
-#define CP_MIN_BLOCKS 4
-#define CP_TARGET 2048  /* column-pass blocks aimed at (float4 tiles x row chunks) */
 #define EW_THREADS 256  /* element-wise and per-column kernels */
 #define ONE_BLOCK 1024  /* single-block reductions */
 #define BTK_THREADS 512 /* batch_topk histogram blocks */
@@ -42,116 +30,10 @@
 
 /* ---- small device helpers -------------------------------------------------------------------- */
 
-template <int V> __device__ __forceinline__ void ldv(const float *p, float (&o)[V]);
-template <> __device__ __forceinline__ void ldv<1>(const float *p, float (&o)[1]) { o[0] = *p; }
-template <> __device__ __forceinline__ void ldv<4>(const float *p, float (&o)[4]) {
-    const float4 t = *reinterpret_cast<const float4 *>(p);
-    o[0] = t.x, o[1] = t.y, o[2] = t.z, o[3] = t.w;
-}
-template <int V> __device__ __forceinline__ void stv(float *p, const float (&o)[V]);
-template <> __device__ __forceinline__ void stv<1>(float *p, const float (&o)[1]) { *p = o[0]; }
-template <> __device__ __forceinline__ void stv<4>(float *p, const float (&o)[4]) {
-    *reinterpret_cast<float4 *>(p) = make_float4(o[0], o[1], o[2], o[3]);
-}
-
 /* θ = exp(t) rounded once to float: (float)exp((double)t) is the correctly rounded expf(t) except
    in vanishingly rare double-rounding cases, so it matches the CPU's expf (glibc: < 0.502 ulp)
    far more often than CUDA's expf (up to 2 ulp) would. Evaluated once per column per thread. */
 __device__ __forceinline__ float var_expf(float t) { return (float)exp((double)t); }
-
-/* The column-pass epilogue: acc[V] (this thread's sums over its rows for columns c0 .. c0+V-1)
-   is combined over the block's 8 row groups in the fixed order y = 0..7 and stored to
-   out[c0 + v] (out: this chunk's row of the partials [nchunks, m]). s: [CP_ROWS * 32 * V]
-   shared doubles, laid out [y][v][lane] (conflict-free). Every thread of the block calls it. */
-template <int V>
-__device__ __forceinline__ void colpass_store(const double (&acc)[V], double *s, int64_t c0,
-                                              int64_t m, double *__restrict__ out) {
-    const int tx = threadIdx.x, ty = threadIdx.y;
-#pragma unroll
-    for (int v = 0; v < V; v++)
-        s[(ty * V + v) * 32 + tx] = acc[v];
-    __syncthreads();
-    if (ty == 0) {
-#pragma unroll
-        for (int v = 0; v < V; v++) {
-            double t = 0.0;
-#pragma unroll
-            for (int y = 0; y < CP_ROWS; y++)
-                t += s[(y * V + v) * 32 + tx];
-            if (c0 + v < m) out[c0 + v] = t;
-        }
-    }
-    __syncthreads(); /* s is reused by the next call */
-}
-
-/* The first column and the row range of this column-pass block. */
-template <int V>
-__device__ __forceinline__ void colpass_range(int64_t n, int64_t rows_per_chunk, int64_t *c0,
-                                              int64_t *r0, int64_t *r1) {
-    *c0 = ((int64_t)blockIdx.x * 32 + threadIdx.x) * V;
-    *r0 = (int64_t)blockIdx.y * rows_per_chunk;
-    const int64_t e = *r0 + rows_per_chunk;
-    *r1 = e < n ? e : n;
-}
-
-/* ---- kernels: track_fired_dense -------------------------------------------------------------- */
-
-/* Column pass: partial[chunk, j] = #rows r of the chunk with val[r, j] > 0 (as a double: exact).
-   Floor: reads n*m*4 bytes, writes nchunks*m*8. */
-template <int V>
-__global__ void __launch_bounds__(32 * CP_ROWS, CP_MIN_BLOCKS)
-    tfd_cols_kernel(const float *__restrict__ val, int64_t n, int64_t m, int64_t rows_per_chunk,
-                    double *__restrict__ partial) {
-    __shared__ double s_red[CP_ROWS * 32 * V];
-    int64_t c0, r0, r1;
-    colpass_range<V>(n, rows_per_chunk, &c0, &r0, &r1);
-    double acc[V];
-#pragma unroll
-    for (int v = 0; v < V; v++)
-        acc[v] = 0.0;
-    if (c0 < m) {
-#pragma unroll 4
-        for (int64_t r = r0 + threadIdx.y; r < r1; r += CP_ROWS) {
-            float x[V];
-            ldv<V>(val + r * m + c0, x);
-#pragma unroll
-            for (int v = 0; v < V; v++)
-                acc[v] += x[v] > 0.0f ? 1.0 : 0.0;
-        }
-    }
-    colpass_store<V>(acc, s_red, c0, m, partial + (int64_t)blockIdx.y * m);
-}
-
-/* Per latent: fired = Σ_chunks partial; since_fired = fired ? 0 : since_fired + n; fire_count +=
-   fired; dead_mask = since_fired >= dead_after; the block's dead count goes to *dead_total
-   (integer atomic: exact). Floor: reads nchunks*m*8 + m*16, writes m*17 bytes. */
-__global__ void tfd_update_kernel(const double *__restrict__ partial, int nchunks, int64_t n,
-                                  int64_t m, int64_t *__restrict__ since_fired,
-                                  int64_t *__restrict__ fire_count, int64_t dead_after,
-                                  uint8_t *__restrict__ dead_mask,
-                                  unsigned long long *__restrict__ dead_total) {
-    const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    int dead = 0;
-    if (j < m) {
-        double t = 0.0;
-        for (int c = 0; c < nchunks; c++)
-            t += partial[(int64_t)c * m + j];
-        const int64_t fired = (int64_t)t;
-        const int64_t s = fired > 0 ? 0 : since_fired[j] + n;
-        since_fired[j] = s;
-        if (fire_count) fire_count[j] += fired;
-        dead = s >= dead_after;
-        dead_mask[j] = (uint8_t)dead;
-    }
-    const int block_dead = __syncthreads_count(dead);
-    if (threadIdx.x == 0 && block_dead) atomicAdd(dead_total, (unsigned long long)block_dead);
-}
-
-/* *out = (double) *total.  Floor: 16 bytes. */
-__global__ void var_count_to_double_kernel(const unsigned long long *__restrict__ total,
-                                           double *__restrict__ out) {
-    *out = (double)*total;
-}
 
 /* ---- kernels: batch_topk --------------------------------------------------------------------- */
 
@@ -679,30 +561,6 @@ __global__ void __launch_bounds__(ONE_BLOCK)
 
 /* ---- launch helpers -------------------------------------------------------------------------- */
 
-/* The row chunking of a column pass over x [n, m]: about CP_TARGET blocks of CP_TILE columns,
-   at least 64 rows (8 per row group) per chunk. A function of (n, m) alone: the summation order,
-   hence the result, is the same on every run and on both load paths. */
-static void colpass_plan(int64_t n, int64_t m, int64_t *nchunks, int64_t *rows_per_chunk) {
-    const int64_t tiles = (m + CP_TILE - 1) / CP_TILE;
-    int64_t c = (CP_TARGET + tiles - 1) / tiles;
-    const int64_t max_chunks = (n + 63) / 64;
-    if (c > max_chunks) c = max_chunks;
-    if (c > 65535) c = 65535;
-    if (c < 1) c = 1;
-    int64_t rpc = (n + c - 1) / c;
-    if (rpc < 1) rpc = 1;
-    c = (n + rpc - 1) / rpc;
-    if (c < 1) c = 1;
-    *nchunks = c;
-    *rows_per_chunk = rpc;
-}
-
-/* The grid of a column pass: column tiles of 32*V columns x row chunks. */
-static dim3 colpass_grid(int64_t m, int vec, int64_t nchunks) {
-    const int64_t cols = vec ? 32 * 4 : 32;
-    return dim3((unsigned)((m + cols - 1) / cols), (unsigned)nchunks);
-}
-
 /* The grid of a per-column element-wise kernel: column groups x row groups, ~8 blocks per SM. */
 static dim3 colwise_grid(const saec_cuda_state *st, int64_t n, int64_t m, int vec) {
     const int64_t groups = vec ? m / 4 : m;
@@ -745,42 +603,6 @@ static int var_row_norms(saec_dev *dev, const float *W, int64_t m, int64_t d, do
 
 /* ---- launchers ------------------------------------------------------------------------------- */
 
-/* Floor: reads n*m*4 bytes, read-modify-writes m*17 bytes. A column pass (integer counts in
-   double partials, exact) and a per-latent update; 3 launches + 1 memset. */
-extern "C" int saec_cuda_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
-                                           int64_t *since_fired, int64_t *fire_count,
-                                           int64_t dead_after, uint8_t *dead_mask,
-                                           double *dead_count) {
-    saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("track_fired_dense", n >= 0 && m >= 1);
-    VAR_REQUIRE("track_fired_dense", since_fired && dead_mask && dead_count);
-    VAR_REQUIRE("track_fired_dense", n == 0 || val);
-    if ((m + 31) / 32 > (int64_t)INT32_MAX) return var_too_large("track_fired_dense", m);
-    int64_t nchunks = 0, rpc = 1;
-    if (n > 0) colpass_plan(n, m, &nchunks, &rpc);
-    void *base = NULL;
-    SAEC_TRY(saec_cuda_scratch(dev, 256 + saec_cuda_round256((size_t)(nchunks * m) * 8), &base));
-    char *cur = (char *)base;
-    unsigned long long *dead_total = (unsigned long long *)saec_cuda_carve(&cur, 8);
-    double *partial = (double *)saec_cuda_carve(&cur, (size_t)(nchunks * m) * 8);
-    SAEC_CUDA_CHECK(cudaMemsetAsync(dead_total, 0, 8, st->stream));
-    if (n > 0) {
-        const int vec = m % 4 == 0 && saec_cuda_aligned16(val);
-        const dim3 grid = colpass_grid(m, vec, nchunks), block(32, CP_ROWS);
-        if (vec)
-            tfd_cols_kernel<4><<<grid, block, 0, st->stream>>>(val, n, m, rpc, partial);
-        else
-            tfd_cols_kernel<1><<<grid, block, 0, st->stream>>>(val, n, m, rpc, partial);
-        SAEC_CUDA_CHECK_LAUNCH("tfd_cols_kernel");
-    }
-    tfd_update_kernel<<<(unsigned)((m + EW_THREADS - 1) / EW_THREADS), EW_THREADS, 0, st->stream>>>(
-        partial, (int)nchunks, n, m, since_fired, fire_count, dead_after, dead_mask, dead_total);
-    SAEC_CUDA_CHECK_LAUNCH("tfd_update_kernel");
-    var_count_to_double_kernel<<<1, 1, 0, st->stream>>>(dead_total, dead_count);
-    SAEC_CUDA_CHECK_LAUNCH("var_count_to_double_kernel");
-    return SAEC_OK;
-}
-
 /* Exact BatchTopK by radix select on the bits of the positive entries (their order is the order
    of the values): three histogram passes (digits of 11, 10 and 10 bits over bits 30..0), each
    followed by a one-block select that narrows the prefix on the device, then the output pass.
@@ -792,8 +614,8 @@ extern "C" int saec_cuda_track_fired_dense(saec_dev *dev, const float *val, int6
 extern "C" int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, int64_t m,
                                     int64_t keep, float *f, float *threshold) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("batch_topk", n >= 0 && m >= 1 && keep >= 1);
-    VAR_REQUIRE("batch_topk", threshold != NULL && (n == 0 || (x && f)));
+    SAEC_CUDA_REQUIRE("batch_topk", n >= 0 && m >= 1 && keep >= 1);
+    SAEC_CUDA_REQUIRE("batch_topk", threshold != NULL && (n == 0 || (x && f)));
     const int64_t len = n * m;
     if (len == 0) {
         SAEC_CUDA_CHECK(cudaMemsetAsync(threshold, 0, sizeof(float), st->stream));
@@ -829,8 +651,8 @@ extern "C" int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, in
 extern "C" int saec_cuda_jumprelu(saec_dev *dev, const float *pre, int64_t n, int64_t m,
                                   const float *theta, int64_t stride, int theta_is_log, float *f) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("jumprelu", n >= 0 && m >= 1 && stride >= 0 && theta != NULL);
-    VAR_REQUIRE("jumprelu", n == 0 || (pre && f));
+    SAEC_CUDA_REQUIRE("jumprelu", n >= 0 && m >= 1 && stride >= 0 && theta != NULL);
+    SAEC_CUDA_REQUIRE("jumprelu", n == 0 || (pre && f));
     if (n == 0) return SAEC_OK;
     if (m / EW_THREADS + 1 > (int64_t)INT32_MAX) return var_too_large("jumprelu", m);
     const int vec = m % 4 == 0 && saec_cuda_aligned16(pre) && saec_cuda_aligned16(f);
@@ -851,8 +673,8 @@ extern "C" int saec_cuda_jumprelu_backward(saec_dev *dev, const float *pre, cons
                                            int64_t n, int64_t m, float bandwidth, float l0_coef,
                                            float *df, float *dlog_theta) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("jumprelu_backward", n >= 0 && m >= 1 && bandwidth > 0.0f);
-    VAR_REQUIRE("jumprelu_backward", log_theta && dlog_theta && (n == 0 || (pre && df)));
+    SAEC_CUDA_REQUIRE("jumprelu_backward", n >= 0 && m >= 1 && bandwidth > 0.0f);
+    SAEC_CUDA_REQUIRE("jumprelu_backward", log_theta && dlog_theta && (n == 0 || (pre && df)));
     if (n == 0) return SAEC_OK;
     if ((m + 31) / 32 > (int64_t)INT32_MAX) return var_too_large("jumprelu_backward", m);
     int64_t nchunks, rpc;
@@ -883,8 +705,8 @@ extern "C" int saec_cuda_l1_penalty(saec_dev *dev, const float *f, const float *
                                     int64_t m, int64_t d, float coef, float *dpre, float *dW,
                                     double *penalty) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("l1_penalty", n >= 0 && m >= 1 && d >= 0);
-    VAR_REQUIRE("l1_penalty", penalty && W && dW && (n == 0 || (f && dpre)));
+    SAEC_CUDA_REQUIRE("l1_penalty", n >= 0 && m >= 1 && d >= 0);
+    SAEC_CUDA_REQUIRE("l1_penalty", penalty && W && dW && (n == 0 || (f && dpre)));
     if ((m + 31) / 32 > (int64_t)INT32_MAX) return var_too_large("l1_penalty", m);
     int64_t nchunks = 0, rpc = 1;
     if (n > 0) colpass_plan(n, m, &nchunks, &rpc);
@@ -939,9 +761,9 @@ extern "C" int saec_cuda_atm_stats(saec_dev *dev, const float *f, const float *d
                                    const double *stats, const float *W, int64_t n, int64_t m,
                                    int64_t d, float beta, float *a, float *q, float *r) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("atm_stats", n >= 0 && m >= 1 && d >= 0);
-    VAR_REQUIRE("atm_stats", a && q && r && W);
-    VAR_REQUIRE("atm_stats", n == 0 || (f && dfn && stats));
+    SAEC_CUDA_REQUIRE("atm_stats", n >= 0 && m >= 1 && d >= 0);
+    SAEC_CUDA_REQUIRE("atm_stats", a && q && r && W);
+    SAEC_CUDA_REQUIRE("atm_stats", n == 0 || (f && dfn && stats));
     if (n == 0) return SAEC_OK;
     if ((m + 31) / 32 > (int64_t)INT32_MAX) return var_too_large("atm_stats", m);
     int64_t nchunks, rpc;
@@ -975,7 +797,7 @@ extern "C" int saec_cuda_atm_mask(saec_dev *dev, const float *a, const float *q,
                                   int64_t m, const float weights[3], float c, float rate,
                                   uint64_t seed, uint64_t counter, float *keep) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("atm_mask", m >= 1 && a && q && r && weights && keep);
+    SAEC_CUDA_REQUIRE("atm_mask", m >= 1 && a && q && r && weights && keep);
     atm_mask_kernel<<<1, ONE_BLOCK, 0, st->stream>>>(a, q, r, m, weights[0], weights[1], weights[2],
                                                      c, rate, seed, counter, keep);
     SAEC_CUDA_CHECK_LAUNCH("atm_mask_kernel");
@@ -986,7 +808,7 @@ extern "C" int saec_cuda_atm_mask(saec_dev *dev, const float *a, const float *q,
 extern "C" int saec_cuda_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m,
                                     const float *scale) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("scale_cols", n >= 0 && m >= 1 && scale && (n == 0 || x));
+    SAEC_CUDA_REQUIRE("scale_cols", n >= 0 && m >= 1 && scale && (n == 0 || x));
     if (n == 0) return SAEC_OK;
     if (m / EW_THREADS + 1 > (int64_t)INT32_MAX) return var_too_large("scale_cols", m);
     const int vec = m % 4 == 0 && saec_cuda_aligned16(x);
@@ -1059,7 +881,7 @@ __global__ void silu_backward_kernel(const float *__restrict__ x, const float *d
 /* Floor: reads and writes n*4 bytes; ~4 FLOPs + one expf per element. */
 extern "C" int saec_cuda_silu(saec_dev *dev, const float *x, int64_t n, float *y) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("silu", n >= 0 && (n == 0 || (x && y)));
+    SAEC_CUDA_REQUIRE("silu", n >= 0 && (n == 0 || (x && y)));
     if (n == 0) return SAEC_OK;
     const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(y);
     silu_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, EW_THREADS, st->sm_count), EW_THREADS, 0,
@@ -1072,7 +894,7 @@ extern "C" int saec_cuda_silu(saec_dev *dev, const float *x, int64_t n, float *y
 extern "C" int saec_cuda_silu_backward(saec_dev *dev, const float *x, const float *dy, int64_t n,
                                        float *dx) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
-    VAR_REQUIRE("silu_backward", n >= 0 && (n == 0 || (x && dy && dx)));
+    SAEC_CUDA_REQUIRE("silu_backward", n >= 0 && (n == 0 || (x && dy && dx)));
     if (n == 0) return SAEC_OK;
     const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(dy) && saec_cuda_aligned16(dx);
     silu_backward_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, EW_THREADS, st->sm_count),
