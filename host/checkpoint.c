@@ -1,54 +1,17 @@
-/* Checkpoint save and load (safetensors), for resume, eval and export. */
+/* Checkpoint save and load (safetensors), for resume; eval and export read a run through
+   model_io.c (checkpoint.h draws the dependencies). */
 #include "checkpoint.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "export.h"
 #include "fsutil.h"
+#include "model_io.h"
 #include "run_dir.h"
 #include "safetensors.h"
 
 #define CKPT_FORMAT "saec-checkpoint-1"
-
-static void join_path(char *out, size_t size, const char *dir, const char *name) {
-    snprintf(out, size, "%s/%s", dir, name);
-}
-
-static char *state_json(const saec_run_state *st) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "step", (double)st->step);
-    cJSON_AddNumberToObject(o, "tokens", (double)st->tokens);
-    cJSON_AddNumberToObject(o, "data_cursor", (double)st->data_cursor);
-    cJSON_AddNumberToObject(o, "seconds", st->seconds);
-    cJSON_AddNumberToObject(o, "global_batch", (double)st->global_batch);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
-}
-
-int ckpt_parse_state(const char *text, const char *path, saec_run_state *st) {
-    cJSON *o = text ? cJSON_Parse(text) : NULL;
-    const char *keys[] = {"step", "tokens", "data_cursor", "seconds"};
-    double vals[4];
-    for (int i = 0; i < 4; i++) {
-        cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, keys[i]) : NULL;
-        if (!cJSON_IsNumber(v)) {
-            cJSON_Delete(o);
-            return saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged or not from saec",
-                             "'%s': run state lacks '%s'", path, keys[i]);
-        }
-        vals[i] = v->valuedouble;
-    }
-    cJSON *gb =
-        cJSON_GetObjectItemCaseSensitive(o, "global_batch"); /* absent in older checkpoints */
-    *st = (saec_run_state){(int64_t)vals[0], (int64_t)vals[1], (int64_t)vals[2], vals[3],
-                           cJSON_IsNumber(gb) ? (int64_t)gb->valuedouble : 0};
-    cJSON_Delete(o);
-    return SAEC_OK;
-}
 
 /* Host copies of device buffers, released together. */
 typedef struct {
@@ -124,7 +87,7 @@ static int save_optimizer(const char *dir, saec_sae *sae, const char *state, con
                                       .data = atm};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"state", state}};
         char path[SAEC_RUN_PATH_MAX + 64];
-        join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
+        saec_path_join(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
         rc = saec_st_write(path, t, n, meta, 2);
     }
     host_copies_free(&hc);
@@ -160,7 +123,7 @@ static int save_model(const char *dir, saec_sae *sae, const char *config, const 
                                       .data = bt};
         saec_st_meta meta[] = {{"format", CKPT_FORMAT}, {"config", config}, {"state", state}};
         char path[SAEC_RUN_PATH_MAX + 64];
-        join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+        saec_path_join(path, sizeof path, dir, SAEC_CKPT_MODEL);
         rc = saec_st_write(path, t, n, meta, 3);
     }
     host_copies_free(&hc);
@@ -170,7 +133,7 @@ static int save_model(const char *dir, saec_sae *sae, const char *config, const 
 /* The step of an older-layout checkpoint (plain files in the run directory), or -1. */
 static int64_t legacy_step(const char *dir) {
     char path[SAEC_RUN_PATH_MAX + 64];
-    join_path(path, sizeof path, dir, SAEC_CKPT_MODEL);
+    saec_path_join(path, sizeof path, dir, SAEC_CKPT_MODEL);
     saec_ckpt_entry *list;
     int n;
     int64_t step = -1;
@@ -179,7 +142,7 @@ static int64_t legacy_step(const char *dir) {
         saec_st_file *f = NULL;
         saec_run_state st;
         if (saec_st_open(path, &f) == SAEC_OK &&
-            ckpt_parse_state(saec_st_meta_get(f, "state"), path, &st) == SAEC_OK)
+            saec_run_state_parse(saec_st_meta_get(f, "state"), path, &st) == SAEC_OK)
             step = st.step;
         saec_st_close(f);
     }
@@ -193,7 +156,7 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
     const int64_t old_step = legacy_step(dir);
     char tmp[SAEC_RUN_PATH_MAX];
     SAEC_TRY(saec_ckpt_begin(dir, st->step, tmp, sizeof tmp));
-    char *state = state_json(st);
+    char *state = saec_run_state_json(st);
     char *config = saec_config_to_json(cfg);
     int rc = state && config ? SAEC_OK
                              : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory saving a checkpoint");
@@ -203,26 +166,6 @@ int ckpt_save(const char *dir, saec_sae *sae, const saec_config *cfg, const saec
     if (rc != SAEC_OK) saec_ckpt_abandon(tmp); /* gone already if it was published */
     free(state);
     free(config);
-    return rc;
-}
-
-static int read_config_file(const char *ckpt_dir, saec_config *cfg) {
-    char path[SAEC_RUN_PATH_MAX + 64];
-    join_path(path, sizeof path, ckpt_dir, SAEC_CKPT_MODEL);
-    saec_st_file *f = NULL;
-    SAEC_TRY(saec_st_open(path, &f));
-    const char *config = saec_st_meta_get(f, "config");
-    int rc;
-    if (!config) {
-        rc = saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged or not from saec",
-                       "'%s' has no config in its metadata", path);
-    } else {
-        saec_config_defaults(cfg);
-        char where[SAEC_RUN_PATH_MAX + 96];
-        snprintf(where, sizeof where, "checkpoint %s", path);
-        rc = saec_config_from_json_text(cfg, config, where);
-    }
-    saec_st_close(f);
     return rc;
 }
 
@@ -236,7 +179,7 @@ int ckpt_read_config(const char *dir, saec_config *cfg) {
                            "first checkpoint has nothing to resume: start it again with --out)",
                            "no checkpoint in run directory '%s'", dir);
     for (int i = 0; i < n; i++) {
-        rc = read_config_file(list[i].dir, cfg);
+        rc = saec_model_read_config(list[i].dir, cfg);
         if (rc == SAEC_OK || i + 1 == n) break;
         saec_error_clear(); /* an older checkpoint's config; ckpt_load says which it resumes */
     }
@@ -256,7 +199,7 @@ static int load_tensor(const saec_st_file *f, const char *path, const char *name
 
 static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
     char path[SAEC_RUN_PATH_MAX + 64];
-    join_path(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
+    saec_path_join(path, sizeof path, dir, SAEC_CKPT_OPTIMIZER);
     saec_st_file *f = NULL;
     if (!saec_path_exists(path))
         return saec_fail(SAEC_ERR_DATA,
@@ -264,7 +207,7 @@ static int load_optimizer(const char *dir, saec_sae *sae, int64_t expect_step) {
                          "no optimizer state '%s' in run directory '%s'", SAEC_CKPT_OPTIMIZER, dir);
     SAEC_TRY(saec_st_open(path, &f));
     saec_run_state st;
-    int rc = ckpt_parse_state(saec_st_meta_get(f, "state"), path, &st);
+    int rc = saec_run_state_parse(saec_st_meta_get(f, "state"), path, &st);
     if (rc == SAEC_OK && st.step != expect_step)
         rc = saec_fail(SAEC_ERR_DATA, "the checkpoint is damaged",
                        "'%s' is at step %lld but the model is at step %lld", path,

@@ -1,5 +1,5 @@
 /* `saec eval RUN_DIR`: metrics of a trained SAE on held-out data (the run's own source by
-   default, or --data / --synthetic). RUN_DIR may also be a SAELens or sparsify export (export.h):
+   default, or --data / --synthetic). RUN_DIR may also be a SAELens or sparsify export (model_io.h):
    it is evaluated in raw units (scale 1), so its nmse, cosine and l0 match the run's and its mse
    is in the units of the activations. */
 #include <cjson/cJSON.h>
@@ -12,6 +12,7 @@
 #include "eval.h"
 #include "export.h"
 #include "fsutil.h"
+#include "model_io.h"
 #include "sae.h"
 #include "saec/device.h"
 
@@ -19,7 +20,7 @@
 
 static int eval_run(const char *run_dir, const cli_args *args, const char *out_path,
                     const char *dump_path) {
-    /* A run's checkpoint or an export, read the same way (export.c). */
+    /* A run's checkpoint or an export, read the same way (model_io.c). */
     saec_host_model hm;
     SAEC_TRY(saec_host_model_read(run_dir, &hm));
     saec_config cfg;

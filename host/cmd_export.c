@@ -11,6 +11,7 @@
 #include "eval.h"
 #include "export.h"
 #include "fsutil.h"
+#include "model_io.h"
 #include "run_dir.h"
 #include "sae.h"
 #include "saec/device.h"

@@ -71,6 +71,10 @@ int saec_is_dir(const char *path) {
     return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+void saec_path_join(char *out, size_t size, const char *dir, const char *name) {
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
 /* ---- atomic files ----------------------------------------------------------------------- */
 
 static int atomic_fail(saec_atomic_file *af, const char *what, int err) {

@@ -10,6 +10,9 @@
 int saec_mkdirs(const char *path);
 int saec_path_exists(const char *path);
 int saec_is_dir(const char *path);
+/* `dir`/`name` into out[size], cut short as snprintf cuts (the callers' buffers hold a run path,
+   at most SAEC_RUN_PATH_MAX, and a file name). */
+void saec_path_join(char *out, size_t size, const char *dir, const char *name);
 
 /* Atomic file writing: open `path`.tmp.<pid>, write, then commit (fflush, fsync, rename) or
    abort (close and unlink). No partial file is ever visible under `path`. */

@@ -20,8 +20,6 @@
 
 #define STEP_PREFIX "step-"
 #define STEP_DIGITS 12
-#define CKPT_MODEL "model.safetensors" /* the names checkpoint.h defines */
-#define CKPT_OPTIMIZER "optimizer.safetensors"
 
 static const char *const disk_hint = "check free disk space and permissions";
 
@@ -227,7 +225,7 @@ int saec_ckpt_list(const char *dir, saec_ckpt_entry **out, int *n) {
     /* The older layout: the files in the run directory itself (also a step directory read
        directly, which holds them the same way). */
     char model[SAEC_RUN_PATH_MAX];
-    path_fmt(model, sizeof model, "%s/%s", dir, CKPT_MODEL);
+    path_fmt(model, sizeof model, "%s/%s", dir, SAEC_CKPT_MODEL);
     if (is_regular_file(model)) {
         saec_ckpt_entry *grown = realloc(list, sizeof *list * (size_t)(count + 1));
         if (!grown) {
@@ -254,7 +252,7 @@ int saec_ckpt_current(const char *dir, char *out, size_t cap) {
         free(list);
         return saec_fail(SAEC_ERR_DATA, "give a run directory written by 'saec train'",
                          "no checkpoint in run directory '%s' (no %s/step-*/ and no %s)", dir,
-                         SAEC_RUN_CHECKPOINTS, CKPT_MODEL);
+                         SAEC_RUN_CHECKPOINTS, SAEC_CKPT_MODEL);
     }
     path_fmt(out, cap, "%s", list[0].dir);
     free(list);
@@ -315,8 +313,8 @@ static int retire(const char *ckpt_dir) {
    files stay valid until the symlinks replace them). */
 static int adopt_legacy(const char *dir, const char *ckpts, int64_t legacy_step) {
     char model[SAEC_RUN_PATH_MAX], opt[SAEC_RUN_PATH_MAX];
-    path_fmt(model, sizeof model, "%s/%s", dir, CKPT_MODEL);
-    path_fmt(opt, sizeof opt, "%s/%s", dir, CKPT_OPTIMIZER);
+    path_fmt(model, sizeof model, "%s/%s", dir, SAEC_CKPT_MODEL);
+    path_fmt(opt, sizeof opt, "%s/%s", dir, SAEC_CKPT_OPTIMIZER);
     if (!is_regular_file(model) || legacy_step < 0) return SAEC_OK;
     char final[SAEC_RUN_PATH_MAX], tmp[SAEC_RUN_PATH_MAX + 64], dst[SAEC_RUN_PATH_MAX + 128];
     path_fmt(final, sizeof final, "%s/%s%0*lld", ckpts, STEP_PREFIX, STEP_DIGITS,
@@ -325,9 +323,9 @@ static int adopt_legacy(const char *dir, const char *ckpts, int64_t legacy_step)
     path_fmt(tmp, sizeof tmp, "%s.tmp.%ld", final, (long)getpid());
     remove_tree(tmp, NULL);
     if (mkdir(tmp, 0777) != 0) return path_fail("create", tmp, errno);
-    path_fmt(dst, sizeof dst, "%s/%s", tmp, CKPT_MODEL);
+    path_fmt(dst, sizeof dst, "%s/%s", tmp, SAEC_CKPT_MODEL);
     int ok = link(model, dst) == 0;
-    path_fmt(dst, sizeof dst, "%s/%s", tmp, CKPT_OPTIMIZER);
+    path_fmt(dst, sizeof dst, "%s/%s", tmp, SAEC_CKPT_OPTIMIZER);
     if (ok && is_regular_file(opt)) ok = link(opt, dst) == 0;
     if (!ok || fsync_dir(tmp) != SAEC_OK || rename(tmp, final) != 0) {
         remove_tree(tmp, NULL); /* no hard links (some file systems): the old files just go */
@@ -356,7 +354,7 @@ int saec_ckpt_publish(const char *dir, const char *tmp_dir, int64_t step, int64_
     path_fmt(link_path, sizeof link_path, "%s/%s", ckpts, SAEC_RUN_LATEST);
     SAEC_TRY(replace_symlink(name, link_path));
     SAEC_TRY(fsync_dir(ckpts));
-    const char *const files[] = {CKPT_MODEL, CKPT_OPTIMIZER};
+    const char *const files[] = {SAEC_CKPT_MODEL, SAEC_CKPT_OPTIMIZER};
     for (int i = 0; i < 2; i++) {
         char target[128];
         snprintf(target, sizeof target, "%s/%s/%s", SAEC_RUN_CHECKPOINTS, SAEC_RUN_LATEST,

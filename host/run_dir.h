@@ -30,6 +30,9 @@
 #define SAEC_RUN_CHECKPOINTS "checkpoints"
 #define SAEC_RUN_LATEST "latest"
 #define SAEC_RUN_PATH_MAX 1024
+/* The two files of a checkpoint (checkpoint.h says what they hold). */
+#define SAEC_CKPT_MODEL "model.safetensors"
+#define SAEC_CKPT_OPTIMIZER "optimizer.safetensors"
 
 /* The writer's lock on a directory. */
 typedef struct {
