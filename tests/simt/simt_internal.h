@@ -49,6 +49,8 @@ struct worker {
     const launch_desc *L;
     block_view block;
     int n_threads, n_done;
+    unsigned warp_waiting[32];    /* per warp: lanes waiting at a warp collective */
+    unsigned warp_done[32];       /* per warp: lanes that have returned */
     thread_state *cur;            /* the running thread */
     uint64_t epoch;               /* barrier intervals, counted over this worker's life */
     shared_region regions[MAX_REGIONS];
