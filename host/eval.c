@@ -185,9 +185,7 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
         const int64_t t0 = src->cursor; /* position of this batch's first token */
         rc = saec_data_next(src, n, rows, bk.on ? bk.t : NULL);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
-        if (rc == SAEC_OK && sae->hp.ts_mode != SAE_TS_NONE) rc = sae_set_timesteps(sae, bk.t, n);
-        if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
+            rc = sae_forward_rows(sae, rows, sae->hp.ts_mode != SAE_TS_NONE ? bk.t : NULL, n, 0);
         if (rc == SAEC_OK)
             rc = sae_track_fired(sae, n, since, fire_count, INT64_MAX, dead, dead_count);
         if (rc == SAEC_OK && (ab.on || bk.on))

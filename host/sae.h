@@ -253,6 +253,12 @@ int sae_upload_optimizer(saec_sae *sae, const float *adam_m, const float *adam_v
    latent tracking and the AuxK terms. */
 int sae_forward(saec_sae *sae, int64_t n, int train);
 
+/* The one door for rows coming from the host (train, eval, export): uploads rows [n, d] to the
+   SAE's batch buffer, sets the rows' timesteps [n] when given (a no-op in timestep mode none),
+   and runs sae_forward. sae_model.c. */
+int sae_forward_rows(saec_sae *sae, const float *rows, const int32_t *timesteps, int64_t n,
+                     int train);
+
 /* Sparse backward of the last forward into the gradient arena (overwritten). */
 int sae_backward(saec_sae *sae, int64_t n);
 

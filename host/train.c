@@ -1,5 +1,7 @@
 /* The training loop, top to bottom: set up the run, initialise or resume, step, log, checkpoint,
-   evaluate, summarise. */
+   evaluate, summarise. Model-neutral: the model is driven through model.h (the SAE is
+   sae_model.c); what is written here (data, the run directory, progress, signals, checkpoint
+   cadence, resume, the ranks) serves every model. */
 #include "train.h"
 
 #include <cjson/cJSON.h>
@@ -12,15 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
 #include "comm.h"
 #include "data.h"
-#include "eval.h"
 #include "fsutil.h"
 #include "log.h"
-#include "model_io.h"
+#include "model.h"
 #include "run_dir.h"
-#include "sae.h"
 #include "saec/device.h"
 
 #define DEFAULT_STEPS 3000
@@ -66,7 +65,7 @@ typedef struct {
     saec_comm *comm; /* data parallelism; NULL when alone */
     int rank, world; /* rank 0 alone writes the run's files and prints */
     saec_data *data;
-    saec_sae *sae;
+    saec_model *model;
     float *batch_host; /* [batch, d] */
     int32_t *ts_host;  /* [batch] the batch's timesteps (data with timesteps) */
     saec_log log;
@@ -88,7 +87,7 @@ static void say(const run *r, const char *fmt, ...) {
 static void run_close(run *r) {
     saec_log_close(&r->log);
     saec_run_lock_release(&r->lock);
-    sae_destroy(r->sae);
+    if (r->model) r->model->ops->destroy(r->model);
     saec_data_close(r->data);
     saec_comm_close(r->comm);
     saec_dev_close(r->dev);
@@ -159,26 +158,6 @@ static int open_device(run *r, const saec_world *w) {
     return saec_dev_open(spec, &r->dev);
 }
 
-/* Every rank starts from rank 0's parameters and data constants (they would agree anyway, as
-   initialisation is deterministic; this makes it a fact rather than a hope). */
-static int broadcast_model(run *r) {
-    saec_sae *sae = r->sae;
-    const size_t pbytes = sizeof(float) * (size_t)sae->n_params, mbytes = sizeof(float) * sae->d;
-    float *host = malloc(pbytes + mbytes + sizeof(float));
-    if (!host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory broadcasting the model");
-    int rc = r->dev->ops->download(r->dev, host, sae->params, pbytes);
-    if (rc == SAEC_OK)
-        rc = r->dev->ops->download(r->dev, host + sae->n_params, sae->data_mean, mbytes);
-    host[sae->n_params + sae->d] = sae->scale;
-    if (rc == SAEC_OK) rc = saec_comm_bcast_host(r->comm, host, pbytes + mbytes + sizeof(float), 0);
-    if (rc == SAEC_OK) rc = r->dev->ops->upload(r->dev, sae->params, host, pbytes);
-    if (rc == SAEC_OK)
-        rc = r->dev->ops->upload(r->dev, sae->data_mean, host + sae->n_params, mbytes);
-    sae->scale = host[sae->n_params + sae->d];
-    free(host);
-    return rc;
-}
-
 /* Open device, data and model; initialise from a data sample or load the checkpoint. */
 static int run_setup(run *r, int resume) {
     saec_config *cfg = &r->cfg;
@@ -216,61 +195,28 @@ static int run_setup(run *r, int resume) {
     const int64_t d = r->data->info.d;
     cfg->d_in = d;
     r->total_steps = saec_total_steps(cfg, r->world);
-    const int64_t run_tokens = r->total_steps * cfg->batch_size * r->world;
-    const int64_t dead_after = cfg->dead_tokens < run_tokens ? cfg->dead_tokens : run_tokens;
-    sae_hparams hp;
-    sae_hparams_from_config(cfg, d, dead_after, cfg->batch_size, &hp);
-    hp.optimizer_shards = cfg->zero_stage == 1 ? r->world : 1;
-    SAEC_TRY(sae_create(r->dev, &hp, &r->sae));
-    SAEC_TRY(sae_set_comm(r->sae, r->comm));
+    SAEC_TRY(saec_sae_model_create(r->dev, r->comm, cfg, d, r->total_steps, &r->model));
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
     r->ts_host = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
     if (!r->batch_host || !r->ts_host)
         return saec_fail(SAEC_ERR_OTHER, "lower batch_size", "out of memory for the batch");
 
-    if (hp.optimizer_shards > 1) {
-        const double mib = 2.0 * sizeof(float) / (1 << 20); /* two moments */
-        say(r,
-            "saec: ZeRO-1: Adam moments sharded over %d ranks, %.1f MiB each instead of %.1f MiB\n",
-            r->world, mib * (double)r->sae->shard, mib * (double)r->sae->n_params);
-    } else if (cfg->zero_stage == 1)
-        say(r, "saec: ZeRO-1 asked for, but one rank has nothing to shard it with\n");
     if (r->world > 1)
         fprintf(stderr, "saec: rank %d of %d (%s, %s) on %s\n", r->rank, r->world,
                 saec_comm_world(r->comm)->launcher, saec_comm_backend_name(r->comm), r->dev->name);
     say(r, "saec: %s on %s\n", resume ? "resuming" : "training", r->dev->name);
     say(r, "saec: data %s\n", r->data->info.description);
-    char knob[96];
-    switch (hp.arch) {
-    case SAE_TOPK:
-    case SAE_BATCHTOPK:
-        snprintf(knob, sizeof knob, "k=%lld aux_k=%lld", (long long)cfg->k,
-                 (long long)r->sae->aux_k);
-        break;
-    case SAE_JUMPRELU: snprintf(knob, sizeof knob, "l0_coef=%g", cfg->jumprelu_l0_coef); break;
-    default: snprintf(knob, sizeof knob, "l1_coef=%g", cfg->l1_coef); break;
-    }
-    char tide[112] = "";
-    if (hp.ts_mode == SAE_TS_BUCKET)
-        snprintf(tide, sizeof tide, ", timestep buckets %lld of T=%lld",
-                 (long long)hp.timestep_buckets, (long long)hp.timesteps);
-    else if (hp.ts_mode == SAE_TS_SEPARATE)
-        snprintf(tide, sizeof tide, ", %lld separate SAEs of %lld latents (one per bucket), T=%lld",
-                 (long long)hp.timestep_buckets, (long long)(hp.m / hp.timestep_buckets),
-                 (long long)hp.timesteps);
-    else if (hp.ts_mode == SAE_TS_ADALN)
-        snprintf(tide, sizeof tide, ", adaLN timestep MLP width %lld, T=%lld",
-                 (long long)hp.adaln_dim, (long long)hp.timesteps);
     char ranks[64] = "";
     if (r->world > 1)
         snprintf(ranks, sizeof ranks, " (%lld on each of %d ranks)", (long long)cfg->batch_size,
                  r->world);
-    say(r, "saec: %s SAE d=%lld m=%lld %s%s, %lld steps of %lld tokens%s -> %s\n", cfg->arch,
-        (long long)d, (long long)cfg->latents, knob, tide, (long long)r->total_steps,
+    char what[512];
+    r->model->ops->describe(r->model, what, sizeof what);
+    say(r, "saec: %s, %lld steps of %lld tokens%s -> %s\n", what, (long long)r->total_steps,
         (long long)(cfg->batch_size * r->world), ranks, r->dir);
 
     if (resume) {
-        SAEC_TRY(ckpt_load(r->dir, r->sae, &r->state));
+        SAEC_TRY(r->model->ops->load(r->model, r->dir, &r->state));
         /* batch_size is per rank: a resume at another world size keeps the global batch */
         const int64_t global = cfg->batch_size * r->world, saved = r->state.global_batch;
         if (saved > 0 && global != saved) {
@@ -291,20 +237,7 @@ static int run_setup(run *r, int resume) {
         say(r, "saec: resumed at step %lld (%lld tokens)\n", (long long)r->state.step,
             (long long)r->state.tokens);
     } else {
-        const int64_t n = cfg->init_sample;
-        float *sample = malloc(sizeof(float) * (size_t)(n * d));
-        if (!sample)
-            return saec_fail(SAEC_ERR_OTHER, "lower init_sample",
-                             "out of memory for the init sample");
-        int rc = saec_data_next(r->data, n, sample, NULL);
-        if (rc == SAEC_OK)
-            rc = sae_init(r->sae, sample, n, (int)cfg->median_iters, (uint64_t)cfg->seed);
-        free(sample);
-        SAEC_TRY(rc);
-        /* After sae_init, which sets s and μ from this run's data: the source's weights are moved
-           into these units. */
-        if (cfg->init_from[0]) SAEC_TRY(saec_init_from(cfg->init_from, r->sae));
-        if (r->world > 1) SAEC_TRY(broadcast_model(r));
+        SAEC_TRY(r->model->ops->init(r->model, r->data));
         r->state = (saec_run_state){.data_cursor = r->data->cursor};
         if (r->rank == 0) SAEC_TRY(write_config_json(r));
     }
@@ -313,80 +246,43 @@ static int run_setup(run *r, int resume) {
 }
 
 static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
-    sae_step_stats st;
-    SAEC_TRY(sae_read_stats(r->sae, &st));
     const int64_t n = r->cfg.batch_size * r->world; /* the statistics are the global batch's */
-    const double loss = sae_loss(r->sae, &st);
-    if (!isfinite(loss) || !isfinite(st.grad_norm))
+    saec_log_record rec = {0};
+    SAEC_TRY(r->model->ops->metrics(r->model, n, &rec));
+    if (!isfinite(rec.loss) || !isfinite(rec.grad_norm))
         return saec_fail(SAEC_ERR_OTHER,
                          "lower lr or max_grad_norm; no checkpoint was written from this state",
                          "training diverged at step %lld (loss %g, gradient norm %g)",
-                         (long long)r->state.step, loss, st.grad_norm);
+                         (long long)r->state.step, rec.loss, rec.grad_norm);
     const double tps = loop_seconds > 0 ? (double)(steps_this_session * n) / loop_seconds : 0;
     const double per_step = steps_this_session > 0 ? loop_seconds / (double)steps_this_session : 0;
-    saec_log_record rec = {
-        .step = r->state.step,
-        .total_steps = r->total_steps,
-        .tokens = r->state.tokens,
-        .loss = loss,
-        .nmse = st.sst > 0 ? st.sse / st.sst : NAN,
-        .aux_nmse = st.aux_sst > 0 ? st.aux_sse / st.aux_sst : 0,
-        .cosine = st.cos_sum / (double)n,
-        .l0 = st.l0_count / (double)n,
-        .dead_fraction = st.dead_count / (double)r->sae->m,
-        .grad_norm = st.grad_norm,
-        .lr = saec_lr_at(&r->cfg, r->state.step - 1, r->total_steps),
-        .tokens_per_second = tps,
-        .elapsed_seconds = r->state.seconds,
-        .eta_seconds = per_step * (double)(r->total_steps - r->state.step),
-    };
+    rec.step = r->state.step;
+    rec.total_steps = r->total_steps;
+    rec.tokens = r->state.tokens;
+    rec.lr = saec_lr_at(&r->cfg, r->state.step - 1, r->total_steps);
+    rec.tokens_per_second = tps;
+    rec.elapsed_seconds = r->state.seconds;
+    rec.eta_seconds = per_step * (double)(r->total_steps - r->state.step);
     if (r->rank == 0) saec_log_record_write(&r->log, &rec);
     return SAEC_OK;
 }
 
 /* One optimisation step on the next batch. */
 static int train_step(run *r) {
-    saec_sae *sae = r->sae;
     const saec_config *cfg = &r->cfg;
-    const int64_t n = cfg->batch_size, d = sae->d;
-    SAEC_TRY(saec_data_next_shard(r->data, n, r->rank, r->world, r->batch_host,
-                                  r->data->has_timesteps ? r->ts_host : NULL));
-    SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
-    SAEC_TRY(sae_set_timesteps(sae, r->ts_host, n)); /* no-op in timestep mode none */
-    sae_begin_step(sae, r->state.step, r->total_steps);
-    SAEC_TRY(sae_forward(sae, n, 1));
-    SAEC_TRY(sae_backward(sae, n));
-    saec_adamw_args args = {
-        .lr = (float)saec_lr_at(cfg, r->state.step, r->total_steps),
-        .beta1 = (float)cfg->beta1,
-        .beta2 = (float)cfg->beta2,
-        .eps = (float)cfg->eps,
-        .weight_decay = (float)cfg->weight_decay,
-        .step = r->state.step + 1,
-        .max_grad_norm = (float)cfg->max_grad_norm,
-    };
-    SAEC_TRY(sae_optimizer_step(sae, args));
+    const int64_t n = cfg->batch_size;
+    int32_t *ts = r->data->has_timesteps ? r->ts_host : NULL;
+    SAEC_TRY(saec_data_next_shard(r->data, n, r->rank, r->world, r->batch_host, ts));
+    SAEC_TRY(r->model->ops->step(r->model, r->batch_host, ts, n, r->state.step, r->total_steps,
+                                 saec_lr_at(cfg, r->state.step, r->total_steps)));
     r->state.step++;
     r->state.tokens += n * r->world;
     r->state.data_cursor = r->data->cursor;
     return SAEC_OK;
 }
 
+/* Rank 0 alone: evaluation needs no other rank. */
 static int write_summary(run *r) {
-    saec_data *eval_data = NULL;
-    SAEC_TRY(saec_data_open(&r->cfg, SAEC_STREAM_EVAL, &eval_data));
-    saec_eval_result res;
-    say(r, "saec: evaluating on %lld held-out tokens\n",
-        (long long)saec_eval_rows(eval_data, r->cfg.eval_tokens, 0));
-    int rc = saec_evaluate(r->sae, eval_data, r->cfg.eval_tokens, r->cfg.timestep_buckets,
-                           r->cfg.timesteps, &res);
-    saec_data_close(eval_data);
-    SAEC_TRY(rc);
-    if (res.has_buckets) rc = saec_bucket_stats_write(&res.buckets, r->dir);
-    if (rc != SAEC_OK) {
-        saec_eval_result_free(&res);
-        return rc;
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "arch", r->cfg.arch);
     cJSON_AddStringToObject(o, "device", r->dev->name);
@@ -395,10 +291,10 @@ static int write_summary(run *r) {
     cJSON_AddNumberToObject(o, "seconds", r->state.seconds);
     cJSON_AddNumberToObject(o, "tokens_per_second",
                             r->state.seconds > 0 ? (double)r->state.tokens / r->state.seconds : 0);
-    saec_eval_result_to_json(&res, o);
-    saec_eval_result_free(&res);
-    char *text = cJSON_Print(o);
+    int rc = r->model->ops->evaluate(r->model, &r->cfg, r->dir, o);
+    char *text = rc == SAEC_OK ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
+    if (rc != SAEC_OK) return rc;
     char path[SAEC_STR_MAX + 32];
     snprintf(path, sizeof path, "%s/summary.json", r->dir);
     rc = saec_write_text_atomic(path, text);
@@ -407,16 +303,9 @@ static int write_summary(run *r) {
     return rc;
 }
 
-/* Rank 0 writes the checkpoint: every rank holds the same parameters, and the optimizer state
-   is saved whole (with ZeRO-1 every rank first sends rank 0 its shard), so a run resumes at any
-   world size, with or without ZeRO-1. */
+/* Every rank calls it; rank 0 writes. */
 static int save_checkpoint(run *r) {
-    float *adam_m = NULL, *adam_v = NULL;
-    int rc = sae_gather_optimizer(r->sae, &adam_m, &adam_v);
-    if (rc == SAEC_OK && r->rank == 0)
-        rc = ckpt_save(r->dir, r->sae, &r->cfg, &r->state, adam_m, adam_v);
-    free(adam_m), free(adam_v);
-    return rc;
+    return r->model->ops->save(r->model, r->dir, &r->cfg, &r->state);
 }
 
 static int agree_on_signal(run *r) {
