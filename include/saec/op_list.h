@@ -4,7 +4,7 @@
  * (include/saec/ops.h), both backends' prototypes (saec_cpu_NAME in kernels/cpu/cpu_internal.h,
  * saec_cuda_NAME in kernels/cuda/cuda_internal.cuh), both table fills, the completeness check
  * (kernels/op_table.c) and each op's floor function saec_op_floor_NAME (ops.h), which the op
- * benchmark and the op harness read. Adding an op is one entry here plus its two
+ * benchmark (benchmarks/bench_ops.c) reads. Adding an op is one entry here plus its two
  * implementations; a backend that lacks one fails to link.
  *
  * An entry is
