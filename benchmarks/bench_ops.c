@@ -5,9 +5,9 @@
  * Ceilings: a large device-to-device copy (bytes/s, read + write counted), and cuBLAS SGEMM and
  * TF32 GEMM at 8192^3 and at the encoder shape [4096 x 2304] x [2304 x 65536] (FLOP/s).
  * Then every op at d = 2304, n = 4096, k = 64 and m = 16384, 65536: the median of several
- * cudaEvent-timed runs after warm-up, with the op's floor (bytes it must move, FLOPs it must do,
- * as stated in include/saec/ops.h), the achieved rate and its percentage of the matching ceiling
- * (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
+ * cudaEvent-timed runs after warm-up, with the op's floor (bytes it must move, FLOPs it must do:
+ * its saec_op_floor_NAME from include/saec/op_list.h), the achieved rate and its percentage of
+ * the matching ceiling (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
@@ -442,127 +442,55 @@ static void run_op(void *c) {
     }
 }
 
-/* The floor of each op, from include/saec/ops.h. */
-static void op_floor(int which, const ctx_t *x, double *bytes, double *flops) {
+/* The floor of each op as run by run_op: the op's own floor function (include/saec/op_list.h)
+   at the sizes it is called with. */
+static saec_op_floor op_floor(int which, const ctx_t *x) {
     const double n = (double)x->n, m = (double)x->m, d = (double)x->d, k = (double)x->k;
-    double b = 0, f = 0;
+    const double items = 2 * n; /* top-2 routing: every item is grouped */
     switch (which) {
     case B_GEMM:
-    case B_GEMM_TF32:
-        f = 2 * n * m * d;
-        b = (n * d + d * m + n * m) * 4 + m * 4;
-        break;
-    case B_SCALE_ADD:
-        b = n * d * 8 + d * 4;
-        f = 2 * n * d;
-        break;
-    case B_AXPBY:
-        b = n * d * 12;
-        f = 3 * n * d;
-        break;
-    case B_COL_SUM:
-        b = n * d * 4;
-        f = n * d;
-        break;
-    case B_RELU: b = n * m * 8; break;
-    case B_RELU_BWD: b = n * m * 12; break;
-    case B_TOPK64: b = n * m * 4 + n * k * 8; break;
-    case B_TOPK512: b = n * m * 4 + n * 512 * 8; break;
-    case B_TOPK_MASK: b = n * m * 4 + m + n * (d / 2) * 8; break;
-    case B_DECODE:
-        b = n * k * (8 + d * 4) + d * 4 + n * d * 4;
-        f = 2 * n * k * d;
-        break;
-    case B_ROW_DOTS:
-        b = n * d * 4 + n * k * (4 + d * 4) + n * k * 4;
-        f = 2 * n * k * d;
-        break;
-    case B_OUTER: {
-        const double touched = m * (1.0 - exp(-n * k / m)); /* distinct latents, uniform codes */
-        b = n * k * 8 + n * d * 4 + touched * (d + 1) * 8;
-        f = 2 * n * k * d;
-        break;
+    case B_GEMM_TF32: return saec_op_floor_gemm(n, m, d, 0, 1);
+    case B_SCALE_ADD: return saec_op_floor_scale_add_rows(n, d);
+    case B_AXPBY: return saec_op_floor_axpby(n * d);
+    case B_COL_SUM: return saec_op_floor_col_sum(n, d);
+    case B_RELU: return saec_op_floor_relu(n * m);
+    case B_RELU_BWD: return saec_op_floor_relu_backward(n * m);
+    case B_TOPK64: return saec_op_floor_topk_rows(n, m, k, 0);
+    case B_TOPK512: return saec_op_floor_topk_rows(n, m, 512, 0);
+    case B_TOPK_MASK: return saec_op_floor_topk_rows(n, m, d / 2, 1);
+    case B_DECODE: return saec_op_floor_sparse_decode(n, k, d, 0);
+    case B_ROW_DOTS: return saec_op_floor_sparse_row_dots(n, k, d);
+    case B_OUTER: /* distinct latents among uniform random codes */
+        return saec_op_floor_sparse_outer_accum(n, k, d, m * (1.0 - exp(-n * k / m)));
+    case B_RECON: return saec_op_floor_recon_loss_grad(n, d, 1);
+    case B_SUMSQ: return saec_op_floor_sum_squares(m * d);
+    case B_COUNT_POS: return saec_op_floor_count_positive(n * m);
+    case B_PROJECT: return saec_op_floor_project_rows_grad(m, d);
+    case B_NORMALIZE: return saec_op_floor_normalize_rows(m, d);
+    case B_ADAMW: return saec_op_floor_adamw(m * d);
+    case B_ADAMW_UNIT: return saec_op_floor_adamw_unit_rows(m, d);
+    case B_TRACK: return saec_op_floor_track_fired(n, k, m);
+    case B_GEOMED: return saec_op_floor_geometric_median(n, d, 1);
+    case B_TRACK_DENSE: return saec_op_floor_track_fired_dense(n, m);
+    case B_BATCH_TOPK: return saec_op_floor_batch_topk(n, m);
+    case B_JUMPRELU: return saec_op_floor_jumprelu(n, m);
+    case B_JUMPRELU_BWD: return saec_op_floor_jumprelu_backward(n, m);
+    case B_L1_PENALTY: return saec_op_floor_l1_penalty(n, m, d);
+    case B_ATM_STATS: return saec_op_floor_atm_stats(n, m, d);
+    case B_ATM_MASK: return saec_op_floor_atm_mask(m);
+    case B_SCALE_COLS: return saec_op_floor_scale_cols(n, m);
+    case B_GROUP_PERMUTE: return saec_op_floor_group_permute(items, GG_GROUPS);
+    case B_GROUPED_GEMM: return saec_op_floor_grouped_gemm(items, GG_GROUPS, GG_N, d, 0, 1);
+    case B_MODULATE_ENCODE: return saec_op_floor_modulate_encode(n, d, m, TIDE_BUCKETS);
+    case B_GROUPED_WGRAD: return saec_op_floor_grouped_gemm_wgrad(items, GG_GROUPS, d, GG_N);
+    case B_GROUPED_COL_SUM: return saec_op_floor_grouped_col_sum(items, GG_GROUPS, GG_N);
+    case B_SILU: return saec_op_floor_silu(n * d);
+    case B_SILU_BWD: return saec_op_floor_silu_backward(n * d);
+    case B_RECON_GRAD: return saec_op_floor_recon_grad(n, d);
+    case B_DEAD_UPDATE: return saec_op_floor_dead_latents_update(m);
     }
-    case B_RECON:
-        b = 3 * n * d * 4 + d * 4;
-        f = 10 * n * d;
-        break;
-    case B_SUMSQ:
-        b = m * d * 4;
-        f = 2 * m * d;
-        break;
-    case B_COUNT_POS:
-        b = n * m * 4;
-        f = n * m;
-        break;
-    case B_PROJECT:
-        b = 3 * m * d * 4;
-        f = 6 * m * d;
-        break;
-    case B_NORMALIZE:
-        b = 2 * m * d * 4;
-        f = 3 * m * d;
-        break;
-    case B_ADAMW:
-        b = 7 * m * d * 4;
-        f = 15 * m * d;
-        break;
-    case B_ADAMW_UNIT:
-        b = 7 * m * d * 4;
-        f = 25 * m * d;
-        break;
-    case B_TRACK: b = n * k * 8 + m * 17; break;
-    case B_GEOMED:
-        b = 3 * n * d * 4;
-        f = 8 * n * d;
-        break; /* the mean + one iteration */
-    /* the SAE variants: floors as stated in ops.h (one read of each input, one write of each
-       output); batch_topk's implementation reads x four times, so it is capped at 40% */
-    case B_TRACK_DENSE: b = n * m * 4 + m * 17; break;
-    case B_BATCH_TOPK: b = n * m * 8; break;
-    case B_JUMPRELU: b = n * m * 8 + m * 4; break;
-    case B_JUMPRELU_BWD:
-        b = 3 * n * m * 4 + 2 * m * 4;
-        f = 6 * n * m;
-        break;
-    case B_L1_PENALTY:
-        b = 3 * n * m * 4 + 3 * m * d * 4;
-        f = 2 * n * m + 4 * m * d;
-        break;
-    case B_ATM_STATS:
-        b = 2 * n * m * 4 + m * d * 4 + 3 * m * 4;
-        f = 8 * n * m + 2 * m * d;
-        break;
-    case B_ATM_MASK: b = 3 * m * 4 + m * 4; break;
-    case B_SCALE_COLS:
-        b = 2 * n * m * 4 + m * 4;
-        f = n * m;
-        break;
-    /* the grouping ops, floors as in ops.h (n*2 items / sorted rows, all grouped) */
-    case B_GROUP_PERMUTE: b = 2 * n * 4 + (GG_GROUPS + 1) * 4 + 2 * (2 * n) * 4; break;
-    case B_GROUPED_GEMM:
-        f = 2 * (2 * n) * GG_N * d;
-        b = (2 * n) * d * 4 + GG_GROUPS * d * GG_N * 4 + GG_GROUPS * GG_N * 4 /* bias */ +
-            (2 * n) * GG_N * 4;
-        break;
-    case B_MODULATE_ENCODE:
-        f = 2 * n * m * d;
-        b = n * (4 + d * 4) + m * (d + 1) * 4 + 2 * TIDE_BUCKETS * d * 4 + n * m * 4 + n * d * 4;
-        break;
-    /* the new backward / data-parallel / MLP ops, floors as stated in ops.h (a
-       read-modify-write counted once, as for track_fired and atm_stats) */
-    case B_GROUPED_WGRAD: /* rows = 2n sorted items, K = d, N = GG_N */
-        f = 2 * (2 * n) * d * GG_N;
-        b = (2 * n) * (d + GG_N) * 4 + GG_GROUPS * d * GG_N * 4;
-        break;
-    case B_GROUPED_COL_SUM: b = (2 * n) * GG_N * 4 + GG_GROUPS * GG_N * 4; break;
-    case B_SILU: b = n * d * 8; break;
-    case B_SILU_BWD: b = n * d * 12; break;
-    case B_RECON_GRAD: b = n * d * 12; break;
-    case B_DEAD_UPDATE: b = m * 9; break;
-    }
-    *bytes = b;
-    *flops = f;
+    saec_op_floor none = {0, 0};
+    return none;
 }
 
 static void bench_size(int64_t m) {
@@ -693,7 +621,9 @@ static void bench_size(int64_t m) {
         snprintf(r->name, sizeof r->name, "%s", op_names[w]);
         r->n = n, r->m = m, r->d = d, r->k = w == B_TOPK512 ? 512 : w == B_TOPK_MASK ? d / 2 : k;
         r->seconds = time_it(run_op, &x, r->times);
-        op_floor(w, &x, &r->floor_bytes, &r->floor_flops);
+        const saec_op_floor floor = op_floor(w, &x);
+        r->floor_bytes = floor.bytes;
+        r->floor_flops = floor.flops;
         saec_cuda_set_tf32(dev, 0);
     }
     OP(dev->ops->sync(dev));

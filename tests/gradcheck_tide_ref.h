@@ -183,7 +183,7 @@ static int check_all_gradients(params *p, const problem *q, const saec_sae *sae,
         const double err = fabs(fdiff - grads[a]);
         const double tol = 2e-5 + 1e-3 * fabs(fdiff);
         *worst = fmax(*worst, err / tol);
-        CHECK(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
+        REQUIRE(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
               sae_arch_name(q->arch), sae->layout[tensor].name,
               (long long)(a - sae->layout[tensor].offset), grads[a], fdiff);
         (*checked)++;
@@ -211,16 +211,16 @@ static double topk_margin(const params *p, const problem *q, const uint8_t *dead
 static int engine_step(saec_dev *dev, saec_sae *sae, problem *q, float *grads, double *loss) {
     sae_begin_step(sae, STEP, TOTAL);
     if (q->arch == SAE_RELU)
-        CHECK(sae->sparsity_coef == sae->hp.l1_coef, "relu: sparsity_coef %g after the warm-up",
+        REQUIRE(sae->sparsity_coef == sae->hp.l1_coef, "relu: sparsity_coef %g after the warm-up",
               sae->sparsity_coef);
     q->lambda = q->arch == SAE_RELU ? (double)sae->sparsity_coef : 0.0;
-    CHECK(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-    CHECK(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
-    CHECK(dev->ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) ==
+    REQUIRE(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
+    REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
+    REQUIRE(dev->ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) ==
               SAEC_OK,
           "download");
     sae_step_stats st;
-    CHECK(sae_read_stats(sae, &st) == SAEC_OK, "sae_read_stats");
+    REQUIRE(sae_read_stats(sae, &st) == SAEC_OK, "sae_read_stats");
     *loss = sae_loss(sae, &st);
     return 0;
 }
@@ -249,21 +249,21 @@ static int fix_base_point(saec_dev *dev, saec_sae *sae, const params *p, problem
     int32_t idx[N * K], idx_aux[N * KA];
     uint8_t dead[M];
     float xhat[N * D];
-    CHECK(ops->download(dev, idx, sae->idx, sizeof idx) == SAEC_OK, "download");
-    CHECK(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
-    CHECK(ops->download(dev, dead, sae->dead_mask, sizeof dead) == SAEC_OK, "download");
-    CHECK(ops->download(dev, xhat, sae->xhat, sizeof xhat) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, idx, sae->idx, sizeof idx) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, dead, sae->dead_mask, sizeof dead) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, xhat, sae->xhat, sizeof xhat) == SAEC_OK, "download");
     int aux_slots = 0, aux_codes = 0, n_dead = 0;
     for (int j = 0; j < M; j++)
         n_dead += dead[j] != 0;
     for (int t = 0; t < N; t++) {
         for (int s = 0; s < K; s++) {
             q->idx[t][s] = idx[t * K + s];
-            CHECK(q->idx[t][s] >= 0 && q->idx[t][s] < M, "topk: idx %d", q->idx[t][s]);
+            REQUIRE(q->idx[t][s] >= 0 && q->idx[t][s] < M, "topk: idx %d", q->idx[t][s]);
         }
         for (int s = 0; s < KA; s++) {
             const int j = q->idx_aux[t][s] = idx_aux[t * KA + s];
-            CHECK(j < M && (j < 0 || dead[j]), "topk: AuxK picked live latent %d", j);
+            REQUIRE(j < M && (j < 0 || dead[j]), "topk: AuxK picked live latent %d", j);
             aux_slots += j >= 0;
             if (j >= 0) aux_codes += pre_at(p, u, t, j) > 0;
         }
@@ -315,24 +315,24 @@ static int same_as_plain(saec_dev *dev, saec_sae *mod, saec_sae *plain, const ch
     static float pre[2][N * M], grads[2][ARENA];
     for (int v = 0; v < 2; v++) {
         sae_begin_step(both[v], STEP, TOTAL);
-        CHECK(sae_forward(both[v], N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-        CHECK(sae_backward(both[v], N) == SAEC_OK, "sae_backward: %s", saec_error_message());
-        CHECK(dev->ops->download(dev, pre[v], both[v]->pre, sizeof pre[v]) == SAEC_OK, "download");
-        CHECK(dev->ops->download(dev, grads[v], both[v]->grads,
+        REQUIRE(sae_forward(both[v], N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
+        REQUIRE(sae_backward(both[v], N) == SAEC_OK, "sae_backward: %s", saec_error_message());
+        REQUIRE(dev->ops->download(dev, pre[v], both[v]->pre, sizeof pre[v]) == SAEC_OK, "download");
+        REQUIRE(dev->ops->download(dev, grads[v], both[v]->grads,
                                  sizeof(float) * (size_t)both[v]->n_params) == SAEC_OK,
               "download");
     }
     const char *arch = sae_arch_name(mod->arch);
     for (int a = 0; a < N * M; a++)
-        CHECK(memcmp(&pre[0][a], &pre[1][a], sizeof(float)) == 0,
+        REQUIRE(memcmp(&pre[0][a], &pre[1][a], sizeof(float)) == 0,
               "%s, %s: pre[%d, %d] modulated %.9g, plain %.9g", arch, what, a / M, a % M, pre[0][a],
               pre[1][a]);
     *compared = 0;
     for (int i = SAE_W_ENC_T; i <= SAE_B_DEC; i++) {
         const sae_tensor *tm = &mod->layout[i], *t0 = &plain->layout[i];
-        CHECK(tm->rows == t0->rows && tm->cols == t0->cols, "layout of %s differs", tm->name);
+        REQUIRE(tm->rows == t0->rows && tm->cols == t0->cols, "layout of %s differs", tm->name);
         for (int64_t e = 0; e < tm->rows * tm->cols; e++, (*compared)++)
-            CHECK(memcmp(&grads[0][tm->offset + e], &grads[1][t0->offset + e], sizeof(float)) == 0,
+            REQUIRE(memcmp(&grads[0][tm->offset + e], &grads[1][t0->offset + e], sizeof(float)) == 0,
                   "%s, %s: gradient of %s[%lld]: modulated %.9g, plain %.9g", arch, what, tm->name,
                   (long long)e, grads[0][tm->offset + e], grads[1][t0->offset + e]);
     }

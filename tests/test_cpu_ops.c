@@ -17,35 +17,6 @@
 #include "saec/ops.h"
 #include "test_random.h"
 
-/* ---- a tiny check/report helper ---- */
-
-/* got [n] against want [n] within |got − want| <= atol + rtol * scale[i] (scale NULL: |want|).
-   Reports the first offending element and how many there are. */
-static void check_close(int line, const char *what, const float *got, const double *want,
-                        const double *scale, int64_t n, double atol, double rtol) {
-    int64_t bad = 0, first = -1;
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double s = scale ? scale[i] : fabs(want[i]);
-        const double err = fabs((double)got[i] - want[i]);
-        const double tol = atol + rtol * s;
-        if (!(err <= tol)) { /* also catches NaN */
-            if (first < 0) first = i;
-            bad++;
-            if (err / tol > worst || err != err) worst = err / tol;
-        }
-    }
-    n_checks++;
-    if (bad)
-        fail_at(
-            __FILE__, line,
-            "%s: %lld of %lld elements off (first [%lld]: got %.9g, want %.9g; worst %.3g x tol)",
-            what, (long long)bad, (long long)n, (long long)first, (double)got[first], want[first],
-            worst);
-}
-#define CHECK_CLOSE(what, got, want, scale, n, atol, rtol)                                         \
-    check_close(__LINE__, what, got, want, scale, n, atol, rtol)
-
 /* ---- random inputs: tests/test_random.h ---- */
 static void fill_floats(float *p, int64_t n, float v) {
     for (int64_t i = 0; i < n; i++)

@@ -33,68 +33,14 @@
 #include "check.h"
 #include "saec/device.h"
 #include "saec/ops.h"
+#include "test_random.h"
 #ifdef SAEC_HAVE_CUDA
 #include "cuda/cuda_internal.cuh" /* the optional fused decoder update */
 #endif
 
-/* ---- check/report helpers ---- */
+/* ---- check/report helpers: check.h; random inputs: test_random.h (seeded in main) ---- */
 
 static int quick = 0;
-
-/* gpu [n] against cpu [n]: |gpu − cpu| <= atol + rtol * scale[i] (scale NULL: |cpu|). */
-static void check_close(int line, const char *what, const float *gpu, const float *cpu,
-                        const double *scale, int64_t n, double atol, double rtol) {
-    int64_t bad = 0, first = -1;
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double s = scale ? scale[i] : fabs((double)cpu[i]);
-        const double err = fabs((double)gpu[i] - (double)cpu[i]);
-        const double tol = atol + rtol * s;
-        if (!(err <= tol) && !(gpu[i] == cpu[i])) { /* NaN fails unless both are the same inf */
-            if (first < 0) first = i;
-            bad++;
-            if (err / tol > worst || err != err) worst = err / tol;
-        }
-    }
-    n_checks++;
-    if (bad)
-        fail_at(__FILE__, line,
-                "%s: %lld of %lld elements off (first [%lld]: gpu %.9g, cpu %.9g; worst %.3g x "
-                "tol; atol %.1e rtol %.1e)",
-                what, (long long)bad, (long long)n, (long long)first, (double)gpu[first],
-                (double)cpu[first], worst, atol, rtol);
-}
-#define CHECK_CLOSE(what, gpu, cpu, scale, n, atol, rtol)                                          \
-    check_close(__LINE__, what, gpu, cpu, scale, n, atol, rtol)
-
-static void check_close_d(int line, const char *what, const double *gpu, const double *cpu,
-                          int64_t n, double atol, double rtol) {
-    for (int64_t i = 0; i < n; i++) {
-        const double err = fabs(gpu[i] - cpu[i]);
-        n_checks++;
-        if (!(err <= atol + rtol * fabs(cpu[i]))) {
-            fail_at(__FILE__, line, "%s[%lld]: gpu %.17g, cpu %.17g (atol %.1e rtol %.1e)", what,
-                    (long long)i, gpu[i], cpu[i], atol, rtol);
-            return;
-        }
-    }
-}
-#define CHECK_CLOSE_D(what, gpu, cpu, n, atol, rtol)                                               \
-    check_close_d(__LINE__, what, gpu, cpu, n, atol, rtol)
-
-/* ---- random inputs (splitmix64: fixed seed, same inputs every run) ---- */
-
-static uint64_t rng_state = 0x5AEC6B0C12345678ull;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_u64() >> 11) * 0x1.0p-53; }   /* [0, 1) */
-static float rng_sym(void) { return (float)(2.0 * rng_unit() - 1.0); }           /* [-1, 1) */
-static int64_t rng_int(int64_t n) { return (int64_t)(rng_u64() % (uint64_t)n); } /* [0, n) */
 
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -102,12 +48,6 @@ static void *xmalloc(size_t bytes) {
         fprintf(stderr, "test_gpu_ops: out of host memory\n");
         exit(1);
     }
-    return p;
-}
-static float *rand_floats(int64_t n) {
-    float *p = xmalloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = rng_sym();
     return p;
 }
 
@@ -179,7 +119,7 @@ static void compare_floats(int line, const char *what, pair p, int64_t offset, i
                            const double *scale, double atol, double rtol) {
     float *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
     pair_get(p, hc, hg);
-    check_close(line, what, hg + offset, hc + offset, scale, n, atol, rtol);
+    check_close_f(__FILE__, line, what, hg + offset, hc + offset, scale, n, atol, rtol);
     free(hc), free(hg);
 }
 #define COMPARE_FLOATS(what, p, offset, n, scale, atol, rtol)                                      \
@@ -193,7 +133,7 @@ static void compare_exact(int line, const char *what, pair p) {
         size_t i = 0;
         while (i < p.bytes && hc[i] == hg[i])
             i++;
-        fail_at(__FILE__, line, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
+        fail_at(__FILE__, line, what, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
     }
     free(hc), free(hg);
 }
@@ -202,7 +142,7 @@ static void compare_exact(int line, const char *what, pair p) {
 static void compare_doubles(int line, const char *what, pair p, double atol, double rtol) {
     double *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
     pair_get(p, hc, hg);
-    check_close_d(line, what, hg, hc, (int64_t)(p.bytes / sizeof(double)), atol, rtol);
+    check_close_d(__FILE__, line, what, hg, hc, (int64_t)(p.bytes / sizeof(double)), atol, rtol);
     free(hc), free(hg);
 }
 #define COMPARE_DOUBLES(what, p, atol, rtol) compare_doubles(__LINE__, what, p, atol, rtol)
@@ -1931,6 +1871,7 @@ int main(int argc, char **argv) {
     }
     const char *q = getenv("SAEC_GPU_TEST_QUICK");
     quick = q && q[0] == '1';
+    rng_seed(0x5AEC6B0C12345678ull);
     if (saec_dev_open("cpu", &cpu) != SAEC_OK || saec_dev_open("cuda", &gpu) != SAEC_OK) {
         fprintf(stderr, "test_gpu_ops: cannot open the devices: %s (%s)\n", saec_error_message(),
                 saec_error_hint());

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "rng.h"
 #include "sae.h"
 #include "saec/device.h"
@@ -116,14 +117,6 @@ static double *param_slot(params *p, const saec_sae *sae, int64_t arena_index) {
     return NULL; /* alignment padding */
 }
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                                 \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 /* One attempt with a seed. Returns 0 pass, 1 fail, 2 margin too small (retry). */
 static int attempt(saec_dev *dev, uint64_t seed) {
@@ -156,10 +149,10 @@ static int attempt(saec_dev *dev, uint64_t seed) {
                             .aux_alpha = (float)ALPHA,
                             .dead_after = 1,
                             .batch = N};
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create");
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create");
     sae->scale = (float)SCALE;
     float arena[4096], xf[N * D], muf[D];
-    CHECK(sae->n_params <= 4096, "arena too small");
+    REQUIRE(sae->n_params <= 4096, "arena too small");
     memset(arena, 0, sizeof arena);
     pack(&p, arena, sae);
     for (int t = 0; t < N; t++)
@@ -171,8 +164,8 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params);
     ops->upload(dev, sae->data_mean, muf, sizeof muf);
     ops->upload(dev, sae->x, xf, sizeof xf);
-    CHECK(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-    CHECK(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
+    REQUIRE(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
+    REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
 
     float grads[4096], xhat[N * D];
     int32_t idx[N * K], idx_aux[N * KA];
@@ -202,7 +195,7 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     }
 
     const double ref_loss = reference_loss(&p, &q);
-    CHECK(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
+    REQUIRE(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
           "loss: engine %.9g, reference %.9g", engine_loss, ref_loss);
 
     const double h = 1e-6;
@@ -221,7 +214,7 @@ static int attempt(saec_dev *dev, uint64_t seed) {
         const double err = fabs(fd - grads[a]);
         const double tol = 2e-5 + 1e-3 * fabs(fd);
         worst = fmax(worst, err / tol);
-        CHECK(err <= tol, "gradient of parameter %lld: engine %.8g, finite difference %.8g",
+        REQUIRE(err <= tol, "gradient of parameter %lld: engine %.8g, finite difference %.8g",
               (long long)a, grads[a], fd);
         checked++;
     }

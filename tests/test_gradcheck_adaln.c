@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "rng.h"
 #include "sae.h"
 #include "saec/device.h"
@@ -58,14 +59,6 @@ typedef struct {
     double e[N][D];                /* topk: AuxK residual at the base point (a constant) */
 } problem;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                                 \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static double fr(double v) { return (double)(float)v; } /* a value the engine holds exactly */
 
@@ -176,17 +169,17 @@ static int make_sae(saec_dev *dev, sae_arch arch, int adaln, uint64_t seed, para
     const sae_hparams hp = hparams(arch, adaln, seed);
     saec_sae *sae = NULL;
     *out = NULL;
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
     *out = sae;
-    CHECK(sae->n_params <= ARENA, "arena too small");
+    REQUIRE(sae->n_params <= ARENA, "arena too small");
     for (int i = 0; i < sae->n_tensors; i++) {
         const sae_tensor *t = &sae->layout[i];
         const int64_t want = i <= SAE_B_DEC || adaln ? expected_size(i) : 0;
-        CHECK(t->rows * t->cols == want, "%s layout: %s has %lld elements, expected %lld",
+        REQUIRE(t->rows * t->cols == want, "%s layout: %s has %lld elements, expected %lld",
               adaln ? "adaln" : "plain", t->name, (long long)(t->rows * t->cols), (long long)want);
     }
     if (adaln)
-        CHECK(sae->n_tensors == SAE_N_TENSORS && sae->layout[SAE_ADA_W1].rows == E &&
+        REQUIRE(sae->n_tensors == SAE_N_TENSORS && sae->layout[SAE_ADA_W1].rows == E &&
                   sae->layout[SAE_ADA_W1].cols == E && sae->layout[SAE_ADA_W_S].rows == E &&
                   sae->layout[SAE_ADA_W_S].cols == D && sae->layout[SAE_ADA_W_H].rows == E &&
                   sae->layout[SAE_ADA_W_H].cols == D,
@@ -201,18 +194,18 @@ static int make_sae(saec_dev *dev, sae_arch arch, int adaln, uint64_t seed, para
     for (int i = 0; i < D; i++)
         muf[i] = (float)q->mu[i];
     sae->scale = (float)SCALE;
-    CHECK(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
           "upload");
-    CHECK(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
-    CHECK(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
     if (adaln) {
-        CHECK(sae_set_timesteps(sae, TIMESTEPS, N) == SAEC_OK, "sae_set_timesteps: %s",
+        REQUIRE(sae_set_timesteps(sae, TIMESTEPS, N) == SAEC_OK, "sae_set_timesteps: %s",
               saec_error_message());
         float emb[N * E];
-        CHECK(ops->download(dev, emb, sae->emb, sizeof emb) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, emb, sae->emb, sizeof emb) == SAEC_OK, "download");
         for (int t = 0; t < N; t++)
             for (int i = 0; i < E; i++)
-                CHECK(fabs(emb[t * E + i] - q->emb[t][i]) <= 1e-6,
+                REQUIRE(fabs(emb[t * E + i] - q->emb[t][i]) <= 1e-6,
                       "timestep %d: engine emb[%d] %.9g, reference %.9g", TIMESTEPS[t], i,
                       emb[t * E + i], q->emb[t][i]);
     }
@@ -243,13 +236,13 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
        MLP shows here before it shows in the loss). */
     {
         float es[N * D], eh[N * D];
-        CHECK(ops->download(dev, es, sae->ada_s, sizeof es) == SAEC_OK, "download");
-        CHECK(ops->download(dev, eh, sae->ada_h, sizeof eh) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, es, sae->ada_s, sizeof es) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, eh, sae->ada_h, sizeof eh) == SAEC_OK, "download");
         for (int t = 0; t < N; t++) {
             double s[D], h[D];
             modulation(&p, &q, t, s, h);
             for (int i = 0; i < D; i++)
-                CHECK(fabs(es[t * D + i] - s[i]) <= 1e-5 * (1 + fabs(s[i])) &&
+                REQUIRE(fabs(es[t * D + i] - s[i]) <= 1e-5 * (1 + fabs(s[i])) &&
                           fabs(eh[t * D + i] - h[i]) <= 1e-5 * (1 + fabs(h[i])),
                       "%s: row %d (t = %d), column %d: engine s %.8g h %.8g, reference s %.8g "
                       "h %.8g",
@@ -267,7 +260,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     }
 
     const double ref_loss = reference_loss(&p, &q);
-    CHECK(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
+    REQUIRE(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
           "%s loss: engine %.9g, reference %.9g", sae_arch_name(arch), engine_loss, ref_loss);
 
     /* Finite differences of every parameter. */
@@ -278,11 +271,11 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         return 1;
     int adaln_checked = 0;
     for (int i = 0; i < SAE_N_TENSORS; i++) {
-        CHECK(per_tensor[i] == expected_size(i), "%s: %d of %lld entries of %s checked",
+        REQUIRE(per_tensor[i] == expected_size(i), "%s: %d of %lld entries of %s checked",
               sae_arch_name(arch), per_tensor[i], (long long)expected_size(i), sae->layout[i].name);
         /* a tensor whose gradient is zero everywhere would check nothing */
         if (expected_size(i) > 0)
-            CHECK(largest[i] > 1e-4, "%s: the gradient of %s is (nearly) zero everywhere (%.3g)",
+            REQUIRE(largest[i] > 1e-4, "%s: the gradient of %s is (nearly) zero everywhere (%.3g)",
                   sae_arch_name(arch), sae->layout[i].name, largest[i]);
         if (i >= SAE_ADA_W1) adaln_checked += per_tensor[i];
     }
@@ -301,23 +294,23 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
 static int timestep_range(saec_dev *dev) {
     const sae_hparams hp = hparams(SAE_TOPK, 1, 1);
     saec_sae *sae = NULL;
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
     const int32_t ok[2] = {0, T_STEPS - 1};
-    CHECK(sae_set_timesteps(sae, ok, 2) == SAEC_OK, "timesteps {0, T−1} rejected: %s",
+    REQUIRE(sae_set_timesteps(sae, ok, 2) == SAEC_OK, "timesteps {0, T−1} rejected: %s",
           saec_error_message());
     float emb[2 * E];
-    CHECK(dev->ops->download(dev, emb, sae->emb, sizeof emb) == SAEC_OK, "download");
+    REQUIRE(dev->ops->download(dev, emb, sae->emb, sizeof emb) == SAEC_OK, "download");
     for (int r = 0; r < 2; r++) {
         double want[E];
         embed(ok[r], want);
         for (int i = 0; i < E; i++)
-            CHECK(fabs(emb[r * E + i] - want[i]) <= 1e-6, "emb(%d)[%d]: engine %.9g, expected %.9g",
+            REQUIRE(fabs(emb[r * E + i] - want[i]) <= 1e-6, "emb(%d)[%d]: engine %.9g, expected %.9g",
                   ok[r], i, emb[r * E + i], want[i]);
     }
     const int32_t bad[3][2] = {{5, T_STEPS}, {-1, 5}, {T_STEPS + 500, 0}};
     for (int c = 0; c < 3; c++) {
         const int rc = sae_set_timesteps(sae, bad[c], 2);
-        CHECK(rc == SAEC_ERR_DATA, "timesteps {%d, %d}: rc %d, expected SAEC_ERR_DATA (%d)",
+        REQUIRE(rc == SAEC_ERR_DATA, "timesteps {%d, %d}: rc %d, expected SAEC_ERR_DATA (%d)",
               bad[c][0], bad[c][1], rc, SAEC_ERR_DATA);
         saec_error_clear();
     }
@@ -357,7 +350,7 @@ static int identity_modulation(saec_dev *dev, sae_arch arch, uint64_t seed) {
     for (int i = SAE_ADA_W1; i <= SAE_ADA_B1; i++) {
         const sae_tensor *ta = &sa->layout[i];
         for (int64_t e = 0; e < ta->rows * ta->cols; e++)
-            CHECK(grads[ta->offset + e] == 0.0f,
+            REQUIRE(grads[ta->offset + e] == 0.0f,
                   "%s, zero output layer: gradient of %s[%lld] is %.9g, expected 0",
                   sae_arch_name(arch), ta->name, (long long)e, grads[ta->offset + e]);
     }
@@ -367,7 +360,7 @@ static int identity_modulation(saec_dev *dev, sae_arch arch, uint64_t seed) {
         for (int64_t e = 0; e < ta->rows * ta->cols; e++)
             nonzero_out += grads[ta->offset + e] != 0.0f;
     }
-    CHECK(nonzero_out > 0, "%s, zero output layer: no gradient reaches W_s, b_s, W_h, b_h",
+    REQUIRE(nonzero_out > 0, "%s, zero output layer: no gradient reaches W_s, b_s, W_h, b_h",
           sae_arch_name(arch));
     sae_destroy(sa);
     sae_destroy(s0);
@@ -384,9 +377,9 @@ int main(void) {
         return 1;
     }
     for (int t = 0; t < N; t++) { /* the fixture itself: distinct timesteps in [0, T) */
-        CHECK(TIMESTEPS[t] >= 0 && TIMESTEPS[t] < T_STEPS, "fixture timestep %d", TIMESTEPS[t]);
+        REQUIRE(TIMESTEPS[t] >= 0 && TIMESTEPS[t] < T_STEPS, "fixture timestep %d", TIMESTEPS[t]);
         for (int u = 0; u < t; u++)
-            CHECK(TIMESTEPS[t] != TIMESTEPS[u], "fixture timestep %d twice", TIMESTEPS[t]);
+            REQUIRE(TIMESTEPS[t] != TIMESTEPS[u], "fixture timestep %d twice", TIMESTEPS[t]);
     }
     if (timestep_range(dev)) return 1;
     const sae_arch archs[] = {SAE_TOPK, SAE_RELU};

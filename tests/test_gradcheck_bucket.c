@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "rng.h"
 #include "sae.h"
 #include "saec/device.h"
@@ -54,14 +55,6 @@ typedef struct {
     double e[N][D];                /* topk: AuxK residual at the base point (a constant) */
 } problem;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                                 \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static double fr(double v) { return (double)(float)v; } /* a value the engine holds exactly */
 
@@ -117,12 +110,12 @@ static int make_sae(saec_dev *dev, sae_arch arch, int64_t buckets, uint64_t seed
     const sae_hparams hp = hparams(arch, buckets, seed);
     saec_sae *sae = NULL;
     *out = NULL;
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
     *out = sae;
-    CHECK(sae->n_params <= ARENA, "arena too small");
-    CHECK(sae->n_tensors == (buckets > 0 ? SAE_ADA_W1 : SAE_LOG_THETA), "%d tensors",
+    REQUIRE(sae->n_params <= ARENA, "arena too small");
+    REQUIRE(sae->n_tensors == (buckets > 0 ? SAE_ADA_W1 : SAE_LOG_THETA), "%d tensors",
           sae->n_tensors);
-    CHECK(buckets == 0 ||
+    REQUIRE(buckets == 0 ||
               (sae->layout[SAE_LOG_THETA].rows == 0 && sae->layout[SAE_TS_SCALE].rows == B &&
                sae->layout[SAE_TS_SCALE].cols == D && sae->layout[SAE_TS_SHIFT].rows == B &&
                sae->layout[SAE_TS_SHIFT].cols == D),
@@ -137,17 +130,17 @@ static int make_sae(saec_dev *dev, sae_arch arch, int64_t buckets, uint64_t seed
     for (int i = 0; i < D; i++)
         muf[i] = (float)q->mu[i];
     sae->scale = (float)SCALE;
-    CHECK(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
           "upload");
-    CHECK(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
-    CHECK(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
     if (buckets > 0) {
-        CHECK(sae_set_timesteps(sae, TIMESTEPS, N) == SAEC_OK, "sae_set_timesteps: %s",
+        REQUIRE(sae_set_timesteps(sae, TIMESTEPS, N) == SAEC_OK, "sae_set_timesteps: %s",
               saec_error_message());
         int32_t bk[N];
-        CHECK(ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
         for (int t = 0; t < N; t++)
-            CHECK(bk[t] == q->bucket[t], "timestep %d: engine bucket %d, expected %d", TIMESTEPS[t],
+            REQUIRE(bk[t] == q->bucket[t], "timestep %d: engine bucket %d, expected %d", TIMESTEPS[t],
                   bk[t], q->bucket[t]);
     }
     return 0;
@@ -183,14 +176,14 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     }
 
     const double ref_loss = reference_loss(&p, &q);
-    CHECK(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
+    REQUIRE(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
           "%s loss: engine %.9g, reference %.9g", sae_arch_name(arch), engine_loss, ref_loss);
 
     /* The empty bucket's s and h get exactly zero gradient; the occupied ones do not. */
     for (int i = 0; i < D; i++) {
         const float gs = grads[sae->layout[SAE_TS_SCALE].offset + EMPTY_BUCKET * D + i];
         const float gh = grads[sae->layout[SAE_TS_SHIFT].offset + EMPTY_BUCKET * D + i];
-        CHECK(gs == 0.0f && gh == 0.0f, "%s: empty bucket %d: ts_scale grad %g, ts_shift grad %g",
+        REQUIRE(gs == 0.0f && gh == 0.0f, "%s: empty bucket %d: ts_scale grad %g, ts_shift grad %g",
               sae_arch_name(arch), EMPTY_BUCKET, gs, gh);
     }
     int nonzero_sh = 0;
@@ -199,14 +192,14 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
             if (b != EMPTY_BUCKET)
                 nonzero_sh += (grads[sae->layout[SAE_TS_SCALE].offset + b * D + i] != 0.0f) +
                               (grads[sae->layout[SAE_TS_SHIFT].offset + b * D + i] != 0.0f);
-    CHECK(nonzero_sh > 0, "%s: no nonzero ts_scale / ts_shift gradient", sae_arch_name(arch));
+    REQUIRE(nonzero_sh > 0, "%s: no nonzero ts_scale / ts_shift gradient", sae_arch_name(arch));
 
     /* Finite differences of every parameter. */
     int checked = 0, per_tensor[SAE_N_TENSORS] = {0};
     double worst = 0;
     if (check_all_gradients(&p, &q, sae, grads, reference_loss, per_tensor, NULL, &worst, &checked))
         return 1;
-    CHECK(per_tensor[SAE_TS_SCALE] == B * D && per_tensor[SAE_TS_SHIFT] == B * D &&
+    REQUIRE(per_tensor[SAE_TS_SCALE] == B * D && per_tensor[SAE_TS_SHIFT] == B * D &&
               per_tensor[SAE_B_DEC] == D && per_tensor[SAE_W_ENC_T] == M * D,
           "%s: not every parameter was checked", sae_arch_name(arch));
 
@@ -224,17 +217,17 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
 static int timestep_range(saec_dev *dev) {
     const sae_hparams hp = hparams(SAE_TOPK, B, 1);
     saec_sae *sae = NULL;
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
     const int32_t ok[2] = {0, T_STEPS - 1};
-    CHECK(sae_set_timesteps(sae, ok, 2) == SAEC_OK, "timesteps {0, T−1} rejected: %s",
+    REQUIRE(sae_set_timesteps(sae, ok, 2) == SAEC_OK, "timesteps {0, T−1} rejected: %s",
           saec_error_message());
     int32_t bk[2];
-    CHECK(dev->ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
-    CHECK(bk[0] == 0 && bk[1] == B - 1, "buckets of {0, T−1}: %d, %d", bk[0], bk[1]);
+    REQUIRE(dev->ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
+    REQUIRE(bk[0] == 0 && bk[1] == B - 1, "buckets of {0, T−1}: %d, %d", bk[0], bk[1]);
     const int32_t bad[3][2] = {{5, T_STEPS}, {-1, 5}, {T_STEPS + 500, 0}};
     for (int c = 0; c < 3; c++) {
         const int rc = sae_set_timesteps(sae, bad[c], 2);
-        CHECK(rc == SAEC_ERR_DATA, "timesteps {%d, %d}: rc %d, expected SAEC_ERR_DATA (%d)",
+        REQUIRE(rc == SAEC_ERR_DATA, "timesteps {%d, %d}: rc %d, expected SAEC_ERR_DATA (%d)",
               bad[c][0], bad[c][1], rc, SAEC_ERR_DATA);
         saec_error_clear();
     }
@@ -286,7 +279,7 @@ int main(void) {
         return 1;
     }
     for (int t = 0; t < N; t++) /* the fixture itself: b = floor(t·B/T) */
-        CHECK((int)((int64_t)TIMESTEPS[t] * B / T_STEPS) == EXPECTED_BUCKET[t] &&
+        REQUIRE((int)((int64_t)TIMESTEPS[t] * B / T_STEPS) == EXPECTED_BUCKET[t] &&
                   EXPECTED_BUCKET[t] != EMPTY_BUCKET,
               "fixture bucket of timestep %d", TIMESTEPS[t]);
     if (timestep_range(dev)) return 1;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "rng.h"
 #include "sae.h"
 #include "saec/device.h"
@@ -43,14 +44,6 @@ typedef struct {
     double e[N][D];     /* batchtopk: AuxK residual at the base point (a constant) */
 } problem;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                                 \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static double fr(double v) { return (double)(float)v; } /* a value the engine holds exactly */
 
@@ -341,9 +334,9 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
 
     const sae_hparams hp = hparams(arch, 1000 + seed);
     saec_sae *sae = NULL;
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
-    CHECK(sae->n_params <= ARENA, "arena too small");
-    CHECK(sae->n_tensors == (arch == SAE_JUMPRELU ? 5 : 4), "%s: %d tensors", sae_arch_name(arch),
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
+    REQUIRE(sae->n_params <= ARENA, "arena too small");
+    REQUIRE(sae->n_tensors == (arch == SAE_JUMPRELU ? 5 : 4), "%s: %d tensors", sae_arch_name(arch),
           sae->n_tensors);
     const saec_op_table *ops = dev->ops;
     static float arena[ARENA], grads[ARENA];
@@ -355,29 +348,29 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     for (int i = 0; i < D; i++)
         muf[i] = (float)q.mu[i];
     sae->scale = (float)SCALE;
-    CHECK(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
           "upload");
-    CHECK(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
-    CHECK(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
     if (arch == SAE_ATM)
-        CHECK(ops->upload(dev, sae->atm_stats, stats_host, sizeof stats_host) == SAEC_OK, "upload");
+        REQUIRE(ops->upload(dev, sae->atm_stats, stats_host, sizeof stats_host) == SAEC_OK, "upload");
 
     sae_begin_step(sae, STEP, TOTAL);
     const float lambda_hp = arch == SAE_JUMPRELU ? hp.jumprelu_l0_coef : hp.l1_coef;
-    CHECK(arch == SAE_BATCHTOPK || sae->sparsity_coef == lambda_hp,
+    REQUIRE(arch == SAE_BATCHTOPK || sae->sparsity_coef == lambda_hp,
           "%s: sparsity_coef %g after the warm-up, expected %g", sae_arch_name(arch),
           sae->sparsity_coef, lambda_hp);
-    CHECK(sae->atm_masking == (arch == SAE_ATM), "atm_masking %d", sae->atm_masking);
+    REQUIRE(sae->atm_masking == (arch == SAE_ATM), "atm_masking %d", sae->atm_masking);
     q.lambda = arch == SAE_BATCHTOPK ? 0.0 : (double)sae->sparsity_coef;
-    CHECK(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-    CHECK(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
+    REQUIRE(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
+    REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
 
     float fd[N * M];
-    CHECK(ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
           "download");
-    CHECK(ops->download(dev, fd, sae->fd, sizeof fd) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, fd, sae->fd, sizeof fd) == SAEC_OK, "download");
     sae_step_stats st;
-    CHECK(sae_read_stats(sae, &st) == SAEC_OK, "sae_read_stats");
+    REQUIRE(sae_read_stats(sae, &st) == SAEC_OK, "sae_read_stats");
     const double engine_loss = sae_loss(sae, &st);
 
     /* Margins of every piecewise-constant choice, and the variant's own forward checks. */
@@ -390,35 +383,35 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     }
     if (arch == SAE_ATM) {
         float keep[M];
-        CHECK(ops->download(dev, keep, sae->atm_keep, sizeof keep) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, keep, sae->atm_keep, sizeof keep) == SAEC_OK, "download");
         double imp[M];
         const double theta = atm_importance(stats_host, M, hp.atm_weights, imp);
         int masked = 0;
         for (int j = 0; j < M; j++) {
-            CHECK(keep[j] == 0.0f || keep[j] == 1.0f, "atm_keep[%d] = %g", j, keep[j]);
+            REQUIRE(keep[j] == 0.0f || keep[j] == 1.0f, "atm_keep[%d] = %g", j, keep[j]);
             q.keep[j] = keep[j];
             masked += keep[j] == 0.0f;
             /* the rule's certain cases: above θ always kept; p = 1 − e^(−40) or more masked */
             if (imp[j] > theta * (1 + 1e-6))
-                CHECK(keep[j] == 1.0f, "atm: latent %d (importance %g > θ %g) masked", j, imp[j],
+                REQUIRE(keep[j] == 1.0f, "atm: latent %d (importance %g > θ %g) masked", j, imp[j],
                       theta);
             if (hp.atm_rate * (theta - imp[j]) / theta > 40)
-                CHECK(keep[j] == 0.0f, "atm: latent %d (importance %g, θ %g) kept", j, imp[j],
+                REQUIRE(keep[j] == 0.0f, "atm: latent %d (importance %g, θ %g) kept", j, imp[j],
                       theta);
             for (int t = 0; t < N; t++)
                 if (keep[j] == 0.0f)
-                    CHECK(fd[t * M + j] == 0.0f, "atm: masked latent %d has code %g", j,
+                    REQUIRE(fd[t * M + j] == 0.0f, "atm: masked latent %d has code %g", j,
                           fd[t * M + j]);
         }
-        CHECK(masked > 0 && masked < M, "atm: %d of %d latents masked", masked, M);
+        REQUIRE(masked > 0 && masked < M, "atm: %d of %d latents masked", masked, M);
         /* masked latents receive no gradient at all */
         for (int j = 0; j < M; j++) {
             if (keep[j] != 0.0f) continue;
-            CHECK(grads[sae->layout[SAE_B_ENC].offset + j] == 0.0f, "atm: masked b_enc grad");
+            REQUIRE(grads[sae->layout[SAE_B_ENC].offset + j] == 0.0f, "atm: masked b_enc grad");
             for (int i = 0; i < D; i++) {
-                CHECK(grads[sae->layout[SAE_W_ENC_T].offset + j * D + i] == 0.0f,
+                REQUIRE(grads[sae->layout[SAE_W_ENC_T].offset + j * D + i] == 0.0f,
                       "atm: masked latent %d has a W_enc_t gradient", j);
-                CHECK(grads[sae->layout[SAE_W_DEC].offset + j * D + i] == 0.0f,
+                REQUIRE(grads[sae->layout[SAE_W_DEC].offset + j * D + i] == 0.0f,
                       "atm: masked latent %d has a W_dec gradient", j);
             }
         }
@@ -435,7 +428,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         int n_kept = 0, aux_codes = 0, n_dead = 0;
         for (int t = 0; t < N; t++)
             for (int j = 0; j < M; j++) {
-                CHECK((fd[t * M + j] > 0) == q.kept[t][j],
+                REQUIRE((fd[t * M + j] > 0) == q.kept[t][j],
                       "batchtopk: entry (%d, %d) = %g, reference %s", t, j, fd[t * M + j],
                       q.kept[t][j] ? "kept" : "dropped");
                 n_kept += q.kept[t][j];
@@ -443,14 +436,14 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         float thr;
         uint8_t dead_engine[M];
         int32_t idx_aux[N * KA];
-        CHECK(ops->download(dev, &thr, sae->bt_batch_thr, sizeof thr) == SAEC_OK, "download");
-        CHECK(ops->download(dev, dead_engine, sae->dead_mask, sizeof dead_engine) == SAEC_OK,
+        REQUIRE(ops->download(dev, &thr, sae->bt_batch_thr, sizeof thr) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, dead_engine, sae->dead_mask, sizeof dead_engine) == SAEC_OK,
               "download");
-        CHECK(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
-        CHECK(fabs(thr - lowest_kept) <= 1e-5 * fabs(lowest_kept),
+        REQUIRE(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
+        REQUIRE(fabs(thr - lowest_kept) <= 1e-5 * fabs(lowest_kept),
               "batchtopk: batch threshold %.8g, reference %.8g", thr, lowest_kept);
         for (int j = 0; j < M; j++) {
-            CHECK(dead_engine[j] == dead[j], "batchtopk: dead[%d] engine %d reference %d", j,
+            REQUIRE(dead_engine[j] == dead[j], "batchtopk: dead[%d] engine %d reference %d", j,
                   dead_engine[j], dead[j]);
             n_dead += dead[j];
         }
@@ -459,7 +452,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
                 int found = 0;
                 for (int r = 0; r < KA; r++)
                     found |= idx_aux[t * KA + r] == q.idx_aux[t][s];
-                CHECK(found, "batchtopk: AuxK row %d lacks latent %d", t, q.idx_aux[t][s]);
+                REQUIRE(found, "batchtopk: AuxK row %d lacks latent %d", t, q.idx_aux[t][s]);
                 if (q.idx_aux[t][s] >= 0) aux_codes += pre_at(&p, &q, t, q.idx_aux[t][s]) > 0;
             }
         if (aux_codes == 0) {
@@ -498,7 +491,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     }
 
     const double ref_loss = reference_loss(&p, &q);
-    CHECK(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
+    REQUIRE(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
           "%s loss: engine %.9g, reference %.9g", sae_arch_name(arch), engine_loss, ref_loss);
 
     /* Finite differences of every true-gradient parameter. */
@@ -519,7 +512,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         const double err = fabs(fdiff - grads[a]);
         const double tol = 2e-5 + 1e-3 * fabs(fdiff);
         worst = fmax(worst, err / tol);
-        CHECK(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
+        REQUIRE(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
               sae_arch_name(arch), sae->layout[tensor].name,
               (long long)(a - sae->layout[tensor].offset), grads[a], fdiff);
         checked++;
@@ -529,7 +522,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
        dL/dlogθ_j = θ_j Σ_r −(1/ε) K((pre_rj − θ_j)/ε) (θ_j ∂L/∂f_rj + λ/N). */
     int ste_checked = 0, ste_nonzero = 0;
     if (arch == SAE_JUMPRELU) {
-        CHECK(window_above > 0 && window_below > 0, "jumprelu: window entries above %d, below %d",
+        REQUIRE(window_above > 0 && window_below > 0, "jumprelu: window entries above %d, below %d",
               window_above, window_below);
         static double dldf[N][M];
         reference_dloss_df(&p, &q, dldf);
@@ -545,12 +538,12 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
             const double eng = grads[sae->layout[SAE_LOG_THETA].offset + j];
             const double err = fabs(ref - eng), tol = 2e-5 + 1e-3 * fabs(ref);
             worst = fmax(worst, err / tol);
-            CHECK(err <= tol, "jumprelu: STE gradient of log_theta[%d]: engine %.8g, formula %.8g",
+            REQUIRE(err <= tol, "jumprelu: STE gradient of log_theta[%d]: engine %.8g, formula %.8g",
                   j, eng, ref);
             ste_nonzero += ref != 0.0;
             ste_checked++;
         }
-        CHECK(ste_nonzero >= 2, "jumprelu: only %d nonzero log_theta gradients", ste_nonzero);
+        REQUIRE(ste_nonzero >= 2, "jumprelu: only %d nonzero log_theta gradients", ste_nonzero);
         snprintf(extra, sizeof extra,
                  ", %d entries in the STE window (%d above θ), %d log_theta "
                  "STE checks (%d nonzero)",
@@ -576,10 +569,10 @@ static int atm_mask_draw(saec_dev *dev, uint64_t seed, int64_t step, int64_t tot
     hp.d = DR, hp.m = MR, hp.batch = NR;
     hp.atm_rate = 1.0f; /* mid-range probabilities: about 1 − e^(−1) for the low half */
     saec_sae *sae = NULL;
-    CHECK(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
+    REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create: %s", saec_error_message());
     static float arena[ARENA];
     float stats[3 * MR], x[NR * DR], mu[DR] = {0};
-    CHECK(sae->n_params <= ARENA, "arena too small");
+    REQUIRE(sae->n_params <= ARENA, "arena too small");
     memset(arena, 0, sizeof arena);
     for (int64_t a = 0; a < sae->n_params; a++)
         arena[a] = (float)(0.3 * saec_rng_normal(&rng));
@@ -587,19 +580,19 @@ static int atm_mask_draw(saec_dev *dev, uint64_t seed, int64_t step, int64_t tot
         x[i] = (float)saec_rng_normal(&rng);
     atm_stats_draw(&rng, MR, stats);
     const saec_op_table *ops = dev->ops;
-    CHECK(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
           "upload");
-    CHECK(ops->upload(dev, sae->data_mean, mu, sizeof mu) == SAEC_OK, "upload");
-    CHECK(ops->upload(dev, sae->x, x, sizeof x) == SAEC_OK, "upload");
-    CHECK(ops->upload(dev, sae->atm_stats, stats, sizeof stats) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->data_mean, mu, sizeof mu) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->x, x, sizeof x) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->atm_stats, stats, sizeof stats) == SAEC_OK, "upload");
     float ones[MR];
     for (int j = 0; j < MR; j++)
         ones[j] = 1.0f;
-    CHECK(ops->upload(dev, sae->atm_keep, ones, sizeof ones) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->atm_keep, ones, sizeof ones) == SAEC_OK, "upload");
     sae_begin_step(sae, step, total);
     *masking = sae->atm_masking;
-    CHECK(sae_forward(sae, NR, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
-    CHECK(ops->download(dev, keep, sae->atm_keep, sizeof(float) * MR) == SAEC_OK, "download");
+    REQUIRE(sae_forward(sae, NR, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
+    REQUIRE(ops->download(dev, keep, sae->atm_keep, sizeof(float) * MR) == SAEC_OK, "download");
     sae_destroy(sae);
     return 0;
 }
@@ -619,18 +612,18 @@ static int atm_reproducibility(saec_dev *dev) {
         atm_mask_draw(dev, 17, 5001, 10000, c, &on_c) ||
         atm_mask_draw(dev, 18, 5000, 10000, s, &on_s))
         return 1;
-    CHECK(on_a && on_b && on_c && on_s, "atm: masking not active past the warm-up");
-    CHECK(memcmp(a, b, sizeof a) == 0, "atm: same seed and step gave different masks");
-    CHECK(memcmp(a, c, sizeof a) != 0, "atm: steps 5000 and 5001 gave the same mask");
-    CHECK(memcmp(a, s, sizeof a) != 0, "atm: seeds 17 and 18 gave the same mask");
+    REQUIRE(on_a && on_b && on_c && on_s, "atm: masking not active past the warm-up");
+    REQUIRE(memcmp(a, b, sizeof a) == 0, "atm: same seed and step gave different masks");
+    REQUIRE(memcmp(a, c, sizeof a) != 0, "atm: steps 5000 and 5001 gave the same mask");
+    REQUIRE(memcmp(a, s, sizeof a) != 0, "atm: seeds 17 and 18 gave the same mask");
     const int ma = count_masked(a), mc = count_masked(c), ms = count_masked(s);
-    CHECK(ma > 0 && ma < MR / 2 + 1, "atm: %d of %d masked (expected some of the low half)", ma,
+    REQUIRE(ma > 0 && ma < MR / 2 + 1, "atm: %d of %d masked (expected some of the low half)", ma,
           MR);
     for (int j = 1; j < MR; j += 2) /* the high-importance half is never masked */
-        CHECK(a[j] == 1.0f && c[j] == 1.0f && s[j] == 1.0f, "atm: latent %d masked", j);
+        REQUIRE(a[j] == 1.0f && c[j] == 1.0f && s[j] == 1.0f, "atm: latent %d masked", j);
     float w[MR];
     if (atm_mask_draw(dev, 17, 999, 10000, w, &on_w)) return 1; /* within the 10% warm-up */
-    CHECK(!on_w, "atm: masking active during the warm-up");
+    REQUIRE(!on_w, "atm: masking active during the warm-up");
     int differ = 0;
     for (int j = 0; j < MR; j++)
         differ += a[j] != c[j];

@@ -23,26 +23,6 @@
 #include "saec/ops.h"
 #include "test_random.h"
 
-/* got [n] against want [n]: |got − want| <= atol + rtol * scale[i]. */
-static void check_close(int line, const char *what, const float *got, const double *want,
-                        const double *scale, int64_t n, double atol, double rtol) {
-    int64_t bad = 0, first = -1;
-    for (int64_t i = 0; i < n; i++) {
-        const double err = fabs((double)got[i] - want[i]);
-        if (!(err <= atol + rtol * scale[i])) { /* also catches NaN */
-            if (first < 0) first = i;
-            bad++;
-        }
-    }
-    n_checks++;
-    if (bad)
-        fail_at(__FILE__, line, "%s: %lld of %lld elements off (first [%lld]: got %.9g, want %.9g)",
-                what, (long long)bad, (long long)n, (long long)first, (double)got[first],
-                want[first]);
-}
-#define CHECK_CLOSE(what, got, want, scale, n, atol, rtol)                                         \
-    check_close(__LINE__, what, got, want, scale, n, atol, rtol)
-
 /* ---- random inputs: test_random.h, seeded in main ---- */
 
 static void *xmalloc(size_t bytes) {

@@ -13,6 +13,7 @@
 
 #include <hdf5.h>
 
+#include "check.h"
 #include "data.h"
 #include "data_checks.h"
 #include "h5_write.h"
@@ -20,15 +21,6 @@
 #include "saec/saec.h"
 #include "safetensors.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static char tmpdir[256];
 
@@ -438,7 +430,7 @@ static void expect_data_error(const char *what, const char *path, const char *da
     if (!ok) {
         fprintf(stderr, "bad input '%s': rc %d, message \"%s\", hint \"%s\"\n", what, rc, msg,
                 saec_error_hint());
-        failures++;
+        n_failures++;
     } else if (getenv("SAEC_TEST_VERBOSE")) {
         printf("%-14s %s\n%14s (hint: %s)\n", what, msg, "", saec_error_hint());
     }
@@ -802,7 +794,7 @@ static void expect_ts_error(const char *what, const char *path, saec_stream stre
     if (!ok) {
         fprintf(stderr, "bad timesteps '%s': rc %d, message \"%s\", hint \"%s\"\n", what, rc, msg,
                 hint);
-        failures++;
+        n_failures++;
     } else if (getenv("SAEC_TEST_VERBOSE")) {
         printf("%-14s %s\n%14s (hint: %s)\n", what, msg, "", hint);
     }
@@ -1189,7 +1181,7 @@ static void expect_attr_error(const char *what, const char *path, int64_t timest
     if (!ok) {
         fprintf(stderr, "dtype attribute '%s': rc %d, message \"%s\", hint \"%s\"\n", what, rc, msg,
                 h);
-        failures++;
+        n_failures++;
     } else if (getenv("SAEC_TEST_VERBOSE")) {
         printf("%-22s %s\n%22s (hint: %s)\n", what, msg, "", h);
     }
@@ -1210,7 +1202,7 @@ static void expect_attr_ok(const char *what, const char *path, int64_t T, const 
     if (rc != SAEC_OK || memcmp(got, want, (size_t)(n * d) * sizeof(float)) != 0) {
         fprintf(stderr, "dtype attribute '%s': refused or misread: rc %d, \"%s\"\n", what, rc,
                 saec_error_message());
-        failures++;
+        n_failures++;
     }
     free(got);
     saec_data_close(src);
@@ -1489,7 +1481,7 @@ static void test_check_limits(void) {
 }
 
 int main(void) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures here are reported by the checks */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* n_failures here are reported by the checks */
     snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_test_hdf5_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -1507,8 +1499,8 @@ int main(void) {
     test_timestep_gen();
     test_inspect();
     remove_dir(tmpdir, 0);
-    if (failures) {
-        fprintf(stderr, "test_hdf5_data: %d check(s) failed\n", failures);
+    if (n_failures) {
+        fprintf(stderr, "test_hdf5_data: %d check(s) failed\n", n_failures);
         return 1;
     }
     printf("test_hdf5_data: all checks passed\n");

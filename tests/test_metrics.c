@@ -8,24 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "data.h"
 #include "data_synthetic.h"
 #include "metrics.h"
 #include "saec/config.h"
 #include "saec/saec.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* M_SQRT1_2 is POSIX, not C11: spelled out. */
 #define SQRT1_2 0.70710678118654752440
@@ -219,14 +208,14 @@ static void test_generator(void) {
     const double q = cfg.syn_child_prob;
     saec_data *src = NULL;
     if (open_hierarchy(&cfg, SAEC_STREAM_TRAIN, &src) != SAEC_OK) {
-        failures++;
+        n_failures++;
         return;
     }
     CHECK(saec_synthetic_has_activity(src), "a synthetic stream has per-token activity");
     saec_ground_truth gt = {0};
     CHECK(saec_data_ground_truth(src, &gt) == SAEC_OK && gt.parent, "ground truth with parent");
     if (!gt.parent) {
-        failures++;
+        n_failures++;
         saec_data_close(src);
         return;
     }
@@ -300,7 +289,7 @@ static void test_generator(void) {
     saec_data_close(src);
     cfg.syn_noise = 0, cfg.syn_offset = 0;
     if (open_hierarchy(&cfg, SAEC_STREAM_EVAL, &src) != SAEC_OK) {
-        failures++;
+        n_failures++;
         free(all), free(act), free(count), free(sub);
         return;
     }
@@ -351,7 +340,7 @@ static void test_superposition_no_parent(void) {
     saec_config_defaults(&cfg);
     saec_data *src = NULL;
     if (saec_data_open_synthetic(&cfg, SAEC_STREAM_TRAIN, &src) != SAEC_OK) {
-        failures++;
+        n_failures++;
         return;
     }
     saec_ground_truth gt = {0};
@@ -367,10 +356,10 @@ int main(void) {
     test_mmcs();
     test_generator();
     test_superposition_no_parent();
-    if (failures) {
-        fprintf(stderr, "%d of %d checks failed\n", failures, checks);
+    if (n_failures) {
+        fprintf(stderr, "%d of %d checks failed\n", n_failures, n_checks);
         return 1;
     }
-    printf("all %d checks passed\n", checks);
+    printf("all %d checks passed\n", n_checks);
     return 0;
 }

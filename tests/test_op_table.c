@@ -1,5 +1,7 @@
 /* The op contract is complete: every backend's table fills every entry of saec_op_table, so a
- * backend that lacks an op fails here (and saec_dev_open refuses it at run time). */
+ * backend that lacks an op fails here (and saec_dev_open refuses it at run time). The entries
+ * come from include/saec/op_list.h, as do the backends' prototypes and fills: an op missing from
+ * a backend fails to link, and a NULL one (a table filled by other means) fails here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -30,15 +32,28 @@ int main(void) {
     }
     check_table("cpu", cpu);
 
-    /* The checker itself catches a hole: blank one entry of a copy. */
-    saec_op_table holed = *cpu;
-    holed.sparse_outer_accum = NULL;
-    const char *missing = saec_op_table_first_missing(&holed);
-    if (!missing || strcmp(missing, "sparse_outer_accum") != 0) {
-        fprintf(stderr, "FAIL: first_missing did not report a NULL sparse_outer_accum (got %s)\n",
-                missing ? missing : "NULL");
-        failures++;
-    }
+    /* The checker itself catches a hole in every entry of the op list: blank each in a copy. */
+    int n_entries = 0;
+#define CHECK_HOLE_(name)                                                                          \
+    do {                                                                                           \
+        saec_op_table holed = *cpu;                                                                \
+        holed.name = NULL;                                                                         \
+        const char *missing = saec_op_table_first_missing(&holed);                                 \
+        if (!missing || strcmp(missing, #name) != 0) {                                             \
+            fprintf(stderr, "FAIL: first_missing did not report a NULL %s (got %s)\n", #name,      \
+                    missing ? missing : "NULL");                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
+        n_entries++;                                                                               \
+    } while (0);
+#define CHECK_MEMORY_HOLE_(ret, name, params) CHECK_HOLE_(name)
+#define CHECK_OP_HOLE_(ret, name, params, floor_params, floor_bytes, floor_flops) CHECK_HOLE_(name)
+    SAEC_OP_MEMORY_LIST(CHECK_MEMORY_HOLE_)
+    SAEC_OP_LIST(CHECK_OP_HOLE_)
+#undef CHECK_OP_HOLE_
+#undef CHECK_MEMORY_HOLE_
+#undef CHECK_HOLE_
+    printf("ok: a hole in any of the %d entries is reported by name\n", n_entries);
 
     const saec_op_table *cuda = saec_cuda_op_table();
     if (cuda)

@@ -12,27 +12,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "fsutil.h"
 #include "saec/saec.h"
 #include "safetensors.h"
 
-static int n_fail = 0, n_check = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        n_check++;                                                                                 \
-        if (!(cond)) {                                                                             \
-            n_fail++;                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            if (saec_error_code()) fprintf(stderr, "    last error: %s\n", saec_error_message());  \
-        }                                                                                          \
-    } while (0)
 
 #define CHECK_MSG(substr)                                                                          \
     do {                                                                                           \
-        n_check++;                                                                                 \
+        n_checks++;                                                                                 \
         if (!strstr(saec_error_message(), (substr))) {                                             \
-            n_fail++;                                                                              \
+            n_failures++;                                                                              \
             fprintf(stderr, "%s:%d: message lacks \"%s\": \"%s\"\n", __FILE__, __LINE__, (substr), \
                     saec_error_message());                                                         \
         }                                                                                          \
@@ -91,10 +81,10 @@ static void expect_corrupt(const char *path, const char *what, int line) {
     saec_error_clear();
     saec_st_file *f = (saec_st_file *)(uintptr_t)1;
     int rc = saec_st_open(path, &f);
-    n_check++;
+    n_checks++;
     if (rc != SAEC_ERR_DATA || f != NULL || saec_error_code() != SAEC_ERR_DATA ||
         !strstr(saec_error_message(), path) || !strstr(saec_error_message(), what)) {
-        n_fail++;
+        n_failures++;
         fprintf(stderr, "%s:%d: corrupt file %s: rc=%d, message \"%s\" (wanted \"%s\")\n", __FILE__,
                 line, path, rc, saec_error_message(), what);
     }
@@ -965,6 +955,6 @@ int main(void) {
     test_dirs();
     rm_rf(tmpdir);
     rmdir(tmpdir);
-    printf("test_safetensors: %d checks, %d failed\n", n_check, n_fail);
-    return n_fail ? 1 : 0;
+    printf("test_safetensors: %d checks, %d failed\n", n_checks, n_failures);
+    return n_failures ? 1 : 0;
 }

@@ -7,21 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "data.h"
 #include "data_synthetic.h"
 #include "saec/saec.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void small_config(saec_config *cfg) {
     saec_config_defaults(cfg);
@@ -329,8 +319,8 @@ int main(void) {
     test_determinism();
     test_statistics();
     test_other_generators();
-    if (failures) {
-        fprintf(stderr, "test_timestep_data: %d check(s) failed\n", failures);
+    if (n_failures) {
+        fprintf(stderr, "test_timestep_data: %d check(s) failed\n", n_failures);
         return 1;
     }
     printf("test_timestep_data: all checks passed\n");

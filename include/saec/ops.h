@@ -1,5 +1,7 @@
 /* The op contract: every compute op of saec, backend-neutral.
  *
+ * The ops themselves, each with its contract, signature and floor, are listed once in
+ * include/saec/op_list.h; this header turns that list into the table and the floor functions.
  * Each backend (kernels/cpu, kernels/cuda) fills one `saec_op_table`; host code calls an op as
  * `SAEC_OP(dev, name, args...)` and never dereferences a device pointer itself. A NULL entry is
  * a missing op, and tests/test_op_table.c fails on it.
@@ -12,14 +14,15 @@
  *  - Sparse codes are (idx [n, k] int32, val [n, k] float) pairs. idx < 0 marks an empty slot
  *    (val 0): every sparse op skips it.
  *  - Every op returns SAEC_OK or an error code after saec_fail().
- *  - Each op states its floor: the bytes it must move and the FLOPs it must do. Benchmarks
- *    report the fraction of that floor reached.
+ *  - Each op states its floor: the bytes it must move and the FLOPs it must do, as a formula in
+ *    its op_list.h entry (saec_op_floor_NAME below). Benchmarks report the fraction reached.
  */
 #ifndef SAEC_OPS_H
 #define SAEC_OPS_H
 
 #include <stdint.h>
 
+#include "saec/op_list.h"
 #include "saec/saec.h"
 
 typedef struct saec_dev saec_dev;
@@ -41,302 +44,32 @@ typedef struct {
     float max_grad_norm; /* clip the global gradient norm to this; <= 0 disables */
 } saec_adamw_args;
 
+/* The bytes an op must move and the FLOPs it must do: saec_op_floor_NAME(floor params) for each
+   op, from its entry in op_list.h. Benchmarks report the fraction of this floor reached. */
+typedef struct {
+    double bytes, flops;
+} saec_op_floor;
+
+#define SAEC_OP_FLOOR_DEFINE_(ret, name, params, floor_params, floor_bytes, floor_flops)          \
+    static inline saec_op_floor saec_op_floor_##name floor_params {                                \
+        saec_op_floor floor_;                                                                      \
+        floor_.bytes = (double)(floor_bytes);                                                      \
+        floor_.flops = (double)(floor_flops);                                                      \
+        return floor_;                                                                             \
+    }
+SAEC_OP_LIST(SAEC_OP_FLOOR_DEFINE_)
+#undef SAEC_OP_FLOOR_DEFINE_
+
+/* One function pointer per entry of op_list.h, memory first. A NULL entry is a missing op. */
+#define SAEC_MEMORY_FIELD_(ret, name, params) ret(*name) params;
+#define SAEC_OP_FIELD_(ret, name, params, floor_params, floor_bytes, floor_flops) ret(*name) params;
 typedef struct saec_op_table {
     const char *backend_name;
-
-    /* ---- memory (not ops, but each backend owns its memory) ---- */
-    int (*alloc)(saec_dev *dev, size_t bytes, void **out); /* zero-initialised */
-    void (*free)(saec_dev *dev, void *p);
-    int (*upload)(saec_dev *dev, void *dst, const void *host_src, size_t bytes);
-    int (*download)(saec_dev *dev, void *host_dst, const void *src, size_t bytes);
-    int (*copy)(saec_dev *dev, void *dst, const void *src, size_t bytes);
-    int (*zero)(saec_dev *dev, void *p, size_t bytes);
-    int (*sync)(saec_dev *dev);
-
-    /* ---- dense ---- */
-
-    /* C[M, N] = alpha * op(A) op(B) + beta * C + bias (bias [N] broadcast over rows, or NULL).
-       op(A) is [M, K] (A is [M, K] with lda, or [K, M] when trans_a); op(B) is [K, N].
-       Floor: 2*M*N*K FLOPs; reads (M*K + K*N + M*N·[beta≠0]) * 4 bytes, writes M*N*4. */
-    int (*gemm)(saec_dev *dev, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                float *C, int64_t ldc, const float *bias);
-
-    /* out[n, d] = in[n, d] * scale + alpha * v[d] (v broadcast over rows; NULL: no shift).
-       out may alias in. The bias-add op.  Floor: reads n*d*4 + d*4, writes n*d*4 bytes. */
-    int (*scale_add_rows)(saec_dev *dev, const float *in, float *out, int64_t n, int64_t d,
-                          float scale, const float *v, float alpha);
-
-    /* out[n] = alpha * x[n] + beta * y[n] (elementwise; out may alias x or y; y may be NULL
-       when beta == 0).  Floor: reads 2*n*4, writes n*4 bytes. */
-    int (*axpby)(saec_dev *dev, int64_t n, float alpha, const float *x, float beta, const float *y,
-                 float *out);
-
-    /* out[d] = beta * out[d] + alpha * Σ_rows x[n, d].  Floor: reads n*d*4 bytes. */
-    int (*col_sum)(saec_dev *dev, const float *x, int64_t n, int64_t d, float alpha, float beta,
-                   float *out);
-
-    /* x[n] = max(x, 0) in place.  Floor: reads and writes n*4 bytes. */
-    int (*relu)(saec_dev *dev, float *x, int64_t n);
-
-    /* grad[n] *= (act[n] > 0).  Floor: reads 2*n*4, writes n*4 bytes. */
-    int (*relu_backward)(saec_dev *dev, const float *act, float *grad, int64_t n);
-
-    /* ---- selection ---- */
-
-    /* Per-row top-k: for each row of x [n, m], the k largest entries among the eligible columns
-       (mask [m] nonzero = eligible; mask NULL = all), largest first, ties to the lower index.
-       Rows with fewer than k eligible columns fill the rest with idx -1, val 0. 1 <= k <= m.
-       idx [n, k], val [n, k].  Floor: reads n*m*4 (+ m mask) bytes, writes n*k*8. */
-    int (*topk_rows)(saec_dev *dev, const float *x, int64_t n, int64_t m, int k,
-                     const uint8_t *mask, int32_t *idx, float *val);
-
-    /* ---- sparse codes ---- */
-
-    /* out[n, d] = [accumulate ? out : 0] + Σ_j val[n, j] * W[idx[n, j], :] + bias[d] (bias may be
-       NULL). The sparse decode; also the encoder-input gradient with W = W_enc_t.
-       Floor: reads n*k*(8 + d*4) + d*4 bytes, writes n*d*4; 2*n*k*d FLOPs. */
-    int (*sparse_decode)(saec_dev *dev, const int32_t *idx, const float *val, const float *W,
-                         const float *bias, int64_t n, int k, int64_t m, int64_t d, int accumulate,
-                         float *out);
-
-    /* out[n, k] = ⟨g[n, :], W[idx[n, j], :]⟩ (0 for empty slots). The code gradient.
-       Floor: reads n*d*4 + n*k*(4 + d*4) bytes, writes n*k*4; 2*n*k*d FLOPs. */
-    int (*sparse_row_dots)(saec_dev *dev, const float *g, const int32_t *idx, const float *W,
-                           int64_t n, int k, int64_t m, int64_t d, float *out);
-
-    /* dW[idx[n, j], :] += coef[n, j] * X[n, :]  and  db[idx[n, j]] += coef[n, j] (db may be NULL).
-       The sparse weight gradient: dW_dec (coef = f, X = dx̂) and dW_enc_t (coef = dpre, X = xc),
-       db_enc.  Deterministic (same result every run).
-       Floor: reads n*k*8 + n*d*4 and read-modify-writes the touched rows of dW; 2*n*k*d FLOPs. */
-    int (*sparse_outer_accum)(saec_dev *dev, const int32_t *idx, const float *coef, const float *X,
-                              int64_t n, int k, int64_t m, int64_t d, float *dW, float *db);
-
-    /* ---- loss and reductions ---- */
-
-    /* Reconstruction statistics and gradient of the normalised MSE.
-       stats[SAEC_STAT_COUNT] (device doubles) = {Σ‖x − x̂‖², Σ‖x − μ‖², Σ cos(x_i, x̂_i)} over
-       this batch (overwritten). If grad is not NULL:
-       grad[n, d] = −2 * grad_scale * (x − x̂) / stats[SST]  (the gradient of grad_scale * nmse
-       with respect to x̂).  x, x̂ [n, d], mu [d].
-       Floor: reads 2*n*d*4 bytes (+ writes n*d*4 with grad); ~8*n*d FLOPs. */
-    int (*recon_loss_grad)(saec_dev *dev, const float *x, const float *xhat, const float *mu,
-                           int64_t n, int64_t d, float grad_scale, double *stats, float *grad);
-
-    /* out[0] = [accumulate ? out[0] : 0] + Σ x[i]²  (device double).  Floor: reads n*4 bytes. */
-    int (*sum_squares)(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
-
-    /* out[0] = [accumulate ? out[0] : 0] + #{i : x[i] > 0}  (device double). L0 counting.
-       Floor: reads n*4 bytes. */
-    int (*count_positive)(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
-
-    /* ---- optimizer and decoder constraint ---- */
-
-    /* G[i, :] -= (⟨G_i, W_i⟩ / ‖W_i‖²) W_i for each row: removes the gradient component parallel
-       to the decoder row.  W, G [m, d].  Floor: reads 2*m*d*4, writes m*d*4 bytes. */
-    int (*project_rows_grad)(saec_dev *dev, const float *W, float *G, int64_t m, int64_t d);
-
-    /* W[i, :] /= ‖W_i‖ for each row with a nonzero norm.  Floor: reads and writes m*d*4. */
-    int (*normalize_rows)(saec_dev *dev, float *W, int64_t m, int64_t d);
-
-    /* AdamW over n parameters. The gradient is scaled by min(1, max_grad_norm / sqrt(*grad_sumsq))
-       (grad_sumsq: device double, the squared global norm) before the moment updates.
-       param, grad, m1, m2 [n].  Floor: reads 4*n*4, writes 3*n*4 bytes. */
-    int (*adamw)(saec_dev *dev, float *param, const float *grad, float *m1, float *m2, int64_t n,
-                 saec_adamw_args args, const double *grad_sumsq);
-
-    /* ---- latent bookkeeping ---- */
-
-    /* Dead-latent tracking after one batch of n tokens with codes (idx, val) [n, k]:
-       since_fired[j] += n, then = 0 for each latent that fired (val > 0) in the batch;
-       fire_count[j] += #tokens where j fired (fire_count may be NULL);
-       dead_mask[j] = since_fired[j] >= dead_after; *dead_count = Σ dead_mask (device double).
-       since_fired, fire_count [m] int64; dead_mask [m] uint8. k = 0 (idx, val may be NULL): n
-       tokens in which nothing fired, every clock advances by n (TIDE separate mode counts the
-       other ranks' tokens of a bucket so).
-       Floor: reads n*k*8 bytes, read-modify-writes m*(8 + 8 + 1) bytes. */
-    int (*track_fired)(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
-                       int64_t m, int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
-                       uint8_t *dead_mask, double *dead_count);
-
-    /* track_fired for dense codes val [n, m] (column j = latent j; fired = val > 0). Same
-       outputs as track_fired.  Floor: reads n*m*4 bytes, read-modify-writes m*17 bytes. */
-    int (*track_fired_dense)(saec_dev *dev, const float *val, int64_t n, int64_t m,
-                             int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
-                             uint8_t *dead_mask, double *dead_count);
-
-    /* ---- SAE variants (SPEC §2–5), dense codes [n, m] ---- */
-
-    /* BatchTopK selection: f[i] = x[i] when x[i] > 0 and x[i] is among the `keep` largest of the
-       n*m entries of x, else 0. Entries equal to the cut-off value are all kept (so a tie can keep
-       a few more than `keep`). *threshold (device float) = the smallest kept value, 0 when none is
-       kept. x, f [n, m] (f may alias x); 1 <= keep.  Floor: reads n*m*4 (a few passes), writes n*m*4 bytes. */
-    int (*batch_topk)(saec_dev *dev, const float *x, int64_t n, int64_t m, int64_t keep, float *f,
-                      float *threshold);
-
-    /* JumpReLU forward: f[r, j] = pre[r, j] if pre[r, j] > θ_j else 0, θ_j = theta[j * stride]
-       (stride 0: one θ for all latents), or exp(theta[j * stride]) when `theta_is_log`.
-       Also BatchTopK's inference form (one θ). f may alias pre.  Floor: reads n*m*4 + m*4, writes n*m*4 bytes. */
-    int (*jumprelu)(saec_dev *dev, const float *pre, int64_t n, int64_t m, const float *theta,
-                    int64_t stride, int theta_is_log, float *f);
-
-    /* JumpReLU backward with the straight-through rectangle kernel K(u) = 1[|u| < 1/2] (SPEC §4).
-       On entry df [n, m] = ∂L/∂f; on exit ∂L/∂pre = df · H(pre − θ). With θ_j = exp(log_theta_j)
-       and u = (pre − θ_j)/bandwidth:
-         dlog_theta[j] += θ_j · Σ_r −(K(u)/bandwidth) · (θ_j · df[r, j] + l0_coef)
-       where l0_coef is the weight of Σ_r Σ_j H(pre − θ_j) in the loss (λ / n).
-       Floor: reads 2*n*m*4 + m*4, writes n*m*4 + m*4 bytes. */
-    int (*jumprelu_backward)(saec_dev *dev, const float *pre, const float *log_theta, int64_t n,
-                             int64_t m, float bandwidth, float l0_coef, float *df,
-                             float *dlog_theta);
-
-    /* The norm-weighted L1 penalty coef · Σ_r Σ_j f[r, j] ‖W_j‖ (ReLU-L1, ATM; SPEC §3):
-       *penalty (device double) = its value; dpre[r, j] += coef · ‖W_j‖ where f[r, j] > 0;
-       dW[j, :] += coef · (Σ_r f[r, j]) · W_j / ‖W_j‖ (rows of zero norm get none).
-       f, dpre [n, m]; W, dW [m, d].  Floor: reads n*m*4 twice + 2*m*d*4, writes n*m*4 + m*d*4. */
-    int (*l1_penalty)(saec_dev *dev, const float *f, const float *W, int64_t n, int64_t m,
-                      int64_t d, float coef, float *dpre, float *dW, double *penalty);
-
-    /* ATM statistics (SPEC §5), EMAs with rate beta over latents j from one batch of n tokens:
-         a_j ← beta·a_j + (1−beta)·mean_r f[r, j]
-         q_j ← beta·q_j + (1−beta)·mean_r 1[f[r, j] > 0]
-         r_j ← beta·r_j + (1−beta)·mean_r (f[r, j]² ‖W_j‖² + 2 f[r, j] ⟨W_j, e_r⟩)
-       with e = xn − x̂ recovered from the nmse code gradient: ⟨W_j, e_r⟩ = −(SST/2)·dfn[r, j],
-       dfn = (∂nmse/∂x̂) W_decᵀ and SST = stats[SAEC_STAT_SST] (device double, recon_loss_grad).
-       f, dfn [n, m]; W [m, d]; a, q, r [m].  Floor: reads 2*n*m*4 + m*d*4, r-m-w 3*m*4 bytes. */
-    int (*atm_stats)(saec_dev *dev, const float *f, const float *dfn, const double *stats,
-                     const float *W, int64_t n, int64_t m, int64_t d, float beta, float *a,
-                     float *q, float *r);
-
-    /* ATM mask for one step (SPEC §5): I_j = Σ_s w_s · stat_s,j / mean_j'(stat_s,j') over the
-       statistics (a, q, r) (a statistic whose mean is 0 contributes 0); θ = mean(I) + c·std(I)
-       (population std); for I_j < θ with θ > 0, masked with probability
-       p_j = 1 − exp(−rate·(θ − I_j)/θ), decided by u_j < p_j with u_j = saec_hash_uniform(seed,
-       SAEC_RNG_ATM_MASK, counter·m + j) (include/saec/hash.h); keep[j] = 0 masked, 1 kept.
-       `weights` is host memory (three values passed with the call), unlike the other pointers.
-       Floor: reads 3*m*4 bytes (three passes), writes m*4. */
-    int (*atm_mask)(saec_dev *dev, const float *a, const float *q, const float *r, int64_t m,
-                    const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
-                    float *keep);
-
-    /* x[r, j] *= scale[j] for x [n, m], scale [m] (ATM applies its keep mask).
-       Floor: reads n*m*4 + m*4, writes n*m*4 bytes. */
-    int (*scale_cols)(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
-
-    /* ---- grouping: tokens by key (TIDE timestep buckets, MoE experts; SPEC §6–7) ----
-       An "item" is one (token, key) slot: a token routed to r keys has r items, item i belongs
-       to token i / r. keys [n_items] int32 in [0, n_groups), or < 0 for "no group" (skipped).
-       A key >= n_groups is a caller bug: the CPU reports it, CUDA cannot without a sync and
-       treats such an item as ungrouped. */
-
-    /* counts[g] = #{i : keys[i] == g} (int32, overwritten).  Floor: reads n_items*4 bytes. */
-    int (*group_count)(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
-                       int32_t *counts);
-
-    /* offsets[0] = 0, offsets[g + 1] = offsets[g] + counts[g] (int32 [n_groups + 1]).
-       Floor: reads and writes (n_groups + 1)*4 bytes. */
-    int (*exclusive_scan)(saec_dev *dev, const int32_t *counts, int n_groups, int32_t *offsets);
-
-    /* Stable permutation to key-contiguous order: perm[p] = the item at sorted position p
-       (positions offsets[g] .. offsets[g+1]−1 hold group g's items in increasing item order);
-       inv[i] = the position of item i, −1 for an item without a group. perm [offsets[n_groups]],
-       inv [n_items].  Floor: reads n_items*4 + (n_groups+1)*4, writes 2*n_items*4 bytes. */
-    int (*group_permute)(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
-                         const int32_t *offsets, int32_t *perm, int32_t *inv);
-
-    /* dst[p, :] = src[perm[p] / r, :] for p < n_out: gathers each sorted item's token row.
-       src [n_tokens, d], dst [n_out, d].  Floor: reads n_out*(4 + d*4), writes n_out*d*4 bytes. */
-    int (*gather_rows)(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out, int r,
-                       int64_t d, float *dst);
-
-    /* The weighted un-permutation: out[t, :] = [accumulate ? out : 0] + Σ_{j < r} w[t*r + j] ·
-       src[inv[t*r + j], :] over the token's items with inv >= 0 (w NULL: weight 1), summed in
-       j order (deterministic). src [n_sorted, d], out [n_tokens, d].
-       Floor: reads n_tokens*r*(8 + d*4) (+ n_tokens*d*4 with accumulate), writes n_tokens*d*4
-       bytes. */
-    int (*scatter_rows)(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
-                        int64_t n_tokens, int r, int64_t d, int accumulate, float *out);
-
-    /* Grouped GEMM over key-contiguous rows: for each group g with rows offsets[g] ..
-       offsets[g+1]−1 of A [*, K] and C [*, N]:
-         C[rows] = alpha · A[rows] · op(B_g) + beta · C[rows] (+ bias[g, :] when bias is not NULL)
-       B_g = B + g * K * N; op(B_g) = B_g [K, N], or B_g stored [N, K] when trans_b. Empty groups
-       are skipped.  Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4 (+ rows*N*4 when
-       beta ≠ 0, + n_groups*N*4 with bias) bytes, writes rows*N*4. */
-    int (*grouped_gemm)(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
-                        int64_t N, int64_t K, float alpha, const float *A, const float *B,
-                        float beta, float *C, const float *bias);
-
-    /* The fused TIDE `bucket` encoder (SPEC §6):
-         pre[t, :] = ((xc[t, :] ⊙ (1 + scale[b_t, :]) + shift[b_t, :]) W_encᵀ + b_enc
-       with b_t = bucket[t]; also writes the modulated input u [n, d] (the backward needs it).
-       xc, u [n, d] (u NULL: not kept); scale, shift [n_buckets, d]; W_enc_t [m, d]; pre [n, m].
-       A bucket out of range is a caller bug: the CPU reports it, CUDA cannot without a sync and
-       leaves such a row unmodulated.
-       Floor: 2*n*m*d FLOPs; reads n*(4 + d*4) + m*(d + 1)*4 + 2*n_buckets*d*4, writes
-       n*m*4 + n*d*4 bytes. */
-    int (*modulate_encode)(saec_dev *dev, const float *xc, const int32_t *bucket,
-                           const float *scale, const float *shift, int n_buckets, int64_t n,
-                           int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
-                           float *u, float *pre);
-
-    /* Backward of modulate_encode's modulation, given dU [n, d] = ∂L/∂u:
-         dxc[t, :] = dU[t, :] ⊙ (1 + scale[b_t, :])
-         dscale[b, :] += Σ_{t : b_t = b} dU[t, :] ⊙ xc[t, :]
-         dshift[b, :] += Σ_{t : b_t = b} dU[t, :]
-       with the sums over rows taken in a fixed order (deterministic). dxc may alias dU.
-       dscale, dshift [n_buckets, d].  Floor: reads 2*n*d*4 + n*4 + n_buckets*d*4, writes
-       n*d*4, read-modify-writes 2*n_buckets*d*4 bytes. */
-    int (*modulate_backward)(saec_dev *dev, const float *dU, const float *xc,
-                             const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
-                             int64_t d, float *dxc, float *dscale, float *dshift);
-
-    /* Per-group weight gradient over key-contiguous rows (the backward of grouped_gemm):
-         dB_g = alpha · A[rows_g]ᵀ · C[rows_g] + beta · dB_g     for g < n_groups
-       A [*, K], C [*, N], dB [n_groups, K, N]; an empty group gets dB_g = beta · dB_g. Sums over
-       rows in a fixed order (deterministic).  Floor: 2*rows*K*N FLOPs; reads rows*(K + N)*4,
-       read-modify-writes n_groups*K*N*4 bytes. */
-    int (*grouped_gemm_wgrad)(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t K,
-                              int64_t N, float alpha, const float *A, const float *C, float beta,
-                              float *dB);
-
-    /* Per-group column sums (the bias gradient of grouped_gemm):
-         out[g, :] = alpha · Σ_{rows of g} C[row, :] + beta · out[g, :]
-       C [*, N], out [n_groups, N]. Deterministic.  Floor: reads rows*N*4, r-m-w n_groups*N*4. */
-    int (*grouped_col_sum)(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
-                           const float *C, float alpha, float beta, float *out);
-
-    /* ---- small MLP (TIDE `adaln`: the timestep embedding network) ---- */
-
-    /* y[i] = x[i] · σ(x[i]) (SiLU).  Floor: reads and writes n*4 bytes. */
-    int (*silu)(saec_dev *dev, const float *x, int64_t n, float *y);
-
-    /* dx[i] = dy[i] · σ(x[i]) · (1 + x[i] · (1 − σ(x[i]))); dx may alias dy.
-       Floor: reads 2*n*4, writes n*4 bytes. */
-    int (*silu_backward)(saec_dev *dev, const float *x, const float *dy, int64_t n, float *dx);
-
-    /* ---- data parallelism (the pieces that follow a cross-rank reduction) ---- */
-
-    /* The nmse gradient from given statistics (after they were summed across ranks):
-         grad[n, d] = −2 · grad_scale · (x − x̂) / stats[SAEC_STAT_SST]
-       the same gradient recon_loss_grad writes, with SST from `stats` (device doubles) instead of
-       this batch.  Floor: reads 2*n*d*4, writes n*d*4 bytes. */
-    int (*recon_grad)(saec_dev *dev, const float *x, const float *xhat, int64_t n, int64_t d,
-                      float grad_scale, const double *stats, float *grad);
-
-    /* The dead-latent bookkeeping after since_fired was min-reduced across ranks: every latent
-       with since_fired > 0 (it fired on no rank) gains `add` more tokens; then
-       dead_mask[j] = since_fired[j] >= dead_after and *dead_count = Σ dead_mask.
-       since_fired [m] int64, dead_mask [m] uint8.  Floor: r-m-w m*9 bytes. */
-    int (*dead_latents_update)(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
-                               int64_t dead_after, uint8_t *dead_mask, double *dead_count);
-
-    /* Geometric median of the rows of x [n, d] by Weiszfeld iterations from the mean, stopping
-       after `iters` iterations or when the estimate moves less than 1e-6 relative.
-       scratch [n] floats. out [d].  Floor per iteration: reads 2*n*d*4 bytes, ~6*n*d FLOPs. */
-    int (*geometric_median)(saec_dev *dev, const float *x, int64_t n, int64_t d, int iters,
-                            float *scratch, float *out);
+    SAEC_OP_MEMORY_LIST(SAEC_MEMORY_FIELD_)
+    SAEC_OP_LIST(SAEC_OP_FIELD_)
 } saec_op_table;
+#undef SAEC_MEMORY_FIELD_
+#undef SAEC_OP_FIELD_
 
 /* Call an op of the device's backend: SAEC_TRY(SAEC_OP(dev, relu, x, n)); */
 #define SAEC_OP(dev, name, ...) ((dev)->ops->name((dev), __VA_ARGS__))

@@ -138,46 +138,11 @@ static saec_op_table cuda_make_table(void) {
     t.copy = cuda_copy;
     t.zero = cuda_zero;
     t.sync = cuda_sync;
-    t.gemm = saec_cuda_gemm;
-    t.scale_add_rows = saec_cuda_scale_add_rows;
-    t.axpby = saec_cuda_axpby;
-    t.col_sum = saec_cuda_col_sum;
-    t.relu = saec_cuda_relu;
-    t.relu_backward = saec_cuda_relu_backward;
-    t.topk_rows = saec_cuda_topk_rows;
-    t.sparse_decode = saec_cuda_sparse_decode;
-    t.sparse_row_dots = saec_cuda_sparse_row_dots;
-    t.sparse_outer_accum = saec_cuda_sparse_outer_accum;
-    t.recon_loss_grad = saec_cuda_recon_loss_grad;
-    t.sum_squares = saec_cuda_sum_squares;
-    t.count_positive = saec_cuda_count_positive;
-    t.project_rows_grad = saec_cuda_project_rows_grad;
-    t.normalize_rows = saec_cuda_normalize_rows;
-    t.adamw = saec_cuda_adamw;
-    t.track_fired = saec_cuda_track_fired;
-    t.track_fired_dense = saec_cuda_track_fired_dense;
-    t.batch_topk = saec_cuda_batch_topk;
-    t.jumprelu = saec_cuda_jumprelu;
-    t.jumprelu_backward = saec_cuda_jumprelu_backward;
-    t.l1_penalty = saec_cuda_l1_penalty;
-    t.atm_stats = saec_cuda_atm_stats;
-    t.atm_mask = saec_cuda_atm_mask;
-    t.scale_cols = saec_cuda_scale_cols;
-    t.geometric_median = saec_cuda_geometric_median;
-    t.group_count = saec_cuda_group_count;
-    t.exclusive_scan = saec_cuda_exclusive_scan;
-    t.group_permute = saec_cuda_group_permute;
-    t.gather_rows = saec_cuda_gather_rows;
-    t.scatter_rows = saec_cuda_scatter_rows;
-    t.grouped_gemm = saec_cuda_grouped_gemm;
-    t.modulate_encode = saec_cuda_modulate_encode;
-    t.modulate_backward = saec_cuda_modulate_backward;
-    t.grouped_gemm_wgrad = saec_cuda_grouped_gemm_wgrad;
-    t.grouped_col_sum = saec_cuda_grouped_col_sum;
-    t.silu = saec_cuda_silu;
-    t.silu_backward = saec_cuda_silu_backward;
-    t.recon_grad = saec_cuda_recon_grad;
-    t.dead_latents_update = saec_cuda_dead_latents_update;
+    /* every op: saec_cuda_NAME, declared from the same list in cuda_internal.cuh */
+#define SAEC_CUDA_FILL_(ret, name, params, floor_params, floor_bytes, floor_flops)                \
+    t.name = saec_cuda_##name;
+    SAEC_OP_LIST(SAEC_CUDA_FILL_)
+#undef SAEC_CUDA_FILL_
     return t;
 }
 

@@ -135,111 +135,32 @@ int saec_cuda_scratch(saec_dev *dev, size_t bytes, void **out);
    environment variable SAEC_CUDA_TF32=1 turns it on at device open. */
 void saec_cuda_set_tf32(saec_dev *dev, int allow);
 
-/* ---- the ops (signatures as in include/saec/ops.h) ---- */
-/* cuda_dense.cu */
-int saec_cuda_gemm(saec_dev *dev, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                   float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                   float beta, float *C, int64_t ldc, const float *bias);
-int saec_cuda_scale_add_rows(saec_dev *dev, const float *in, float *out, int64_t n, int64_t d,
-                             float scale, const float *v, float alpha);
-int saec_cuda_axpby(saec_dev *dev, int64_t n, float alpha, const float *x, float beta,
-                    const float *y, float *out);
-int saec_cuda_col_sum(saec_dev *dev, const float *x, int64_t n, int64_t d, float alpha,
-                      float beta, float *out);
-int saec_cuda_relu(saec_dev *dev, float *x, int64_t n);
-int saec_cuda_relu_backward(saec_dev *dev, const float *act, float *grad, int64_t n);
-/* cuda_topk.cu */
-int saec_cuda_topk_rows(saec_dev *dev, const float *x, int64_t n, int64_t m, int k,
-                        const uint8_t *mask, int32_t *idx, float *val);
-/* cuda_sparse.cu */
-int saec_cuda_sparse_decode(saec_dev *dev, const int32_t *idx, const float *val, const float *W,
-                            const float *bias, int64_t n, int k, int64_t m, int64_t d,
-                            int accumulate, float *out);
-int saec_cuda_sparse_row_dots(saec_dev *dev, const float *g, const int32_t *idx, const float *W,
-                              int64_t n, int k, int64_t m, int64_t d, float *out);
-int saec_cuda_sparse_outer_accum(saec_dev *dev, const int32_t *idx, const float *coef,
-                                 const float *X, int64_t n, int k, int64_t m, int64_t d,
-                                 float *dW, float *db);
-/* cuda_reduce.cu */
-int saec_cuda_recon_loss_grad(saec_dev *dev, const float *x, const float *xhat, const float *mu,
-                              int64_t n, int64_t d, float grad_scale, double *stats,
-                              float *grad);
-int saec_cuda_recon_grad(saec_dev *dev, const float *x, const float *xhat, int64_t n, int64_t d,
-                         float grad_scale, const double *stats, float *grad);
-int saec_cuda_sum_squares(saec_dev *dev, const float *x, int64_t n, int accumulate, double *out);
-int saec_cuda_count_positive(saec_dev *dev, const float *x, int64_t n, int accumulate,
-                             double *out);
-int saec_cuda_geometric_median(saec_dev *dev, const float *x, int64_t n, int64_t d, int iters,
-                               float *scratch, float *out);
-/* cuda_optim.cu */
-int saec_cuda_project_rows_grad(saec_dev *dev, const float *W, float *G, int64_t m, int64_t d);
-int saec_cuda_normalize_rows(saec_dev *dev, float *W, int64_t m, int64_t d);
-int saec_cuda_adamw(saec_dev *dev, float *param, const float *grad, float *m1, float *m2,
-                    int64_t n, saec_adamw_args args, const double *grad_sumsq);
+/* ---- the ops ---- */
+/* Every op of include/saec/op_list.h as saec_cuda_NAME, defined in the cuda_*.cu file of its
+   family (the list's headings name the file). */
+#define SAEC_CUDA_PROTOTYPE_(ret, name, params, floor_params, floor_bytes, floor_flops)           \
+    ret saec_cuda_##name params;
+SAEC_OP_LIST(SAEC_CUDA_PROTOTYPE_)
+#undef SAEC_CUDA_PROTOTYPE_
+
+/* CUDA only (cuda_optim.cu), not in the op table: */
 /* The decoder's whole update in one pass over each row of W [m, d] (an optional fusion of
    project_rows_grad + adamw + normalize_rows): for each row, remove from G_i its component along
    W_i, scale by the clip coefficient, AdamW-update W_i, m1_i, m2_i, then renormalise W_i.
    G is not modified. grad_sumsq must already be the squared global norm of the projected
    gradients (as in the unfused sequence). W, G, m1, m2 [m, d].
-   Floor: reads 4*m*d*4, writes 3*m*d*4 bytes; ~20*m*d FLOPs. */
+   Floor: saec_op_floor_adamw_unit_rows. */
 int saec_cuda_adamw_unit_rows(saec_dev *dev, float *W, const float *G, float *m1, float *m2,
                               int64_t m, int64_t d, saec_adamw_args args,
                               const double *grad_sumsq);
-/* cuda_latents.cu */
-int saec_cuda_track_fired(saec_dev *dev, const int32_t *idx, const float *val, int64_t n, int k,
-                          int64_t m, int64_t *since_fired, int64_t *fire_count,
-                          int64_t dead_after, uint8_t *dead_mask, double *dead_count);
-int saec_cuda_track_fired_dense(saec_dev *dev, const float *val, int64_t n, int64_t m,
-                                int64_t *since_fired, int64_t *fire_count, int64_t dead_after,
-                                uint8_t *dead_mask, double *dead_count);
-int saec_cuda_dead_latents_update(saec_dev *dev, int64_t *since_fired, int64_t m, int64_t add,
-                                  int64_t dead_after, uint8_t *dead_mask, double *dead_count);
-/* cuda_variants.cu */
-int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, int64_t m, int64_t keep,
-                         float *f, float *threshold);
-int saec_cuda_jumprelu(saec_dev *dev, const float *pre, int64_t n, int64_t m, const float *theta,
-                       int64_t stride, int theta_is_log, float *f);
-int saec_cuda_jumprelu_backward(saec_dev *dev, const float *pre, const float *log_theta, int64_t n,
-                                int64_t m, float bandwidth, float l0_coef, float *df,
-                                float *dlog_theta);
-int saec_cuda_l1_penalty(saec_dev *dev, const float *f, const float *W, int64_t n, int64_t m,
-                         int64_t d, float coef, float *dpre, float *dW, double *penalty);
-int saec_cuda_atm_stats(saec_dev *dev, const float *f, const float *dfn, const double *stats,
-                        const float *W, int64_t n, int64_t m, int64_t d, float beta, float *a,
-                        float *q, float *r);
-int saec_cuda_atm_mask(saec_dev *dev, const float *a, const float *q, const float *r, int64_t m,
-                       const float weights[3], float c, float rate, uint64_t seed, uint64_t counter,
-                       float *keep);
-int saec_cuda_scale_cols(saec_dev *dev, float *x, int64_t n, int64_t m, const float *scale);
-int saec_cuda_silu(saec_dev *dev, const float *x, int64_t n, float *y);
-int saec_cuda_silu_backward(saec_dev *dev, const float *x, const float *dy, int64_t n, float *dx);
-/* cuda_grouping.cu */
-int saec_cuda_group_count(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
-                          int32_t *counts);
-int saec_cuda_exclusive_scan(saec_dev *dev, const int32_t *counts, int n_groups,
-                             int32_t *offsets);
-int saec_cuda_group_permute(saec_dev *dev, const int32_t *keys, int64_t n_items, int n_groups,
-                            const int32_t *offsets, int32_t *perm, int32_t *inv);
-int saec_cuda_gather_rows(saec_dev *dev, const float *src, const int32_t *perm, int64_t n_out,
-                          int r, int64_t d, float *dst);
-int saec_cuda_scatter_rows(saec_dev *dev, const float *src, const int32_t *inv, const float *w,
-                           int64_t n_tokens, int r, int64_t d, int accumulate, float *out);
-int saec_cuda_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,
-                           int64_t N, int64_t K, float alpha, const float *A, const float *B,
-                           float beta, float *C, const float *bias);
-int saec_cuda_modulate_encode(saec_dev *dev, const float *xc, const int32_t *bucket,
-                              const float *scale, const float *shift, int n_buckets, int64_t n,
-                              int64_t d, int64_t m, const float *W_enc_t, const float *b_enc,
-                              float *u, float *pre);
-int saec_cuda_modulate_backward(saec_dev *dev, const float *dU, const float *xc,
-                                const int32_t *bucket, const float *scale, int n_buckets, int64_t n,
-                                int64_t d, float *dxc, float *dscale, float *dshift);
-int saec_cuda_grouped_gemm_wgrad(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t K,
-                                 int64_t N, float alpha, const float *A, const float *C, float beta,
-                                 float *dB);
-int saec_cuda_grouped_col_sum(saec_dev *dev, int n_groups, const int32_t *offsets, int64_t N,
-                              const float *C, float alpha, float beta, float *out);
-
+/* Reads W, G, m1, m2 and writes W, m1, m2 once; ~25 FLOPs per element (the projection, AdamW and
+   the renormalisation). */
+static inline saec_op_floor saec_op_floor_adamw_unit_rows(double m, double d) {
+    saec_op_floor f;
+    f.bytes = m * d * 28;
+    f.flops = 25 * m * d;
+    return f;
+}
 #ifdef __cplusplus
 }
 #endif
