@@ -120,7 +120,7 @@ static int host_model_alloc(saec_host_model *hm, int64_t d, int64_t m) {
 static void host_model_init(saec_host_model *hm, saec_model_kind kind) {
     memset(hm, 0, sizeof *hm);
     hm->kind = kind;
-    snprintf(hm->arch, sizeof hm->arch, "topk");
+    hm->arch = SAE_TOPK;
     hm->scale = 1.0f;
     hm->step = -1;
 }
@@ -180,7 +180,7 @@ static int read_run(const char *run_dir, saec_host_model *hm) {
     hm->has_config = 1;
     const int64_t d = hm->cfg.d_in, m = hm->cfg.latents;
     hm->k = hm->cfg.k;
-    snprintf(hm->arch, sizeof hm->arch, "%s", hm->cfg.arch);
+    hm->arch = saec_config_arch(&hm->cfg);
     SAEC_TRY(host_model_alloc(hm, d, m));
     hm->data_mean = malloc(sizeof(float) * (size_t)d);
     if (!hm->data_mean) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
@@ -194,12 +194,12 @@ static int read_run(const char *run_dir, saec_host_model *hm) {
     if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "data_mean", 1, d, 1, hm->data_mean, NULL);
-    if (rc == SAEC_OK && strcmp(hm->arch, "jumprelu") == 0) {
+    if (rc == SAEC_OK && hm->arch == SAE_JUMPRELU) {
         hm->log_theta = malloc(sizeof(float) * (size_t)m);
         rc = hm->log_theta ? take_tensor(f, path, "log_theta", 1, m, 1, hm->log_theta, NULL)
                            : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
     }
-    if (rc == SAEC_OK && strcmp(hm->arch, "batchtopk") == 0)
+    if (rc == SAEC_OK && hm->arch == SAE_BATCHTOPK)
         rc = take_tensor(f, path, "batchtopk_threshold", 1, 1, 1, &hm->bt_threshold, NULL);
     const saec_st_tensor *ts = rc == SAEC_OK ? saec_st_find(f, "ts_scale") : NULL;
     if (ts) { /* TIDE bucket mode: per-bucket modulation of the encoder input */
@@ -358,11 +358,7 @@ static int read_saelens(const cJSON *cfg, const char *cfg_path, const char *path
         snprintf(what, sizeof what, "architecture '%.40s'", arch);
         rc = unsupported(cfg_path, what);
     }
-    if (rc == SAEC_OK)
-        snprintf(hm->arch, sizeof hm->arch, "%s",
-                 is_topk       ? "topk"
-                 : is_jumprelu ? "jumprelu"
-                               : "relu");
+    if (rc == SAEC_OK) hm->arch = is_topk ? SAE_TOPK : is_jumprelu ? SAE_JUMPRELU : SAE_RELU;
     if (rc == SAEC_OK) rc = json_int(cfg, "k", cfg_path, &k);
     if (rc == SAEC_OK && k == 0) { /* configs before SAELens 6 keep k in activation_fn_kwargs */
         const cJSON *kw = cJSON_GetObjectItemCaseSensitive(cfg, "activation_fn_kwargs");
@@ -525,7 +521,7 @@ int saec_host_model_read(const char *dir, saec_host_model *out) {
         out->cfg.latents = out->m;
         out->cfg.k = out->k;
         /* A BatchTopK run exported to SAELens reads back as the JumpReLU it was written as. */
-        snprintf(out->cfg.arch, sizeof out->cfg.arch, "%s", out->arch);
+        snprintf(out->cfg.arch, sizeof out->cfg.arch, "%s", sae_arch_name(out->arch));
     }
     return SAEC_OK;
 }
@@ -538,17 +534,18 @@ void saec_host_model_config(const saec_host_model *hm, saec_config *cfg) {
         cfg->d_in = hm->d;
         cfg->latents = hm->m;
         cfg->k = hm->k;
-        snprintf(cfg->arch, sizeof cfg->arch, "%s", hm->arch);
+        snprintf(cfg->arch, sizeof cfg->arch, "%s", sae_arch_name(hm->arch));
     }
     saec_config_resolve(cfg);
 }
 
-const char *saec_host_model_timestep_mode(const saec_host_model *hm) {
-    if (hm->ts_scale) return "bucket";
-    if (hm->adaln[0]) return "adaln";
+sae_ts_mode saec_host_model_timestep_mode(const saec_host_model *hm) {
+    if (hm->ts_scale) return SAE_TS_BUCKET;
+    if (hm->adaln[0]) return SAE_TS_ADALN;
     /* separate mode has the plain layout: only the run's configuration tells */
-    if (hm->has_config && strcmp(hm->cfg.timestep_mode, "separate") == 0) return "separate";
-    return NULL;
+    if (hm->has_config && saec_config_timestep_mode(&hm->cfg, 0) == SAE_TS_SEPARATE)
+        return SAE_TS_SEPARATE;
+    return SAE_TS_NONE;
 }
 
 void saec_host_model_set_scale(saec_host_model *hm, float scale) {

@@ -12,23 +12,16 @@
 #include "sae_internal.h"
 #include "sae_separate.h"
 
-static const char *const ARCH_NAMES[] = {"topk", "batchtopk", "relu", "jumprelu", "atm"};
-
-int sae_arch_from_name(const char *name) {
-    for (int i = 0; i < (int)(sizeof ARCH_NAMES / sizeof ARCH_NAMES[0]); i++)
-        if (strcmp(name, ARCH_NAMES[i]) == 0) return i;
-    return -1;
-}
-
-const char *sae_arch_name(sae_arch arch) { return ARCH_NAMES[arch]; }
-
 void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_after, int64_t batch,
                              sae_hparams *out) {
-    const int arch = sae_arch_from_name(cfg->arch);
+    const sae_arch arch = saec_config_arch(cfg);
+    /* timestep_mode is resolved (auto → bucket or none) once the data is known (train.c); an
+       unresolved auto counts as none */
+    const sae_ts_mode ts_mode = saec_config_timestep_mode(cfg, 0);
     const int with_aux = (arch == SAE_TOPK || arch == SAE_BATCHTOPK) && cfg->aux_alpha > 0;
     const int64_t aux_k = cfg->aux_k > 0 ? cfg->aux_k : (d / 2 > 0 ? d / 2 : 1);
     *out = (sae_hparams){
-        .arch = arch < 0 ? SAE_TOPK : (sae_arch)arch,
+        .arch = arch,
         .d = d,
         .m = cfg->latents,
         .k = cfg->k,
@@ -49,15 +42,9 @@ void sae_hparams_from_config(const saec_config *cfg, int64_t d, int64_t dead_aft
         .atm_c = (float)cfg->atm_c,
         .atm_rate = (float)cfg->atm_rate,
         .atm_warmup = (float)cfg->atm_warmup,
-        /* timestep_mode is resolved (auto → bucket or none) once the data is known (train.c) */
-        .ts_mode = strcmp(cfg->timestep_mode, "bucket") == 0     ? SAE_TS_BUCKET
-                   : strcmp(cfg->timestep_mode, "adaln") == 0    ? SAE_TS_ADALN
-                   : strcmp(cfg->timestep_mode, "separate") == 0 ? SAE_TS_SEPARATE
-                                                                 : SAE_TS_NONE,
+        .ts_mode = ts_mode,
         .timestep_buckets =
-            strcmp(cfg->timestep_mode, "bucket") == 0 || strcmp(cfg->timestep_mode, "separate") == 0
-                ? cfg->timestep_buckets
-                : 0,
+            ts_mode == SAE_TS_BUCKET || ts_mode == SAE_TS_SEPARATE ? cfg->timestep_buckets : 0,
         .timesteps = cfg->timesteps,
         .adaln_dim = cfg->adaln_dim,
         .seed = (uint64_t)cfg->seed,

@@ -41,14 +41,7 @@ enum {
     SAE_N_TENSORS
 };
 
-/* How the encoding depends on the timestep (SPEC §6). */
-typedef enum { SAE_TS_NONE = 0, SAE_TS_BUCKET, SAE_TS_ADALN, SAE_TS_SEPARATE } sae_ts_mode;
-
-typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
-
-/* "topk" → SAE_TOPK ...; -1 for an unknown name. */
-int sae_arch_from_name(const char *name);
-const char *sae_arch_name(sae_arch arch);
+/* sae_arch and sae_ts_mode, and their names, are in saec/config.h. */
 
 /* Everything that shapes the model and its training rule (host values). */
 typedef struct {
