@@ -52,7 +52,7 @@ int saec_latent_log_sparsity(saec_sae *sae, saec_data *src, int64_t tokens, floa
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
         rc = saec_data_next(src, n, rows, NULL);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+            rc = dev->ops->upload(dev, sae->acts.x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK) rc = sae_track_fired(sae, n, since, count, INT64_MAX, dead, dead_count);
         done += n;
@@ -333,11 +333,11 @@ int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, con
         const int64_t n = tokens - done < sae->batch ? tokens - done : sae->batch;
         rc = saec_data_next(src, n, rows, ts);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->x, rows, sizeof(float) * (size_t)(n * d));
+            rc = dev->ops->upload(dev, sae->acts.x, rows, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK && timed) rc = sae_set_timesteps(sae, ts, n);
         if (rc == SAEC_OK) rc = sae_forward(sae, n, 0);
         if (rc == SAEC_OK)
-            rc = dev->ops->download(dev, rows, sae->xhat, sizeof(float) * (size_t)(n * d));
+            rc = dev->ops->download(dev, rows, sae->acts.xhat, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) {
             for (int64_t i = 0; i < n * d; i++)
                 rows[i] *= sae->scale; /* x̂ = s·x̂n */

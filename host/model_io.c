@@ -611,10 +611,10 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAE sizes differ from the model's");
     saec_dev *dev = sae->dev;
     const size_t md = sizeof(float) * (size_t)(hm->m * hm->d);
-    SAEC_TRY(dev->ops->upload(dev, sae->W_enc_t, hm->W_enc_t, md));
-    SAEC_TRY(dev->ops->upload(dev, sae->b_enc, hm->b_enc, sizeof(float) * (size_t)hm->m));
-    SAEC_TRY(dev->ops->upload(dev, sae->W_dec, hm->W_dec, md));
-    SAEC_TRY(dev->ops->upload(dev, sae->b_dec, hm->b_dec, sizeof(float) * (size_t)hm->d));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.W_enc_t, hm->W_enc_t, md));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.b_enc, hm->b_enc, sizeof(float) * (size_t)hm->m));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.W_dec, hm->W_dec, md));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.b_dec, hm->b_dec, sizeof(float) * (size_t)hm->d));
     if (hm->data_mean)
         SAEC_TRY(
             dev->ops->upload(dev, sae->data_mean, hm->data_mean, sizeof(float) * (size_t)hm->d));
@@ -622,16 +622,16 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         SAEC_TRY(dev->ops->zero(dev, sae->data_mean, sizeof(float) * (size_t)hm->d));
     sae->scale = hm->scale;
     if (sae->arch == SAE_JUMPRELU && hm->log_theta)
-        SAEC_TRY(
-            dev->ops->upload(dev, sae->log_theta, hm->log_theta, sizeof(float) * (size_t)hm->m));
+        SAEC_TRY(dev->ops->upload(dev, sae->params.log_theta, hm->log_theta,
+                                  sizeof(float) * (size_t)hm->m));
     if (sae->hp.timestep_buckets > 0 && hm->ts_scale) {
         if (hm->ts_buckets != sae->hp.timestep_buckets)
             return saec_fail(SAEC_ERR_DATA, "keep timestep_buckets as trained",
                              "the model has %lld timestep buckets, this SAE %lld",
                              (long long)hm->ts_buckets, (long long)sae->hp.timestep_buckets);
         const size_t bytes = sizeof(float) * (size_t)(hm->ts_buckets * hm->d);
-        SAEC_TRY(dev->ops->upload(dev, sae->ts_scale, hm->ts_scale, bytes));
-        SAEC_TRY(dev->ops->upload(dev, sae->ts_shift, hm->ts_shift, bytes));
+        SAEC_TRY(dev->ops->upload(dev, sae->params.ts_scale, hm->ts_scale, bytes));
+        SAEC_TRY(dev->ops->upload(dev, sae->params.ts_shift, hm->ts_shift, bytes));
     }
     if (sae->hp.ts_mode == SAE_TS_ADALN && hm->adaln[0]) {
         if (hm->adaln_dim != sae->hp.adaln_dim)
@@ -641,7 +641,7 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         int64_t rows[6], cols[6];
         adaln_shapes(hm->adaln_dim, hm->d, rows, cols);
         for (int i = 0; i < 6; i++)
-            SAEC_TRY(dev->ops->upload(dev, sae->params + sae->layout[SAE_ADA_W1 + i].offset,
+            SAEC_TRY(dev->ops->upload(dev, sae->param_arena + sae->layout[SAE_ADA_W1 + i].offset,
                                       hm->adaln[i], sizeof(float) * (size_t)(rows[i] * cols[i])));
     }
     if (sae->arch == SAE_BATCHTOPK && hm->bt_threshold > 0) {
@@ -700,12 +700,12 @@ int saec_init_from(const char *src, saec_sae *sae) {
                     (long long)hm.k, (long long)sae->k);
         saec_dev *dev = sae->dev;
         const size_t md = sizeof(float) * (size_t)(hm.m * hm.d);
-        rc = dev->ops->upload(dev, sae->W_enc_t, hm.W_enc_t, md);
+        rc = dev->ops->upload(dev, sae->params.W_enc_t, hm.W_enc_t, md);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->W_dec, hm.W_dec, md);
+            rc = dev->ops->upload(dev, sae->params.b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->params.W_dec, hm.W_dec, md);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
+            rc = dev->ops->upload(dev, sae->params.b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
     }
     if (rc == SAEC_OK) {
         if (hm.step >= 0)

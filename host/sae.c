@@ -88,6 +88,16 @@ static int64_t sae_lay_out(saec_sae *sae) {
     return offset;
 }
 
+/* Point the views of `t` into `arena` (the tensors laid out and present). */
+static void sae_point_views(sae_tensors *t, float *arena, const sae_tensor *layout, int n_tensors) {
+    float **views[SAE_N_TENSORS] = {&t->W_enc_t,   &t->b_enc,    &t->W_dec,    &t->b_dec,
+                                    &t->log_theta, &t->ts_scale, &t->ts_shift, &t->ada_W1,
+                                    &t->ada_b1,    &t->ada_W_s,  &t->ada_b_s,  &t->ada_W_h,
+                                    &t->ada_b_h};
+    for (int i = 0; i < n_tensors; i++)
+        if (layout[i].rows > 0) *views[i] = arena + layout[i].offset;
+}
+
 static int dev_alloc(saec_sae *sae, void **p, size_t bytes) {
     return sae->dev->ops->alloc(sae->dev, bytes ? bytes : 16, p);
 }
@@ -100,19 +110,19 @@ static int dev_alloc(saec_sae *sae, void **p, size_t bytes) {
    uploading n·E values), and the row indices 0 .. batch−1 (each row its own modulation). */
 static int sae_adaln_allocate(saec_sae *sae) {
     const int64_t d = sae->d, n = sae->batch, E = sae->hp.adaln_dim, T = sae->hp.timesteps;
-    ALLOC(sae->u, n * d);
-    ALLOC(sae->emb, n * E);
-    ALLOC(sae->emb_table, T * E);
-    ALLOC(sae->timestep, n);
-    ALLOC(sae->ada_a1, n * E);
-    ALLOC(sae->ada_h1, n * E);
-    ALLOC(sae->ada_s, n * d);
-    ALLOC(sae->ada_h, n * d);
-    ALLOC(sae->ada_ds, n * d);
-    ALLOC(sae->ada_dh, n * d);
-    ALLOC(sae->ada_dh1, n * E);
-    ALLOC(sae->row_index, n);
-    sae->enc_in = sae->u;
+    ALLOC(sae->acts.u, n * d);
+    ALLOC(sae->acts.emb, n * E);
+    ALLOC(sae->acts.emb_table, T * E);
+    ALLOC(sae->acts.timestep, n);
+    ALLOC(sae->acts.ada_a1, n * E);
+    ALLOC(sae->acts.ada_h1, n * E);
+    ALLOC(sae->acts.ada_s, n * d);
+    ALLOC(sae->acts.ada_h, n * d);
+    ALLOC(sae->acts.ada_ds, n * d);
+    ALLOC(sae->acts.ada_dh, n * d);
+    ALLOC(sae->acts.ada_dh1, n * E);
+    ALLOC(sae->acts.row_index, n);
+    sae->acts.enc_in = sae->acts.u;
     float *table = malloc(sizeof(float) * (size_t)(T * E));
     int32_t *iota = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
     if (!table || !iota) {
@@ -131,10 +141,11 @@ static int sae_adaln_allocate(saec_sae *sae) {
     }
     for (int64_t i = 0; i < n; i++)
         iota[i] = (int32_t)i;
-    int rc =
-        sae->dev->ops->upload(sae->dev, sae->emb_table, table, sizeof(float) * (size_t)(T * E));
+    int rc = sae->dev->ops->upload(sae->dev, sae->acts.emb_table, table,
+                                   sizeof(float) * (size_t)(T * E));
     if (rc == SAEC_OK)
-        rc = sae->dev->ops->upload(sae->dev, sae->row_index, iota, sizeof(int32_t) * (size_t)n);
+        rc =
+            sae->dev->ops->upload(sae->dev, sae->acts.row_index, iota, sizeof(int32_t) * (size_t)n);
     free(table), free(iota);
     return rc;
 }
@@ -148,54 +159,43 @@ static int sae_allocate(saec_sae *sae) {
     sae->arena_len = W > 1 ? W * sae->shard : sae->n_params;
     sae->shard_lo = 0;
     sae->shard_count = sae->n_params; /* until sae_set_comm says which shard */
-    ALLOC(sae->params, sae->arena_len);
-    ALLOC(sae->grads, sae->arena_len);
+    ALLOC(sae->param_arena, sae->arena_len);
+    ALLOC(sae->grad_arena, sae->arena_len);
     ALLOC(sae->adam_m, sae->shard);
     ALLOC(sae->adam_v, sae->shard);
-    float **views[SAE_N_TENSORS] = {&sae->W_enc_t,   &sae->b_enc,    &sae->W_dec,    &sae->b_dec,
-                                    &sae->log_theta, &sae->ts_scale, &sae->ts_shift, &sae->ada_W1,
-                                    &sae->ada_b1,    &sae->ada_W_s,  &sae->ada_b_s,  &sae->ada_W_h,
-                                    &sae->ada_b_h};
-    float **grad_views[SAE_N_TENSORS] = {
-        &sae->dW_enc_t,  &sae->db_enc,    &sae->dW_dec,  &sae->db_dec,  &sae->dlog_theta,
-        &sae->dts_scale, &sae->dts_shift, &sae->dada_W1, &sae->dada_b1, &sae->dada_W_s,
-        &sae->dada_b_s,  &sae->dada_W_h,  &sae->dada_b_h};
-    for (int i = 0; i < sae->n_tensors; i++) {
-        if (sae->layout[i].rows == 0) continue;
-        *views[i] = sae->params + sae->layout[i].offset;
-        *grad_views[i] = sae->grads + sae->layout[i].offset;
-    }
+    sae_point_views(&sae->params, sae->param_arena, sae->layout, sae->n_tensors);
+    sae_point_views(&sae->grads, sae->grad_arena, sae->layout, sae->n_tensors);
     ALLOC(sae->data_mean, d);
     ALLOC(sae->since_fired, m);
     ALLOC(sae->dead_mask, m);
-    ALLOC(sae->x, n * d);
-    ALLOC(sae->xc, n * d);
-    sae->enc_in = sae->xc;
+    ALLOC(sae->acts.x, n * d);
+    ALLOC(sae->acts.xc, n * d);
+    sae->acts.enc_in = sae->acts.xc;
     if (sae->hp.timestep_buckets > 0) {
-        ALLOC(sae->bucket, n);
-        sae->bucket_host = malloc(sizeof(int32_t) * (size_t)n);
-        if (!sae->bucket_host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
+        ALLOC(sae->acts.bucket, n);
+        sae->acts.bucket_host = malloc(sizeof(int32_t) * (size_t)n);
+        if (!sae->acts.bucket_host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory");
     }
     if (sae->hp.ts_mode == SAE_TS_BUCKET) {
-        ALLOC(sae->u, n * d);
-        sae->enc_in = sae->u;
+        ALLOC(sae->acts.u, n * d);
+        sae->acts.enc_in = sae->acts.u;
     }
     if (sae->hp.ts_mode == SAE_TS_SEPARATE) SAEC_TRY(sae_separate_allocate(sae));
     if (sae->hp.ts_mode == SAE_TS_ADALN) SAEC_TRY(sae_adaln_allocate(sae));
     /* the codes' width: m, or one bucket's m/B in separate mode (rows use their SAE's latents) */
     const int64_t mw = sae->hp.ts_mode == SAE_TS_SEPARATE ? m / sae->hp.timestep_buckets : m;
-    ALLOC(sae->pre, n * mw);
+    ALLOC(sae->acts.pre, n * mw);
     if (sae->dense) {
-        ALLOC(sae->fd, n * mw);
-        ALLOC(sae->dfd, n * mw);
+        ALLOC(sae->acts.fd, n * mw);
+        ALLOC(sae->acts.dfd, n * mw);
     } else {
-        ALLOC(sae->idx, n * k);
-        ALLOC(sae->f, n * k);
-        ALLOC(sae->df, n * k);
+        ALLOC(sae->acts.idx, n * k);
+        ALLOC(sae->acts.f, n * k);
+        ALLOC(sae->acts.df, n * k);
     }
-    ALLOC(sae->xhat, n * d);
-    ALLOC(sae->g, n * d);
-    ALLOC(sae->dxc, n * d);
+    ALLOC(sae->acts.xhat, n * d);
+    ALLOC(sae->acts.g, n * d);
+    ALLOC(sae->acts.dxc, n * d);
     if (sae->arch == SAE_BATCHTOPK) {
         ALLOC(sae->bt_threshold, 1);
         ALLOC(sae->bt_batch_thr, 1);
@@ -205,13 +205,13 @@ static int sae_allocate(saec_sae *sae) {
         ALLOC(sae->atm_keep, m);
     }
     if (ka > 0) {
-        ALLOC(sae->e, n * d);
-        ALLOC(sae->e_mean, d);
-        ALLOC(sae->idx_aux, n * ka);
-        ALLOC(sae->f_aux, n * ka);
-        ALLOC(sae->ehat, n * d);
-        ALLOC(sae->g_aux, n * d);
-        ALLOC(sae->df_aux, n * ka);
+        ALLOC(sae->acts.e, n * d);
+        ALLOC(sae->acts.e_mean, d);
+        ALLOC(sae->acts.idx_aux, n * ka);
+        ALLOC(sae->acts.f_aux, n * ka);
+        ALLOC(sae->acts.ehat, n * d);
+        ALLOC(sae->acts.g_aux, n * d);
+        ALLOC(sae->acts.df_aux, n * ka);
     }
     ALLOC(sae->stats, SAEC_STAT_COUNT);
     ALLOC(sae->aux_stats, SAEC_STAT_COUNT);
@@ -280,67 +280,27 @@ int sae_create(saec_dev *dev, const sae_hparams *hp, saec_sae **out) {
 void sae_destroy(saec_sae *sae) {
     if (!sae) return;
     saec_dev *dev = sae->dev;
-    void *bufs[] = {sae->params,
-                    sae->grads,
-                    sae->adam_m,
-                    sae->adam_v,
-                    sae->data_mean,
-                    sae->since_fired,
-                    sae->dead_mask,
-                    sae->x,
-                    sae->xc,
-                    sae->pre,
-                    sae->idx,
-                    sae->f,
-                    sae->xhat,
-                    sae->g,
-                    sae->df,
-                    sae->dxc,
-                    sae->e,
-                    sae->e_mean,
-                    sae->idx_aux,
-                    sae->f_aux,
-                    sae->ehat,
-                    sae->g_aux,
-                    sae->df_aux,
-                    sae->stats,
-                    sae->aux_stats,
-                    sae->grad_sumsq,
-                    sae->dead_count,
-                    sae->l0_count,
-                    sae->penalty,
-                    sae->fd,
-                    sae->dfd,
-                    sae->bt_threshold,
-                    sae->bt_batch_thr,
-                    sae->atm_stats,
-                    sae->atm_keep,
-                    sae->u,
-                    sae->bucket,
-                    sae->emb,
-                    sae->emb_table,
-                    sae->timestep,
-                    sae->ada_a1,
-                    sae->ada_h1,
-                    sae->ada_s,
-                    sae->ada_h,
-                    sae->ada_ds,
-                    sae->ada_dh,
-                    sae->ada_dh1,
-                    sae->row_index,
-                    sae->perm,
-                    sae->inv,
-                    sae->offsets,
-                    sae->group_counts,
-                    sae->xs,
-                    sae->xhat_s,
-                    sae->group_penalty};
+    void *bufs[] = {
+        sae->param_arena,  sae->grad_arena,  sae->adam_m,         sae->adam_v,
+        sae->data_mean,    sae->since_fired, sae->dead_mask,      sae->acts.x,
+        sae->acts.xc,      sae->acts.pre,    sae->acts.idx,       sae->acts.f,
+        sae->acts.xhat,    sae->acts.g,      sae->acts.df,        sae->acts.dxc,
+        sae->acts.e,       sae->acts.e_mean, sae->acts.idx_aux,   sae->acts.f_aux,
+        sae->acts.ehat,    sae->acts.g_aux,  sae->acts.df_aux,    sae->stats,
+        sae->aux_stats,    sae->grad_sumsq,  sae->dead_count,     sae->l0_count,
+        sae->penalty,      sae->acts.fd,     sae->acts.dfd,       sae->bt_threshold,
+        sae->bt_batch_thr, sae->atm_stats,   sae->atm_keep,       sae->acts.u,
+        sae->acts.bucket,  sae->acts.emb,    sae->acts.emb_table, sae->acts.timestep,
+        sae->acts.ada_a1,  sae->acts.ada_h1, sae->acts.ada_s,     sae->acts.ada_h,
+        sae->acts.ada_ds,  sae->acts.ada_dh, sae->acts.ada_dh1,   sae->acts.row_index,
+        sae->acts.perm,    sae->acts.inv,    sae->acts.offsets,   sae->acts.group_counts,
+        sae->acts.xs,      sae->acts.xhat_s, sae->group_penalty};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) dev->ops->free(dev, bufs[i]);
-    free(sae->bucket_host);
-    free(sae->offsets_host);
-    free(sae->perm_host);
-    free(sae->group_tokens);
+    free(sae->acts.bucket_host);
+    free(sae->acts.offsets_host);
+    free(sae->acts.perm_host);
+    free(sae->acts.group_tokens);
     free(sae);
 }
 
@@ -387,7 +347,8 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
     if (rc == SAEC_OK) rc = dev_alloc(sae, (void **)&scratch, sizeof(float) * (size_t)n);
     if (rc == SAEC_OK) rc = dev->ops->upload(dev, dsample, host, sizeof(float) * (size_t)(n * d));
     if (rc == SAEC_OK)
-        rc = SAEC_OP(dev, geometric_median, dsample, n, d, median_iters, scratch, sae->b_dec);
+        rc =
+            SAEC_OP(dev, geometric_median, dsample, n, d, median_iters, scratch, sae->params.b_dec);
     if (dsample) dev->ops->free(dev, dsample);
     if (scratch) dev->ops->free(dev, scratch);
 
@@ -398,12 +359,13 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
         const double bound = 1.0 / sqrt((double)d);
         for (int64_t i = 0; i < m * d; i++)
             host[i] = (float)((2.0 * saec_rng_uniform(&rng) - 1.0) * bound);
-        rc = dev->ops->upload(dev, sae->W_enc_t, host, sizeof(float) * (size_t)(m * d));
+        rc = dev->ops->upload(dev, sae->params.W_enc_t, host, sizeof(float) * (size_t)(m * d));
     }
     if (rc == SAEC_OK)
-        rc = dev->ops->copy(dev, sae->W_dec, sae->W_enc_t, sizeof(float) * (size_t)(m * d));
-    if (rc == SAEC_OK) rc = SAEC_OP(dev, normalize_rows, sae->W_dec, m, d);
-    if (rc == SAEC_OK) rc = dev->ops->zero(dev, sae->b_enc, sizeof(float) * (size_t)m);
+        rc = dev->ops->copy(dev, sae->params.W_dec, sae->params.W_enc_t,
+                            sizeof(float) * (size_t)(m * d));
+    if (rc == SAEC_OK) rc = SAEC_OP(dev, normalize_rows, sae->params.W_dec, m, d);
+    if (rc == SAEC_OK) rc = dev->ops->zero(dev, sae->params.b_enc, sizeof(float) * (size_t)m);
     if (rc == SAEC_OK && sae->hp.ts_mode == SAE_TS_ADALN) {
         /* W1 Kaiming-uniform from its own stream; b1 and the output layer start at 0 (adaLN-zero:
            the SAE starts unmodulated and learns how t should steer it). */
@@ -412,12 +374,12 @@ int sae_init(saec_sae *sae, const float *sample, int64_t n, int median_iters, ui
         const double bound = 1.0 / sqrt((double)E);
         for (int64_t i = 0; i < E * E; i++)
             host[i] = (float)((2.0 * saec_rng_uniform(&rng) - 1.0) * bound);
-        rc = dev->ops->upload(dev, sae->ada_W1, host, sizeof(float) * (size_t)(E * E));
+        rc = dev->ops->upload(dev, sae->params.ada_W1, host, sizeof(float) * (size_t)(E * E));
     }
     if (rc == SAEC_OK && sae->arch == SAE_JUMPRELU) {
         for (int64_t j = 0; j < m; j++)
             host[j] = logf(sae->hp.jumprelu_theta_init);
-        rc = dev->ops->upload(dev, sae->log_theta, host, sizeof(float) * (size_t)m);
+        rc = dev->ops->upload(dev, sae->params.log_theta, host, sizeof(float) * (size_t)m);
     }
     free(host);
     return rc;
@@ -437,48 +399,50 @@ int sae_set_timesteps(saec_sae *sae, const int32_t *timesteps, int64_t n) {
                              (long long)timesteps[i], (long long)T);
     if (sae->hp.ts_mode == SAE_TS_BUCKET || sae->hp.ts_mode == SAE_TS_SEPARATE) {
         for (int64_t i = 0; i < n; i++) /* b(t) = floor(t·B/T), SPEC §6 */
-            sae->bucket_host[i] = sae_timestep_bucket(timesteps[i], B, T);
-        SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->bucket, sae->bucket_host,
+            sae->acts.bucket_host[i] = sae_timestep_bucket(timesteps[i], B, T);
+        SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->acts.bucket, sae->acts.bucket_host,
                                        sizeof(int32_t) * (size_t)n));
         return sae->hp.ts_mode == SAE_TS_SEPARATE ? sae_separate_group(sae, n) : SAEC_OK;
     }
     /* adaln: the rows' entries of the embedding table */
-    SAEC_TRY(
-        sae->dev->ops->upload(sae->dev, sae->timestep, timesteps, sizeof(int32_t) * (size_t)n));
-    return SAEC_OP(sae->dev, gather_rows, sae->emb_table, sae->timestep, n, 1, E, sae->emb);
+    SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->acts.timestep, timesteps,
+                                   sizeof(int32_t) * (size_t)n));
+    return SAEC_OP(sae->dev, gather_rows, sae->acts.emb_table, sae->acts.timestep, n, 1, E,
+                   sae->acts.emb);
 }
 
 /* adaln: the per-token scale s and shift h [n, d] from the timestep embedding. */
 static int sae_adaln_forward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, E = sae->hp.adaln_dim;
-    SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, E, E, 1.0f, sae->emb, E, sae->ada_W1, E, 0.0f, sae->ada_a1,
-                     E, sae->ada_b1)); /* a1 = emb W1 + b1 */
-    SAEC_TRY(SAEC_OP(dev, silu, sae->ada_a1, n * E, sae->ada_h1));
-    SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, E, 1.0f, sae->ada_h1, E, sae->ada_W_s, d, 0.0f,
-                     sae->ada_s, d, sae->ada_b_s)); /* s = h1 W_s + b_s */
-    return SAEC_OP(dev, gemm, 0, 0, n, d, E, 1.0f, sae->ada_h1, E, sae->ada_W_h, d, 0.0f,
-                   sae->ada_h, d, sae->ada_b_h); /* h = h1 W_h + b_h */
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, E, E, 1.0f, sae->acts.emb, E, sae->params.ada_W1, E, 0.0f,
+                     sae->acts.ada_a1, E, sae->params.ada_b1)); /* a1 = emb W1 + b1 */
+    SAEC_TRY(SAEC_OP(dev, silu, sae->acts.ada_a1, n * E, sae->acts.ada_h1));
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, E, 1.0f, sae->acts.ada_h1, E, sae->params.ada_W_s, d,
+                     0.0f, sae->acts.ada_s, d, sae->params.ada_b_s)); /* s = h1 W_s + b_s */
+    return SAEC_OP(dev, gemm, 0, 0, n, d, E, 1.0f, sae->acts.ada_h1, E, sae->params.ada_W_h, d,
+                   0.0f, sae->acts.ada_h, d, sae->params.ada_b_h); /* h = h1 W_h + b_h */
 }
 
 /* adaln: given ∂L/∂s and ∂L/∂h [n, d], the MLP's gradients (into the zeroed arena). */
 static int sae_adaln_backward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, E = sae->hp.adaln_dim;
-    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, d, n, 1.0f, sae->ada_h1, E, sae->ada_ds, d, 0.0f,
-                     sae->dada_W_s, d, NULL)); /* dW_s = h1ᵀ ds */
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->ada_ds, n, d, 1.0f, 0.0f, sae->dada_b_s));
-    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, d, n, 1.0f, sae->ada_h1, E, sae->ada_dh, d, 0.0f,
-                     sae->dada_W_h, d, NULL)); /* dW_h = h1ᵀ dh */
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->ada_dh, n, d, 1.0f, 0.0f, sae->dada_b_h));
-    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, E, d, 1.0f, sae->ada_ds, d, sae->ada_W_s, d, 0.0f,
-                     sae->ada_dh1, E, NULL)); /* ∂L/∂h1 = ds W_sᵀ + dh W_hᵀ */
-    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, E, d, 1.0f, sae->ada_dh, d, sae->ada_W_h, d, 1.0f,
-                     sae->ada_dh1, E, NULL));
-    SAEC_TRY(SAEC_OP(dev, silu_backward, sae->ada_a1, sae->ada_dh1, n * E, sae->ada_dh1));
-    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, E, n, 1.0f, sae->emb, E, sae->ada_dh1, E, 0.0f,
-                     sae->dada_W1, E, NULL)); /* dW1 = embᵀ ∂L/∂a1 */
-    return SAEC_OP(dev, col_sum, sae->ada_dh1, n, E, 1.0f, 0.0f, sae->dada_b1);
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, d, n, 1.0f, sae->acts.ada_h1, E, sae->acts.ada_ds, d, 0.0f,
+                     sae->grads.ada_W_s, d, NULL)); /* dW_s = h1ᵀ ds */
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.ada_ds, n, d, 1.0f, 0.0f, sae->grads.ada_b_s));
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, d, n, 1.0f, sae->acts.ada_h1, E, sae->acts.ada_dh, d, 0.0f,
+                     sae->grads.ada_W_h, d, NULL)); /* dW_h = h1ᵀ dh */
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.ada_dh, n, d, 1.0f, 0.0f, sae->grads.ada_b_h));
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, E, d, 1.0f, sae->acts.ada_ds, d, sae->params.ada_W_s, d,
+                     0.0f, sae->acts.ada_dh1, E, NULL)); /* ∂L/∂h1 = ds W_sᵀ + dh W_hᵀ */
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, E, d, 1.0f, sae->acts.ada_dh, d, sae->params.ada_W_h, d,
+                     1.0f, sae->acts.ada_dh1, E, NULL));
+    SAEC_TRY(
+        SAEC_OP(dev, silu_backward, sae->acts.ada_a1, sae->acts.ada_dh1, n * E, sae->acts.ada_dh1));
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, E, E, n, 1.0f, sae->acts.emb, E, sae->acts.ada_dh1, E, 0.0f,
+                     sae->grads.ada_W1, E, NULL)); /* dW1 = embᵀ ∂L/∂a1 */
+    return SAEC_OP(dev, col_sum, sae->acts.ada_dh1, n, E, 1.0f, 0.0f, sae->grads.ada_b1);
 }
 
 void sae_begin_step(saec_sae *sae, int64_t step, int64_t total) {
@@ -573,14 +537,14 @@ int sae_grads_ready(saec_sae *sae, int first, int last) {
     if (first > last) return SAEC_OK;
     const int64_t begin = sae->layout[first].offset;
     const int64_t end = last + 1 < sae->n_tensors ? sae->layout[last + 1].offset : sae->n_params;
-    return saec_comm_grad_start(sae->comm, sae->grads + begin, end - begin);
+    return saec_comm_grad_start(sae->comm, sae->grad_arena + begin, end - begin);
 }
 
 /* Encode the rows of xc [n, d] → (idx, f) [n, kk] restricted to `mask`, via pre [n, m]. */
 static int sae_select(saec_sae *sae, int64_t n, int64_t kk, const uint8_t *mask, int32_t *idx,
                       float *f) {
     saec_dev *dev = sae->dev;
-    SAEC_TRY(SAEC_OP(dev, topk_rows, sae->pre, n, sae->m, (int)kk, mask, idx, f));
+    SAEC_TRY(SAEC_OP(dev, topk_rows, sae->acts.pre, n, sae->m, (int)kk, mask, idx, f));
     return SAEC_OP(dev, relu, f, n * kk);
 }
 
@@ -607,22 +571,26 @@ static int sae_encode_dense(saec_sae *sae, int64_t n, int train) {
     switch (sae->arch) {
     case SAE_RELU:
     case SAE_ATM:
-        SAEC_TRY(dev->ops->copy(dev, sae->fd, sae->pre, sizeof(float) * (size_t)(n * m)));
-        SAEC_TRY(SAEC_OP(dev, relu, sae->fd, n * m));
+        SAEC_TRY(dev->ops->copy(dev, sae->acts.fd, sae->acts.pre, sizeof(float) * (size_t)(n * m)));
+        SAEC_TRY(SAEC_OP(dev, relu, sae->acts.fd, n * m));
         if (train && sae->atm_masking) {
             const sae_hparams *hp = &sae->hp;
             SAEC_TRY(SAEC_OP(dev, atm_mask, sae->atm_stats, sae->atm_stats + m,
                              sae->atm_stats + 2 * m, m, hp->atm_weights, hp->atm_c, hp->atm_rate,
                              hp->seed, (uint64_t)sae->step, sae->atm_keep));
-            SAEC_TRY(SAEC_OP(dev, scale_cols, sae->fd, n, m, sae->atm_keep));
+            SAEC_TRY(SAEC_OP(dev, scale_cols, sae->acts.fd, n, m, sae->atm_keep));
         }
         return SAEC_OK;
-    case SAE_JUMPRELU: return SAEC_OP(dev, jumprelu, sae->pre, n, m, sae->log_theta, 1, 1, sae->fd);
+    case SAE_JUMPRELU:
+        return SAEC_OP(dev, jumprelu, sae->acts.pre, n, m, sae->params.log_theta, 1, 1,
+                       sae->acts.fd);
     case SAE_BATCHTOPK:
         /* Training selects over the batch; inference is a JumpReLU with the tracked θ. */
         if (!train && sae->bt_threshold_set)
-            return SAEC_OP(dev, jumprelu, sae->pre, n, m, sae->bt_threshold, 0, 0, sae->fd);
-        SAEC_TRY(SAEC_OP(dev, batch_topk, sae->pre, n, m, n * sae->k, sae->fd, sae->bt_batch_thr));
+            return SAEC_OP(dev, jumprelu, sae->acts.pre, n, m, sae->bt_threshold, 0, 0,
+                           sae->acts.fd);
+        SAEC_TRY(SAEC_OP(dev, batch_topk, sae->acts.pre, n, m, n * sae->k, sae->acts.fd,
+                         sae->bt_batch_thr));
         return train ? sae_batchtopk_track(sae) : SAEC_OK;
     case SAE_TOPK: break;
     }
@@ -638,34 +606,37 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae_separate_forward(sae, n, train);
 
     /* xn = x / s (in place); xc = xn − b_dec; pre = xc W_enc + b_enc (the one dense GEMM). */
-    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
-    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->xc, n, d, 1.0f, sae->b_dec, -1.0f));
+    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->acts.x, sae->acts.x, n, d, 1.0f / sae->scale, NULL,
+                     0.0f));
+    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->acts.x, sae->acts.xc, n, d, 1.0f, sae->params.b_dec,
+                     -1.0f));
     if (sae->hp.ts_mode == SAE_TS_BUCKET) /* pre = ((xc ⊙ (1 + s_b) + h_b) W_enc + b_enc */
-        SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->xc, sae->bucket, sae->ts_scale, sae->ts_shift,
-                         (int)sae->hp.timestep_buckets, n, d, m, sae->W_enc_t, sae->b_enc, sae->u,
-                         sae->pre));
+        SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->acts.xc, sae->acts.bucket, sae->params.ts_scale,
+                         sae->params.ts_shift, (int)sae->hp.timestep_buckets, n, d, m,
+                         sae->params.W_enc_t, sae->params.b_enc, sae->acts.u, sae->acts.pre));
     else if (sae->hp.ts_mode == SAE_TS_ADALN) { /* the same with (s, h) = MLP(emb(t)) per row */
         SAEC_TRY(sae_adaln_forward(sae, n));
-        SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->xc, sae->row_index, sae->ada_s, sae->ada_h,
-                         (int)n, n, d, m, sae->W_enc_t, sae->b_enc, sae->u, sae->pre));
+        SAEC_TRY(SAEC_OP(dev, modulate_encode, sae->acts.xc, sae->acts.row_index, sae->acts.ada_s,
+                         sae->acts.ada_h, (int)n, n, d, m, sae->params.W_enc_t, sae->params.b_enc,
+                         sae->acts.u, sae->acts.pre));
     } else
-        SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->xc, d, sae->W_enc_t, d, 0.0f,
-                         sae->pre, m, sae->b_enc));
+        SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->acts.xc, d, sae->params.W_enc_t, d,
+                         0.0f, sae->acts.pre, m, sae->params.b_enc));
 
     /* x̂n = f W_dec + b_dec; statistics and ∂nmse/∂x̂. */
     if (sae->dense) {
         SAEC_TRY(sae_encode_dense(sae, n, train));
-        SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, sae->fd, m, sae->W_dec, d, 0.0f, sae->xhat,
-                         d, sae->b_dec));
-        SAEC_TRY(SAEC_OP(dev, count_positive, sae->fd, n * m, 0, sae->l0_count));
+        SAEC_TRY(SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, sae->acts.fd, m, sae->params.W_dec, d,
+                         0.0f, sae->acts.xhat, d, sae->params.b_dec));
+        SAEC_TRY(SAEC_OP(dev, count_positive, sae->acts.fd, n * m, 0, sae->l0_count));
     } else {
-        SAEC_TRY(sae_select(sae, n, k, NULL, sae->idx, sae->f));
-        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx, sae->f, sae->W_dec, sae->b_dec, n, (int)k, m,
-                         d, 0, sae->xhat));
-        SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
+        SAEC_TRY(sae_select(sae, n, k, NULL, sae->acts.idx, sae->acts.f));
+        SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->acts.idx, sae->acts.f, sae->params.W_dec,
+                         sae->params.b_dec, n, (int)k, m, d, 0, sae->acts.xhat));
+        SAEC_TRY(SAEC_OP(dev, count_positive, sae->acts.f, n * k, 0, sae->l0_count));
     }
-    SAEC_TRY(sae_recon(sae, sae->x, sae->xhat, sae->data_mean, n, 1.0f, sae->stats,
-                       train ? sae->g : NULL));
+    SAEC_TRY(sae_recon(sae, sae->acts.x, sae->acts.xhat, sae->data_mean, n, 1.0f, sae->stats,
+                       train ? sae->acts.g : NULL));
     if (!train) return SAEC_OK;
 
     SAEC_TRY(sae_track_fired(sae, n, sae->since_fired, NULL, sae->dead_after, sae->dead_mask,
@@ -682,16 +653,16 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
     /* AuxK: the dead latents' top-k_aux model the residual e (a constant): L_aux =
        ‖e − ê‖² / ‖e − mean(e)‖². With no dead latent every slot is empty and ê = 0. */
     const int64_t ka = sae->aux_k;
-    SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->x, -1.0f, sae->xhat, sae->e));
-    SAEC_TRY(
-        SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)(n * sae->world), 0.0f, sae->e_mean));
+    SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->acts.x, -1.0f, sae->acts.xhat, sae->acts.e));
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.e, n, d, 1.0f / (float)(n * sae->world), 0.0f,
+                     sae->acts.e_mean));
     if (sae->distributed) /* the global batch's mean residual */
-        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
-    SAEC_TRY(sae_select(sae, n, ka, sae->dead_mask, sae->idx_aux, sae->f_aux));
-    SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->idx_aux, sae->f_aux, sae->W_dec, NULL, n, (int)ka, m,
-                     d, 0, sae->ehat));
-    return sae_recon(sae, sae->e, sae->ehat, sae->e_mean, n, sae->aux_alpha, sae->aux_stats,
-                     sae->g_aux);
+        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->acts.e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
+    SAEC_TRY(sae_select(sae, n, ka, sae->dead_mask, sae->acts.idx_aux, sae->acts.f_aux));
+    SAEC_TRY(SAEC_OP(dev, sparse_decode, sae->acts.idx_aux, sae->acts.f_aux, sae->params.W_dec,
+                     NULL, n, (int)ka, m, d, 0, sae->acts.ehat));
+    return sae_recon(sae, sae->acts.e, sae->acts.ehat, sae->acts.e_mean, n, sae->aux_alpha,
+                     sae->aux_stats, sae->acts.g_aux);
 }
 
 int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
@@ -701,10 +672,10 @@ int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fir
         return sae_separate_track_fired(sae, n, since_fired, fire_count, dead_after, dead_mask,
                                         dead_count);
     if (sae->dense)
-        return SAEC_OP(dev, track_fired_dense, sae->fd, n, sae->m, since_fired, fire_count,
+        return SAEC_OP(dev, track_fired_dense, sae->acts.fd, n, sae->m, since_fired, fire_count,
                        dead_after, dead_mask, dead_count);
-    return SAEC_OP(dev, track_fired, sae->idx, sae->f, n, (int)sae->k, sae->m, since_fired,
-                   fire_count, dead_after, dead_mask, dead_count);
+    return SAEC_OP(dev, track_fired, sae->acts.idx, sae->acts.f, n, (int)sae->k, sae->m,
+                   since_fired, fire_count, dead_after, dead_mask, dead_count);
 }
 
 int64_t sae_code_capacity(const saec_sae *sae) {
@@ -717,14 +688,14 @@ int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t
     const int64_t m = sae->m, k = sae->k;
     if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae_separate_download_codes(sae, n, idx, f, kk);
     if (!sae->dense) {
-        SAEC_TRY(dev->ops->download(dev, idx, sae->idx, sizeof(int32_t) * (size_t)(n * k)));
-        SAEC_TRY(dev->ops->download(dev, f, sae->f, sizeof(float) * (size_t)(n * k)));
+        SAEC_TRY(dev->ops->download(dev, idx, sae->acts.idx, sizeof(int32_t) * (size_t)(n * k)));
+        SAEC_TRY(dev->ops->download(dev, f, sae->acts.f, sizeof(float) * (size_t)(n * k)));
         *kk = k;
         return SAEC_OK;
     }
     /* Dense [n, m] into f, then compacted row by row to the widest row's count (in place: a row's
        compacted entries never overtake its dense ones). */
-    SAEC_TRY(dev->ops->download(dev, f, sae->fd, sizeof(float) * (size_t)(n * m)));
+    SAEC_TRY(dev->ops->download(dev, f, sae->acts.fd, sizeof(float) * (size_t)(n * m)));
     int64_t widest = 1;
     for (int64_t r = 0; r < n; r++) {
         int64_t c = 0;
@@ -753,8 +724,8 @@ int sae_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t
    codes (idx, f) [n, kk], accumulate dW_dec. */
 static int sae_backward_codes_decoder(saec_sae *sae, int64_t n, int64_t kk, const int32_t *idx,
                                       const float *f, const float *g) {
-    return SAEC_OP(sae->dev, sparse_outer_accum, idx, f, g, n, (int)kk, sae->m, sae->d, sae->dW_dec,
-                   NULL);
+    return SAEC_OP(sae->dev, sparse_outer_accum, idx, f, g, n, (int)kk, sae->m, sae->d,
+                   sae->grads.W_dec, NULL);
 }
 
 /* ... encoder side: ∂L/∂pre at the kept entries into df, then dW_enc_t, db_enc and ∂L/∂(encoder
@@ -763,12 +734,12 @@ static int sae_backward_codes_encoder(saec_sae *sae, int64_t n, int64_t kk, cons
                                       const float *f, const float *g, float *df, int accumulate) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m;
-    SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g, idx, sae->W_dec, n, (int)kk, m, d, df));
+    SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g, idx, sae->params.W_dec, n, (int)kk, m, d, df));
     SAEC_TRY(SAEC_OP(dev, relu_backward, f, df, n * kk)); /* ReLU after the selection */
-    SAEC_TRY(SAEC_OP(dev, sparse_outer_accum, idx, df, sae->enc_in, n, (int)kk, m, d, sae->dW_enc_t,
-                     sae->db_enc));
-    return SAEC_OP(dev, sparse_decode, idx, df, sae->W_enc_t, NULL, n, (int)kk, m, d, accumulate,
-                   sae->dxc);
+    SAEC_TRY(SAEC_OP(dev, sparse_outer_accum, idx, df, sae->acts.enc_in, n, (int)kk, m, d,
+                     sae->grads.W_enc_t, sae->grads.b_enc));
+    return SAEC_OP(dev, sparse_decode, idx, df, sae->params.W_enc_t, NULL, n, (int)kk, m, d,
+                   accumulate, sae->acts.dxc);
 }
 
 /* Dense backward of the main codes, decoder side: dW_dec and ∂L/∂pre (variant rule and penalty)
@@ -776,17 +747,17 @@ static int sae_backward_codes_encoder(saec_sae *sae, int64_t n, int64_t kk, cons
 static int sae_backward_dense_decoder(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m;
-    float *dpre = sae->dfd; /* [n, m] ∂L/∂f, turned into ∂L/∂pre in place */
+    float *dpre = sae->acts.dfd; /* [n, m] ∂L/∂f, turned into ∂L/∂pre in place */
     /* the penalties are means over the global batch's tokens */
     const float coef = sae->sparsity_coef / (float)(n * sae->world);
-    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, sae->fd, m, sae->g, d, 1.0f, sae->dW_dec, d,
-                     NULL)); /* dW_dec += fᵀ g */
-    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->g, d, sae->W_dec, d, 0.0f, dpre, m,
-                     NULL)); /* ∂L/∂f = g W_decᵀ */
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, sae->acts.fd, m, sae->acts.g, d, 1.0f,
+                     sae->grads.W_dec, d, NULL)); /* dW_dec += fᵀ g */
+    SAEC_TRY(SAEC_OP(dev, gemm, 0, 1, n, m, d, 1.0f, sae->acts.g, d, sae->params.W_dec, d, 0.0f,
+                     dpre, m, NULL)); /* ∂L/∂f = g W_decᵀ */
     switch (sae->arch) {
     case SAE_ATM: {
         const float *a = sae->atm_stats;
-        SAEC_TRY(SAEC_OP(dev, atm_stats, sae->fd, dpre, sae->stats, sae->W_dec, n, m, d,
+        SAEC_TRY(SAEC_OP(dev, atm_stats, sae->acts.fd, dpre, sae->stats, sae->params.W_dec, n, m, d,
                          sae->hp.atm_beta, (float *)a, (float *)a + m, (float *)a + 2 * m));
         /* EMAs of batch means: the mean of the ranks' updates is the global batch's update */
         SAEC_TRY(sae_mean_over_ranks(sae, (float *)a, 3 * m));
@@ -794,13 +765,13 @@ static int sae_backward_dense_decoder(saec_sae *sae, int64_t n) {
     }
         /* fall through */
     case SAE_RELU:
-        SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m));
-        return SAEC_OP(dev, l1_penalty, sae->fd, sae->W_dec, n, m, d, coef, dpre, sae->dW_dec,
-                       sae->penalty);
+        SAEC_TRY(SAEC_OP(dev, relu_backward, sae->acts.fd, dpre, n * m));
+        return SAEC_OP(dev, l1_penalty, sae->acts.fd, sae->params.W_dec, n, m, d, coef, dpre,
+                       sae->grads.W_dec, sae->penalty);
     case SAE_JUMPRELU:
-        return SAEC_OP(dev, jumprelu_backward, sae->pre, sae->log_theta, n, m,
-                       sae->hp.jumprelu_bandwidth, coef, dpre, sae->dlog_theta);
-    case SAE_BATCHTOPK: return SAEC_OP(dev, relu_backward, sae->fd, dpre, n * m);
+        return SAEC_OP(dev, jumprelu_backward, sae->acts.pre, sae->params.log_theta, n, m,
+                       sae->hp.jumprelu_bandwidth, coef, dpre, sae->grads.log_theta);
+    case SAE_BATCHTOPK: return SAEC_OP(dev, relu_backward, sae->acts.fd, dpre, n * m);
     case SAE_TOPK: break;
     }
     return SAEC_OK;
@@ -810,56 +781,59 @@ static int sae_backward_dense_decoder(saec_sae *sae, int64_t n) {
 static int sae_backward_dense_encoder(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, m = sae->m;
-    const float *dpre = sae->dfd;
-    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, dpre, m, sae->enc_in, d, 1.0f, sae->dW_enc_t,
-                     d, NULL)); /* dW_enc_t += dpreᵀ xc (u in bucket mode) */
-    SAEC_TRY(SAEC_OP(dev, col_sum, dpre, n, m, 1.0f, 1.0f, sae->db_enc));
-    return SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, dpre, m, sae->W_enc_t, d, 0.0f, sae->dxc, d,
-                   NULL); /* dxc = dpre W_enc_t */
+    const float *dpre = sae->acts.dfd;
+    SAEC_TRY(SAEC_OP(dev, gemm, 1, 0, m, d, n, 1.0f, dpre, m, sae->acts.enc_in, d, 1.0f,
+                     sae->grads.W_enc_t, d, NULL)); /* dW_enc_t += dpreᵀ xc (u in bucket mode) */
+    SAEC_TRY(SAEC_OP(dev, col_sum, dpre, n, m, 1.0f, 1.0f, sae->grads.b_enc));
+    return SAEC_OP(dev, gemm, 0, 0, n, d, m, 1.0f, dpre, m, sae->params.W_enc_t, d, 0.0f,
+                   sae->acts.dxc, d, NULL); /* dxc = dpre W_enc_t */
 }
 
 int sae_backward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, k = sae->k, ka = sae->aux_k;
     if (sae->hp.ts_mode == SAE_TS_SEPARATE) return sae_separate_backward(sae, n);
-    SAEC_TRY(dev->ops->zero(dev, sae->grads, sizeof(float) * (size_t)sae->n_params));
+    SAEC_TRY(dev->ops->zero(dev, sae->grad_arena, sizeof(float) * (size_t)sae->n_params));
 
     /* b_dec enters twice: added to x̂, subtracted from the encoder input. */
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->g, n, d, 1.0f, 0.0f, sae->db_dec));
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.g, n, d, 1.0f, 0.0f, sae->grads.b_dec));
 
     /* Decoder gradients first, so that with several ranks dW_dec (the largest) is summed while
        the encoder's backward runs. */
     if (sae->dense)
         SAEC_TRY(sae_backward_dense_decoder(sae, n));
     else
-        SAEC_TRY(sae_backward_codes_decoder(sae, n, k, sae->idx, sae->f, sae->g));
+        SAEC_TRY(sae_backward_codes_decoder(sae, n, k, sae->acts.idx, sae->acts.f, sae->acts.g));
     if (ka > 0)
-        SAEC_TRY(sae_backward_codes_decoder(sae, n, ka, sae->idx_aux, sae->f_aux, sae->g_aux));
+        SAEC_TRY(sae_backward_codes_decoder(sae, n, ka, sae->acts.idx_aux, sae->acts.f_aux,
+                                            sae->acts.g_aux));
     SAEC_TRY(sae_grads_ready(sae, SAE_W_DEC, SAE_W_DEC));
 
     if (sae->dense)
         SAEC_TRY(sae_backward_dense_encoder(sae, n));
     else
-        SAEC_TRY(sae_backward_codes_encoder(sae, n, k, sae->idx, sae->f, sae->g, sae->df, 0));
+        SAEC_TRY(sae_backward_codes_encoder(sae, n, k, sae->acts.idx, sae->acts.f, sae->acts.g,
+                                            sae->acts.df, 0));
     if (ka > 0)
-        SAEC_TRY(sae_backward_codes_encoder(sae, n, ka, sae->idx_aux, sae->f_aux, sae->g_aux,
-                                            sae->df_aux, 1));
+        SAEC_TRY(sae_backward_codes_encoder(sae, n, ka, sae->acts.idx_aux, sae->acts.f_aux,
+                                            sae->acts.g_aux, sae->acts.df_aux, 1));
     SAEC_TRY(sae_grads_ready(sae, SAE_W_ENC_T, SAE_B_ENC));
 
     /* bucket, adaln: dxc so far is ∂L/∂u; through the modulation to ∂L/∂xc and ∂L/∂(s, h). */
     if (sae->hp.ts_mode == SAE_TS_BUCKET)
-        SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->dxc, sae->xc, sae->bucket, sae->ts_scale,
-                         (int)sae->hp.timestep_buckets, n, d, sae->dxc, sae->dts_scale,
-                         sae->dts_shift));
+        SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->acts.dxc, sae->acts.xc, sae->acts.bucket,
+                         sae->params.ts_scale, (int)sae->hp.timestep_buckets, n, d, sae->acts.dxc,
+                         sae->grads.ts_scale, sae->grads.ts_shift));
     if (sae->hp.ts_mode == SAE_TS_ADALN) {
         /* each row its own bucket: ds = ∂L/∂u ⊙ xc, dh = ∂L/∂u */
-        SAEC_TRY(dev->ops->zero(dev, sae->ada_ds, sizeof(float) * (size_t)(n * d)));
-        SAEC_TRY(dev->ops->zero(dev, sae->ada_dh, sizeof(float) * (size_t)(n * d)));
-        SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->dxc, sae->xc, sae->row_index, sae->ada_s,
-                         (int)n, n, d, sae->dxc, sae->ada_ds, sae->ada_dh));
+        SAEC_TRY(dev->ops->zero(dev, sae->acts.ada_ds, sizeof(float) * (size_t)(n * d)));
+        SAEC_TRY(dev->ops->zero(dev, sae->acts.ada_dh, sizeof(float) * (size_t)(n * d)));
+        SAEC_TRY(SAEC_OP(dev, modulate_backward, sae->acts.dxc, sae->acts.xc, sae->acts.row_index,
+                         sae->acts.ada_s, (int)n, n, d, sae->acts.dxc, sae->acts.ada_ds,
+                         sae->acts.ada_dh));
         SAEC_TRY(sae_adaln_backward(sae, n));
     }
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec));
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.dxc, n, d, -1.0f, 1.0f, sae->grads.b_dec));
     SAEC_TRY(sae_grads_ready(sae, SAE_B_DEC, SAE_N_TENSORS - 1));
     return sae->distributed ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
 }
@@ -867,18 +841,19 @@ int sae_backward(saec_sae *sae, int64_t n) {
 int sae_optimizer_step(saec_sae *sae, saec_adamw_args args) {
     saec_dev *dev = sae->dev;
     if (sae->constrained)
-        SAEC_TRY(SAEC_OP(dev, project_rows_grad, sae->W_dec, sae->dW_dec, sae->m, sae->d));
-    SAEC_TRY(SAEC_OP(dev, sum_squares, sae->grads, sae->n_params, 0, sae->grad_sumsq));
+        SAEC_TRY(
+            SAEC_OP(dev, project_rows_grad, sae->params.W_dec, sae->grads.W_dec, sae->m, sae->d));
+    SAEC_TRY(SAEC_OP(dev, sum_squares, sae->grad_arena, sae->n_params, 0, sae->grad_sumsq));
     /* Every rank holds the whole summed gradient (so the norm above needs no collective); with
        ZeRO-1 each updates its shard from its moments, then they swap shards. */
     const int64_t lo = sae->shard_lo;
     if (sae->shard_count > 0)
-        SAEC_TRY(SAEC_OP(dev, adamw, sae->params + lo, sae->grads + lo, sae->adam_m, sae->adam_v,
-                         sae->shard_count, args, sae->grad_sumsq));
+        SAEC_TRY(SAEC_OP(dev, adamw, sae->param_arena + lo, sae->grad_arena + lo, sae->adam_m,
+                         sae->adam_v, sae->shard_count, args, sae->grad_sumsq));
     if (sae_sharded(sae))
-        SAEC_TRY(saec_comm_allgather(sae->comm, sae->params, sae->shard, SAEC_DT_F32));
+        SAEC_TRY(saec_comm_allgather(sae->comm, sae->param_arena, sae->shard, SAEC_DT_F32));
     if (!sae->constrained) return SAEC_OK;
-    return SAEC_OP(dev, normalize_rows, sae->W_dec, sae->m, sae->d);
+    return SAEC_OP(dev, normalize_rows, sae->params.W_dec, sae->m, sae->d);
 }
 
 int sae_read_stats(saec_sae *sae, sae_step_stats *out) {

@@ -166,12 +166,12 @@ static int broadcast_model(run *r) {
     const size_t pbytes = sizeof(float) * (size_t)sae->n_params, mbytes = sizeof(float) * sae->d;
     float *host = malloc(pbytes + mbytes + sizeof(float));
     if (!host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory broadcasting the model");
-    int rc = r->dev->ops->download(r->dev, host, sae->params, pbytes);
+    int rc = r->dev->ops->download(r->dev, host, sae->param_arena, pbytes);
     if (rc == SAEC_OK)
         rc = r->dev->ops->download(r->dev, host + sae->n_params, sae->data_mean, mbytes);
     host[sae->n_params + sae->d] = sae->scale;
     if (rc == SAEC_OK) rc = saec_comm_bcast_host(r->comm, host, pbytes + mbytes + sizeof(float), 0);
-    if (rc == SAEC_OK) rc = r->dev->ops->upload(r->dev, sae->params, host, pbytes);
+    if (rc == SAEC_OK) rc = r->dev->ops->upload(r->dev, sae->param_arena, host, pbytes);
     if (rc == SAEC_OK)
         rc = r->dev->ops->upload(r->dev, sae->data_mean, host + sae->n_params, mbytes);
     sae->scale = host[sae->n_params + sae->d];
@@ -351,7 +351,8 @@ static int train_step(run *r) {
     const int64_t n = cfg->batch_size, d = sae->d;
     SAEC_TRY(saec_data_next_shard(r->data, n, r->rank, r->world, r->batch_host,
                                   r->data->has_timesteps ? r->ts_host : NULL));
-    SAEC_TRY(r->dev->ops->upload(r->dev, sae->x, r->batch_host, sizeof(float) * (size_t)(n * d)));
+    SAEC_TRY(
+        r->dev->ops->upload(r->dev, sae->acts.x, r->batch_host, sizeof(float) * (size_t)(n * d)));
     SAEC_TRY(sae_set_timesteps(sae, r->ts_host, n)); /* no-op in timestep mode none */
     sae_begin_step(sae, r->state.step, r->total_steps);
     SAEC_TRY(sae_forward(sae, n, 1));
