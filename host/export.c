@@ -4,7 +4,7 @@
    beside the model.
 
    Dependencies: export.c ──> model_io.c (the model, its units, the layouts' file names),
-   eval.c (the rows an eval reads), sae.c, data.c, safetensors.c, fsutil.c. model_io.c does not
+   eval.c (the rows an eval reads), sae.h, data.c, safetensors.c, fsutil.c. model_io.c does not
    include export.h. */
 #include "export.h"
 

@@ -149,7 +149,7 @@ static int take_tensor(const saec_st_file *f, const char *path, const char *name
     return SAEC_OK;
 }
 
-/* Shapes of the adaln MLP's tensors for embedding width E, in sae.c's layout order. */
+/* Shapes of the adaln MLP's tensors for embedding width E, in sae_layout.c's layout order. */
 static void adaln_shapes(int64_t E, int64_t d, int64_t rows[6], int64_t cols[6]) {
     const int64_t r[6] = {E, E, E, d, E, d}, c[6] = {E, 1, d, 1, d, 1};
     memcpy(rows, r, sizeof r), memcpy(cols, c, sizeof c);

@@ -12,6 +12,14 @@
  * share one layout, defined by sae_tensor_layout(); activation buffers are sized for the batch.
  * The encoder is stored transposed, W_enc_t = W_encᵀ [m, d], so that every sparse op (decode,
  * dW_dec, dW_enc, the encoder-input gradient) is a gather or scatter of contiguous rows.
+ *
+ * The SAE's rooms:
+ *   sae_layout.c       hyper-parameters, the parameter layout, allocation, initialisation
+ *   sae_step.c         timesteps and schedule, forward, backward, optimizer step, statistics
+ *   sae_adaln.c        the adaln mode's MLP (s, h) = MLP(emb(t))
+ *   sae_separate.c     the separate mode's B SAEs (sae_separate.h)
+ *   sae_distributed.c  data parallelism: ZeRO-1 sharding, gathers, cross-rank statistics
+ *   sae_internal.h     what these files share
  */
 #ifndef SAEC_SAE_H
 #define SAEC_SAE_H

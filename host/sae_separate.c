@@ -9,10 +9,6 @@
 #include "comm.h"
 #include "sae_internal.h"
 
-#define ALLOC(ptr, count)                                                                          \
-    SAEC_TRY(sae->dev->ops->alloc(sae->dev, sizeof(*(ptr)) * (size_t)((count) > 0 ? (count) : 1),  \
-                                  (void **)&(ptr)))
-
 /* The groups with rows, as (g, first sorted row r0, rows ng, first latent l0). */
 #define FOR_EACH_GROUP(sae, g, r0, ng, l0)                                                         \
     for (int64_t g = 0, r0 = 0, ng = 0, l0 = 0; g < (sae)->hp.timestep_buckets; g++)               \
@@ -22,13 +18,13 @@
 int sae_separate_allocate(saec_sae *sae) {
     const int64_t B = sae->hp.timestep_buckets, n = sae->batch, d = sae->d;
     sae->group_m = sae->m / B;
-    ALLOC(sae->acts.perm, n);
-    ALLOC(sae->acts.inv, n);
-    ALLOC(sae->acts.offsets, B + 1);
-    ALLOC(sae->acts.group_counts, B);
-    ALLOC(sae->acts.xs, n * d);
-    ALLOC(sae->acts.xhat_s, n * d);
-    if (sae->arch == SAE_RELU || sae->arch == SAE_ATM) ALLOC(sae->group_penalty, B);
+    SAE_ALLOC(sae->acts.perm, n);
+    SAE_ALLOC(sae->acts.inv, n);
+    SAE_ALLOC(sae->acts.offsets, B + 1);
+    SAE_ALLOC(sae->acts.group_counts, B);
+    SAE_ALLOC(sae->acts.xs, n * d);
+    SAE_ALLOC(sae->acts.xhat_s, n * d);
+    if (sae->arch == SAE_RELU || sae->arch == SAE_ATM) SAE_ALLOC(sae->group_penalty, B);
     sae->acts.offsets_host = calloc((size_t)(B + 1), sizeof(int32_t));
     sae->acts.perm_host = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
     sae->acts.group_tokens = calloc((size_t)B, sizeof(int64_t));
@@ -95,13 +91,8 @@ static int separate_encode_dense(saec_sae *sae, int64_t n, int train) {
                              sae->params.log_theta + l0, 1, 1, sae->acts.fd + r0 * mb));
         }
         return SAEC_OK;
-    case SAE_BATCHTOPK:
-        if (!train && sae->bt_threshold_set)
-            return SAEC_OP(dev, jumprelu, sae->acts.pre, n, mb, sae->bt_threshold, 0, 0,
-                           sae->acts.fd);
-        SAEC_TRY(SAEC_OP(dev, batch_topk, sae->acts.pre, n, mb, n * sae->k, sae->acts.fd,
-                         sae->bt_batch_thr));
-        return train ? sae_batchtopk_track(sae) : SAEC_OK;
+    case SAE_BATCHTOPK: /* one selection over the batch, all SAEs together */
+        return sae_batchtopk_encode(sae, n, mb, train);
     case SAE_TOPK: break;
     }
     return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
@@ -194,10 +185,7 @@ int sae_separate_forward(saec_sae *sae, int64_t n, int train) {
        normalised over the global batch like the main nmse. */
     const int64_t ka = sae->aux_k;
     SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->acts.xs, -1.0f, sae->acts.xhat_s, sae->acts.e));
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.e, n, d, 1.0f / (float)(n * sae->world), 0.0f,
-                     sae->acts.e_mean));
-    if (sae->distributed) /* the global batch's mean residual */
-        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->acts.e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
+    SAEC_TRY(sae_residual_mean(sae, sae->acts.e, n, sae->acts.e_mean)); /* the global batch's */
     SAEC_TRY(separate_select(sae, n, ka, sae->dead_mask, sae->acts.idx_aux, sae->acts.f_aux));
     SAEC_TRY(separate_sparse_decode(sae, ka, sae->acts.idx_aux, sae->acts.f_aux, sae->params.W_dec,
                                     NULL, 0, sae->acts.ehat));
@@ -370,7 +358,7 @@ int sae_separate_backward(saec_sae *sae, int64_t n) {
     SAEC_TRY(sae_grads_ready(sae, SAE_W_ENC_T, SAE_B_ENC));
     SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.dxc, n, d, -1.0f, 1.0f, sae->grads.b_dec));
     SAEC_TRY(sae_grads_ready(sae, SAE_B_DEC, SAE_N_TENSORS - 1));
-    return sae->distributed ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
+    return sae_grads_wait(sae);
 }
 
 int sae_separate_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk) {
