@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         expect_refusal(saec_config_validate(&cfg), "saec_config_validate");
         saec_error_clear();
         for (int has_t = 0; has_t < 2; has_t++) {
-            const char *mode = saec_config_timestep_mode(&cfg, has_t);
-            if (!mode) fail("no timestep mode", NULL);
+            const sae_ts_mode mode = saec_config_timestep_mode(&cfg, has_t);
+            if ((int)mode < 0 || (int)mode > (int)SAE_TS_SEPARATE) fail("no timestep mode", NULL);
             /* Its cross-key arithmetic (latents % buckets) needs validated ranges only. */
             expect_refusal(saec_config_check_timestep_mode(&cfg, has_t),
                            "saec_config_check_timestep_mode");

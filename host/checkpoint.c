@@ -98,7 +98,7 @@ static int save_model(const char *dir, saec_sae *sae, const char *config, const 
     int rc = SAEC_OK;
     host_copies hc = {0};
     const float *params =
-        host_copy(sae, &hc, sae->params, sizeof(float) * (size_t)sae->n_params, &rc);
+        host_copy(sae, &hc, sae->param_arena, sizeof(float) * (size_t)sae->n_params, &rc);
     const float *mean = host_copy(sae, &hc, sae->data_mean, sizeof(float) * (size_t)sae->d, &rc);
     const float *bt =
         sae->bt_threshold ? host_copy(sae, &hc, sae->bt_threshold, sizeof(float), &rc) : NULL;

@@ -3,7 +3,7 @@
    together into one step directory and published atomically (run_dir.h shows the layout).
 
    Dependencies: checkpoint.c ──> model_io.c (the one reader of model.safetensors, the run state
-   and config metadata), run_dir.c, safetensors.c, fsutil.c, sae.c. model_io.c does not include
+   and config metadata), run_dir.c, safetensors.c, fsutil.c, sae.h. model_io.c does not include
    checkpoint.h. */
 #ifndef SAEC_CHECKPOINT_H
 #define SAEC_CHECKPOINT_H

@@ -401,17 +401,42 @@ int saec_config_validate(const saec_config *cfg) {
     return SAEC_OK;
 }
 
-const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
-    /* A string literal, never cfg's own buffer, so callers may copy it back into cfg. */
-    static const char *const modes[] = {"none", "bucket", "adaln", "separate"};
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-        if (strcmp(cfg->timestep_mode, modes[i]) == 0) return modes[i];
-    return data_has_timesteps ? "bucket" : "none"; /* auto */
+/* In enum order; the key table's choices list the same names. */
+static const char *const ARCH_NAMES[] = {"topk", "batchtopk", "relu", "jumprelu", "atm"};
+static const char *const TS_MODE_NAMES[] = {"none", "bucket", "adaln", "separate"};
+
+static int name_index(const char *const *names, int count, const char *name) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+int sae_arch_from_name(const char *name) {
+    return name_index(ARCH_NAMES, (int)(sizeof ARCH_NAMES / sizeof ARCH_NAMES[0]), name);
+}
+
+const char *sae_arch_name(sae_arch arch) { return ARCH_NAMES[arch]; }
+
+int sae_ts_mode_from_name(const char *name) {
+    return name_index(TS_MODE_NAMES, (int)(sizeof TS_MODE_NAMES / sizeof TS_MODE_NAMES[0]), name);
+}
+
+const char *sae_ts_mode_name(sae_ts_mode mode) { return TS_MODE_NAMES[mode]; }
+
+sae_arch saec_config_arch(const saec_config *cfg) {
+    const int arch = sae_arch_from_name(cfg->arch);
+    return arch < 0 ? SAE_TOPK : (sae_arch)arch;
+}
+
+sae_ts_mode saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
+    const int mode = sae_ts_mode_from_name(cfg->timestep_mode);
+    if (mode >= 0) return (sae_ts_mode)mode;
+    return data_has_timesteps ? SAE_TS_BUCKET : SAE_TS_NONE; /* auto */
 }
 
 int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timesteps) {
-    const char *mode = saec_config_timestep_mode(cfg, data_has_timesteps);
-    if (strcmp(mode, "separate") == 0) { /* B SAEs of latents/B latents each */
+    const sae_ts_mode mode = saec_config_timestep_mode(cfg, data_has_timesteps);
+    if (mode == SAE_TS_SEPARATE) { /* B SAEs of latents/B latents each */
         const long long m = (long long)cfg->latents, B = (long long)cfg->timestep_buckets;
         if (m % B != 0) {
             char hint[160];
@@ -424,24 +449,25 @@ int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timeste
                              "'timestep_buckets' = %lld",
                              m, B);
         }
-        const int uses_k = strcmp(cfg->arch, "topk") == 0 || strcmp(cfg->arch, "batchtopk") == 0;
+        const sae_arch arch = saec_config_arch(cfg);
+        const int uses_k = arch == SAE_TOPK || arch == SAE_BATCHTOPK;
         if (uses_k && cfg->k > m / B)
             return saec_fail(SAEC_ERR_USAGE, "lower k or raise latents",
                              "config key 'k' = %lld exceeds the %lld latents of each bucket's "
                              "SAE (separate mode: latents / timestep_buckets)",
                              (long long)cfg->k, m / B);
     }
-    if (strcmp(mode, "none") != 0 && !data_has_timesteps)
+    if (mode != SAE_TS_NONE && !data_has_timesteps)
         return saec_fail(SAEC_ERR_USAGE,
                          "use --synthetic timestep or a file with a 'timesteps' dataset, or "
                          "--timestep-mode none",
                          "timestep_mode '%s' needs data with timesteps, and this data has none",
-                         mode);
+                         sae_ts_mode_name(mode));
     return SAEC_OK;
 }
 
 void saec_config_resolve(saec_config *cfg) {
-    if (cfg->beta1 < 0) cfg->beta1 = strcmp(cfg->arch, "jumprelu") == 0 ? 0.0 : 0.9;
+    if (cfg->beta1 < 0) cfg->beta1 = saec_config_arch(cfg) == SAE_JUMPRELU ? 0.0 : 0.9;
 }
 
 /* A finite double as the shortest of "%.15g", "%.16g", "%.17g" that reads back to the same

@@ -53,7 +53,8 @@ static int absorb_setup(saec_sae *sae, saec_data *src, const saec_ground_truth *
     ab->active = malloc((size_t)(batch * np));
     if (!ab->b_dec || !ab->xc || !ab->active)
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the absorption metric");
-    SAEC_TRY(sae->dev->ops->download(sae->dev, ab->b_dec, sae->b_dec, sizeof(float) * (size_t)d));
+    SAEC_TRY(
+        sae->dev->ops->download(sae->dev, ab->b_dec, sae->params.b_dec, sizeof(float) * (size_t)d));
     ab->on = 1;
     return SAEC_OK;
 }
@@ -107,8 +108,8 @@ static int bucket_setup(saec_sae *sae, int64_t B, int64_t T, bucket_state *bk) {
 static int bucket_batch(saec_sae *sae, int64_t n, const float *rows, const host_codes *codes,
                         bucket_state *bk) {
     const int64_t d = sae->d;
-    SAEC_TRY(
-        sae->dev->ops->download(sae->dev, bk->xhat, sae->xhat, sizeof(float) * (size_t)(n * d)));
+    SAEC_TRY(sae->dev->ops->download(sae->dev, bk->xhat, sae->acts.xhat,
+                                     sizeof(float) * (size_t)(n * d)));
     const float inv_s = 1.0f / sae->scale; /* as sae_forward normalises */
     for (int64_t i = 0; i < n * d; i++)
         bk->xn[i] = rows[i] * inv_s;
@@ -165,7 +166,8 @@ int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_bucke
     if (rc == SAEC_OK && src->has_ground_truth) {
         rc = saec_data_ground_truth(src, &gt);
         if (rc == SAEC_OK)
-            rc = dev->ops->download(dev, W_dec_host, sae->W_dec, sizeof(float) * (size_t)(m * d));
+            rc = dev->ops->download(dev, W_dec_host, sae->params.W_dec,
+                                    sizeof(float) * (size_t)(m * d));
         if (rc == SAEC_OK) rc = absorb_setup(sae, src, &gt, W_dec_host, &ab);
     }
 

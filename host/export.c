@@ -4,7 +4,7 @@
    beside the model.
 
    Dependencies: export.c ──> model_io.c (the model, its units, the layouts' file names),
-   eval.c (the rows an eval reads), sae.c, data.c, safetensors.c, fsutil.c. model_io.c does not
+   eval.c (the rows an eval reads), sae.h, data.c, safetensors.c, fsutil.c. model_io.c does not
    include export.h. */
 #include "export.h"
 
@@ -101,7 +101,7 @@ static int raw_parts_make(const saec_host_model *hm, int with_W_enc, raw_parts *
         for (int64_t i = 0; i < d; i++)
             for (int64_t j = 0; j < m; j++)
                 r->W_enc[i * m + j] = hm->W_enc_t[j * d + i];
-    const int bt = with_W_enc && strcmp(hm->arch, "batchtopk") == 0; /* SAELens: as JumpReLU */
+    const int bt = with_W_enc && hm->arch == SAE_BATCHTOPK; /* SAELens: as JumpReLU */
     if (bt && !(hm->bt_threshold > 0))
         return saec_fail(
             SAEC_ERR_USAGE,
@@ -184,7 +184,7 @@ static const saec_st_meta st_meta[] = {{"format", "pt"}};
 static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const float *log_sparsity,
                          const char *source, const char *out_dir) {
     const int64_t d = hm->d, m = hm->m;
-    const int topk = strcmp(hm->arch, "topk") == 0;
+    const int topk = hm->arch == SAE_TOPK;
     const char *arch = topk ? "topk" : raw->threshold ? "jumprelu" : "standard";
     if (!log_sparsity)
         return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAELens export needs the sparsity");
@@ -241,9 +241,10 @@ static int write_saelens(const saec_host_model *hm, const raw_parts *raw, const 
 static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const char *source,
                           const char *out_dir) {
     const int64_t d = hm->d, m = hm->m;
-    if (strcmp(hm->arch, "topk") != 0)
+    if (hm->arch != SAE_TOPK)
         return saec_fail(SAEC_ERR_USAGE, "sparsify holds TopK SAEs only; use --format saelens",
-                         "cannot export architecture '%s' as sparsify", hm->arch);
+                         "cannot export architecture '%s' as sparsify",
+                         sae_arch_name(hm->arch));
     char path[1100];
     saec_st_tensor t[4] = {
         mat("encoder.weight", m, d, hm->W_enc_t),
@@ -272,12 +273,13 @@ static int write_sparsify(const saec_host_model *hm, const raw_parts *raw, const
 }
 
 int saec_export_refuse_timestep_aware(const saec_host_model *hm, const char *source) {
-    const char *mode = saec_host_model_timestep_mode(hm);
-    if (!mode) return SAEC_OK;
+    const sae_ts_mode mode = saec_host_model_timestep_mode(hm);
+    if (mode == SAE_TS_NONE) return SAEC_OK;
     return saec_fail(SAEC_ERR_USAGE,
                      "neither SAELens nor sparsify has a timestep-aware SAE layout; use the run "
                      "directory itself",
-                     "cannot export the timestep-aware (%s mode) SAE '%s'", mode, source);
+                     "cannot export the timestep-aware (%s mode) SAE '%s'", sae_ts_mode_name(mode),
+                     source);
 }
 
 int saec_export_write(const saec_host_model *hm, saec_model_kind kind, const float *log_sparsity,
@@ -330,7 +332,7 @@ int saec_dump_reconstructions(saec_sae *sae, saec_data *src, int64_t tokens, con
         rc = saec_data_next(src, n, rows, ts);
         if (rc == SAEC_OK) rc = sae_forward_rows(sae, rows, timed ? ts : NULL, n, 0);
         if (rc == SAEC_OK)
-            rc = dev->ops->download(dev, rows, sae->xhat, sizeof(float) * (size_t)(n * d));
+            rc = dev->ops->download(dev, rows, sae->acts.xhat, sizeof(float) * (size_t)(n * d));
         if (rc == SAEC_OK) {
             for (int64_t i = 0; i < n * d; i++)
                 rows[i] *= sae->scale; /* x̂ = s·x̂n */

@@ -120,7 +120,7 @@ static int host_model_alloc(saec_host_model *hm, int64_t d, int64_t m) {
 static void host_model_init(saec_host_model *hm, saec_model_kind kind) {
     memset(hm, 0, sizeof *hm);
     hm->kind = kind;
-    snprintf(hm->arch, sizeof hm->arch, "topk");
+    hm->arch = SAE_TOPK;
     hm->scale = 1.0f;
     hm->step = -1;
 }
@@ -149,7 +149,7 @@ static int take_tensor(const saec_st_file *f, const char *path, const char *name
     return SAEC_OK;
 }
 
-/* Shapes of the adaln MLP's tensors for embedding width E, in sae.c's layout order. */
+/* Shapes of the adaln MLP's tensors for embedding width E, in sae_layout.c's layout order. */
 static void adaln_shapes(int64_t E, int64_t d, int64_t rows[6], int64_t cols[6]) {
     const int64_t r[6] = {E, E, E, d, E, d}, c[6] = {E, 1, d, 1, d, 1};
     memcpy(rows, r, sizeof r), memcpy(cols, c, sizeof c);
@@ -180,7 +180,7 @@ static int read_run(const char *run_dir, saec_host_model *hm) {
     hm->has_config = 1;
     const int64_t d = hm->cfg.d_in, m = hm->cfg.latents;
     hm->k = hm->cfg.k;
-    snprintf(hm->arch, sizeof hm->arch, "%s", hm->cfg.arch);
+    hm->arch = saec_config_arch(&hm->cfg);
     SAEC_TRY(host_model_alloc(hm, d, m));
     hm->data_mean = malloc(sizeof(float) * (size_t)d);
     if (!hm->data_mean) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
@@ -194,12 +194,12 @@ static int read_run(const char *run_dir, saec_host_model *hm) {
     if (rc == SAEC_OK) rc = take_tensor(f, path, "W_dec", 2, m, d, hm->W_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "b_dec", 1, d, 1, hm->b_dec, NULL);
     if (rc == SAEC_OK) rc = take_tensor(f, path, "data_mean", 1, d, 1, hm->data_mean, NULL);
-    if (rc == SAEC_OK && strcmp(hm->arch, "jumprelu") == 0) {
+    if (rc == SAEC_OK && hm->arch == SAE_JUMPRELU) {
         hm->log_theta = malloc(sizeof(float) * (size_t)m);
         rc = hm->log_theta ? take_tensor(f, path, "log_theta", 1, m, 1, hm->log_theta, NULL)
                            : saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading an SAE");
     }
-    if (rc == SAEC_OK && strcmp(hm->arch, "batchtopk") == 0)
+    if (rc == SAEC_OK && hm->arch == SAE_BATCHTOPK)
         rc = take_tensor(f, path, "batchtopk_threshold", 1, 1, 1, &hm->bt_threshold, NULL);
     const saec_st_tensor *ts = rc == SAEC_OK ? saec_st_find(f, "ts_scale") : NULL;
     if (ts) { /* TIDE bucket mode: per-bucket modulation of the encoder input */
@@ -358,11 +358,7 @@ static int read_saelens(const cJSON *cfg, const char *cfg_path, const char *path
         snprintf(what, sizeof what, "architecture '%.40s'", arch);
         rc = unsupported(cfg_path, what);
     }
-    if (rc == SAEC_OK)
-        snprintf(hm->arch, sizeof hm->arch, "%s",
-                 is_topk       ? "topk"
-                 : is_jumprelu ? "jumprelu"
-                               : "relu");
+    if (rc == SAEC_OK) hm->arch = is_topk ? SAE_TOPK : is_jumprelu ? SAE_JUMPRELU : SAE_RELU;
     if (rc == SAEC_OK) rc = json_int(cfg, "k", cfg_path, &k);
     if (rc == SAEC_OK && k == 0) { /* configs before SAELens 6 keep k in activation_fn_kwargs */
         const cJSON *kw = cJSON_GetObjectItemCaseSensitive(cfg, "activation_fn_kwargs");
@@ -525,7 +521,7 @@ int saec_host_model_read(const char *dir, saec_host_model *out) {
         out->cfg.latents = out->m;
         out->cfg.k = out->k;
         /* A BatchTopK run exported to SAELens reads back as the JumpReLU it was written as. */
-        snprintf(out->cfg.arch, sizeof out->cfg.arch, "%s", out->arch);
+        snprintf(out->cfg.arch, sizeof out->cfg.arch, "%s", sae_arch_name(out->arch));
     }
     return SAEC_OK;
 }
@@ -538,17 +534,18 @@ void saec_host_model_config(const saec_host_model *hm, saec_config *cfg) {
         cfg->d_in = hm->d;
         cfg->latents = hm->m;
         cfg->k = hm->k;
-        snprintf(cfg->arch, sizeof cfg->arch, "%s", hm->arch);
+        snprintf(cfg->arch, sizeof cfg->arch, "%s", sae_arch_name(hm->arch));
     }
     saec_config_resolve(cfg);
 }
 
-const char *saec_host_model_timestep_mode(const saec_host_model *hm) {
-    if (hm->ts_scale) return "bucket";
-    if (hm->adaln[0]) return "adaln";
+sae_ts_mode saec_host_model_timestep_mode(const saec_host_model *hm) {
+    if (hm->ts_scale) return SAE_TS_BUCKET;
+    if (hm->adaln[0]) return SAE_TS_ADALN;
     /* separate mode has the plain layout: only the run's configuration tells */
-    if (hm->has_config && strcmp(hm->cfg.timestep_mode, "separate") == 0) return "separate";
-    return NULL;
+    if (hm->has_config && saec_config_timestep_mode(&hm->cfg, 0) == SAE_TS_SEPARATE)
+        return SAE_TS_SEPARATE;
+    return SAE_TS_NONE;
 }
 
 void saec_host_model_set_scale(saec_host_model *hm, float scale) {
@@ -614,10 +611,10 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         return saec_fail(SAEC_ERR_OTHER, NULL, "internal: SAE sizes differ from the model's");
     saec_dev *dev = sae->dev;
     const size_t md = sizeof(float) * (size_t)(hm->m * hm->d);
-    SAEC_TRY(dev->ops->upload(dev, sae->W_enc_t, hm->W_enc_t, md));
-    SAEC_TRY(dev->ops->upload(dev, sae->b_enc, hm->b_enc, sizeof(float) * (size_t)hm->m));
-    SAEC_TRY(dev->ops->upload(dev, sae->W_dec, hm->W_dec, md));
-    SAEC_TRY(dev->ops->upload(dev, sae->b_dec, hm->b_dec, sizeof(float) * (size_t)hm->d));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.W_enc_t, hm->W_enc_t, md));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.b_enc, hm->b_enc, sizeof(float) * (size_t)hm->m));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.W_dec, hm->W_dec, md));
+    SAEC_TRY(dev->ops->upload(dev, sae->params.b_dec, hm->b_dec, sizeof(float) * (size_t)hm->d));
     if (hm->data_mean)
         SAEC_TRY(
             dev->ops->upload(dev, sae->data_mean, hm->data_mean, sizeof(float) * (size_t)hm->d));
@@ -625,16 +622,16 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         SAEC_TRY(dev->ops->zero(dev, sae->data_mean, sizeof(float) * (size_t)hm->d));
     sae->scale = hm->scale;
     if (sae->arch == SAE_JUMPRELU && hm->log_theta)
-        SAEC_TRY(
-            dev->ops->upload(dev, sae->log_theta, hm->log_theta, sizeof(float) * (size_t)hm->m));
+        SAEC_TRY(dev->ops->upload(dev, sae->params.log_theta, hm->log_theta,
+                                  sizeof(float) * (size_t)hm->m));
     if (sae->hp.timestep_buckets > 0 && hm->ts_scale) {
         if (hm->ts_buckets != sae->hp.timestep_buckets)
             return saec_fail(SAEC_ERR_DATA, "keep timestep_buckets as trained",
                              "the model has %lld timestep buckets, this SAE %lld",
                              (long long)hm->ts_buckets, (long long)sae->hp.timestep_buckets);
         const size_t bytes = sizeof(float) * (size_t)(hm->ts_buckets * hm->d);
-        SAEC_TRY(dev->ops->upload(dev, sae->ts_scale, hm->ts_scale, bytes));
-        SAEC_TRY(dev->ops->upload(dev, sae->ts_shift, hm->ts_shift, bytes));
+        SAEC_TRY(dev->ops->upload(dev, sae->params.ts_scale, hm->ts_scale, bytes));
+        SAEC_TRY(dev->ops->upload(dev, sae->params.ts_shift, hm->ts_shift, bytes));
     }
     if (sae->hp.ts_mode == SAE_TS_ADALN && hm->adaln[0]) {
         if (hm->adaln_dim != sae->hp.adaln_dim)
@@ -644,7 +641,7 @@ int saec_host_model_upload(const saec_host_model *hm, saec_sae *sae) {
         int64_t rows[6], cols[6];
         adaln_shapes(hm->adaln_dim, hm->d, rows, cols);
         for (int i = 0; i < 6; i++)
-            SAEC_TRY(dev->ops->upload(dev, sae->params + sae->layout[SAE_ADA_W1 + i].offset,
+            SAEC_TRY(dev->ops->upload(dev, sae->param_arena + sae->layout[SAE_ADA_W1 + i].offset,
                                       hm->adaln[i], sizeof(float) * (size_t)(rows[i] * cols[i])));
     }
     if (sae->arch == SAE_BATCHTOPK && hm->bt_threshold > 0) {
@@ -703,12 +700,12 @@ int saec_init_from(const char *src, saec_sae *sae) {
                     (long long)hm.k, (long long)sae->k);
         saec_dev *dev = sae->dev;
         const size_t md = sizeof(float) * (size_t)(hm.m * hm.d);
-        rc = dev->ops->upload(dev, sae->W_enc_t, hm.W_enc_t, md);
+        rc = dev->ops->upload(dev, sae->params.W_enc_t, hm.W_enc_t, md);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
-        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->W_dec, hm.W_dec, md);
+            rc = dev->ops->upload(dev, sae->params.b_enc, hm.b_enc, sizeof(float) * (size_t)hm.m);
+        if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->params.W_dec, hm.W_dec, md);
         if (rc == SAEC_OK)
-            rc = dev->ops->upload(dev, sae->b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
+            rc = dev->ops->upload(dev, sae->params.b_dec, hm.b_dec, sizeof(float) * (size_t)hm.d);
     }
     if (rc == SAEC_OK) {
         if (hm.step >= 0)

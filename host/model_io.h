@@ -66,7 +66,7 @@ int saec_model_read_config(const char *ckpt_dir, saec_config *cfg);
 /* An SAE on the host, in units `scale` (see above). JumpReLU's θ scales like the codes. */
 typedef struct {
     saec_model_kind kind;
-    char arch[32]; /* topk | batchtopk | relu | jumprelu | atm (SAELens "standard" reads as relu) */
+    sae_arch arch; /* parsed at read time (SAELens "standard" reads as relu) */
     int64_t d, m, k;
     float *log_theta;           /* [m] jumprelu: log θ; NULL otherwise */
     float bt_threshold;         /* batchtopk: the inference θ; 0 = not tracked yet */
@@ -98,8 +98,8 @@ void saec_host_model_free(saec_host_model *hm);
    else defaults with d_in, latents and k from the model. */
 void saec_host_model_config(const saec_host_model *hm, saec_config *cfg);
 
-/* "bucket", "adaln" or "separate" for a timestep-aware SAE, else NULL. */
-const char *saec_host_model_timestep_mode(const saec_host_model *hm);
+/* The timestep mode of the SAE: SAE_TS_NONE unless it is timestep-aware. */
+sae_ts_mode saec_host_model_timestep_mode(const saec_host_model *hm);
 
 /* Move the model to units `scale` (> 0); the function x ↦ x̂ does not change. */
 void saec_host_model_set_scale(saec_host_model *hm, float scale);

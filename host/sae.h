@@ -12,6 +12,14 @@
  * share one layout, defined by sae_tensor_layout(); activation buffers are sized for the batch.
  * The encoder is stored transposed, W_enc_t = W_encᵀ [m, d], so that every sparse op (decode,
  * dW_dec, dW_enc, the encoder-input gradient) is a gather or scatter of contiguous rows.
+ *
+ * The SAE's rooms:
+ *   sae_layout.c       hyper-parameters, the parameter layout, allocation, initialisation
+ *   sae_step.c         timesteps and schedule, forward, backward, optimizer step, statistics
+ *   sae_adaln.c        the adaln mode's MLP (s, h) = MLP(emb(t))
+ *   sae_separate.c     the separate mode's B SAEs (sae_separate.h)
+ *   sae_distributed.c  data parallelism: ZeRO-1 sharding, gathers, cross-rank statistics
+ *   sae_internal.h     what these files share
  */
 #ifndef SAEC_SAE_H
 #define SAEC_SAE_H
@@ -41,14 +49,7 @@ enum {
     SAE_N_TENSORS
 };
 
-/* How the encoding depends on the timestep (SPEC §6). */
-typedef enum { SAE_TS_NONE = 0, SAE_TS_BUCKET, SAE_TS_ADALN, SAE_TS_SEPARATE } sae_ts_mode;
-
-typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
-
-/* "topk" → SAE_TOPK ...; -1 for an unknown name. */
-int sae_arch_from_name(const char *name);
-const char *sae_arch_name(sae_arch arch);
+/* sae_arch and sae_ts_mode, and their names, are in saec/config.h. */
 
 /* Everything that shapes the model and its training rule (host values). */
 typedef struct {
@@ -82,6 +83,64 @@ typedef struct {
     int64_t offset;     /* in floats, into each arena */
 } sae_tensor;
 
+/* Views into one arena, one per tensor of the layout (NULL when absent). The parameter and
+   gradient arenas share the layout, so one type serves both (as llm.c's ParameterTensors):
+   sae->params.W_dec is W_dec, sae->grads.W_dec is ∂loss/∂W_dec. */
+typedef struct {
+    float *W_enc_t, *b_enc, *W_dec, *b_dec; /* [m, d], [m], [m, d], [d] */
+    float *log_theta;                       /* [m] jumprelu: θ = exp(log_theta) */
+    float *ts_scale, *ts_shift;             /* [B, d] bucket mode: s_b, h_b (start at 0) */
+    /* adaln mode: a1 = emb W1 + b1, h1 = SiLU(a1), s = h1 W_s + b_s, h = h1 W_h + b_h */
+    float *ada_W1, *ada_b1;                       /* [E, H], [H] */
+    float *ada_W_s, *ada_b_s, *ada_W_h, *ada_b_h; /* [H, d], [d] (start at 0: adaLN-zero) */
+} sae_tensors;
+
+/* The step's buffers, sized for `batch` tokens (as llm.c's ActivationTensors), and the constant
+   tables the step reads. NULL when the configuration does not use them. */
+typedef struct {
+    float *x;             /* [batch, d] the batch, normalised in place to xn */
+    float *xc;            /* [batch, d] xn − b_dec */
+    float *u;             /* [batch, d] bucket, adaln: the modulated encoder input */
+    float *enc_in;        /* the encoder input: u when modulated, else xc */
+    int32_t *bucket;      /* [batch] bucket mode: each token's bucket (device) */
+    int32_t *bucket_host; /* [batch] host staging for the buckets */
+    /* adaln mode, [batch, ·]: each row is its own "bucket" of the modulation ops */
+    float *emb;             /* [batch, E] sinusoidal embedding of the rows' t */
+    float *emb_table;       /* [T, E] the embedding of every t, built once */
+    int32_t *timestep;      /* [batch] the rows' t (device) */
+    float *ada_a1, *ada_h1; /* [batch, H] */
+    float *ada_s, *ada_h;   /* [batch, d] per-token scale and shift */
+    float *ada_ds, *ada_dh; /* [batch, d] */
+    float *ada_dh1;         /* [batch, H] ∂L/∂h1, then ∂L/∂a1 */
+    int32_t *row_index;     /* [batch] 0, 1, 2, ... */
+    /* separate mode (host/sae_separate.c): rows are sorted by bucket, and codes are local to the
+       bucket's SAE: pre, fd, dfd are [batch, mb]; idx in [0, mb). */
+    int32_t *perm, *inv;   /* [batch] sorted position → row, row → sorted position (device) */
+    int32_t *offsets;      /* [B + 1] the buckets' first sorted rows (device) */
+    int32_t *group_counts; /* [B] scratch of the grouping (device) */
+    int32_t *offsets_host; /* [B + 1] the same offsets on the host (per-bucket op calls) */
+    int32_t *perm_host;    /* [batch] */
+    int64_t *group_tokens; /* [B] host: this training step's tokens per bucket over all ranks */
+    float *xs;             /* [batch, d] xn sorted by bucket */
+    float *xhat_s;         /* [batch, d] the reconstruction of xs (xhat gets it unsorted) */
+    float *pre;            /* [batch, m] pre-activations */
+    int32_t *idx;          /* [batch, k] */
+    float *f;              /* [batch, k] codes: ReLU of the top-k pre-activations */
+    float *fd;             /* [batch, m] dense codes (dense variants) */
+    float *dfd;            /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
+    float *xhat;           /* [batch, d] reconstruction */
+    float *g;              /* [batch, d] ∂loss/∂x̂ */
+    float *df;             /* [batch, k] ∂loss/∂pre at the kept entries */
+    float *dxc;            /* [batch, d] ∂loss/∂xc */
+    float *e;              /* [batch, d] residual xn − x̂ (AuxK) */
+    float *e_mean;         /* [d] */
+    int32_t *idx_aux;      /* [batch, aux_k] */
+    float *f_aux;          /* [batch, aux_k] */
+    float *ehat;           /* [batch, d] AuxK reconstruction of the residual */
+    float *g_aux;          /* [batch, d] */
+    float *df_aux;         /* [batch, aux_k] */
+} sae_acts;
+
 typedef struct {
     saec_dev *dev;
     sae_hparams hp;
@@ -92,29 +151,25 @@ typedef struct {
     int64_t batch;          /* capacity of the activation buffers, tokens */
     float aux_alpha;
     int64_t dead_after; /* tokens without firing before a latent counts as dead */
+    /* separate mode: B SAEs of mb = m / B latents each; bucket g owns latents g·mb .. (g+1)·mb − 1
+     */
+    int64_t group_m;
 
     sae_tensor layout[SAE_N_TENSORS];
     int n_tensors; /* tensors 0 .. n_tensors−1 are laid out; an absent one has rows = 0 (log_theta
                       without jumprelu, the timestep tensors without buckets) */
     int64_t n_params;
 
-    /* arenas: params, grads [arena_len >= n_params]; adam_m, adam_v [shard] */
-    float *params, *grads, *adam_m, *adam_v;
+    /* arenas: param_arena, grad_arena [arena_len >= n_params]; adam_m, adam_v [shard] */
+    float *param_arena, *grad_arena, *adam_m, *adam_v;
     /* ZeRO-1 (hp.optimizer_shards = W > 1): the arena is cut into W shards of `shard` floats (the
        params and grads arenas padded to W·shard); this rank keeps the Adam moments of its shard
        alone, updates params[shard_lo .. shard_lo + shard_count) and all-gathers the rest. Not
        sharded: shard = shard_count = n_params, shard_lo = 0. */
     int64_t shard, shard_lo, shard_count, arena_len;
-    /* views into params / grads */
-    float *W_enc_t, *b_enc, *W_dec, *b_dec;     /* [m, d], [m], [m, d], [d] */
-    float *dW_enc_t, *db_enc, *dW_dec, *db_dec; /* same shapes */
-    float *log_theta, *dlog_theta;              /* [m] jumprelu: θ = exp(log_theta) */
-    float *ts_scale, *ts_shift;                 /* [B, d] bucket mode: s_b, h_b (start at 0) */
-    float *dts_scale, *dts_shift;               /* same shapes */
-    /* adaln mode: a1 = emb W1 + b1, h1 = SiLU(a1), s = h1 W_s + b_s, h = h1 W_h + b_h */
-    float *ada_W1, *ada_b1;                       /* [E, H], [H] */
-    float *ada_W_s, *ada_b_s, *ada_W_h, *ada_b_h; /* [H, d], [d] (start at 0: adaLN-zero) */
-    float *dada_W1, *dada_b1, *dada_W_s, *dada_b_s, *dada_W_h, *dada_b_h; /* same shapes */
+    sae_tensors params; /* views into param_arena */
+    sae_tensors grads;  /* views into grad_arena */
+    sae_acts acts;      /* the step's buffers */
 
     /* data constants, stored with the checkpoint */
     float scale;      /* s: xn = x / s has E‖xn‖² = d */
@@ -144,61 +199,15 @@ typedef struct {
     int64_t *since_fired; /* [m] tokens since the latent last fired */
     uint8_t *dead_mask;   /* [m] */
 
-    /* activations, sized for `batch` tokens */
-    float *x;             /* [batch, d] the batch, normalised in place to xn */
-    float *xc;            /* [batch, d] xn − b_dec */
-    float *u;             /* [batch, d] bucket, adaln: the modulated encoder input */
-    float *enc_in;        /* the encoder input: u when modulated, else xc */
-    int32_t *bucket;      /* [batch] bucket mode: each token's bucket (device) */
-    int32_t *bucket_host; /* [batch] host staging for the buckets */
-    /* adaln mode, [batch, ·]: each row is its own "bucket" of the modulation ops */
-    float *emb;             /* [batch, E] sinusoidal embedding of the rows' t */
-    float *emb_table;       /* [T, E] the embedding of every t, built once */
-    int32_t *timestep;      /* [batch] the rows' t (device) */
-    float *ada_a1, *ada_h1; /* [batch, H] */
-    float *ada_s, *ada_h;   /* [batch, d] per-token scale and shift */
-    float *ada_ds, *ada_dh; /* [batch, d] */
-    float *ada_dh1;         /* [batch, H] ∂L/∂h1, then ∂L/∂a1 */
-    int32_t *row_index;     /* [batch] 0, 1, 2, ... */
-    /* separate mode (host/sae_separate.c): B SAEs of m/B latents each; bucket g owns latents
-       g·mb .. (g+1)·mb − 1. Rows are sorted by bucket, and codes are local to the bucket's SAE:
-       pre, fd, dfd are [batch, mb]; idx in [0, mb). */
-    int64_t group_m;       /* mb = m / B */
-    int32_t *perm, *inv;   /* [batch] sorted position → row, row → sorted position (device) */
-    int32_t *offsets;      /* [B + 1] the buckets' first sorted rows (device) */
-    int32_t *group_counts; /* [B] scratch of the grouping (device) */
-    int32_t *offsets_host; /* [B + 1] the same offsets on the host (per-bucket op calls) */
-    int32_t *perm_host;    /* [batch] */
-    int64_t *group_tokens; /* [B] host: this training step's tokens per bucket over all ranks */
-    float *xs;             /* [batch, d] xn sorted by bucket */
-    float *xhat_s;         /* [batch, d] the reconstruction of xs (xhat gets it unsorted) */
-    double *group_penalty; /* [B] relu, atm: each bucket's L1 penalty (summed when read) */
-    float *pre;            /* [batch, m] pre-activations */
-    int32_t *idx;          /* [batch, k] */
-    float *f;              /* [batch, k] codes: ReLU of the top-k pre-activations */
-    float *fd;             /* [batch, m] dense codes (dense variants) */
-    float *dfd;            /* [batch, m] ∂loss/∂f, then ∂loss/∂pre (dense variants) */
-    float *xhat;           /* [batch, d] reconstruction */
-    float *g;              /* [batch, d] ∂loss/∂x̂ */
-    float *df;             /* [batch, k] ∂loss/∂pre at the kept entries */
-    float *dxc;            /* [batch, d] ∂loss/∂xc */
-    float *e;              /* [batch, d] residual xn − x̂ (AuxK) */
-    float *e_mean;         /* [d] */
-    int32_t *idx_aux;      /* [batch, aux_k] */
-    float *f_aux;          /* [batch, aux_k] */
-    float *ehat;           /* [batch, d] AuxK reconstruction of the residual */
-    float *g_aux;          /* [batch, d] */
-    float *df_aux;         /* [batch, aux_k] */
-
     /* device scalars, read by the host only at logging steps */
     double *stats;     /* [SAEC_STAT_COUNT] main reconstruction */
     double *aux_stats; /* [SAEC_STAT_COUNT] AuxK */
     double *grad_sumsq;
     double *dead_count;
-    double *l0_count; /* Σ nonzero codes in the batch */
-    double *penalty;  /* relu, atm: this step's L1 penalty value */
-
-    /* geometric-median scratch, only at init */
+    double *l0_count;      /* Σ nonzero codes in the batch */
+    double *penalty;       /* relu, atm: this step's L1 penalty value */
+    double *group_penalty; /* [B] separate mode, relu, atm: each bucket's L1 penalty (summed when
+                              read) */
 } saec_sae;
 
 /* Plan and allocate everything (zeroed). */
@@ -248,7 +257,7 @@ int sae_set_comm(saec_sae *sae, saec_comm *comm);
 int sae_gather_optimizer(saec_sae *sae, float **adam_m, float **adam_v);
 int sae_upload_optimizer(saec_sae *sae, const float *adam_m, const float *adam_v);
 
-/* Forward on the n raw rows already uploaded to sae->x (n <= batch): normalises x in place,
+/* Forward on the n raw rows already uploaded to sae->acts.x (n <= batch): normalises x in place,
    encodes, decodes, computes the loss statistics, and, when `train` is set, ∂loss/∂x̂, the dead
    latent tracking and the AuxK terms. */
 int sae_forward(saec_sae *sae, int64_t n, int train);

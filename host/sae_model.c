@@ -17,7 +17,7 @@ int sae_forward_rows(saec_sae *sae, const float *rows, const int32_t *timesteps,
     if (n > sae->batch)
         return saec_fail(SAEC_ERR_OTHER, NULL, "%lld rows for an SAE made for batches of %lld",
                          (long long)n, (long long)sae->batch);
-    SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->x, rows, sizeof(float) * (size_t)(n * sae->d)));
+    SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->acts.x, rows, sizeof(float) * (size_t)(n * sae->d)));
     if (timesteps) SAEC_TRY(sae_set_timesteps(sae, timesteps, n)); /* no-op in mode none */
     return sae_forward(sae, n, train);
 }
@@ -68,11 +68,11 @@ static int broadcast_model(sae_model *sm) {
     const size_t pbytes = sizeof(float) * (size_t)sae->n_params, mbytes = sizeof(float) * sae->d;
     float *host = malloc(pbytes + mbytes + sizeof(float));
     if (!host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory broadcasting the model");
-    int rc = dev->ops->download(dev, host, sae->params, pbytes);
+    int rc = dev->ops->download(dev, host, sae->param_arena, pbytes);
     if (rc == SAEC_OK) rc = dev->ops->download(dev, host + sae->n_params, sae->data_mean, mbytes);
     host[sae->n_params + sae->d] = sae->scale;
     if (rc == SAEC_OK) rc = saec_comm_bcast_host(sm->comm, host, pbytes + mbytes + sizeof(float), 0);
-    if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->params, host, pbytes);
+    if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->param_arena, host, pbytes);
     if (rc == SAEC_OK) rc = dev->ops->upload(dev, sae->data_mean, host + sae->n_params, mbytes);
     sae->scale = host[sae->n_params + sae->d];
     free(host);

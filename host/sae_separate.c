@@ -9,30 +9,26 @@
 #include "comm.h"
 #include "sae_internal.h"
 
-#define ALLOC(ptr, count)                                                                          \
-    SAEC_TRY(sae->dev->ops->alloc(sae->dev, sizeof(*(ptr)) * (size_t)((count) > 0 ? (count) : 1),  \
-                                  (void **)&(ptr)))
-
 /* The groups with rows, as (g, first sorted row r0, rows ng, first latent l0). */
 #define FOR_EACH_GROUP(sae, g, r0, ng, l0)                                                         \
     for (int64_t g = 0, r0 = 0, ng = 0, l0 = 0; g < (sae)->hp.timestep_buckets; g++)               \
-        if ((r0 = (sae)->offsets_host[g]), (ng = (sae)->offsets_host[g + 1] - r0),                 \
+        if ((r0 = (sae)->acts.offsets_host[g]), (ng = (sae)->acts.offsets_host[g + 1] - r0),       \
             (l0 = g * (sae)->group_m), ng > 0)
 
 int sae_separate_allocate(saec_sae *sae) {
     const int64_t B = sae->hp.timestep_buckets, n = sae->batch, d = sae->d;
     sae->group_m = sae->m / B;
-    ALLOC(sae->perm, n);
-    ALLOC(sae->inv, n);
-    ALLOC(sae->offsets, B + 1);
-    ALLOC(sae->group_counts, B);
-    ALLOC(sae->xs, n * d);
-    ALLOC(sae->xhat_s, n * d);
-    if (sae->arch == SAE_RELU || sae->arch == SAE_ATM) ALLOC(sae->group_penalty, B);
-    sae->offsets_host = calloc((size_t)(B + 1), sizeof(int32_t));
-    sae->perm_host = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
-    sae->group_tokens = calloc((size_t)B, sizeof(int64_t));
-    if (!sae->offsets_host || !sae->perm_host || !sae->group_tokens)
+    SAE_ALLOC(sae->acts.perm, n);
+    SAE_ALLOC(sae->acts.inv, n);
+    SAE_ALLOC(sae->acts.offsets, B + 1);
+    SAE_ALLOC(sae->acts.group_counts, B);
+    SAE_ALLOC(sae->acts.xs, n * d);
+    SAE_ALLOC(sae->acts.xhat_s, n * d);
+    if (sae->arch == SAE_RELU || sae->arch == SAE_ATM) SAE_ALLOC(sae->group_penalty, B);
+    sae->acts.offsets_host = calloc((size_t)(B + 1), sizeof(int32_t));
+    sae->acts.perm_host = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
+    sae->acts.group_tokens = calloc((size_t)B, sizeof(int64_t));
+    if (!sae->acts.offsets_host || !sae->acts.perm_host || !sae->acts.group_tokens)
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the separate mode's groups");
     return SAEC_OK;
 }
@@ -41,22 +37,23 @@ int sae_separate_group(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int B = (int)sae->hp.timestep_buckets;
     /* On the device, the machinery MoE routing shares. */
-    SAEC_TRY(SAEC_OP(dev, group_count, sae->bucket, n, B, sae->group_counts));
-    SAEC_TRY(SAEC_OP(dev, exclusive_scan, sae->group_counts, B, sae->offsets));
-    SAEC_TRY(SAEC_OP(dev, group_permute, sae->bucket, n, B, sae->offsets, sae->perm, sae->inv));
+    SAEC_TRY(SAEC_OP(dev, group_count, sae->acts.bucket, n, B, sae->acts.group_counts));
+    SAEC_TRY(SAEC_OP(dev, exclusive_scan, sae->acts.group_counts, B, sae->acts.offsets));
+    SAEC_TRY(SAEC_OP(dev, group_permute, sae->acts.bucket, n, B, sae->acts.offsets, sae->acts.perm,
+                     sae->acts.inv));
     /* The same stable counting sort on the host, which holds the bucket ids already: the
        per-group op calls need the offsets, and the code download the permutation. */
-    int32_t *off = sae->offsets_host;
+    int32_t *off = sae->acts.offsets_host;
     memset(off, 0, sizeof(int32_t) * (size_t)(B + 1));
     for (int64_t i = 0; i < n; i++)
-        off[sae->bucket_host[i] + 1]++;
+        off[sae->acts.bucket_host[i] + 1]++;
     for (int g = 0; g < B; g++)
         off[g + 1] += off[g];
     int32_t *next = malloc(sizeof(int32_t) * (size_t)B);
     if (!next) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory grouping the batch");
     memcpy(next, off, sizeof(int32_t) * (size_t)B);
     for (int64_t i = 0; i < n; i++)
-        sae->perm_host[next[sae->bucket_host[i]]++] = (int32_t)i;
+        sae->acts.perm_host[next[sae->acts.bucket_host[i]]++] = (int32_t)i;
     free(next);
     return SAEC_OK;
 }
@@ -70,8 +67,9 @@ static int separate_encode_dense(saec_sae *sae, int64_t n, int train) {
     switch (sae->arch) {
     case SAE_RELU:
     case SAE_ATM:
-        SAEC_TRY(dev->ops->copy(dev, sae->fd, sae->pre, sizeof(float) * (size_t)(n * mb)));
-        SAEC_TRY(SAEC_OP(dev, relu, sae->fd, n * mb));
+        SAEC_TRY(
+            dev->ops->copy(dev, sae->acts.fd, sae->acts.pre, sizeof(float) * (size_t)(n * mb)));
+        SAEC_TRY(SAEC_OP(dev, relu, sae->acts.fd, n * mb));
         if (train && sae->atm_masking) {
             const sae_hparams *hp = &sae->hp;
             const float *a = sae->atm_stats, *q = a + sae->m, *r = a + 2 * sae->m;
@@ -82,21 +80,19 @@ static int separate_encode_dense(saec_sae *sae, int64_t n, int train) {
                                  hp->atm_weights, hp->atm_c, hp->atm_rate, hp->seed,
                                  (uint64_t)(sae->step * B + g), sae->atm_keep + g * mb));
             FOR_EACH_GROUP(sae, g, r0, ng, l0) {
-                SAEC_TRY(SAEC_OP(dev, scale_cols, sae->fd + r0 * mb, ng, mb, sae->atm_keep + l0));
+                SAEC_TRY(
+                    SAEC_OP(dev, scale_cols, sae->acts.fd + r0 * mb, ng, mb, sae->atm_keep + l0));
             }
         }
         return SAEC_OK;
     case SAE_JUMPRELU:
         FOR_EACH_GROUP(sae, g, r0, ng, l0) {
-            SAEC_TRY(SAEC_OP(dev, jumprelu, sae->pre + r0 * mb, ng, mb, sae->log_theta + l0, 1, 1,
-                             sae->fd + r0 * mb));
+            SAEC_TRY(SAEC_OP(dev, jumprelu, sae->acts.pre + r0 * mb, ng, mb,
+                             sae->params.log_theta + l0, 1, 1, sae->acts.fd + r0 * mb));
         }
         return SAEC_OK;
-    case SAE_BATCHTOPK:
-        if (!train && sae->bt_threshold_set)
-            return SAEC_OP(dev, jumprelu, sae->pre, n, mb, sae->bt_threshold, 0, 0, sae->fd);
-        SAEC_TRY(SAEC_OP(dev, batch_topk, sae->pre, n, mb, n * sae->k, sae->fd, sae->bt_batch_thr));
-        return train ? sae_batchtopk_track(sae) : SAEC_OK;
+    case SAE_BATCHTOPK: /* one selection over the batch, all SAEs together */
+        return sae_batchtopk_encode(sae, n, mb, train);
     case SAE_TOPK: break;
     }
     return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
@@ -110,10 +106,10 @@ static int separate_select(saec_sae *sae, int64_t n, int64_t kk, const uint8_t *
     saec_dev *dev = sae->dev;
     const int64_t mb = sae->group_m;
     if (!mask) {
-        SAEC_TRY(SAEC_OP(dev, topk_rows, sae->pre, n, mb, (int)kk, NULL, idx, f));
+        SAEC_TRY(SAEC_OP(dev, topk_rows, sae->acts.pre, n, mb, (int)kk, NULL, idx, f));
     } else {
         FOR_EACH_GROUP(sae, g, r0, ng, l0) {
-            SAEC_TRY(SAEC_OP(dev, topk_rows, sae->pre + r0 * mb, ng, mb, (int)kk, mask + l0,
+            SAEC_TRY(SAEC_OP(dev, topk_rows, sae->acts.pre + r0 * mb, ng, mb, (int)kk, mask + l0,
                              idx + r0 * kk, f + r0 * kk));
         }
     }
@@ -147,37 +143,40 @@ int sae_separate_forward(saec_sae *sae, int64_t n, int train) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, mb = sae->group_m, k = sae->k;
     const int B = (int)sae->hp.timestep_buckets;
-    if (sae->offsets_host[B] != n) /* the rows' buckets come from sae_set_timesteps */
+    if (sae->acts.offsets_host[B] != n) /* the rows' buckets come from sae_set_timesteps */
         return saec_fail(SAEC_ERR_OTHER, "this is a bug in saec; please report it",
                          "separate mode: forward of %lld rows, but the timesteps of %lld were set",
-                         (long long)n, (long long)sae->offsets_host[B]);
+                         (long long)n, (long long)sae->acts.offsets_host[B]);
 
     /* xn = x / s (in place, batch order); xs = xn in bucket order; xc = xs − b_dec. */
-    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->x, sae->x, n, d, 1.0f / sae->scale, NULL, 0.0f));
-    SAEC_TRY(SAEC_OP(dev, gather_rows, sae->x, sae->perm, n, 1, d, sae->xs));
-    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->xs, sae->xc, n, d, 1.0f, sae->b_dec, -1.0f));
+    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->acts.x, sae->acts.x, n, d, 1.0f / sae->scale, NULL,
+                     0.0f));
+    SAEC_TRY(SAEC_OP(dev, gather_rows, sae->acts.x, sae->acts.perm, n, 1, d, sae->acts.xs));
+    SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->acts.xs, sae->acts.xc, n, d, 1.0f, sae->params.b_dec,
+                     -1.0f));
     /* pre [n, mb] = xc_g W_enc,gᵀ + b_enc,g for each bucket g: one grouped GEMM */
-    SAEC_TRY(SAEC_OP(dev, grouped_gemm, 1, B, sae->offsets, mb, d, 1.0f, sae->xc, sae->W_enc_t,
-                     0.0f, sae->pre, sae->b_enc));
+    SAEC_TRY(SAEC_OP(dev, grouped_gemm, 1, B, sae->acts.offsets, mb, d, 1.0f, sae->acts.xc,
+                     sae->params.W_enc_t, 0.0f, sae->acts.pre, sae->params.b_enc));
 
     if (sae->dense) { /* x̂ = f_g W_dec,g + b_dec */
         SAEC_TRY(separate_encode_dense(sae, n, train));
-        SAEC_TRY(SAEC_OP(dev, grouped_gemm, 0, B, sae->offsets, d, mb, 1.0f, sae->fd, sae->W_dec,
-                         0.0f, sae->xhat_s, NULL));
-        SAEC_TRY(
-            SAEC_OP(dev, scale_add_rows, sae->xhat_s, sae->xhat_s, n, d, 1.0f, sae->b_dec, 1.0f));
-        SAEC_TRY(SAEC_OP(dev, count_positive, sae->fd, n * mb, 0, sae->l0_count));
+        SAEC_TRY(SAEC_OP(dev, grouped_gemm, 0, B, sae->acts.offsets, d, mb, 1.0f, sae->acts.fd,
+                         sae->params.W_dec, 0.0f, sae->acts.xhat_s, NULL));
+        SAEC_TRY(SAEC_OP(dev, scale_add_rows, sae->acts.xhat_s, sae->acts.xhat_s, n, d, 1.0f,
+                         sae->params.b_dec, 1.0f));
+        SAEC_TRY(SAEC_OP(dev, count_positive, sae->acts.fd, n * mb, 0, sae->l0_count));
     } else {
-        SAEC_TRY(separate_select(sae, n, k, NULL, sae->idx, sae->f));
-        SAEC_TRY(separate_sparse_decode(sae, k, sae->idx, sae->f, sae->W_dec, sae->b_dec, 0,
-                                        sae->xhat_s));
-        SAEC_TRY(SAEC_OP(dev, count_positive, sae->f, n * k, 0, sae->l0_count));
+        SAEC_TRY(separate_select(sae, n, k, NULL, sae->acts.idx, sae->acts.f));
+        SAEC_TRY(separate_sparse_decode(sae, k, sae->acts.idx, sae->acts.f, sae->params.W_dec,
+                                        sae->params.b_dec, 0, sae->acts.xhat_s));
+        SAEC_TRY(SAEC_OP(dev, count_positive, sae->acts.f, n * k, 0, sae->l0_count));
     }
     /* the nmse of the whole (global) batch; its statistics do not depend on the row order */
-    SAEC_TRY(sae_recon(sae, sae->xs, sae->xhat_s, sae->data_mean, n, 1.0f, sae->stats,
-                       train ? sae->g : NULL));
+    SAEC_TRY(sae_recon(sae, sae->acts.xs, sae->acts.xhat_s, sae->data_mean, n, 1.0f, sae->stats,
+                       train ? sae->acts.g : NULL));
     if (!train) /* evaluation reads x̂ in the batch's order */
-        return SAEC_OP(dev, scatter_rows, sae->xhat_s, sae->inv, NULL, n, 1, d, 0, sae->xhat);
+        return SAEC_OP(dev, scatter_rows, sae->acts.xhat_s, sae->acts.inv, NULL, n, 1, d, 0,
+                       sae->acts.xhat);
 
     SAEC_TRY(separate_track_training(sae));
     if (sae->aux_k == 0) return SAEC_OK;
@@ -185,16 +184,13 @@ int sae_separate_forward(saec_sae *sae, int64_t n, int train) {
     /* AuxK per SAE: its dead latents' top-k_aux model the residual of its tokens (SPEC §2),
        normalised over the global batch like the main nmse. */
     const int64_t ka = sae->aux_k;
-    SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->xs, -1.0f, sae->xhat_s, sae->e));
-    SAEC_TRY(
-        SAEC_OP(dev, col_sum, sae->e, n, d, 1.0f / (float)(n * sae->world), 0.0f, sae->e_mean));
-    if (sae->distributed) /* the global batch's mean residual */
-        SAEC_TRY(saec_comm_allreduce(sae->comm, sae->e_mean, d, SAEC_DT_F32, SAEC_RED_SUM));
-    SAEC_TRY(separate_select(sae, n, ka, sae->dead_mask, sae->idx_aux, sae->f_aux));
-    SAEC_TRY(
-        separate_sparse_decode(sae, ka, sae->idx_aux, sae->f_aux, sae->W_dec, NULL, 0, sae->ehat));
-    return sae_recon(sae, sae->e, sae->ehat, sae->e_mean, n, sae->aux_alpha, sae->aux_stats,
-                     sae->g_aux);
+    SAEC_TRY(SAEC_OP(dev, axpby, n * d, 1.0f, sae->acts.xs, -1.0f, sae->acts.xhat_s, sae->acts.e));
+    SAEC_TRY(sae_residual_mean(sae, sae->acts.e, n, sae->acts.e_mean)); /* the global batch's */
+    SAEC_TRY(separate_select(sae, n, ka, sae->dead_mask, sae->acts.idx_aux, sae->acts.f_aux));
+    SAEC_TRY(separate_sparse_decode(sae, ka, sae->acts.idx_aux, sae->acts.f_aux, sae->params.W_dec,
+                                    NULL, 0, sae->acts.ehat));
+    return sae_recon(sae, sae->acts.e, sae->acts.ehat, sae->acts.e_mean, n, sae->aux_alpha,
+                     sae->aux_stats, sae->acts.g_aux);
 }
 
 /* Each SAE's clock counts its own bucket's tokens (an empty bucket's SAE does not age); the
@@ -206,11 +202,12 @@ static int separate_track_local(saec_sae *sae, int64_t *since_fired, int64_t *fi
     FOR_EACH_GROUP(sae, g, r0, ng, l0) {
         int64_t *fc = fire_count ? fire_count + l0 : NULL;
         if (sae->dense)
-            SAEC_TRY(SAEC_OP(dev, track_fired_dense, sae->fd + r0 * mb, ng, mb, since_fired + l0,
-                             fc, dead_after, dead_mask + l0, dead_count));
-        else
-            SAEC_TRY(SAEC_OP(dev, track_fired, sae->idx + r0 * k, sae->f + r0 * k, ng, (int)k, mb,
+            SAEC_TRY(SAEC_OP(dev, track_fired_dense, sae->acts.fd + r0 * mb, ng, mb,
                              since_fired + l0, fc, dead_after, dead_mask + l0, dead_count));
+        else
+            SAEC_TRY(SAEC_OP(dev, track_fired, sae->acts.idx + r0 * k, sae->acts.f + r0 * k, ng,
+                             (int)k, mb, since_fired + l0, fc, dead_after, dead_mask + l0,
+                             dead_count));
     }
     return SAEC_OK;
 }
@@ -231,17 +228,17 @@ static int separate_track_training(saec_sae *sae) {
     saec_dev *dev = sae->dev;
     const int64_t B = sae->hp.timestep_buckets, mb = sae->group_m;
     for (int64_t g = 0; g < B; g++)
-        sae->group_tokens[g] = sae->offsets_host[g + 1] - sae->offsets_host[g];
+        sae->acts.group_tokens[g] = sae->acts.offsets_host[g + 1] - sae->acts.offsets_host[g];
     if (sae->distributed) {
         int64_t *local = malloc(sizeof(int64_t) * (size_t)B);
         if (!local) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory tracking latents");
-        memcpy(local, sae->group_tokens, sizeof(int64_t) * (size_t)B);
-        int rc =
-            saec_comm_allreduce_host(sae->comm, sae->group_tokens, B, SAEC_DT_I64, SAEC_RED_SUM);
+        memcpy(local, sae->acts.group_tokens, sizeof(int64_t) * (size_t)B);
+        int rc = saec_comm_allreduce_host(sae->comm, sae->acts.group_tokens, B, SAEC_DT_I64,
+                                          SAEC_RED_SUM);
         for (int64_t g = 0; g < B && rc == SAEC_OK; g++)
-            if (sae->group_tokens[g] > local[g])
-                rc = SAEC_OP(dev, track_fired, NULL, NULL, sae->group_tokens[g] - local[g], 0, mb,
-                             sae->since_fired + g * mb, NULL, sae->dead_after,
+            if (sae->acts.group_tokens[g] > local[g])
+                rc = SAEC_OP(dev, track_fired, NULL, NULL, sae->acts.group_tokens[g] - local[g], 0,
+                             mb, sae->since_fired + g * mb, NULL, sae->dead_after,
                              sae->dead_mask + g * mb, sae->dead_count);
         free(local);
         SAEC_TRY(rc);
@@ -264,9 +261,9 @@ static int separate_atm_over_ranks(saec_sae *sae) {
     saec_dev *dev = sae->dev;
     const int64_t m = sae->m, mb = sae->group_m, B = sae->hp.timestep_buckets;
     for (int64_t g = 0; g < B; g++) {
-        const int64_t ng = sae->offsets_host[g + 1] - sae->offsets_host[g];
-        const float w = sae->group_tokens[g] > 0 ? (float)ng / (float)sae->group_tokens[g]
-                                                 : 1.0f / (float)sae->world; /* unchanged */
+        const int64_t ng = sae->acts.offsets_host[g + 1] - sae->acts.offsets_host[g];
+        const float w = sae->acts.group_tokens[g] > 0 ? (float)ng / (float)sae->acts.group_tokens[g]
+                                                      : 1.0f / (float)sae->world; /* unchanged */
         for (int s = 0; s < 3; s++) {
             float *slice = sae->atm_stats + s * m + g * mb;
             SAEC_TRY(SAEC_OP(dev, axpby, mb, w, slice, 0.0f, NULL, slice));
@@ -279,82 +276,89 @@ int sae_separate_backward(saec_sae *sae, int64_t n) {
     saec_dev *dev = sae->dev;
     const int64_t d = sae->d, mb = sae->group_m, k = sae->k, ka = sae->aux_k;
     const int B = (int)sae->hp.timestep_buckets;
-    SAEC_TRY(dev->ops->zero(dev, sae->grads, sizeof(float) * (size_t)sae->n_params));
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->g, n, d, 1.0f, 0.0f, sae->db_dec));
+    SAEC_TRY(dev->ops->zero(dev, sae->grad_arena, sizeof(float) * (size_t)sae->n_params));
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.g, n, d, 1.0f, 0.0f, sae->grads.b_dec));
 
-    float *dpre = sae->dfd; /* dense: [n, mb] ∂L/∂f, then ∂L/∂pre */
+    float *dpre = sae->acts.dfd; /* dense: [n, mb] ∂L/∂f, then ∂L/∂pre */
     if (sae->dense) {
         /* penalties: means over the global batch's tokens */
         const float coef = sae->sparsity_coef / (float)(n * sae->world);
-        SAEC_TRY(SAEC_OP(dev, grouped_gemm_wgrad, B, sae->offsets, mb, d, 1.0f, sae->fd, sae->g,
-                         1.0f, sae->dW_dec)); /* dW_dec,g += f_gᵀ g_g */
-        SAEC_TRY(SAEC_OP(dev, grouped_gemm, 1, B, sae->offsets, mb, d, 1.0f, sae->g, sae->W_dec,
-                         0.0f, dpre, NULL)); /* ∂L/∂f_g = g_g W_dec,gᵀ */
+        SAEC_TRY(SAEC_OP(dev, grouped_gemm_wgrad, B, sae->acts.offsets, mb, d, 1.0f, sae->acts.fd,
+                         sae->acts.g, 1.0f, sae->grads.W_dec)); /* dW_dec,g += f_gᵀ g_g */
+        SAEC_TRY(SAEC_OP(dev, grouped_gemm, 1, B, sae->acts.offsets, mb, d, 1.0f, sae->acts.g,
+                         sae->params.W_dec, 0.0f, dpre, NULL)); /* ∂L/∂f_g = g_g W_dec,gᵀ */
         switch (sae->arch) {
         case SAE_ATM: {
             float *a = sae->atm_stats, *q = a + sae->m, *r = a + 2 * sae->m;
             FOR_EACH_GROUP(sae, g, r0, ng, l0) {
-                SAEC_TRY(SAEC_OP(dev, atm_stats, sae->fd + r0 * mb, dpre + r0 * mb, sae->stats,
-                                 sae->W_dec + l0 * d, ng, mb, d, sae->hp.atm_beta, a + l0, q + l0,
-                                 r + l0));
+                SAEC_TRY(SAEC_OP(dev, atm_stats, sae->acts.fd + r0 * mb, dpre + r0 * mb, sae->stats,
+                                 sae->params.W_dec + l0 * d, ng, mb, d, sae->hp.atm_beta, a + l0,
+                                 q + l0, r + l0));
             }
             SAEC_TRY(separate_atm_over_ranks(sae));
         }
             /* fall through */
         case SAE_RELU:
-            SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * mb));
+            SAEC_TRY(SAEC_OP(dev, relu_backward, sae->acts.fd, dpre, n * mb));
             SAEC_TRY(dev->ops->zero(dev, sae->group_penalty, sizeof(double) * (size_t)B));
             FOR_EACH_GROUP(sae, g, r0, ng, l0) {
-                SAEC_TRY(SAEC_OP(dev, l1_penalty, sae->fd + r0 * mb, sae->W_dec + l0 * d, ng, mb, d,
-                                 coef, dpre + r0 * mb, sae->dW_dec + l0 * d,
-                                 sae->group_penalty + g));
+                SAEC_TRY(SAEC_OP(dev, l1_penalty, sae->acts.fd + r0 * mb,
+                                 sae->params.W_dec + l0 * d, ng, mb, d, coef, dpre + r0 * mb,
+                                 sae->grads.W_dec + l0 * d, sae->group_penalty + g));
             }
             break;
         case SAE_JUMPRELU:
             FOR_EACH_GROUP(sae, g, r0, ng, l0) {
-                SAEC_TRY(SAEC_OP(dev, jumprelu_backward, sae->pre + r0 * mb, sae->log_theta + l0,
-                                 ng, mb, sae->hp.jumprelu_bandwidth, coef, dpre + r0 * mb,
-                                 sae->dlog_theta + l0));
+                SAEC_TRY(SAEC_OP(dev, jumprelu_backward, sae->acts.pre + r0 * mb,
+                                 sae->params.log_theta + l0, ng, mb, sae->hp.jumprelu_bandwidth,
+                                 coef, dpre + r0 * mb, sae->grads.log_theta + l0));
             }
             break;
-        case SAE_BATCHTOPK: SAEC_TRY(SAEC_OP(dev, relu_backward, sae->fd, dpre, n * mb)); break;
+        case SAE_BATCHTOPK:
+            SAEC_TRY(SAEC_OP(dev, relu_backward, sae->acts.fd, dpre, n * mb));
+            break;
         case SAE_TOPK: break;
         }
     } else
-        SAEC_TRY(separate_outer_accum(sae, k, sae->idx, sae->f, sae->g, sae->dW_dec, NULL));
+        SAEC_TRY(separate_outer_accum(sae, k, sae->acts.idx, sae->acts.f, sae->acts.g,
+                                      sae->grads.W_dec, NULL));
     if (ka > 0)
-        SAEC_TRY(
-            separate_outer_accum(sae, ka, sae->idx_aux, sae->f_aux, sae->g_aux, sae->dW_dec, NULL));
+        SAEC_TRY(separate_outer_accum(sae, ka, sae->acts.idx_aux, sae->acts.f_aux, sae->acts.g_aux,
+                                      sae->grads.W_dec, NULL));
     SAEC_TRY(sae_grads_ready(sae, SAE_W_DEC, SAE_W_DEC)); /* summed while the encoder's run */
 
     /* Encoder: dW_enc_t, db_enc and dxc = ∂L/∂xc. */
     if (sae->dense) {
-        SAEC_TRY(SAEC_OP(dev, grouped_gemm_wgrad, B, sae->offsets, mb, d, 1.0f, dpre, sae->xc, 1.0f,
-                         sae->dW_enc_t)); /* dW_enc_t,g += dpre_gᵀ xc_g */
-        SAEC_TRY(SAEC_OP(dev, grouped_col_sum, B, sae->offsets, mb, dpre, 1.0f, 1.0f, sae->db_enc));
-        SAEC_TRY(SAEC_OP(dev, grouped_gemm, 0, B, sae->offsets, d, mb, 1.0f, dpre, sae->W_enc_t,
-                         0.0f, sae->dxc, NULL)); /* dxc_g = dpre_g W_enc_t,g */
+        SAEC_TRY(SAEC_OP(dev, grouped_gemm_wgrad, B, sae->acts.offsets, mb, d, 1.0f, dpre,
+                         sae->acts.xc, 1.0f, sae->grads.W_enc_t)); /* dW_enc_t,g += dpre_gᵀ xc_g */
+        SAEC_TRY(SAEC_OP(dev, grouped_col_sum, B, sae->acts.offsets, mb, dpre, 1.0f, 1.0f,
+                         sae->grads.b_enc));
+        SAEC_TRY(SAEC_OP(dev, grouped_gemm, 0, B, sae->acts.offsets, d, mb, 1.0f, dpre,
+                         sae->params.W_enc_t, 0.0f, sae->acts.dxc,
+                         NULL)); /* dxc_g = dpre_g W_enc_t,g */
     }
     /* the sparse codes (topk's main codes, AuxK's): ∂L/∂pre at the kept entries, then the same */
     for (int pass = sae->dense ? 1 : 0; pass < (ka > 0 ? 2 : 1); pass++) {
         const int64_t kk = pass == 0 ? k : ka;
-        const int32_t *idx = pass == 0 ? sae->idx : sae->idx_aux;
-        const float *f = pass == 0 ? sae->f : sae->f_aux, *g = pass == 0 ? sae->g : sae->g_aux;
-        float *df = pass == 0 ? sae->df : sae->df_aux;
+        const int32_t *idx = pass == 0 ? sae->acts.idx : sae->acts.idx_aux;
+        const float *f = pass == 0 ? sae->acts.f : sae->acts.f_aux,
+                    *g = pass == 0 ? sae->acts.g : sae->acts.g_aux;
+        float *df = pass == 0 ? sae->acts.df : sae->acts.df_aux;
         FOR_EACH_GROUP(sae, grp, r0, ng, l0) {
-            SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g + r0 * d, idx + r0 * kk, sae->W_dec + l0 * d,
-                             ng, (int)kk, mb, d, df + r0 * kk));
+            SAEC_TRY(SAEC_OP(dev, sparse_row_dots, g + r0 * d, idx + r0 * kk,
+                             sae->params.W_dec + l0 * d, ng, (int)kk, mb, d, df + r0 * kk));
         }
         SAEC_TRY(SAEC_OP(dev, relu_backward, f, df, n * kk)); /* ReLU after the selection */
-        SAEC_TRY(separate_outer_accum(sae, kk, idx, df, sae->xc, sae->dW_enc_t, sae->db_enc));
+        SAEC_TRY(separate_outer_accum(sae, kk, idx, df, sae->acts.xc, sae->grads.W_enc_t,
+                                      sae->grads.b_enc));
         /* the first pass to write dxc overwrites it */
-        SAEC_TRY(separate_sparse_decode(sae, kk, idx, df, sae->W_enc_t, NULL,
-                                        sae->dense || pass > 0, sae->dxc));
+        SAEC_TRY(separate_sparse_decode(sae, kk, idx, df, sae->params.W_enc_t, NULL,
+                                        sae->dense || pass > 0, sae->acts.dxc));
     }
     SAEC_TRY(sae_grads_ready(sae, SAE_W_ENC_T, SAE_B_ENC));
-    SAEC_TRY(SAEC_OP(dev, col_sum, sae->dxc, n, d, -1.0f, 1.0f, sae->db_dec));
+    SAEC_TRY(SAEC_OP(dev, col_sum, sae->acts.dxc, n, d, -1.0f, 1.0f, sae->grads.b_dec));
     SAEC_TRY(sae_grads_ready(sae, SAE_B_DEC, SAE_N_TENSORS - 1));
-    return sae->distributed ? saec_comm_grad_wait(sae->comm) : SAEC_OK;
+    return sae_grads_wait(sae);
 }
 
 int sae_separate_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f, int64_t *kk) {
@@ -368,10 +372,10 @@ int sae_separate_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f
         free(val), free(loc);
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory downloading the codes");
     }
-    int rc = dev->ops->download(dev, val, sae->dense ? sae->fd : sae->f,
+    int rc = dev->ops->download(dev, val, sae->dense ? sae->acts.fd : sae->acts.f,
                                 sizeof(float) * (size_t)(n * width));
     if (rc == SAEC_OK && loc)
-        rc = dev->ops->download(dev, loc, sae->idx, sizeof(int32_t) * (size_t)(n * width));
+        rc = dev->ops->download(dev, loc, sae->acts.idx, sizeof(int32_t) * (size_t)(n * width));
     int64_t widest = sae->dense ? 1 : width;
     if (rc == SAEC_OK && sae->dense) /* compacted to the widest row's count */
         for (int64_t p = 0; p < n; p++) {
@@ -382,8 +386,8 @@ int sae_separate_download_codes(saec_sae *sae, int64_t n, int32_t *idx, float *f
         }
     /* sorted position p → batch row perm[p]; local latent j of bucket g → global g·mb + j */
     for (int64_t g = 0; g < B && rc == SAEC_OK; g++)
-        for (int64_t p = sae->offsets_host[g]; p < sae->offsets_host[g + 1]; p++) {
-            const int64_t row = sae->perm_host[p];
+        for (int64_t p = sae->acts.offsets_host[g]; p < sae->acts.offsets_host[g + 1]; p++) {
+            const int64_t row = sae->acts.perm_host[p];
             int64_t c = 0;
             for (int64_t j = 0; j < width; j++) {
                 const float v = val[p * width + j];

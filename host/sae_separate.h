@@ -17,7 +17,7 @@
  * batch's order for evaluation.
  *
  * Data-parallel, ranks hold different numbers of each bucket's tokens; the step is still the one
- * process's on the global batch: global nmse and AuxK residual (as in sae.c), per-bucket token
+ * process's on the global batch: global nmse and AuxK residual (as in sae_step.c), per-bucket token
  * counts summed across ranks for the dead-latent clocks, ATM statistics weighted by each rank's
  * share of the bucket.
  */

@@ -177,7 +177,7 @@ static int run_setup(run *r, int resume) {
        config.json records. */
     SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
     snprintf(cfg->timestep_mode, sizeof cfg->timestep_mode, "%s",
-             saec_config_timestep_mode(cfg, r->data->has_timesteps));
+             sae_ts_mode_name(saec_config_timestep_mode(cfg, r->data->has_timesteps)));
     if (r->world > 1) {
         /* Ranks started with different configurations would train different models: refuse.
            Each rank may name its own device and (until rank 0's is broadcast) run directory. */

@@ -216,7 +216,7 @@ static int engine_step(saec_dev *dev, saec_sae *sae, problem *q, float *grads, d
     q->lambda = q->arch == SAE_RELU ? (double)sae->sparsity_coef : 0.0;
     REQUIRE(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
     REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
-    REQUIRE(dev->ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) ==
+    REQUIRE(dev->ops->download(dev, grads, sae->grad_arena, sizeof(float) * (size_t)sae->n_params) ==
               SAEC_OK,
           "download");
     sae_step_stats st;
@@ -249,10 +249,10 @@ static int fix_base_point(saec_dev *dev, saec_sae *sae, const params *p, problem
     int32_t idx[N * K], idx_aux[N * KA];
     uint8_t dead[M];
     float xhat[N * D];
-    REQUIRE(ops->download(dev, idx, sae->idx, sizeof idx) == SAEC_OK, "download");
-    REQUIRE(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, idx, sae->acts.idx, sizeof idx) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, idx_aux, sae->acts.idx_aux, sizeof idx_aux) == SAEC_OK, "download");
     REQUIRE(ops->download(dev, dead, sae->dead_mask, sizeof dead) == SAEC_OK, "download");
-    REQUIRE(ops->download(dev, xhat, sae->xhat, sizeof xhat) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, xhat, sae->acts.xhat, sizeof xhat) == SAEC_OK, "download");
     int aux_slots = 0, aux_codes = 0, n_dead = 0;
     for (int j = 0; j < M; j++)
         n_dead += dead[j] != 0;
@@ -317,8 +317,9 @@ static int same_as_plain(saec_dev *dev, saec_sae *mod, saec_sae *plain, const ch
         sae_begin_step(both[v], STEP, TOTAL);
         REQUIRE(sae_forward(both[v], N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
         REQUIRE(sae_backward(both[v], N) == SAEC_OK, "sae_backward: %s", saec_error_message());
-        REQUIRE(dev->ops->download(dev, pre[v], both[v]->pre, sizeof pre[v]) == SAEC_OK, "download");
-        REQUIRE(dev->ops->download(dev, grads[v], both[v]->grads,
+        REQUIRE(dev->ops->download(dev, pre[v], both[v]->acts.pre, sizeof pre[v]) == SAEC_OK,
+              "download");
+        REQUIRE(dev->ops->download(dev, grads[v], both[v]->grad_arena,
                                  sizeof(float) * (size_t)both[v]->n_params) == SAEC_OK,
               "download");
     }

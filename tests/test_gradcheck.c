@@ -161,20 +161,20 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     for (int i = 0; i < D; i++)
         muf[i] = (float)q.mu[i];
     const saec_op_table *ops = dev->ops;
-    ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params);
+    ops->upload(dev, sae->param_arena, arena, sizeof(float) * (size_t)sae->n_params);
     ops->upload(dev, sae->data_mean, muf, sizeof muf);
-    ops->upload(dev, sae->x, xf, sizeof xf);
+    ops->upload(dev, sae->acts.x, xf, sizeof xf);
     REQUIRE(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
     REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
 
     float grads[4096], xhat[N * D];
     int32_t idx[N * K], idx_aux[N * KA];
     uint8_t dead[M];
-    ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params);
-    ops->download(dev, idx, sae->idx, sizeof idx);
-    ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux);
+    ops->download(dev, grads, sae->grad_arena, sizeof(float) * (size_t)sae->n_params);
+    ops->download(dev, idx, sae->acts.idx, sizeof idx);
+    ops->download(dev, idx_aux, sae->acts.idx_aux, sizeof idx_aux);
     ops->download(dev, dead, sae->dead_mask, sizeof dead);
-    ops->download(dev, xhat, sae->xhat, sizeof xhat);
+    ops->download(dev, xhat, sae->acts.xhat, sizeof xhat);
     sae_step_stats st;
     sae_read_stats(sae, &st);
     const double engine_loss = sae_loss(sae, &st);

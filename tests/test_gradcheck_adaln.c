@@ -194,15 +194,16 @@ static int make_sae(saec_dev *dev, sae_arch arch, int adaln, uint64_t seed, para
     for (int i = 0; i < D; i++)
         muf[i] = (float)q->mu[i];
     sae->scale = (float)SCALE;
-    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->param_arena, arena, sizeof(float) * (size_t)sae->n_params) ==
+              SAEC_OK,
           "upload");
     REQUIRE(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
-    REQUIRE(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->acts.x, xf, sizeof xf) == SAEC_OK, "upload");
     if (adaln) {
         REQUIRE(sae_set_timesteps(sae, TIMESTEPS, N) == SAEC_OK, "sae_set_timesteps: %s",
               saec_error_message());
         float emb[N * E];
-        REQUIRE(ops->download(dev, emb, sae->emb, sizeof emb) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, emb, sae->acts.emb, sizeof emb) == SAEC_OK, "download");
         for (int t = 0; t < N; t++)
             for (int i = 0; i < E; i++)
                 REQUIRE(fabs(emb[t * E + i] - q->emb[t][i]) <= 1e-6,
@@ -236,8 +237,8 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
        MLP shows here before it shows in the loss). */
     {
         float es[N * D], eh[N * D];
-        REQUIRE(ops->download(dev, es, sae->ada_s, sizeof es) == SAEC_OK, "download");
-        REQUIRE(ops->download(dev, eh, sae->ada_h, sizeof eh) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, es, sae->acts.ada_s, sizeof es) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, eh, sae->acts.ada_h, sizeof eh) == SAEC_OK, "download");
         for (int t = 0; t < N; t++) {
             double s[D], h[D];
             modulation(&p, &q, t, s, h);
@@ -299,7 +300,7 @@ static int timestep_range(saec_dev *dev) {
     REQUIRE(sae_set_timesteps(sae, ok, 2) == SAEC_OK, "timesteps {0, T−1} rejected: %s",
           saec_error_message());
     float emb[2 * E];
-    REQUIRE(dev->ops->download(dev, emb, sae->emb, sizeof emb) == SAEC_OK, "download");
+    REQUIRE(dev->ops->download(dev, emb, sae->acts.emb, sizeof emb) == SAEC_OK, "download");
     for (int r = 0; r < 2; r++) {
         double want[E];
         embed(ok[r], want);

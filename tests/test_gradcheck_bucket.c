@@ -130,15 +130,16 @@ static int make_sae(saec_dev *dev, sae_arch arch, int64_t buckets, uint64_t seed
     for (int i = 0; i < D; i++)
         muf[i] = (float)q->mu[i];
     sae->scale = (float)SCALE;
-    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->param_arena, arena, sizeof(float) * (size_t)sae->n_params) ==
+              SAEC_OK,
           "upload");
     REQUIRE(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
-    REQUIRE(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->acts.x, xf, sizeof xf) == SAEC_OK, "upload");
     if (buckets > 0) {
         REQUIRE(sae_set_timesteps(sae, TIMESTEPS, N) == SAEC_OK, "sae_set_timesteps: %s",
               saec_error_message());
         int32_t bk[N];
-        REQUIRE(ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, bk, sae->acts.bucket, sizeof bk) == SAEC_OK, "download");
         for (int t = 0; t < N; t++)
             REQUIRE(bk[t] == q->bucket[t], "timestep %d: engine bucket %d, expected %d", TIMESTEPS[t],
                   bk[t], q->bucket[t]);
@@ -222,7 +223,7 @@ static int timestep_range(saec_dev *dev) {
     REQUIRE(sae_set_timesteps(sae, ok, 2) == SAEC_OK, "timesteps {0, T−1} rejected: %s",
           saec_error_message());
     int32_t bk[2];
-    REQUIRE(dev->ops->download(dev, bk, sae->bucket, sizeof bk) == SAEC_OK, "download");
+    REQUIRE(dev->ops->download(dev, bk, sae->acts.bucket, sizeof bk) == SAEC_OK, "download");
     REQUIRE(bk[0] == 0 && bk[1] == B - 1, "buckets of {0, T−1}: %d, %d", bk[0], bk[1]);
     const int32_t bad[3][2] = {{5, T_STEPS}, {-1, 5}, {T_STEPS + 500, 0}};
     for (int c = 0; c < 3; c++) {

@@ -348,10 +348,11 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     for (int i = 0; i < D; i++)
         muf[i] = (float)q.mu[i];
     sae->scale = (float)SCALE;
-    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->param_arena, arena, sizeof(float) * (size_t)sae->n_params) ==
+              SAEC_OK,
           "upload");
     REQUIRE(ops->upload(dev, sae->data_mean, muf, sizeof muf) == SAEC_OK, "upload");
-    REQUIRE(ops->upload(dev, sae->x, xf, sizeof xf) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->acts.x, xf, sizeof xf) == SAEC_OK, "upload");
     if (arch == SAE_ATM)
         REQUIRE(ops->upload(dev, sae->atm_stats, stats_host, sizeof stats_host) == SAEC_OK, "upload");
 
@@ -366,9 +367,10 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
 
     float fd[N * M];
-    REQUIRE(ops->download(dev, grads, sae->grads, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->download(dev, grads, sae->grad_arena, sizeof(float) * (size_t)sae->n_params) ==
+              SAEC_OK,
           "download");
-    REQUIRE(ops->download(dev, fd, sae->fd, sizeof fd) == SAEC_OK, "download");
+    REQUIRE(ops->download(dev, fd, sae->acts.fd, sizeof fd) == SAEC_OK, "download");
     sae_step_stats st;
     REQUIRE(sae_read_stats(sae, &st) == SAEC_OK, "sae_read_stats");
     const double engine_loss = sae_loss(sae, &st);
@@ -439,7 +441,8 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         REQUIRE(ops->download(dev, &thr, sae->bt_batch_thr, sizeof thr) == SAEC_OK, "download");
         REQUIRE(ops->download(dev, dead_engine, sae->dead_mask, sizeof dead_engine) == SAEC_OK,
               "download");
-        REQUIRE(ops->download(dev, idx_aux, sae->idx_aux, sizeof idx_aux) == SAEC_OK, "download");
+        REQUIRE(ops->download(dev, idx_aux, sae->acts.idx_aux, sizeof idx_aux) == SAEC_OK,
+              "download");
         REQUIRE(fabs(thr - lowest_kept) <= 1e-5 * fabs(lowest_kept),
               "batchtopk: batch threshold %.8g, reference %.8g", thr, lowest_kept);
         for (int j = 0; j < M; j++) {
@@ -580,10 +583,11 @@ static int atm_mask_draw(saec_dev *dev, uint64_t seed, int64_t step, int64_t tot
         x[i] = (float)saec_rng_normal(&rng);
     atm_stats_draw(&rng, MR, stats);
     const saec_op_table *ops = dev->ops;
-    REQUIRE(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params) == SAEC_OK,
+    REQUIRE(ops->upload(dev, sae->param_arena, arena, sizeof(float) * (size_t)sae->n_params) ==
+              SAEC_OK,
           "upload");
     REQUIRE(ops->upload(dev, sae->data_mean, mu, sizeof mu) == SAEC_OK, "upload");
-    REQUIRE(ops->upload(dev, sae->x, x, sizeof x) == SAEC_OK, "upload");
+    REQUIRE(ops->upload(dev, sae->acts.x, x, sizeof x) == SAEC_OK, "upload");
     REQUIRE(ops->upload(dev, sae->atm_stats, stats, sizeof stats) == SAEC_OK, "upload");
     float ones[MR];
     for (int j = 0; j < MR; j++)

@@ -117,14 +117,14 @@ static void run(saec_dev *dev, saec_sae *sae, const float *arena, const problem 
     }
     const int64_t l0 = sep ? 0 : (int64_t)g * MB;
     sae->scale = SCALE;
-    OK(ops->upload(dev, sae->params, arena, sizeof(float) * (size_t)sae->n_params));
+    OK(ops->upload(dev, sae->param_arena, arena, sizeof(float) * (size_t)sae->n_params));
     OK(ops->upload(dev, sae->data_mean, q->mu, sizeof q->mu));
     OK(ops->upload(dev, sae->since_fired, q->since + l0, sizeof(int64_t) * (size_t)m));
     if (sae->atm_stats)
         for (int s = 0; s < 3; s++)
             OK(ops->upload(dev, sae->atm_stats + s * m, q->atm + s * M + l0,
                            sizeof(float) * (size_t)m));
-    OK(ops->upload(dev, sae->x, x, sizeof(float) * (size_t)(n * D)));
+    OK(ops->upload(dev, sae->acts.x, x, sizeof(float) * (size_t)(n * D)));
     if (sep) OK(sae_set_timesteps(sae, ts, n));
     sae_begin_step(sae, STEP, TOTAL);
     if (!sep) sae->step = (int64_t)STEP * B + g; /* the ATM draws of latent g·mb + j */
@@ -136,15 +136,15 @@ static void run(saec_dev *dev, saec_sae *sae, const float *arena, const problem 
     }
     OK(sae_backward(sae, n));
     OK(sae_read_stats(sae, &out->st));
-    OK(ops->download(dev, out->grads, sae->grads, sizeof(float) * (size_t)sae->n_params));
+    OK(ops->download(dev, out->grads, sae->grad_arena, sizeof(float) * (size_t)sae->n_params));
     OK(ops->download(dev, out->since, sae->since_fired, sizeof(int64_t) * (size_t)m));
     if (sae->atm_stats) OK(ops->download(dev, out->atm, sae->atm_stats, sizeof(float) * 3 * m));
     OK(sae_download_codes(sae, n, out->idx, out->f, &out->kk));
     /* evaluation forward on the same rows: x̂ in the batch's row order */
-    OK(ops->upload(dev, sae->x, x, sizeof(float) * (size_t)(n * D)));
+    OK(ops->upload(dev, sae->acts.x, x, sizeof(float) * (size_t)(n * D)));
     if (sep) OK(sae_set_timesteps(sae, ts, n));
     OK(sae_forward(sae, n, 0));
-    OK(ops->download(dev, out->xhat, sae->xhat, sizeof(float) * (size_t)(n * D)));
+    OK(ops->download(dev, out->xhat, sae->acts.xhat, sizeof(float) * (size_t)(n * D)));
 }
 
 static int close_to(double a, double b, double scale) {

@@ -258,8 +258,8 @@ static void test_config(void) {
               strcmp(cfg.timestep_mode, "auto") == 0 && cfg.syn_t_width == 0.15 &&
               cfg.syn_t_drift == 0.5,
           "defaults");
-    CHECK(strcmp(saec_config_timestep_mode(&cfg, 1), "bucket") == 0 &&
-              strcmp(saec_config_timestep_mode(&cfg, 0), "none") == 0,
+    CHECK(saec_config_timestep_mode(&cfg, 1) == SAE_TS_BUCKET &&
+              saec_config_timestep_mode(&cfg, 0) == SAE_TS_NONE,
           "auto resolves");
     CHECK(saec_config_check_timestep_mode(&cfg, 0) == SAEC_OK &&
               saec_config_check_timestep_mode(&cfg, 1) == SAEC_OK,

@@ -9,6 +9,22 @@
 
 #define SAEC_STR_MAX 512
 
+/* The SAE variant and its timestep mode. The configuration keeps them as text (config.json and
+   checkpoints hold the names); code compares these enums, parsed by the functions below (one
+   home: host/config.c). */
+typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
+
+/* How the encoding depends on the timestep (SPEC §6). */
+typedef enum { SAE_TS_NONE = 0, SAE_TS_BUCKET, SAE_TS_ADALN, SAE_TS_SEPARATE } sae_ts_mode;
+
+/* "topk" -> SAE_TOPK ...; -1 for an unknown name. */
+int sae_arch_from_name(const char *name);
+const char *sae_arch_name(sae_arch arch);
+/* "none" -> SAE_TS_NONE ...; -1 for an unknown name ("auto" too: saec_config_timestep_mode
+   resolves it). */
+int sae_ts_mode_from_name(const char *name);
+const char *sae_ts_mode_name(sae_ts_mode mode);
+
 typedef struct {
     /* data */
     char data[SAEC_STR_MAX]; /* HDF5 file; "" = synthetic */
@@ -105,9 +121,11 @@ int saec_config_set(saec_config *cfg, const char *key, const char *value, const 
 int saec_config_load_json(saec_config *cfg, const char *path);
 /* Cross-key checks (k <= latents, ...) after all sources are applied. */
 int saec_config_validate(const saec_config *cfg);
-/* The timestep mode a run uses: timestep_mode, with `auto` resolved to "bucket" for data with
-   timesteps and "none" otherwise. Returns a string literal (safe to copy into cfg). */
-const char *saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps);
+/* cfg->arch parsed (the key table admits only the known names). */
+sae_arch saec_config_arch(const saec_config *cfg);
+/* The timestep mode a run uses: timestep_mode parsed, with `auto` resolved to bucket for data
+   with timesteps and none otherwise (train.c stores the resolved name back into the config). */
+sae_ts_mode saec_config_timestep_mode(const saec_config *cfg, int data_has_timesteps);
 /* Checks the (resolved) timestep mode against the data, once the data is open: bucket, adaln and
    separate need data with timesteps, and separate latents a multiple of timestep_buckets (and
    k <= latents / timestep_buckets for topk, batchtopk).
