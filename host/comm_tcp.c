@@ -22,8 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "comm_internal.h"
 #include "comm_tcp.h"
+#include "comm_util.h"
+#include "log.h" /* saec_now: the monotonic clock */
+#include "saec/saec.h"
 
 #define TCP_MAGIC 0x53414543u /* "SAEC" */
 #define TCP_VERSION 1u

@@ -4,14 +4,12 @@
  * connects to MASTER_ADDR:MASTER_PORT. Every socket operation is bounded by the timeout; on a
  * failure the rank closes its sockets, so its peers fail at once instead of waiting.
  *
- * Internal to saec; exposed for tests (tests/test_comm.c).
+ * Called by comm.c; exposed for tests (tests/test_comm.c).
  */
 #ifndef SAEC_COMM_TCP_H
 #define SAEC_COMM_TCP_H
 
 #include <stddef.h>
-
-#include "comm.h"
 
 typedef struct saec_tcp saec_tcp;
 
@@ -29,11 +27,5 @@ int saec_tcp_allgather(saec_tcp *t, const void *mine, size_t bytes, char **data,
 
 /* buf[bytes] on every rank ← root's buf[bytes]; every rank must pass the same `bytes`. */
 int saec_tcp_bcast(saec_tcp *t, void *buf, size_t bytes, int root);
-
-/* A communicator for host collectives only (bcast_host, allreduce_host, the config check), over
-   this channel: the world comes from the environment (RANK, WORLD_SIZE, MASTER_ADDR,
-   MASTER_PORT), no device, no MPI. Backend name "tcp"; device collectives are refused. World
-   size 1 gives the single backend. */
-int saec_comm_open_tcp_host(double timeout_s, saec_comm **out);
 
 #endif

@@ -26,6 +26,7 @@
 #include "comm.h"
 #include "comm_internal.h"
 #include "comm_tcp.h"
+#include "comm_util.h"
 #include "saec/device.h"
 
 #define EXPECTED_FAILURE 3

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "cuda_elementwise.cuh"
 #include "cuda_internal.cuh"
 
 /* ---- kernels --------------------------------------------------------------------------------- */
@@ -66,34 +67,15 @@ __global__ void scale_add_rows_kernel(const float *in, float *out, int64_t n, in
 /* out[n] = alpha * x + beta * y (y NULL: alpha * x).  Floor: reads 2*n*4, writes n*4 bytes. */
 __global__ void axpby_kernel(int64_t n, float alpha, const float *x, float beta, const float *y,
                              float *out, int vec) {
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        const float4 *y4 = reinterpret_cast<const float4 *>(y);
-        float4 *o4 = reinterpret_cast<float4 *>(out);
-        for (int64_t i = tid; i < n4; i += stride) {
-            float4 a = x4[i], o;
-            if (y) {
-                float4 b = y4[i];
-                o.x = __fadd_rn(__fmul_rn(alpha, a.x), __fmul_rn(beta, b.x));
-                o.y = __fadd_rn(__fmul_rn(alpha, a.y), __fmul_rn(beta, b.y));
-                o.z = __fadd_rn(__fmul_rn(alpha, a.z), __fmul_rn(beta, b.z));
-                o.w = __fadd_rn(__fmul_rn(alpha, a.w), __fmul_rn(beta, b.w));
-            } else {
-                o.x = alpha * a.x;
-                o.y = alpha * a.y;
-                o.z = alpha * a.z;
-                o.w = alpha * a.w;
-            }
-            o4[i] = o;
-        }
-        done = n4 * 4;
+    if (y) {
+        auto ax_by = [=](float a, float b) {
+            return __fadd_rn(__fmul_rn(alpha, a), __fmul_rn(beta, b));
+        };
+        saec_ew_map(n, vec, out, ax_by, x, y);
+    } else {
+        auto ax = [=](float a) { return alpha * a; };
+        saec_ew_map(n, vec, out, ax, x);
     }
-    for (int64_t i = done + tid; i < n; i += stride)
-        out[i] = y ? __fadd_rn(__fmul_rn(alpha, x[i]), __fmul_rn(beta, y[i])) : alpha * x[i];
 }
 
 /* Column sums, pass 1: block (32, 8) sums 32 columns over one chunk of rows in double, in a fixed
@@ -143,46 +125,15 @@ __global__ void col_sum_final_kernel(const double *__restrict__ partial, int nch
 
 /* x = max(x, 0) in place.  Floor: reads and writes n*4 bytes. */
 __global__ void relu_kernel(float *x, int64_t n, int vec) {
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        float4 *x4 = reinterpret_cast<float4 *>(x);
-        for (int64_t i = tid; i < n4; i += stride) {
-            float4 a = x4[i];
-            a.x = a.x > 0.0f ? a.x : 0.0f;
-            a.y = a.y > 0.0f ? a.y : 0.0f;
-            a.z = a.z > 0.0f ? a.z : 0.0f;
-            a.w = a.w > 0.0f ? a.w : 0.0f;
-            x4[i] = a;
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < n; i += stride) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    auto relu = [](float a) { return a > 0.0f ? a : 0.0f; };
+    saec_ew_map(n, vec, x, relu, x);
 }
 
 /* grad *= (act > 0).  Floor: reads 2*n*4, writes n*4 bytes. */
 __global__ void relu_backward_kernel(const float *__restrict__ act, float *grad, int64_t n,
                                      int vec) {
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        const float4 *a4 = reinterpret_cast<const float4 *>(act);
-        float4 *g4 = reinterpret_cast<float4 *>(grad);
-        for (int64_t i = tid; i < n4; i += stride) {
-            float4 a = a4[i], g = g4[i];
-            g.x = a.x > 0.0f ? g.x : 0.0f;
-            g.y = a.y > 0.0f ? g.y : 0.0f;
-            g.z = a.z > 0.0f ? g.z : 0.0f;
-            g.w = a.w > 0.0f ? g.w : 0.0f;
-            g4[i] = g;
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < n; i += stride) grad[i] = act[i] > 0.0f ? grad[i] : 0.0f;
+    auto gate = [](float a, float g) { return a > 0.0f ? g : 0.0f; };
+    saec_ew_map(n, vec, grad, gate, act, grad);
 }
 
 /* ---- gemm: cuBLASLt -------------------------------------------------------------------------- */
@@ -413,9 +364,8 @@ extern "C" int saec_cuda_axpby(saec_dev *dev, int64_t n, float alpha, const floa
     if (n <= 0) return SAEC_OK;
     /* beta == 0 does not read y (BLAS rule, as on the CPU): it may be NULL or hold garbage */
     const float *y_used = beta == 0.0f ? NULL : y;
-    const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(out) &&
-                    (!y_used || saec_cuda_aligned16(y_used));
-    const unsigned blocks = saec_cuda_blocks(vec ? (n + 3) / 4 : n, 256, st->sm_count);
+    const int vec = saec_ew_aligned16(x, out, y_used);
+    const unsigned blocks = saec_ew_blocks(n, vec, 256, st->sm_count);
     axpby_kernel<<<blocks, 256, 0, st->stream>>>(n, alpha, x, beta, y_used, out, vec);
     SAEC_CUDA_CHECK_LAUNCH("axpby_kernel");
     return SAEC_OK;
@@ -463,9 +413,8 @@ extern "C" int saec_cuda_col_sum(saec_dev *dev, const float *x, int64_t n, int64
 extern "C" int saec_cuda_relu(saec_dev *dev, float *x, int64_t n) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     if (n <= 0) return SAEC_OK;
-    const int vec = saec_cuda_aligned16(x);
-    relu_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, 256, st->sm_count), 256, 0,
-                  st->stream>>>(x, n, vec);
+    const int vec = saec_ew_aligned16(x);
+    relu_kernel<<<saec_ew_blocks(n, vec, 256, st->sm_count), 256, 0, st->stream>>>(x, n, vec);
     SAEC_CUDA_CHECK_LAUNCH("relu_kernel");
     return SAEC_OK;
 }
@@ -473,9 +422,9 @@ extern "C" int saec_cuda_relu(saec_dev *dev, float *x, int64_t n) {
 extern "C" int saec_cuda_relu_backward(saec_dev *dev, const float *act, float *grad, int64_t n) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     if (n <= 0) return SAEC_OK;
-    const int vec = saec_cuda_aligned16(act) && saec_cuda_aligned16(grad);
-    relu_backward_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, 256, st->sm_count), 256, 0,
-                           st->stream>>>(act, grad, n, vec);
+    const int vec = saec_ew_aligned16(act, grad);
+    relu_backward_kernel<<<saec_ew_blocks(n, vec, 256, st->sm_count), 256, 0, st->stream>>>(
+        act, grad, n, vec);
     SAEC_CUDA_CHECK_LAUNCH("relu_backward_kernel");
     return SAEC_OK;
 }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cuda_elementwise.cuh"
 #include "cuda_internal.cuh"
 
 /* ---- device helpers -------------------------------------------------------------------------- */
@@ -130,35 +131,10 @@ __global__ void adamw_kernel(float *__restrict__ param, const float *__restrict_
                              float b2, float eps, float lr, float wd, float bc1, float bc2,
                              float max_grad_norm, const double *__restrict__ grad_sumsq, int vec) {
     const float clip = adamw_clip(grad_sumsq, max_grad_norm);
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        float4 *p4 = reinterpret_cast<float4 *>(param);
-        const float4 *g4 = reinterpret_cast<const float4 *>(grad);
-        float4 *a4 = reinterpret_cast<float4 *>(m1);
-        float4 *v4 = reinterpret_cast<float4 *>(m2);
-        for (int64_t i = tid; i < n4; i += stride) {
-            float4 p = p4[i], a = a4[i], v = v4[i];
-            const float4 g = g4[i];
-            adamw_elem(p.x, __fmul_rn(g.x, clip), a.x, v.x, b1, b2, eps, lr, wd, bc1, bc2);
-            adamw_elem(p.y, __fmul_rn(g.y, clip), a.y, v.y, b1, b2, eps, lr, wd, bc1, bc2);
-            adamw_elem(p.z, __fmul_rn(g.z, clip), a.z, v.z, b1, b2, eps, lr, wd, bc1, bc2);
-            adamw_elem(p.w, __fmul_rn(g.w, clip), a.w, v.w, b1, b2, eps, lr, wd, bc1, bc2);
-            p4[i] = p;
-            a4[i] = a;
-            v4[i] = v;
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < n; i += stride) {
-        float p = param[i], a = m1[i], v = m2[i];
-        adamw_elem(p, __fmul_rn(grad[i], clip), a, v, b1, b2, eps, lr, wd, bc1, bc2);
-        param[i] = p;
-        m1[i] = a;
-        m2[i] = v;
-    }
+    auto step = [=](float g, float &p, float &a, float &v) {
+        adamw_elem(p, __fmul_rn(g, clip), a, v, b1, b2, eps, lr, wd, bc1, bc2);
+    };
+    saec_ew_each(n, vec, grad, step, param, m1, m2);
 }
 
 /* The fused decoder update, one block per row: project G_i off W_i, clip, AdamW on W_i, then
@@ -253,11 +229,10 @@ extern "C" int saec_cuda_adamw(saec_dev *dev, float *param, const float *grad, f
                          "cuda op adamw: clipping needs grad_sumsq");
     float bc1, bc2;
     adamw_bias_corrections(&args, &bc1, &bc2);
-    const int vec = saec_cuda_aligned16(param) && saec_cuda_aligned16(grad) &&
-                    saec_cuda_aligned16(m1) && saec_cuda_aligned16(m2);
-    adamw_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, 256, st->sm_count), 256, 0,
-                   st->stream>>>(param, grad, m1, m2, n, args.beta1, args.beta2, args.eps, args.lr,
-                                 args.weight_decay, bc1, bc2, args.max_grad_norm, grad_sumsq, vec);
+    const int vec = saec_ew_aligned16(param, grad, m1, m2);
+    adamw_kernel<<<saec_ew_blocks(n, vec, 256, st->sm_count), 256, 0, st->stream>>>(
+        param, grad, m1, m2, n, args.beta1, args.beta2, args.eps, args.lr, args.weight_decay, bc1,
+        bc2, args.max_grad_norm, grad_sumsq, vec);
     SAEC_CUDA_CHECK_LAUNCH("adamw_kernel");
     return SAEC_OK;
 }

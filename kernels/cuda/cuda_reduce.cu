@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "cuda_elementwise.cuh"
 #include "cuda_internal.cuh"
 
 #define RED_THREADS 256
@@ -101,22 +102,8 @@ __global__ void recon_grad_kernel(const float *__restrict__ x, const float *__re
                                   int vec) {
     const double sst = stats[SAEC_STAT_SST];
     const float coef = sst > 0 ? (float)(-2.0 * (double)grad_scale / sst) : 0.0f;
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = count / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        const float4 *h4 = reinterpret_cast<const float4 *>(xhat);
-        float4 *g4 = reinterpret_cast<float4 *>(grad);
-        for (int64_t i = tid; i < n4; i += stride) {
-            const float4 a = x4[i], b = h4[i];
-            g4[i] = make_float4(coef * (a.x - b.x), coef * (a.y - b.y), coef * (a.z - b.z),
-                                coef * (a.w - b.w));
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < count; i += stride) grad[i] = coef * (x[i] - xhat[i]);
+    auto scaled_diff = [=](float a, float b) { return coef * (a - b); };
+    saec_ew_map(count, vec, grad, scaled_diff, x, xhat);
 }
 
 /* Pass 1 of sum_squares (SQUARES) / count_positive (!SQUARES): block b writes the sum over its
@@ -128,34 +115,14 @@ __global__ void reduce_partial_kernel(const float *__restrict__ x, int64_t n,
                                       unsigned long long *__restrict__ partial_cnt, int vec) {
     __shared__ double s_d[32];
     __shared__ unsigned long long s_u[32];
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     double sq = 0;
     unsigned long long cnt = 0;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        for (int64_t i = tid; i < n4; i += stride) {
-            const float4 v = x4[i];
-            if (SQUARES) {
-                sq += (double)v.x * v.x;
-                sq += (double)v.y * v.y;
-                sq += (double)v.z * v.z;
-                sq += (double)v.w * v.w;
-            } else {
-                cnt += (v.x > 0.0f) + (v.y > 0.0f) + (v.z > 0.0f) + (v.w > 0.0f);
-            }
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < n; i += stride) {
-        const float v = x[i];
+    saec_ew_each(n, vec, x, [&](float v) {
         if (SQUARES)
             sq += (double)v * v;
         else
             cnt += v > 0.0f;
-    }
+    });
     if (SQUARES) {
         sq = saec_block_sum(sq, s_d);
         if (threadIdx.x == 0) partial_sq[blockIdx.x] = sq;
@@ -307,10 +274,9 @@ extern "C" int saec_cuda_recon_grad(saec_dev *dev, const float *x, const float *
     saec_cuda_state *st = saec_cuda_state_of(dev);
     if (n <= 0 || d <= 0) return SAEC_OK;
     const int64_t count = n * d;
-    const int gvec =
-        saec_cuda_aligned16(x) && saec_cuda_aligned16(xhat) && saec_cuda_aligned16(grad);
-    recon_grad_kernel<<<saec_cuda_blocks(gvec ? (count + 3) / 4 : count, 256, st->sm_count), 256, 0,
-                        st->stream>>>(x, xhat, count, grad_scale, stats, grad, gvec);
+    const int gvec = saec_ew_aligned16(x, xhat, grad);
+    recon_grad_kernel<<<saec_ew_blocks(count, gvec, 256, st->sm_count), 256, 0, st->stream>>>(
+        x, xhat, count, grad_scale, stats, grad, gvec);
     SAEC_CUDA_CHECK_LAUNCH("recon_grad_kernel");
     return SAEC_OK;
 }
@@ -334,7 +300,7 @@ static int reduce_launch(saec_dev *dev, const float *x, int64_t n, int accumulat
     const int parts = reduce_parts(n);
     void *s = NULL;
     SAEC_TRY(saec_cuda_scratch(dev, (size_t)parts * 8, &s));
-    const int vec = saec_cuda_aligned16(x);
+    const int vec = saec_ew_aligned16(x);
     double *part_sq = SQUARES ? (double *)s : NULL;
     unsigned long long *part_cnt = SQUARES ? NULL : (unsigned long long *)s;
     reduce_partial_kernel<SQUARES><<<parts, RED_THREADS, 0, st->stream>>>(x, n, part_sq, part_cnt,

@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "cuda_colpass.cuh"
+#include "cuda_elementwise.cuh"
 #include "cuda_internal.cuh"
 #include "saec/hash.h"
 
@@ -63,30 +64,11 @@ __global__ void __launch_bounds__(BTK_THREADS)
     for (int b = threadIdx.x; b < nb; b += blockDim.x)
         h[b] = 0u;
     __syncthreads();
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = len / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        for (int64_t i = tid; i < n4; i += stride) {
-            const float4 v4 = x4[i];
-            const float v[4] = {v4.x, v4.y, v4.z, v4.w};
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                if (!(v[q] > 0.0f)) continue;
-                const uint32_t key = __float_as_uint(v[q]);
-                if ((key >> hi) == prefix) atomicAdd(&h[(key >> shift) & dmask], 1u);
-            }
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < len; i += stride) {
-        const float v = x[i];
-        if (!(v > 0.0f)) continue;
+    saec_ew_each(len, vec, x, [&](float v) {
+        if (!(v > 0.0f)) return;
         const uint32_t key = __float_as_uint(v);
         if ((key >> hi) == prefix) atomicAdd(&h[(key >> shift) & dmask], 1u);
-    }
+    });
     __syncthreads();
     for (int b = threadIdx.x; b < nb; b += blockDim.x)
         if (h[b]) atomicAdd(&st->hist[b], (unsigned long long)h[b]);
@@ -168,29 +150,9 @@ __global__ void btk_apply_kernel(const float *x, int64_t len, const btk_state *_
                                  float *f, float *__restrict__ threshold, int vec) {
     const bool none = st->none != 0u;
     const float cut = none ? 0.0f : __uint_as_float(st->prefix);
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    if (tid == 0) *threshold = cut;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = len / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        float4 *f4 = reinterpret_cast<float4 *>(f);
-        for (int64_t i = tid; i < n4; i += stride) {
-            const float4 v = x4[i];
-            float4 o;
-            o.x = !none && v.x >= cut ? v.x : 0.0f;
-            o.y = !none && v.y >= cut ? v.y : 0.0f;
-            o.z = !none && v.z >= cut ? v.z : 0.0f;
-            o.w = !none && v.w >= cut ? v.w : 0.0f;
-            f4[i] = o;
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < len; i += stride) {
-        const float v = x[i];
-        f[i] = !none && v >= cut ? v : 0.0f;
-    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) *threshold = cut;
+    auto keep_above_cut = [=](float v) { return !none && v >= cut ? v : 0.0f; };
+    saec_ew_map(len, vec, f, keep_above_cut, x);
 }
 
 /* ---- kernels: element-wise over columns (jumprelu, scale_cols) ------------------------------- */
@@ -626,7 +588,7 @@ extern "C" int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, in
     btk_state *state = (btk_state *)base;
     SAEC_CUDA_CHECK(cudaMemsetAsync(state, 0, sizeof(btk_state), st->stream));
 
-    const int hvec = saec_cuda_aligned16(x);
+    const int hvec = saec_ew_aligned16(x);
     const int64_t hwork = hvec ? (len + 3) / 4 : len;
     int64_t hblocks = (hwork + BTK_THREADS - 1) / BTK_THREADS;
     if (hblocks > (int64_t)st->sm_count * 4) hblocks = (int64_t)st->sm_count * 4;
@@ -639,9 +601,9 @@ extern "C" int saec_cuda_batch_topk(saec_dev *dev, const float *x, int64_t n, in
         btk_select_kernel<<<1, ONE_BLOCK, 0, st->stream>>>(p == 0, widths[p], keep, state);
         SAEC_CUDA_CHECK_LAUNCH("btk_select_kernel");
     }
-    const int avec = saec_cuda_aligned16(x) && saec_cuda_aligned16(f);
-    btk_apply_kernel<<<saec_cuda_blocks(avec ? (len + 3) / 4 : len, EW_THREADS, st->sm_count),
-                       EW_THREADS, 0, st->stream>>>(x, len, state, f, threshold, avec);
+    const int avec = saec_ew_aligned16(x, f);
+    btk_apply_kernel<<<saec_ew_blocks(len, avec, EW_THREADS, st->sm_count), EW_THREADS, 0,
+                       st->stream>>>(x, len, state, f, threshold, avec);
     SAEC_CUDA_CHECK_LAUNCH("btk_apply_kernel");
     return SAEC_OK;
 }
@@ -839,43 +801,15 @@ __device__ __forceinline__ float silu_grad(float v, float g) {
 /* y = x σ(x); y may alias x (each element is read before it is written, by the same thread).
    Floor: reads and writes n*4 bytes. */
 __global__ void silu_kernel(const float *x, int64_t n, float *y, int vec) {
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        float4 *y4 = reinterpret_cast<float4 *>(y);
-        for (int64_t i = tid; i < n4; i += stride) {
-            const float4 a = x4[i];
-            y4[i] = make_float4(silu_value(a.x), silu_value(a.y), silu_value(a.z), silu_value(a.w));
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < n; i += stride)
-        y[i] = silu_value(x[i]);
+    auto silu = [](float a) { return silu_value(a); };
+    saec_ew_map(n, vec, y, silu, x);
 }
 
 /* dx = dy σ(x) (1 + x (1 − σ(x))); dx may alias dy.  Floor: reads 2*n*4, writes n*4 bytes. */
 __global__ void silu_backward_kernel(const float *__restrict__ x, const float *dy, int64_t n,
                                      float *dx, int vec) {
-    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    int64_t done = 0;
-    if (vec) {
-        const int64_t n4 = n / 4;
-        const float4 *x4 = reinterpret_cast<const float4 *>(x);
-        const float4 *g4 = reinterpret_cast<const float4 *>(dy);
-        float4 *o4 = reinterpret_cast<float4 *>(dx);
-        for (int64_t i = tid; i < n4; i += stride) {
-            const float4 a = x4[i], g = g4[i];
-            o4[i] = make_float4(silu_grad(a.x, g.x), silu_grad(a.y, g.y), silu_grad(a.z, g.z),
-                                silu_grad(a.w, g.w));
-        }
-        done = n4 * 4;
-    }
-    for (int64_t i = done + tid; i < n; i += stride)
-        dx[i] = silu_grad(x[i], dy[i]);
+    auto silu_bwd = [](float a, float g) { return silu_grad(a, g); };
+    saec_ew_map(n, vec, dx, silu_bwd, x, dy);
 }
 
 /* Floor: reads and writes n*4 bytes; ~4 FLOPs + one expf per element. */
@@ -883,9 +817,9 @@ extern "C" int saec_cuda_silu(saec_dev *dev, const float *x, int64_t n, float *y
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("silu", n >= 0 && (n == 0 || (x && y)));
     if (n == 0) return SAEC_OK;
-    const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(y);
-    silu_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, EW_THREADS, st->sm_count), EW_THREADS, 0,
-                  st->stream>>>(x, n, y, vec);
+    const int vec = saec_ew_aligned16(x, y);
+    silu_kernel<<<saec_ew_blocks(n, vec, EW_THREADS, st->sm_count), EW_THREADS, 0, st->stream>>>(
+        x, n, y, vec);
     SAEC_CUDA_CHECK_LAUNCH("silu_kernel");
     return SAEC_OK;
 }
@@ -896,9 +830,9 @@ extern "C" int saec_cuda_silu_backward(saec_dev *dev, const float *x, const floa
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("silu_backward", n >= 0 && (n == 0 || (x && dy && dx)));
     if (n == 0) return SAEC_OK;
-    const int vec = saec_cuda_aligned16(x) && saec_cuda_aligned16(dy) && saec_cuda_aligned16(dx);
-    silu_backward_kernel<<<saec_cuda_blocks(vec ? (n + 3) / 4 : n, EW_THREADS, st->sm_count),
-                           EW_THREADS, 0, st->stream>>>(x, dy, n, dx, vec);
+    const int vec = saec_ew_aligned16(x, dy, dx);
+    silu_backward_kernel<<<saec_ew_blocks(n, vec, EW_THREADS, st->sm_count), EW_THREADS, 0,
+                           st->stream>>>(x, dy, n, dx, vec);
     SAEC_CUDA_CHECK_LAUNCH("silu_backward_kernel");
     return SAEC_OK;
 }
