@@ -1,4 +1,4 @@
-/* bench_allreduce: all-reduce bus bandwidth of saec's communicator (host/comm.h), reported the
+/* bench_allreduce: all-reduce bus bandwidth of saec's communicator (host/comm/comm.h), reported the
  * way nccl-tests' all_reduce_perf reports it.
  *
  *   mpirun -np N bench_allreduce [--device cpu|cuda|auto] [--min-bytes B] [--max-bytes B]

@@ -1,4 +1,4 @@
-# Data-parallel communication (host/comm*.c). Sets SAEC_HAVE_MPI and SAEC_HAVE_NCCL.
+# Data-parallel communication (host/comm/). Sets SAEC_HAVE_MPI and SAEC_HAVE_NCCL.
 #   SAEC_MPI  = AUTO | ON | OFF: MPI carries CPU data parallelism, and NCCL's rendezvous under
 #               mpirun/srun. Debian: libopenmpi-dev openmpi-bin (cmake/install-deps.sh).
 #   SAEC_NCCL = AUTO | ON | OFF: NCCL carries multi-GPU data parallelism (needs the CUDA backend).

@@ -1,4 +1,4 @@
-/* libFuzzer harness over the HDF5 dataset checks (host/data_checks.c): the fuzzer's bytes are
+/* libFuzzer harness over the HDF5 dataset checks (host/data/data_checks.c): the fuzzer's bytes are
    decoded into a dataset description (rank 0..4 and invalid ranks, extents from 0 to 2^64 - 1,
    every type class and unknown ones, odd sizes and float layouts, a dtype attribute absent, a
    string of any bytes without a terminator, or a non-string) and an expectation (each role, an
@@ -8,7 +8,7 @@
    rule aborts, so the fuzzer reports it as a crash.
 
    Build by hand: clang -fsanitize=fuzzer,address,undefined -Iinclude -Ihost
-                  fuzz/fuzz_hdf5_checks.c host/data_checks.c core/error.c
+                  fuzz/fuzz_hdf5_checks.c host/data/data_checks.c core/error.c
    Seeds: fuzz/corpus/hdf5_checks/ (written by the harness's own layout, see decode()). */
 #include <stdint.h>
 #include <stdio.h>

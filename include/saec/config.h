@@ -1,4 +1,4 @@
-/* The run configuration: one struct, one key table (host/config.c) that gives every key its
+/* The run configuration: one struct, one key table (host/base/config.c) that gives every key its
    type, default, range and help. Keys are the same in config.json and on the command line
    (`--d-in 64` sets `d_in`). */
 #ifndef SAEC_CONFIG_H
@@ -11,7 +11,7 @@
 
 /* The SAE variant and its timestep mode. The configuration keeps them as text (config.json and
    checkpoints hold the names); code compares these enums, parsed by the functions below (one
-   home: host/config.c). */
+   home: host/base/config.c). */
 typedef enum { SAE_TOPK = 0, SAE_BATCHTOPK, SAE_RELU, SAE_JUMPRELU, SAE_ATM } sae_arch;
 
 /* How the encoding depends on the timestep (SPEC §6). */

@@ -12,7 +12,7 @@
 #define SAEC_HOST_DEVICE
 #endif
 
-/* Streams drawn with saec_hash_uniform (host/rng.h numbers the generator's streams below 64). */
+/* Streams drawn with saec_hash_uniform (host/base/rng.h numbers the generator's streams below 64). */
 enum { SAEC_RNG_ATM_MASK = 64 };
 
 /* splitmix64's finaliser: a bijective 64-bit mix. */

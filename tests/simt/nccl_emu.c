@@ -1,4 +1,4 @@
-/* Emulated-GPU test tier: a stand-in for the NCCL calls saec makes (host/comm_nccl.c), with the
+/* Emulated-GPU test tier: a stand-in for the NCCL calls saec makes (host/comm/comm_nccl.c), with the
  * signatures of the real <nccl.h>. Test infrastructure only: never a performance path and never
  * a real NCCL. In this tier device memory is host memory and stream work runs eagerly on the
  * calling thread, so every collective here is complete when it returns and the stream argument

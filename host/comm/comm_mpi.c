@@ -16,7 +16,7 @@
 
 #include "comm_mpi.h"
 #include "comm_util.h"
-#include "log.h" /* saec_now: the monotonic clock */
+#include "clock.h" /* saec_now: the monotonic clock */
 #include "saec/saec.h"
 
 #define MPI_CHUNK ((int64_t)1 << 30) /* elements per request: MPI counts are int */

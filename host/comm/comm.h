@@ -73,7 +73,7 @@ void saec_comm_close(saec_comm *c); /* NULL is fine */
 int saec_comm_rank(const saec_comm *c);
 int saec_comm_size(const saec_comm *c);
 const saec_world *saec_comm_world(const saec_comm *c);
-/* "single", "mpi", "nccl" ("tcp": the host-only communicator of host/comm_tcp.h, for tests) */
+/* "single", "mpi", "nccl" ("tcp": the host-only communicator of host/comm/comm_tcp.h, for tests) */
 const char *saec_comm_backend_name(const saec_comm *c);
 
 /* In place: buf[count] (memory of the device) ← the reduction over ranks. */

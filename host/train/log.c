@@ -4,28 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fsutil.h"
 #include "saec/saec.h"
-
-double saec_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void saec_format_duration(double seconds, char *buf, size_t size) {
-    if (!(seconds >= 0) || seconds > 1e7) {
-        snprintf(buf, size, "--:--");
-        return;
-    }
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600)
-        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-    else
-        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
-}
 
 /* Keep only the records of metrics.jsonl up to `step` (a resumed run rewrites what follows). */
 static int truncate_after_step(const char *path, int64_t step) {

@@ -29,7 +29,7 @@
 #include "saec/config.h"
 #include "saec/device.h"
 
-typedef struct saec_comm saec_comm; /* host/comm.h */
+typedef struct saec_comm saec_comm; /* host/comm/comm.h */
 
 /* Parameter tensors, in arena (and checkpoint) order. */
 enum {
@@ -113,7 +113,7 @@ typedef struct {
     float *ada_ds, *ada_dh; /* [batch, d] */
     float *ada_dh1;         /* [batch, H] ∂L/∂h1, then ∂L/∂a1 */
     int32_t *row_index;     /* [batch] 0, 1, 2, ... */
-    /* separate mode (host/sae_separate.c): rows are sorted by bucket, and codes are local to the
+    /* separate mode (host/model/sae_separate.c): rows are sorted by bucket, and codes are local to the
        bucket's SAE: pre, fd, dfd are [batch, mb]; idx in [0, mb). */
     int32_t *perm, *inv;   /* [batch] sorted position → row, row → sorted position (device) */
     int32_t *offsets;      /* [B + 1] the buckets' first sorted rows (device) */
@@ -264,7 +264,7 @@ int sae_forward(saec_sae *sae, int64_t n, int train);
 
 /* The one door for rows coming from the host (train, eval, export): uploads rows [n, d] to the
    SAE's batch buffer, sets the rows' timesteps [n] when given (a no-op in timestep mode none),
-   and runs sae_forward. sae_model.c. */
+   and runs sae_forward. */
 int sae_forward_rows(saec_sae *sae, const float *rows, const int32_t *timesteps, int64_t n,
                      int train);
 

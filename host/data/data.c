@@ -195,3 +195,12 @@ void saec_ground_truth_free(saec_ground_truth *gt) {
     gt->directions = gt->probabilities = gt->offset = gt->t_center = NULL;
     gt->parent = NULL;
 }
+
+int64_t saec_eval_rows(const saec_data *src, int64_t tokens, int note) {
+    const int64_t rows = src->info.n_rows;
+    if (rows < 0 || tokens <= rows) return tokens;
+    if (note)
+        fprintf(stderr, "saec: note: eval_tokens %lld > %lld rows in %s: evaluated each row once\n",
+                (long long)tokens, (long long)rows, src->info.description);
+    return rows;
+}

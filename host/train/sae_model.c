@@ -1,5 +1,4 @@
-/* The SAE as a model the training loop drives (model.h), and the SAE's one door for rows coming
-   from the host (sae_forward_rows), which train, eval and export all use. */
+/* The SAE as a model the training loop drives (model.h): the SAE's side of train.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +10,6 @@
 #include "model.h"
 #include "model_io.h"
 #include "sae.h"
-
-int sae_forward_rows(saec_sae *sae, const float *rows, const int32_t *timesteps, int64_t n,
-                     int train) {
-    if (n > sae->batch)
-        return saec_fail(SAEC_ERR_OTHER, NULL, "%lld rows for an SAE made for batches of %lld",
-                         (long long)n, (long long)sae->batch);
-    SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->acts.x, rows, sizeof(float) * (size_t)(n * sae->d)));
-    if (timesteps) SAEC_TRY(sae_set_timesteps(sae, timesteps, n)); /* no-op in mode none */
-    return sae_forward(sae, n, train);
-}
 
 typedef struct {
     saec_sae *sae;

@@ -172,6 +172,17 @@ int sae_forward(saec_sae *sae, int64_t n, int train) {
                      sae->aux_stats, sae->acts.g_aux);
 }
 
+int sae_forward_rows(saec_sae *sae, const float *rows, const int32_t *timesteps, int64_t n,
+                     int train) {
+    if (n > sae->batch)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "%lld rows for an SAE made for batches of %lld",
+                         (long long)n, (long long)sae->batch);
+    const size_t bytes = sizeof(float) * (size_t)(n * sae->d);
+    SAEC_TRY(sae->dev->ops->upload(sae->dev, sae->acts.x, rows, bytes));
+    if (timesteps) SAEC_TRY(sae_set_timesteps(sae, timesteps, n)); /* no-op in mode none */
+    return sae_forward(sae, n, train);
+}
+
 int sae_track_fired(saec_sae *sae, int64_t n, int64_t *since_fired, int64_t *fire_count,
                     int64_t dead_after, uint8_t *dead_mask, double *dead_count) {
     saec_dev *dev = sae->dev;

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
 #include "fsutil.h"
 #include "model_io.h"
 #include "saec/device.h"

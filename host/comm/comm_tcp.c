@@ -24,7 +24,7 @@
 
 #include "comm_tcp.h"
 #include "comm_util.h"
-#include "log.h" /* saec_now: the monotonic clock */
+#include "clock.h" /* saec_now: the monotonic clock */
 #include "saec/saec.h"
 
 #define TCP_MAGIC 0x53414543u /* "SAEC" */

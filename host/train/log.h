@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clock.h" /* saec_now, saec_format_duration */
+
 typedef struct {
     int64_t step, total_steps, tokens;
     double loss, nmse, aux_nmse, cosine, l0, dead_fraction, grad_norm, lr;
@@ -20,10 +22,5 @@ typedef struct {
 int saec_log_open(saec_log *log, const char *run_dir, int64_t resume_step);
 void saec_log_record_write(saec_log *log, const saec_log_record *r);
 void saec_log_close(saec_log *log);
-
-/* Monotonic seconds. */
-double saec_now(void);
-/* "1:02:03" or "4:05" */
-void saec_format_duration(double seconds, char *buf, size_t size);
 
 #endif

@@ -125,15 +125,6 @@ void saec_eval_result_free(saec_eval_result *r) {
     r->has_buckets = 0;
 }
 
-int64_t saec_eval_rows(const saec_data *src, int64_t tokens, int note) {
-    const int64_t rows = src->info.n_rows;
-    if (rows < 0 || tokens <= rows) return tokens;
-    if (note)
-        fprintf(stderr, "saec: note: eval_tokens %lld > %lld rows in %s: evaluated each row once\n",
-                (long long)tokens, (long long)rows, src->info.description);
-    return rows;
-}
-
 int saec_evaluate(saec_sae *sae, saec_data *src, int64_t tokens, int64_t n_buckets, int64_t T,
                   saec_eval_result *out) {
     saec_dev *dev = sae->dev;

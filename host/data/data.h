@@ -83,4 +83,10 @@ int saec_data_enable_prefetch(saec_data *src, const saec_config *cfg, saec_strea
 int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_data **out);
 int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **out);
 
+/* How many rows an evaluation of `tokens` tokens reads from a freshly opened eval stream: all
+   `tokens` of an endless (synthetic) stream, at most the rows of a file (its eval stream wraps at
+   the end, and a row counted twice would only inflate the token count). When it caps and `note`
+   is set, says so once on stderr. */
+int64_t saec_eval_rows(const saec_data *src, int64_t tokens, int note);
+
 #endif

@@ -24,12 +24,6 @@ typedef struct {
 
 void saec_eval_result_free(saec_eval_result *r);
 
-/* How many rows an evaluation of `tokens` tokens reads from a freshly opened eval stream: all
-   `tokens` of an endless (synthetic) stream, at most the rows of a file (its eval stream wraps at
-   the end, and a row counted twice would only inflate the token count). When it caps and `note`
-   is set, says so once on stderr. */
-int64_t saec_eval_rows(const saec_data *src, int64_t tokens, int note);
-
 /* Evaluate on `tokens` rows of `src` (read from its current position; a file's rows once each:
    saec_eval_rows, with its note) in batches of the SAE's batch capacity; `tokens` in the result
    is the count evaluated. mmcs is computed when the source has ground truth; absorption when the

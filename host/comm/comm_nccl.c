@@ -32,7 +32,7 @@
 #include "comm_nccl.h"
 #include "comm_util.h"
 #include "cuda/cuda_internal.cuh" /* saec_cuda_stream, SAEC_CUDA_CHECK */
-#include "log.h"                  /* saec_now: the monotonic clock */
+#include "clock.h" /* saec_now: the monotonic clock */
 #include "saec/saec.h"
 
 #define N_MARKS 256 /* collectives in flight that the watchdog tracks */
