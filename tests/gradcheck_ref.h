@@ -398,12 +398,14 @@ static inline int same_as_plain(saec_dev *dev, saec_sae *mod, saec_sae *plain, c
     return 0;
 }
 
-/* The draws shared by both checks, all float-representable (fr): the SAE's own parameters and
-   μ (draw_sae, first), then the mode's parameters (the test's), then the rows (draw_rows). */
-static inline void draw_sae(saec_rng *rng, params *p, problem *q) {
+/* The draws shared by the checks, all float-representable (fr): the SAE's own parameters and
+   μ (draw_sae, first; with_log_theta: JumpReLU's thresholds too, each after its b_enc), then the
+   mode's parameters (the test's), then the rows (draw_rows). */
+static inline void draw_sae_params(saec_rng *rng, params *p, problem *q, int with_log_theta) {
     memset(p, 0, sizeof *p);
     for (int j = 0; j < M; j++) {
         p->b_enc[j] = fr(0.2 * saec_rng_normal(rng));
+        if (with_log_theta) p->log_theta[j] = fr(log(0.15 + 0.3 * saec_rng_uniform(rng)));
         for (int i = 0; i < D; i++) {
             p->W_enc_t[j][i] = fr(saec_rng_normal(rng) / sqrt(D));
             p->W_dec[j][i] = fr((0.5 + saec_rng_uniform(rng)) * saec_rng_normal(rng) / sqrt(D));
@@ -413,6 +415,10 @@ static inline void draw_sae(saec_rng *rng, params *p, problem *q) {
         p->b_dec[i] = fr(0.3 * saec_rng_normal(rng));
         q->mu[i] = fr(0.1 * saec_rng_normal(rng));
     }
+}
+
+static inline void draw_sae(saec_rng *rng, params *p, problem *q) {
+    draw_sae_params(rng, p, q, 0);
 }
 
 static inline void draw_rows(saec_rng *rng, problem *q) {

@@ -64,24 +64,10 @@ static double *tensor_of(params *p, int i) {
 
 #include "gradcheck_ref.h"
 
-/* Random parameters and rows, all float-representable. */
+/* Random parameters (log_theta too) and rows, all float-representable; no latent masked. */
 static void draw(saec_rng *rng, params *p, problem *q) {
-    memset(p, 0, sizeof *p);
-    for (int j = 0; j < M; j++) {
-        p->b_enc[j] = fr(0.2 * saec_rng_normal(rng));
-        p->log_theta[j] = fr(log(0.15 + 0.3 * saec_rng_uniform(rng)));
-        for (int i = 0; i < D; i++) {
-            p->W_enc_t[j][i] = fr(saec_rng_normal(rng) / sqrt(D));
-            p->W_dec[j][i] = fr((0.5 + saec_rng_uniform(rng)) * saec_rng_normal(rng) / sqrt(D));
-        }
-    }
-    for (int i = 0; i < D; i++) {
-        p->b_dec[i] = fr(0.3 * saec_rng_normal(rng));
-        q->mu[i] = fr(0.1 * saec_rng_normal(rng));
-    }
-    for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++)
-            q->x[t][i] = fr(SCALE * saec_rng_normal(rng));
+    draw_sae_params(rng, p, q, 1);
+    draw_rows(rng, q);
     for (int j = 0; j < M; j++)
         q->keep[j] = 1.0;
 }
