@@ -6,9 +6,10 @@
  * TF32 GEMM at 8192^3 and at the encoder shape [4096 x 2304] x [2304 x 65536] (FLOP/s).
  * Then every op at d = 2304, n = 4096, k = 64 and m = 16384, 65536 (first the ops with an op
  * case, tests/op_case.h, at the case's benchmark shape on inputs uniform in [-1, 1); then the
- * rest): the median of several cudaEvent-timed runs after warm-up, with the op's floor (bytes it must move, FLOPs it must do:
- * its saec_op_floor_NAME from include/saec/op_list.h), the achieved rate and its percentage of
- * the matching ceiling (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
+ * rest): the median of several cudaEvent-timed runs after warm-up, with the op's floor (bytes
+ * it must move, FLOPs it must do: its saec_op_floor_NAME from include/saec/op_list.h), the
+ * achieved rate and its percentage of the matching ceiling (bandwidth when the op's arithmetic
+ * intensity is below the ridge point, FLOP/s above it).
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
