@@ -4,10 +4,12 @@
  *
  * Ceilings: a large device-to-device copy (bytes/s, read + write counted), and cuBLAS SGEMM and
  * TF32 GEMM at 8192^3 and at the encoder shape [4096 x 2304] x [2304 x 65536] (FLOP/s).
- * Then every op at d = 2304, n = 4096, k = 64 and m = 16384, 65536: the median of several
- * cudaEvent-timed runs after warm-up, with the op's floor (bytes it must move, FLOPs it must do:
- * its saec_op_floor_NAME from include/saec/op_list.h), the achieved rate and its percentage of
- * the matching ceiling (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
+ * Then every op at d = 2304, n = 4096, k = 64 and m = 16384, 65536 (first the ops with an op
+ * case, tests/op_case.h, at the case's benchmark shape on inputs uniform in [-1, 1); then the
+ * rest): the median of several cudaEvent-timed runs after warm-up, with the op's floor (bytes
+ * it must move, FLOPs it must do: its saec_op_floor_NAME from include/saec/op_list.h), the
+ * achieved rate and its percentage of the matching ceiling (bandwidth when the op's arithmetic
+ * intensity is below the ridge point, FLOP/s above it).
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
@@ -32,6 +34,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/cuda_internal.cuh"
+#include "op_case.h"
 #include "saec/device.h"
 
 #define WARMUP 2
@@ -247,13 +250,6 @@ typedef struct {
 #define TIDE_BUCKETS 10
 
 enum {
-    B_GEMM,
-    B_GEMM_TF32,
-    B_SCALE_ADD,
-    B_AXPBY,
-    B_COL_SUM,
-    B_RELU,
-    B_RELU_BWD,
     B_TOPK64,
     B_TOPK512,
     B_TOPK_MASK,
@@ -288,14 +284,7 @@ enum {
     B_DEAD_UPDATE,
     B_COUNT
 };
-static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
-                                        "gemm_encoder_tf32",
-                                        "scale_add_rows",
-                                        "axpby",
-                                        "col_sum",
-                                        "relu",
-                                        "relu_backward",
-                                        "topk_rows_k64",
+static const char *op_names[B_COUNT] = {"topk_rows_k64",
                                         "topk_rows_k512",
                                         "topk_rows_masked_k1152",
                                         "sparse_decode",
@@ -328,6 +317,12 @@ static const char *op_names[B_COUNT] = {"gemm_encoder_fp32",
                                         "recon_grad",
                                         "dead_latents_update"};
 
+/* Fresh, signed pre-activations [n, m]: the encoder GEMM (setup, not timed). */
+static void encoder_pre(ctx_t *x) {
+    OP(SAEC_OP(dev, gemm, 0, 0, x->n, x->m, x->d, 1.0f, x->x, x->d, x->Wenc, x->m, 0.0f, x->pre,
+               x->m, x->benc));
+}
+
 static saec_adamw_args adam_args(void) {
     saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
     return a;
@@ -338,17 +333,6 @@ static void run_op(void *c) {
     const int64_t n = x->n, m = x->m, d = x->d;
     const int k = x->k;
     switch (x->which) {
-    case B_GEMM:
-    case B_GEMM_TF32:
-        OP(SAEC_OP(dev, gemm, 0, 0, n, m, d, 1.0f, x->x, d, x->Wenc, m, 0.0f, x->pre, m, x->benc));
-        break;
-    case B_SCALE_ADD:
-        OP(SAEC_OP(dev, scale_add_rows, x->x, x->gx, n, d, 0.5f, x->mu, -1.0f));
-        break;
-    case B_AXPBY: OP(SAEC_OP(dev, axpby, n * d, 0.5f, x->x, 0.25f, x->xhat, x->gx)); break;
-    case B_COL_SUM: OP(SAEC_OP(dev, col_sum, x->gx, n, d, 1.0f, 0.0f, x->bdec)); break;
-    case B_RELU: OP(SAEC_OP(dev, relu, x->pre, n * m)); break;
-    case B_RELU_BWD: OP(SAEC_OP(dev, relu_backward, x->act, x->pre, n * m)); break;
     case B_TOPK64: OP(SAEC_OP(dev, topk_rows, x->pre, n, m, k, NULL, x->idx, x->val)); break;
     case B_TOPK512:
         OP(SAEC_OP(dev, topk_rows, x->pre, n, m, 512, NULL, x->idx512, x->val512));
@@ -448,13 +432,6 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
     const double n = (double)x->n, m = (double)x->m, d = (double)x->d, k = (double)x->k;
     const double items = 2 * n; /* top-2 routing: every item is grouped */
     switch (which) {
-    case B_GEMM:
-    case B_GEMM_TF32: return saec_op_floor_gemm(n, m, d, 0, 1);
-    case B_SCALE_ADD: return saec_op_floor_scale_add_rows(n, d);
-    case B_AXPBY: return saec_op_floor_axpby(n * d);
-    case B_COL_SUM: return saec_op_floor_col_sum(n, d);
-    case B_RELU: return saec_op_floor_relu(n * m);
-    case B_RELU_BWD: return saec_op_floor_relu_backward(n * m);
     case B_TOPK64: return saec_op_floor_topk_rows(n, m, k, 0);
     case B_TOPK512: return saec_op_floor_topk_rows(n, m, 512, 0);
     case B_TOPK_MASK: return saec_op_floor_topk_rows(n, m, d / 2, 1);
@@ -493,7 +470,57 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
     return none;
 }
 
+/* ---- the op cases (tests/op_case.h): each at the benchmark's sizes, on its own buffers ---- */
+
+typedef struct {
+    const op_case *c;
+    op_shape s;
+    float *buf[OP_MAX_BUFS];
+} case_ctx;
+
+static void run_case(void *p) {
+    case_ctx *x = p;
+    OP(x->c->call(dev, &x->s, x->buf));
+}
+
+static void bench_case(const op_case *c, int64_t n, int64_t m, int64_t d, int64_t k) {
+    case_ctx x = {c, c->bench_shape(n, m, d), {0}};
+    op_buf b[OP_MAX_BUFS];
+    for (int i = 0; i < OP_MAX_BUFS; i++)
+        b[i].alias = -1;
+    c->bufs(&x.s, b);
+    for (int i = 0; i < c->n_bufs; i++) {
+        if (b[i].role == OP_BUF_ABSENT) continue;
+        if (b[i].alias >= 0) {
+            x.buf[i] = x.buf[b[i].alias];
+            continue;
+        }
+        x.buf[i] = dalloc((size_t)(b[i].count > 0 ? b[i].count : 1) * sizeof(float));
+        if (b[i].fill == OP_FILL_RANDOM) fill_uniform(x.buf[i], b[i].count, -1, 1);
+    }
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+        const char *name = tf32 ? c->bench_tf32_name : c->bench_name;
+        if (!name) continue;
+        saec_cuda_set_tf32(dev, tf32);
+        op_result *r = &results[n_results++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->name, sizeof r->name, "%s", name);
+        r->n = n, r->m = m, r->d = d, r->k = k;
+        r->seconds = time_it(run_case, &x, r->times);
+        const saec_op_floor floor = c->floor(&x.s);
+        r->floor_bytes = floor.bytes;
+        r->floor_flops = floor.flops;
+        saec_cuda_set_tf32(dev, 0);
+    }
+    OP(dev->ops->sync(dev));
+    for (int i = 0; i < c->n_bufs; i++)
+        if (b[i].role != OP_BUF_ABSENT && b[i].alias < 0) dev->ops->free(dev, x.buf[i]);
+}
+
 static void bench_size(int64_t m) {
+    for (int i = 0; i < op_cases_count; i++)
+        if (op_cases[i]->bench_name) bench_case(op_cases[i], 4096, m, 2304, 64);
+
     ctx_t x;
     memset(&x, 0, sizeof x);
     x.n = 4096, x.m = m, x.d = 2304, x.k = 64;
@@ -595,26 +622,19 @@ static void bench_size(int64_t m) {
         OP(SAEC_OP(dev, group_count, x.keys, 2 * n, GG_GROUPS, x.counts));
         OP(SAEC_OP(dev, exclusive_scan, x.counts, GG_GROUPS, x.offsets));
     }
-    /* pre-activations for top-k and ReLU: the encoder GEMM's output */
-    x.which = B_GEMM;
-    run_op(&x);
+    /* pre-activations for top-k: the encoder GEMM's output */
+    encoder_pre(&x);
     OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
     OP(dev->ops->sync(dev));
 
     for (int w = 0; w < B_COUNT; w++) {
-        if (w == B_RELU || w == B_RELU_BWD || w == B_COUNT_POS) {
-            x.which = B_GEMM; /* fresh, signed pre-activations */
-            run_op(&x);
-        }
+        if (w == B_COUNT_POS) encoder_pre(&x); /* fresh, signed pre-activations */
         if (w == B_L1_PENALTY) { /* act = ReLU(pre): ReLU-L1 codes, about half nonzero */
             OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
             OP(SAEC_OP(dev, relu, x.act, n * m));
         }
-        if (w == B_TOPK64 || w == B_TOPK512 || w == B_TOPK_MASK || w == B_TRACK_DENSE) {
-            x.which = B_GEMM;
-            run_op(&x);
-        }
-        saec_cuda_set_tf32(dev, w == B_GEMM_TF32);
+        if (w == B_TOPK64 || w == B_TOPK512 || w == B_TOPK_MASK || w == B_TRACK_DENSE)
+            encoder_pre(&x);
         x.which = w;
         op_result *r = &results[n_results++];
         memset(r, 0, sizeof *r);
@@ -624,7 +644,6 @@ static void bench_size(int64_t m) {
         const saec_op_floor floor = op_floor(w, &x);
         r->floor_bytes = floor.bytes;
         r->floor_flops = floor.flops;
-        saec_cuda_set_tf32(dev, 0);
     }
     OP(dev->ops->sync(dev));
 

@@ -1,7 +1,8 @@
 /* Every CPU op against a naive, obviously-correct loop written here (double accumulation),
  * on random inputs of awkward sizes: odd n, m, d that are not multiples of 32; k = 1 and
- * k = m; masks with fewer eligible columns than k; ties; empty (idx = -1) slots; all four
- * GEMM transposes with padded leading dimensions. Each check states its tolerance.
+ * k = m; masks with fewer eligible columns than k; ties; empty (idx = -1) slots. Each check
+ * states its tolerance. The dense family (gemm, scale_add_rows, axpby, col_sum, relu,
+ * relu_backward) is an op case (op_cases_dense.c), checked by test_op_cases.
  *
  * Prints one line per failing op and size and exits nonzero on any failure.
  */
@@ -73,171 +74,7 @@ static void test_memory(saec_dev *dev) {
     free(back);
 }
 
-/* ---- dense ---- */
-
-static void test_gemm(saec_dev *dev) {
-    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 13, 5},  {33, 17, 65}, {64, 31, 3},
-                                        {5, 9, 0}, {1, 45, 19}, {50, 1, 7}};
-    const float alpha = 0.75f;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++)
-                for (int bi = 0; bi < 2; bi++)
-                    for (int with_bias = 0; with_bias < 2; with_bias++) {
-                        const float beta = bi ? -0.5f : 0.0f;
-                        set_ctx("gemm M=%lld N=%lld K=%lld ta=%d tb=%d beta=%g bias=%s",
-                                (long long)M, (long long)N, (long long)K, ta, tb, beta,
-                                with_bias ? "yes" : "NULL");
-                        /* Leading dimensions larger than minimal. */
-                        const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
-                        const int64_t a_rows = ta ? K : M, b_rows = tb ? N : K;
-                        float *A = rand_floats(a_rows * lda), *B = rand_floats(b_rows * ldb);
-                        float *C = rand_floats(M * ldc), *bias = with_bias ? rand_floats(N) : NULL;
-                        /* beta = 0 must not read C (BLAS rule): start from NaN there. */
-                        if (beta == 0.0f) fill_floats(C, M * ldc, NAN);
-                        for (int64_t i = 0; i < M; i++)
-                            for (int64_t j = N; j < ldc; j++)
-                                C[i * ldc + j] = 12345.0f;
-                        float *C0 = dup_floats(C, M * ldc);
-                        double *want = new_doubles(M * N), *scale = new_doubles(M * N);
-                        float *got = new_floats(M * N);
-                        for (int64_t i = 0; i < M; i++)
-                            for (int64_t j = 0; j < N; j++) {
-                                double acc = 0, mag = 0;
-                                for (int64_t p = 0; p < K; p++) {
-                                    const double a = ta ? A[p * lda + i] : A[i * lda + p];
-                                    const double b = tb ? B[j * ldb + p] : B[p * ldb + j];
-                                    acc += a * b;
-                                    mag += fabs(a * b);
-                                }
-                                const double c0 =
-                                    beta == 0.0f ? 0.0 : (double)beta * C0[i * ldc + j];
-                                const double bj = bias ? bias[j] : 0.0;
-                                want[i * N + j] = alpha * acc + c0 + bj;
-                                scale[i * N + j] = fabs(alpha) * mag + fabs(c0) + fabs(bj);
-                            }
-                        OK(SAEC_OP(dev, gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                   bias));
-                        int pad_ok = 1;
-                        for (int64_t i = 0; i < M; i++) {
-                            memcpy(got + i * N, C + i * ldc, (size_t)N * sizeof *got);
-                            for (int64_t j = N; j < ldc; j++)
-                                pad_ok &= C[i * ldc + j] == 12345.0f;
-                        }
-                        /* fp32 GEMM: error within K·eps of Σ|a·b|; K <= 65 here. */
-                        CHECK_CLOSE("C", got, want, scale, M * N, 1e-6, 1e-5);
-                        CHECK(pad_ok, "gemm wrote into the ldc padding of C");
-                        free(A), free(B), free(C), free(C0), free(bias), free(want), free(scale),
-                            free(got);
-                    }
-    }
-    set_ctx("gemm bad arguments");
-    float x[4] = {0};
-    REJECTED(SAEC_OP(dev, gemm, 0, 0, -1, 2, 2, 1.0f, x, 2, x, 2, 0.0f, x, 2, NULL));
-    REJECTED(SAEC_OP(dev, gemm, 0, 0, 2, 2, 2, 1.0f, x, 1, x, 2, 0.0f, x, 2, NULL)); /* lda < K */
-}
-
-static void test_scale_add_rows(saec_dev *dev) {
-    static const int64_t shapes[][2] = {{1, 1}, {7, 37}, {301, 129}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int variant = 0; variant < 3; variant++) { /* 0: v, 1: v NULL, 2: in place */
-            const int64_t n = shapes[s][0], d = shapes[s][1];
-            set_ctx("scale_add_rows n=%lld d=%lld %s", (long long)n, (long long)d,
-                    variant == 0   ? "v"
-                    : variant == 1 ? "v=NULL"
-                                   : "in place");
-            const float scale = -1.25f, alpha = 0.5f;
-            float *in = rand_floats(n * d), *v = variant == 1 ? NULL : rand_floats(d);
-            float *out = variant == 2 ? in : new_floats(n * d);
-            double *want = new_doubles(n * d), *mag = new_doubles(n * d);
-            for (int64_t i = 0; i < n; i++)
-                for (int64_t j = 0; j < d; j++) {
-                    const double a = (double)in[i * d + j] * scale,
-                                 b = v ? (double)alpha * v[j] : 0;
-                    want[i * d + j] = a + b;
-                    mag[i * d + j] = fabs(a) + fabs(b);
-                }
-            OK(SAEC_OP(dev, scale_add_rows, in, out, n, d, scale, v, alpha));
-            CHECK_CLOSE("out", out, want, mag, n * d, 0, 1e-6); /* a few roundings */
-            if (out != in) free(out);
-            free(in), free(v), free(want), free(mag);
-        }
-}
-
-static void test_axpby(saec_dev *dev) {
-    static const int64_t sizes[] = {1, 1001, 70001};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int variant = 0; variant < 4; variant++) {
-            /* 0: out = new; 1: out aliases x; 2: out aliases y; 3: beta = 0, y NULL */
-            const int64_t n = sizes[s];
-            set_ctx("axpby n=%lld variant=%d", (long long)n, variant);
-            const float alpha = 1.5f, beta = variant == 3 ? 0.0f : -0.25f;
-            float *x = rand_floats(n), *y = variant == 3 ? NULL : rand_floats(n);
-            double *want = new_doubles(n), *mag = new_doubles(n);
-            for (int64_t i = 0; i < n; i++) {
-                const double a = (double)alpha * x[i], b = y ? (double)beta * y[i] : 0;
-                want[i] = a + b;
-                mag[i] = fabs(a) + fabs(b);
-            }
-            float *out = variant == 1 ? x : variant == 2 ? y : new_floats(n);
-            OK(SAEC_OP(dev, axpby, n, alpha, x, beta, y, out));
-            CHECK_CLOSE("out", out, want, mag, n, 0, 1e-6);
-            if (variant == 0 || variant == 3) free(out);
-            free(x), free(y), free(want), free(mag);
-        }
-    set_ctx("axpby beta=0 does not read y");
-    float x[3] = {1, 2, 3}, y[3] = {NAN, NAN, NAN}, out[3];
-    OK(SAEC_OP(dev, axpby, 3, 2.0f, x, 0.0f, y, out));
-    CHECK(out[0] == 2 && out[1] == 4 && out[2] == 6, "NaN in y leaked through beta = 0");
-}
-
-static void test_col_sum(saec_dev *dev) {
-    static const int64_t shapes[][2] = {{1, 1}, {333, 37}, {17, 130}, {1000, 67}, {0, 5}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int bi = 0; bi < 2; bi++) {
-            const int64_t n = shapes[s][0], d = shapes[s][1];
-            const float alpha = 0.5f, beta = bi ? 1.5f : 0.0f;
-            set_ctx("col_sum n=%lld d=%lld beta=%g", (long long)n, (long long)d, beta);
-            float *x = rand_floats(n * d), *out = rand_floats(d);
-            if (beta == 0.0f) fill_floats(out, d, NAN); /* beta = 0 must not read out */
-            double *want = new_doubles(d), *mag = new_doubles(d);
-            for (int64_t j = 0; j < d; j++) {
-                double acc = 0, a = 0;
-                for (int64_t i = 0; i < n; i++)
-                    acc += x[i * d + j], a += fabs(x[i * d + j]);
-                const double o = beta == 0.0f ? 0.0 : (double)beta * out[j];
-                want[j] = o + alpha * acc;
-                mag[j] = fabs(o) + fabs(alpha) * a;
-            }
-            OK(SAEC_OP(dev, col_sum, x, n, d, alpha, beta, out));
-            CHECK_CLOSE("out", out, want, mag, d, 1e-7, 1e-6);
-            free(x), free(out), free(want), free(mag);
-        }
-}
-
-static void test_relu(saec_dev *dev) {
-    static const int64_t sizes[] = {1, 999, 50001};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        const int64_t n = sizes[s];
-        set_ctx("relu/relu_backward n=%lld", (long long)n);
-        float *x = rand_floats(n), *g = rand_floats(n);
-        if (n > 3) x[1] = 0.0f, x[2] = -0.0f;
-        float *x0 = dup_floats(x, n), *g0 = dup_floats(g, n);
-        OK(SAEC_OP(dev, relu_backward, x, g, n)); /* act = x before the relu */
-        OK(SAEC_OP(dev, relu, x, n));
-        int ok_f = 1, ok_b = 1;
-        for (int64_t i = 0; i < n; i++) {
-            ok_f &= x[i] == (x0[i] > 0 ? x0[i] : 0.0f);
-            ok_b &= g[i] == (x0[i] > 0 ? g0[i] : 0.0f);
-        }
-        CHECK(ok_f, "relu differs from max(x, 0) (exact)");
-        CHECK(ok_b, "relu_backward differs from grad * (act > 0) (exact)");
-        free(x), free(g), free(x0), free(g0);
-    }
-    set_ctx("relu bad arguments");
-    REJECTED(SAEC_OP(dev, relu, NULL, -1));
-}
+/* ---- dense: the op cases (op_cases_dense.c, run by test_op_cases) ---- */
 
 /* ---- selection ---- */
 
@@ -926,11 +763,6 @@ int main(void) {
     printf("device: %s\n", dev->name);
 
     test_memory(dev);
-    test_gemm(dev);
-    test_scale_add_rows(dev);
-    test_axpby(dev);
-    test_col_sum(dev);
-    test_relu(dev);
     test_topk(dev);
     test_sparse_decode(dev);
     test_sparse_row_dots(dev);

@@ -17,6 +17,8 @@
  * last group and NaN in the output when beta is 0; empty groups must be exactly beta·out.
  * silu/silu_backward (a few ulp: expf differs), recon_grad (bitwise) and dead_latents_update
  * (exact) run on the float4 and scalar paths, in place, and m = 0.
+ * The dense family (gemm, scale_add_rows, axpby, col_sum, relu, relu_backward) comes from the op
+ * cases (op_cases_dense.c, op_harness.h): same groups, same tolerances.
  * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
  * promise determinism repeat bit for bit.
  *
@@ -31,6 +33,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "op_harness.h"
 #include "saec/device.h"
 #include "saec/ops.h"
 #include "test_random.h"
@@ -219,162 +222,13 @@ static void test_memory(void) {
 
 /* ---- dense ---- */
 
-static void gemm_case(int ta, int tb, int64_t M, int64_t N, int64_t K, int pad, float alpha,
-                      float beta, int with_bias, int misalign) {
-    set_ctx("gemm ta=%d tb=%d M=%lld N=%lld K=%lld pad=%d beta=%g bias=%d misalign=%d", ta, tb,
-            (long long)M, (long long)N, (long long)K, pad, beta, with_bias, misalign);
-    const int64_t a_rows = ta ? K : M, a_cols = ta ? M : K;
-    const int64_t b_rows = tb ? N : K, b_cols = tb ? K : N;
-    const int64_t lda = (a_cols > 0 ? a_cols : 1) + pad, ldb = (b_cols > 0 ? b_cols : 1) + pad;
-    const int64_t ldc = N + pad;
-    const int64_t off = misalign ? 1 : 0; /* a 4-byte offset: no 16-byte alignment */
-    float *A = rand_floats(a_rows * lda + off), *B = rand_floats(b_rows * ldb + off);
-    float *C = rand_floats(M * ldc + off), *bias = rand_floats(N + off);
-    pair pa = pair_up(A, (size_t)(a_rows * lda + off) * 4);
-    pair pb = pair_up(B, (size_t)(b_rows * ldb + off) * 4);
-    pair pc = pair_up(C, (size_t)(M * ldc + off) * 4);
-    pair pbias = pair_up(bias, (size_t)(N + off) * 4);
-    OK(SAEC_OP(cpu, gemm, ta, tb, M, N, K, alpha, FC(pa) + off, lda, FC(pb) + off, ldb, beta,
-               FC(pc) + off, ldc, with_bias ? FC(pbias) + off : NULL));
-    OK(SAEC_OP(gpu, gemm, ta, tb, M, N, K, alpha, FG(pa) + off, lda, FG(pb) + off, ldb, beta,
-               FG(pc) + off, ldc, with_bias ? FG(pbias) + off : NULL));
-    /* scale[i, j] = |alpha| Σ_k |a_ik b_kj| + |beta c_ij| + |bias_j|: FP32 error is a small
-       multiple of eps times this (tolerance 1e-5, about 100 eps) */
-    double *scale = xmalloc((size_t)(M * ldc) * sizeof *scale);
-    const float *a0 = A + off, *b0 = B + off, *c0 = C + off, *bias0 = bias + off;
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < ldc; j++) {
-            double s = 0;
-            if (j < N) {
-                for (int64_t q = 0; q < K; q++) {
-                    const double av = ta ? a0[q * lda + i] : a0[i * lda + q];
-                    const double bv = tb ? b0[j * ldb + q] : b0[q * ldb + j];
-                    s += fabs(av * bv);
-                }
-                s = fabs(alpha) * s + fabs(beta * c0[i * ldc + j]) +
-                    (with_bias ? fabs(bias0[j]) : 0.0);
-            }
-            scale[i * ldc + j] = s;
-        }
-    COMPARE_FLOATS("C (padding columns must be untouched)", pc, off, M * ldc, scale, 1e-6, 1e-5);
-    free(scale);
-    free(A), free(B), free(C), free(bias);
-    pair_free(&pa), pair_free(&pb), pair_free(&pc), pair_free(&pbias);
-}
+/* ---- dense: the op cases (op_cases_dense.c) against the CPU op ---- */
 
-static void test_gemm(void) {
-    static const int64_t shapes[][3] = {
-        {37, 53, 29}, {1, 1, 1}, {130, 67, 257}, {64, 128, 32}, {300, 1000, 77}};
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++)
-            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-                for (int variant = 0; variant < 3; variant++) {
-                    const float beta = variant == 1 ? 0.5f : 0.0f;
-                    const int with_bias = variant != 0;
-                    const int pad = (int)(s % 2) * 3;
-                    gemm_case(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], pad, 0.7f, beta,
-                              with_bias, 0);
-                }
-    gemm_case(0, 0, 33, 45, 19, 1, 1.0f, 1.0f, 1, 1); /* misaligned pointers */
-    gemm_case(1, 0, 33, 45, 19, 0, -2.0f, 0.25f, 1, 1);
-    gemm_case(0, 0, 9, 11, 0, 0, 1.0f, 0.5f, 1, 0); /* K = 0: C = beta C + bias */
-    gemm_case(0, 1, 9, 11, 5, 0, 0.0f, 0.0f, 1, 0); /* alpha = 0, beta = 0: C = bias */
-    /* the encoder GEMM shape, scaled down: [n, d] x [d, m] + b_enc */
-    gemm_case(0, 0, 256, 4096, 2304 / 8, 0, 1.0f, 0.0f, 1, 0);
-}
-
-static void test_scale_add_rows(void) {
-    static const int64_t shapes[][2] = {{37, 41}, {16, 64}, {1, 1}, {5, 4099}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int variant = 0; variant < 4; variant++) {
-            const int64_t n = shapes[s][0], d = shapes[s][1];
-            const int with_v = variant & 1, in_place = variant & 2;
-            set_ctx("scale_add_rows n=%lld d=%lld v=%d in_place=%d", (long long)n, (long long)d,
-                    with_v, in_place);
-            float *in = rand_floats(n * d), *v = rand_floats(d);
-            pair pin = pair_up(in, (size_t)(n * d) * 4), pv = pair_up(v, (size_t)d * 4);
-            pair pout = pair_new((size_t)(n * d) * 4);
-            pair *dst = in_place ? &pin : &pout;
-            OK(SAEC_OP(cpu, scale_add_rows, FC(pin), FC(*dst), n, d, 1.5f, with_v ? FC(pv) : NULL,
-                       -0.75f));
-            OK(SAEC_OP(gpu, scale_add_rows, FG(pin), FG(*dst), n, d, 1.5f, with_v ? FG(pv) : NULL,
-                       -0.75f));
-            /* products and sum rounded as on the CPU: expected bitwise; tolerance 1 ulp-ish */
-            COMPARE_FLOATS("out", *dst, 0, n * d, NULL, 1e-7, 1e-6);
-            free(in), free(v);
-            pair_free(&pin), pair_free(&pv), pair_free(&pout);
-        }
-}
-
-static void test_axpby(void) {
-    static const int64_t sizes[] = {10007, 4096, 1, 3};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int variant = 0; variant < 4; variant++) {
-            const int64_t n = sizes[s];
-            const int no_y = variant == 0, alias = variant == 2, misalign = variant == 3;
-            const float beta = no_y ? 0.0f : -0.3f;
-            set_ctx("axpby n=%lld variant=%d", (long long)n, variant);
-            const int64_t off = misalign ? 1 : 0;
-            float *x = rand_floats(n + off), *y = rand_floats(n + off);
-            pair px = pair_up(x, (size_t)(n + off) * 4), py = pair_up(y, (size_t)(n + off) * 4);
-            pair pout = pair_new((size_t)(n + off) * 4);
-            pair *dst = alias ? &px : &pout;
-            OK(SAEC_OP(cpu, axpby, n, 1.25f, FC(px) + off, beta, no_y ? NULL : FC(py) + off,
-                       FC(*dst) + off));
-            OK(SAEC_OP(gpu, axpby, n, 1.25f, FG(px) + off, beta, no_y ? NULL : FG(py) + off,
-                       FG(*dst) + off));
-            COMPARE_FLOATS("out", *dst, off, n, NULL, 1e-7, 1e-6);
-            free(x), free(y);
-            pair_free(&px), pair_free(&py), pair_free(&pout);
-        }
-}
-
-static void test_col_sum(void) {
-    static const int64_t shapes[][2] = {{1, 37}, {1000, 41}, {4099, 64}, {0, 5}, {70001, 3}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int variant = 0; variant < 2; variant++) {
-            const int64_t n = shapes[s][0], d = shapes[s][1];
-            const float beta = variant ? 0.5f : 0.0f;
-            set_ctx("col_sum n=%lld d=%lld beta=%g", (long long)n, (long long)d, beta);
-            float *x = rand_floats(n * d > 0 ? n * d : 1), *out = rand_floats(d);
-            pair px = pair_up(x, (size_t)(n * d > 0 ? n * d : 1) * 4),
-                 po = pair_up(out, (size_t)d * 4);
-            OK(SAEC_OP(cpu, col_sum, FC(px), n, d, 1.5f, beta, FC(po)));
-            OK(SAEC_OP(gpu, col_sum, FG(px), n, d, 1.5f, beta, FG(po)));
-            double *scale = xmalloc((size_t)d * sizeof *scale);
-            for (int64_t c = 0; c < d; c++) {
-                double sabs = 0;
-                for (int64_t r = 0; r < n; r++)
-                    sabs += fabs(x[r * d + c]);
-                scale[c] = 1.5 * sabs + fabs(beta * out[c]);
-            }
-            /* both sum in double; only the order and the final rounding differ */
-            COMPARE_FLOATS("out", po, 0, d, scale, 1e-7, 1e-6);
-            free(scale), free(x), free(out);
-            pair_free(&px), pair_free(&po);
-        }
-}
-
-static void test_relu(void) {
-    static const int64_t sizes[] = {10007, 4096, 1};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int misalign = 0; misalign < 2; misalign++) {
-            const int64_t n = sizes[s], off = misalign;
-            set_ctx("relu/relu_backward n=%lld misalign=%d", (long long)n, misalign);
-            float *x = rand_floats(n + off), *g = rand_floats(n + off);
-            x[off] = NAN;
-            if (n > 2) x[off + 1] = -0.0f;
-            pair px = pair_up(x, (size_t)(n + off) * 4), pg = pair_up(g, (size_t)(n + off) * 4);
-            OK(SAEC_OP(cpu, relu_backward, FC(px) + off, FC(pg) + off, n));
-            OK(SAEC_OP(gpu, relu_backward, FG(px) + off, FG(pg) + off, n));
-            OK(SAEC_OP(cpu, relu, FC(px) + off, n));
-            OK(SAEC_OP(gpu, relu, FG(px) + off, n));
-            COMPARE_EXACT("relu x (exact)", px);
-            COMPARE_EXACT("relu_backward grad (exact)", pg);
-            free(x), free(g);
-            pair_free(&px), pair_free(&pg);
-        }
-}
+static void test_gemm(void) { op_harness_vs_cpu(cpu, gpu, "gemm"); }
+static void test_scale_add_rows(void) { op_harness_vs_cpu(cpu, gpu, "scale_add_rows"); }
+static void test_axpby(void) { op_harness_vs_cpu(cpu, gpu, "axpby"); }
+static void test_col_sum(void) { op_harness_vs_cpu(cpu, gpu, "col_sum"); }
+static void test_relu(void) { op_harness_vs_cpu(cpu, gpu, "relu"); } /* relu, relu_backward */
 
 /* ---- selection ---- */
 

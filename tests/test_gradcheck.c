@@ -4,7 +4,8 @@
  * The reference recomputes the loss from the parameters with naive loops. It keeps the engine's
  * selected latents fixed (TopK's and AuxK's index sets are piecewise constant) and treats the AuxK
  * residual e as a constant, as SPEC §2 says. Inputs are redrawn until every selection has a
- * margin the finite-difference step cannot cross, so the check compares smooth functions.
+ * margin the finite-difference step cannot cross, so the check compares smooth functions. The
+ * reference is gradcheck_ref.h, shared with the other gradient checks.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,107 +17,44 @@
 #include "sae.h"
 #include "saec/device.h"
 
-enum { D = 7, M = 13, K = 3, KA = 4, N = 5 };
+enum { D = 7, M = 13, K = 3, KA = 4, N = 5, ARENA = 4096 };
 #define ALPHA 0.5
 #define SCALE 1.3
+#define TOTAL 1 /* the reference's engine_step is not used: the step is the SAE's first */
+#define STEP 0
 
 typedef struct {
     double W_enc_t[M][D], b_enc[M], W_dec[M][D], b_dec[D];
+    double log_theta[M]; /* jumprelu only (unused here) */
 } params;
 
 typedef struct {
+    sae_arch arch;  /* topk */
     double x[N][D]; /* raw rows */
     double mu[D];   /* data mean (normalised units) */
+    double lambda;  /* 0: topk has no sparsity penalty */
     int idx[N][K], idx_aux[N][KA];
-    double e[N][D]; /* AuxK residual at the base point (a constant) */
+    double e[N][D];  /* AuxK residual at the base point (a constant) */
+    double keep[M];  /* atm only (unused here) */
+    int kept[N][M];  /* batchtopk only (unused here) */
 } problem;
 
-static double pre_at(const params *p, const problem *q, int t, int j) {
-    double s = p->b_enc[j];
-    for (int i = 0; i < D; i++)
-        s += (q->x[t][i] / SCALE - p->b_dec[i]) * p->W_enc_t[j][i];
-    return s;
-}
+static double fr(double v) { return (double)(float)v; } /* a value the engine holds exactly */
 
-/* Reconstruction of row t from the latents `idx` (count kk); with_bias adds b_dec. */
-static void decode_row(const params *p, const problem *q, int t, const int *idx, int kk,
-                       int with_bias, double *out) {
-    for (int i = 0; i < D; i++)
-        out[i] = with_bias ? p->b_dec[i] : 0.0;
-    for (int s = 0; s < kk; s++) {
-        if (idx[s] < 0) continue;
-        double f = fmax(0.0, pre_at(p, q, t, idx[s]));
-        for (int i = 0; i < D; i++)
-            out[i] += f * p->W_dec[idx[s]][i];
-    }
-}
-
-static double reference_loss(const params *p, const problem *q) {
-    double sse = 0, sst = 0, aux_sse = 0, aux_sst = 0, e_mean[D] = {0};
+/* The plain SAE's encoder input: u_t = xn_t − b_dec. */
+static void encoder_input(const params *p, const problem *q, double u[N][D]) {
     for (int t = 0; t < N; t++)
         for (int i = 0; i < D; i++)
-            e_mean[i] += q->e[t][i] / N;
-    for (int t = 0; t < N; t++) {
-        double xhat[D], ehat[D];
-        decode_row(p, q, t, q->idx[t], K, 1, xhat);
-        decode_row(p, q, t, q->idx_aux[t], KA, 0, ehat);
-        for (int i = 0; i < D; i++) {
-            double xn = q->x[t][i] / SCALE;
-            sse += (xn - xhat[i]) * (xn - xhat[i]);
-            sst += (xn - q->mu[i]) * (xn - q->mu[i]);
-            aux_sse += (q->e[t][i] - ehat[i]) * (q->e[t][i] - ehat[i]);
-            aux_sst += (q->e[t][i] - e_mean[i]) * (q->e[t][i] - e_mean[i]);
-        }
-    }
-    return sse / sst + ALPHA * aux_sse / aux_sst;
+            u[t][i] = q->x[t][i] / SCALE - p->b_dec[i];
 }
 
-/* Smallest gap between a selected and an unselected eligible pre-activation, and of every
-   selected pre-activation from the ReLU kink at 0. */
-static double selection_margin(const params *p, const problem *q, const uint8_t *dead) {
-    double margin = INFINITY;
-    for (int t = 0; t < N; t++) {
-        const int *sets[2] = {q->idx[t], q->idx_aux[t]};
-        const int sizes[2] = {K, KA};
-        for (int set = 0; set < 2; set++) {
-            double lowest_kept = INFINITY;
-            for (int s = 0; s < sizes[set]; s++) {
-                if (sets[set][s] < 0) continue;
-                double v = pre_at(p, q, t, sets[set][s]);
-                lowest_kept = fmin(lowest_kept, v);
-                margin = fmin(margin, fabs(v));
-            }
-            for (int j = 0; j < M; j++) {
-                if (set == 1 && !dead[j]) continue;
-                int kept = 0;
-                for (int s = 0; s < sizes[set]; s++)
-                    kept |= sets[set][s] == j;
-                if (!kept) margin = fmin(margin, lowest_kept - pre_at(p, q, t, j));
-            }
-        }
-    }
-    return margin;
+static double *tensor_of(params *p, int i) {
+    double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc, &p->W_dec[0][0], p->b_dec,
+                                  p->log_theta};
+    return dst[i];
 }
 
-static void pack(const params *p, float *arena, const saec_sae *sae) {
-    const double *src[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc, &p->W_dec[0][0], p->b_dec};
-    for (int i = 0; i < SAE_N_TENSORS; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        for (int64_t e = 0; e < t->rows * t->cols; e++)
-            arena[t->offset + e] = (float)src[i][e];
-    }
-}
-
-static double *param_slot(params *p, const saec_sae *sae, int64_t arena_index) {
-    double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc, &p->W_dec[0][0], p->b_dec};
-    for (int i = 0; i < SAE_N_TENSORS; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        if (arena_index >= t->offset && arena_index < t->offset + t->rows * t->cols)
-            return dst[i] + (arena_index - t->offset);
-    }
-    return NULL; /* alignment padding */
-}
-
+#include "gradcheck_ref.h"
 
 /* One attempt with a seed. Returns 0 pass, 1 fail, 2 margin too small (retry). */
 static int attempt(saec_dev *dev, uint64_t seed) {
@@ -124,6 +62,7 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     saec_rng_init(&rng, seed, 77, 0);
     static params p;
     static problem q;
+    q.arch = SAE_TOPK;
     for (int j = 0; j < M; j++) {
         p.b_enc[j] = 0.2 * saec_rng_normal(&rng);
         for (int i = 0; i < D; i++) {
@@ -151,9 +90,9 @@ static int attempt(saec_dev *dev, uint64_t seed) {
                             .batch = N};
     REQUIRE(sae_create(dev, &hp, &sae) == SAEC_OK, "sae_create");
     sae->scale = (float)SCALE;
-    float arena[4096], xf[N * D], muf[D];
-    REQUIRE(sae->n_params <= 4096, "arena too small");
-    memset(arena, 0, sizeof arena);
+    static float arena[ARENA];
+    float xf[N * D], muf[D];
+    REQUIRE(sae->n_params <= ARENA, "arena too small");
     pack(&p, arena, sae);
     for (int t = 0; t < N; t++)
         for (int i = 0; i < D; i++)
@@ -167,7 +106,8 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     REQUIRE(sae_forward(sae, N, 1) == SAEC_OK, "sae_forward: %s", saec_error_message());
     REQUIRE(sae_backward(sae, N) == SAEC_OK, "sae_backward: %s", saec_error_message());
 
-    float grads[4096], xhat[N * D];
+    static float grads[ARENA];
+    float xhat[N * D];
     int32_t idx[N * K], idx_aux[N * KA];
     uint8_t dead[M];
     ops->download(dev, grads, sae->grad_arena, sizeof(float) * (size_t)sae->n_params);
@@ -188,7 +128,7 @@ static int attempt(saec_dev *dev, uint64_t seed) {
         for (int i = 0; i < D; i++)
             q.e[t][i] = q.x[t][i] / SCALE - xhat[t * D + i];
     }
-    double margin = selection_margin(&p, &q, dead);
+    double margin = topk_margin(&p, &q, dead);
     if (margin < 1e-3 || aux_slots == 0) {
         sae_destroy(sae);
         return 2;
@@ -198,26 +138,10 @@ static int attempt(saec_dev *dev, uint64_t seed) {
     REQUIRE(fabs(ref_loss - engine_loss) <= 1e-5 * fmax(1.0, fabs(ref_loss)),
           "loss: engine %.9g, reference %.9g", engine_loss, ref_loss);
 
-    const double h = 1e-6;
-    int checked = 0;
+    int checked = 0, per_tensor[SAE_N_TENSORS] = {0};
     double worst = 0;
-    for (int64_t a = 0; a < sae->n_params; a++) {
-        double *slot = param_slot(&p, sae, a);
-        if (!slot) continue;
-        const double saved = *slot;
-        *slot = saved + h;
-        const double up = reference_loss(&p, &q);
-        *slot = saved - h;
-        const double down = reference_loss(&p, &q);
-        *slot = saved;
-        const double fd = (up - down) / (2 * h);
-        const double err = fabs(fd - grads[a]);
-        const double tol = 2e-5 + 1e-3 * fabs(fd);
-        worst = fmax(worst, err / tol);
-        REQUIRE(err <= tol, "gradient of parameter %lld: engine %.8g, finite difference %.8g",
-              (long long)a, grads[a], fd);
-        checked++;
-    }
+    if (check_all_gradients(&p, &q, sae, grads, reference_loss, per_tensor, NULL, &worst, &checked))
+        return 1;
     printf("gradcheck: %d parameters, loss %.6f, selection margin %.4f, AuxK slots %d, "
            "worst error %.3f of tolerance\n",
            checked, ref_loss, margin, aux_slots, worst);

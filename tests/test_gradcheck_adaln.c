@@ -1,6 +1,6 @@
 /* The loss gradient of the TIDE `adaln` mode (SPEC §6) on the CPU backend, against central finite
  * differences of an independent double-precision reference written with naive loops (no engine
- * op is used for the reference; the part shared with the bucket check is gradcheck_tide_ref.h).
+ * op is used for the reference; the reference shared with the other gradient checks is gradcheck_ref.h).
  *
  * Adaln mode computes each row's scale and shift from its timestep t with a small MLP on a
  * sinusoidal embedding (width E, hidden width E):
@@ -45,7 +45,7 @@ enum { D = 7, M = 13, K = 3, KA = 4, N = 5, E = 4, HALF = E / 2, ARENA = 4096 };
 static const int32_t TIMESTEPS[N] = {999, 0, 137, 500, 731};
 
 typedef struct {
-    double W_enc_t[M][D], b_enc[M], W_dec[M][D], b_dec[D];
+    double W_enc_t[M][D], b_enc[M], W_dec[M][D], b_dec[D], log_theta[M]; /* log_theta: jumprelu only (unused here) */
     double W1[E][E], b1[E], Ws[E][D], bs[D], Wh[E][D], bh[D];
 } params;
 
@@ -57,6 +57,8 @@ typedef struct {
     double lambda;                 /* relu: the sparsity coefficient of the step */
     int idx[N][K], idx_aux[N][KA]; /* topk: the engine's selections, fixed */
     double e[N][D];                /* topk: AuxK residual at the base point (a constant) */
+    double keep[M];                /* atm only (unused here) */
+    int kept[N][M];                /* batchtopk only (unused here) */
 } problem;
 
 
@@ -103,7 +105,7 @@ static void encoder_input(const params *p, const problem *q, double u[N][D]) {
 }
 
 static double *tensor_of(params *p, int i); /* below: the reference tensor of engine tensor i */
-#include "gradcheck_tide_ref.h"
+#include "gradcheck_ref.h"
 
 /* The reference tensor of engine tensor i (NULL: not an adaln-mode tensor). */
 static double *tensor_of(params *p, int i) {

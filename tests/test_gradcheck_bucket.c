@@ -1,6 +1,6 @@
 /* The loss gradient of the TIDE `bucket` mode (SPEC §6) on the CPU backend, against central finite
  * differences of an independent double-precision reference written with naive loops (no engine
- * op is used for the reference; the part shared with the adaln check is gradcheck_tide_ref.h).
+ * op is used for the reference; the reference shared with the other gradient checks is gradcheck_ref.h).
  *
  * Bucket mode adds per-bucket scale and shift vectors s_b, h_b [B, d] that modulate the encoder
  * input, pre = ((xn − b_dec) ⊙ (1 + s_{b_t}) + h_{b_t}) W_enc + b_enc with b_t = floor(t·B/T);
@@ -43,6 +43,7 @@ static const int EXPECTED_BUCKET[N] = {2, 0, 2, 0, 2};
 
 typedef struct {
     double W_enc_t[M][D], b_enc[M], W_dec[M][D], b_dec[D], s[B][D], h[B][D];
+    double log_theta[M]; /* jumprelu only (unused here) */
 } params;
 
 typedef struct {
@@ -53,6 +54,8 @@ typedef struct {
     double lambda;                 /* relu: the sparsity coefficient of the step */
     int idx[N][K], idx_aux[N][KA]; /* topk: the engine's selections, fixed */
     double e[N][D];                /* topk: AuxK residual at the base point (a constant) */
+    double keep[M];                /* atm only (unused here) */
+    int kept[N][M];                /* batchtopk only (unused here) */
 } problem;
 
 
@@ -68,7 +71,7 @@ static void encoder_input(const params *p, const problem *q, double u[N][D]) {
 }
 
 static double *tensor_of(params *p, int i); /* below: the reference tensor of engine tensor i */
-#include "gradcheck_tide_ref.h"
+#include "gradcheck_ref.h"
 
 static double *tensor_of(params *p, int i) {
     double *dst[SAE_N_TENSORS] = {&p->W_enc_t[0][0], p->b_enc,   &p->W_dec[0][0], p->b_dec, NULL,

@@ -1,6 +1,7 @@
 /* The loss gradients of the dense SAE variants (relu, batchtopk + AuxK, jumprelu, atm; SPEC §2–5)
  * on the CPU backend, against an independent double-precision reference written with naive
- * loops (no engine op is used for the reference).
+ * loops (no engine op is used for the reference; it is gradcheck_ref.h, shared with the other
+ * gradient checks).
  *
  * - relu, atm, batchtopk, and jumprelu's W_enc_t, b_enc, W_dec, b_dec: central finite differences
  *   of the reference loss. Piecewise-constant choices (BatchTopK's and AuxK's selections, the
@@ -40,6 +41,7 @@ typedef struct {
     double lambda;      /* the sparsity coefficient of the step */
     double keep[M];     /* atm: this step's mask (1 elsewhere) */
     int kept[N][M];     /* batchtopk: the batch selection */
+    int idx[N][K];      /* topk only (unused here) */
     int idx_aux[N][KA]; /* batchtopk: AuxK selection (−1 empty) */
     double e[N][D];     /* batchtopk: AuxK residual at the base point (a constant) */
 } problem;
@@ -47,105 +49,11 @@ typedef struct {
 
 static double fr(double v) { return (double)(float)v; } /* a value the engine holds exactly */
 
-static double pre_at(const params *p, const problem *q, int t, int j) {
-    double s = p->b_enc[j];
-    for (int i = 0; i < D; i++)
-        s += (q->x[t][i] / SCALE - p->b_dec[i]) * p->W_enc_t[j][i];
-    return s;
-}
-
-static double row_norm(const double *w) {
-    double s = 0;
-    for (int i = 0; i < D; i++)
-        s += w[i] * w[i];
-    return sqrt(s);
-}
-
-/* Codes of row t under the variant's rule, choices fixed in q. */
-static void codes(const params *p, const problem *q, int t, double *f) {
-    for (int j = 0; j < M; j++) {
-        const double v = pre_at(p, q, t, j);
-        switch (q->arch) {
-        case SAE_RELU:
-        case SAE_ATM: f[j] = q->keep[j] * fmax(0.0, v); break;
-        case SAE_BATCHTOPK: f[j] = q->kept[t][j] ? v : 0.0; break;
-        case SAE_JUMPRELU: f[j] = v > exp(p->log_theta[j]) ? v : 0.0; break;
-        default: f[j] = 0.0; break;
-        }
-    }
-}
-
-static void decode(const params *p, const double *f, double *xhat) {
-    for (int i = 0; i < D; i++) {
-        xhat[i] = p->b_dec[i];
-        for (int j = 0; j < M; j++)
-            xhat[i] += f[j] * p->W_dec[j][i];
-    }
-}
-
-static double sst_of(const problem *q) {
-    double sst = 0;
+/* The plain SAE's encoder input: u_t = xn_t − b_dec. */
+static void encoder_input(const params *p, const problem *q, double u[N][D]) {
     for (int t = 0; t < N; t++)
         for (int i = 0; i < D; i++)
-            sst += (q->x[t][i] / SCALE - q->mu[i]) * (q->x[t][i] / SCALE - q->mu[i]);
-    return sst;
-}
-
-static double reference_loss(const params *p, const problem *q) {
-    double sse = 0, penalty = 0, aux_sse = 0, aux_sst = 0, e_mean[D] = {0};
-    for (int t = 0; t < N; t++) {
-        double f[M], xhat[D];
-        codes(p, q, t, f);
-        decode(p, f, xhat);
-        for (int i = 0; i < D; i++) {
-            const double r = q->x[t][i] / SCALE - xhat[i];
-            sse += r * r;
-        }
-        for (int j = 0; j < M; j++) {
-            if (q->arch == SAE_RELU || q->arch == SAE_ATM)
-                penalty += f[j] * row_norm(p->W_dec[j]);
-            else if (q->arch == SAE_JUMPRELU)
-                penalty += pre_at(p, q, t, j) > exp(p->log_theta[j]) ? 1.0 : 0.0;
-        }
-    }
-    double loss = sse / sst_of(q) + q->lambda * penalty / N;
-    if (q->arch != SAE_BATCHTOPK) return loss;
-
-    /* AuxK: ê = Σ ReLU(pre) W_dec over the fixed dead-latent selection, no b_dec. */
-    for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++)
-            e_mean[i] += q->e[t][i] / N;
-    for (int t = 0; t < N; t++) {
-        double ehat[D] = {0};
-        for (int s = 0; s < KA; s++) {
-            const int j = q->idx_aux[t][s];
-            if (j < 0) continue;
-            const double f = fmax(0.0, pre_at(p, q, t, j));
-            for (int i = 0; i < D; i++)
-                ehat[i] += f * p->W_dec[j][i];
-        }
-        for (int i = 0; i < D; i++) {
-            aux_sse += (q->e[t][i] - ehat[i]) * (q->e[t][i] - ehat[i]);
-            aux_sst += (q->e[t][i] - e_mean[i]) * (q->e[t][i] - e_mean[i]);
-        }
-    }
-    return loss + ALPHA * aux_sse / aux_sst;
-}
-
-/* ∂nmse/∂f_tj = (2/SST) Σ_i (x̂ − xn)_ti W_dec,ji, the codes as free variables. */
-static void reference_dloss_df(const params *p, const problem *q, double dldf[N][M]) {
-    const double sst = sst_of(q);
-    for (int t = 0; t < N; t++) {
-        double f[M], xhat[D];
-        codes(p, q, t, f);
-        decode(p, f, xhat);
-        for (int j = 0; j < M; j++) {
-            double s = 0;
-            for (int i = 0; i < D; i++)
-                s += (xhat[i] - q->x[t][i] / SCALE) * p->W_dec[j][i];
-            dldf[t][j] = 2.0 * s / sst;
-        }
-    }
+            u[t][i] = q->x[t][i] / SCALE - p->b_dec[i];
 }
 
 static double *tensor_of(params *p, int i) {
@@ -154,46 +62,12 @@ static double *tensor_of(params *p, int i) {
     return dst[i];
 }
 
-static void pack(params *p, float *arena, const saec_sae *sae) {
-    memset(arena, 0, sizeof(float) * ARENA);
-    for (int i = 0; i < sae->n_tensors; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        const double *src = tensor_of(p, i);
-        for (int64_t e = 0; e < t->rows * t->cols; e++)
-            arena[t->offset + e] = (float)src[e];
-    }
-}
+#include "gradcheck_ref.h"
 
-/* The parameter at arena_index (NULL: padding); *tensor its tensor. */
-static double *param_slot(params *p, const saec_sae *sae, int64_t arena_index, int *tensor) {
-    for (int i = 0; i < sae->n_tensors; i++) {
-        const sae_tensor *t = &sae->layout[i];
-        if (arena_index >= t->offset && arena_index < t->offset + t->rows * t->cols) {
-            *tensor = i;
-            return tensor_of(p, i) + (arena_index - t->offset);
-        }
-    }
-    return NULL;
-}
-
-/* Random parameters and rows, all float-representable. */
+/* Random parameters (log_theta too) and rows, all float-representable; no latent masked. */
 static void draw(saec_rng *rng, params *p, problem *q) {
-    memset(p, 0, sizeof *p);
-    for (int j = 0; j < M; j++) {
-        p->b_enc[j] = fr(0.2 * saec_rng_normal(rng));
-        p->log_theta[j] = fr(log(0.15 + 0.3 * saec_rng_uniform(rng)));
-        for (int i = 0; i < D; i++) {
-            p->W_enc_t[j][i] = fr(saec_rng_normal(rng) / sqrt(D));
-            p->W_dec[j][i] = fr((0.5 + saec_rng_uniform(rng)) * saec_rng_normal(rng) / sqrt(D));
-        }
-    }
-    for (int i = 0; i < D; i++) {
-        p->b_dec[i] = fr(0.3 * saec_rng_normal(rng));
-        q->mu[i] = fr(0.1 * saec_rng_normal(rng));
-    }
-    for (int t = 0; t < N; t++)
-        for (int i = 0; i < D; i++)
-            q->x[t][i] = fr(SCALE * saec_rng_normal(rng));
+    draw_sae_params(rng, p, q, 1);
+    draw_rows(rng, q);
     for (int j = 0; j < M; j++)
         q->keep[j] = 1.0;
 }
@@ -260,7 +134,7 @@ static double batchtopk_select(const params *p, problem *q, int dead[M], double 
     double margin = INFINITY;
     for (int t = 0; t < N; t++)
         for (int j = 0; j < M; j++) {
-            v[t * M + j] = pre_at(p, q, t, j);
+            v[t * M + j] = pre_of(p, q, t, j);
             positives += v[t * M + j] > 0;
             margin = fmin(margin, fabs(v[t * M + j])); /* away from the kink at 0 */
         }
@@ -306,11 +180,6 @@ static double batchtopk_select(const params *p, problem *q, int dead[M], double 
     return margin;
 }
 
-typedef struct {
-    int checked;
-    double worst;
-} tally;
-
 /* One attempt of one variant. Returns 0 pass, 1 fail, 2 margins too small (retry). */
 static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     saec_rng rng;
@@ -325,7 +194,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         for (int j = 0; j < n_window; j++) {
             const int t = (2 * j + 1) % N;
             const double offset = (j % 2 ? -1 : 1) * (0.004 + 0.016 * saec_rng_uniform(&rng));
-            const double rest = pre_at(&p, &q, t, j) - p.b_enc[j];
+            const double rest = pre_of(&p, &q, t, j) - p.b_enc[j];
             p.b_enc[j] = fr(exp(p.log_theta[j]) + offset - rest);
         }
     }
@@ -381,7 +250,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
     if (arch == SAE_RELU || arch == SAE_ATM) {
         for (int t = 0; t < N; t++)
             for (int j = 0; j < M; j++)
-                margin = fmin(margin, fabs(pre_at(&p, &q, t, j)));
+                margin = fmin(margin, fabs(pre_of(&p, &q, t, j)));
     }
     if (arch == SAE_ATM) {
         float keep[M];
@@ -456,16 +325,18 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
                 for (int r = 0; r < KA; r++)
                     found |= idx_aux[t * KA + r] == q.idx_aux[t][s];
                 REQUIRE(found, "batchtopk: AuxK row %d lacks latent %d", t, q.idx_aux[t][s]);
-                if (q.idx_aux[t][s] >= 0) aux_codes += pre_at(&p, &q, t, q.idx_aux[t][s]) > 0;
+                if (q.idx_aux[t][s] >= 0) aux_codes += pre_of(&p, &q, t, q.idx_aux[t][s]) > 0;
             }
         if (aux_codes == 0) {
             sae_destroy(sae);
             return 2;
         }
         /* the AuxK residual at the base point, a constant */
+        double u[N][D];
+        encoder_input(&p, &q, u);
         for (int t = 0; t < N; t++) {
             double f[M], xhat[D];
-            codes(&p, &q, t, f);
+            codes(&p, &q, u, t, f);
             decode(&p, f, xhat);
             for (int i = 0; i < D; i++)
                 q.e[t][i] = q.x[t][i] / SCALE - xhat[i];
@@ -478,7 +349,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
         const double eps = (double)BANDWIDTH;
         for (int t = 0; t < N; t++)
             for (int j = 0; j < M; j++) {
-                const double gap = pre_at(&p, &q, t, j) - exp(p.log_theta[j]);
+                const double gap = pre_of(&p, &q, t, j) - exp(p.log_theta[j]);
                 margin = fmin(margin, fabs(gap));                      /* the step */
                 margin = fmin(margin, 10 * fabs(fabs(gap) - eps / 2)); /* window edge */
                 if (fabs(gap) < eps / 2) {
@@ -498,28 +369,10 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
           "%s loss: engine %.9g, reference %.9g", sae_arch_name(arch), engine_loss, ref_loss);
 
     /* Finite differences of every true-gradient parameter. */
-    const double h = 1e-6;
-    int checked = 0;
+    int checked = 0, per_tensor[SAE_N_TENSORS] = {0};
     double worst = 0;
-    for (int64_t a = 0; a < sae->n_params; a++) {
-        int tensor = -1;
-        double *slot = param_slot(&p, sae, a, &tensor);
-        if (!slot || tensor == SAE_LOG_THETA) continue;
-        const double saved = *slot;
-        *slot = saved + h;
-        const double up = reference_loss(&p, &q);
-        *slot = saved - h;
-        const double down = reference_loss(&p, &q);
-        *slot = saved;
-        const double fdiff = (up - down) / (2 * h);
-        const double err = fabs(fdiff - grads[a]);
-        const double tol = 2e-5 + 1e-3 * fabs(fdiff);
-        worst = fmax(worst, err / tol);
-        REQUIRE(err <= tol, "%s: gradient of %s[%lld]: engine %.8g, finite difference %.8g",
-              sae_arch_name(arch), sae->layout[tensor].name,
-              (long long)(a - sae->layout[tensor].offset), grads[a], fdiff);
-        checked++;
-    }
+    if (check_all_gradients(&p, &q, sae, grads, reference_loss, per_tensor, NULL, &worst, &checked))
+        return 1;
 
     /* JumpReLU: log_theta's straight-through estimator (SPEC §4) from the reference's ∂L/∂f:
        dL/dlogθ_j = θ_j Σ_r −(1/ε) K((pre_rj − θ_j)/ε) (θ_j ∂L/∂f_rj + λ/N). */
@@ -534,7 +387,7 @@ static int attempt(saec_dev *dev, sae_arch arch, uint64_t seed, tally *tl) {
             const double theta = exp(p.log_theta[j]);
             double sum = 0;
             for (int t = 0; t < N; t++) {
-                const double u = (pre_at(&p, &q, t, j) - theta) / eps;
+                const double u = (pre_of(&p, &q, t, j) - theta) / eps;
                 if (fabs(u) < 0.5) sum += -(1.0 / eps) * (theta * dldf[t][j] + q.lambda / N);
             }
             const double ref = theta * sum;
@@ -644,24 +497,8 @@ int main(void) {
         return 1;
     }
     const sae_arch archs[] = {SAE_RELU, SAE_BATCHTOPK, SAE_JUMPRELU, SAE_ATM};
-    for (size_t v = 0; v < sizeof archs / sizeof archs[0]; v++) {
-        tally tl = {0, 0};
-        int passed = 0, retried = 0;
-        for (uint64_t seed = 1; seed < 400 && passed < 3; seed++) {
-            const int rc = attempt(dev, archs[v], seed, &tl);
-            if (rc == 1) return 1;
-            passed += rc == 0;
-            retried += rc == 2;
-        }
-        if (passed < 3) {
-            fprintf(stderr, "FAIL: %s: only %d seeds gave enough margin (%d redrawn)\n",
-                    sae_arch_name(archs[v]), passed, retried);
-            return 1;
-        }
-        printf("gradcheck %s: %d gradients checked over %d seeds (%d redrawn), worst error %.3f "
-               "of tolerance\n",
-               sae_arch_name(archs[v]), tl.checked, passed, retried, tl.worst);
-    }
+    for (size_t v = 0; v < sizeof archs / sizeof archs[0]; v++)
+        if (check_seeds(dev, archs[v], "", attempt)) return 1;
     if (atm_reproducibility(dev)) return 1;
     saec_dev_close(dev);
     printf("PASS\n");

@@ -1,0 +1,9 @@
+/* The table of op cases: every migrated family's cases (op_case.h). */
+#include "op_case.h"
+
+const op_case *const op_cases[] = {
+    /* dense (op_cases_dense.c) */
+    &op_case_gemm,    &op_case_scale_add_rows, &op_case_axpby,
+    &op_case_col_sum, &op_case_relu,           &op_case_relu_backward};
+
+const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);
