@@ -9,6 +9,31 @@
 
 #define TF_THREADS 256
 
+/* ---- device helpers -------------------------------------------------------------------------- */
+
+/* Latent j after a batch of n tokens in which it fired `fired` times (both tracking ops):
+   since_fired = fired ? 0 : since_fired + n; fire_count += fired (NULL: not kept);
+   dead_mask = since_fired >= dead_after. Returns 1 when j is now dead. */
+__device__ __forceinline__ int latent_after_batch(int64_t j, int64_t fired, int64_t n,
+                                                  int64_t *__restrict__ since_fired,
+                                                  int64_t *__restrict__ fire_count,
+                                                  int64_t dead_after,
+                                                  uint8_t *__restrict__ dead_mask) {
+    const int64_t s = fired > 0 ? 0 : since_fired[j] + n;
+    since_fired[j] = s;
+    if (fire_count) fire_count[j] += fired;
+    const int dead = s >= dead_after;
+    dead_mask[j] = (uint8_t)dead;
+    return dead;
+}
+
+/* The block's dead latents added to *dead_total (an integer atomic: exact). Every thread of the
+   block calls it (a barrier). */
+__device__ __forceinline__ void add_block_dead(int dead, unsigned long long *dead_total) {
+    const int block_dead = __syncthreads_count(dead);
+    if (threadIdx.x == 0 && block_dead) atomicAdd(dead_total, (unsigned long long)block_dead);
+}
+
 /* ---- kernels --------------------------------------------------------------------------------- */
 
 /* fired[j] = #pairs (token, slot) with idx == j and val > 0 (fired zeroed before).
@@ -32,17 +57,10 @@ __global__ void tf_update_kernel(const int *__restrict__ fired, int64_t n, int64
                                  uint8_t *__restrict__ dead_mask,
                                  unsigned long long *__restrict__ dead_total) {
     const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    int dead = 0;
-    if (j < m) {
-        const int f = fired[j];
-        const int64_t s = f > 0 ? 0 : since_fired[j] + n;
-        since_fired[j] = s;
-        if (fire_count) fire_count[j] += f;
-        dead = s >= dead_after;
-        dead_mask[j] = (uint8_t)dead;
-    }
-    const int block_dead = __syncthreads_count(dead);
-    if (threadIdx.x == 0 && block_dead) atomicAdd(dead_total, (unsigned long long)block_dead);
+    const int dead =
+        j < m ? latent_after_batch(j, fired[j], n, since_fired, fire_count, dead_after, dead_mask)
+              : 0;
+    add_block_dead(dead, dead_total);
 }
 
 /* *dead_count = (double) *dead_total.  Floor: 16 bytes. */
@@ -92,15 +110,9 @@ __global__ void tfd_update_kernel(const double *__restrict__ partial, int nchunk
         double t = 0.0;
         for (int c = 0; c < nchunks; c++)
             t += partial[(int64_t)c * m + j];
-        const int64_t fired = (int64_t)t;
-        const int64_t s = fired > 0 ? 0 : since_fired[j] + n;
-        since_fired[j] = s;
-        if (fire_count) fire_count[j] += fired;
-        dead = s >= dead_after;
-        dead_mask[j] = (uint8_t)dead;
+        dead = latent_after_batch(j, (int64_t)t, n, since_fired, fire_count, dead_after, dead_mask);
     }
-    const int block_dead = __syncthreads_count(dead);
-    if (threadIdx.x == 0 && block_dead) atomicAdd(dead_total, (unsigned long long)block_dead);
+    add_block_dead(dead, dead_total);
 }
 
 /* dead_latents_update, pass 1: since_fired[j] += add where since_fired[j] > 0; dead_mask[j] =
