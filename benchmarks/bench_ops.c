@@ -34,7 +34,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/cuda_internal.cuh"
-#include "op_case.h"
+#include "op_inputs.h"
 #include "saec/device.h"
 
 #define WARMUP 2
@@ -475,7 +475,7 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
 typedef struct {
     const op_case *c;
     op_shape s;
-    float *buf[OP_MAX_BUFS];
+    void *buf[OP_MAX_BUFS];
 } case_ctx;
 
 static void run_case(void *p) {
@@ -483,21 +483,15 @@ static void run_case(void *p) {
     OP(x->c->call(dev, &x->s, x->buf));
 }
 
+/* One case at the benchmark's sizes: its inputs made on the host as the tests make them (random
+   fill, then the case's tweak), uploaded, timed. */
 static void bench_case(const op_case *c, int64_t n, int64_t m, int64_t d, int64_t k) {
     case_ctx x = {c, c->bench_shape(n, m, d), {0}};
-    op_buf b[OP_MAX_BUFS];
-    for (int i = 0; i < OP_MAX_BUFS; i++)
-        b[i].alias = -1;
-    c->bufs(&x.s, b);
-    for (int i = 0; i < c->n_bufs; i++) {
-        if (b[i].role == OP_BUF_ABSENT) continue;
-        if (b[i].alias >= 0) {
-            x.buf[i] = x.buf[b[i].alias];
-            continue;
-        }
-        x.buf[i] = dalloc((size_t)(b[i].count > 0 ? b[i].count : 1) * sizeof(float));
-        if (b[i].fill == OP_FILL_RANDOM) fill_uniform(x.buf[i], b[i].count, -1, 1);
-    }
+    op_inputs in;
+    void *dbase[OP_MAX_BUFS];
+    op_inputs_make(c, &x.s, &in);
+    op_upload(dev, c, &in, dbase, x.buf);
+    op_inputs_free(&in);
     for (int tf32 = 0; tf32 < 2; tf32++) {
         const char *name = tf32 ? c->bench_tf32_name : c->bench_name;
         if (!name) continue;
@@ -513,8 +507,7 @@ static void bench_case(const op_case *c, int64_t n, int64_t m, int64_t d, int64_
         saec_cuda_set_tf32(dev, 0);
     }
     OP(dev->ops->sync(dev));
-    for (int i = 0; i < c->n_bufs; i++)
-        if (b[i].role != OP_BUF_ABSENT && b[i].alias < 0) dev->ops->free(dev, x.buf[i]);
+    op_free(dev, c, dbase);
 }
 
 static void bench_size(int64_t m) {
@@ -696,6 +689,7 @@ int main(int argc, char **argv) {
     const char *commit = argc > 2 ? argv[2] : getenv("SAEC_GIT_COMMIT");
     if (!commit || !*commit) commit = "unknown";
     if (saec_dev_open("cuda", &dev) != SAEC_OK) die("opening the CUDA device");
+    rng_seed(0x5AEC0BE4C4000001ull); /* the op cases' inputs */
     stream = saec_cuda_stream(dev);
     CU(cudaEventCreate(&ev_start));
     CU(cudaEventCreate(&ev_stop));

@@ -5,11 +5,13 @@
  *     case's group (test_gpu_ops GROUP runs one);
  *   - benchmarks/bench_ops.c: the op at the benchmark's sizes, against its floor.
  *
- * A case is an op called on a few buffers (all float for now; other element types come with the
- * families that need them). For each of its shapes (awkward sizes, flags such as beta = 0, in
- * place, misaligned pointers) the case says which buffers exist, how big, which are inputs, which
- * outputs, which alias another; the drivers allocate, fill (uniform in [-1, 1), or NaN where the
- * op must not read), call, and compare every output buffer whole (padding included).
+ * A case is an op called on a few buffers of any element type (float, double, int32, int64,
+ * uint8). For each of its shapes (awkward sizes, flags such as beta = 0, in place, misaligned
+ * pointers) the case says which buffers exist, how big, of what type, which are inputs, which
+ * outputs, which alias another; the drivers allocate, fill (floats uniform in [-1, 1), or NaN
+ * where the op must not read; integers zero), let the case's tweak set what the op needs (indices,
+ * keys, special values), call, and compare every output buffer whole (padding included): floats
+ * within the case's tolerance, integers and buffers marked exact bit for bit.
  *
  * The families: tests/op_cases_dense.c (gemm, scale_add_rows, axpby, col_sum, relu,
  * relu_backward). The other ops are still tested in the per-backend files (test_cpu_ops.c,
@@ -24,37 +26,64 @@
 #include "saec/device.h"
 #include "saec/ops.h"
 
-enum { OP_MAX_BUFS = 6, OP_MAX_SIZES = 10 };
+enum { OP_MAX_BUFS = 10, OP_MAX_SIZES = 12 };
 
 /* One call's sizes and flags (v) and scalars (f), named by the case; misalign offsets every
-   buffer by one element (no 16-byte alignment). */
+   buffer by one element (no 16-byte alignment); large: dropped when SAEC_GPU_TEST_QUICK=1
+   (compute-sanitizer runs). */
 typedef struct {
     int64_t v[OP_MAX_SIZES];
-    float f[2];
+    float f[4];
     int misalign;
+    int large;
 } op_shape;
+
+typedef enum { OP_F32, OP_F64, OP_I32, OP_I64, OP_U8 } op_elem;
+
+static inline size_t op_elem_size(op_elem e) {
+    return e == OP_F64 || e == OP_I64 ? 8 : e == OP_U8 ? 1 : 4;
+}
 
 typedef enum {
     OP_BUF_ABSENT, /* passed as NULL */
     OP_BUF_IN,     /* read only */
     OP_BUF_INOUT,  /* read and written: compared after the call */
     OP_BUF_OUT,    /* written only: compared after the call */
+    OP_BUF_SCRATCH /* the op's workspace: allocated, not compared */
 } op_buf_role;
 
 typedef enum {
-    OP_FILL_RANDOM, /* uniform in [-1, 1) */
-    OP_FILL_NAN,    /* the op must not read it (an output, or beta = 0) */
+    OP_FILL_RANDOM, /* floats uniform in [-1, 1); integers 0 (the tweak sets them) */
+    OP_FILL_NAN,    /* the op must not read it (an output, or beta = 0); integers 0 */
 } op_buf_fill;
 
-/* A buffer of one call: count floats; alias >= 0: the same memory as buffer `alias` (which
-   must come first; its role is then the union of both). */
+/* A buffer of one call: count elements of type elem; alias >= 0: the same memory as buffer
+   `alias` (which must come first; its role is then the union of both); exact: a float output
+   compared bit for bit (against the reference and between backends). */
 typedef struct {
     const char *name;
     int64_t count;
     op_buf_role role;
     op_buf_fill fill;
     int alias;
+    op_elem elem;
+    int exact;
 } op_buf;
+
+/* A buffer of count elements of type elem, random fill (op_buf_of); absent (NULL); the same
+   memory as buffer `of` (op_alias). */
+static inline op_buf op_buf_of(const char *name, op_elem elem, int64_t count, op_buf_role role) {
+    op_buf b = {.name = name, .count = count, .role = role, .fill = OP_FILL_RANDOM, .alias = -1,
+                .elem = elem};
+    return b;
+}
+static inline op_buf op_absent(const char *name) { return op_buf_of(name, OP_F32, 0, OP_BUF_ABSENT); }
+static inline op_buf op_alias(const char *name, op_elem elem, int64_t count, op_buf_role role,
+                              int of) {
+    op_buf b = op_buf_of(name, elem, count, role);
+    b.alias = of;
+    return b;
+}
 
 typedef struct op_case op_case;
 struct op_case {
@@ -65,18 +94,25 @@ struct op_case {
     /* the buffers of a call at shape s (n_bufs of them) */
     int n_bufs;
     void (*bufs)(const op_shape *s, op_buf *b);
-    /* special values after the random fill (NULL: none): host[i] is buffer i, NULL when absent */
-    void (*tweak)(const op_shape *s, float *const *host);
+    /* the inputs after the fill (NULL: none): indices, keys, special values; host[i] is buffer
+       i (its element type), NULL when absent. Also run at the benchmark's sizes: keep it O(size) */
+    void (*tweak)(const op_shape *s, void *const *host);
     /* the op on a device; buf[i] as in bufs (aliases resolved, NULL when absent) */
-    int (*call)(saec_dev *dev, const op_shape *s, float *const *buf);
+    int (*call)(saec_dev *dev, const op_shape *s, void *const *buf);
     /* the naive reference: want and scale of every compared buffer (INOUT, OUT; NULL for the
        others) from the inputs before the call; a reference that leaves scale alone means
-       |want| (the tolerances then relative to the value) */
-    void (*naive)(const op_shape *s, const float *const *in, double *const *want,
+       |want| (the tolerances then relative to the value); integers and exact buffers ignore it */
+    void (*naive)(const op_shape *s, const void *const *in, double *const *want,
                   double *const *scale);
     double atol, rtol;       /* |got − want| <= atol + rtol · scale, against the reference */
     double atol_be, rtol_be; /* another backend against the CPU op, with the same scale */
     int exact_be;            /* another backend must match the CPU op bit for bit */
+    int deterministic;       /* another backend repeats itself bit for bit (called twice) */
+    /* another backend against the CPU op, for outputs the generic comparison cannot judge (NULL:
+       the generic one): cpu[i] and other[i] the downloaded buffers, in[i] the inputs; returns 1
+       when they agree, else 0 with the reason in why */
+    int (*compare_be)(const op_shape *s, const void *const *in, const void *const *cpu,
+                      const void *const *other, char *why, size_t cap);
     void (*bad_args)(saec_dev *dev, int (*rejected)(int rc, const char *what)); /* or NULL */
     void (*label)(const op_shape *s, char *buf, size_t cap); /* the case for failure reports */
     /* the benchmark: its name, the shape at the benchmark's n rows, m latents and d dims, and
@@ -93,7 +129,7 @@ struct op_case {
     .shapes = NAME##_shapes, .bufs = NAME##_bufs, .call = NAME##_call, .naive = NAME##_naive,      \
     .label = NAME##_label, .bench_shape = NAME##_bench, .floor = NAME##_floor
 
-/* Every op case of every migrated family, and their count. */
+/* Every op case of every family, and their count. */
 extern const op_case *const op_cases[];
 extern const int op_cases_count;
 

@@ -9,20 +9,16 @@
 #include "op_case.h"
 
 static op_shape shape(int64_t v0, int64_t v1, int64_t v2, int64_t v3, float f0, float f1) {
-    op_shape s = {{v0, v1, v2, v3}, {f0, f1}, 0};
+    op_shape s = {.v = {v0, v1, v2, v3}, .f = {f0, f1}};
     return s;
 }
 
 static op_buf buf(const char *name, int64_t count, op_buf_role role) {
-    op_buf b = {name, count, role, OP_FILL_RANDOM, -1};
-    return b;
+    return op_buf_of(name, OP_F32, count, role);
 }
 
-static op_buf absent(const char *name) { return buf(name, 0, OP_BUF_ABSENT); }
-
 static op_buf alias(const char *name, int64_t count, op_buf_role role, int of) {
-    op_buf b = {name, count, role, OP_FILL_RANDOM, of};
-    return b;
+    return op_alias(name, OP_F32, count, role, of);
 }
 
 /* ---- gemm: C[M, N] = alpha op(A) op(B) + beta C + bias ----
@@ -42,7 +38,7 @@ static int64_t gemm_ldc(const op_shape *s) { return s->v[G_N] + s->v[G_PC]; }
 
 static op_shape gemm_shape(const int64_t mnk[3], int ta, int tb, int bias, int pa, int pb, int pc,
                            float alpha, float beta) {
-    op_shape s = {{mnk[0], mnk[1], mnk[2], ta, tb, bias, pa, pb, pc}, {alpha, beta}, 0};
+    op_shape s = {.v = {mnk[0], mnk[1], mnk[2], ta, tb, bias, pa, pb, pc}, .f = {alpha, beta}};
     return s;
 }
 
@@ -92,24 +88,24 @@ static void gemm_bufs(const op_shape *s, op_buf *b) {
     b[1] = buf("B", (s->v[G_TB] ? N : K) * gemm_ldb(s), OP_BUF_IN);
     b[2] = buf("C (its ldc padding untouched)", M * gemm_ldc(s), OP_BUF_INOUT);
     if (s->f[1] == 0.0f) b[2].fill = OP_FILL_NAN; /* beta = 0 must not read C */
-    b[3] = s->v[G_BIAS] ? buf("bias", N, OP_BUF_IN) : absent("bias");
+    b[3] = s->v[G_BIAS] ? buf("bias", N, OP_BUF_IN) : op_absent("bias");
 }
 
-static void gemm_tweak(const op_shape *s, float *const *host) {
+static void gemm_tweak(const op_shape *s, void *const *host) {
     const int64_t ldc = gemm_ldc(s);
     for (int64_t i = 0; i < s->v[G_M]; i++)
         for (int64_t j = s->v[G_N]; j < ldc; j++)
-            host[2][i * ldc + j] = 12345.0f;
+            ((float *)host[2])[i * ldc + j] = 12345.0f;
 }
 
-static int gemm_call(saec_dev *dev, const op_shape *s, float *const *b) {
+static int gemm_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, gemm, (int)s->v[G_TA], (int)s->v[G_TB], s->v[G_M], s->v[G_N], s->v[G_K],
                    s->f[0], b[0], gemm_lda(s), b[1], gemm_ldb(s), s->f[1], b[2], gemm_ldc(s), b[3]);
 }
 
 /* scale[i, j] = |alpha| Σ_k |a_ik b_kj| + |beta c_ij| + |bias_j|: FP32 error is a small multiple
    of eps times this (K·eps; tolerance 1e-5); the padding must come back as it was. */
-static void gemm_naive(const op_shape *s, const float *const *in, double *const *want,
+static void gemm_naive(const op_shape *s, const void *const *in, double *const *want,
                        double *const *scale) {
     const int64_t M = s->v[G_M], N = s->v[G_N], K = s->v[G_K];
     const int64_t lda = gemm_lda(s), ldb = gemm_ldb(s), ldc = gemm_ldc(s);
@@ -193,23 +189,24 @@ static void scale_add_rows_bufs(const op_shape *s, op_buf *b) {
     const int64_t nd = s->v[0] * s->v[1];
     const int in_place = (int)s->v[3];
     b[0] = buf("in", nd, OP_BUF_IN);
-    b[1] = s->v[2] ? buf("v", s->v[1], OP_BUF_IN) : absent("v");
+    b[1] = s->v[2] ? buf("v", s->v[1], OP_BUF_IN) : op_absent("v");
     b[2] = in_place ? alias("out (in place)", nd, OP_BUF_INOUT, 0) : buf("out", nd, OP_BUF_OUT);
     if (!in_place) b[2].fill = OP_FILL_NAN;
 }
 
-static int scale_add_rows_call(saec_dev *dev, const op_shape *s, float *const *b) {
+static int scale_add_rows_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, scale_add_rows, b[0], b[2], s->v[0], s->v[1], s->f[0], b[1], s->f[1]);
 }
 
 /* a few roundings: within 1e-6 of |in·scale| + |alpha·v| */
-static void scale_add_rows_naive(const op_shape *s, const float *const *in, double *const *want,
+static void scale_add_rows_naive(const op_shape *s, const void *const *in, double *const *want,
                                  double *const *scale) {
+    const float *x = in[0], *v = in[1];
     const int64_t n = s->v[0], d = s->v[1];
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < d; j++) {
-            const double a = (double)in[0][i * d + j] * s->f[0];
-            const double bv = in[1] ? (double)s->f[1] * in[1][j] : 0;
+            const double a = (double)x[i * d + j] * s->f[0];
+            const double bv = v ? (double)s->f[1] * v[j] : 0;
             want[2][i * d + j] = a + bv;
             scale[2][i * d + j] = fabs(a) + fabs(bv);
         }
@@ -262,7 +259,7 @@ static void axpby_bufs(const op_shape *s, op_buf *b) {
     const int64_t n = s->v[0];
     const int variant = (int)s->v[1];
     b[0] = buf("x", n, OP_BUF_IN);
-    b[1] = variant == 3 ? absent("y") : buf("y", n, OP_BUF_IN);
+    b[1] = variant == 3 ? op_absent("y") : buf("y", n, OP_BUF_IN);
     if (variant == 4) b[1].fill = OP_FILL_NAN;
     if (variant == 1 || variant == 2)
         b[2] = alias(variant == 1 ? "out (= x)" : "out (= y)", n, OP_BUF_INOUT, variant - 1);
@@ -270,18 +267,19 @@ static void axpby_bufs(const op_shape *s, op_buf *b) {
         b[2] = buf("out", n, OP_BUF_OUT), b[2].fill = OP_FILL_NAN;
 }
 
-static int axpby_call(saec_dev *dev, const op_shape *s, float *const *b) {
+static int axpby_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, axpby, s->v[0], s->f[0], b[0], s->f[1], b[1], b[2]);
 }
 
 /* a few roundings: within 1e-6 of |alpha x| + |beta y| */
-static void axpby_naive(const op_shape *s, const float *const *in, double *const *want,
+static void axpby_naive(const op_shape *s, const void *const *in, double *const *want,
                         double *const *scale) {
+    const float *x = in[0], *y = in[1];
     const int64_t n = s->v[0];
     const int variant = (int)s->v[1];
     for (int64_t i = 0; i < n; i++) {
-        const double a = (double)s->f[0] * in[0][i];
-        const double bv = variant >= 3 ? 0 : (double)s->f[1] * in[1][i];
+        const double a = (double)s->f[0] * x[i];
+        const double bv = variant >= 3 ? 0 : (double)s->f[1] * y[i];
         want[2][i] = a + bv;
         scale[2][i] = fabs(a) + fabs(bv);
     }
@@ -330,19 +328,20 @@ static void col_sum_bufs(const op_shape *s, op_buf *b) {
     if (s->f[1] == 0.0f) b[1].fill = OP_FILL_NAN; /* beta = 0 must not read out */
 }
 
-static int col_sum_call(saec_dev *dev, const op_shape *s, float *const *b) {
+static int col_sum_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, col_sum, b[0], s->v[0], s->v[1], s->f[0], s->f[1], b[1]);
 }
 
 /* summed in double: only the order and the final rounding differ (1e-6 of Σ|terms|) */
-static void col_sum_naive(const op_shape *s, const float *const *in, double *const *want,
+static void col_sum_naive(const op_shape *s, const void *const *in, double *const *want,
                           double *const *scale) {
+    const float *x = in[0], *o0 = in[1];
     const int64_t n = s->v[0], d = s->v[1];
     for (int64_t j = 0; j < d; j++) {
         double acc = 0, a = 0;
         for (int64_t i = 0; i < n; i++)
-            acc += in[0][i * d + j], a += fabs(in[0][i * d + j]);
-        const double o = s->f[1] == 0.0f ? 0.0 : (double)s->f[1] * in[1][j];
+            acc += x[i * d + j], a += fabs(x[i * d + j]);
+        const double o = s->f[1] == 0.0f ? 0.0 : (double)s->f[1] * o0[j];
         want[1][j] = o + s->f[0] * acc;
         scale[1][j] = fabs(o) + fabs(s->f[0]) * a;
     }
@@ -392,15 +391,16 @@ static void relu_specials(int64_t n, float *x) {
 }
 
 static void relu_bufs(const op_shape *s, op_buf *b) { b[0] = buf("x", s->v[0], OP_BUF_INOUT); }
-static void relu_tweak(const op_shape *s, float *const *host) { relu_specials(s->v[0], host[0]); }
-static int relu_call(saec_dev *dev, const op_shape *s, float *const *b) {
+static void relu_tweak(const op_shape *s, void *const *host) { relu_specials(s->v[0], host[0]); }
+static int relu_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, relu, b[0], s->v[0]);
 }
-static void relu_naive(const op_shape *s, const float *const *in, double *const *want,
+static void relu_naive(const op_shape *s, const void *const *in, double *const *want,
                        double *const *scale) {
+    const float *x = in[0];
     (void)scale;
     for (int64_t i = 0; i < s->v[0]; i++)
-        want[0][i] = in[0][i] > 0 ? in[0][i] : 0.0f;
+        want[0][i] = x[i] > 0 ? x[i] : 0.0f;
 }
 static void relu_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
     rejected(SAEC_OP(dev, relu, NULL, -1), "n < 0");
@@ -430,14 +430,15 @@ static void relu_backward_bufs(const op_shape *s, op_buf *b) {
     b[0] = buf("act", s->v[0], OP_BUF_IN);
     b[1] = buf("grad", s->v[0], OP_BUF_INOUT);
 }
-static int relu_backward_call(saec_dev *dev, const op_shape *s, float *const *b) {
+static int relu_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, relu_backward, b[0], b[1], s->v[0]);
 }
-static void relu_backward_naive(const op_shape *s, const float *const *in, double *const *want,
+static void relu_backward_naive(const op_shape *s, const void *const *in, double *const *want,
                                 double *const *scale) {
+    const float *act = in[0], *grad = in[1];
     (void)scale;
     for (int64_t i = 0; i < s->v[0]; i++)
-        want[1][i] = in[0][i] > 0 ? in[1][i] : 0.0f;
+        want[1][i] = act[i] > 0 ? grad[i] : 0.0f;
 }
 static void relu_backward_label(const op_shape *s, char *b, size_t cap) {
     snprintf(b, cap, "relu_backward n=%lld misalign=%d", (long long)s->v[0], s->misalign);

@@ -3,7 +3,7 @@
  *   op_harness_vs_naive(dev, c)           the op on dev (the CPU) against the case's reference;
  *   op_harness_vs_cpu(cpu, other, group)  every case of the group on another backend against the
  *                                         CPU op (all cases when group is NULL).
- * Inputs come from test_random.h's RNG (the test seeds it).
+ * op_harness_quick = 1 drops the shapes marked large. Inputs: op_inputs.h.
  */
 #ifndef SAEC_TESTS_OP_HARNESS_H
 #define SAEC_TESTS_OP_HARNESS_H
@@ -13,97 +13,23 @@
 #include <string.h>
 
 #include "check.h"
-#include "op_case.h"
-#include "test_random.h"
+#include "op_inputs.h"
 
 enum { OP_HARNESS_MAX_SHAPES = 512 };
 
-/* The host inputs of one call: view[i] is buffer i at its (mis)aligned start, NULL when absent;
-   aliases share their target's memory. */
-typedef struct {
-    op_buf b[OP_MAX_BUFS];
-    float *base[OP_MAX_BUFS], *view[OP_MAX_BUFS];
-    int64_t off;
-} op_inputs;
-
-static inline int op_compared(const op_buf *b) {
-    return b->role == OP_BUF_INOUT || b->role == OP_BUF_OUT;
-}
-
-static inline void op_inputs_make(const op_case *c, const op_shape *s, op_inputs *in) {
-    memset(in, 0, sizeof *in);
-    for (int i = 0; i < OP_MAX_BUFS; i++)
-        in->b[i].alias = -1;
-    c->bufs(s, in->b);
-    in->off = s->misalign ? 1 : 0;
-    for (int i = 0; i < c->n_bufs; i++) {
-        const op_buf *b = &in->b[i];
-        if (b->role == OP_BUF_ABSENT) continue;
-        if (b->alias >= 0) {
-            in->view[i] = in->view[b->alias];
-            continue;
-        }
-        const int64_t n = b->count + in->off;
-        in->base[i] = new_floats(n);
-        for (int64_t e = 0; e < n; e++)
-            in->base[i][e] = b->fill == OP_FILL_NAN ? NAN : rng_sym();
-        in->view[i] = in->base[i] + in->off;
-    }
-    if (c->tweak) c->tweak(s, in->view);
-}
-
-static inline void op_inputs_free(op_inputs *in) {
-    for (int i = 0; i < OP_MAX_BUFS; i++)
-        free(in->base[i]);
-}
-
-/* The inputs on dev: dbase[i] allocated and uploaded (NULL for aliases and absent buffers),
-   dview[i] as the op takes them. */
-static inline void op_upload(saec_dev *dev, const op_case *c, const op_inputs *in, float **dbase,
-                             float **dview) {
-    for (int i = 0; i < c->n_bufs; i++) {
-        dbase[i] = dview[i] = NULL;
-        const op_buf *b = &in->b[i];
-        if (b->role == OP_BUF_ABSENT) continue;
-        if (b->alias >= 0) {
-            dview[i] = dview[b->alias];
-            continue;
-        }
-        const size_t bytes = sizeof(float) * (size_t)(b->count + in->off);
-        void *p = NULL;
-        if (dev->ops->alloc(dev, bytes > 0 ? bytes : 4, &p) != SAEC_OK) {
-            fprintf(stderr, "op harness: allocation of %zu bytes failed: %s\n", bytes,
-                    saec_error_message());
-            exit(1);
-        }
-        dbase[i] = p;
-        OK(dev->ops->upload(dev, p, in->base[i], bytes));
-        dview[i] = dbase[i] + in->off;
-    }
-}
-
-static inline void op_free(saec_dev *dev, const op_case *c, float **dbase) {
-    for (int i = 0; i < c->n_bufs; i++)
-        if (dbase[i]) dev->ops->free(dev, dbase[i]);
-}
-
-static inline float *op_download(saec_dev *dev, const float *dview, int64_t count) {
-    float *h = new_floats(count);
-    if (count > 0) OK(dev->ops->download(dev, h, dview, sizeof(float) * (size_t)count));
-    return h;
-}
+static int op_harness_quick = 0;
 
 /* The reference's want and scale for every compared buffer (NULL for the others). */
 static inline void op_reference(const op_case *c, const op_shape *s, const op_inputs *in,
                                 double **want, double **scale) {
-    const float *cin[OP_MAX_BUFS];
+    const void *cin[OP_MAX_BUFS];
     for (int i = 0; i < OP_MAX_BUFS; i++) {
         cin[i] = in->view[i];
         const int cmp = i < c->n_bufs && op_compared(&in->b[i]);
         want[i] = cmp ? new_doubles(in->b[i].count) : NULL;
         scale[i] = cmp ? new_doubles(in->b[i].count) : NULL;
         for (int64_t e = 0; cmp && e < in->b[i].count; e++)
-            scale[i][e] = NAN; /* a reference that leaves it: |want| */
+            want[i][e] = scale[i][e] = NAN; /* scale left alone: |want| */
     }
     c->naive(s, cin, want, scale);
     for (int i = 0; i < c->n_bufs; i++)
@@ -146,11 +72,41 @@ static inline void op_end(op_inputs *in, double **want, double **scale) {
     op_inputs_free(in);
 }
 
-/* The case's shapes (a static array, valid until the next call). */
+/* The case's shapes (a static array, valid until the next call), less the large ones when
+   quick. */
 static inline int op_shapes_of(const op_case *c, const op_shape **out) {
     static op_shape shapes[OP_HARNESS_MAX_SHAPES];
     *out = shapes;
-    return c->shapes(shapes, OP_HARNESS_MAX_SHAPES);
+    const int n = c->shapes(shapes, OP_HARNESS_MAX_SHAPES);
+    int kept = 0;
+    for (int k = 0; k < n; k++)
+        if (!(op_harness_quick && shapes[k].large)) shapes[kept++] = shapes[k];
+    return kept;
+}
+
+static inline int op_exact(const op_buf *b) { return b->elem != OP_F32 && b->elem != OP_F64 ? 1 : b->exact; }
+
+/* got (buffer b) against the reference: exact for integers and exact buffers, else within
+   atol + rtol · scale (scale NULL: |want|). One check. */
+static inline void op_check_ref(const op_buf *b, const void *got, const double *want,
+                                const double *scale, double atol, double rtol) {
+    if (b->elem == OP_F32 && !b->exact) {
+        CHECK_CLOSE(b->name, got, want, scale, b->count, atol, rtol);
+        return;
+    }
+    int64_t bad = 0, first = -1;
+    for (int64_t e = 0; e < b->count; e++) {
+        const double g = op_elem_get(b, got, e), w = want[e];
+        const double tol = atol + rtol * (scale ? scale[e] : fabs(w));
+        const int ok = op_exact(b) ? (g == w || (isnan(g) && isnan(w))) : (g == w || fabs(g - w) <= tol);
+        if (!ok && first < 0) first = e;
+        bad += !ok;
+    }
+    n_checks++;
+    if (bad)
+        fail_at(__FILE__, __LINE__, b->name, "%s: %lld of %lld elements off (first [%lld]: got %.17g, want %.17g%s)",
+                b->name, (long long)bad, (long long)b->count, (long long)first,
+                op_elem_get(b, got, first), want[first], op_exact(b) ? "; exact" : "");
 }
 
 /* The op on dev against the case's reference, at every shape; then its bad arguments. */
@@ -162,13 +118,13 @@ static inline void op_harness_vs_naive(saec_dev *dev, const op_case *c) {
         double *want[OP_MAX_BUFS], *scale[OP_MAX_BUFS];
         op_begin(c, &shapes[k], &in, want, scale, 1);
         const op_shape *s = &shapes[k];
-        float *dbase[OP_MAX_BUFS], *dview[OP_MAX_BUFS];
+        void *dbase[OP_MAX_BUFS], *dview[OP_MAX_BUFS];
         op_upload(dev, c, &in, dbase, dview);
         OK(c->call(dev, s, dview));
         for (int i = 0; i < c->n_bufs; i++) {
             if (!op_compared(&in.b[i])) continue;
-            float *got = op_download(dev, dview[i], in.b[i].count);
-            CHECK_CLOSE(in.b[i].name, got, want[i], scale[i], in.b[i].count, c->atol, c->rtol);
+            void *got = op_download(dev, &in.b[i], dview[i]);
+            op_check_ref(&in.b[i], got, want[i], scale[i], c->atol, c->rtol);
             free(got);
         }
         op_free(dev, c, dbase);
@@ -180,42 +136,86 @@ static inline void op_harness_vs_naive(saec_dev *dev, const op_case *c) {
     }
 }
 
-/* One case on another backend against the CPU op, at every shape: bit for bit (exact_be), or
-   within atol_be + rtol_be · the reference's scale. */
+/* The first element where two buffers' bits differ, or -1. */
+static inline int64_t op_first_diff(const op_buf *b, const void *x, const void *y) {
+    const size_t es = op_elem_size(b->elem);
+    for (int64_t e = 0; e < b->count; e++)
+        if (memcmp((const char *)x + es * (size_t)e, (const char *)y + es * (size_t)e, es) != 0)
+            return e;
+    return -1;
+}
+
+/* other against cpu (buffer b): bit for bit (exact), or within atol_be + rtol_be · scale. */
+static inline void op_check_be(const op_case *c, const op_buf *b, const void *other,
+                               const void *cpu, const double *scale) {
+    if (c->exact_be || op_exact(b)) {
+        n_checks++;
+        const int64_t e = op_first_diff(b, other, cpu);
+        if (e >= 0)
+            fail_at(__FILE__, __LINE__, b->name,
+                    "%s differs from the CPU op at [%lld] of %lld: %.17g, CPU %.17g (exact)", b->name,
+                    (long long)e, (long long)b->count, op_elem_get(b, other, e), op_elem_get(b, cpu, e));
+    } else if (b->elem == OP_F32) {
+        CHECK_CLOSE_F(b->name, other, cpu, scale, b->count, c->atol_be, c->rtol_be);
+    } else { /* F64 */
+        double *w = new_doubles(b->count);
+        for (int64_t e = 0; e < b->count; e++)
+            w[e] = op_elem_get(b, cpu, e);
+        op_check_ref(b, other, w, scale, c->atol_be, c->rtol_be);
+        free(w);
+    }
+}
+
+/* One case on another backend against the CPU op, at every shape (generic comparison or the
+   case's compare_be); deterministic cases also against a second run of the other backend. */
 static inline void op_harness_case_vs_cpu(saec_dev *cpu, saec_dev *other, const op_case *c) {
     const op_shape *shapes;
     const int ns = op_shapes_of(c, &shapes);
     for (int k = 0; k < ns; k++) {
         op_inputs in;
         double *want[OP_MAX_BUFS], *scale[OP_MAX_BUFS];
-        op_begin(c, &shapes[k], &in, want, scale, !c->exact_be); /* the scale of the tolerance */
+        /* the reference gives the tolerances' scale */
+        op_begin(c, &shapes[k], &in, want, scale, !c->exact_be && !c->compare_be);
         const op_shape *s = &shapes[k];
-        float *cbase[OP_MAX_BUFS], *cview[OP_MAX_BUFS], *obase[OP_MAX_BUFS], *oview[OP_MAX_BUFS];
+        void *cbase[OP_MAX_BUFS], *cview[OP_MAX_BUFS], *obase[OP_MAX_BUFS], *oview[OP_MAX_BUFS];
+        void *hc[OP_MAX_BUFS] = {0}, *ho[OP_MAX_BUFS] = {0};
         op_upload(cpu, c, &in, cbase, cview);
         op_upload(other, c, &in, obase, oview);
         OK(c->call(cpu, s, cview));
         OK(c->call(other, s, oview));
-        for (int i = 0; i < c->n_bufs; i++) {
-            if (!op_compared(&in.b[i])) continue;
-            const int64_t n = in.b[i].count;
-            float *hc = op_download(cpu, cview[i], n), *ho = op_download(other, oview[i], n);
-            if (c->exact_be) {
-                n_checks++;
-                if (n > 0 && memcmp(hc, ho, sizeof(float) * (size_t)n) != 0) {
-                    int64_t e = 0;
-                    while (memcmp(&hc[e], &ho[e], sizeof(float)) == 0)
-                        e++;
-                    fail_at(__FILE__, __LINE__, in.b[i].name,
-                            "%s differs from the CPU op at [%lld] of %lld: %.9g, CPU %.9g (exact)",
-                            in.b[i].name, (long long)e, (long long)n, ho[e], hc[e]);
-                }
-            } else {
-                CHECK_CLOSE_F(in.b[i].name, ho, hc, scale[i], n, c->atol_be, c->rtol_be);
+        for (int i = 0; i < c->n_bufs; i++)
+            if (op_compared(&in.b[i])) {
+                hc[i] = op_download(cpu, &in.b[i], cview[i]);
+                ho[i] = op_download(other, &in.b[i], oview[i]);
             }
-            free(hc), free(ho);
+        if (c->compare_be) {
+            char why[512] = "";
+            const void *cin[OP_MAX_BUFS], *chc[OP_MAX_BUFS], *cho[OP_MAX_BUFS];
+            for (int i = 0; i < OP_MAX_BUFS; i++)
+                cin[i] = in.view[i], chc[i] = hc[i], cho[i] = ho[i];
+            const int ok = c->compare_be(s, cin, chc, cho, why, sizeof why);
+            CHECK(ok, "%s", why);
+        } else {
+            for (int i = 0; i < c->n_bufs; i++)
+                if (hc[i]) op_check_be(c, &in.b[i], ho[i], hc[i], scale[i]);
         }
         op_free(cpu, c, cbase);
         op_free(other, c, obase);
+        if (c->deterministic) { /* again from the same inputs: the same bits */
+            op_upload(other, c, &in, obase, oview);
+            OK(c->call(other, s, oview));
+            for (int i = 0; i < c->n_bufs; i++) {
+                if (!ho[i]) continue;
+                void *again = op_download(other, &in.b[i], oview[i]);
+                const int64_t e = op_first_diff(&in.b[i], again, ho[i]);
+                CHECK(e < 0, "%s: a second run differs at [%lld] (not deterministic)", in.b[i].name,
+                      (long long)e);
+                free(again);
+            }
+            op_free(other, c, obase);
+        }
+        for (int i = 0; i < OP_MAX_BUFS; i++)
+            free(hc[i]), free(ho[i]);
         op_end(&in, want, scale);
     }
 }

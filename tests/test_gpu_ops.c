@@ -220,16 +220,6 @@ static void test_memory(void) {
     free(src), free(back);
 }
 
-/* ---- dense ---- */
-
-/* ---- dense: the op cases (op_cases_dense.c) against the CPU op ---- */
-
-static void test_gemm(void) { op_harness_vs_cpu(cpu, gpu, "gemm"); }
-static void test_scale_add_rows(void) { op_harness_vs_cpu(cpu, gpu, "scale_add_rows"); }
-static void test_axpby(void) { op_harness_vs_cpu(cpu, gpu, "axpby"); }
-static void test_col_sum(void) { op_harness_vs_cpu(cpu, gpu, "col_sum"); }
-static void test_relu(void) { op_harness_vs_cpu(cpu, gpu, "relu"); } /* relu, relu_backward */
-
 /* ---- selection ---- */
 
 enum { VALS_RANDOM, VALS_TIES, VALS_EQUAL, VALS_ASCENDING, VALS_NAN, VALS_ZEROS };
@@ -1666,18 +1656,14 @@ static void test_silu(void) {
 }
 
 /* The groups of cases, by name: `test_gpu_ops NAME...` runs only those (the mutation check of
-   the emulated tier, tests/simt/mutation_check.sh, runs the group a seeded bug is in). */
+   the emulated tier, tests/simt/mutation_check.sh, runs the group a seeded bug is in). These are
+   the hand-written groups; every op case's group (op_case.h) is one too, run after them. */
 static const struct {
     const char *name;
     void (*run)(void);
 } GROUPS[] = {
     {"table", test_table},
     {"memory", test_memory},
-    {"gemm", test_gemm},
-    {"scale_add_rows", test_scale_add_rows},
-    {"axpby", test_axpby},
-    {"col_sum", test_col_sum},
-    {"relu", test_relu},
     {"topk", test_topk},
     {"sparse_decode", test_sparse_decode},
     {"sparse_row_dots", test_sparse_row_dots},
@@ -1708,23 +1694,53 @@ static const struct {
     {"silu", test_silu},
 };
 
+/* The op cases' groups, each once, in the table's order (names[], returns the count). */
+static int case_groups(const char **names) {
+    int n = 0;
+    for (int i = 0; i < op_cases_count; i++) {
+        int seen = 0;
+        for (int j = 0; j < n; j++)
+            seen |= strcmp(names[j], op_cases[i]->group) == 0;
+        if (!seen) names[n++] = op_cases[i]->group;
+    }
+    return n;
+}
+
+static int wanted(int argc, char **argv, const char *name) {
+    int yes = argc == 1;
+    for (int a = 1; a < argc; a++)
+        yes |= strcmp(name, argv[a]) == 0;
+    return yes;
+}
+
 int main(int argc, char **argv) {
+    const char **cgroups = xmalloc(sizeof *cgroups * (size_t)op_cases_count);
+    const int n_cgroups = case_groups(cgroups);
+    const size_t n_hand = sizeof GROUPS / sizeof GROUPS[0];
     for (int a = 1; a < argc; a++) {
-        size_t g = 0;
-        while (g < sizeof GROUPS / sizeof GROUPS[0] && strcmp(GROUPS[g].name, argv[a]) != 0) g++;
-        if (g == sizeof GROUPS / sizeof GROUPS[0]) {
+        int found = 0;
+        for (size_t g = 0; g < n_hand; g++)
+            found |= strcmp(GROUPS[g].name, argv[a]) == 0;
+        for (int g = 0; g < n_cgroups; g++)
+            found |= strcmp(cgroups[g], argv[a]) == 0;
+        if (!found) {
             fprintf(stderr, "test_gpu_ops: no group '%s'; the groups are:", argv[a]);
-            for (g = 0; g < sizeof GROUPS / sizeof GROUPS[0]; g++) fprintf(stderr, " %s", GROUPS[g].name);
+            for (size_t g = 0; g < n_hand; g++)
+                fprintf(stderr, " %s", GROUPS[g].name);
+            for (int g = 0; g < n_cgroups; g++)
+                fprintf(stderr, " %s", cgroups[g]);
             fprintf(stderr, "\n");
+            free(cgroups);
             return 2;
         }
     }
     if (saec_cuda_device_count() == 0) {
+        free(cgroups);
         printf("no CUDA device: skipped\n");
         return 77;
     }
     const char *q = getenv("SAEC_GPU_TEST_QUICK");
-    quick = q && q[0] == '1';
+    quick = op_harness_quick = q && q[0] == '1';
     rng_seed(0x5AEC6B0C12345678ull);
     if (saec_dev_open("cpu", &cpu) != SAEC_OK || saec_dev_open("cuda", &gpu) != SAEC_OK) {
         fprintf(stderr, "test_gpu_ops: cannot open the devices: %s (%s)\n", saec_error_message(),
@@ -1733,12 +1749,12 @@ int main(int argc, char **argv) {
     }
     printf("cpu:  %s\ncuda: %s%s\n", cpu->name, gpu->name, quick ? " (quick)" : "");
 
-    for (size_t g = 0; g < sizeof GROUPS / sizeof GROUPS[0]; g++) {
-        int wanted = argc == 1;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(GROUPS[g].name, argv[a]) == 0;
-        if (wanted) GROUPS[g].run();
-    }
+    for (size_t g = 0; g < n_hand; g++)
+        if (wanted(argc, argv, GROUPS[g].name)) GROUPS[g].run();
+    for (int g = 0; g < n_cgroups; g++)
+        if (wanted(argc, argv, cgroups[g])) op_harness_vs_cpu(cpu, gpu, cgroups[g]);
 
+    free(cgroups);
     saec_dev_close(gpu);
     saec_dev_close(cpu);
     printf("%d checks, %d failures\n", n_checks, n_failures);
