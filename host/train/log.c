@@ -45,24 +45,31 @@ int saec_log_open(saec_log *log, const char *run_dir, int64_t resume_step) {
     return SAEC_OK;
 }
 
+void saec_log_metric(saec_log_record *rec, saec_metric metric) {
+    if (rec->n_metrics < SAEC_MAX_METRICS) rec->metrics[rec->n_metrics++] = metric;
+}
+
 void saec_log_record_write(saec_log *log, const saec_log_record *r) {
     char eta[32], elapsed[32];
     saec_format_duration(r->eta_seconds, eta, sizeof eta);
     saec_format_duration(r->elapsed_seconds, elapsed, sizeof elapsed);
     int width = snprintf(NULL, 0, "%lld", (long long)r->total_steps);
-    fprintf(stderr,
-            "step %*lld/%lld | loss %.4f | nmse %.4f | L0 %.1f | dead %.1f%% | %.0f tok/s | "
-            "%s elapsed | ETA %s\n",
-            width, (long long)r->step, (long long)r->total_steps, r->loss, r->nmse, r->l0,
-            100.0 * r->dead_fraction, r->tokens_per_second, elapsed, eta);
+    fprintf(stderr, "step %*lld/%lld | ", width, (long long)r->step, (long long)r->total_steps);
+    for (int i = 0; i < r->n_metrics; i++) {
+        const saec_metric *mt = &r->metrics[i];
+        if (!mt->progress) continue;
+        fprintf(stderr, mt->progress, mt->value * mt->progress_scale);
+        fputs(" | ", stderr);
+    }
+    fprintf(stderr, "%.0f tok/s | %s elapsed | ETA %s\n", r->tokens_per_second, elapsed, eta);
     if (!log->jsonl) return;
-    fprintf(
-        log->jsonl,
-        "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.8g, \"nmse\": %.8g, \"aux_nmse\": %.8g, "
-        "\"cosine\": %.8g, \"l0\": %.6g, \"dead_fraction\": %.6g, \"grad_norm\": %.6g, "
-        "\"lr\": %.6g, \"tokens_per_second\": %.1f, \"elapsed_seconds\": %.3f}\n",
-        (long long)r->step, (long long)r->tokens, r->loss, r->nmse, r->aux_nmse, r->cosine, r->l0,
-        r->dead_fraction, r->grad_norm, r->lr, r->tokens_per_second, r->elapsed_seconds);
+    fprintf(log->jsonl, "{\"step\": %lld, \"tokens\": %lld", (long long)r->step,
+            (long long)r->tokens);
+    for (int i = 0; i < r->n_metrics; i++)
+        fprintf(log->jsonl, ", \"%s\": %.*g", r->metrics[i].key, r->metrics[i].digits,
+                r->metrics[i].value);
+    fprintf(log->jsonl, ", \"lr\": %.6g, \"tokens_per_second\": %.1f, \"elapsed_seconds\": %.3f}\n",
+            r->lr, r->tokens_per_second, r->elapsed_seconds);
     fflush(log->jsonl);
 }
 

@@ -1,4 +1,8 @@
-/* Training output: the progress line on stderr and metrics.jsonl in the run directory. */
+/* Training output: the progress line on stderr and metrics.jsonl in the run directory.
+
+   A record is the loop's part (step, tokens, lr, speed, time) and the model's metrics, which the
+   model names itself (model.h's metrics): each is one metrics.jsonl key, and may also appear on
+   the progress line or guard against divergence. The log knows no model. */
 #ifndef SAEC_LOG_H
 #define SAEC_LOG_H
 
@@ -7,11 +11,26 @@
 
 #include "clock.h" /* saec_now, saec_format_duration */
 
+enum { SAEC_MAX_METRICS = 16 };
+
+typedef struct {
+    const char *key;       /* its metrics.jsonl key */
+    double value;
+    int digits;            /* significant digits in metrics.jsonl */
+    const char *progress;  /* its printf format on the progress line ("L0 %.1f"), or NULL */
+    double progress_scale; /* the value times this on the progress line (a fraction in %: 100) */
+    int guard;             /* not finite: the run diverged (no checkpoint is written from it) */
+} saec_metric;
+
 typedef struct {
     int64_t step, total_steps, tokens;
-    double loss, nmse, aux_nmse, cosine, l0, dead_fraction, grad_norm, lr;
-    double tokens_per_second, elapsed_seconds, eta_seconds;
+    saec_metric metrics[SAEC_MAX_METRICS]; /* the model's, in metrics.jsonl order */
+    int n_metrics;
+    double lr, tokens_per_second, elapsed_seconds, eta_seconds;
 } saec_log_record;
+
+/* Append a metric to rec (the model's metrics call; at most SAEC_MAX_METRICS). */
+void saec_log_metric(saec_log_record *rec, saec_metric metric);
 
 typedef struct {
     FILE *jsonl;

@@ -36,8 +36,9 @@ typedef struct {
     int (*step)(saec_model *m, const float *rows, const int32_t *timesteps, int64_t n,
                 int64_t step, int64_t total, double lr);
 
-    /* The last step's metrics, over the global batch of global_n rows: fills rec's loss, nmse,
-       aux_nmse, cosine, l0, dead_fraction and grad_norm (the loop fills the rest). */
+    /* The last step's metrics, over the global batch of global_n rows: appended to rec with
+       saec_log_metric (its keys, formats and divergence guards are the model's; the loop fills
+       step, tokens, lr, speed and time). */
     int (*metrics)(saec_model *m, int64_t global_n, saec_log_record *rec);
 
     /* Save the model and its optimizer as checkpoint st->step of run directory `dir` (rank 0

@@ -104,18 +104,24 @@ static int step(saec_model *m, const float *rows, const int32_t *timesteps, int6
     return sae_optimizer_step(sae, args);
 }
 
+/* metrics.jsonl's keys for the SAE (SPEC §8), in their order; loss, nmse, L0 and the dead
+   fraction also on the progress line; a non-finite loss or gradient norm is divergence. */
 static int metrics(saec_model *m, int64_t global_n, saec_log_record *rec) {
     saec_sae *sae = sae_of(m);
     sae_step_stats st;
     SAEC_TRY(sae_read_stats(sae, &st));
     const double n = (double)global_n;
-    rec->loss = sae_loss(sae, &st);
-    rec->nmse = st.sst > 0 ? st.sse / st.sst : NAN;
-    rec->aux_nmse = st.aux_sst > 0 ? st.aux_sse / st.aux_sst : 0;
-    rec->cosine = st.cos_sum / n;
-    rec->l0 = st.l0_count / n;
-    rec->dead_fraction = st.dead_count / (double)sae->m;
-    rec->grad_norm = st.grad_norm;
+    const saec_metric all[] = {
+        {"loss", sae_loss(sae, &st), 8, "loss %.4f", 1, 1},
+        {"nmse", st.sst > 0 ? st.sse / st.sst : NAN, 8, "nmse %.4f", 1, 0},
+        {"aux_nmse", st.aux_sst > 0 ? st.aux_sse / st.aux_sst : 0, 8, NULL, 1, 0},
+        {"cosine", st.cos_sum / n, 8, NULL, 1, 0},
+        {"l0", st.l0_count / n, 6, "L0 %.1f", 1, 0},
+        {"dead_fraction", st.dead_count / (double)sae->m, 6, "dead %.1f%%", 100, 0},
+        {"grad_norm", st.grad_norm, 6, NULL, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        saec_log_metric(rec, all[i]);
     return SAEC_OK;
 }
 

@@ -249,11 +249,18 @@ static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
     const int64_t n = r->cfg.batch_size * r->world; /* the statistics are the global batch's */
     saec_log_record rec = {0};
     SAEC_TRY(r->model->ops->metrics(r->model, n, &rec));
-    if (!isfinite(rec.loss) || !isfinite(rec.grad_norm))
-        return saec_fail(SAEC_ERR_OTHER,
-                         "lower lr or max_grad_norm; no checkpoint was written from this state",
-                         "training diverged at step %lld (loss %g, gradient norm %g)",
-                         (long long)r->state.step, rec.loss, rec.grad_norm);
+    for (int i = 0; i < rec.n_metrics; i++)
+        if (rec.metrics[i].guard && !isfinite(rec.metrics[i].value)) {
+            char values[256] = "";
+            for (int j = 0, at = 0; j < rec.n_metrics && at < (int)sizeof values; j++)
+                if (rec.metrics[j].guard)
+                    at += snprintf(values + at, sizeof values - (size_t)at, "%s%s %g",
+                                   at ? ", " : "", rec.metrics[j].key, rec.metrics[j].value);
+            return saec_fail(SAEC_ERR_OTHER,
+                             "lower lr or max_grad_norm; no checkpoint was written from this state",
+                             "training diverged at step %lld (%s)", (long long)r->state.step,
+                             values);
+        }
     const double tps = loop_seconds > 0 ? (double)(steps_this_session * n) / loop_seconds : 0;
     const double per_step = steps_this_session > 0 ? loop_seconds / (double)steps_this_session : 0;
     rec.step = r->state.step;
