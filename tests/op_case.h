@@ -137,4 +137,9 @@ extern const int op_cases_count;
 extern const op_case op_case_gemm, op_case_scale_add_rows, op_case_axpby, op_case_col_sum,
     op_case_relu, op_case_relu_backward;
 
+/* The transformer pieces (tests/op_cases_transformer.c). */
+extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swiglu,
+    op_case_swiglu_backward, op_case_patchify, op_case_unpatchify, op_case_patch_loss,
+    op_case_patch_mask;
+
 #endif

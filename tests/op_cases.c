@@ -4,6 +4,9 @@
 const op_case *const op_cases[] = {
     /* dense (op_cases_dense.c) */
     &op_case_gemm,    &op_case_scale_add_rows, &op_case_axpby,
-    &op_case_col_sum, &op_case_relu,           &op_case_relu_backward};
+    &op_case_col_sum, &op_case_relu,           &op_case_relu_backward,
+    /* transformer pieces (op_cases_transformer.c) */
+    &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
+    &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask};
 
 const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);

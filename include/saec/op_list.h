@@ -388,6 +388,79 @@
     ENTRY(int, geometric_median,                                                                   \
       (saec_dev *dev, const float *x, int64_t n, int64_t d, int iters, float *scratch,             \
        float *out),                                                                                \
-      (double n, double d, double iters), n * d * 4 * (1 + 2 * iters), n * d * (2 + 6 * iters))
+      (double n, double d, double iters), n * d * 4 * (1 + 2 * iters), n * d * (2 + 6 * iters))    \
+                                                                                                   \
+    /* ---- transformer pieces (MoE-MAE, SPEC §7; cpu_transformer.c, cuda_transformer.cu) ---- */  \
+                                                                                                   \
+    /* LayerNorm over the d columns of each row of x [n, d]: mean[r] = Σ_c x / d,                  \
+       var = Σ_c (x − mean)² / d (the population variance, as PyTorch), rstd[r] = 1/√(var + eps)   \
+       (sums in double; mean, rstd [n] stored as float for the backward, or NULL);                 \
+       y = (x − mean)·rstd·gamma + beta (gamma, beta [d]). y may alias x. */                       \
+    ENTRY(int, layernorm,                                                                          \
+      (saec_dev *dev, const float *x, const float *gamma, const float *beta, int64_t n,            \
+       int64_t d, float eps, float *y, float *mean, float *rstd),                                  \
+      (double n, double d), n * d * 8 + d * 8 + n * 8, 7 * n * d)                                  \
+                                                                                                   \
+    /* The LayerNorm backward from layernorm's mean and rstd: with x̂ = (x − mean)·rstd and        \
+       g = dy·gamma, dx = rstd·(g − mean_c(g) − x̂·mean_c(g·x̂)); dgamma[c] = Σ_rows dy·x̂ and     \
+       dbeta[c] = Σ_rows dy, added to the old values when accumulate (either may be NULL).         \
+       dx may alias dy. Deterministic. */                                                          \
+    ENTRY(int, layernorm_backward,                                                                 \
+      (saec_dev *dev, const float *dy, const float *x, const float *gamma, const float *mean,      \
+       const float *rstd, int64_t n, int64_t d, int accumulate, float *dx, float *dgamma,          \
+       float *dbeta),                                                                              \
+      (double n, double d, double accumulate),                                                     \
+      n * d * 12 + n * 8 + d * 4 + d * 8 * (1 + accumulate), 11 * n * d)                           \
+                                                                                                   \
+    /* The SwiGLU product out[i] = SiLU(a[i])·b[i] (SiLU(v) = v·σ(v)). out may alias a or b. */    \
+    ENTRY(int, swiglu,                                                                             \
+      (saec_dev *dev, const float *a, const float *b, int64_t n, float *out), (double n),          \
+      n * 12, 5 * n)                                                                               \
+                                                                                                   \
+    /* Its backward: da[i] = dout·b·SiLU'(a), db[i] = dout·SiLU(a), with                           \
+       SiLU'(v) = σ(v)·(1 + v·σ(−v)). da may alias a or dout; db may alias b or dout. */           \
+    ENTRY(int, swiglu_backward,                                                                    \
+      (saec_dev *dev, const float *a, const float *b, const float *dout, int64_t n, float *da,     \
+       float *db),                                                                                 \
+      (double n), n * 20, 10 * n)                                                                  \
+                                                                                                   \
+    /* Patches of images img [B, C, H, W]: P×P patches on a gh = H/P by gw = W/P grid (rows and    \
+       columns past the last whole patch are not read: a 41×41 tile gives 10×10 patches of 4),     \
+       patch q = py·gw + px, flattened channel-major (c, y, x):                                    \
+       patches[b, q, (c·P + y)·P + x] = img[b, c, py·P + y, px·P + x], patches [B, gh·gw, C·P·P].  \
+       With a GEMM, the patch embedding (Conv2d with kernel = stride = P). */                      \
+    ENTRY(int, patchify,                                                                           \
+      (saec_dev *dev, const float *img, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P,     \
+       float *patches),                                                                            \
+      (double patch_elems), patch_elems * 8, 0)                                                    \
+                                                                                                   \
+    /* The adjoint of patchify (its backward): img[b, c, py·P + y, px·P + x] = patches[...], the   \
+       rows and columns past the last whole patch set to 0. */                                     \
+    ENTRY(int, unpatchify,                                                                         \
+      (saec_dev *dev, const float *patches, int64_t B, int64_t C, int64_t H, int64_t W,            \
+       int64_t P, float *img),                                                                     \
+      (double patch_elems, double img_elems), (patch_elems + img_elems) * 4, 0)                    \
+                                                                                                   \
+    /* The MAE reconstruction loss (SPEC §7) of pred against target [n, v] (n patches of v         \
+       values) with mask [n] (nonzero: a masked patch; 0: visible), as device doubles:             \
+         loss[1] = Σ_masked ‖pred − target‖² / #masked, loss[2] the same over the visible patches  \
+         (0 for a kind without patches), loss[0] = w_masked·loss[1] + w_visible·loss[2];           \
+       grad [n, v] (or NULL) = ∂loss[0]/∂pred = 2·w_kind·(pred − target)/#kind.                    \
+       Deterministic. */                                                                           \
+    ENTRY(int, patch_loss,                                                                         \
+      (saec_dev *dev, const float *pred, const float *target, const uint8_t *mask, int64_t n,      \
+       int64_t v, float w_masked, float w_visible, double *loss, float *grad),                     \
+      (double n, double v, double has_grad), n * v * 8 + n + 24 + n * v * 4 * has_grad,            \
+      3 * n * v + 2 * n * v * has_grad)                                                            \
+                                                                                                   \
+    /* Random patch masking (SPEC §7): in each of the B samples, the n_keep of its N patches with  \
+       the smallest draws u[b, q] = saec_hash_uniform(seed, SAEC_RNG_PATCH_MASK, counter + b·N + q)\
+       (ties to the lower q) are kept: keep [B, n_keep] their indices ascending; mask [B, N] = 0   \
+       for a kept patch, 1 for a hidden one. 0 <= n_keep <= N <= 1024. The same draws on every     \
+       backend (include/saec/hash.h). */                                                           \
+    ENTRY(int, patch_mask,                                                                         \
+      (saec_dev *dev, uint64_t seed, uint64_t counter, int64_t B, int64_t N, int64_t n_keep,       \
+       int32_t *keep, uint8_t *mask),                                                              \
+      (double B, double N, double n_keep), B * n_keep * 4 + B * N, 0)
 
 #endif

@@ -1,0 +1,186 @@
+/* The backward ops of the transformer pieces against central finite differences of independent
+ * double-precision forwards (naive loops, no engine op), on the CPU backend:
+ *   layernorm_backward (dx, dgamma, dbeta)  of  L = Σ w ⊙ LayerNorm(x; gamma, beta)
+ *   swiglu_backward (da, db)                of  L = Σ w ⊙ SiLU(a) ⊙ b
+ *   patch_loss's grad                       of  L = loss[0] (masked and visible patches)
+ *   unpatchify as patchify's backward       ⟨patchify(x), p⟩ = ⟨x, unpatchify(p)⟩
+ * The engine computes in float, so the tolerance is float's (1e-4 of the gradient's scale); the
+ * differences are taken in double with a step small enough that their own error is far below it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "saec/device.h"
+#include "saec/ops.h"
+#include "test_random.h"
+
+#define STEP 1e-5 /* the finite-difference step (inputs are O(1)) */
+#define TOL 1e-4
+
+static saec_dev *cpu;
+
+/* A finite-difference gradient against the engine's: |fd − got| <= TOL·(|fd| + typical) where
+   typical is the mean |fd| of the tensor (a gradient element near 0 is judged on the tensor's
+   scale). */
+static void check_grad(const char *what, const double *fd, const float *got, int64_t n) {
+    double typical = 0;
+    for (int64_t i = 0; i < n; i++)
+        typical += fabs(fd[i]) / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        CHECK(fabs(fd[i] - got[i]) <= TOL * (fabs(fd[i]) + typical),
+              "%s[%lld]: engine %.9g, finite differences %.9g", what, (long long)i, got[i], fd[i]);
+    }
+}
+
+/* ---- LayerNorm ---- */
+
+enum { LN_ROWS = 5, LN_D = 7 };
+#define LN_EPS 1e-5
+
+/* Σ w ⊙ LayerNorm(x) in double. */
+static double ln_loss(const double *x, const double *gamma, const double *beta, const double *w) {
+    double L = 0;
+    for (int r = 0; r < LN_ROWS; r++) {
+        double mu = 0, var = 0;
+        for (int c = 0; c < LN_D; c++)
+            mu += x[r * LN_D + c] / LN_D;
+        for (int c = 0; c < LN_D; c++)
+            var += (x[r * LN_D + c] - mu) * (x[r * LN_D + c] - mu) / LN_D;
+        for (int c = 0; c < LN_D; c++)
+            L += w[r * LN_D + c] * ((x[r * LN_D + c] - mu) / sqrt(var + LN_EPS) * gamma[c] + beta[c]);
+    }
+    return L;
+}
+
+/* The central difference of ln_loss in p[i] (p one of x, gamma, beta). */
+static double ln_fd(double *p, int i, const double *x, const double *g, const double *b,
+                    const double *w) {
+    const double keep = p[i];
+    p[i] = keep + STEP;
+    const double up = ln_loss(x, g, b, w);
+    p[i] = keep - STEP;
+    const double down = ln_loss(x, g, b, w);
+    p[i] = keep;
+    return (up - down) / (2 * STEP);
+}
+
+static void test_layernorm(void) {
+    set_ctx("layernorm_backward vs finite differences");
+    float xf[LN_ROWS * LN_D], gf[LN_D], bf[LN_D], wf[LN_ROWS * LN_D], y[LN_ROWS * LN_D];
+    float mean[LN_ROWS], rstd[LN_ROWS], dx[LN_ROWS * LN_D], dg[LN_D], db[LN_D];
+    double x[LN_ROWS * LN_D], g[LN_D], b[LN_D], w[LN_ROWS * LN_D];
+    for (int i = 0; i < LN_ROWS * LN_D; i++)
+        x[i] = xf[i] = rng_sym() * 2 + 0.5f, w[i] = wf[i] = rng_sym();
+    for (int c = 0; c < LN_D; c++)
+        g[c] = gf[c] = 1 + rng_sym() / 2, b[c] = bf[c] = rng_sym();
+    OK(SAEC_OP(cpu, layernorm, xf, gf, bf, LN_ROWS, LN_D, (float)LN_EPS, y, mean, rstd));
+    OK(SAEC_OP(cpu, layernorm_backward, wf, xf, gf, mean, rstd, LN_ROWS, LN_D, 0, dx, dg, db));
+    double fdx[LN_ROWS * LN_D], fdg[LN_D], fdb[LN_D];
+    for (int i = 0; i < LN_ROWS * LN_D; i++)
+        fdx[i] = ln_fd(x, i, x, g, b, w);
+    for (int c = 0; c < LN_D; c++)
+        fdg[c] = ln_fd(g, c, x, g, b, w), fdb[c] = ln_fd(b, c, x, g, b, w);
+    check_grad("dx", fdx, dx, LN_ROWS * LN_D);
+    check_grad("dgamma", fdg, dg, LN_D);
+    check_grad("dbeta", fdb, db, LN_D);
+}
+
+/* ---- SwiGLU ---- */
+
+enum { SW_N = 41 };
+
+/* One element's term of L without its weight: SiLU(a)·b. */
+static double swiglu_term(double a, double b) { return a / (1 + exp(-a)) * b; }
+
+static void test_swiglu(void) {
+    set_ctx("swiglu_backward vs finite differences");
+    float a[SW_N], b[SW_N], w[SW_N], da[SW_N], db[SW_N];
+    for (int i = 0; i < SW_N; i++)
+        a[i] = rng_sym() * 6, b[i] = rng_sym() * 2, w[i] = rng_sym();
+    OK(SAEC_OP(cpu, swiglu_backward, a, b, w, SW_N, da, db));
+    /* L = Σ w silu(a) b: element i's terms alone depend on a[i], b[i] */
+    double fda[SW_N], fdb[SW_N];
+    for (int i = 0; i < SW_N; i++) {
+        fda[i] = w[i] * (swiglu_term(a[i] + STEP, b[i]) - swiglu_term(a[i] - STEP, b[i])) / (2 * STEP);
+        fdb[i] = w[i] * (swiglu_term(a[i], b[i] + STEP) - swiglu_term(a[i], b[i] - STEP)) / (2 * STEP);
+    }
+    check_grad("da", fda, da, SW_N);
+    check_grad("db", fdb, db, SW_N);
+}
+
+/* ---- the patch loss ---- */
+
+enum { PL_N = 9, PL_V = 5 };
+#define W_MASKED 1.0
+#define W_VISIBLE ((double)0.1f) /* the engine takes float weights */
+
+static double patch_loss_ref(const double *pred, const float *target, const uint8_t *mask) {
+    double sum[2] = {0, 0}, count[2] = {0, 0};
+    for (int r = 0; r < PL_N; r++) {
+        for (int c = 0; c < PL_V; c++)
+            sum[mask[r] != 0] += (pred[r * PL_V + c] - target[r * PL_V + c]) *
+                                 (pred[r * PL_V + c] - target[r * PL_V + c]);
+        count[mask[r] != 0] += 1;
+    }
+    return W_MASKED * sum[1] / count[1] + W_VISIBLE * sum[0] / count[0];
+}
+
+static void test_patch_loss(void) {
+    set_ctx("patch_loss grad vs finite differences");
+    float pf[PL_N * PL_V], target[PL_N * PL_V], grad[PL_N * PL_V];
+    double pred[PL_N * PL_V], loss[3], fd[PL_N * PL_V];
+    const uint8_t mask[PL_N] = {1, 0, 1, 1, 0, 1, 1, 1, 0};
+    for (int i = 0; i < PL_N * PL_V; i++)
+        pred[i] = pf[i] = rng_sym(), target[i] = rng_sym();
+    OK(SAEC_OP(cpu, patch_loss, pf, target, mask, PL_N, PL_V, (float)W_MASKED, (float)W_VISIBLE,
+               loss, grad));
+    CHECK(fabs(loss[0] - patch_loss_ref(pred, target, mask)) <= 1e-12 * loss[0],
+          "loss %.17g, reference %.17g", loss[0], patch_loss_ref(pred, target, mask));
+    for (int i = 0; i < PL_N * PL_V; i++) {
+        const double keep = pred[i];
+        pred[i] = keep + STEP;
+        const double up = patch_loss_ref(pred, target, mask);
+        pred[i] = keep - STEP;
+        fd[i] = (up - patch_loss_ref(pred, target, mask)) / (2 * STEP);
+        pred[i] = keep;
+    }
+    check_grad("grad", fd, grad, PL_N * PL_V);
+}
+
+/* ---- patches: unpatchify is patchify's adjoint, hence its backward ---- */
+
+static void test_patches(void) {
+    set_ctx("unpatchify as the adjoint of patchify (B=2 C=3 H=9 W=6 P=2)");
+    enum { B = 2, C = 3, H = 9, W = 6, P = 2, NP = B * (H / P) * (W / P) * C * P * P };
+    float x[B * C * H * W], p[NP], px[NP], up[B * C * H * W];
+    for (int i = 0; i < B * C * H * W; i++)
+        x[i] = rng_sym();
+    for (int i = 0; i < NP; i++)
+        p[i] = rng_sym();
+    OK(SAEC_OP(cpu, patchify, x, B, C, H, W, P, px));
+    OK(SAEC_OP(cpu, unpatchify, p, B, C, H, W, P, up));
+    double lhs = 0, rhs = 0, mag = 0;
+    for (int i = 0; i < NP; i++)
+        lhs += (double)px[i] * p[i], mag += fabs((double)px[i] * p[i]);
+    for (int i = 0; i < B * C * H * W; i++)
+        rhs += (double)x[i] * up[i];
+    CHECK(fabs(lhs - rhs) <= 1e-12 * mag, "<patchify(x), p> = %.17g but <x, unpatchify(p)> = %.17g",
+          lhs, rhs);
+}
+
+int main(void) {
+    rng_seed(0x5AEC7F0A12345601ull);
+    if (saec_dev_open("cpu", &cpu) != SAEC_OK) {
+        fprintf(stderr, "FAIL: saec_dev_open(cpu): %s\n", saec_error_message());
+        return 1;
+    }
+    test_layernorm();
+    test_swiglu();
+    test_patch_loss();
+    test_patches();
+    saec_dev_close(cpu);
+    return check_summary("test_gradcheck_transformer");
+}
