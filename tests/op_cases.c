@@ -7,6 +7,7 @@ const op_case *const op_cases[] = {
     &op_case_col_sum, &op_case_relu,           &op_case_relu_backward,
     /* transformer pieces (op_cases_transformer.c) */
     &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
-    &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask};
+    &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask,
+    &op_case_attention, &op_case_attention_backward};
 
 const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);

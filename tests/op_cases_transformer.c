@@ -733,3 +733,253 @@ const op_case op_case_patch_mask = {.op = "patch_mask",
                                     .exact_be = 1,
                                     .bad_args = patch_mask_bad_args,
                                     .bench_name = "patch_mask"};
+
+/* ---- attention, attention_backward (grouped-query, no mask) ----
+   v: B, L, Hq, G, dh, pad of ld_q, pad of ld_kv, large scores (q ×4); f: scale = 1/√dh.
+   attention buffers: q, k, v, out, lse. attention_backward buffers: q, k, v, out, dout, lse,
+   dq, dk, dv (out and lse made from q, k, v by the tweak, as attention writes them; the padding
+   columns of dq, dk, dv must come back untouched). Shapes: MoE-MAE's encoder (105 or 30 tokens,
+   8 heads over 4 groups, dh 18) and decoder (6 over 3), L = 1, odd L, L past a block of threads
+   (strided rows), K and V too large for shared memory (global reads), one group, dh = 64. */
+enum { AT_B, AT_L, AT_HQ, AT_G, AT_DH, AT_PQ, AT_PKV, AT_BIG };
+
+static int attention_shapes(op_shape *out, int cap) {
+    static const int64_t sizes[][5] = {{1, 1, 1, 1, 1},   {2, 105, 8, 4, 18}, {3, 30, 8, 4, 18},
+                                       {2, 33, 6, 3, 18}, {1, 7, 4, 1, 5},    {2, 17, 2, 2, 64},
+                                       {0, 5, 2, 1, 3},   {1, 300, 2, 1, 9},  {1, 200, 2, 2, 64}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int variant = 0; variant < 2 && n < cap; variant++) {
+            op_shape s = {.v = {sizes[i][0], sizes[i][1], sizes[i][2], sizes[i][3], sizes[i][4],
+                                variant ? 3 : 0, variant ? 5 : 0, variant},
+                          .f = {1.0f / sqrtf((float)sizes[i][4])}};
+            s.misalign = variant && i % 3 == 0;
+            s.large = sizes[i][1] >= 200;
+            out[n++] = s;
+        }
+    return n;
+}
+
+static int64_t at_ldq(const op_shape *s) { return s->v[AT_HQ] * s->v[AT_DH] + s->v[AT_PQ]; }
+static int64_t at_ldkv(const op_shape *s) { return s->v[AT_G] * s->v[AT_DH] + s->v[AT_PKV]; }
+static int64_t at_rows(const op_shape *s) { return s->v[AT_B] * s->v[AT_L]; }
+
+static void attention_bufs(const op_shape *s, op_buf *b) {
+    const int64_t rows = at_rows(s), Hq = s->v[AT_HQ], dh = s->v[AT_DH];
+    b[0] = f32("q", rows * at_ldq(s), OP_BUF_IN);
+    b[1] = f32("k", rows * at_ldkv(s), OP_BUF_IN);
+    b[2] = f32("v", rows * at_ldkv(s), OP_BUF_IN);
+    b[3] = out32("out", rows * Hq * dh);
+    b[4] = out32("lse", s->v[AT_B] * Hq * s->v[AT_L]);
+}
+
+/* Large scores: q ×4 (softmax's max must be subtracted before the exponentials). */
+static void attention_tweak(const op_shape *s, void *const *host) {
+    float *q = host[0];
+    if (s->v[AT_BIG])
+        for (int64_t i = 0; i < at_rows(s) * at_ldq(s); i++)
+            q[i] *= 4.0f;
+}
+
+static int attention_call(saec_dev *dev, const op_shape *s, void *const *b) {
+    return SAEC_OP(dev, attention, b[0], b[1], b[2], at_ldq(s), at_ldkv(s), s->v[AT_B], s->v[AT_L],
+                   (int)s->v[AT_HQ], (int)s->v[AT_G], (int)s->v[AT_DH], s->f[0], b[3], b[4]);
+}
+
+/* The softmax of query row i of head h of sample b in double: p [L] (normalised), its lse. */
+static double attn_softmax_d(const op_shape *s, const float *q, const float *k, int64_t b,
+                             int64_t h, int64_t i, double *p) {
+    const int64_t L = s->v[AT_L], G = s->v[AT_G], dh = s->v[AT_DH];
+    const float *qi = q + (b * L + i) * at_ldq(s) + h * dh;
+    double mx = -INFINITY, l = 0;
+    for (int64_t j = 0; j < L; j++) {
+        const float *kj = k + (b * L + j) * at_ldkv(s) + (h % G) * dh;
+        double dot = 0;
+        for (int64_t c = 0; c < dh; c++)
+            dot += (double)qi[c] * kj[c];
+        p[j] = s->f[0] * dot;
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    for (int64_t j = 0; j < L; j++)
+        l += p[j] = exp(p[j] - mx);
+    for (int64_t j = 0; j < L; j++)
+        p[j] /= l;
+    return mx + log(l);
+}
+
+/* out and lse of every (sample, head, row) in double; out_scale: Σ_j p_j |v_j| (or NULL). */
+static void attention_forward_d(const op_shape *s, const float *q, const float *k, const float *v,
+                                double *out, double *out_scale, double *lse) {
+    const int64_t B = s->v[AT_B], L = s->v[AT_L], Hq = s->v[AT_HQ], G = s->v[AT_G], dh = s->v[AT_DH];
+    double *p = malloc(sizeof *p * (size_t)(L > 0 ? L : 1));
+    if (!p) abort();
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < Hq; h++)
+            for (int64_t i = 0; i < L; i++) {
+                lse[(b * Hq + h) * L + i] = attn_softmax_d(s, q, k, b, h, i, p);
+                double *o = out + (b * L + i) * Hq * dh + h * dh;
+                for (int64_t c = 0; c < dh; c++) {
+                    double acc = 0, mag = 0;
+                    for (int64_t j = 0; j < L; j++) {
+                        const double vj = v[(b * L + j) * at_ldkv(s) + (h % G) * dh + c];
+                        acc += p[j] * vj, mag += p[j] * fabs(vj);
+                    }
+                    o[c] = acc;
+                    if (out_scale) out_scale[(b * L + i) * Hq * dh + h * dh + c] = mag;
+                }
+            }
+    free(p);
+}
+
+static void attention_naive(const op_shape *s, const void *const *in, double *const *want,
+                            double *const *scale) {
+    attention_forward_d(s, in[0], in[1], in[2], want[3], scale[3], want[4]);
+    for (int64_t i = 0; i < s->v[AT_B] * s->v[AT_HQ] * s->v[AT_L]; i++)
+        scale[4][i] = fabs(want[4][i]) + 1.0;
+}
+
+static void attention_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
+    float x[64] = {0};
+    rejected(SAEC_OP(dev, attention, x, x, x, 8, 4, 1, 2, 3, 2, 2, 1.0f, x, x), "G does not divide Hq");
+    rejected(SAEC_OP(dev, attention, x, x, x, 65, 65, 1, 1, 1, 1, 65, 1.0f, x, x), "dh > 64");
+    rejected(SAEC_OP(dev, attention, x, x, x, 3, 4, 1, 2, 2, 1, 2, 1.0f, x, x), "ld_q < Hq·dh");
+}
+
+static void attention_label_as(const char *op, const op_shape *s, char *b, size_t cap) {
+    snprintf(b, cap, "%s B=%lld L=%lld Hq=%lld G=%lld dh=%lld pad=%lld/%lld big=%d misalign=%d", op,
+             (long long)s->v[AT_B], (long long)s->v[AT_L], (long long)s->v[AT_HQ],
+             (long long)s->v[AT_G], (long long)s->v[AT_DH], (long long)s->v[AT_PQ],
+             (long long)s->v[AT_PKV], (int)s->v[AT_BIG], s->misalign);
+}
+static void attention_label(const op_shape *s, char *b, size_t cap) {
+    attention_label_as("attention", s, b, cap);
+}
+
+/* The encoder's attention over a batch: 128 images of 105 tokens, 8 heads over 4 groups. */
+static op_shape attention_bench(int64_t n, int64_t m, int64_t d) {
+    op_shape s = {.v = {BENCH_IMAGES, BENCH_TOKENS, 8, 4, 18, 0, 0, 0}, .f = {1.0f / sqrtf(18.0f)}};
+    return s;
+}
+
+static saec_op_floor attention_floor(const op_shape *s) {
+    return saec_op_floor_attention((double)s->v[AT_B], (double)s->v[AT_L], (double)s->v[AT_HQ],
+                                   (double)s->v[AT_G], (double)s->v[AT_DH]);
+}
+
+const op_case op_case_attention = {.op = "attention",
+                                   .group = "attention",
+                                   .n_bufs = 5,
+                                   OP_CASE_FUNCS(attention),
+                                   .tweak = attention_tweak,
+                                   .atol = 1e-7,
+                                   .rtol = 1e-5,
+                                   .atol_be = 1e-7,
+                                   .rtol_be = 1e-5,
+                                   .deterministic = 1,
+                                   .bad_args = attention_bad_args,
+                                   .bench_name = "attention"};
+
+static int attention_backward_shapes(op_shape *out, int cap) { return attention_shapes(out, cap); }
+
+static void attention_backward_bufs(const op_shape *s, op_buf *b) {
+    const int64_t rows = at_rows(s), Hq = s->v[AT_HQ], dh = s->v[AT_DH];
+    b[0] = f32("q", rows * at_ldq(s), OP_BUF_IN);
+    b[1] = f32("k", rows * at_ldkv(s), OP_BUF_IN);
+    b[2] = f32("v", rows * at_ldkv(s), OP_BUF_IN);
+    b[3] = f32("out", rows * Hq * dh, OP_BUF_IN);
+    b[4] = f32("dout", rows * Hq * dh, OP_BUF_IN);
+    b[5] = f32("lse", s->v[AT_B] * Hq * s->v[AT_L], OP_BUF_IN);
+    b[6] = f32("dq (its padding untouched)", rows * at_ldq(s), OP_BUF_INOUT);
+    b[7] = f32("dk (its padding untouched)", rows * at_ldkv(s), OP_BUF_INOUT);
+    b[8] = f32("dv (its padding untouched)", rows * at_ldkv(s), OP_BUF_INOUT);
+}
+
+/* out and lse as attention writes them (from the double forward, rounded to float). */
+static void attention_backward_tweak(const op_shape *s, void *const *host) {
+    attention_tweak(s, host);
+    const int64_t no = at_rows(s) * s->v[AT_HQ] * s->v[AT_DH];
+    const int64_t nl = s->v[AT_B] * s->v[AT_HQ] * s->v[AT_L];
+    double *out = malloc(sizeof *out * (size_t)(no > 0 ? no : 1));
+    double *lse = malloc(sizeof *lse * (size_t)(nl > 0 ? nl : 1));
+    if (!out || !lse) abort();
+    attention_forward_d(s, host[0], host[1], host[2], out, NULL, lse);
+    float *o = host[3], *l = host[5];
+    for (int64_t i = 0; i < no; i++)
+        o[i] = (float)out[i];
+    for (int64_t i = 0; i < nl; i++)
+        l[i] = (float)lse[i];
+    free(out), free(lse);
+}
+
+static int attention_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
+    return SAEC_OP(dev, attention_backward, b[0], b[1], b[2], at_ldq(s), at_ldkv(s), b[3], b[4],
+                   b[5], s->v[AT_B], s->v[AT_L], (int)s->v[AT_HQ], (int)s->v[AT_G],
+                   (int)s->v[AT_DH], s->f[0], b[6], b[7], b[8]);
+}
+
+/* In double from the float inputs: P from the given lse, then dS, dq, dk, dv as the contract
+   writes them; scale: Σ |terms| of each sum; the padding columns keep their inputs. */
+static void attention_backward_naive(const op_shape *s, const void *const *in,
+                                     double *const *want, double *const *scale) {
+    const int64_t B = s->v[AT_B], L = s->v[AT_L], Hq = s->v[AT_HQ], G = s->v[AT_G], dh = s->v[AT_DH];
+    const int64_t ldq = at_ldq(s), ldkv = at_ldkv(s), ldo = Hq * dh;
+    const float *q = in[0], *k = in[1], *v = in[2], *out = in[3], *dout = in[4], *lse = in[5];
+    const float *const pads[3] = {in[6], in[7], in[8]};
+    const int64_t lds[3] = {ldq, ldkv, ldkv};
+    for (int t = 0; t < 3; t++) /* the padding: kept; the heads' columns: sums from 0 */
+        for (int64_t e = 0; e < at_rows(s) * lds[t]; e++) {
+            const int head_col = e % lds[t] < (t == 0 ? Hq : G) * dh;
+            want[6 + t][e] = head_col ? 0.0 : pads[t][e];
+            scale[6 + t][e] = head_col ? 0.0 : fabs(pads[t][e]);
+        }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < Hq; h++) {
+            const int64_t g = h % G;
+            for (int64_t i = 0; i < L; i++) {
+                const float *qi = q + (b * L + i) * ldq + h * dh, *doi = dout + (b * L + i) * ldo + h * dh;
+                double D = 0;
+                for (int64_t c = 0; c < dh; c++)
+                    D += (double)doi[c] * out[(b * L + i) * ldo + h * dh + c];
+                for (int64_t j = 0; j < L; j++) {
+                    const float *kj = k + (b * L + j) * ldkv + g * dh, *vj = v + (b * L + j) * ldkv + g * dh;
+                    double sc = 0, dp = 0;
+                    for (int64_t c = 0; c < dh; c++)
+                        sc += (double)qi[c] * kj[c], dp += (double)doi[c] * vj[c];
+                    const double p = exp(s->f[0] * sc - lse[(b * Hq + h) * L + i]);
+                    const double ds = p * (dp - D), ads = p * (fabs(dp) + fabs(D));
+                    for (int64_t c = 0; c < dh; c++) {
+                        const int64_t iq = (b * L + i) * ldq + h * dh + c, jk = (b * L + j) * ldkv + g * dh + c;
+                        want[6][iq] += s->f[0] * ds * kj[c], scale[6][iq] += s->f[0] * ads * fabs(kj[c]);
+                        want[7][jk] += s->f[0] * ds * qi[c], scale[7][jk] += s->f[0] * ads * fabs(qi[c]);
+                        want[8][jk] += p * doi[c], scale[8][jk] += p * fabs(doi[c]);
+                    }
+                }
+            }
+        }
+}
+
+static void attention_backward_label(const op_shape *s, char *b, size_t cap) {
+    attention_label_as("attention_backward", s, b, cap);
+}
+
+static op_shape attention_backward_bench(int64_t n, int64_t m, int64_t d) {
+    return attention_bench(n, m, d);
+}
+
+static saec_op_floor attention_backward_floor(const op_shape *s) {
+    return saec_op_floor_attention_backward((double)s->v[AT_B], (double)s->v[AT_L],
+                                            (double)s->v[AT_HQ], (double)s->v[AT_G],
+                                            (double)s->v[AT_DH]);
+}
+
+const op_case op_case_attention_backward = {.op = "attention_backward",
+                                            .group = "attention",
+                                            .n_bufs = 9,
+                                            OP_CASE_FUNCS(attention_backward),
+                                            .tweak = attention_backward_tweak,
+                                            .atol = 1e-7,
+                                            .rtol = 2e-5,
+                                            .atol_be = 1e-7,
+                                            .rtol_be = 2e-5,
+                                            .deterministic = 1,
+                                            .bench_name = "attention_backward"};

@@ -4,6 +4,8 @@
  *   swiglu_backward (da, db)                of  L = Σ w ⊙ SiLU(a) ⊙ b
  *   patch_loss's grad                       of  L = loss[0] (masked and visible patches)
  *   unpatchify as patchify's backward       ⟨patchify(x), p⟩ = ⟨x, unpatchify(p)⟩
+ *   attention_backward (dq, dk, dv)         of  L = Σ w ⊙ attention(q, k, v) (grouped-query:
+ *                                               4 query heads over 2 KV groups)
  * The engine computes in float, so the tolerance is float's (1e-4 of the gradient's scale); the
  * differences are taken in double with a step small enough that their own error is far below it.
  */
@@ -171,6 +173,70 @@ static void test_patches(void) {
           lhs, rhs);
 }
 
+/* ---- grouped-query attention ---- */
+
+enum { AB = 2, AL = 5, AHQ = 4, AG = 2, ADH = 3 };
+enum { AQ = AB * AL * AHQ * ADH, AKV = AB * AL * AG * ADH }; /* q, out; k, v (contiguous) */
+
+/* Σ w ⊙ attention(q, k, v) in double: head h reads group h mod AG. */
+static double attn_loss(const double *q, const double *k, const double *v, const double *w) {
+    const double scale = 1 / sqrt((double)ADH);
+    double L = 0;
+    for (int b = 0; b < AB; b++)
+        for (int h = 0; h < AHQ; h++)
+            for (int i = 0; i < AL; i++) {
+                const double *qi = q + ((b * AL + i) * AHQ + h) * ADH;
+                double sc[AL], mx = -INFINITY, l = 0;
+                for (int j = 0; j < AL; j++) {
+                    const double *kj = k + ((b * AL + j) * AG + h % AG) * ADH;
+                    sc[j] = 0;
+                    for (int c = 0; c < ADH; c++)
+                        sc[j] += scale * qi[c] * kj[c];
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                for (int j = 0; j < AL; j++)
+                    l += sc[j] = exp(sc[j] - mx);
+                for (int c = 0; c < ADH; c++)
+                    for (int j = 0; j < AL; j++)
+                        L += w[((b * AL + i) * AHQ + h) * ADH + c] * sc[j] / l *
+                             v[((b * AL + j) * AG + h % AG) * ADH + c];
+            }
+    return L;
+}
+
+static double attn_fd(double *p, int i, const double *q, const double *k, const double *v,
+                      const double *w) {
+    const double keep = p[i];
+    p[i] = keep + STEP;
+    const double up = attn_loss(q, k, v, w);
+    p[i] = keep - STEP;
+    const double down = attn_loss(q, k, v, w);
+    p[i] = keep;
+    return (up - down) / (2 * STEP);
+}
+
+static void test_attention(void) {
+    set_ctx("attention_backward vs finite differences (B=2 L=5 Hq=4 G=2 dh=3)");
+    float qf[AQ], kf[AKV], vf[AKV], wf[AQ], out[AQ], lse[AB * AHQ * AL], dq[AQ], dk[AKV], dv[AKV];
+    double q[AQ], k[AKV], v[AKV], w[AQ], fdq[AQ], fdk[AKV], fdv[AKV];
+    for (int i = 0; i < AQ; i++)
+        q[i] = qf[i] = rng_sym() * 2, w[i] = wf[i] = rng_sym();
+    for (int i = 0; i < AKV; i++)
+        k[i] = kf[i] = rng_sym() * 2, v[i] = vf[i] = rng_sym();
+    const float scale = 1.0f / sqrtf((float)ADH);
+    OK(SAEC_OP(cpu, attention, qf, kf, vf, AHQ * ADH, AG * ADH, AB, AL, AHQ, AG, ADH, scale, out,
+               lse));
+    OK(SAEC_OP(cpu, attention_backward, qf, kf, vf, AHQ * ADH, AG * ADH, out, wf, lse, AB, AL, AHQ,
+               AG, ADH, scale, dq, dk, dv));
+    for (int i = 0; i < AQ; i++)
+        fdq[i] = attn_fd(q, i, q, k, v, w);
+    for (int i = 0; i < AKV; i++)
+        fdk[i] = attn_fd(k, i, q, k, v, w), fdv[i] = attn_fd(v, i, q, k, v, w);
+    check_grad("dq", fdq, dq, AQ);
+    check_grad("dk", fdk, dk, AKV);
+    check_grad("dv", fdv, dv, AKV);
+}
+
 int main(void) {
     rng_seed(0x5AEC7F0A12345601ull);
     if (saec_dev_open("cpu", &cpu) != SAEC_OK) {
@@ -181,6 +247,7 @@ int main(void) {
     test_swiglu();
     test_patch_loss();
     test_patches();
+    test_attention();
     saec_dev_close(cpu);
     return check_summary("test_gradcheck_transformer");
 }

@@ -461,6 +461,35 @@
     ENTRY(int, patch_mask,                                                                         \
       (saec_dev *dev, uint64_t seed, uint64_t counter, int64_t B, int64_t N, int64_t n_keep,       \
        int32_t *keep, uint8_t *mask),                                                              \
-      (double B, double N, double n_keep), B * n_keep * 4 + B * N, 0)
+      (double B, double N, double n_keep), B * n_keep * 4 + B * N, 0)                              \
+                                                                                                   \
+    /* Grouped-query attention without a mask over B sequences of L tokens (SPEC §7): query head   \
+       h (of Hq) uses KV group g = h mod G (G divides Hq); for token i of a sequence,              \
+         out[i, h] = Σ_j softmax_j(scale·⟨q[i, h], k[j, g]⟩)·v[j, g]                               \
+       q [B·L, ld_q] holds the Hq heads of dh values at the start of each row (head h at columns   \
+       h·dh ..), k and v [B·L, ld_kv] the G groups' (one fused QKV GEMM output serves with         \
+       ld = (Hq + 2G)·dh); out [B·L, Hq·dh]; lse [B, Hq, L] = each softmax's max plus the log of   \
+       its denominator (for the backward). 1 <= dh <= 64. The softmax in fp32 (dots and sums in    \
+       double); the [L, L] scores are never stored. */                                             \
+    ENTRY(int, attention,                                                                          \
+      (saec_dev *dev, const float *q, const float *k, const float *v, int64_t ld_q,                \
+       int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh, float scale, float *out,        \
+       float *lse),                                                                                \
+      (double B, double L, double Hq, double G, double dh),                                        \
+      B * L * (2 * Hq * dh + 2 * G * dh + Hq) * 4, 4 * B * Hq * L * L * dh)                        \
+                                                                                                   \
+    /* Its backward from out and lse, the softmax recomputed (as FlashAttention does): with        \
+       P_ij = exp(scale·⟨q_i, k_j⟩ − lse_i), dP_ij = ⟨dout_i, v_j⟩, D_i = ⟨dout_i, out_i⟩ and      \
+       dS = P ⊙ (dP − D): dq_i = scale·Σ_j dS_ij k_j; dk_j = scale·Σ_{heads h of its group} Σ_i    \
+       dS_ij q_i; dv_j = Σ_h Σ_i P_ij dout_i. dq [B·L, ld_q] and dk, dv [B·L, ld_kv] in q's, k's   \
+       and v's layouts (their other columns untouched: a fused dQKV buffer serves). Deterministic  \
+       (each sum in a fixed order, no atomics). */                                                 \
+    ENTRY(int, attention_backward,                                                                 \
+      (saec_dev *dev, const float *q, const float *k, const float *v, int64_t ld_q,                \
+       int64_t ld_kv, const float *out, const float *dout, const float *lse, int64_t B,            \
+       int64_t L, int Hq, int G, int dh, float scale, float *dq, float *dk, float *dv),            \
+      (double B, double L, double Hq, double G, double dh),                                        \
+      B * L * (4 * Hq * dh + 4 * G * dh + Hq) * 4 + B * L * (Hq + 2 * G) * dh * 4,                 \
+      14 * B * Hq * L * L * dh)
 
 #endif

@@ -267,3 +267,125 @@ int saec_cpu_patch_mask(saec_dev *dev, uint64_t seed, uint64_t counter, int64_t 
     }
     return SAEC_OK;
 }
+
+/* ---- grouped-query attention ---- */
+
+static int attention_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G,
+                             int dh) {
+    return B >= 0 && L >= 0 && G >= 1 && Hq >= G && Hq % G == 0 && dh >= 1 && dh <= 64 &&
+           ld_q >= (int64_t)Hq * dh && ld_kv >= (int64_t)G * dh;
+}
+
+/* ⟨a, b⟩ over dh values, in double. */
+static inline double dot_d(const float *a, const float *b, int dh) {
+    double s = 0;
+    for (int c = 0; c < dh; c++)
+        s += (double)a[c] * b[c];
+    return s;
+}
+
+/* The score of query row i against key row j: scale·⟨q_i, k_j⟩ rounded to float (what both
+   backends exponentiate). */
+static inline float attn_score(const float *qi, const float *kj, int dh, float scale) {
+    return scale * (float)dot_d(qi, kj, dh);
+}
+
+/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per query row, two passes
+   over the keys (the max, then the exponentials and the weighted sum in double).
+   Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
+int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const float *v,
+                       int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh,
+                       float scale, float *out, float *lse) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("attention", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
+    if (B * L == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("attention", q && k && v && out && lse);
+#pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
+    for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) {
+        const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
+        const float *qi = q + (b * L + i) * ld_q + h * dh; /* query row i, head h [dh] */
+        const float *kb = k + b * L * ld_kv + g * dh;       /* group g's keys: row j at j·ld_kv */
+        const float *vb = v + b * L * ld_kv + g * dh;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < L; j++) {
+            const float s = attn_score(qi, kb + j * ld_kv, dh, scale);
+            mx = s > mx ? s : mx;
+        }
+        double l = 0, acc[64] = {0};
+        for (int64_t j = 0; j < L; j++) {
+            const float p = expf(attn_score(qi, kb + j * ld_kv, dh, scale) - mx);
+            l += p;
+            for (int c = 0; c < dh; c++)
+                acc[c] += (double)p * vb[j * ld_kv + c];
+        }
+        float *o = out + (b * L + i) * Hq * dh + h * dh;
+        for (int c = 0; c < dh; c++)
+            o[c] = (float)(acc[c] / l);
+        lse[bhi] = mx + (float)log(l);
+    }
+    return SAEC_OK;
+}
+
+/* P_ij and dS_ij of query row i against key row j of one head (see the contract). */
+static inline void attn_p_ds(const float *qi, const float *kj, const float *vj, const float *doi,
+                             int dh, float scale, float lse_i, float D_i, float *p, float *ds) {
+    *p = expf(attn_score(qi, kj, dh, scale) - lse_i);
+    *ds = *p * ((float)dot_d(doi, vj, dh) - D_i);
+}
+
+/* dq per query row (a sum over the keys); dk, dv per key row (a sum over its group's heads and
+   the queries, in that order): the CUDA kernels' orders, without atomics. D_i = ⟨dout_i, out_i⟩
+   is recomputed where needed. Floor: reads q, k, v, out, dout, lse, writes dq, dk, dv;
+   ~14·B·Hq·L²·dh FLOPs (the scores recomputed in both passes). */
+int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, const float *v,
+                                int64_t ld_q, int64_t ld_kv, const float *out, const float *dout,
+                                const float *lse, int64_t B, int64_t L, int Hq, int G, int dh,
+                                float scale, float *dq, float *dk, float *dv) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("attention_backward", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
+    if (B * L == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
+    const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
+#pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
+    for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) { /* dq: query row i of head h */
+        const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
+        const float *qi = q + (b * L + i) * ld_q + h * dh;
+        const float *doi = dout + (b * L + i) * ld_o + h * dh;
+        const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
+        double acc[64] = {0};
+        for (int64_t j = 0; j < L; j++) {
+            const float *kj = k + (b * L + j) * ld_kv + g * dh, *vj = v + (b * L + j) * ld_kv + g * dh;
+            float p, ds;
+            attn_p_ds(qi, kj, vj, doi, dh, scale, lse[bhi], D_i, &p, &ds);
+            for (int c = 0; c < dh; c++)
+                acc[c] += (double)ds * kj[c];
+        }
+        float *dqi = dq + (b * L + i) * ld_q + h * dh;
+        for (int c = 0; c < dh; c++)
+            dqi[c] = (float)(scale * acc[c]);
+    }
+#pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
+    for (int64_t bgj = 0; bgj < B * G * L; bgj++) { /* dk, dv: key row j of group g */
+        const int64_t b = bgj / (G * L), g = (bgj / L) % G, j = bgj % L;
+        const float *kj = k + (b * L + j) * ld_kv + g * dh, *vj = v + (b * L + j) * ld_kv + g * dh;
+        double ak[64] = {0}, av[64] = {0};
+        for (int64_t h = g; h < Hq; h += G)
+            for (int64_t i = 0; i < L; i++) {
+                const float *qi = q + (b * L + i) * ld_q + h * dh;
+                const float *doi = dout + (b * L + i) * ld_o + h * dh;
+                const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
+                float p, ds;
+                attn_p_ds(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i], D_i, &p, &ds);
+                for (int c = 0; c < dh; c++) {
+                    ak[c] += (double)ds * qi[c];
+                    av[c] += (double)p * doi[c];
+                }
+            }
+        float *dkj = dk + (b * L + j) * ld_kv + g * dh, *dvj = dv + (b * L + j) * ld_kv + g * dh;
+        for (int c = 0; c < dh; c++) {
+            dkj[c] = (float)(scale * ak[c]);
+            dvj[c] = (float)av[c];
+        }
+    }
+    return SAEC_OK;
+}

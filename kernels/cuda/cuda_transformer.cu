@@ -437,3 +437,214 @@ extern "C" int saec_cuda_patch_mask(saec_dev *dev, uint64_t seed, uint64_t count
     SAEC_CUDA_CHECK_LAUNCH("patch_mask_kernel");
     return SAEC_OK;
 }
+
+/* ---- grouped-query attention ------------------------------------------------------------------ */
+
+#define ATTN_THREADS 128             /* threads of a (sample, head) block: one query row each */
+#define ATTN_SMEM_MAX (48 * 1024)    /* K and V of a group staged in shared memory up to this */
+#define ATTN_DH_MAX 64
+
+/* ⟨a, b⟩ over dh values in double (each float product exact in double: contraction changes
+   nothing), as the CPU's dot_d. */
+__device__ __forceinline__ double attn_dot(const float *a, const float *b, int dh) {
+    double s = 0.0;
+    for (int c = 0; c < dh; c++)
+        s += (double)a[c] * (double)b[c];
+    return s;
+}
+
+__device__ __forceinline__ float attn_score_d(const float *qi, const float *kj, int dh, float scale) {
+    return __fmul_rn(scale, (float)attn_dot(qi, kj, dh));
+}
+
+/* Copy the L rows of group g's keys and values of sample b (row stride ld_kv) into s_k, s_v
+   [L, dh] (every thread of the block takes part). */
+__device__ __forceinline__ void attn_stage_kv(const float *k, const float *v, int64_t ld_kv,
+                                              int64_t L, int dh, float *s_k, float *s_v) {
+    for (int64_t e = threadIdx.x; e < L * dh; e += blockDim.x) {
+        const int64_t j = e / dh, c = e % dh;
+        s_k[e] = k[j * ld_kv + c];
+        s_v[e] = v[j * ld_kv + c];
+    }
+    __syncthreads();
+}
+
+/* One block a (sample, head), one thread a query row (strided when L > the block): the CPU's two
+   passes (the max of the scores, then the exponentials and the weighted sum of v in double).
+   SMEM: the group's K and V staged in shared memory [L, dh] each (row stride dh), else read from
+   global memory (row stride ld_kv). Floor: reads q, k, v once (k, v once per head from L2),
+   writes out and lse; 4·B·Hq·L²·dh FLOPs. */
+template <bool SMEM>
+__global__ void attention_kernel(const float *__restrict__ q, const float *__restrict__ k,
+                                 const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
+                                 int64_t L, int Hq, int G, int dh, float scale,
+                                 float *__restrict__ out, float *__restrict__ lse) {
+    extern __shared__ float s_kv[];
+    const int64_t b = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h % G;
+    const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
+    int64_t ld = ld_kv;
+    if (SMEM) {
+        attn_stage_kv(kb, vb, ld_kv, L, dh, s_kv, s_kv + L * dh);
+        kb = s_kv, vb = s_kv + L * dh, ld = dh;
+    }
+    for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
+        const float *qi = q + (b * L + i) * ld_q + h * dh;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < L; j++)
+            mx = fmaxf(mx, attn_score_d(qi, kb + j * ld, dh, scale));
+        double l = 0.0, acc[ATTN_DH_MAX];
+        for (int c = 0; c < dh; c++)
+            acc[c] = 0.0;
+        for (int64_t j = 0; j < L; j++) {
+            const float p = expf(__fsub_rn(attn_score_d(qi, kb + j * ld, dh, scale), mx));
+            l += (double)p;
+            for (int c = 0; c < dh; c++)
+                acc[c] += (double)p * (double)vb[j * ld + c];
+        }
+        float *o = out + (b * L + i) * Hq * dh + h * dh;
+        for (int c = 0; c < dh; c++)
+            o[c] = (float)(acc[c] / l);
+        lse[(b * Hq + h) * L + i] = __fadd_rn(mx, (float)log(l));
+    }
+}
+
+/* Shared memory for a group's K and V, or 0 when they do not fit (global reads then). */
+static size_t attn_smem(int64_t L, int dh) {
+    const size_t bytes = 2 * (size_t)L * (size_t)dh * sizeof(float);
+    return bytes <= ATTN_SMEM_MAX ? bytes : 0;
+}
+
+static int attn_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh) {
+    return B >= 0 && L >= 0 && G >= 1 && Hq >= G && Hq % G == 0 && dh >= 1 &&
+           dh <= ATTN_DH_MAX && ld_q >= (int64_t)Hq * dh && ld_kv >= (int64_t)G * dh &&
+           B * Hq <= 0x7fffffff;
+}
+
+static int attn_threads(int64_t L) {
+    const int64_t t = (L + 31) / 32 * 32;
+    return (int)(t < ATTN_THREADS ? (t > 0 ? t : 32) : ATTN_THREADS);
+}
+
+extern "C" int saec_cuda_attention(saec_dev *dev, const float *q, const float *k, const float *v,
+                                   int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq,
+                                   int G, int dh, float scale, float *out, float *lse) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    SAEC_CUDA_REQUIRE("attention", attn_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
+    if (B * L == 0) return SAEC_OK;
+    SAEC_CUDA_REQUIRE("attention", q && k && v && out && lse);
+    const size_t smem = attn_smem(L, dh);
+    const unsigned blocks = (unsigned)(B * Hq);
+    if (smem)
+        attention_kernel<true><<<blocks, attn_threads(L), smem, st->stream>>>(
+            q, k, v, ld_q, ld_kv, L, Hq, G, dh, scale, out, lse);
+    else
+        attention_kernel<false><<<blocks, attn_threads(L), 0, st->stream>>>(
+            q, k, v, ld_q, ld_kv, L, Hq, G, dh, scale, out, lse);
+    SAEC_CUDA_CHECK_LAUNCH("attention_kernel");
+    return SAEC_OK;
+}
+
+/* P_ij and dS_ij of one head (the CPU's attn_p_ds, with its roundings). */
+__device__ __forceinline__ void attn_p_ds_d(const float *qi, const float *kj, const float *vj,
+                                            const float *doi, int dh, float scale, float lse_i,
+                                            float D_i, float *p, float *ds) {
+    *p = expf(__fsub_rn(attn_score_d(qi, kj, dh, scale), lse_i));
+    *ds = __fmul_rn(*p, __fsub_rn((float)attn_dot(doi, vj, dh), D_i));
+}
+
+/* dq: one block a (sample, head), one thread a query row; the sum over the keys in order.
+   Floor: reads q, dout, out once and k, v per head, writes dq. */
+template <bool SMEM>
+__global__ void attention_dq_kernel(const float *__restrict__ q, const float *__restrict__ k,
+                                    const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
+                                    const float *__restrict__ out, const float *__restrict__ dout,
+                                    const float *__restrict__ lse, int64_t L, int Hq, int G,
+                                    int dh, float scale, float *__restrict__ dq) {
+    extern __shared__ float s_kv[];
+    const int64_t b = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h % G, ld_o = (int64_t)Hq * dh;
+    const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
+    int64_t ld = ld_kv;
+    if (SMEM) {
+        attn_stage_kv(kb, vb, ld_kv, L, dh, s_kv, s_kv + L * dh);
+        kb = s_kv, vb = s_kv + L * dh, ld = dh;
+    }
+    for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
+        const float *qi = q + (b * L + i) * ld_q + h * dh;
+        const float *doi = dout + (b * L + i) * ld_o + h * dh;
+        const float D_i = (float)attn_dot(doi, out + (b * L + i) * ld_o + h * dh, dh);
+        const float lse_i = lse[(b * Hq + h) * L + i];
+        double acc[ATTN_DH_MAX];
+        for (int c = 0; c < dh; c++)
+            acc[c] = 0.0;
+        for (int64_t j = 0; j < L; j++) {
+            float p, ds;
+            attn_p_ds_d(qi, kb + j * ld, vb + j * ld, doi, dh, scale, lse_i, D_i, &p, &ds);
+            for (int c = 0; c < dh; c++)
+                acc[c] += (double)ds * (double)kb[j * ld + c];
+        }
+        float *dqi = dq + (b * L + i) * ld_q + h * dh;
+        for (int c = 0; c < dh; c++)
+            dqi[c] = (float)((double)scale * acc[c]);
+    }
+}
+
+/* dk, dv: one block a (sample, group), one thread a key row; the sums over the group's heads,
+   then the queries, in order (the CPU's). Floor: reads k, v once and q, dout, out, lse per key
+   row from L2, writes dk, dv. */
+__global__ void attention_dkv_kernel(const float *__restrict__ q, const float *__restrict__ k,
+                                     const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
+                                     const float *__restrict__ out,
+                                     const float *__restrict__ dout,
+                                     const float *__restrict__ lse, int64_t L, int Hq, int G,
+                                     int dh, float scale, float *__restrict__ dk,
+                                     float *__restrict__ dv) {
+    const int64_t b = blockIdx.x / G, g = blockIdx.x % G, ld_o = (int64_t)Hq * dh;
+    for (int64_t j = threadIdx.x; j < L; j += blockDim.x) {
+        const float *kj = k + (b * L + j) * ld_kv + g * dh, *vj = v + (b * L + j) * ld_kv + g * dh;
+        double ak[ATTN_DH_MAX], av[ATTN_DH_MAX];
+        for (int c = 0; c < dh; c++)
+            ak[c] = av[c] = 0.0;
+        for (int64_t h = g; h < Hq; h += G)
+            for (int64_t i = 0; i < L; i++) {
+                const float *qi = q + (b * L + i) * ld_q + h * dh;
+                const float *doi = dout + (b * L + i) * ld_o + h * dh;
+                const float D_i = (float)attn_dot(doi, out + (b * L + i) * ld_o + h * dh, dh);
+                float p, ds;
+                attn_p_ds_d(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i], D_i, &p, &ds);
+                for (int c = 0; c < dh; c++) {
+                    ak[c] += (double)ds * (double)qi[c];
+                    av[c] += (double)p * (double)doi[c];
+                }
+            }
+        float *dkj = dk + (b * L + j) * ld_kv + g * dh, *dvj = dv + (b * L + j) * ld_kv + g * dh;
+        for (int c = 0; c < dh; c++) {
+            dkj[c] = (float)((double)scale * ak[c]);
+            dvj[c] = (float)av[c];
+        }
+    }
+}
+
+extern "C" int saec_cuda_attention_backward(saec_dev *dev, const float *q, const float *k,
+                                            const float *v, int64_t ld_q, int64_t ld_kv,
+                                            const float *out, const float *dout,
+                                            const float *lse, int64_t B, int64_t L, int Hq,
+                                            int G, int dh, float scale, float *dq, float *dk,
+                                            float *dv) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    SAEC_CUDA_REQUIRE("attention_backward", attn_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
+    if (B * L == 0) return SAEC_OK;
+    SAEC_CUDA_REQUIRE("attention_backward",
+                      q && k && v && out && dout && lse && dq && dk && dv);
+    const size_t smem = attn_smem(L, dh);
+    if (smem)
+        attention_dq_kernel<true><<<(unsigned)(B * Hq), attn_threads(L), smem, st->stream>>>(
+            q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dq);
+    else
+        attention_dq_kernel<false><<<(unsigned)(B * Hq), attn_threads(L), 0, st->stream>>>(
+            q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dq);
+    SAEC_CUDA_CHECK_LAUNCH("attention_dq_kernel");
+    attention_dkv_kernel<<<(unsigned)(B * G), attn_threads(L), 0, st->stream>>>(
+        q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dk, dv);
+    SAEC_CUDA_CHECK_LAUNCH("attention_dkv_kernel");
+    return SAEC_OK;
+}
