@@ -12,7 +12,8 @@
  * rtol 1: the scale is the tolerance), where the old tests had one per output or per shape.
  * The fused decoder update saec_cuda_adamw_unit_rows is CUDA-only and no op of SAEC_OP_LIST:
  * it stays hand-written (test_gpu_ops group adamw_unit_rows, bench_ops adamw_unit_rows_fused).
- * See op_case.h.
+ * The CUDA reductions and row ops promise determinism (fixed partials and butterflies): their
+ * cases repeat bit for bit. See op_case.h.
  */
 #include <math.h>
 #include <stdio.h>
@@ -183,6 +184,7 @@ const op_case op_case_recon_loss_grad = {.op = "recon_loss_grad",
                                          .rtol = 1e-6,
                                          .atol_be = 1e-12,
                                          .rtol_be = 1e-6,
+                                         .deterministic = 1,
                                          .bench_name = "recon_loss_grad"};
 
 /* ---- recon_grad: grad[n, d] = −2 gs (x − x̂) / stats[SST], from given statistics ----
@@ -420,6 +422,7 @@ const op_case op_case_sum_squares = {.op = "sum_squares",
                                      .rtol = 1e-12,
                                      .atol_be = 1e-12,
                                      .rtol_be = 1e-12,
+                                     .deterministic = 1,
                                      .bench_name = "sum_squares"};
 
 static int count_positive_shapes(op_shape *out, int cap) { return sum_squares_shapes(out, cap); }
@@ -468,6 +471,7 @@ const op_case op_case_count_positive = {.op = "count_positive",
                                         OP_CASE_FUNCS(count_positive),
                                         .tweak = count_positive_tweak,
                                         .exact_be = 1,
+                                        .deterministic = 1,
                                         .bench_name = "count_positive"};
 
 /* ---- geometric_median: Weiszfeld from the mean, iters iterations or until it moves < 1e-6 ----
@@ -613,6 +617,7 @@ const op_case op_case_geometric_median = {.op = "geometric_median",
                                           .atol_be = 0,
                                           .rtol_be = 1,
                                           .bad_args = geometric_median_bad_args,
+                                          .deterministic = 1,
                                           .bench_name = "geometric_median_1iter"};
 
 /* ---- project_rows_grad: G[i] -= (⟨G_i, W_i⟩ / ‖W_i‖²) W_i; normalize_rows: W[i] /= ‖W_i‖ ----
@@ -686,6 +691,7 @@ const op_case op_case_project_rows_grad = {.op = "project_rows_grad",
                                            .rtol = 1e-6,
                                            .atol_be = 0,
                                            .rtol_be = 1e-5,
+                                           .deterministic = 1,
                                            .bench_name = "project_rows_grad"};
 
 static int normalize_rows_shapes(op_shape *out, int cap) {
@@ -738,6 +744,7 @@ const op_case op_case_normalize_rows = {.op = "normalize_rows",
                                         .rtol = 1e-6,
                                         .atol_be = 0,
                                         .rtol_be = 1e-6,
+                                        .deterministic = 1,
                                         .bench_name = "normalize_rows"};
 
 /* ---- adamw: `steps` AdamW steps over n parameters, each with its own gradient ----
@@ -896,4 +903,5 @@ const op_case op_case_adamw = {.op = "adamw",
                                .rtol = 1,
                                .compare_be = adamw_compare,
                                .bad_args = adamw_bad_args,
+                               .deterministic = 1,
                                .bench_name = "adamw"};
