@@ -372,7 +372,7 @@ static int sum_squares_shapes(op_shape *out, int cap) {
 
 static void sum_squares_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("x", s->v[0], OP_BUF_IN);
-    b[1] = op_buf_of("out", OP_F64, 1, OP_BUF_INOUT);
+    b[1] = op_buf_of("out (sum of squares)", OP_F64, 1, OP_BUF_INOUT);
 }
 
 static void reduce_inputs(const op_shape *s, void *const *host, double start) {
@@ -398,9 +398,10 @@ static void sum_squares_naive(const op_shape *s, const void *const *in, double *
     want[1][0] = ss;
 }
 
+/* both ops' label: the output's name tells them apart */
 static void sum_squares_label(const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "sum_squares n=%lld accumulate=%d misalign=%d", (long long)s->v[0],
-             (int)s->v[1], s->misalign);
+    snprintf(b, cap, "sum_squares/count_positive n=%lld accumulate=%d misalign=%d",
+             (long long)s->v[0], (int)s->v[1], s->misalign);
 }
 
 /* the squared norm of the decoder's gradient [m, d] (the clip's global norm) */
@@ -429,6 +430,7 @@ static int count_positive_shapes(op_shape *out, int cap) { return sum_squares_sh
 
 static void count_positive_bufs(const op_shape *s, op_buf *b) {
     sum_squares_bufs(s, b);
+    b[1].name = "out (count)";
     b[1].exact = 1;
 }
 
@@ -451,8 +453,7 @@ static void count_positive_naive(const op_shape *s, const void *const *in, doubl
 }
 
 static void count_positive_label(const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "count_positive n=%lld accumulate=%d misalign=%d", (long long)s->v[0],
-             (int)s->v[1], s->misalign);
+    sum_squares_label(s, b, cap);
 }
 
 /* L0 of the signed pre-activations [n, m] */
