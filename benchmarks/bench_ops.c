@@ -228,14 +228,14 @@ typedef struct {
     float *val, *coef, *dots;               /* [n, k] x3 */
     int32_t *idx512;                        /* [n, 512] */
     float *val512;
-    uint8_t *mask;              /* [m] */
-    int64_t *since, *fires;     /* [m] */
-    uint8_t *dead;              /* [m] */
-    double *scalars;            /* [16] */
-    float *dense;               /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
-    float *log_theta, *dtheta;  /* [m] x2 */
-    float *atm;                 /* [5, m]: a, q, r, keep, spare */
-    float *thr;                 /* [1] BatchTopK threshold */
+    uint8_t *mask;             /* [m] */
+    int64_t *since, *fires;    /* [m] */
+    uint8_t *dead;             /* [m] */
+    double *scalars;           /* [16] */
+    float *dense;              /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
+    float *log_theta, *dtheta; /* [m] x2 */
+    float *atm;                /* [5, m]: a, q, r, keep, spare */
+    float *thr;                /* [1] BatchTopK threshold */
     /* grouping: top-2 routing over GG_GROUPS experts, TIDE buckets */
     int32_t *keys, *counts, *offsets, *perm, *inv; /* [2n], [G], [G+1], [2n], [2n] */
     float *gA, *gB, *gC, *gbias;                   /* [2n, d], [G, N, d], [2n, N], [G, N] */
@@ -598,13 +598,12 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x,         x.xhat,   x.gx,   x.mu,      x.Wenc,       x.benc,   x.pre,
-                    x.act,       x.Wdec,   x.bdec, x.dW,      x.db,         x.m1,     x.m2,
-                    x.idx,       x.val,    x.coef, x.dots,    x.idx512,     x.val512, x.mask,
-                    x.since,     x.fires,  x.dead, x.scalars, x.dense,
-                    x.log_theta, x.dtheta, x.atm,  x.thr,     x.keys,       x.counts, x.offsets,
-                    x.perm,      x.inv,    x.gA,   x.gB,      x.gC,         x.gbias,  x.bucket,
-                    x.mscale,    x.mshift, x.u};
+    void *bufs[] = {x.x,       x.xhat,   x.gx,        x.mu,     x.Wenc, x.benc,  x.pre,   x.act,
+                    x.Wdec,    x.bdec,   x.dW,        x.db,     x.m1,   x.m2,    x.idx,   x.val,
+                    x.coef,    x.dots,   x.idx512,    x.val512, x.mask, x.since, x.fires, x.dead,
+                    x.scalars, x.dense,  x.log_theta, x.dtheta, x.atm,  x.thr,   x.keys,  x.counts,
+                    x.offsets, x.perm,   x.inv,       x.gA,     x.gB,   x.gC,    x.gbias, x.bucket,
+                    x.mscale,  x.mshift, x.u};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

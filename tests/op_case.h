@@ -15,8 +15,9 @@
  *
  * The families: tests/op_cases_dense.c (gemm, scale_add_rows, axpby, col_sum, relu,
  * relu_backward); tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares,
- * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw). The other ops are still tested in the per-backend files (test_cpu_ops.c,
- * test_variant_ops.c, test_grouping_ops.c, test_gpu_ops.c); test_op_cases lists them.
+ * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw). The other ops are
+ * still tested in the per-backend files (test_cpu_ops.c, test_variant_ops.c, test_grouping_ops.c,
+ * test_gpu_ops.c); test_op_cases lists them.
  */
 #ifndef SAEC_TESTS_OP_CASE_H
 #define SAEC_TESTS_OP_CASE_H

@@ -57,8 +57,8 @@ static int close_f(const char *name, const float *got, const float *want, int64_
     return 1;
 }
 
-static int close_d(const char *name, const double *got, const double *want, int64_t n,
-                   double atol, double rtol, char *why, size_t cap) {
+static int close_d(const char *name, const double *got, const double *want, int64_t n, double atol,
+                   double rtol, char *why, size_t cap) {
     for (int64_t i = 0; i < n; i++)
         if (!(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i])) && got[i] != want[i]) {
             snprintf(why, cap, "%s [%lld]: %.17g, CPU %.17g (atol %.0e rtol %.0e)", name,
@@ -203,9 +203,9 @@ static int recon_grad_shapes(op_shape *out, int cap) {
             out[n] = vshape(cpu[i][0], cpu[i][1], cpu_sst[k], 0, 0);
             out[n++].f[0] = 0.7f;
         }
-    const op_shape gpu[] = {vshape(37, 41, 0, 0, 0), vshape(64, 64, 1, 0, 0),
+    const op_shape gpu[] = {vshape(37, 41, 0, 0, 0),    vshape(64, 64, 1, 0, 0),
                             vshape(64, 64, 2, 0, 0), /* misaligned (below): scalar path */
-                            vshape(3, 8, 3, 0, 0),   vshape(1, 1, 0, 0, 0),
+                            vshape(3, 8, 3, 0, 0),      vshape(1, 1, 0, 0, 0),
                             vshape(513, 2304, 0, 0, 0), vshape(0, 4, 0, 0, 0)};
     for (size_t i = 0; i < sizeof gpu / sizeof gpu[0] && n < cap; i++) {
         out[n] = gpu[i];
@@ -289,7 +289,8 @@ const op_case op_case_recon_grad = {.op = "recon_grad",
    tier keeps it in test_cpu_ops.c). v: n, d (as recon_loss_grad); f: grad_scale.
    Buffers: x, xhat, mu, stats, grad of recon_loss_grad, grad of recon_grad. */
 static int recon_grad_after_loss_shapes(op_shape *out, int cap) {
-    static const int64_t sizes[][2] = {{11, 37}, {1, 1}, {300, 131}, {37, 41}, {64, 64}, {513, 2304}};
+    static const int64_t sizes[][2] = {{11, 37}, {1, 1},   {300, 131},
+                                       {37, 41}, {64, 64}, {513, 2304}};
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && n < cap; i++) {
         out[n] = vshape(sizes[i][0], sizes[i][1], 1, 0, 0);
@@ -328,8 +329,10 @@ static int recon_grad_after_loss_compare(const op_shape *s, const void *const *i
     for (int be = 0; be < 2; be++) {
         const void *const *o = be ? other : cpu;
         if (memcmp(o[4], o[5], (size_t)nd * sizeof(float)) != 0) {
-            snprintf(why, cap, "%s: recon_grad from recon_loss_grad's statistics differs from "
-                     "its gradient (bitwise)", be ? "other backend" : "CPU");
+            snprintf(why, cap,
+                     "%s: recon_grad from recon_loss_grad's statistics differs from "
+                     "its gradient (bitwise)",
+                     be ? "other backend" : "CPU");
             return 0;
         }
     }
@@ -568,7 +571,7 @@ static void geometric_median_naive(const op_shape *s, const void *const *in, dou
     const int iters = (int)s->v[GM_ITERS], optimum = (int)s->v[GM_OPT];
     const float *x = in[0];
     double *y = want[2], *next = scale[2]; /* scale doubles as scratch until set below */
-    if (s->v[GM_DATA] == 2) { /* the 1-D median: the middle point, row 2 */
+    if (s->v[GM_DATA] == 2) {              /* the 1-D median: the middle point, row 2 */
         for (int64_t c = 0; c < d; c++)
             y[c] = x[2 * d + c];
     } else {
@@ -625,7 +628,7 @@ const op_case op_case_geometric_median = {.op = "geometric_median",
    v: m, d, the zero row of W (-1: none): left alone bit for bit (scale 0).
    Buffers: project_rows_grad W, G; normalize_rows W. */
 static int project_rows_grad_shapes(op_shape *out, int cap) {
-    const op_shape s[] = {vshape(9, 37, 4, 0, 0),   vshape(1, 1, -1, 0, 0),
+    const op_shape s[] = {vshape(9, 37, 4, 0, 0),    vshape(1, 1, -1, 0, 0),
                           vshape(300, 129, 4, 0, 0), vshape(37, 41, 0, 0, 0),
                           vshape(100, 64, 0, 0, 0),  vshape(3, 2304, 0, 0, 0),
                           vshape(5, 1, 0, 0, 0),     vshape(100, 64, 0, 0, 0), /* misaligned */
@@ -793,8 +796,8 @@ static void adamw_bufs(const op_shape *s, op_buf *b) {
     b[1] = f32("grad", steps * n, OP_BUF_IN);
     b[2] = f32("m1", n, OP_BUF_INOUT);
     b[3] = f32("m2", n, OP_BUF_INOUT);
-    b[4] = s->v[AW_CLIP] ? op_buf_of("grad_sumsq", OP_F64, steps, OP_BUF_IN)
-                         : op_absent("grad_sumsq");
+    b[4] =
+        s->v[AW_CLIP] ? op_buf_of("grad_sumsq", OP_F64, steps, OP_BUF_IN) : op_absent("grad_sumsq");
 }
 
 static void adamw_tweak(const op_shape *s, void *const *host) {
@@ -822,9 +825,9 @@ static saec_adamw_args adamw_args_of(const op_shape *s, int64_t step) {
 static int adamw_call(saec_dev *dev, const op_shape *s, void *const *b) {
     const int64_t n = s->v[AW_N];
     for (int64_t t = 0; t < s->v[AW_STEPS]; t++) {
-        const int rc = SAEC_OP(dev, adamw, b[0], (const float *)b[1] + t * n, b[2], b[3], n,
-                               adamw_args_of(s, s->v[AW_STEP0] + t),
-                               b[4] ? (const double *)b[4] + t : NULL);
+        const int rc =
+            SAEC_OP(dev, adamw, b[0], (const float *)b[1] + t * n, b[2], b[3], n,
+                    adamw_args_of(s, s->v[AW_STEP0] + t), b[4] ? (const double *)b[4] + t : NULL);
         if (rc != SAEC_OK) return rc;
     }
     return SAEC_OK;
@@ -840,8 +843,8 @@ static void adamw_naive(const op_shape *s, const void *const *in, double *const 
     for (int64_t t = 0; t < s->v[AW_STEPS]; t++) {
         const saec_adamw_args a = adamw_args_of(s, s->v[AW_STEP0] + t);
         const double norm = sqrt(adamw_sumsq[s->v[AW_CLIP]]);
-        const double clip = a.max_grad_norm > 0 && norm > a.max_grad_norm ? a.max_grad_norm / norm
-                                                                           : 1.0;
+        const double clip =
+            a.max_grad_norm > 0 && norm > a.max_grad_norm ? a.max_grad_norm / norm : 1.0;
         const double bc1 = 1 - pow(a.beta1, (double)a.step), bc2 = 1 - pow(a.beta2, (double)a.step);
         for (int64_t i = 0; i < n; i++) {
             const double gi = g[t * n + i] * clip;
