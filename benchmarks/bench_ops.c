@@ -5,11 +5,11 @@
  * Ceilings: a large device-to-device copy (bytes/s, read + write counted), and cuBLAS SGEMM and
  * TF32 GEMM at 8192^3 and at the encoder shape [4096 x 2304] x [2304 x 65536] (FLOP/s).
  * Then every op at d = 2304, n = 4096, k = 64 and m = 16384, 65536 (first the ops with an op
- * case, tests/op_case.h, at the case's benchmark shape on inputs uniform in [-1, 1); then the
- * rest): the median of several cudaEvent-timed runs after warm-up, with the op's floor (bytes
- * it must move, FLOPs it must do: its saec_op_floor_NAME from include/saec/op_list.h), the
- * achieved rate and its percentage of the matching ceiling (bandwidth when the op's arithmetic
- * intensity is below the ridge point, FLOP/s above it).
+ * case, tests/op_case.h, at the case's benchmark shape on inputs uniform in [-1, 1) that the
+ * case's tweak then adjusts; then the rest): the median of several cudaEvent-timed runs after
+ * warm-up, with the op's floor (bytes it must move, FLOPs it must do: its saec_op_floor_NAME
+ * from include/saec/op_list.h), the achieved rate and its percentage of the matching ceiling
+ * (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
@@ -18,8 +18,8 @@
  * backward of that grouped_gemm (grouped_gemm_wgrad: dB_g [d, GG_N] from the sorted rows and
  * their output gradient; grouped_col_sum: the experts' bias gradient), both accumulating
  * (beta 1). silu/silu_backward run on n*d elements (far more than TIDE's adaln MLP needs: the
- * size where bandwidth, not launch latency, is measured); recon_grad on [n, d];
- * dead_latents_update on the m latents.
+ * size where bandwidth, not launch latency, is measured); dead_latents_update on the m latents;
+ * adamw_unit_rows_fused (CUDA only, no op case) on the decoder [m, d] with clipping active.
  * Raw numbers go to OUT.json with the device name, the date and the commit.
  * Without a CUDA device it prints why and exits 77.
  */
@@ -228,15 +228,14 @@ typedef struct {
     float *val, *coef, *dots;               /* [n, k] x3 */
     int32_t *idx512;                        /* [n, 512] */
     float *val512;
-    uint8_t *mask;              /* [m] */
-    int64_t *since, *fires;     /* [m] */
-    uint8_t *dead;              /* [m] */
-    double *scalars;            /* [16] */
-    float *gm_scratch, *gm_out; /* [n], [d] */
-    float *dense;               /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
-    float *log_theta, *dtheta;  /* [m] x2 */
-    float *atm;                 /* [5, m]: a, q, r, keep, spare */
-    float *thr;                 /* [1] BatchTopK threshold */
+    uint8_t *mask;             /* [m] */
+    int64_t *since, *fires;    /* [m] */
+    uint8_t *dead;             /* [m] */
+    double *scalars;           /* [16] */
+    float *dense;              /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
+    float *log_theta, *dtheta; /* [m] x2 */
+    float *atm;                /* [5, m]: a, q, r, keep, spare */
+    float *thr;                /* [1] BatchTopK threshold */
     /* grouping: top-2 routing over GG_GROUPS experts, TIDE buckets */
     int32_t *keys, *counts, *offsets, *perm, *inv; /* [2n], [G], [G+1], [2n], [2n] */
     float *gA, *gB, *gC, *gbias;                   /* [2n, d], [G, N, d], [2n, N], [G, N] */
@@ -256,15 +255,8 @@ enum {
     B_DECODE,
     B_ROW_DOTS,
     B_OUTER,
-    B_RECON,
-    B_SUMSQ,
-    B_COUNT_POS,
-    B_PROJECT,
-    B_NORMALIZE,
-    B_ADAMW,
     B_ADAMW_UNIT,
     B_TRACK,
-    B_GEOMED,
     B_TRACK_DENSE,
     B_BATCH_TOPK,
     B_JUMPRELU,
@@ -280,7 +272,6 @@ enum {
     B_GROUPED_COL_SUM,
     B_SILU,
     B_SILU_BWD,
-    B_RECON_GRAD,
     B_DEAD_UPDATE,
     B_COUNT
 };
@@ -290,15 +281,8 @@ static const char *op_names[B_COUNT] = {"topk_rows_k64",
                                         "sparse_decode",
                                         "sparse_row_dots",
                                         "sparse_outer_accum",
-                                        "recon_loss_grad",
-                                        "sum_squares",
-                                        "count_positive",
-                                        "project_rows_grad",
-                                        "normalize_rows",
-                                        "adamw",
                                         "adamw_unit_rows_fused",
                                         "track_fired",
-                                        "geometric_median_1iter",
                                         "track_fired_dense",
                                         "batch_topk_k64",
                                         "jumprelu",
@@ -314,7 +298,6 @@ static const char *op_names[B_COUNT] = {"topk_rows_k64",
                                         "grouped_col_sum_g8",
                                         "silu",
                                         "silu_backward",
-                                        "recon_grad",
                                         "dead_latents_update"};
 
 /* Fresh, signed pre-activations [n, m]: the encoder GEMM (setup, not timed). */
@@ -349,16 +332,6 @@ static void run_op(void *c) {
     case B_OUTER:
         OP(SAEC_OP(dev, sparse_outer_accum, x->idx, x->coef, x->gx, n, k, m, d, x->dW, x->db));
         break;
-    case B_RECON:
-        OP(SAEC_OP(dev, recon_loss_grad, x->x, x->xhat, x->mu, n, d, 1.0f, x->scalars, x->gx));
-        break;
-    case B_SUMSQ: OP(SAEC_OP(dev, sum_squares, x->dW, m * d, 0, x->scalars + 4)); break;
-    case B_COUNT_POS: OP(SAEC_OP(dev, count_positive, x->pre, n * m, 0, x->scalars + 5)); break;
-    case B_PROJECT: OP(SAEC_OP(dev, project_rows_grad, x->Wdec, x->dW, m, d)); break;
-    case B_NORMALIZE: OP(SAEC_OP(dev, normalize_rows, x->Wdec, m, d)); break;
-    case B_ADAMW:
-        OP(SAEC_OP(dev, adamw, x->Wdec, x->dW, x->m1, x->m2, m * d, adam_args(), x->scalars + 4));
-        break;
     case B_ADAMW_UNIT:
         OP(saec_cuda_adamw_unit_rows(dev, x->Wdec, x->dW, x->m1, x->m2, m, d, adam_args(),
                                      x->scalars + 4));
@@ -366,9 +339,6 @@ static void run_op(void *c) {
     case B_TRACK:
         OP(SAEC_OP(dev, track_fired, x->idx, x->val, n, k, m, x->since, x->fires, 10000000, x->dead,
                    x->scalars + 6));
-        break;
-    case B_GEOMED:
-        OP(SAEC_OP(dev, geometric_median, x->x, n, d, 1, x->gm_scratch, x->gm_out));
         break;
     case B_TRACK_DENSE: /* dense ReLU-like codes: the pre-activations */
         OP(SAEC_OP(dev, track_fired_dense, x->pre, n, m, x->since, x->fires, 10000000, x->dead,
@@ -417,9 +387,6 @@ static void run_op(void *c) {
         break;
     case B_SILU: OP(SAEC_OP(dev, silu, x->x, n * d, x->gx)); break;
     case B_SILU_BWD: OP(SAEC_OP(dev, silu_backward, x->x, x->xhat, n * d, x->gx)); break;
-    case B_RECON_GRAD: /* SST from recon_loss_grad's statistics (scalars[0..2]) */
-        OP(SAEC_OP(dev, recon_grad, x->x, x->xhat, n, d, 1.0f, x->scalars, x->gx));
-        break;
     case B_DEAD_UPDATE:
         OP(SAEC_OP(dev, dead_latents_update, x->since, m, n, 10000000, x->dead, x->scalars + 9));
         break;
@@ -439,15 +406,8 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
     case B_ROW_DOTS: return saec_op_floor_sparse_row_dots(n, k, d);
     case B_OUTER: /* distinct latents among uniform random codes */
         return saec_op_floor_sparse_outer_accum(n, k, d, m * (1.0 - exp(-n * k / m)));
-    case B_RECON: return saec_op_floor_recon_loss_grad(n, d, 1);
-    case B_SUMSQ: return saec_op_floor_sum_squares(m * d);
-    case B_COUNT_POS: return saec_op_floor_count_positive(n * m);
-    case B_PROJECT: return saec_op_floor_project_rows_grad(m, d);
-    case B_NORMALIZE: return saec_op_floor_normalize_rows(m, d);
-    case B_ADAMW: return saec_op_floor_adamw(m * d);
     case B_ADAMW_UNIT: return saec_op_floor_adamw_unit_rows(m, d);
     case B_TRACK: return saec_op_floor_track_fired(n, k, m);
-    case B_GEOMED: return saec_op_floor_geometric_median(n, d, 1);
     case B_TRACK_DENSE: return saec_op_floor_track_fired_dense(n, m);
     case B_BATCH_TOPK: return saec_op_floor_batch_topk(n, m);
     case B_JUMPRELU: return saec_op_floor_jumprelu(n, m);
@@ -463,7 +423,6 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
     case B_GROUPED_COL_SUM: return saec_op_floor_grouped_col_sum(items, GG_GROUPS, GG_N);
     case B_SILU: return saec_op_floor_silu(n * d);
     case B_SILU_BWD: return saec_op_floor_silu_backward(n * d);
-    case B_RECON_GRAD: return saec_op_floor_recon_grad(n, d);
     case B_DEAD_UPDATE: return saec_op_floor_dead_latents_update(m);
     }
     saec_op_floor none = {0, 0};
@@ -544,8 +503,6 @@ static void bench_size(int64_t m) {
     x.fires = dalloc((size_t)m * 8);
     x.dead = dalloc((size_t)m);
     x.scalars = dalloc(16 * sizeof(double));
-    x.gm_scratch = dalloc((size_t)n * 4);
-    x.gm_out = dalloc((size_t)d * 4);
     x.dense = dalloc((size_t)(n * m) * 4);
     x.log_theta = dalloc((size_t)m * 4);
     x.dtheta = dalloc((size_t)m * 4);
@@ -615,13 +572,14 @@ static void bench_size(int64_t m) {
         OP(SAEC_OP(dev, group_count, x.keys, 2 * n, GG_GROUPS, x.counts));
         OP(SAEC_OP(dev, exclusive_scan, x.counts, GG_GROUPS, x.offsets));
     }
+    /* the batch's reconstruction statistics (scalars[0..2]), whose SST atm_stats takes */
+    OP(SAEC_OP(dev, recon_loss_grad, x.x, x.xhat, x.mu, n, d, 1.0f, x.scalars, NULL));
     /* pre-activations for top-k: the encoder GEMM's output */
     encoder_pre(&x);
     OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
     OP(dev->ops->sync(dev));
 
     for (int w = 0; w < B_COUNT; w++) {
-        if (w == B_COUNT_POS) encoder_pre(&x); /* fresh, signed pre-activations */
         if (w == B_L1_PENALTY) { /* act = ReLU(pre): ReLU-L1 codes, about half nonzero */
             OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
             OP(SAEC_OP(dev, relu, x.act, n * m));
@@ -640,13 +598,12 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x,         x.xhat,   x.gx,   x.mu,      x.Wenc,       x.benc,   x.pre,
-                    x.act,       x.Wdec,   x.bdec, x.dW,      x.db,         x.m1,     x.m2,
-                    x.idx,       x.val,    x.coef, x.dots,    x.idx512,     x.val512, x.mask,
-                    x.since,     x.fires,  x.dead, x.scalars, x.gm_scratch, x.gm_out, x.dense,
-                    x.log_theta, x.dtheta, x.atm,  x.thr,     x.keys,       x.counts, x.offsets,
-                    x.perm,      x.inv,    x.gA,   x.gB,      x.gC,         x.gbias,  x.bucket,
-                    x.mscale,    x.mshift, x.u};
+    void *bufs[] = {x.x,       x.xhat,   x.gx,        x.mu,     x.Wenc, x.benc,  x.pre,   x.act,
+                    x.Wdec,    x.bdec,   x.dW,        x.db,     x.m1,   x.m2,    x.idx,   x.val,
+                    x.coef,    x.dots,   x.idx512,    x.val512, x.mask, x.since, x.fires, x.dead,
+                    x.scalars, x.dense,  x.log_theta, x.dtheta, x.atm,  x.thr,   x.keys,  x.counts,
+                    x.offsets, x.perm,   x.inv,       x.gA,     x.gB,   x.gC,    x.gbias, x.bucket,
+                    x.mscale,  x.mshift, x.u};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

@@ -14,8 +14,10 @@
  * within the case's tolerance, integers and buffers marked exact bit for bit.
  *
  * The families: tests/op_cases_dense.c (gemm, scale_add_rows, axpby, col_sum, relu,
- * relu_backward). The other ops are still tested in the per-backend files (test_cpu_ops.c,
- * test_variant_ops.c, test_grouping_ops.c, test_gpu_ops.c); test_op_cases lists them.
+ * relu_backward); tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares,
+ * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw). The other ops are
+ * still tested in the per-backend files (test_cpu_ops.c, test_variant_ops.c, test_grouping_ops.c,
+ * test_gpu_ops.c); test_op_cases lists them.
  */
 #ifndef SAEC_TESTS_OP_CASE_H
 #define SAEC_TESTS_OP_CASE_H
@@ -136,6 +138,12 @@ extern const int op_cases_count;
 /* The dense family (tests/op_cases_dense.c). */
 extern const op_case op_case_gemm, op_case_scale_add_rows, op_case_axpby, op_case_col_sum,
     op_case_relu, op_case_relu_backward;
+
+/* The reduction family (tests/op_cases_reduce.c): losses and reductions, optimizer and decoder
+   constraint, the data-parallel pieces. */
+extern const op_case op_case_recon_loss_grad, op_case_recon_grad, op_case_recon_grad_after_loss,
+    op_case_sum_squares, op_case_count_positive, op_case_geometric_median,
+    op_case_project_rows_grad, op_case_normalize_rows, op_case_adamw;
 
 /* The transformer pieces (tests/op_cases_transformer.c). */
 extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swiglu,

@@ -5,6 +5,10 @@ const op_case *const op_cases[] = {
     /* dense (op_cases_dense.c) */
     &op_case_gemm,    &op_case_scale_add_rows, &op_case_axpby,
     &op_case_col_sum, &op_case_relu,           &op_case_relu_backward,
+    /* reduce (op_cases_reduce.c) */
+    &op_case_recon_loss_grad, &op_case_recon_grad, &op_case_recon_grad_after_loss,
+    &op_case_sum_squares, &op_case_count_positive, &op_case_geometric_median,
+    &op_case_project_rows_grad, &op_case_normalize_rows, &op_case_adamw,
     /* transformer pieces (op_cases_transformer.c) */
     &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
     &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask,

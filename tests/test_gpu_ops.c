@@ -15,10 +15,13 @@
  * grouped_gemm (grouped_gemm_wgrad: 1e-5 of Σ|terms|; grouped_col_sum: 1e-6) runs on the same
  * group shapes plus a tiny output over many rows (the row-split path), with NaN rows past the
  * last group and NaN in the output when beta is 0; empty groups must be exactly beta·out.
- * silu/silu_backward (a few ulp: expf differs), recon_grad (bitwise) and dead_latents_update
- * (exact) run on the float4 and scalar paths, in place, and m = 0.
- * The dense family (gemm, scale_add_rows, axpby, col_sum, relu, relu_backward) comes from the op
- * cases (op_cases_dense.c, op_harness.h): same groups, same tolerances.
+ * silu/silu_backward (a few ulp: expf differs) and dead_latents_update (exact) run on the
+ * float4 and scalar paths, in place, and m = 0. The fused decoder update (CUDA only,
+ * saec_cuda_adamw_unit_rows) runs against the CPU's project_rows_grad, adamw, normalize_rows.
+ * The dense family (gemm, scale_add_rows, axpby, col_sum, relu, relu_backward) and the reduction
+ * family (recon_loss_grad, recon_grad: bitwise, sum_squares, count_positive: exact,
+ * geometric_median, project_rows_grad, normalize_rows, adamw) come from the op cases
+ * (op_cases_dense.c, op_cases_reduce.c, op_harness.h): same groups, same tolerances.
  * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
  * promise determinism repeat bit for bit.
  *
@@ -460,185 +463,9 @@ static void test_sparse_outer_accum(void) {
     if (!quick) outer_case(4096, 64, 16384, 64, 1, 123); /* SAE-like: 2048 windows */
 }
 
-/* ---- losses and reductions ---- */
-
-static void recon_case(int64_t n, int64_t d, int with_grad, int special) {
-    set_ctx("recon_loss_grad n=%lld d=%lld grad=%d special=%d", (long long)n, (long long)d,
-            with_grad, special);
-    float *x = rand_floats(n * d), *xh = rand_floats(n * d), *mu = rand_floats(d);
-    if (special == 1) /* a zero reconstruction row: cos 0 */
-        for (int64_t c = 0; c < d; c++)
-            xh[c] = 0.0f;
-    if (special == 2) /* every row equal to mu: SST = 0, gradient 0 */
-        for (int64_t i = 0; i < n * d; i++)
-            x[i] = mu[i % d];
-    pair px = pair_up(x, (size_t)(n * d) * 4), ph = pair_up(xh, (size_t)(n * d) * 4);
-    pair pm = pair_up(mu, (size_t)d * 4), pg = pair_new((size_t)(n * d) * 4);
-    pair ps = pair_new(SAEC_STAT_COUNT * sizeof(double));
-    OK(SAEC_OP(cpu, recon_loss_grad, FC(px), FC(ph), FC(pm), n, d, 0.5f, DC(ps),
-               with_grad ? FC(pg) : NULL));
-    OK(SAEC_OP(gpu, recon_loss_grad, FG(px), FG(ph), FG(pm), n, d, 0.5f, DG(ps),
-               with_grad ? FG(pg) : NULL));
-    COMPARE_DOUBLES("stats (double sums, order differs)", ps, 1e-12, 1e-10);
-    if (with_grad) COMPARE_FLOATS("grad", pg, 0, n * d, NULL, 1e-9, 1e-6);
-    free(x), free(xh), free(mu);
-    pair_free(&px), pair_free(&ph), pair_free(&pm), pair_free(&pg), pair_free(&ps);
-}
-
-static void test_recon_loss_grad(void) {
-    recon_case(37, 41, 1, 0);
-    recon_case(64, 64, 1, 1);
-    recon_case(64, 64, 0, 0);
-    recon_case(3, 8, 1, 2);
-    recon_case(1, 1, 1, 0);
-    recon_case(513, 2304, 1, 0);
-}
-
-/* recon_grad: the same coefficient and one rounded multiply of a rounded difference on both
-   backends: bitwise equal to the CPU, and to the GPU's own recon_loss_grad gradient. */
-static void recon_grad_case(int64_t n, int64_t d, double sst_factor, int misalign) {
-    set_ctx("recon_grad n=%lld d=%lld sst_factor=%g misalign=%d", (long long)n, (long long)d,
-            sst_factor, misalign);
-    const int64_t off = misalign, nd = n * d + off;
-    float *x = rand_floats(nd), *xh = rand_floats(nd), *mu = rand_floats(d);
-    pair px = pair_up(x, (size_t)nd * 4), ph = pair_up(xh, (size_t)nd * 4);
-    pair pm = pair_up(mu, (size_t)d * 4), pg = pair_up(x, (size_t)nd * 4);
-    pair pgl = pair_up(x, (size_t)nd * 4), ps = pair_new(SAEC_STAT_COUNT * sizeof(double));
-    /* the statistics from the CPU, then scaled (as after a cross-rank sum), on both */
-    double stats[SAEC_STAT_COUNT];
-    OK(SAEC_OP(cpu, recon_loss_grad, FC(px) + off, FC(ph) + off, FC(pm), n, d, 0.5f, DC(ps),
-               FC(pgl) + off));
-    OK(cpu->ops->download(cpu, stats, ps.c, sizeof stats));
-    stats[SAEC_STAT_SST] *= sst_factor;
-    pair_set(ps, stats);
-    OK(SAEC_OP(cpu, recon_grad, FC(px) + off, FC(ph) + off, n, d, 0.5f, DC(ps), FC(pg) + off));
-    OK(SAEC_OP(gpu, recon_grad, FG(px) + off, FG(ph) + off, n, d, 0.5f, DG(ps), FG(pg) + off));
-    COMPARE_EXACT("grad (bitwise: one coefficient, one multiply)", pg);
-    if (sst_factor == 1.0) { /* recon_grad from the GPU's own statistics = its recon_loss_grad */
-        pair ps2 = pair_new(SAEC_STAT_COUNT * sizeof(double));
-        OK(SAEC_OP(gpu, recon_loss_grad, FG(px) + off, FG(ph) + off, FG(pm), n, d, 0.5f, DG(ps2),
-                   FG(pgl) + off));
-        OK(SAEC_OP(gpu, recon_grad, FG(px) + off, FG(ph) + off, n, d, 0.5f, DG(ps2), FG(pg) + off));
-        float *a = xmalloc((size_t)nd * 4), *b = xmalloc((size_t)nd * 4);
-        OK(gpu->ops->download(gpu, a, pg.g, (size_t)nd * 4));
-        OK(gpu->ops->download(gpu, b, pgl.g, (size_t)nd * 4));
-        CHECK(memcmp(a + off, b + off, (size_t)(n * d) * 4) == 0,
-              "recon_grad differs from recon_loss_grad's gradient for the same statistics");
-        free(a), free(b);
-        pair_free(&ps2);
-    }
-    free(x), free(xh), free(mu);
-    pair_free(&px), pair_free(&ph), pair_free(&pm), pair_free(&pg), pair_free(&pgl), pair_free(&ps);
-}
-
-static void test_recon_grad(void) {
-    recon_grad_case(37, 41, 1.0, 0);
-    recon_grad_case(64, 64, 3.25, 0);
-    recon_grad_case(64, 64, 0.5, 1); /* misaligned: scalar path */
-    recon_grad_case(3, 8, 0.0, 0);   /* SST = 0: gradient 0 */
-    recon_grad_case(1, 1, 1.0, 0);
-    recon_grad_case(513, 2304, 1.0, 0);
-}
-
-static void test_sum_squares_count_positive(void) {
-    static const int64_t sizes[] = {1, 10007, (1 << 20) + 5};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int accumulate = 0; accumulate < 2; accumulate++) {
-            const int64_t n = sizes[s];
-            set_ctx("sum_squares/count_positive n=%lld accumulate=%d", (long long)n, accumulate);
-            float *x = rand_floats(n);
-            const double start[2] = {2.5, 7.0};
-            pair px = pair_up(x, (size_t)n * 4), pout = pair_up(start, sizeof start);
-            OK(SAEC_OP(cpu, sum_squares, FC(px), n, accumulate, DC(pout)));
-            OK(SAEC_OP(gpu, sum_squares, FG(px), n, accumulate, DG(pout)));
-            OK(SAEC_OP(cpu, count_positive, FC(px), n, accumulate, DC(pout) + 1));
-            OK(SAEC_OP(gpu, count_positive, FG(px), n, accumulate, DG(pout) + 1));
-            double hc[2], hg[2];
-            pair_get(pout, hc, hg);
-            CHECK_CLOSE_D("sum_squares (double)", hg, hc, 1, 1e-12, 1e-12);
-            CHECK(hg[1] == hc[1], "count_positive: gpu %.17g, cpu %.17g (exact)", hg[1], hc[1]);
-            free(x);
-            pair_free(&px), pair_free(&pout);
-        }
-}
-
-static void gm_case(int64_t n, int64_t d, int iters) {
-    set_ctx("geometric_median n=%lld d=%lld iters=%d", (long long)n, (long long)d, iters);
-    float *x = rand_floats(n * d);
-    for (int64_t i = 0; i < n * d; i++)
-        x[i] = x[i] * 3.0f + (float)(i % d) * 0.1f; /* off-centre */
-    pair px = pair_up(x, (size_t)(n * d) * 4), ps = pair_new((size_t)n * 4);
-    pair po = pair_new((size_t)d * 4);
-    OK(SAEC_OP(cpu, geometric_median, FC(px), n, d, iters, FC(ps), FC(po)));
-    OK(SAEC_OP(gpu, geometric_median, FG(px), n, d, iters, FG(ps), FG(po)));
-    /* the same iterations in double; only summation order differs (and, rarely, whether the
-       last iteration runs): 1e-4 absolute on data of scale ~3 */
-    COMPARE_FLOATS("median", po, 0, d, NULL, 1e-4, 1e-5);
-    free(x);
-    pair_free(&px), pair_free(&ps), pair_free(&po);
-}
-
-static void test_geometric_median(void) {
-    gm_case(500, 17, 50);
-    gm_case(4099, 64, 20);
-    gm_case(7, 3, 0); /* 0 iterations: the mean */
-    gm_case(1, 5, 10);
-}
-
-/* ---- optimizer and decoder constraint ---- */
-
-static void test_project_normalize(void) {
-    static const int64_t shapes[][2] = {{37, 41}, {100, 64}, {3, 2304}, {5, 1}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int64_t m = shapes[s][0], d = shapes[s][1];
-        set_ctx("project_rows_grad/normalize_rows m=%lld d=%lld", (long long)m, (long long)d);
-        float *W = rand_floats(m * d), *G = rand_floats(m * d);
-        for (int64_t c = 0; c < d; c++)
-            W[c] = 0.0f; /* a zero row: left alone */
-        pair pw = pair_up(W, (size_t)(m * d) * 4), pg = pair_up(G, (size_t)(m * d) * 4);
-        OK(SAEC_OP(cpu, project_rows_grad, FC(pw), FC(pg), m, d));
-        OK(SAEC_OP(gpu, project_rows_grad, FG(pw), FG(pg), m, d));
-        /* row dot products in double on both sides: results agree to float rounding */
-        COMPARE_FLOATS("G", pg, 0, m * d, NULL, 1e-6, 1e-5);
-        OK(SAEC_OP(cpu, normalize_rows, FC(pw), m, d));
-        OK(SAEC_OP(gpu, normalize_rows, FG(pw), m, d));
-        COMPARE_FLOATS("W", pw, 0, m * d, NULL, 1e-7, 1e-6);
-        free(W), free(G);
-        pair_free(&pw), pair_free(&pg);
-    }
-}
-
-static void test_adamw(void) {
-    static const int64_t sizes[] = {10007, 4096, 1};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        for (int clip = 0; clip < 3; clip++) {
-            const int64_t n = sizes[s];
-            set_ctx("adamw n=%lld clip=%d", (long long)n, clip);
-            float *p = rand_floats(n), *g = rand_floats(n), *m1 = rand_floats(n),
-                  *m2 = rand_floats(n);
-            for (int64_t i = 0; i < n; i++)
-                m2[i] = fabsf(m2[i]) * 0.01f; /* second moments >= 0 */
-            /* clip 0: no clipping (NULL norm); 1: norm 10 > 1, clipped; 2: norm 0.5 < 1 */
-            const double sumsq = clip == 1 ? 100.0 : 0.25;
-            pair pp = pair_up(p, (size_t)n * 4), pg = pair_up(g, (size_t)n * 4);
-            pair pa = pair_up(m1, (size_t)n * 4), pv = pair_up(m2, (size_t)n * 4);
-            pair pss = pair_up(&sumsq, sizeof sumsq);
-            for (int step = 1; step <= 3; step++) {
-                saec_adamw_args args = {
-                    1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, step, clip ? 1.0f : 0.0f};
-                OK(SAEC_OP(cpu, adamw, FC(pp), FC(pg), FC(pa), FC(pv), n, args,
-                           clip ? DC(pss) : NULL));
-                OK(SAEC_OP(gpu, adamw, FG(pp), FG(pg), FG(pa), FG(pv), n, args,
-                           clip ? DG(pss) : NULL));
-            }
-            /* the CPU's formula and rounding order on both sides: expected bitwise */
-            COMPARE_FLOATS("param", pp, 0, n, NULL, 1e-7, 1e-6);
-            COMPARE_FLOATS("m1", pa, 0, n, NULL, 1e-9, 1e-6);
-            COMPARE_FLOATS("m2", pv, 0, n, NULL, 1e-12, 1e-6);
-            free(p), free(g), free(m1), free(m2);
-            pair_free(&pp), pair_free(&pg), pair_free(&pa), pair_free(&pv), pair_free(&pss);
-        }
-}
+/* ---- losses and reductions, optimizer and decoder constraint: the op cases
+   (op_cases_reduce.c), groups recon_loss_grad, recon_grad, sum_squares_count_positive,
+   geometric_median, project_normalize and adamw ---- */
 
 /* The fused decoder update (CUDA only) against the CPU's three ops in sequence. */
 static void test_adamw_unit_rows(void) {
@@ -1668,12 +1495,6 @@ static const struct {
     {"sparse_decode", test_sparse_decode},
     {"sparse_row_dots", test_sparse_row_dots},
     {"sparse_outer_accum", test_sparse_outer_accum},
-    {"recon_loss_grad", test_recon_loss_grad},
-    {"recon_grad", test_recon_grad},
-    {"sum_squares_count_positive", test_sum_squares_count_positive},
-    {"geometric_median", test_geometric_median},
-    {"project_normalize", test_project_normalize},
-    {"adamw", test_adamw},
     {"adamw_unit_rows", test_adamw_unit_rows},
     {"track_fired", test_track_fired},
     {"dead_latents_update", test_dead_latents_update},
