@@ -79,17 +79,17 @@ static int topk_fill(const topk_row *rows, int count, op_shape *out, int cap) {
 /* Unmasked, k < 512 (the one-block-per-row radix select). */
 static int topk_rows_shapes(op_shape *out, int cap) {
     static const topk_row rows[] = {
-        {5, 1, 1, VALS_RANDOM, MASK_NONE, 0, 0},      /* m = k = 1 */
-        {7, 37, 1, VALS_RANDOM, MASK_NONE, 0, 0},     /* k = 1 */
-        {7, 37, 37, VALS_RANDOM, MASK_NONE, 0, 0},    /* k = m */
-        {9, 100, 13, VALS_TIES, MASK_NONE, 0, 0},     /* ties to the lower index */
-        {4, 77, 9, VALS_EQUAL, MASK_NONE, 0, 0},      /* all equal: 0 .. k-1 */
-        {3, 5003, 100, VALS_EQUAL, MASK_NONE, 0, 0},  /* more ties than the candidate buffer */
-        {4, 77, 9, VALS_ASCENDING, MASK_NONE, 0, 0},  /* every column enters the heap */
-        {300, 513, 17, VALS_RANDOM, MASK_NONE, 0, 0}, /* the parallel path */
-        {5, 200, 150, VALS_NAN, MASK_NONE, 0, 0},     /* NaN never selected; -inf is */
-        {5, 1001, 5, VALS_NAN, MASK_NONE, 0, 0},      /* NaN inside skipped blocks */
-        {6, 4099, 64, VALS_ZEROS, MASK_NONE, 0, 0},   /* -0 ties +0 */
+        {5, 1, 1, VALS_RANDOM, MASK_NONE, 0, 0},       /* m = k = 1 */
+        {7, 37, 1, VALS_RANDOM, MASK_NONE, 0, 0},      /* k = 1 */
+        {7, 37, 37, VALS_RANDOM, MASK_NONE, 0, 0},     /* k = m */
+        {9, 100, 13, VALS_TIES, MASK_NONE, 0, 0},      /* ties to the lower index */
+        {4, 77, 9, VALS_EQUAL, MASK_NONE, 0, 0},       /* all equal: 0 .. k-1 */
+        {3, 5003, 100, VALS_EQUAL, MASK_NONE, 0, 0},   /* more ties than the candidate buffer */
+        {4, 77, 9, VALS_ASCENDING, MASK_NONE, 0, 0},   /* every column enters the heap */
+        {300, 513, 17, VALS_RANDOM, MASK_NONE, 0, 0},  /* the parallel path */
+        {5, 200, 150, VALS_NAN, MASK_NONE, 0, 0},      /* NaN never selected; -inf is */
+        {5, 1001, 5, VALS_NAN, MASK_NONE, 0, 0},       /* NaN inside skipped blocks */
+        {6, 4099, 64, VALS_ZEROS, MASK_NONE, 0, 0},    /* -0 ties +0 */
         {33, 16384, 64, VALS_RANDOM, MASK_NONE, 0, 0}, /* row cached in shared memory */
         {4, 16391, 64, VALS_RANDOM, MASK_NONE, 0, 0},  /* SAE-like width */
         {4, (1 << 20) + 3, 64, VALS_RANDOM, MASK_NONE, 0, 1}, /* m >= 1M */
@@ -100,17 +100,17 @@ static int topk_rows_shapes(op_shape *out, int cap) {
 /* With a mask (AuxK over the dead latents). */
 static int topk_rows_masked_shapes(op_shape *out, int cap) {
     static const topk_row rows[] = {
-        {9, 100, 13, VALS_RANDOM, MASK_FEW, 0, 0},    /* fewer eligible than k: -1 */
-        {9, 100, 13, VALS_TIES, MASK_EXACT_K, 0, 0},  /* exactly k eligible */
-        {3, 50, 4, VALS_RANDOM, MASK_EMPTY, 0, 0},    /* nothing eligible */
-        {6, 101, 1, VALS_TIES, MASK_HALF, 0, 0},      /* k = 1 with a mask */
-        {300, 513, 17, VALS_TIES, MASK_HALF, 0, 0},   /* parallel, mask, ties */
-        {300, 513, 17, VALS_TIES, MASK_HALF, 1, 0},   /* misaligned: scalar loads */
+        {9, 100, 13, VALS_RANDOM, MASK_FEW, 0, 0},   /* fewer eligible than k: -1 */
+        {9, 100, 13, VALS_TIES, MASK_EXACT_K, 0, 0}, /* exactly k eligible */
+        {3, 50, 4, VALS_RANDOM, MASK_EMPTY, 0, 0},   /* nothing eligible */
+        {6, 101, 1, VALS_TIES, MASK_HALF, 0, 0},     /* k = 1 with a mask */
+        {300, 513, 17, VALS_TIES, MASK_HALF, 0, 0},  /* parallel, mask, ties */
+        {300, 513, 17, VALS_TIES, MASK_HALF, 1, 0},  /* misaligned: scalar loads */
         {5, 203, 7, VALS_NAN, MASK_HALF, 0, 0},
         {5, 16391, 64, VALS_TIES, MASK_HALF, 0, 0},
         {2, 16391, 64, VALS_TIES, MASK_HALF, 0, 0},
-        {3, 70001, 64, VALS_RANDOM, MASK_FEW, 0, 0},  /* AuxK-like: few dead latents */
-        {3, 5000, 3000, VALS_TIES, MASK_HALF, 0, 0},  /* k > 2048: sort path */
+        {3, 70001, 64, VALS_RANDOM, MASK_FEW, 0, 0}, /* AuxK-like: few dead latents */
+        {3, 5000, 3000, VALS_TIES, MASK_HALF, 0, 0}, /* k > 2048: sort path */
         {2, 1 << 20, 512, VALS_TIES, MASK_HALF, 0, 1}};
     return topk_fill(rows, (int)(sizeof rows / sizeof rows[0]), out, cap);
 }
@@ -118,7 +118,7 @@ static int topk_rows_masked_shapes(op_shape *out, int cap) {
 /* Unmasked, k >= 512: the row read twice, and the sort path (k > 2048). */
 static int topk_rows_large_k_shapes(op_shape *out, int cap) {
     static const topk_row rows[] = {
-        {3, 1000, 1000, VALS_TIES, MASK_NONE, 0, 0},  /* k = m with ties */
+        {3, 1000, 1000, VALS_TIES, MASK_NONE, 0, 0},   /* k = m with ties */
         {8, 65536, 512, VALS_RANDOM, MASK_NONE, 0, 0}, /* row read twice */
         {3, 5000, 3000, VALS_RANDOM, MASK_NONE, 0, 0}, /* k > 2048: sort path */
         {2, 4099, 4099, VALS_NAN, MASK_NONE, 1, 0},
@@ -258,9 +258,10 @@ static int topk_rows_compare_be(const op_shape *s, const void *const *in, const 
         }
     }
     if (tie_swaps)
-        fprintf(stderr, "note [topk_rows n=%lld m=%lld k=%lld]: %lld slots hold a different column "
-                "of a tied value\n", (long long)n, (long long)s->v[T_M], (long long)k,
-                (long long)tie_swaps);
+        fprintf(stderr,
+                "note [topk_rows n=%lld m=%lld k=%lld]: %lld slots hold a different column "
+                "of a tied value\n",
+                (long long)n, (long long)s->v[T_M], (long long)k, (long long)tie_swaps);
     if (bad < 0) return 1;
     snprintf(why, cap, "row %lld slot %lld: other (%d, %.9g), cpu (%d, %.9g) (exact)",
              (long long)(bad / k), (long long)(bad % k), ig[bad], (double)vg[bad], ic[bad],
@@ -307,17 +308,13 @@ static saec_op_floor topk_rows_floor(const op_shape *s) {
     .tweak = topk_rows_tweak, .call = topk_rows_call, .naive = topk_rows_naive,                    \
     .compare_be = topk_rows_compare_be, .label = topk_rows_label, .floor = topk_rows_floor
 
-const op_case op_case_topk_rows = {TOPK_CASE_COMMON,
-                                   .shapes = topk_rows_shapes,
-                                   .bad_args = topk_rows_bad_args,
-                                   .bench_name = "topk_rows_k64",
+const op_case op_case_topk_rows = {TOPK_CASE_COMMON, .shapes = topk_rows_shapes,
+                                   .bad_args = topk_rows_bad_args, .bench_name = "topk_rows_k64",
                                    .bench_shape = topk_rows_bench};
-const op_case op_case_topk_rows_masked = {TOPK_CASE_COMMON,
-                                          .shapes = topk_rows_masked_shapes,
+const op_case op_case_topk_rows_masked = {TOPK_CASE_COMMON, .shapes = topk_rows_masked_shapes,
                                           .bench_name = "topk_rows_masked_k1152",
                                           .bench_shape = topk_rows_masked_bench};
-const op_case op_case_topk_rows_large_k = {TOPK_CASE_COMMON,
-                                           .shapes = topk_rows_large_k_shapes,
+const op_case op_case_topk_rows_large_k = {TOPK_CASE_COMMON, .shapes = topk_rows_large_k_shapes,
                                            .bench_name = "topk_rows_k512",
                                            .bench_shape = topk_rows_large_k_bench};
 
@@ -352,9 +349,9 @@ enum { D_N, D_K, D_M, D_D, D_ACC, D_BIAS, D_CODE };
 
 static int sparse_decode_shapes(op_shape *out, int cap) {
     static const int64_t sizes[][4] = {/* n, k, m, d */
-                                       {13, 1, 29, 37},  {13, 5, 29, 37},   {1, 3, 3, 1},
-                                       {200, 7, 301, 67}, {5, 9, 9, 40},    {37, 5, 101, 41},
-                                       {37, 5, 101, 64}, {64, 32, 1000, 128}, {3, 7, 5, 1}};
+                                       {13, 1, 29, 37},   {13, 5, 29, 37},     {1, 3, 3, 1},
+                                       {200, 7, 301, 67}, {5, 9, 9, 40},       {37, 5, 101, 41},
+                                       {37, 5, 101, 64},  {64, 32, 1000, 128}, {3, 7, 5, 1}};
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int variant = 0; variant < 4 && n < cap; variant++)
@@ -375,13 +372,13 @@ static void sparse_decode_bufs(const op_shape *s, op_buf *b) {
 
 static void sparse_decode_tweak(const op_shape *s, void *const *host) {
     seed_from(s, 2);
-    code_fill((int)s->v[D_CODE], s->v[D_N] * s->v[D_K], (int)s->v[D_K], s->v[D_M], 20, -1,
-              host[0], host[1]);
+    code_fill((int)s->v[D_CODE], s->v[D_N] * s->v[D_K], (int)s->v[D_K], s->v[D_M], 20, -1, host[0],
+              host[1]);
 }
 
 static int sparse_decode_call(saec_dev *dev, const op_shape *s, void *const *b) {
-    return SAEC_OP(dev, sparse_decode, b[0], b[1], b[2], b[3], s->v[D_N], (int)s->v[D_K],
-                   s->v[D_M], s->v[D_D], (int)s->v[D_ACC], b[4]);
+    return SAEC_OP(dev, sparse_decode, b[0], b[1], b[2], b[3], s->v[D_N], (int)s->v[D_K], s->v[D_M],
+                   s->v[D_D], (int)s->v[D_ACC], b[4]);
 }
 
 /* k + 2 roundings: within 1e-6 of |out| + |bias| + Σ|terms| */
@@ -419,8 +416,8 @@ static void sparse_decode_bad_args(saec_dev *dev, int (*rejected)(int rc, const 
 
 static void sparse_decode_label(const op_shape *s, char *b, size_t cap) {
     snprintf(b, cap, "sparse_decode n=%lld k=%lld m=%lld d=%lld accumulate=%d bias=%d",
-             (long long)s->v[D_N], (long long)s->v[D_K], (long long)s->v[D_M],
-             (long long)s->v[D_D], (int)s->v[D_ACC], (int)s->v[D_BIAS]);
+             (long long)s->v[D_N], (long long)s->v[D_K], (long long)s->v[D_M], (long long)s->v[D_D],
+             (int)s->v[D_ACC], (int)s->v[D_BIAS]);
 }
 
 /* The decode: x̂ [n, d] = TopK codes (k = 64, values in [0, 2)) · W_dec + b_dec */
@@ -449,9 +446,9 @@ const op_case op_case_sparse_decode = {.op = "sparse_decode",
    v: n, k, m, d, code. Buffers: g, idx, W, out. */
 static int sparse_row_dots_shapes(op_shape *out, int cap) {
     static const int64_t sizes[][4] = {/* n, k, m, d */
-                                       {13, 1, 29, 37},  {13, 5, 29, 37},   {1, 3, 3, 1},
-                                       {200, 7, 301, 67}, {3, 4, 5, 1000},  {37, 5, 101, 41},
-                                       {37, 9, 101, 64}, {64, 64, 1000, 2304}, {3, 7, 5, 1}};
+                                       {13, 1, 29, 37},   {13, 5, 29, 37},      {1, 3, 3, 1},
+                                       {200, 7, 301, 67}, {3, 4, 5, 1000},      {37, 5, 101, 41},
+                                       {37, 9, 101, 64},  {64, 64, 1000, 2304}, {3, 7, 5, 1}};
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && n < cap; i++)
         out[n++] = shape8(sizes[i][0], sizes[i][1], sizes[i][2], sizes[i][3], CODE_TEST, 0, 0, 0);
@@ -472,8 +469,8 @@ static void sparse_row_dots_tweak(const op_shape *s, void *const *host) {
 }
 
 static int sparse_row_dots_call(saec_dev *dev, const op_shape *s, void *const *b) {
-    return SAEC_OP(dev, sparse_row_dots, b[0], b[1], b[2], s->v[0], (int)s->v[1], s->v[2],
-                   s->v[3], b[3]);
+    return SAEC_OP(dev, sparse_row_dots, b[0], b[1], b[2], s->v[0], (int)s->v[1], s->v[2], s->v[3],
+                   b[3]);
 }
 
 /* A d-term fp32 dot: within ~d·eps of Σ|g·w| at worst; 1e-5 covers d <= 2304 with vector partial
@@ -530,13 +527,13 @@ static int sparse_outer_accum_shapes(op_shape *out, int cap) {
     static const int64_t sizes[][4] = {/* n, k, m, d: db both ways; the last 5 latents unused */
                                        {5, 3, 11, 9},      {1, 1, 1, 1},     {40, 1, 23, 50},
                                        {257, 9, 103, 131}, {64, 64, 64, 33}, {1000, 5, 37, 20}};
-    static const int64_t hot[][6] = {/* n, k, m, d, db, hot: every latent usable */
-                                     {13, 1, 29, 37, 1, -1}, {37, 5, 101, 41, 0, -1},
-                                     {300, 8, 57, 64, 1, 0}, /* a hot latent crosses windows */
-                                     {300, 8, 57, 41, 1, 56},
-                                     {1000, 1, 7, 3, 1, 2}, /* a few latents, long runs */
-                                     {50, 3, 1, 17, 1, -1}, /* m = 1 */
-                                     {4096, 64, 16384, 64, 1, 123}}; /* SAE-like: 2048 windows */
+    static const int64_t hot[][6] = {
+        /* n, k, m, d, db, hot: every latent usable */
+        {13, 1, 29, 37, 1, -1},       {37, 5, 101, 41, 0, -1},
+        {300, 8, 57, 64, 1, 0},                              /* a hot latent crosses windows */
+        {300, 8, 57, 41, 1, 56},      {1000, 1, 7, 3, 1, 2}, /* a few latents, long runs */
+        {50, 3, 1, 17, 1, -1},                               /* m = 1 */
+        {4096, 64, 16384, 64, 1, 123}};                      /* SAE-like: 2048 windows */
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int with_db = 0; with_db < 2 && n < cap; with_db++) {
@@ -545,8 +542,8 @@ static int sparse_outer_accum_shapes(op_shape *out, int cap) {
                               CODE_TEST);
         }
     for (size_t i = 0; i < sizeof hot / sizeof hot[0] && n < cap; i++) {
-        out[n] = shape8(hot[i][0], hot[i][1], hot[i][2], hot[i][3], hot[i][4], hot[i][5], 0,
-                        CODE_TEST);
+        out[n] =
+            shape8(hot[i][0], hot[i][1], hot[i][2], hot[i][3], hot[i][4], hot[i][5], 0, CODE_TEST);
         out[n++].large = hot[i][0] == 4096;
     }
     return n;
@@ -563,13 +560,13 @@ static void sparse_outer_accum_bufs(const op_shape *s, op_buf *b) {
 
 static void sparse_outer_accum_tweak(const op_shape *s, void *const *host) {
     seed_from(s, 4);
-    code_fill((int)s->v[O_CODE], s->v[O_N] * s->v[O_K], (int)s->v[O_K],
-              s->v[O_M] - s->v[O_UNUSED], 15, s->v[O_HOT], host[0], host[1]);
+    code_fill((int)s->v[O_CODE], s->v[O_N] * s->v[O_K], (int)s->v[O_K], s->v[O_M] - s->v[O_UNUSED],
+              15, s->v[O_HOT], host[0], host[1]);
 }
 
 static int sparse_outer_accum_call(saec_dev *dev, const op_shape *s, void *const *b) {
-    return SAEC_OP(dev, sparse_outer_accum, b[0], b[1], b[2], s->v[O_N], (int)s->v[O_K],
-                   s->v[O_M], s->v[O_D], b[3], b[4]);
+    return SAEC_OP(dev, sparse_outer_accum, b[0], b[1], b[2], s->v[O_N], (int)s->v[O_K], s->v[O_M],
+                   s->v[O_D], b[3], b[4]);
 }
 
 /* Each element sums up to n·k/m fp32 terms: 1e-5 of |start| + Σ|terms|. A latent no code touches
@@ -607,9 +604,8 @@ static void sparse_outer_accum_naive(const op_shape *s, const void *const *in, d
 
 static void sparse_outer_accum_label(const op_shape *s, char *b, size_t cap) {
     snprintf(b, cap, "sparse_outer_accum n=%lld k=%lld m=%lld d=%lld db=%d hot=%lld unused=%lld",
-             (long long)s->v[O_N], (long long)s->v[O_K], (long long)s->v[O_M],
-             (long long)s->v[O_D], (int)s->v[O_DB], (long long)s->v[O_HOT],
-             (long long)s->v[O_UNUSED]);
+             (long long)s->v[O_N], (long long)s->v[O_K], (long long)s->v[O_M], (long long)s->v[O_D],
+             (int)s->v[O_DB], (long long)s->v[O_HOT], (long long)s->v[O_UNUSED]);
 }
 
 /* The encoder's weight gradient: dW_enc_t += dpre (k = 64, uniform latents) ⊗ gx, and db_enc */
@@ -771,8 +767,8 @@ static void track_fired_naive(const op_shape *s, const void *const *in, double *
             const int64_t q = b * n * k + p;
             if (idx[q] >= 0 && val[q] > 0) fired[b * m + idx[q]]++;
         }
-    latents_naive(m, batches, n, fired, in[2], in[3], s->v[F_DEAD_AFTER], want[2], want[3],
-                  want[4], want[5]);
+    latents_naive(m, batches, n, fired, in[2], in[3], s->v[F_DEAD_AFTER], want[2], want[3], want[4],
+                  want[5]);
     free(fired);
 }
 
@@ -819,15 +815,15 @@ static int track_fired_dense_shapes(op_shape *out, int cap) {
         const int64_t *batch;
         int batches;
     } runs[] = {{23, 8, b1, 6},
-                {1, 4, b1, 6},      /* m = 1 */
-                {67, 2, b2, 3},     /* n = 1, a partial column block */
-                {517, 200, b3, 3},  /* the parallel path */
-                {1001, 0, b4, 2}};  /* dead_after 0: every latent dead */
+                {1, 4, b1, 6},       /* m = 1 */
+                {67, 2, b2, 3},      /* n = 1, a partial column block */
+                {517, 200, b3, 3},   /* the parallel path */
+                {1001, 0, b4, 2}};   /* dead_after 0: every latent dead */
     static const int64_t gpu[][4] = {/* n, m, with fire_count, misaligned */
-                                     {37, 101, 1, 0},  {37, 101, 0, 1}, /* scalar loads */
-                                     {1, 1, 1, 0},     {0, 5, 1, 0}, /* empty batch: masks anew */
-                                     {513, 4096, 1, 0}, /* float4 path */
-                                     {4099, 64, 1, 0},  /* many row chunks */
+                                     {37, 101, 1, 0},   {37, 101, 0, 1}, /* scalar loads */
+                                     {1, 1, 1, 0},      {0, 5, 1, 0}, /* empty batch: masks anew */
+                                     {513, 4096, 1, 0},               /* float4 path */
+                                     {4099, 64, 1, 0},                /* many row chunks */
                                      {300, 4099, 1, 1}, {4096, 16384, 1, 0}};
     int n = 0;
     for (int with_count = 0; with_count < 2; with_count++)
@@ -900,8 +896,8 @@ static void track_fired_dense_naive(const op_shape *s, const void *const *in, do
         for (int64_t r = 0; r < n; r++)
             for (int64_t j = 0; j < m; j++)
                 fired[b * m + j] += val[(b * n + r) * m + j] > 0;
-    latents_naive(m, batches, n, fired, in[1], in[2], s->v[E_DEAD_AFTER], want[1], want[2],
-                  want[3], want[4]);
+    latents_naive(m, batches, n, fired, in[1], in[2], s->v[E_DEAD_AFTER], want[1], want[2], want[3],
+                  want[4]);
     free(fired);
 }
 
@@ -951,7 +947,7 @@ static int dead_latents_update_shapes(op_shape *out, int cap) {
                                       {23, 7, 10, 1},
                                       {23, 0, 10, 1}, /* add 0: only the mask and count */
                                       {1, 5, 1, 1},
-                                      {0, 5, 1, 1}, /* m = 0: count 0 */
+                                      {0, 5, 1, 1},            /* m = 0: count 0 */
                                       {100003, 4096, 5000, 1}, /* the parallel path */
                                       {101, 37, 60, 2},
                                       {1, 5, 1, 2},
@@ -988,8 +984,8 @@ static int dead_latents_update_call(saec_dev *dev, const op_shape *s, void *cons
     return rc;
 }
 
-static void dead_latents_update_naive(const op_shape *s, const void *const *in,
-                                      double *const *want, double *const *scale) {
+static void dead_latents_update_naive(const op_shape *s, const void *const *in, double *const *want,
+                                      double *const *scale) {
     const int64_t m = s->v[0], add = s->v[1], dead_after = s->v[2];
     const int64_t *since = in[0];
     int64_t dead = 0;
