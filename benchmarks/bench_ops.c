@@ -381,7 +381,7 @@ static void run_op(void *c) {
 /* The floor of each op as run by run_op: the op's own floor function (include/saec/op_list.h)
    at the sizes it is called with. */
 static saec_op_floor op_floor(int which, const ctx_t *x) {
-    const double n = (double)x->n, m = (double)x->m, d = (double)x->d, k = (double)x->k;
+    const double n = (double)x->n, m = (double)x->m, d = (double)x->d;
     const double items = 2 * n; /* top-2 routing: every item is grouped */
     switch (which) {
     case B_RECON: return saec_op_floor_recon_loss_grad(n, d, 1);
