@@ -121,6 +121,7 @@ static int topk_rows_large_k_shapes(op_shape *out, int cap) {
         {3, 1000, 1000, VALS_TIES, MASK_NONE, 0, 0},   /* k = m with ties */
         {8, 65536, 512, VALS_RANDOM, MASK_NONE, 0, 0}, /* row read twice */
         {3, 5000, 3000, VALS_RANDOM, MASK_NONE, 0, 0}, /* k > 2048: sort path */
+        {6, 4099, 1500, VALS_ZEROS, MASK_NONE, 0, 0},  /* -0 and +0 selected: -0 stays -0 */
         {2, 4099, 4099, VALS_NAN, MASK_NONE, 1, 0},
         {3, 1 << 20, 512, VALS_RANDOM, MASK_NONE, 0, 1}};
     return topk_fill(rows, (int)(sizeof rows / sizeof rows[0]), out, cap);
