@@ -10,6 +10,11 @@
  * warm-up, with the op's floor (bytes it must move, FLOPs it must do: its saec_op_floor_NAME
  * from include/saec/op_list.h), the achieved rate and its percentage of the matching ceiling
  * (bandwidth when the op's arithmetic intensity is below the ridge point, FLOP/s above it).
+ * Of the op cases (op_cases_sparse.c): topk_rows at k = 64, k = 512 and AuxK's k = d/2 over a
+ * 5% mask, on values distributed as the encoder's pre-activations (about N(0, 0.32²)); the
+ * sparse ops on k = 64 uniform random latents per row (TopK values in [0, 2) for the decode
+ * and track_fired); track_fired_dense on n*m values, about half positive; dead_latents_update
+ * on the m latents. (An op case's result records k = 64, whatever k it runs at.)
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
@@ -18,7 +23,7 @@
  * backward of that grouped_gemm (grouped_gemm_wgrad: dB_g [d, GG_N] from the sorted rows and
  * their output gradient; grouped_col_sum: the experts' bias gradient), both accumulating
  * (beta 1). silu/silu_backward run on n*d elements (far more than TIDE's adaln MLP needs: the
- * size where bandwidth, not launch latency, is measured); dead_latents_update on the m latents;
+ * size where bandwidth, not launch latency, is measured);
  * adamw_unit_rows_fused (CUDA only, no op case) on the decoder [m, d] with clipping active.
  * Raw numbers go to OUT.json with the device name, the date and the commit.
  * Without a CUDA device it prints why and exits 77.
@@ -224,18 +229,11 @@ typedef struct {
     float *x, *xhat, *mu, *gx;              /* [n, d] x3, [d] */
     float *Wenc, *benc, *pre, *act;         /* [d, m], [m], [n, m] x2 */
     float *Wdec, *bdec, *dW, *db, *m1, *m2; /* [m, d], [d], [m, d], [m], [m, d] x2 */
-    int32_t *idx;                           /* [n, k] */
-    float *val, *coef, *dots;               /* [n, k] x3 */
-    int32_t *idx512;                        /* [n, 512] */
-    float *val512;
-    uint8_t *mask;             /* [m] */
-    int64_t *since, *fires;    /* [m] */
-    uint8_t *dead;             /* [m] */
-    double *scalars;           /* [16] */
-    float *dense;              /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
-    float *log_theta, *dtheta; /* [m] x2 */
-    float *atm;                /* [5, m]: a, q, r, keep, spare */
-    float *thr;                /* [1] BatchTopK threshold */
+    double *scalars;            /* [16] */
+    float *dense;               /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
+    float *log_theta, *dtheta;  /* [m] x2 */
+    float *atm;                 /* [5, m]: a, q, r, keep, spare */
+    float *thr;                 /* [1] BatchTopK threshold */
     /* grouping: top-2 routing over GG_GROUPS experts, TIDE buckets */
     int32_t *keys, *counts, *offsets, *perm, *inv; /* [2n], [G], [G+1], [2n], [2n] */
     float *gA, *gB, *gC, *gbias;                   /* [2n, d], [G, N, d], [2n, N], [G, N] */
@@ -249,15 +247,7 @@ typedef struct {
 #define TIDE_BUCKETS 10
 
 enum {
-    B_TOPK64,
-    B_TOPK512,
-    B_TOPK_MASK,
-    B_DECODE,
-    B_ROW_DOTS,
-    B_OUTER,
     B_ADAMW_UNIT,
-    B_TRACK,
-    B_TRACK_DENSE,
     B_BATCH_TOPK,
     B_JUMPRELU,
     B_JUMPRELU_BWD,
@@ -272,18 +262,9 @@ enum {
     B_GROUPED_COL_SUM,
     B_SILU,
     B_SILU_BWD,
-    B_DEAD_UPDATE,
     B_COUNT
 };
-static const char *op_names[B_COUNT] = {"topk_rows_k64",
-                                        "topk_rows_k512",
-                                        "topk_rows_masked_k1152",
-                                        "sparse_decode",
-                                        "sparse_row_dots",
-                                        "sparse_outer_accum",
-                                        "adamw_unit_rows_fused",
-                                        "track_fired",
-                                        "track_fired_dense",
+static const char *op_names[B_COUNT] = {"adamw_unit_rows_fused",
                                         "batch_topk_k64",
                                         "jumprelu",
                                         "jumprelu_backward",
@@ -297,8 +278,7 @@ static const char *op_names[B_COUNT] = {"topk_rows_k64",
                                         "grouped_gemm_wgrad_g8_fp32",
                                         "grouped_col_sum_g8",
                                         "silu",
-                                        "silu_backward",
-                                        "dead_latents_update"};
+                                        "silu_backward"};
 
 /* Fresh, signed pre-activations [n, m]: the encoder GEMM (setup, not timed). */
 static void encoder_pre(ctx_t *x) {
@@ -316,33 +296,9 @@ static void run_op(void *c) {
     const int64_t n = x->n, m = x->m, d = x->d;
     const int k = x->k;
     switch (x->which) {
-    case B_TOPK64: OP(SAEC_OP(dev, topk_rows, x->pre, n, m, k, NULL, x->idx, x->val)); break;
-    case B_TOPK512:
-        OP(SAEC_OP(dev, topk_rows, x->pre, n, m, 512, NULL, x->idx512, x->val512));
-        break;
-    case B_TOPK_MASK: /* AuxK: k_aux = d/2 over the dead latents (a few percent eligible) */
-        OP(SAEC_OP(dev, topk_rows, x->pre, n, m, (int)(d / 2), x->mask, x->idx512, x->val512));
-        break;
-    case B_DECODE:
-        OP(SAEC_OP(dev, sparse_decode, x->idx, x->val, x->Wdec, x->bdec, n, k, m, d, 0, x->xhat));
-        break;
-    case B_ROW_DOTS:
-        OP(SAEC_OP(dev, sparse_row_dots, x->gx, x->idx, x->Wdec, n, k, m, d, x->dots));
-        break;
-    case B_OUTER:
-        OP(SAEC_OP(dev, sparse_outer_accum, x->idx, x->coef, x->gx, n, k, m, d, x->dW, x->db));
-        break;
     case B_ADAMW_UNIT:
         OP(saec_cuda_adamw_unit_rows(dev, x->Wdec, x->dW, x->m1, x->m2, m, d, adam_args(),
                                      x->scalars + 4));
-        break;
-    case B_TRACK:
-        OP(SAEC_OP(dev, track_fired, x->idx, x->val, n, k, m, x->since, x->fires, 10000000, x->dead,
-                   x->scalars + 6));
-        break;
-    case B_TRACK_DENSE: /* dense ReLU-like codes: the pre-activations */
-        OP(SAEC_OP(dev, track_fired_dense, x->pre, n, m, x->since, x->fires, 10000000, x->dead,
-                   x->scalars + 7));
         break;
     case B_BATCH_TOPK: /* keep n*k of the n*m pre-activations */
         OP(SAEC_OP(dev, batch_topk, x->pre, n, m, n * (int64_t)k, x->dense, x->thr));
@@ -387,28 +343,16 @@ static void run_op(void *c) {
         break;
     case B_SILU: OP(SAEC_OP(dev, silu, x->x, n * d, x->gx)); break;
     case B_SILU_BWD: OP(SAEC_OP(dev, silu_backward, x->x, x->xhat, n * d, x->gx)); break;
-    case B_DEAD_UPDATE:
-        OP(SAEC_OP(dev, dead_latents_update, x->since, m, n, 10000000, x->dead, x->scalars + 9));
-        break;
     }
 }
 
 /* The floor of each op as run by run_op: the op's own floor function (include/saec/op_list.h)
    at the sizes it is called with. */
 static saec_op_floor op_floor(int which, const ctx_t *x) {
-    const double n = (double)x->n, m = (double)x->m, d = (double)x->d, k = (double)x->k;
+    const double n = (double)x->n, m = (double)x->m, d = (double)x->d;
     const double items = 2 * n; /* top-2 routing: every item is grouped */
     switch (which) {
-    case B_TOPK64: return saec_op_floor_topk_rows(n, m, k, 0);
-    case B_TOPK512: return saec_op_floor_topk_rows(n, m, 512, 0);
-    case B_TOPK_MASK: return saec_op_floor_topk_rows(n, m, d / 2, 1);
-    case B_DECODE: return saec_op_floor_sparse_decode(n, k, d, 0);
-    case B_ROW_DOTS: return saec_op_floor_sparse_row_dots(n, k, d);
-    case B_OUTER: /* distinct latents among uniform random codes */
-        return saec_op_floor_sparse_outer_accum(n, k, d, m * (1.0 - exp(-n * k / m)));
     case B_ADAMW_UNIT: return saec_op_floor_adamw_unit_rows(m, d);
-    case B_TRACK: return saec_op_floor_track_fired(n, k, m);
-    case B_TRACK_DENSE: return saec_op_floor_track_fired_dense(n, m);
     case B_BATCH_TOPK: return saec_op_floor_batch_topk(n, m);
     case B_JUMPRELU: return saec_op_floor_jumprelu(n, m);
     case B_JUMPRELU_BWD: return saec_op_floor_jumprelu_backward(n, m);
@@ -423,7 +367,6 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
     case B_GROUPED_COL_SUM: return saec_op_floor_grouped_col_sum(items, GG_GROUPS, GG_N);
     case B_SILU: return saec_op_floor_silu(n * d);
     case B_SILU_BWD: return saec_op_floor_silu_backward(n * d);
-    case B_DEAD_UPDATE: return saec_op_floor_dead_latents_update(m);
     }
     saec_op_floor none = {0, 0};
     return none;
@@ -492,16 +435,6 @@ static void bench_size(int64_t m) {
     x.db = dalloc((size_t)m * 4);
     x.m1 = dalloc((size_t)(m * d) * 4);
     x.m2 = dalloc((size_t)(m * d) * 4);
-    x.idx = dalloc((size_t)(n * k) * 4);
-    x.val = dalloc((size_t)(n * k) * 4);
-    x.coef = dalloc((size_t)(n * k) * 4);
-    x.dots = dalloc((size_t)(n * k) * 4);
-    x.idx512 = dalloc((size_t)(n * (d / 2)) * 4);
-    x.val512 = dalloc((size_t)(n * (d / 2)) * 4);
-    x.mask = dalloc((size_t)m);
-    x.since = dalloc((size_t)m * 8);
-    x.fires = dalloc((size_t)m * 8);
-    x.dead = dalloc((size_t)m);
     x.scalars = dalloc(16 * sizeof(double));
     x.dense = dalloc((size_t)(n * m) * 4);
     x.log_theta = dalloc((size_t)m * 4);
@@ -530,25 +463,11 @@ static void bench_size(int64_t m) {
     fill_uniform(x.benc, m, -0.01f, 0.01f);
     fill_uniform(x.Wdec, m * d, -0.02f, 0.02f);
     fill_uniform(x.dW, m * d, -1e-3f, 1e-3f);
-    fill_uniform(x.coef, n * k, -1, 1);
-    fill_uniform(x.val, n * k, 0, 2);
     fill_uniform(x.log_theta, m, -2.5f, -1.5f); /* θ ≈ 0.08 .. 0.22: a sparse JumpReLU */
     fill_uniform(x.atm, 3 * m, 0, 1);
-    { /* random codes, a 5% mask of "dead" latents, a squared norm for the clip */
-        int32_t *hi = malloc((size_t)(n * k) * 4);
-        uint8_t *hm = malloc((size_t)m);
-        if (!hi || !hm) die("host memory");
-        for (int64_t p = 0; p < n * k; p++) {
-            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            hi[p] = (int32_t)((rng >> 33) % (uint64_t)m);
-        }
-        for (int64_t j = 0; j < m; j++)
-            hm[j] = rnd(0, 1) < 0.05f;
-        OP(dev->ops->upload(dev, x.idx, hi, (size_t)(n * k) * 4));
-        OP(dev->ops->upload(dev, x.mask, hm, (size_t)m));
+    { /* a squared norm for the clip */
         const double sumsq[16] = {0, 0, 0, 0, 4.0};
         OP(dev->ops->upload(dev, x.scalars, sumsq, sizeof sumsq));
-        free(hi), free(hm);
     }
     fill_uniform(x.gA, 2 * n * d, -1, 1);
     fill_uniform(x.gB, (int64_t)GG_GROUPS * GG_N * d, -0.02f, 0.02f);
@@ -584,13 +503,11 @@ static void bench_size(int64_t m) {
             OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
             OP(SAEC_OP(dev, relu, x.act, n * m));
         }
-        if (w == B_TOPK64 || w == B_TOPK512 || w == B_TOPK_MASK || w == B_TRACK_DENSE)
-            encoder_pre(&x);
         x.which = w;
         op_result *r = &results[n_results++];
         memset(r, 0, sizeof *r);
         snprintf(r->name, sizeof r->name, "%s", op_names[w]);
-        r->n = n, r->m = m, r->d = d, r->k = w == B_TOPK512 ? 512 : w == B_TOPK_MASK ? d / 2 : k;
+        r->n = n, r->m = m, r->d = d, r->k = k;
         r->seconds = time_it(run_op, &x, r->times);
         const saec_op_floor floor = op_floor(w, &x);
         r->floor_bytes = floor.bytes;
@@ -598,12 +515,7 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x,       x.xhat,   x.gx,        x.mu,     x.Wenc, x.benc,  x.pre,   x.act,
-                    x.Wdec,    x.bdec,   x.dW,        x.db,     x.m1,   x.m2,    x.idx,   x.val,
-                    x.coef,    x.dots,   x.idx512,    x.val512, x.mask, x.since, x.fires, x.dead,
-                    x.scalars, x.dense,  x.log_theta, x.dtheta, x.atm,  x.thr,   x.keys,  x.counts,
-                    x.offsets, x.perm,   x.inv,       x.gA,     x.gB,   x.gC,    x.gbias, x.bucket,
-                    x.mscale,  x.mshift, x.u};
+    void *bufs[] = {x.x, x.xhat, x.gx, x.mu, x.Wenc, x.benc, x.pre, x.act, x.Wdec, x.bdec, x.dW, x.db, x.m1, x.m2, x.scalars, x.dense, x.log_theta, x.dtheta, x.atm, x.thr, x.keys, x.counts, x.offsets, x.perm, x.inv, x.gA, x.gB, x.gC, x.gbias, x.bucket, x.mscale, x.mshift, x.u};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

@@ -14,6 +14,10 @@
  * within the case's tolerance, integers and buffers marked exact bit for bit.
  *
  * The families: tests/op_cases_dense.c (gemm, scale_add_rows, axpby, col_sum, relu,
+ * relu_backward); tests/op_cases_sparse.c (topk_rows, sparse_decode, sparse_row_dots,
+ * sparse_outer_accum, track_fired, track_fired_dense, dead_latents_update). The other ops are still tested in the per-backend files (test_cpu_ops.c,
+ * test_variant_ops.c, test_grouping_ops.c, test_gpu_ops.c); test_op_cases lists them.
+
  * relu_backward); tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares,
  * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw). The other ops are
  * still tested in the per-backend files (test_cpu_ops.c, test_variant_ops.c, test_grouping_ops.c,
@@ -138,6 +142,12 @@ extern const int op_cases_count;
 /* The dense family (tests/op_cases_dense.c). */
 extern const op_case op_case_gemm, op_case_scale_add_rows, op_case_axpby, op_case_col_sum,
     op_case_relu, op_case_relu_backward;
+
+/* The selection, sparse-code and latent-bookkeeping family (tests/op_cases_sparse.c); topk_rows
+   has three cases (unmasked k < 512, masked, k >= 512), one per benchmark. */
+extern const op_case op_case_topk_rows, op_case_topk_rows_masked, op_case_topk_rows_large_k,
+    op_case_sparse_decode, op_case_sparse_row_dots, op_case_sparse_outer_accum,
+    op_case_track_fired, op_case_track_fired_dense, op_case_dead_latents_update;
 
 /* The reduction family (tests/op_cases_reduce.c): losses and reductions, optimizer and decoder
    constraint, the data-parallel pieces. */

@@ -5,6 +5,10 @@ const op_case *const op_cases[] = {
     /* dense (op_cases_dense.c) */
     &op_case_gemm,    &op_case_scale_add_rows, &op_case_axpby,
     &op_case_col_sum, &op_case_relu,           &op_case_relu_backward,
+    /* selection, sparse codes, latent bookkeeping (op_cases_sparse.c) */
+    &op_case_topk_rows, &op_case_topk_rows_masked, &op_case_topk_rows_large_k,
+    &op_case_sparse_decode, &op_case_sparse_row_dots, &op_case_sparse_outer_accum,
+    &op_case_track_fired, &op_case_track_fired_dense, &op_case_dead_latents_update,
     /* reduce (op_cases_reduce.c) */
     &op_case_recon_loss_grad, &op_case_recon_grad, &op_case_recon_grad_after_loss,
     &op_case_sum_squares, &op_case_count_positive, &op_case_geometric_median,

@@ -1,12 +1,10 @@
 /* Every CUDA op against the CPU op (the reference) on the same random inputs of awkward sizes:
- * odd n, m, d (not multiples of 4 or 32), k = 1 and k = m, masks with fewer eligible columns
- * than k, ties, NaN, idx = -1 slots, misaligned pointers (scalar paths), m >= 1M for top-k with
- * k = 64 and k = 512, and the large-k sort path. Each comparison states its tolerance; integer
- * outputs and top-k must match exactly (top-k indices may differ only where values tie within
- * 1e-6). The SAE-variant ops on dense codes (track_fired_dense, batch_topk, jumprelu and its
- * backward, l1_penalty, atm_stats, atm_mask, scale_cols) run on odd n and m, ties at BatchTopK's
- * cut-off, keep = 1, = #positives, = n*m and > n*m, no positive entry, NaN/±inf/−0/subnormals,
- * θ strides 0, 1 and 3, θ given directly and as log θ, n = 0, and the float4 and scalar paths.
+ * odd n, m, d (not multiples of 4 or 32), misaligned pointers (scalar paths), NaN. Each
+ * comparison states its tolerance; integer outputs must match exactly. The SAE-variant ops on
+ * dense codes (batch_topk, jumprelu and its backward, l1_penalty, atm_stats, atm_mask,
+ * scale_cols) run on odd n and m, ties at BatchTopK's cut-off, keep = 1, = #positives, = n*m and
+ * > n*m, no positive entry, NaN/±inf/−0/subnormals, θ strides 0, 1 and 3, θ given directly and as
+ * log θ, and the float4 and scalar paths.
  * The grouping ops (group_count, exclusive_scan, group_permute, gather_rows, scatter_rows:
  * exact; grouped_gemm and modulate_encode's pre: 1e-5 of Σ|terms|, its u: exact) run on empty
  * groups, one group, all items in one group, uneven sizes, keys < 0, r = 1 and 2, n_items = 0,
@@ -15,13 +13,16 @@
  * grouped_gemm (grouped_gemm_wgrad: 1e-5 of Σ|terms|; grouped_col_sum: 1e-6) runs on the same
  * group shapes plus a tiny output over many rows (the row-split path), with NaN rows past the
  * last group and NaN in the output when beta is 0; empty groups must be exactly beta·out.
- * silu/silu_backward (a few ulp: expf differs) and dead_latents_update (exact) run on the
- * float4 and scalar paths, in place, and m = 0. The fused decoder update (CUDA only,
- * saec_cuda_adamw_unit_rows) runs against the CPU's project_rows_grad, adamw, normalize_rows.
- * The dense family (gemm, scale_add_rows, axpby, col_sum, relu, relu_backward) and the reduction
+ * silu/silu_backward (a few ulp: expf differs) run on the float4 and scalar paths, in place.
+ * The fused decoder update (CUDA only, saec_cuda_adamw_unit_rows) runs against the CPU's
+ * project_rows_grad, adamw, normalize_rows.
+ * The dense family (gemm, scale_add_rows, axpby, col_sum, relu, relu_backward), the reduction
  * family (recon_loss_grad, recon_grad: bitwise, sum_squares, count_positive: exact,
- * geometric_median, project_rows_grad, normalize_rows, adamw) come from the op cases
- * (op_cases_dense.c, op_cases_reduce.c, op_harness.h): same groups, same tolerances.
+ * geometric_median, project_rows_grad, normalize_rows, adamw) and the selection, sparse-code and
+ * latent-bookkeeping family (topk_rows: exact but for tied indices; sparse_decode,
+ * sparse_row_dots, sparse_outer_accum: 1e-5 of Σ|terms|, the last deterministic; track_fired,
+ * track_fired_dense, dead_latents_update: exact) come from the op cases (op_cases_dense.c,
+ * op_cases_reduce.c, op_cases_sparse.c, op_harness.h): same groups, same tolerances.
  * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
  * promise determinism repeat bit for bit.
  *
@@ -55,17 +56,6 @@ static void *xmalloc(size_t bytes) {
         exit(1);
     }
     return p;
-}
-
-/* A random sparse code: idx in [0, m) (empty_pct % of slots -1), val in (0, 2). With hot >= 0,
-   slot 0 of most rows holds latent `hot` (a skewed firing distribution). */
-static void rand_code(int64_t n, int k, int64_t m, int empty_pct, int64_t hot, int32_t *idx,
-                      float *val) {
-    for (int64_t p = 0; p < n * k; p++) {
-        idx[p] = rng_int(100) < empty_pct ? -1 : (int32_t)rng_int(m);
-        val[p] = idx[p] < 0 ? 0.0f : (float)(2.0 * rng_unit()) + 1e-3f;
-        if (hot >= 0 && p % k == 0 && rng_int(10) != 0) idx[p] = (int32_t)hot;
-    }
 }
 
 /* ---- one buffer on both devices ---- */
@@ -223,246 +213,6 @@ static void test_memory(void) {
     free(src), free(back);
 }
 
-/* ---- selection ---- */
-
-enum { VALS_RANDOM, VALS_TIES, VALS_EQUAL, VALS_ASCENDING, VALS_NAN, VALS_ZEROS };
-enum { MASK_NONE, MASK_FEW, MASK_HALF, MASK_EMPTY, MASK_EXACT_K };
-
-static void topk_case(int64_t n, int64_t m, int k, int vals, int mask_kind, int misalign) {
-    set_ctx("topk_rows n=%lld m=%lld k=%d vals=%d mask=%d misalign=%d", (long long)n, (long long)m,
-            k, vals, mask_kind, misalign);
-    const int64_t off = misalign;
-    float *x = xmalloc((size_t)(n * m + off) * sizeof *x);
-    for (int64_t i = 0; i < n * m + off; i++) {
-        switch (vals) {
-        case VALS_TIES:
-            x[i] = (float)rng_int(5) * 0.25f - 0.5f; /* 5 levels: many ties */
-            break;
-        case VALS_EQUAL: x[i] = 0.125f; break;
-        case VALS_ASCENDING: x[i] = (float)((i - off) % m) - 0.5f * (float)m; break;
-        case VALS_NAN:
-            x[i] = rng_int(4) == 0    ? NAN
-                   : rng_int(9) == 0  ? -INFINITY
-                   : rng_int(50) == 0 ? INFINITY
-                                      : rng_sym();
-            break;
-        case VALS_ZEROS: /* ReLU output: +0, -0 and a few positives tie-break by index */
-            x[i] = rng_int(3) == 0 ? rng_sym() + 1.0f : (rng_int(2) ? 0.0f : -0.0f);
-            break;
-        default: x[i] = rng_sym(); break;
-        }
-    }
-    uint8_t *mask = NULL;
-    if (mask_kind != MASK_NONE) {
-        mask = calloc((size_t)m, 1);
-        const int64_t want = mask_kind == MASK_FEW       ? (k > 1 ? k / 2 : 0)
-                             : mask_kind == MASK_EXACT_K ? k
-                             : mask_kind == MASK_EMPTY   ? 0
-                                                         : m / 2;
-        for (int64_t e = 0; e < want;) {
-            const int64_t j = rng_int(m);
-            if (!mask[j]) mask[j] = (uint8_t)(1 + rng_int(255)), e++;
-        }
-    }
-    pair px = pair_up(x, (size_t)(n * m + off) * 4);
-    pair pm = pair_up(mask ? (const void *)mask : (const void *)x, mask ? (size_t)m : 4);
-    pair pi = pair_new((size_t)(n * k) * 4), pv = pair_new((size_t)(n * k) * 4);
-    OK(SAEC_OP(cpu, topk_rows, FC(px) + off, n, m, k, mask ? (const uint8_t *)pm.c : NULL, IC(pi),
-               FC(pv)));
-    OK(SAEC_OP(gpu, topk_rows, FG(px) + off, n, m, k, mask ? (const uint8_t *)pm.g : NULL, IG(pi),
-               FG(pv)));
-    int32_t *ic = xmalloc(pi.bytes), *ig = xmalloc(pi.bytes);
-    float *vc = xmalloc(pv.bytes), *vg = xmalloc(pv.bytes);
-    pair_get(pi, ic, ig);
-    pair_get(pv, vc, vg);
-    /* Exact, except that an index may differ where the values tie within 1e-6. */
-    int64_t bad = -1, tie_swaps = 0;
-    for (int64_t p = 0; p < n * k && bad < 0; p++) {
-        const int same_val = memcmp(&vc[p], &vg[p], sizeof(float)) == 0; /* bitwise */
-        if (ic[p] == ig[p]) {
-            if (!same_val) bad = p;
-        } else if (ic[p] >= 0 && ig[p] >= 0 &&
-                   fabs((double)vc[p] - (double)vg[p]) <= 1e-6 * fmax(1.0, fabs((double)vc[p]))) {
-            tie_swaps++;
-        } else {
-            bad = p;
-        }
-    }
-    CHECK(bad < 0, "row %lld slot %lld: gpu (%d, %.9g), cpu (%d, %.9g) (exact)",
-          (long long)(bad / k), (long long)(bad % k), bad >= 0 ? ig[bad] : 0,
-          bad >= 0 ? (double)vg[bad] : 0.0, bad >= 0 ? ic[bad] : 0,
-          bad >= 0 ? (double)vc[bad] : 0.0);
-    if (tie_swaps)
-        fprintf(stderr, "note [%s]: %lld slots hold a different column of a tied value\n", ctx,
-                (long long)tie_swaps);
-    free(ic), free(ig), free(vc), free(vg), free(x), free(mask);
-    pair_free(&px), pair_free(&pm), pair_free(&pi), pair_free(&pv);
-}
-
-static void test_topk(void) {
-    topk_case(5, 1, 1, VALS_RANDOM, MASK_NONE, 0);     /* m = k = 1 */
-    topk_case(7, 37, 1, VALS_RANDOM, MASK_NONE, 0);    /* k = 1 */
-    topk_case(7, 37, 37, VALS_RANDOM, MASK_NONE, 0);   /* k = m */
-    topk_case(3, 1000, 1000, VALS_TIES, MASK_NONE, 0); /* k = m with ties */
-    topk_case(9, 100, 13, VALS_TIES, MASK_NONE, 0);    /* ties to the lower index */
-    topk_case(4, 77, 9, VALS_EQUAL, MASK_NONE, 0);     /* all equal: 0 .. k-1 */
-    topk_case(3, 5003, 100, VALS_EQUAL, MASK_NONE, 0); /* more ties than the candidate buffer */
-    topk_case(4, 77, 9, VALS_ASCENDING, MASK_NONE, 0);
-    topk_case(9, 100, 13, VALS_RANDOM, MASK_FEW, 0);   /* fewer eligible than k: -1 */
-    topk_case(9, 100, 13, VALS_TIES, MASK_EXACT_K, 0); /* exactly k eligible */
-    topk_case(3, 50, 4, VALS_RANDOM, MASK_EMPTY, 0);   /* nothing eligible */
-    topk_case(6, 101, 1, VALS_TIES, MASK_HALF, 0);     /* k = 1 with a mask */
-    topk_case(300, 513, 17, VALS_RANDOM, MASK_NONE, 0);
-    topk_case(300, 513, 17, VALS_TIES, MASK_HALF, 1); /* misaligned x: scalar loads */
-    topk_case(5, 200, 150, VALS_NAN, MASK_NONE, 0);   /* NaN never selected; -inf is */
-    topk_case(5, 203, 7, VALS_NAN, MASK_HALF, 0);
-    topk_case(6, 4099, 64, VALS_ZEROS, MASK_NONE, 0);    /* -0 ties +0 */
-    topk_case(33, 16384, 64, VALS_RANDOM, MASK_NONE, 0); /* row cached in shared memory */
-    topk_case(5, 16391, 64, VALS_TIES, MASK_HALF, 0);
-    topk_case(8, 65536, 512, VALS_RANDOM, MASK_NONE, 0); /* row read twice */
-    topk_case(3, 70001, 64, VALS_RANDOM, MASK_FEW, 0);   /* AuxK-like: few dead latents */
-    topk_case(3, 5000, 3000, VALS_RANDOM, MASK_NONE, 0); /* k > 2048: sort path */
-    topk_case(3, 5000, 3000, VALS_TIES, MASK_HALF, 0);
-    topk_case(2, 4099, 4099, VALS_NAN, MASK_NONE, 1);
-    if (!quick) {
-        topk_case(4, (1 << 20) + 3, 64, VALS_RANDOM, MASK_NONE, 0); /* m >= 1M */
-        topk_case(3, 1 << 20, 512, VALS_RANDOM, MASK_NONE, 0);
-        topk_case(2, 1 << 20, 512, VALS_TIES, MASK_HALF, 0);
-        topk_case(512, 65536, 64, VALS_RANDOM, MASK_NONE, 0);
-    }
-}
-
-/* ---- sparse codes ---- */
-
-static void test_sparse_decode(void) {
-    static const int64_t shapes[][4] = {/* n, k, m, d */
-                                        {13, 1, 29, 37},
-                                        {37, 5, 101, 41},
-                                        {37, 5, 101, 64},
-                                        {64, 32, 1000, 128},
-                                        {3, 7, 5, 1}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int variant = 0; variant < 4; variant++) {
-            const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
-            const int k = (int)shapes[s][1];
-            const int with_bias = variant & 1, accumulate = (variant >> 1) & 1;
-            set_ctx("sparse_decode n=%lld k=%d m=%lld d=%lld bias=%d acc=%d", (long long)n, k,
-                    (long long)m, (long long)d, with_bias, accumulate);
-            int32_t *idx = xmalloc((size_t)(n * k) * 4);
-            float *val = xmalloc((size_t)(n * k) * 4);
-            rand_code(n, k, m, 20, -1, idx, val);
-            float *W = rand_floats(m * d), *bias = rand_floats(d), *out = rand_floats(n * d);
-            pair pi = pair_up(idx, (size_t)(n * k) * 4), pv = pair_up(val, (size_t)(n * k) * 4);
-            pair pw = pair_up(W, (size_t)(m * d) * 4), pb = pair_up(bias, (size_t)d * 4);
-            pair po = pair_up(out, (size_t)(n * d) * 4);
-            OK(SAEC_OP(cpu, sparse_decode, IC(pi), FC(pv), FC(pw), with_bias ? FC(pb) : NULL, n, k,
-                       m, d, accumulate, FC(po)));
-            OK(SAEC_OP(gpu, sparse_decode, IG(pi), FG(pv), FG(pw), with_bias ? FG(pb) : NULL, n, k,
-                       m, d, accumulate, FG(po)));
-            double *scale = xmalloc((size_t)(n * d) * sizeof *scale);
-            for (int64_t r = 0; r < n; r++)
-                for (int64_t c = 0; c < d; c++) {
-                    double sc =
-                        (accumulate ? fabs(out[r * d + c]) : 0) + (with_bias ? fabs(bias[c]) : 0);
-                    for (int j = 0; j < k; j++)
-                        if (idx[r * k + j] >= 0)
-                            sc += fabs((double)val[r * k + j] * W[idx[r * k + j] * d + c]);
-                    scale[r * d + c] = sc;
-                }
-            COMPARE_FLOATS("out", po, 0, n * d, scale, 1e-7, 1e-5);
-            free(scale), free(idx), free(val), free(W), free(bias), free(out);
-            pair_free(&pi), pair_free(&pv), pair_free(&pw), pair_free(&pb), pair_free(&po);
-        }
-}
-
-static void test_sparse_row_dots(void) {
-    static const int64_t shapes[][4] = {
-        {13, 1, 29, 37}, {37, 5, 101, 41}, {37, 9, 101, 64}, {64, 64, 1000, 2304}, {3, 7, 5, 1}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int64_t n = shapes[s][0], m = shapes[s][2], d = shapes[s][3];
-        const int k = (int)shapes[s][1];
-        set_ctx("sparse_row_dots n=%lld k=%d m=%lld d=%lld", (long long)n, k, (long long)m,
-                (long long)d);
-        int32_t *idx = xmalloc((size_t)(n * k) * 4);
-        float *val = xmalloc((size_t)(n * k) * 4);
-        rand_code(n, k, m, 20, -1, idx, val);
-        float *g = rand_floats(n * d), *W = rand_floats(m * d);
-        pair pg = pair_up(g, (size_t)(n * d) * 4), pi = pair_up(idx, (size_t)(n * k) * 4);
-        pair pw = pair_up(W, (size_t)(m * d) * 4), po = pair_new((size_t)(n * k) * 4);
-        OK(SAEC_OP(cpu, sparse_row_dots, FC(pg), IC(pi), FC(pw), n, k, m, d, FC(po)));
-        OK(SAEC_OP(gpu, sparse_row_dots, FG(pg), IG(pi), FG(pw), n, k, m, d, FG(po)));
-        double *scale = xmalloc((size_t)(n * k) * sizeof *scale);
-        for (int64_t p = 0; p < n * k; p++) {
-            double sc = 0;
-            if (idx[p] >= 0)
-                for (int64_t c = 0; c < d; c++)
-                    sc += fabs((double)g[(p / k) * d + c] * W[idx[p] * d + c]);
-            scale[p] = sc;
-        }
-        COMPARE_FLOATS("out", po, 0, n * k, scale, 1e-7, 1e-5);
-        free(scale), free(idx), free(val), free(g), free(W);
-        pair_free(&pg), pair_free(&pi), pair_free(&pw), pair_free(&po);
-    }
-}
-
-static void outer_case(int64_t n, int k, int64_t m, int64_t d, int with_db, int64_t hot) {
-    set_ctx("sparse_outer_accum n=%lld k=%d m=%lld d=%lld db=%d hot=%lld", (long long)n, k,
-            (long long)m, (long long)d, with_db, (long long)hot);
-    int32_t *idx = xmalloc((size_t)(n * k) * 4);
-    float *coef = xmalloc((size_t)(n * k) * 4);
-    rand_code(n, k, m, 15, hot, idx, coef);
-    for (int64_t p = 0; p < n * k; p++)
-        coef[p] -= 1.0f; /* signed coefficients, some zero-ish */
-    float *X = rand_floats(n * d), *dW = rand_floats(m * d), *db = rand_floats(m);
-    pair pi = pair_up(idx, (size_t)(n * k) * 4), pc = pair_up(coef, (size_t)(n * k) * 4);
-    pair px = pair_up(X, (size_t)(n * d) * 4), pw = pair_up(dW, (size_t)(m * d) * 4);
-    pair pb = pair_up(db, (size_t)m * 4);
-    OK(SAEC_OP(cpu, sparse_outer_accum, IC(pi), FC(pc), FC(px), n, k, m, d, FC(pw),
-               with_db ? FC(pb) : NULL));
-    OK(SAEC_OP(gpu, sparse_outer_accum, IG(pi), FG(pc), FG(px), n, k, m, d, FG(pw),
-               with_db ? FG(pb) : NULL));
-    double *sw = xmalloc((size_t)(m * d) * sizeof *sw), *sb = xmalloc((size_t)m * sizeof *sb);
-    for (int64_t i = 0; i < m * d; i++)
-        sw[i] = fabs(dW[i]);
-    for (int64_t i = 0; i < m; i++)
-        sb[i] = fabs(db[i]);
-    for (int64_t p = 0; p < n * k; p++) {
-        if (idx[p] < 0) continue;
-        for (int64_t c = 0; c < d; c++)
-            sw[idx[p] * d + c] += fabs((double)coef[p] * X[(p / k) * d + c]);
-        sb[idx[p]] += fabs(coef[p]);
-    }
-    COMPARE_FLOATS("dW", pw, 0, m * d, sw, 1e-7, 1e-5);
-    if (with_db) COMPARE_FLOATS("db", pb, 0, m, sb, 1e-7, 1e-5);
-
-    /* determinism: the same call from the same start gives the same bits */
-    float *r1 = xmalloc(pw.bytes), *r2 = xmalloc(pw.bytes), *b1 = xmalloc(pb.bytes),
-          *b2 = xmalloc(pb.bytes);
-    for (int rep = 0; rep < 2; rep++) {
-        OK(gpu->ops->upload(gpu, pw.g, dW, pw.bytes));
-        OK(gpu->ops->upload(gpu, pb.g, db, pb.bytes));
-        OK(SAEC_OP(gpu, sparse_outer_accum, IG(pi), FG(pc), FG(px), n, k, m, d, FG(pw),
-                   with_db ? FG(pb) : NULL));
-        OK(gpu->ops->download(gpu, rep ? r2 : r1, pw.g, pw.bytes));
-        OK(gpu->ops->download(gpu, rep ? b2 : b1, pb.g, pb.bytes));
-    }
-    CHECK(memcmp(r1, r2, pw.bytes) == 0 && memcmp(b1, b2, pb.bytes) == 0,
-          "two runs differ: not deterministic");
-    free(r1), free(r2), free(b1), free(b2);
-    free(sw), free(sb), free(idx), free(coef), free(X), free(dW), free(db);
-    pair_free(&pi), pair_free(&pc), pair_free(&px), pair_free(&pw), pair_free(&pb);
-}
-
-static void test_sparse_outer_accum(void) {
-    outer_case(13, 1, 29, 37, 1, -1);
-    outer_case(37, 5, 101, 41, 0, -1);
-    outer_case(300, 8, 57, 64, 1, 0); /* a hot latent crosses many windows */
-    outer_case(300, 8, 57, 41, 1, 56);
-    outer_case(1000, 1, 7, 3, 1, 2);                     /* a few latents, long runs */
-    outer_case(50, 3, 1, 17, 1, -1);                     /* m = 1 */
-    if (!quick) outer_case(4096, 64, 16384, 64, 1, 123); /* SAE-like: 2048 windows */
-}
-
 /* ---- losses and reductions, optimizer and decoder constraint: the op cases
    (op_cases_reduce.c), groups recon_loss_grad, recon_grad, sum_squares_count_positive,
    geometric_median, project_normalize and adamw ---- */
@@ -501,81 +251,6 @@ static void test_adamw_unit_rows(void) {
 #endif
 }
 
-/* ---- latent bookkeeping ---- */
-
-static void test_track_fired(void) {
-    static const int64_t shapes[][3] = {{37, 5, 101}, {1, 1, 1}, {4096, 64, 16384}, {77, 0, 300}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int with_count = 0; with_count < 2; with_count++) {
-            const int64_t n = shapes[s][0], m = shapes[s][2];
-            const int k = (int)shapes[s][1];
-            set_ctx("track_fired n=%lld k=%d m=%lld fire_count=%d", (long long)n, k, (long long)m,
-                    with_count);
-            int32_t *idx = xmalloc((size_t)(n * k + 1) * 4); /* k = 0: no codes; clocks advance */
-            float *val = xmalloc((size_t)(n * k + 1) * 4);
-            int64_t *since = xmalloc((size_t)m * 8), *count = xmalloc((size_t)m * 8);
-            for (int64_t j = 0; j < m; j++)
-                since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
-            pair ps = pair_up(since, (size_t)m * 8), pc = pair_up(count, (size_t)m * 8);
-            pair pmask = pair_new((size_t)m), pdead = pair_new(sizeof(double));
-            pair pi = pair_new((size_t)(n * k + 1) * 4), pv = pair_new((size_t)(n * k + 1) * 4);
-            for (int batch = 0; batch < 2; batch++) {
-                rand_code(n, k, m, 20, -1, idx, val);
-                for (int64_t p = 0; p < n * k; p++)
-                    if (rng_int(5) == 0) val[p] = rng_int(2) ? 0.0f : -1.0f; /* kept, not firing */
-                pair_set(pi, idx);
-                pair_set(pv, val);
-                const int64_t dead_after = 2 * n + 10;
-                OK(SAEC_OP(cpu, track_fired, IC(pi), FC(pv), n, k, m, (int64_t *)ps.c,
-                           with_count ? (int64_t *)pc.c : NULL, dead_after, (uint8_t *)pmask.c,
-                           DC(pdead)));
-                OK(SAEC_OP(gpu, track_fired, IG(pi), FG(pv), n, k, m, (int64_t *)ps.g,
-                           with_count ? (int64_t *)pc.g : NULL, dead_after, (uint8_t *)pmask.g,
-                           DG(pdead)));
-            }
-            COMPARE_EXACT("since_fired (exact)", ps);
-            COMPARE_EXACT("fire_count (exact)", pc);
-            COMPARE_EXACT("dead_mask (exact)", pmask);
-            COMPARE_EXACT("dead_count (exact)", pdead);
-            free(idx), free(val), free(since), free(count);
-            pair_free(&ps), pair_free(&pc), pair_free(&pmask), pair_free(&pdead);
-            pair_free(&pi), pair_free(&pv);
-        }
-}
-
-static void dlu_gpu_case(int64_t m, int64_t add, int64_t dead_after) {
-    set_ctx("dead_latents_update m=%lld add=%lld dead_after=%lld", (long long)m, (long long)add,
-            (long long)dead_after);
-    const int64_t mm = m > 0 ? m : 1;
-    int64_t *since = xmalloc((size_t)mm * 8);
-    for (int64_t j = 0; j < m; j++)
-        since[j] = rng_int(3) == 0 ? 0 : rng_int(2 * dead_after + 2);
-    uint8_t *junk = xmalloc((size_t)mm);
-    memset(junk, 7, (size_t)mm);
-    const double minus_one = -1.0;
-    pair ps = pair_up(since, (size_t)mm * 8), pmask = pair_up(junk, (size_t)mm);
-    pair pdead = pair_up(&minus_one, sizeof(double));
-    for (int step = 0; step < 2; step++) { /* twice: the second adds to the first's result */
-        OK(SAEC_OP(cpu, dead_latents_update, (int64_t *)ps.c, m, add, dead_after,
-                   (uint8_t *)pmask.c, DC(pdead)));
-        OK(SAEC_OP(gpu, dead_latents_update, (int64_t *)ps.g, m, add, dead_after,
-                   (uint8_t *)pmask.g, DG(pdead)));
-    }
-    COMPARE_EXACT("since_fired (exact)", ps);
-    COMPARE_EXACT("dead_mask (exact)", pmask);
-    COMPARE_EXACT("dead_count (exact)", pdead);
-    free(since), free(junk);
-    pair_free(&ps), pair_free(&pmask), pair_free(&pdead);
-}
-
-static void test_dead_latents_update(void) {
-    dlu_gpu_case(101, 37, 60);
-    dlu_gpu_case(1, 5, 1);
-    dlu_gpu_case(0, 5, 1); /* m = 0: count 0 */
-    dlu_gpu_case(16384, 4096, 5000);
-    dlu_gpu_case(1000003, 0, 3); /* add 0; more latents than one grid pass */
-}
-
 /* ---- SAE variants (dense codes [n, m]) ---- */
 
 /* A value for dense-code tests: mostly signed uniforms, with exact zeros, −0 and NaN mixed in. */
@@ -587,51 +262,6 @@ static float dense_val(int special) {
         if (t == 2) return NAN;
     }
     return rng_sym();
-}
-
-static void tfd_case(int64_t n, int64_t m, int with_count, int misalign) {
-    set_ctx("track_fired_dense n=%lld m=%lld fire_count=%d misalign=%d", (long long)n, (long long)m,
-            with_count, misalign);
-    const int64_t off = misalign, len = n * m + off + 1;
-    float *val = xmalloc((size_t)len * 4);
-    int64_t *since = xmalloc((size_t)m * 8), *count = xmalloc((size_t)m * 8);
-    for (int64_t j = 0; j < m; j++)
-        since[j] = rng_int(3 * n + 50), count[j] = rng_int(9);
-    pair ps = pair_up(since, (size_t)m * 8), pc = pair_up(count, (size_t)m * 8);
-    pair pmask = pair_new((size_t)m), pdead = pair_new(sizeof(double));
-    pair pv = pair_new((size_t)len * 4);
-    const int64_t dead_after = 2 * n + 10;
-    for (int batch = 0; batch < 2; batch++) {
-        /* column j fires with probability (j % 7) / 40: every 7th latent never fires */
-        for (int64_t i = 0; i < len; i++) {
-            const int64_t j = i >= off ? (i - off) % m : 0;
-            const float v = dense_val(1);
-            val[i] = rng_int(40) < j % 7 ? fabsf(v) + 1e-3f : -fabsf(v);
-            if (rng_int(50) == 0) val[i] = rng_int(2) ? -0.0f : NAN; /* never fires */
-        }
-        pair_set(pv, val);
-        OK(SAEC_OP(cpu, track_fired_dense, FC(pv) + off, n, m, (int64_t *)ps.c,
-                   with_count ? (int64_t *)pc.c : NULL, dead_after, (uint8_t *)pmask.c, DC(pdead)));
-        OK(SAEC_OP(gpu, track_fired_dense, FG(pv) + off, n, m, (int64_t *)ps.g,
-                   with_count ? (int64_t *)pc.g : NULL, dead_after, (uint8_t *)pmask.g, DG(pdead)));
-    }
-    COMPARE_EXACT("since_fired (exact)", ps);
-    COMPARE_EXACT("fire_count (exact)", pc);
-    COMPARE_EXACT("dead_mask (exact)", pmask);
-    COMPARE_EXACT("dead_count (exact)", pdead);
-    free(val), free(since), free(count);
-    pair_free(&ps), pair_free(&pc), pair_free(&pmask), pair_free(&pdead), pair_free(&pv);
-}
-
-static void test_track_fired_dense(void) {
-    tfd_case(37, 101, 1, 0);
-    tfd_case(37, 101, 0, 1); /* misaligned: scalar loads */
-    tfd_case(1, 1, 1, 0);
-    tfd_case(0, 5, 1, 0);      /* an empty batch: since_fired += 0, masks recomputed */
-    tfd_case(513, 4096, 1, 0); /* float4 path */
-    tfd_case(4099, 64, 1, 0);  /* many row chunks */
-    tfd_case(300, 4099, 1, 1);
-    if (!quick) tfd_case(4096, 16384, 1, 0);
 }
 
 enum { BT_RANDOM, BT_TIES, BT_NONPOS, BT_SPECIAL, BT_RELU };
@@ -1491,14 +1121,7 @@ static const struct {
 } GROUPS[] = {
     {"table", test_table},
     {"memory", test_memory},
-    {"topk", test_topk},
-    {"sparse_decode", test_sparse_decode},
-    {"sparse_row_dots", test_sparse_row_dots},
-    {"sparse_outer_accum", test_sparse_outer_accum},
     {"adamw_unit_rows", test_adamw_unit_rows},
-    {"track_fired", test_track_fired},
-    {"dead_latents_update", test_dead_latents_update},
-    {"track_fired_dense", test_track_fired_dense},
     {"batch_topk", test_batch_topk},
     {"jumprelu", test_jumprelu},
     {"jumprelu_backward", test_jumprelu_backward},

@@ -1,6 +1,6 @@
-/* The SAE-variant ops of the CPU backend (track_fired_dense, batch_topk, jumprelu,
- * jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols, and adaln's silu and
- * silu_backward) against naive loops written
+/* The SAE-variant ops of the CPU backend (batch_topk, jumprelu, jumprelu_backward, l1_penalty,
+ * atm_stats, atm_mask, scale_cols, and adaln's silu and silu_backward; track_fired_dense is an
+ * op case, op_cases_sparse.c, checked by test_op_cases) against naive loops written
  * here (double accumulation), on random inputs of awkward sizes: odd n, m, d; n = 1; m = 1;
  * ties; all-negative input; NaN; zero-norm decoder rows. Ops that reduce over rows are also
  * checked to be bitwise equal on one thread and on all threads.
@@ -42,101 +42,6 @@ static float *rand_codes(int64_t n, int zero_pct) {
         OK(call);                                                                                  \
         omp_set_num_threads(threads_);                                                             \
     } while (0)
-
-/* ---- track_fired_dense ---- */
-
-static void run_track_dense_case(saec_dev *dev, int64_t m, const int64_t *batch_n, int n_batches,
-                                 int64_t dead_after) {
-    for (int with_count = 0; with_count < 2; with_count++) {
-        int64_t *since = calloc((size_t)m, 8), *count = calloc((size_t)m, 8);
-        int64_t *r_since = calloc((size_t)m, 8), *r_count = calloc((size_t)m, 8);
-        int64_t *s_since = calloc((size_t)m, 8), *s_count = calloc((size_t)m, 8); /* sparse op */
-        uint8_t *mask = malloc((size_t)m), *s_mask = malloc((size_t)m);
-        memset(mask, 7, (size_t)m);
-        for (int b = 0; b < n_batches; b++) {
-            const int64_t n = batch_n[b];
-            set_ctx("track_fired_dense m=%lld batch %d n=%lld fire_count=%s", (long long)m, b,
-                    (long long)n, with_count ? "yes" : "NULL");
-            /* Mostly silent codes; the last batch only touches the first 3 latents; some
-               entries negative or NaN (never firing). */
-            float *val = new_floats(n * m);
-            for (int64_t i = 0; i < n * m; i++) {
-                const int64_t j = i % m;
-                const int64_t u = rng_int(20);
-                val[i] = (b == n_batches - 1 && j >= 3) ? 0.0f
-                         : u == 0                       ? (float)(1.0 - rng_unit())
-                         : u == 1                       ? -0.5f
-                         : u == 2                       ? NAN
-                                                        : 0.0f;
-            }
-            for (int64_t j = 0; j < m; j++)
-                r_since[j] += n;
-            for (int64_t r = 0; r < n; r++)
-                for (int64_t j = 0; j < m; j++)
-                    if (val[r * m + j] > 0) r_since[j] = 0, r_count[j]++;
-            double dead = -1;
-            OK(SAEC_OP(dev, track_fired_dense, val, n, m, since, with_count ? count : NULL,
-                       dead_after, mask, &dead));
-            int64_t r_dead = 0;
-            int ok = 1;
-            for (int64_t j = 0; j < m; j++) {
-                r_dead += r_since[j] >= dead_after;
-                ok &= since[j] == r_since[j] && mask[j] == (r_since[j] >= dead_after);
-                ok &= with_count ? count[j] == r_count[j] : count[j] == 0;
-            }
-            CHECK(ok, "since_fired / fire_count / dead_mask differ from the reference (exact)");
-            CHECK(dead == (double)r_dead, "dead_count %g, want %lld", dead, (long long)r_dead);
-
-            /* The same batch as sparse codes (k = m, column j in slot j; silent entries as
-               empty slots or as kept-but-zero values) through track_fired: same state. */
-            if (n > 0) {
-                int32_t *idx = malloc((size_t)(n * m) * sizeof *idx);
-                float *sval = new_floats(n * m);
-                for (int64_t i = 0; i < n * m; i++) {
-                    const int empty = !(val[i] > 0) && rng_int(2);
-                    idx[i] = empty ? -1 : (int32_t)(i % m);
-                    sval[i] = empty ? 1.0e6f : val[i];
-                }
-                double s_dead = -1;
-                OK(SAEC_OP(dev, track_fired, idx, sval, n, (int)m, m, s_since,
-                           with_count ? s_count : NULL, dead_after, s_mask, &s_dead));
-                CHECK(memcmp(since, s_since, (size_t)m * 8) == 0 &&
-                          memcmp(count, s_count, (size_t)m * 8) == 0 &&
-                          memcmp(mask, s_mask, (size_t)m) == 0 && dead == s_dead,
-                      "track_fired_dense differs from track_fired on the same codes");
-                free(idx), free(sval);
-            } else {
-                /* n = 0: the sparse op is not called; keep its state in step. */
-                memcpy(s_since, since, (size_t)m * 8);
-                memcpy(s_count, count, (size_t)m * 8);
-            }
-            free(val);
-        }
-        free(since), free(count), free(r_since), free(r_count), free(s_since), free(s_count),
-            free(mask), free(s_mask);
-    }
-}
-
-static void test_track_fired_dense(saec_dev *dev) {
-    static const int64_t b1[] = {5, 1, 3, 0, 4, 2};
-    run_track_dense_case(dev, 23, b1, 6, 8);
-    run_track_dense_case(dev, 1, b1, 6, 4); /* m = 1 */
-    static const int64_t b2[] = {1, 1, 1};
-    run_track_dense_case(dev, 67, b2, 3, 2); /* n = 1, a partial column block */
-    static const int64_t b3[] = {300, 97, 129};
-    run_track_dense_case(dev, 517, b3, 3, 200); /* the parallel path */
-    static const int64_t b4[] = {40, 40};
-    run_track_dense_case(dev, 1001, b4, 2, 0); /* dead_after 0: every latent dead */
-
-    set_ctx("track_fired_dense bad arguments");
-    int64_t since[2] = {0};
-    uint8_t mask[2];
-    double dead;
-    float val[2] = {0};
-    REJECTED(SAEC_OP(dev, track_fired_dense, val, 1, 0, since, NULL, 1, mask, &dead));  /* m 0 */
-    REJECTED(SAEC_OP(dev, track_fired_dense, val, -1, 2, since, NULL, 1, mask, &dead)); /* n<0 */
-    REJECTED(SAEC_OP(dev, track_fired_dense, NULL, 1, 2, since, NULL, 1, mask, &dead));
-}
 
 /* ---- batch_topk ---- */
 
@@ -696,7 +601,6 @@ int main(void) {
     }
     printf("device: %s\n", dev->name);
 
-    test_track_fired_dense(dev);
     test_batch_topk(dev);
     test_jumprelu(dev);
     test_jumprelu_backward(dev);
