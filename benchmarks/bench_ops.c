@@ -14,7 +14,7 @@
  * 5% mask, on values distributed as the encoder's pre-activations (about N(0, 0.32²)); the
  * sparse ops on k = 64 uniform random latents per row (TopK values in [0, 2) for the decode
  * and track_fired); track_fired_dense on n*m values, about half positive; dead_latents_update
- * on the m latents. (An op case's result records k = 64, whatever k it runs at.)
+ * on the m latents.
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
  * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
@@ -401,7 +401,7 @@ static void bench_case(const op_case *c, int64_t n, int64_t m, int64_t d, int64_
         op_result *r = &results[n_results++];
         memset(r, 0, sizeof *r);
         snprintf(r->name, sizeof r->name, "%s", name);
-        r->n = n, r->m = m, r->d = d, r->k = k;
+        r->n = n, r->m = m, r->d = d, r->k = c->bench_k ? c->bench_k : k;
         r->seconds = time_it(run_case, &x, r->times);
         const saec_op_floor floor = c->floor(&x.s);
         r->floor_bytes = floor.bytes;

@@ -125,6 +125,7 @@ struct op_case {
        the op's floor (saec_op_floor_NAME) at a shape */
     const char *bench_name;
     const char *bench_tf32_name; /* also timed with TF32 allowed (CUDA), or NULL */
+    int bench_k;                 /* the k its result records when not the benchmark's (or 0) */
     op_shape (*bench_shape)(int64_t n, int64_t m, int64_t d);
     saec_op_floor (*floor)(const op_shape *s);
 };

@@ -313,10 +313,10 @@ const op_case op_case_topk_rows = {TOPK_CASE_COMMON, .shapes = topk_rows_shapes,
                                    .bad_args = topk_rows_bad_args, .bench_name = "topk_rows_k64",
                                    .bench_shape = topk_rows_bench};
 const op_case op_case_topk_rows_masked = {TOPK_CASE_COMMON, .shapes = topk_rows_masked_shapes,
-                                          .bench_name = "topk_rows_masked_k1152",
+                                          .bench_name = "topk_rows_masked_k1152", .bench_k = 1152,
                                           .bench_shape = topk_rows_masked_bench};
 const op_case op_case_topk_rows_large_k = {TOPK_CASE_COMMON, .shapes = topk_rows_large_k_shapes,
-                                           .bench_name = "topk_rows_k512",
+                                           .bench_name = "topk_rows_k512", .bench_k = 512,
                                            .bench_shape = topk_rows_large_k_bench};
 
 /* ================================ sparse codes ============================================== */
