@@ -73,8 +73,8 @@ typedef struct {
 } sgemm_ctx;
 static void run_sgemm(void *p) {
     sgemm_ctx *g = p;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->n, g->n, g->n, 1.0f, g->A, g->n,
-                g->B, g->n, 0.0f, g->C, g->n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->n, g->n, g->n, 1.0f, g->A, g->n, g->B,
+                g->n, 0.0f, g->C, g->n);
 }
 
 static double copy_bw, sgemm_flops;

@@ -15,6 +15,7 @@ const op_case *const op_cases[] = {
     &op_case_project_rows_grad, &op_case_normalize_rows, &op_case_adamw,
     /* transformer pieces (op_cases_transformer.c) */
     &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
+    &op_case_dropout,
     &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask,
     &op_case_attention, &op_case_attention_backward};
 

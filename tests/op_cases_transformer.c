@@ -31,16 +31,16 @@ enum { BENCH_IMAGES = 128, BENCH_TOKENS = 105, BENCH_WIDTH = 144 };
    Buffers: x, gamma, beta, y, mean, rstd. */
 enum { LN_N, LN_D, LN_STATS, LN_INPLACE, LN_CONST };
 
-static const int64_t ln_sizes[][2] = {{1, 1},  {7, 144}, {33, 108}, {5, 37}, {0, 16},
-                                      {300, 130}, {2, 1000}, {64, 3}, {257, 144}};
+static const int64_t ln_sizes[][2] = {{1, 1},     {7, 144},  {33, 108}, {5, 37},   {0, 16},
+                                      {300, 130}, {2, 1000}, {64, 3},   {257, 144}};
 
 static int layernorm_shapes(op_shape *out, int cap) {
     int n = 0;
     for (size_t i = 0; i < sizeof ln_sizes / sizeof ln_sizes[0]; i++)
         for (int variant = 0; variant < 4 && n < cap; variant++) {
-            op_shape s = {.v = {ln_sizes[i][0], ln_sizes[i][1], variant != 1, variant == 2,
-                                i % 2 == 1},
-                          .f = {variant == 3 ? 1e-6f : 1e-5f}};
+            op_shape s = {
+                .v = {ln_sizes[i][0], ln_sizes[i][1], variant != 1, variant == 2, i % 2 == 1},
+                .f = {variant == 3 ? 1e-6f : 1e-5f}};
             s.misalign = variant == 3;
             out[n++] = s;
         }
@@ -97,8 +97,8 @@ static void layernorm_naive(const op_shape *s, const void *const *in, double *co
         for (int64_t c = 0; c < d; c++) {
             const double xhat = (x[r * d + c] - mu) * rs;
             want[3][r * d + c] = xhat * gamma[c] + beta[c];
-            scale[3][r * d + c] = (fabs(xhat) + 1.0 + fabs(x[r * d + c]) * rs) * fabs(gamma[c]) +
-                                  fabs(beta[c]);
+            scale[3][r * d + c] =
+                (fabs(xhat) + 1.0 + fabs(x[r * d + c]) * rs) * fabs(gamma[c]) + fabs(beta[c]);
         }
         if (want[4]) {
             want[4][r] = mu, scale[4][r] = fabs(mu) + spread / (double)d;
@@ -115,7 +115,8 @@ static void layernorm_bad_args(saec_dev *dev, int (*rejected)(int rc, const char
 }
 
 static void layernorm_label(const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "layernorm n=%lld d=%lld stats=%d in_place=%d const_rows=%d eps=%g misalign=%d",
+    snprintf(b, cap,
+             "layernorm n=%lld d=%lld stats=%d in_place=%d const_rows=%d eps=%g misalign=%d",
              (long long)s->v[LN_N], (long long)s->v[LN_D], (int)s->v[LN_STATS],
              (int)s->v[LN_INPLACE], (int)s->v[LN_CONST], s->f[0], s->misalign);
 }
@@ -150,7 +151,7 @@ const op_case op_case_layernorm = {.op = "layernorm",
 enum { LB_N, LB_D, LB_ACC, LB_SUMS, LB_INPLACE };
 
 static int layernorm_backward_shapes(op_shape *out, int cap) {
-    static const int64_t sizes[][2] = {{1, 1},     {7, 144}, {33, 108}, {5, 37},  {0, 16},
+    static const int64_t sizes[][2] = {{1, 1},     {7, 144}, {33, 108}, {5, 37}, {0, 16},
                                        {700, 144}, {2, 300}, {513, 3},  {65, 33}};
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -202,8 +203,8 @@ static int layernorm_backward_call(saec_dev *dev, const op_shape *s, void *const
 
 /* In double from the float inputs (x̂ from the given mean and rstd); scale: the magnitudes of
    the terms of each sum. */
-static void layernorm_backward_naive(const op_shape *s, const void *const *in,
-                                     double *const *want, double *const *scale) {
+static void layernorm_backward_naive(const op_shape *s, const void *const *in, double *const *want,
+                                     double *const *scale) {
     const int64_t n = s->v[LB_N], d = s->v[LB_D];
     const float *dy = in[0], *x = in[1], *gamma = in[2], *mean = in[3], *rstd = in[4];
     const float *old_g = in[6], *old_b = in[7];
@@ -217,14 +218,16 @@ static void layernorm_backward_naive(const op_shape *s, const void *const *in,
             const double xhat = ((double)x[r * d + c] - mean[r]) * rstd[r];
             const double g = (double)dy[r * d + c] * gamma[c];
             sg += g, sgx += g * xhat, ag += fabs(g), agx += fabs(g * xhat);
-            if (want[6]) want[6][c] += dy[r * d + c] * xhat, scale[6][c] += fabs(dy[r * d + c] * xhat);
+            if (want[6])
+                want[6][c] += dy[r * d + c] * xhat, scale[6][c] += fabs(dy[r * d + c] * xhat);
             if (want[7]) want[7][c] += dy[r * d + c], scale[7][c] += fabs(dy[r * d + c]);
         }
         for (int64_t c = 0; c < d; c++) {
             const double xhat = ((double)x[r * d + c] - mean[r]) * rstd[r];
             const double g = (double)dy[r * d + c] * gamma[c];
             want[5][r * d + c] = rstd[r] * (g - sg / (double)d - xhat * sgx / (double)d);
-            scale[5][r * d + c] = rstd[r] * (fabs(g) + ag / (double)d + (fabs(xhat) + 1.0) * agx / (double)d);
+            scale[5][r * d + c] =
+                rstd[r] * (fabs(g) + ag / (double)d + (fabs(xhat) + 1.0) * agx / (double)d);
         }
     }
 }
@@ -236,7 +239,8 @@ static void layernorm_backward_bad_args(saec_dev *dev, int (*rejected)(int rc, c
 }
 
 static void layernorm_backward_label(const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "layernorm_backward n=%lld d=%lld accumulate=%d sums=%d in_place=%d misalign=%d",
+    snprintf(b, cap,
+             "layernorm_backward n=%lld d=%lld accumulate=%d sums=%d in_place=%d misalign=%d",
              (long long)s->v[LB_N], (long long)s->v[LB_D], (int)s->v[LB_ACC], (int)s->v[LB_SUMS],
              (int)s->v[LB_INPLACE], s->misalign);
 }
@@ -295,7 +299,9 @@ static void swiglu_bufs(const op_shape *s, op_buf *b) {
                           : op_alias("out (in place of b)", OP_F32, n, OP_BUF_INOUT, 1);
 }
 
-static void swiglu_tweak(const op_shape *s, void *const *host) { swiglu_specials(s->v[0], host[0]); }
+static void swiglu_tweak(const op_shape *s, void *const *host) {
+    swiglu_specials(s->v[0], host[0]);
+}
 
 static int swiglu_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, swiglu, b[0], b[1], s->v[0], b[2]);
@@ -324,7 +330,9 @@ static op_shape swiglu_bench(int64_t n, int64_t m, int64_t d) {
     return s;
 }
 
-static saec_op_floor swiglu_floor(const op_shape *s) { return saec_op_floor_swiglu((double)s->v[0]); }
+static saec_op_floor swiglu_floor(const op_shape *s) {
+    return saec_op_floor_swiglu((double)s->v[0]);
+}
 
 const op_case op_case_swiglu = {.op = "swiglu",
                                 .group = "swiglu",
@@ -348,7 +356,8 @@ static void swiglu_backward_bufs(const op_shape *s, op_buf *b) {
     b[3] = s->v[1] == 1   ? op_alias("da (in place of a)", OP_F32, n, OP_BUF_INOUT, 0)
            : s->v[1] == 2 ? op_alias("da (in place of dout)", OP_F32, n, OP_BUF_INOUT, 2)
                           : out32("da", n);
-    b[4] = s->v[1] == 1 ? op_alias("db (in place of b)", OP_F32, n, OP_BUF_INOUT, 1) : out32("db", n);
+    b[4] =
+        s->v[1] == 1 ? op_alias("db (in place of b)", OP_F32, n, OP_BUF_INOUT, 1) : out32("db", n);
 }
 
 static int swiglu_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
@@ -374,7 +383,9 @@ static void swiglu_backward_label(const op_shape *s, char *b, size_t cap) {
              (int)s->v[1], s->misalign);
 }
 
-static op_shape swiglu_backward_bench(int64_t n, int64_t m, int64_t d) { return swiglu_bench(n, m, d); }
+static op_shape swiglu_backward_bench(int64_t n, int64_t m, int64_t d) {
+    return swiglu_bench(n, m, d);
+}
 
 static saec_op_floor swiglu_backward_floor(const op_shape *s) {
     return saec_op_floor_swiglu_backward((double)s->v[0]);
@@ -424,8 +435,8 @@ static void patchify_bufs(const op_shape *s, op_buf *b) {
 }
 
 static int patchify_call(saec_dev *dev, const op_shape *s, void *const *b) {
-    return SAEC_OP(dev, patchify, b[0], s->v[PT_B], s->v[PT_C], s->v[PT_H], s->v[PT_W],
-                   s->v[PT_P], b[1]);
+    return SAEC_OP(dev, patchify, b[0], s->v[PT_B], s->v[PT_C], s->v[PT_H], s->v[PT_W], s->v[PT_P],
+                   b[1]);
 }
 
 /* Both directions from one loop over the patches' values: patch value (b, q, c, y, x) and its
@@ -455,11 +466,13 @@ static void patchify_naive(const op_shape *s, const void *const *in, double *con
 }
 
 static void patch_label(const char *op, const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "%s B=%lld C=%lld H=%lld W=%lld P=%lld misalign=%d", op,
-             (long long)s->v[PT_B], (long long)s->v[PT_C], (long long)s->v[PT_H],
-             (long long)s->v[PT_W], (long long)s->v[PT_P], s->misalign);
+    snprintf(b, cap, "%s B=%lld C=%lld H=%lld W=%lld P=%lld misalign=%d", op, (long long)s->v[PT_B],
+             (long long)s->v[PT_C], (long long)s->v[PT_H], (long long)s->v[PT_W],
+             (long long)s->v[PT_P], s->misalign);
 }
-static void patchify_label(const op_shape *s, char *b, size_t cap) { patch_label("patchify", s, b, cap); }
+static void patchify_label(const op_shape *s, char *b, size_t cap) {
+    patch_label("patchify", s, b, cap);
+}
 
 static void patch_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
     float x[4] = {0};
@@ -509,7 +522,9 @@ static void unpatchify_label(const op_shape *s, char *b, size_t cap) {
     patch_label("unpatchify", s, b, cap);
 }
 
-static op_shape unpatchify_bench(int64_t n, int64_t m, int64_t d) { return patchify_bench(n, m, d); }
+static op_shape unpatchify_bench(int64_t n, int64_t m, int64_t d) {
+    return patchify_bench(n, m, d);
+}
 
 static saec_op_floor unpatchify_floor(const op_shape *s) {
     return saec_op_floor_unpatchify((double)patch_elems(s), (double)img_elems(s));
@@ -528,7 +543,8 @@ const op_case op_case_unpatchify = {.op = "unpatchify",
 enum { PL_N, PL_V, PL_KIND, PL_GRAD };
 
 static int patch_loss_shapes(op_shape *out, int cap) {
-    static const int64_t sizes[][2] = {{0, 112}, {1, 112}, {100, 112}, {7, 1}, {257, 33}, {3000, 112}};
+    static const int64_t sizes[][2] = {{0, 112}, {1, 112},  {100, 112},
+                                       {7, 1},   {257, 33}, {3000, 112}};
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int kind = 0; kind < 3; kind++)
@@ -557,7 +573,10 @@ static void patch_loss_tweak(const op_shape *s, void *const *host) {
     uint8_t *mask = host[2];
     for (int64_t r = 0; r < s->v[PL_N]; r++) {
         const float u = saec_hash_uniform(7, 0, (uint64_t)r);
-        mask[r] = s->v[PL_KIND] == 1 ? 1 : s->v[PL_KIND] == 2 ? 0 : u < 0.75f ? (r % 7 ? 1 : 255) : 0;
+        mask[r] = s->v[PL_KIND] == 1   ? 1
+                  : s->v[PL_KIND] == 2 ? 0
+                  : u < 0.75f          ? (r % 7 ? 1 : 255)
+                                       : 0;
     }
 }
 
@@ -605,8 +624,10 @@ static void patch_loss_bad_args(saec_dev *dev, int (*rejected)(int rc, const cha
 static void patch_loss_label(const op_shape *s, char *b, size_t cap) {
     snprintf(b, cap, "patch_loss n=%lld v=%lld mask=%s grad=%d w=%g/%g misalign=%d",
              (long long)s->v[PL_N], (long long)s->v[PL_V],
-             s->v[PL_KIND] == 0 ? "75%" : s->v[PL_KIND] == 1 ? "all" : "none", (int)s->v[PL_GRAD],
-             s->f[0], s->f[1], s->misalign);
+             s->v[PL_KIND] == 0   ? "75%"
+             : s->v[PL_KIND] == 1 ? "all"
+                                  : "none",
+             (int)s->v[PL_GRAD], s->f[0], s->f[1], s->misalign);
 }
 
 /* The decoder's output of a batch: 100 patches of 112 values per image. */
@@ -637,9 +658,9 @@ const op_case op_case_patch_loss = {.op = "patch_loss",
 enum { PM_B, PM_N, PM_KEEP, PM_SEED, PM_COUNTER };
 
 static int patch_mask_shapes(op_shape *out, int cap) {
-    static const int64_t sizes[][3] = {{1, 100, 25}, {3, 100, 25}, {2, 1, 1},   {2, 1, 0},
-                                       {4, 17, 17},  {2, 1024, 256}, {5, 33, 0}, {0, 100, 25},
-                                       {7, 31, 30}};
+    static const int64_t sizes[][3] = {{1, 100, 25}, {3, 100, 25}, {2, 1, 1},
+                                       {2, 1, 0},    {4, 17, 17},  {2, 1024, 256},
+                                       {5, 33, 0},   {0, 100, 25}, {7, 31, 30}};
     int n = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int variant = 0; variant < 2 && n < cap; variant++) {
@@ -657,8 +678,8 @@ static void patch_mask_bufs(const op_shape *s, op_buf *b) {
 }
 
 static int patch_mask_call(saec_dev *dev, const op_shape *s, void *const *b) {
-    return SAEC_OP(dev, patch_mask, (uint64_t)s->v[PM_SEED], (uint64_t)s->v[PM_COUNTER],
-                   s->v[PM_B], s->v[PM_N], s->v[PM_KEEP], b[0], b[1]);
+    return SAEC_OP(dev, patch_mask, (uint64_t)s->v[PM_SEED], (uint64_t)s->v[PM_COUNTER], s->v[PM_B],
+                   s->v[PM_N], s->v[PM_KEEP], b[0], b[1]);
 }
 
 typedef struct {
@@ -810,7 +831,8 @@ static double attn_softmax_d(const op_shape *s, const float *q, const float *k, 
 /* out and lse of every (sample, head, row) in double; out_scale: Σ_j p_j |v_j| (or NULL). */
 static void attention_forward_d(const op_shape *s, const float *q, const float *k, const float *v,
                                 double *out, double *out_scale, double *lse) {
-    const int64_t B = s->v[AT_B], L = s->v[AT_L], Hq = s->v[AT_HQ], G = s->v[AT_G], dh = s->v[AT_DH];
+    const int64_t B = s->v[AT_B], L = s->v[AT_L], Hq = s->v[AT_HQ], G = s->v[AT_G],
+                  dh = s->v[AT_DH];
     double *p = malloc(sizeof *p * (size_t)(L > 0 ? L : 1));
     if (!p) abort();
     for (int64_t b = 0; b < B; b++)
@@ -840,7 +862,8 @@ static void attention_naive(const op_shape *s, const void *const *in, double *co
 
 static void attention_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
     float x[64] = {0};
-    rejected(SAEC_OP(dev, attention, x, x, x, 8, 4, 1, 2, 3, 2, 2, 1.0f, x, x), "G does not divide Hq");
+    rejected(SAEC_OP(dev, attention, x, x, x, 8, 4, 1, 2, 3, 2, 2, 1.0f, x, x),
+             "G does not divide Hq");
     rejected(SAEC_OP(dev, attention, x, x, x, 65, 65, 1, 1, 1, 1, 65, 1.0f, x, x), "dh > 64");
     rejected(SAEC_OP(dev, attention, x, x, x, 3, 4, 1, 2, 2, 1, 2, 1.0f, x, x), "ld_q < Hq·dh");
 }
@@ -919,9 +942,10 @@ static int attention_backward_call(saec_dev *dev, const op_shape *s, void *const
 
 /* In double from the float inputs: P from the given lse, then dS, dq, dk, dv as the contract
    writes them; scale: Σ |terms| of each sum; the padding columns keep their inputs. */
-static void attention_backward_naive(const op_shape *s, const void *const *in,
-                                     double *const *want, double *const *scale) {
-    const int64_t B = s->v[AT_B], L = s->v[AT_L], Hq = s->v[AT_HQ], G = s->v[AT_G], dh = s->v[AT_DH];
+static void attention_backward_naive(const op_shape *s, const void *const *in, double *const *want,
+                                     double *const *scale) {
+    const int64_t B = s->v[AT_B], L = s->v[AT_L], Hq = s->v[AT_HQ], G = s->v[AT_G],
+                  dh = s->v[AT_DH];
     const int64_t ldq = at_ldq(s), ldkv = at_ldkv(s), ldo = Hq * dh;
     const float *q = in[0], *k = in[1], *v = in[2], *out = in[3], *dout = in[4], *lse = in[5];
     const float *const pads[3] = {in[6], in[7], in[8]};
@@ -936,21 +960,26 @@ static void attention_backward_naive(const op_shape *s, const void *const *in,
         for (int64_t h = 0; h < Hq; h++) {
             const int64_t g = h % G;
             for (int64_t i = 0; i < L; i++) {
-                const float *qi = q + (b * L + i) * ldq + h * dh, *doi = dout + (b * L + i) * ldo + h * dh;
+                const float *qi = q + (b * L + i) * ldq + h * dh,
+                            *doi = dout + (b * L + i) * ldo + h * dh;
                 double D = 0;
                 for (int64_t c = 0; c < dh; c++)
                     D += (double)doi[c] * out[(b * L + i) * ldo + h * dh + c];
                 for (int64_t j = 0; j < L; j++) {
-                    const float *kj = k + (b * L + j) * ldkv + g * dh, *vj = v + (b * L + j) * ldkv + g * dh;
+                    const float *kj = k + (b * L + j) * ldkv + g * dh,
+                                *vj = v + (b * L + j) * ldkv + g * dh;
                     double sc = 0, dp = 0;
                     for (int64_t c = 0; c < dh; c++)
                         sc += (double)qi[c] * kj[c], dp += (double)doi[c] * vj[c];
                     const double p = exp(s->f[0] * sc - lse[(b * Hq + h) * L + i]);
                     const double ds = p * (dp - D), ads = p * (fabs(dp) + fabs(D));
                     for (int64_t c = 0; c < dh; c++) {
-                        const int64_t iq = (b * L + i) * ldq + h * dh + c, jk = (b * L + j) * ldkv + g * dh + c;
-                        want[6][iq] += s->f[0] * ds * kj[c], scale[6][iq] += s->f[0] * ads * fabs(kj[c]);
-                        want[7][jk] += s->f[0] * ds * qi[c], scale[7][jk] += s->f[0] * ads * fabs(qi[c]);
+                        const int64_t iq = (b * L + i) * ldq + h * dh + c,
+                                      jk = (b * L + j) * ldkv + g * dh + c;
+                        want[6][iq] += s->f[0] * ds * kj[c],
+                            scale[6][iq] += s->f[0] * ads * fabs(kj[c]);
+                        want[7][jk] += s->f[0] * ds * qi[c],
+                            scale[7][jk] += s->f[0] * ads * fabs(qi[c]);
                         want[8][jk] += p * doi[c], scale[8][jk] += p * fabs(doi[c]);
                     }
                 }
@@ -983,3 +1012,81 @@ const op_case op_case_attention_backward = {.op = "attention_backward",
                                             .rtol_be = 2e-5,
                                             .deterministic = 1,
                                             .bench_name = "attention_backward"};
+
+/* ---- dropout (exact: the same mask and one rounded multiply on every backend) ----
+   v: n, in place, seed, counter; f: p. Buffers: x, out. */
+static int dropout_shapes(op_shape *out, int cap) {
+    static const int64_t sizes[] = {0, 1, 7, 1001, 65537};
+    static const float rates[] = {0.0f, 0.1f, 0.5f, 0.999f};
+    int n = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++)
+            for (int in_place = 0; in_place < 2 && n < cap; in_place++) {
+                op_shape s = {
+                    .v = {sizes[i], in_place, 5 + (int64_t)r, in_place ? (int64_t)1 << 33 : 0},
+                    .f = {rates[r]}};
+                s.misalign = in_place && r == 1;
+                out[n++] = s;
+            }
+    return n;
+}
+
+static void dropout_bufs(const op_shape *s, op_buf *b) {
+    b[0] = f32("x", s->v[0], OP_BUF_IN);
+    b[1] = s->v[1] ? op_alias("out (in place)", OP_F32, s->v[0], OP_BUF_INOUT, 0)
+                   : out32("out", s->v[0]);
+}
+
+static int dropout_call(saec_dev *dev, const op_shape *s, void *const *b) {
+    return SAEC_OP(dev, dropout, b[0], s->v[0], s->f[0], (uint64_t)s->v[2], (uint64_t)s->v[3],
+                   b[1]);
+}
+
+/* The mask drawn here from the hash (uniforms of 24 bits, exact in float); the kept fraction is
+   also checked against p (a broken draw that keeps too much or too little shows there too). */
+static void dropout_naive(const op_shape *s, const void *const *in, double *const *want,
+                          double *const *scale) {
+    (void)scale;
+    const float *x = in[0], p = s->f[0], k = 1.0f / (1.0f - p);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < s->v[0]; i++) {
+        const int keep = saec_hash_uniform((uint64_t)s->v[2], SAEC_RNG_DROPOUT,
+                                           (uint64_t)s->v[3] + (uint64_t)i) >= p;
+        want[1][i] = keep ? (double)(x[i] * k) : 0.0;
+        kept += keep;
+    }
+    const double n = (double)s->v[0], expect = n * (1.0 - p);
+    if (n >= 1000 && fabs((double)kept - expect) > 5 * sqrt(n * p * (1 - p)) + 1)
+        want[1][0] = NAN; /* fails the comparison: the draws are not uniform */
+}
+
+static void dropout_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
+    float x[4] = {0};
+    rejected(SAEC_OP(dev, dropout, x, 4, 1.0f, 1, 0, x), "p = 1");
+    rejected(SAEC_OP(dev, dropout, x, 4, -0.1f, 1, 0, x), "p < 0");
+}
+
+static void dropout_label(const op_shape *s, char *b, size_t cap) {
+    snprintf(b, cap, "dropout n=%lld p=%g in_place=%d seed=%lld counter=%lld misalign=%d",
+             (long long)s->v[0], s->f[0], (int)s->v[1], (long long)s->v[2], (long long)s->v[3],
+             s->misalign);
+}
+
+/* The experts' output rows of a batch: tokens × 2 items × width 144, p = 0.1. */
+static op_shape dropout_bench(int64_t n, int64_t m, int64_t d) {
+    op_shape s = {.v = {(int64_t)BENCH_IMAGES * BENCH_TOKENS * 2 * BENCH_WIDTH, 0, 1, 0},
+                  .f = {0.1f}};
+    return s;
+}
+
+static saec_op_floor dropout_floor(const op_shape *s) {
+    return saec_op_floor_dropout((double)s->v[0]);
+}
+
+const op_case op_case_dropout = {.op = "dropout",
+                                 .group = "dropout",
+                                 .n_bufs = 2,
+                                 OP_CASE_FUNCS(dropout),
+                                 .exact_be = 1,
+                                 .bad_args = dropout_bad_args,
+                                 .bench_name = "dropout"};

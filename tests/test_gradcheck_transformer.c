@@ -52,7 +52,8 @@ static double ln_loss(const double *x, const double *gamma, const double *beta, 
         for (int c = 0; c < LN_D; c++)
             var += (x[r * LN_D + c] - mu) * (x[r * LN_D + c] - mu) / LN_D;
         for (int c = 0; c < LN_D; c++)
-            L += w[r * LN_D + c] * ((x[r * LN_D + c] - mu) / sqrt(var + LN_EPS) * gamma[c] + beta[c]);
+            L += w[r * LN_D + c] *
+                 ((x[r * LN_D + c] - mu) / sqrt(var + LN_EPS) * gamma[c] + beta[c]);
     }
     return L;
 }
@@ -106,8 +107,10 @@ static void test_swiglu(void) {
     /* L = Σ w silu(a) b: element i's terms alone depend on a[i], b[i] */
     double fda[SW_N], fdb[SW_N];
     for (int i = 0; i < SW_N; i++) {
-        fda[i] = w[i] * (swiglu_term(a[i] + STEP, b[i]) - swiglu_term(a[i] - STEP, b[i])) / (2 * STEP);
-        fdb[i] = w[i] * (swiglu_term(a[i], b[i] + STEP) - swiglu_term(a[i], b[i] - STEP)) / (2 * STEP);
+        fda[i] =
+            w[i] * (swiglu_term(a[i] + STEP, b[i]) - swiglu_term(a[i] - STEP, b[i])) / (2 * STEP);
+        fdb[i] =
+            w[i] * (swiglu_term(a[i], b[i] + STEP) - swiglu_term(a[i], b[i] - STEP)) / (2 * STEP);
     }
     check_grad("da", fda, da, SW_N);
     check_grad("db", fdb, db, SW_N);

@@ -13,7 +13,7 @@
 #endif
 
 /* Streams drawn with saec_hash_uniform (host/base/rng.h numbers the generator's streams below 64). */
-enum { SAEC_RNG_ATM_MASK = 64, SAEC_RNG_PATCH_MASK = 65 };
+enum { SAEC_RNG_ATM_MASK = 64, SAEC_RNG_PATCH_MASK = 65, SAEC_RNG_DROPOUT = 67 };
 
 /* splitmix64's finaliser: a bijective 64-bit mix. */
 static inline SAEC_HOST_DEVICE uint64_t saec_mix64(uint64_t x) {

@@ -424,6 +424,15 @@
        float *db),                                                                                 \
       (double n), n * 20, 10 * n)                                                                  \
                                                                                                    \
+    /* Dropout with a counter-based mask, the same on every backend: out[i] = x[i]·(1/(1 − p)) if  \
+       saec_hash_uniform(seed, SAEC_RNG_DROPOUT, counter + i) >= p, else 0 (1/(1 − p) rounded to   \
+       float once); 0 <= p < 1. Its backward is the same call on the gradient (same seed and       \
+       counter). out may alias x. MoE-MAE's per-expert dropout on the experts' output rows. */     \
+    ENTRY(int, dropout,                                                                            \
+      (saec_dev *dev, const float *x, int64_t n, float p, uint64_t seed, uint64_t counter,         \
+       float *out),                                                                                \
+      (double n), n * 8, n)                                                                        \
+                                                                                                   \
     /* Patches of images img [B, C, H, W]: P×P patches on a gh = H/P by gw = W/P grid (rows and    \
        columns past the last whole patch are not read: a 41×41 tile gives 10×10 patches of 4),     \
        patch q = py·gw + px, flattened channel-major (c, y, x):                                    \

@@ -1,7 +1,7 @@
 /* CPU transformer pieces of MoE-MAE (SPEC §7): LayerNorm and its backward, the SwiGLU product
- * and its backward, patchify / unpatchify, the MAE patch loss and the random patch mask. The
- * reference backend: row sums in double, combined in a fixed order, so every result is the same
- * for any thread count.
+ * and its backward, dropout, patchify / unpatchify, the MAE patch loss, the random patch mask and
+ * grouped-query attention with its backward. The reference backend: row sums in double,
+ * combined in a fixed order, so every result is the same for any thread count.
  */
 #include <math.h>
 #include <string.h>
@@ -58,10 +58,9 @@ int saec_cpu_layernorm(saec_dev *dev, const float *x, const float *gamma, const 
    dbeta as column sums in double over chunks of LN_ROW_CHUNK rows, the chunks added in order.
    Floor: reads 3*n*d*4 + n*8 + d*4 (+ dgamma, dbeta when accumulating), writes n*d*4 + 2*d*4
    bytes; ~11 FLOPs an element. */
-int saec_cpu_layernorm_backward(saec_dev *dev, const float *dy, const float *x,
-                                const float *gamma, const float *mean, const float *rstd,
-                                int64_t n, int64_t d, int accumulate, float *dx, float *dgamma,
-                                float *dbeta) {
+int saec_cpu_layernorm_backward(saec_dev *dev, const float *dy, const float *x, const float *gamma,
+                                const float *mean, const float *rstd, int64_t n, int64_t d,
+                                int accumulate, float *dx, float *dgamma, float *dbeta) {
     SAEC_CPU_REQUIRE("layernorm_backward", n >= 0 && d >= 1);
     SAEC_CPU_REQUIRE("layernorm_backward", n == 0 || (dy && x && gamma && mean && rstd && dx));
     const int64_t nchunks = (n + LN_ROW_CHUNK - 1) / LN_ROW_CHUNK;
@@ -76,7 +75,7 @@ int saec_cpu_layernorm_backward(saec_dev *dev, const float *dy, const float *x,
         const int64_t r1 = (ch + 1) * LN_ROW_CHUNK < n ? (ch + 1) * LN_ROW_CHUNK : n;
         for (int64_t r = ch * LN_ROW_CHUNK; r < r1; r++) {
             const float *xr = x + r * d, *gr = dy + r * d; /* rows r of x, dy [n, d] */
-            float *dxr = dx + r * d;                        /* row r of dx (may be gr) */
+            float *dxr = dx + r * d;                       /* row r of dx (may be gr) */
             const float mu = mean[r], rs = rstd[r];
             double sg = 0, sgx = 0; /* Σ g, Σ g·x̂ over the row */
             for (int64_t c = 0; c < d; c++) {
@@ -141,6 +140,22 @@ int saec_cpu_swiglu_backward(saec_dev *dev, const float *a, const float *b, cons
     return SAEC_OK;
 }
 
+/* ---- dropout ---- */
+
+/* out = x·keep/(1 − p) with the counter-based mask.  Floor: reads and writes n*4 bytes. */
+int saec_cpu_dropout(saec_dev *dev, const float *x, int64_t n, float p, uint64_t seed,
+                     uint64_t counter, float *out) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("dropout", n >= 0 && p >= 0.0f && p < 1.0f && (n == 0 || (x && out)));
+    const float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        out[i] = saec_hash_uniform(seed, SAEC_RNG_DROPOUT, counter + (uint64_t)i) >= p
+                     ? x[i] * scale
+                     : 0.0f;
+    return SAEC_OK;
+}
+
 /* ---- patches ---- */
 
 static int patch_args_ok(int64_t B, int64_t C, int64_t H, int64_t W, int64_t P) {
@@ -200,9 +215,9 @@ int saec_cpu_unpatchify(saec_dev *dev, const float *patches, int64_t B, int64_t 
 /* pred, target, grad [n, v]; mask [n] -> loss [3] doubles. Per-patch sums in double (scratch
    [n]), then the two kinds summed serially in patch order.
    Floor: reads 2*n*v*4 + n bytes (+ writes n*v*4 with grad). */
-int saec_cpu_patch_loss(saec_dev *dev, const float *pred, const float *target,
-                        const uint8_t *mask, int64_t n, int64_t v, float w_masked,
-                        float w_visible, double *loss, float *grad) {
+int saec_cpu_patch_loss(saec_dev *dev, const float *pred, const float *target, const uint8_t *mask,
+                        int64_t n, int64_t v, float w_masked, float w_visible, double *loss,
+                        float *grad) {
     SAEC_CPU_REQUIRE("patch_loss", n >= 0 && v >= 1 && loss != NULL);
     SAEC_CPU_REQUIRE("patch_loss", n == 0 || (pred && target && mask));
     double *row = NULL; /* [n]: each patch's ‖pred − target‖² */
@@ -293,9 +308,9 @@ static inline float attn_score(const float *qi, const float *kj, int dh, float s
 /* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per query row, two passes
    over the keys (the max, then the exponentials and the weighted sum in double).
    Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
-int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const float *v,
-                       int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh,
-                       float scale, float *out, float *lse) {
+int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const float *v, int64_t ld_q,
+                       int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh, float scale,
+                       float *out, float *lse) {
     (void)dev;
     SAEC_CPU_REQUIRE("attention", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
@@ -304,7 +319,7 @@ int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const floa
     for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) {
         const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
         const float *qi = q + (b * L + i) * ld_q + h * dh; /* query row i, head h [dh] */
-        const float *kb = k + b * L * ld_kv + g * dh;       /* group g's keys: row j at j·ld_kv */
+        const float *kb = k + b * L * ld_kv + g * dh;      /* group g's keys: row j at j·ld_kv */
         const float *vb = v + b * L * ld_kv + g * dh;
         float mx = -INFINITY;
         for (int64_t j = 0; j < L; j++) {
@@ -354,7 +369,8 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
         const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
         double acc[64] = {0};
         for (int64_t j = 0; j < L; j++) {
-            const float *kj = k + (b * L + j) * ld_kv + g * dh, *vj = v + (b * L + j) * ld_kv + g * dh;
+            const float *kj = k + (b * L + j) * ld_kv + g * dh,
+                        *vj = v + (b * L + j) * ld_kv + g * dh;
             float p, ds;
             attn_p_ds(qi, kj, vj, doi, dh, scale, lse[bhi], D_i, &p, &ds);
             for (int c = 0; c < dh; c++)

@@ -1,8 +1,9 @@
 /* CUDA transformer pieces of MoE-MAE (SPEC §7): LayerNorm and its backward, the SwiGLU product
- * and its backward, patchify / unpatchify, the MAE patch loss and the random patch mask.
- * The reference is kernels/cpu/cpu_transformer.c; the formulas and their float roundings follow
- * it (double row sums, each float operation rounded, no FMA contraction), so CUDA and CPU agree
- * to the last bits wherever the order of a double sum does not enter.
+ * and its backward, dropout, patchify / unpatchify, the MAE patch loss, the random patch mask and
+ * grouped-query attention with its backward. The reference is kernels/cpu/cpu_transformer.c;
+ * the formulas and their float roundings follow it (double row sums, each float operation
+ * rounded, no FMA contraction), so CUDA and CPU agree to the last bits wherever the order of a
+ * double sum does not enter.
  *
  * Determinism. No float atomics: row sums are warp butterflies (a fixed pattern); the column sums
  * of the LayerNorm backward are column passes (cuda_colpass.cuh: chunks of rows summed in order,
@@ -19,11 +20,12 @@
 #include "cuda_internal.cuh"
 #include "saec/hash.h"
 
-#define TF_THREADS 256      /* every kernel here but the mask's: 8 warps */
+#define TF_THREADS 256 /* every kernel here but the mask's: 8 warps */
 #define TF_WARPS (TF_THREADS / 32)
-#define MASK_MAX_N 1024     /* patch_mask: one thread a patch, one block a sample */
+#define MASK_MAX_N 1024 /* patch_mask: one thread a patch, one block a sample */
 
-/* ---- LayerNorm -------------------------------------------------------------------------------- */
+/* ---- LayerNorm --------------------------------------------------------------------------------
+ */
 
 /* One warp per row (grid-stride over rows): mean and variance in double (lane-strided sums, then
    the butterfly), rstd = 1/√(var + eps) rounded to float; y = ((x − mean)·rstd)·gamma + beta,
@@ -147,13 +149,11 @@ __global__ void ln_backward_final_kernel(const double *__restrict__ partial, int
 
 extern "C" int saec_cuda_layernorm_backward(saec_dev *dev, const float *dy, const float *x,
                                             const float *gamma, const float *mean,
-                                            const float *rstd, int64_t n, int64_t d,
-                                            int accumulate, float *dx, float *dgamma,
-                                            float *dbeta) {
+                                            const float *rstd, int64_t n, int64_t d, int accumulate,
+                                            float *dx, float *dgamma, float *dbeta) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("layernorm_backward", n >= 0 && d >= 1);
-    SAEC_CUDA_REQUIRE("layernorm_backward",
-                      n == 0 || (dy && x && gamma && mean && rstd && dx));
+    SAEC_CUDA_REQUIRE("layernorm_backward", n == 0 || (dy && x && gamma && mean && rstd && dx));
     if (dgamma || dbeta) {
         int64_t nchunks = 0, rpc = 1;
         double *partial = NULL; /* [nchunks, 2, d] */
@@ -176,9 +176,11 @@ extern "C" int saec_cuda_layernorm_backward(saec_dev *dev, const float *dy, cons
     return SAEC_OK;
 }
 
-/* ---- SwiGLU ----------------------------------------------------------------------------------- */
+/* ---- SwiGLU -----------------------------------------------------------------------------------
+ */
 
-/* σ(v) = 1/(1 + e^−v) with the CPU's roundings (expf within 2 ulp of the CPU's: a few ulp apart). */
+/* σ(v) = 1/(1 + e^−v) with the CPU's roundings (expf within 2 ulp of the CPU's: a few ulp apart).
+ */
 __device__ __forceinline__ float tf_sigmoid(float v) {
     return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-v)));
 }
@@ -196,8 +198,8 @@ extern "C" int saec_cuda_swiglu(saec_dev *dev, const float *a, const float *b, i
     SAEC_CUDA_REQUIRE("swiglu", n >= 0 && (n == 0 || (a && b && out)));
     if (n == 0) return SAEC_OK;
     const int vec = saec_ew_aligned16(a, b, out);
-    swiglu_kernel<<<saec_ew_blocks(n, vec, TF_THREADS, st->sm_count), TF_THREADS, 0,
-                    st->stream>>>(a, b, n, out, vec);
+    swiglu_kernel<<<saec_ew_blocks(n, vec, TF_THREADS, st->sm_count), TF_THREADS, 0, st->stream>>>(
+        a, b, n, out, vec);
     SAEC_CUDA_CHECK_LAUNCH("swiglu_kernel");
     return SAEC_OK;
 }
@@ -212,8 +214,8 @@ __device__ __forceinline__ void swiglu_grad(float v, float w, float g, float &da
 /* Every input of an element (or float4 group) is loaded before either output is stored, by the
    same thread: da may alias a or dout, db may alias b or dout.
    Floor: reads 3*n*4, writes 2*n*4 bytes. */
-__global__ void swiglu_backward_kernel(const float *a, const float *b, const float *dout,
-                                       int64_t n, float *da, float *db, int vec) {
+__global__ void swiglu_backward_kernel(const float *a, const float *b, const float *dout, int64_t n,
+                                       float *da, float *db, int vec) {
     saec_ew_loop(
         n, vec,
         [&](int64_t q) {
@@ -248,7 +250,33 @@ extern "C" int saec_cuda_swiglu_backward(saec_dev *dev, const float *a, const fl
     return SAEC_OK;
 }
 
-/* ---- patches ---------------------------------------------------------------------------------- */
+/* ---- dropout --------------------------------------------------------------------------------- */
+
+/* out = x·scale where the draw >= p, else 0 (the CPU's hash and one rounded multiply: bit for
+   bit). out may alias x. Floor: reads and writes n*4 bytes. */
+__global__ void dropout_kernel(const float *x, int64_t n, float p, float scale, uint64_t seed,
+                               uint64_t counter, float *out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = saec_hash_uniform(seed, SAEC_RNG_DROPOUT, counter + (uint64_t)i) >= p
+                     ? __fmul_rn(x[i], scale)
+                     : 0.0f;
+}
+
+extern "C" int saec_cuda_dropout(saec_dev *dev, const float *x, int64_t n, float p, uint64_t seed,
+                                 uint64_t counter, float *out) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    SAEC_CUDA_REQUIRE("dropout", n >= 0 && p >= 0.0f && p < 1.0f && (n == 0 || (x && out)));
+    if (n == 0) return SAEC_OK;
+    const float scale = 1.0f / (1.0f - p); /* on the host, as the CPU rounds it */
+    dropout_kernel<<<saec_cuda_blocks(n, TF_THREADS, st->sm_count), TF_THREADS, 0, st->stream>>>(
+        x, n, p, scale, seed, counter, out);
+    SAEC_CUDA_CHECK_LAUNCH("dropout_kernel");
+    return SAEC_OK;
+}
+
+/* ---- patches ----------------------------------------------------------------------------------
+ */
 
 /* One thread an output element (grid-stride): consecutive threads write consecutive values of a
    patch and read runs of P consecutive pixels. Floor: reads and writes B·gh·gw·C·P·P·4 bytes. */
@@ -258,7 +286,8 @@ __global__ void patchify_kernel(const float *__restrict__ img, int64_t C, int64_
     const int64_t pv = C * P * P;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t bq = i / pv, e = i % pv; /* patch bq = b·gh·gw + q, value e = (c·P + y)·P + x */
+        const int64_t bq = i / pv,
+                      e = i % pv; /* patch bq = b·gh·gw + q, value e = (c·P + y)·P + x */
         const int64_t b = bq / (gh * gw), q = bq % (gh * gw);
         const int64_t c = e / (P * P), y = (e / P) % P, xx = e % P;
         patches[i] = img[((b * C + c) * H + (q / gw) * P + y) * W + (q % gw) * P + xx];
@@ -281,8 +310,8 @@ __global__ void unpatchify_kernel(const float *__restrict__ patches, int64_t C, 
     }
 }
 
-extern "C" int saec_cuda_patchify(saec_dev *dev, const float *img, int64_t B, int64_t C,
-                                  int64_t H, int64_t W, int64_t P, float *patches) {
+extern "C" int saec_cuda_patchify(saec_dev *dev, const float *img, int64_t B, int64_t C, int64_t H,
+                                  int64_t W, int64_t P, float *patches) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("patchify", B >= 0 && C >= 1 && H >= 0 && W >= 0 && P >= 1);
     const int64_t gh = H / P, gw = W / P, total = B * gh * gw * C * P * P;
@@ -307,7 +336,8 @@ extern "C" int saec_cuda_unpatchify(saec_dev *dev, const float *patches, int64_t
     return SAEC_OK;
 }
 
-/* ---- the MAE patch loss ----------------------------------------------------------------------- */
+/* ---- the MAE patch loss -----------------------------------------------------------------------
+ */
 
 /* row[r] = ‖pred_r − target_r‖² in double, one warp a patch. Floor: reads 2*n*v*4, writes n*8. */
 __global__ void patch_sse_kernel(const float *__restrict__ pred, const float *__restrict__ target,
@@ -330,8 +360,8 @@ __global__ void patch_sse_kernel(const float *__restrict__ pred, const float *__
    a fixed order), the loss [3] and the gradient's two coefficients coef [2] = {visible, masked},
    rounded to float as on the CPU. Floor: reads n*8 + n bytes. */
 __global__ void patch_loss_final_kernel(const double *__restrict__ row,
-                                        const uint8_t *__restrict__ mask, int64_t n,
-                                        float w_masked, float w_visible, double *__restrict__ loss,
+                                        const uint8_t *__restrict__ mask, int64_t n, float w_masked,
+                                        float w_visible, double *__restrict__ loss,
                                         float *__restrict__ coef) {
     __shared__ double s_warp[32];
     double sm = 0.0, sv = 0.0, cm = 0.0, cv = 0.0;
@@ -376,7 +406,7 @@ extern "C" int saec_cuda_patch_loss(saec_dev *dev, const float *pred, const floa
     SAEC_TRY(saec_cuda_scratch(dev, saec_cuda_round256((size_t)n * sizeof(double)) + 256,
                                (void **)&cur));
     double *row = (double *)saec_cuda_carve(&cur, (size_t)n * sizeof(double)); /* [n] */
-    float *coef = (float *)saec_cuda_carve(&cur, 2 * sizeof(float));          /* [2] */
+    float *coef = (float *)saec_cuda_carve(&cur, 2 * sizeof(float));           /* [2] */
     if (n > 0) {
         patch_sse_kernel<<<saec_cuda_blocks(n, TF_WARPS, st->sm_count), TF_THREADS, 0,
                            st->stream>>>(pred, target, n, v, row);
@@ -392,7 +422,8 @@ extern "C" int saec_cuda_patch_loss(saec_dev *dev, const float *pred, const floa
     return SAEC_OK;
 }
 
-/* ---- the random patch mask -------------------------------------------------------------------- */
+/* ---- the random patch mask --------------------------------------------------------------------
+ */
 
 /* One block a sample, one thread a patch: its draw (the CPU's hash), its rank in (u, index)
    order, then its place among the kept patches (how many kept ones have a lower index).
@@ -402,7 +433,8 @@ __global__ void patch_mask_kernel(uint64_t seed, uint64_t counter, int64_t N, in
     __shared__ float s_u[MASK_MAX_N];
     __shared__ int s_kept[MASK_MAX_N];
     const int64_t b = blockIdx.x, q = threadIdx.x;
-    if (q < N) s_u[q] = saec_hash_uniform(seed, SAEC_RNG_PATCH_MASK, counter + (uint64_t)(b * N + q));
+    if (q < N)
+        s_u[q] = saec_hash_uniform(seed, SAEC_RNG_PATCH_MASK, counter + (uint64_t)(b * N + q));
     __syncthreads();
     int kept = 0;
     if (q < N) {
@@ -433,15 +465,16 @@ extern "C" int saec_cuda_patch_mask(saec_dev *dev, uint64_t seed, uint64_t count
     SAEC_CUDA_REQUIRE("patch_mask", B <= 0x7fffffff);
     const int threads = (int)((N + 31) / 32 * 32);
     patch_mask_kernel<<<(unsigned)B, threads, 0, st->stream>>>(seed, counter, N, n_keep, keep,
-                                                                mask);
+                                                               mask);
     SAEC_CUDA_CHECK_LAUNCH("patch_mask_kernel");
     return SAEC_OK;
 }
 
-/* ---- grouped-query attention ------------------------------------------------------------------ */
+/* ---- grouped-query attention ------------------------------------------------------------------
+ */
 
-#define ATTN_THREADS 128             /* threads of a (sample, head) block: one query row each */
-#define ATTN_SMEM_MAX (48 * 1024)    /* K and V of a group staged in shared memory up to this */
+#define ATTN_THREADS 128          /* threads of a (sample, head) block: one query row each */
+#define ATTN_SMEM_MAX (48 * 1024) /* K and V of a group staged in shared memory up to this */
 #define ATTN_DH_MAX 64
 
 /* ⟨a, b⟩ over dh values in double (each float product exact in double: contraction changes
@@ -453,7 +486,8 @@ __device__ __forceinline__ double attn_dot(const float *a, const float *b, int d
     return s;
 }
 
-__device__ __forceinline__ float attn_score_d(const float *qi, const float *kj, int dh, float scale) {
+__device__ __forceinline__ float attn_score_d(const float *qi, const float *kj, int dh,
+                                              float scale) {
     return __fmul_rn(scale, (float)attn_dot(qi, kj, dh));
 }
 
@@ -515,9 +549,8 @@ static size_t attn_smem(int64_t L, int dh) {
 }
 
 static int attn_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh) {
-    return B >= 0 && L >= 0 && G >= 1 && Hq >= G && Hq % G == 0 && dh >= 1 &&
-           dh <= ATTN_DH_MAX && ld_q >= (int64_t)Hq * dh && ld_kv >= (int64_t)G * dh &&
-           B * Hq <= 0x7fffffff;
+    return B >= 0 && L >= 0 && G >= 1 && Hq >= G && Hq % G == 0 && dh >= 1 && dh <= ATTN_DH_MAX &&
+           ld_q >= (int64_t)Hq * dh && ld_kv >= (int64_t)G * dh && B * Hq <= 0x7fffffff;
 }
 
 static int attn_threads(int64_t L) {
@@ -526,8 +559,8 @@ static int attn_threads(int64_t L) {
 }
 
 extern "C" int saec_cuda_attention(saec_dev *dev, const float *q, const float *k, const float *v,
-                                   int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq,
-                                   int G, int dh, float scale, float *out, float *lse) {
+                                   int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G,
+                                   int dh, float scale, float *out, float *lse) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("attention", attn_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
@@ -558,8 +591,8 @@ template <bool SMEM>
 __global__ void attention_dq_kernel(const float *__restrict__ q, const float *__restrict__ k,
                                     const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
                                     const float *__restrict__ out, const float *__restrict__ dout,
-                                    const float *__restrict__ lse, int64_t L, int Hq, int G,
-                                    int dh, float scale, float *__restrict__ dq) {
+                                    const float *__restrict__ lse, int64_t L, int Hq, int G, int dh,
+                                    float scale, float *__restrict__ dq) {
     extern __shared__ float s_kv[];
     const int64_t b = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h % G, ld_o = (int64_t)Hq * dh;
     const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
@@ -593,8 +626,7 @@ __global__ void attention_dq_kernel(const float *__restrict__ q, const float *__
    row from L2, writes dk, dv. */
 __global__ void attention_dkv_kernel(const float *__restrict__ q, const float *__restrict__ k,
                                      const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
-                                     const float *__restrict__ out,
-                                     const float *__restrict__ dout,
+                                     const float *__restrict__ out, const float *__restrict__ dout,
                                      const float *__restrict__ lse, int64_t L, int Hq, int G,
                                      int dh, float scale, float *__restrict__ dk,
                                      float *__restrict__ dv) {
@@ -626,15 +658,13 @@ __global__ void attention_dkv_kernel(const float *__restrict__ q, const float *_
 
 extern "C" int saec_cuda_attention_backward(saec_dev *dev, const float *q, const float *k,
                                             const float *v, int64_t ld_q, int64_t ld_kv,
-                                            const float *out, const float *dout,
-                                            const float *lse, int64_t B, int64_t L, int Hq,
-                                            int G, int dh, float scale, float *dq, float *dk,
-                                            float *dv) {
+                                            const float *out, const float *dout, const float *lse,
+                                            int64_t B, int64_t L, int Hq, int G, int dh,
+                                            float scale, float *dq, float *dk, float *dv) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("attention_backward", attn_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
-    SAEC_CUDA_REQUIRE("attention_backward",
-                      q && k && v && out && dout && lse && dq && dk && dv);
+    SAEC_CUDA_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const size_t smem = attn_smem(L, dh);
     if (smem)
         attention_dq_kernel<true><<<(unsigned)(B * Hq), attn_threads(L), smem, st->stream>>>(
