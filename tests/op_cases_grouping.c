@@ -134,7 +134,7 @@ static void key_order(const int32_t *keys, int64_t n_items, int groups, int32_t 
 enum { P_TOKENS, P_R, P_GROUPS, P_NONE, P_SKEW, P_KIND, P_DISTINCT, P_D, P_VARIANT };
 
 static key_spec p_keys(const op_shape *s) {
-    key_spec k = {s->v[P_TOKENS], (int)s->v[P_R],    (int)s->v[P_GROUPS],  (int)s->v[P_NONE],
+    key_spec k = {s->v[P_TOKENS],    (int)s->v[P_R],    (int)s->v[P_GROUPS],  (int)s->v[P_NONE],
                   (int)s->v[P_SKEW], (int)s->v[P_KIND], (int)s->v[P_DISTINCT]};
     return k;
 }
@@ -158,24 +158,24 @@ static int p_all_shapes(op_shape *out, int cap) {
     op_shape two_pass = p_shape(300000, 2, 300, 3, 0, KEYS_UNIFORM, 0, 0); /* 2-pass radix sort */
     hot.large = two_pass.large = 1;
     const op_shape list[] = {
-        p_shape(37, 1, 10, 0, 0, KEYS_UNIFORM, 0, 13),    /* TIDE buckets, odd d */
-        p_shape(37, 1, 10, 20, 0, KEYS_UNIFORM, 0, 8),    /* keys < 0 */
-        p_shape(37, 1, 10, 20, 0, KEYS_UNIFORM, 0, 64),   /* keys < 0, float4 rows */
-        p_shape(101, 2, 5, 0, 0, KEYS_UNIFORM, 1, 7),     /* top-2 of 5 experts */
-        p_shape(101, 2, 5, 0, 0, KEYS_UNIFORM, 0, 144),   /* r = 2, float4 rows */
-        p_shape(101, 2, 4, 10, 80, KEYS_UNIFORM, 1, 12),  /* uneven, top-2, dropped slots */
-        mis,                                              /* the same, misaligned */
-        p_shape(64, 2, 3, 0, 0, KEYS_UNIFORM, 0, 16),     /* r = 2, repeated keys allowed */
-        p_shape(50, 1, 1, 0, 0, KEYS_UNIFORM, 0, 9),      /* one group */
-        p_shape(50, 1, 7, 0, 0, KEYS_ONE, 0, 5),          /* every token in one group */
-        p_shape(50, 1, 7, 0, 100, KEYS_UNIFORM, 0, 5),    /* every token in group 0 */
-        p_shape(77, 1, 31, 5, 0, KEYS_SPARSE, 0, 3),      /* many empty groups */
-        p_shape(9, 3, 100, 0, 0, KEYS_UNIFORM, 1, 1),     /* more groups than items, d 1 */
-        p_shape(0, 1, 6, 0, 0, KEYS_UNIFORM, 0, 4),       /* n_items = 0 */
+        p_shape(37, 1, 10, 0, 0, KEYS_UNIFORM, 0, 13),   /* TIDE buckets, odd d */
+        p_shape(37, 1, 10, 20, 0, KEYS_UNIFORM, 0, 8),   /* keys < 0 */
+        p_shape(37, 1, 10, 20, 0, KEYS_UNIFORM, 0, 64),  /* keys < 0, float4 rows */
+        p_shape(101, 2, 5, 0, 0, KEYS_UNIFORM, 1, 7),    /* top-2 of 5 experts */
+        p_shape(101, 2, 5, 0, 0, KEYS_UNIFORM, 0, 144),  /* r = 2, float4 rows */
+        p_shape(101, 2, 4, 10, 80, KEYS_UNIFORM, 1, 12), /* uneven, top-2, dropped slots */
+        mis,                                             /* the same, misaligned */
+        p_shape(64, 2, 3, 0, 0, KEYS_UNIFORM, 0, 16),    /* r = 2, repeated keys allowed */
+        p_shape(50, 1, 1, 0, 0, KEYS_UNIFORM, 0, 9),     /* one group */
+        p_shape(50, 1, 7, 0, 0, KEYS_ONE, 0, 5),         /* every token in one group */
+        p_shape(50, 1, 7, 0, 100, KEYS_UNIFORM, 0, 5),   /* every token in group 0 */
+        p_shape(77, 1, 31, 5, 0, KEYS_SPARSE, 0, 3),     /* many empty groups */
+        p_shape(9, 3, 100, 0, 0, KEYS_UNIFORM, 1, 1),    /* more groups than items, d 1 */
+        p_shape(0, 1, 6, 0, 0, KEYS_UNIFORM, 0, 4),      /* n_items = 0 */
         p_shape(0, 2, 3, 0, 0, KEYS_UNIFORM, 0, 4),
-        p_shape(20, 1, 4, 100, 0, KEYS_UNIFORM, 0, 6),    /* no item has a group */
+        p_shape(20, 1, 4, 100, 0, KEYS_UNIFORM, 0, 6), /* no item has a group */
         p_shape(20, 2, 4, 100, 0, KEYS_UNIFORM, 0, 8),
-        p_shape(5000, 2, 12, 3, 80, KEYS_UNIFORM, 1, 67), /* the parallel CPU row paths */
+        p_shape(5000, 2, 12, 3, 80, KEYS_UNIFORM, 1, 67),   /* the parallel CPU row paths */
         p_shape(4096, 2, 15, 2, 30, KEYS_UNIFORM, 0, 2304), /* MoE step at the SAE width */
         p_shape(3000, 1, 5000, 0, 0, KEYS_UNIFORM, 0, 4),   /* shared-memory histogram */
         p_shape(3000, 1, 20000, 0, 0, KEYS_UNIFORM, 0, 2),  /* many groups */
@@ -477,7 +477,8 @@ static void scatter_rows_naive(const op_shape *s, const void *const *in, double 
             for (int j = 0; j < r; j++) {
                 const int32_t p = inv[t * r + j];
                 if (p < 0) continue;
-                const float prod = w ? (float)((double)w[t * r + j] * src[p * d + c]) : src[p * d + c];
+                const float prod =
+                    w ? (float)((double)w[t * r + j] * src[p * d + c]) : src[p * d + c];
                 o = (float)((double)o + prod);
             }
             want[3][t * d + c] = o;
@@ -497,8 +498,8 @@ static op_shape scatter_rows_bench(int64_t n, int64_t m, int64_t d) {
     return s;
 }
 static saec_op_floor scatter_rows_floor(const op_shape *s) {
-    return saec_op_floor_scatter_rows((double)s->v[P_TOKENS], (double)s->v[P_R],
-                                      (double)s->v[P_D], (double)(s->v[P_VARIANT] >> 1));
+    return saec_op_floor_scatter_rows((double)s->v[P_TOKENS], (double)s->v[P_R], (double)s->v[P_D],
+                                      (double)(s->v[P_VARIANT] >> 1));
 }
 
 const op_case op_case_scatter_rows = {.op = "scatter_rows",
@@ -520,19 +521,19 @@ static const struct {
     int n;
     int32_t rows[10];
 } group_sizes[] = {
-    {7, {17, 0, 1, 64, 0, 33, 5}},                         /* 0: uneven, empty groups */
-    {8, {17, 0, 1, 64, 0, 65, 5, 130}},                    /* 1: tile edges, empty groups */
-    {1, {45}},                                             /* 2: one group */
-    {4, {0, 0, 70, 0}},                                    /* 3: every row in one group */
-    {4, {0, 0, 200, 0}},                                   /* 4: the same, past a tile */
-    {3, {0, 0, 0}},                                        /* 5: no rows at all */
-    {5, {130, 97, 161, 124, 0}},                           /* 6: MoE-like, one idle expert */
-    {5, {530, 497, 661, 360, 0}},                          /* 7: the same, larger */
+    {7, {17, 0, 1, 64, 0, 33, 5}},                          /* 0: uneven, empty groups */
+    {8, {17, 0, 1, 64, 0, 65, 5, 130}},                     /* 1: tile edges, empty groups */
+    {1, {45}},                                              /* 2: one group */
+    {4, {0, 0, 70, 0}},                                     /* 3: every row in one group */
+    {4, {0, 0, 200, 0}},                                    /* 4: the same, past a tile */
+    {3, {0, 0, 0}},                                         /* 5: no rows at all */
+    {5, {130, 97, 161, 124, 0}},                            /* 6: MoE-like, one idle expert */
+    {5, {530, 497, 661, 360, 0}},                           /* 7: the same, larger */
     {10, {410, 397, 402, 0, 388, 415, 420, 391, 405, 399}}, /* 8: `separate` TIDE buckets */
-    {2, {0, 20011}},                                       /* 9: tiny output, many rows */
-    {3, {1, 0, 1}},                                        /* 10: one row: an outer product */
-    {2, {0, 70001}},                                       /* 11: few columns, many rows */
-    {2, {4, 5}},                                           /* 12: nothing to do (null) */
+    {2, {0, 20011}},                                        /* 9: tiny output, many rows */
+    {3, {1, 0, 1}},                                         /* 10: one row: an outer product */
+    {2, {0, 70001}},                                        /* 11: few columns, many rows */
+    {2, {4, 5}},                                            /* 12: nothing to do (null) */
 };
 
 static int g_groups(const op_shape *s) {
@@ -607,8 +608,8 @@ static int grouped_gemm_shapes(op_shape *out, int cap) {
         int set;
         int64_t N, K;
         float alpha;
-    } cases[] = {{0, 29, 13, 0.7f},    {1, 29, 13, 0.7f},  {2, 1, 1, 1.0f},   {3, 66, 37, -1.5f},
-                 {4, 130, 67, -1.5f},  {5, 8, 8, 1.0f},    {6, 144, 72, 1.0f}, {7, 144, 72, 1.0f}};
+    } cases[] = {{0, 29, 13, 0.7f},   {1, 29, 13, 0.7f}, {2, 1, 1, 1.0f},    {3, 66, 37, -1.5f},
+                 {4, 130, 67, -1.5f}, {5, 8, 8, 1.0f},   {6, 144, 72, 1.0f}, {7, 144, 72, 1.0f}};
     int n = 0;
     for (int tb = 0; tb < 2; tb++)
         for (int variant = 0; variant < 4; variant++)
@@ -734,9 +735,9 @@ static int grouped_gemm_wgrad_shapes(op_shape *out, int cap) {
         int set;
         int64_t K, N;
         float alpha;
-    } cases[] = {{0, 13, 29, 0.7f}, {1, 13, 29, 0.7f},  {2, 1, 1, 1.0f},   {3, 37, 66, -1.5f},
-                 {4, 67, 130, -1.5f}, {5, 8, 8, 1.0f},  {6, 72, 144, 1.0f}, {7, 144, 72, 1.0f},
-                 {10, 5, 3, 2.0f},  {9, 7, 5, 1.0f}};
+    } cases[] = {{0, 13, 29, 0.7f},   {1, 13, 29, 0.7f}, {2, 1, 1, 1.0f},    {3, 37, 66, -1.5f},
+                 {4, 67, 130, -1.5f}, {5, 8, 8, 1.0f},   {6, 72, 144, 1.0f}, {7, 144, 72, 1.0f},
+                 {10, 5, 3, 2.0f},    {9, 7, 5, 1.0f}};
     int n = 0;
     for (int b = 0; b < 2; b++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0] && n < cap; i++)
@@ -748,7 +749,8 @@ static int grouped_gemm_wgrad_shapes(op_shape *out, int cap) {
         g_shape(0, 5, 11, 0, 0, 0.0f, 0.5f), /* alpha = 0: dB = beta dB */
         g_shape(1, 5, 11, 0, 0, 0.0f, 0.5f),
         g_shape(0, 300, 1, 0, 0, 1.0f, 0.5f), /* K = 1 */
-        k0, n0,                               /* K = 0, N = 0: nothing read or written */
+        k0,
+        n0,                                         /* K = 0, N = 0: nothing read or written */
         g_routed(101, 8, 33, 19, 0, 0, 1.0f, 1.0f), /* the benchmark's top-2 routing */
         g_shape(8, 300, 257, 0, 0, 1.0f, 1.0f),     /* `separate` buckets, scaled down (large) */
     };
@@ -840,8 +842,8 @@ static int grouped_col_sum_shapes(op_shape *out, int cap) {
         int set;
         int64_t N;
         float alpha;
-    } cases[] = {{0, 29, 0.7f},   {1, 29, 0.7f},  {2, 1, 1.0f},    {3, 130, -1.5f}, {4, 130, -1.5f},
-                 {5, 8, 1.0f},    {7, 144, 1.0f}, {7, 2304, 1.0f}, {11, 3, 1.0f}};
+    } cases[] = {{0, 29, 0.7f}, {1, 29, 0.7f},  {2, 1, 1.0f},    {3, 130, -1.5f}, {4, 130, -1.5f},
+                 {5, 8, 1.0f},  {7, 144, 1.0f}, {7, 2304, 1.0f}, {11, 3, 1.0f}};
     int n = 0;
     for (int b = 0; b < 2; b++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0] && n < cap; i++)
@@ -849,9 +851,8 @@ static int grouped_col_sum_shapes(op_shape *out, int cap) {
     op_shape n0 = g_shape(12, 0, 0, 0, 0, 1.0f, 0.0f);
     n0.v[G_NULL] = 1;
     const op_shape extra[] = {
-        g_shape(0, 65, 0, 0, 0, 0.0f, 0.5f), /* alpha = 0 */
-        g_shape(1, 65, 0, 0, 0, 0.0f, 0.5f),
-        n0,                                      /* N = 0: nothing read or written */
+        g_shape(0, 65, 0, 0, 0, 0.0f, 0.5f),       /* alpha = 0 */
+        g_shape(1, 65, 0, 0, 0, 0.0f, 0.5f), n0,   /* N = 0: nothing read or written */
         g_routed(101, 8, 33, 0, 0, 0, 1.0f, 1.0f), /* the benchmark's top-2 routing */
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0] && n < cap; i++)
@@ -968,9 +969,9 @@ static int modulate_encode_shapes(op_shape *out, int cap) {
     for (int variant = 0; variant < 4; variant++) {
         const int bias = variant & 1, u_null = variant >> 1;
         const op_shape v[] = {
-            m_shape(37, 23, 41, 10, bias, u_null, 0, 1),  /* the old CPU test: bucket 0 unused */
-            m_shape(37, 23, 41, 10, bias, u_null, 1, 1),  /* zero scale and shift */
-            m_shape(37, 23, 41, 10, bias, u_null, 0, 0),  /* scalar path */
+            m_shape(37, 23, 41, 10, bias, u_null, 0, 1),   /* the old CPU test: bucket 0 unused */
+            m_shape(37, 23, 41, 10, bias, u_null, 1, 1),   /* zero scale and shift */
+            m_shape(37, 23, 41, 10, bias, u_null, 0, 0),   /* scalar path */
             m_shape(64, 128, 300, 10, bias, u_null, 0, 0), /* float4 */
         };
         for (size_t i = 0; i < sizeof v / sizeof v[0] && n < cap; i++)
@@ -981,9 +982,9 @@ static int modulate_encode_shapes(op_shape *out, int cap) {
     const op_shape extra[] = {
         mis,
         m_shape(1, 1, 1, 1, 1, 0, 0, 1),
-        m_shape(300, 64, 257, 4, 1, 0, 0, 1),  /* the parallel CPU modulation */
+        m_shape(300, 64, 257, 4, 1, 0, 0, 1), /* the parallel CPU modulation */
         m_shape(300, 64, 257, 4, 1, 0, 1, 1),
-        m_shape(0, 8, 8, 3, 1, 0, 0, 1),       /* n = 0 */
+        m_shape(0, 8, 8, 3, 1, 0, 0, 1),         /* n = 0 */
         m_shape(256, 288, 4096, 10, 1, 0, 0, 0), /* the encoder shape, scaled down */
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0] && n < cap; i++)
@@ -1082,9 +1083,9 @@ static int modulate_backward_shapes(op_shape *out, int cap) {
         alias,
         m_shape(37, 23, 0, 10, 0, 0, 0, 0),
         m_shape(1, 1, 0, 1, 0, 0, 0, 0),
-        m_shape(300, 130, 0, 4, 0, 0, 0, 1), /* the parallel CPU path */
-        one,                                 /* every token in one bucket */
-        m_shape(0, 8, 0, 3, 0, 0, 0, 0),     /* n = 0 */
+        m_shape(300, 130, 0, 4, 0, 0, 0, 1),   /* the parallel CPU path */
+        one,                                   /* every token in one bucket */
+        m_shape(0, 8, 0, 3, 0, 0, 0, 0),       /* n = 0 */
         m_shape(1024, 288, 0, 10, 0, 0, 0, 0), /* several CUDA row chunks */
         big,
     };
@@ -1109,9 +1110,7 @@ static void modulate_backward_bufs(const op_shape *s, op_buf *b) {
     b[5] = fbuf("dscale", bd, OP_BUF_INOUT);
     b[6] = fbuf("dshift", bd, OP_BUF_INOUT);
 }
-static void modulate_backward_tweak(const op_shape *s, void *const *host) {
-    m_buckets(s, host[2]);
-}
+static void modulate_backward_tweak(const op_shape *s, void *const *host) { m_buckets(s, host[2]); }
 static int modulate_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, modulate_backward, b[0], b[1], b[2], b[3], (int)s->v[M_BUCKETS], s->v[M_N],
                    s->v[M_D], b[4], b[5], b[6]);
