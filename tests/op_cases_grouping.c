@@ -553,7 +553,8 @@ static void g_offsets(const op_shape *s, int32_t *offsets) {
     if (s->v[G_SET] == ROUTED) {
         const key_spec k = {s->v[G_TOKENS], 2, groups, 0, 0, KEYS_UNIFORM, 1};
         int32_t *keys = new_i32(2 * k.tokens);
-        seed_from(s, 1);
+        const op_shape routing = {.v = {ROUTED, k.tokens, groups}}; /* the same for all three */
+        seed_from(&routing, 1);
         make_keys(&k, keys);
         key_order(keys, 2 * k.tokens, groups, offsets, NULL, NULL);
         free(keys);
