@@ -748,12 +748,13 @@ static int grouped_gemm_wgrad_shapes(op_shape *out, int cap) {
     k0.v[G_NULL] = n0.v[G_NULL] = 1;
     const op_shape extra[] = {
         g_shape(0, 5, 11, 0, 0, 0.0f, 0.5f), /* alpha = 0: dB = beta dB */
-        g_shape(1, 5, 11, 0, 0, 0.0f, 0.5f),
-        g_shape(0, 300, 1, 0, 0, 1.0f, 0.5f), /* K = 1 */
-        k0,
-        n0,                                         /* K = 0, N = 0: nothing read or written */
+        g_shape(1, 5, 11, 0, 0, 0.0f, 0.5f), g_shape(0, 300, 1, 0, 0, 1.0f, 0.5f), /* K = 1 */
+        k0, n0,                                     /* K = 0, N = 0: nothing read or written */
         g_routed(101, 8, 33, 19, 0, 0, 1.0f, 1.0f), /* the benchmark's top-2 routing */
-        g_shape(8, 300, 257, 0, 0, 1.0f, 1.0f),     /* `separate` buckets, scaled down (large) */
+        /* 528 groups of a 64 x 64 tile: enough blocks without row splits (CUDA, 132 SMs), the
+           benchmark's path; some groups empty */
+        g_routed(600, 528, 64, 64, 0, 0, 0.7f, 0.0f), g_routed(600, 528, 64, 64, 0, 0, 0.7f, 1.0f),
+        g_shape(8, 300, 257, 0, 0, 1.0f, 1.0f), /* `separate` buckets, scaled down (large) */
     };
     const int n_extra = (int)(sizeof extra / sizeof extra[0]);
     for (int i = 0; i < n_extra && n < cap; i++) {
@@ -852,9 +853,14 @@ static int grouped_col_sum_shapes(op_shape *out, int cap) {
     op_shape n0 = g_shape(12, 0, 0, 0, 0, 1.0f, 0.0f);
     n0.v[G_NULL] = 1;
     const op_shape extra[] = {
-        g_shape(0, 65, 0, 0, 0, 0.0f, 0.5f),       /* alpha = 0 */
-        g_shape(1, 65, 0, 0, 0, 0.0f, 0.5f), n0,   /* N = 0: nothing read or written */
+        g_shape(0, 65, 0, 0, 0, 0.0f, 0.5f), /* alpha = 0 */
+        g_shape(1, 65, 0, 0, 0, 0.0f, 0.5f),
+        n0,                                        /* N = 0: nothing read or written */
         g_routed(101, 8, 33, 0, 0, 0, 1.0f, 1.0f), /* the benchmark's top-2 routing */
+        /* 528 groups of 2 column tiles: enough blocks without row splits (CUDA, 132 SMs); some
+           groups empty */
+        g_routed(600, 528, 64, 0, 0, 0, 0.7f, 0.0f),
+        g_routed(600, 528, 64, 0, 0, 0, 0.7f, 1.0f),
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0] && n < cap; i++)
         out[n++] = extra[i];
