@@ -17,11 +17,11 @@
  * on the m latents.
  * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
  * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
- * The grouping ops run on a top-2 routing of the n tokens over GG_GROUPS experts (n*2 items):
- * group_permute on those keys, grouped_gemm on the n*2 sorted rows (K = d, N = GG_N per expert,
- * trans_b, bias), and modulate_encode on the n tokens in TIDE_BUCKETS timestep buckets; the
- * backward of that grouped_gemm (grouped_gemm_wgrad: dB_g [d, GG_N] from the sorted rows and
- * their output gradient; grouped_col_sum: the experts' bias gradient), both accumulating
+ * The grouping ops (op cases, tests/op_cases_grouping.c) run on a top-2 routing of the n tokens
+ * over 8 experts (n*2 items): group_permute on those keys, grouped_gemm on the n*2 sorted rows
+ * (K = d, N = 1024 per expert, trans_b, bias), and modulate_encode on the n tokens in 10 timestep
+ * buckets; the backward of that grouped_gemm (grouped_gemm_wgrad: dB_g [d, 1024] from the sorted
+ * rows and their output gradient; grouped_col_sum: the experts' bias gradient), both accumulating
  * (beta 1). silu/silu_backward run on n*d elements (far more than TIDE's adaln MLP needs: the
  * size where bandwidth, not launch latency, is measured);
  * adamw_unit_rows_fused (CUDA only, no op case) on the decoder [m, d] with clipping active.
@@ -229,22 +229,13 @@ typedef struct {
     float *x, *xhat, *mu, *gx;              /* [n, d] x3, [d] */
     float *Wenc, *benc, *pre, *act;         /* [d, m], [m], [n, m] x2 */
     float *Wdec, *bdec, *dW, *db, *m1, *m2; /* [m, d], [d], [m, d], [m], [m, d] x2 */
-    double *scalars;            /* [16] */
-    float *dense;               /* [n, m] variant outputs (BatchTopK / JumpReLU codes, dfn) */
-    float *log_theta, *dtheta;  /* [m] x2 */
-    float *atm;                 /* [5, m]: a, q, r, keep, spare */
-    float *thr;                 /* [1] BatchTopK threshold */
-    /* grouping: top-2 routing over GG_GROUPS experts, TIDE buckets */
-    int32_t *keys, *counts, *offsets, *perm, *inv; /* [2n], [G], [G+1], [2n], [2n] */
-    float *gA, *gB, *gC, *gbias;                   /* [2n, d], [G, N, d], [2n, N], [G, N] */
-    int32_t *bucket;                               /* [n] */
-    float *mscale, *mshift, *u;                    /* [B, d] x2, [n, d] */
-    int which;                                     /* the op to run */
+    double *scalars;                        /* [16] */
+    float *dense;                           /* [n, m] variant outputs (BatchTopK, JumpReLU) */
+    float *log_theta, *dtheta;              /* [m] x2 */
+    float *atm;                             /* [5, m]: a, q, r, keep, spare */
+    float *thr;                             /* [1] BatchTopK threshold */
+    int which;                              /* the op to run */
 } ctx_t;
-
-#define GG_GROUPS 8 /* experts */
-#define GG_N 1024   /* expert output width: grouped_gemm's N */
-#define TIDE_BUCKETS 10
 
 enum {
     B_ADAMW_UNIT,
@@ -255,11 +246,6 @@ enum {
     B_ATM_STATS,
     B_ATM_MASK,
     B_SCALE_COLS,
-    B_GROUP_PERMUTE,
-    B_GROUPED_GEMM,
-    B_MODULATE_ENCODE,
-    B_GROUPED_WGRAD,
-    B_GROUPED_COL_SUM,
     B_SILU,
     B_SILU_BWD,
     B_COUNT
@@ -272,11 +258,6 @@ static const char *op_names[B_COUNT] = {"adamw_unit_rows_fused",
                                         "atm_stats",
                                         "atm_mask",
                                         "scale_cols",
-                                        "group_permute_top2_g8",
-                                        "grouped_gemm_g8_fp32",
-                                        "modulate_encode_fp32",
-                                        "grouped_gemm_wgrad_g8_fp32",
-                                        "grouped_col_sum_g8",
                                         "silu",
                                         "silu_backward"};
 
@@ -323,24 +304,6 @@ static void run_op(void *c) {
         break;
     }
     case B_SCALE_COLS: OP(SAEC_OP(dev, scale_cols, x->dense, n, m, x->atm + 3 * m)); break;
-    case B_GROUP_PERMUTE:
-        OP(SAEC_OP(dev, group_permute, x->keys, 2 * n, GG_GROUPS, x->offsets, x->perm, x->inv));
-        break;
-    case B_GROUPED_GEMM: /* the experts' first layer: [rows, d] x W_gᵀ (W_g [N, d]) + b_g */
-        OP(SAEC_OP(dev, grouped_gemm, 1, GG_GROUPS, x->offsets, GG_N, d, 1.0f, x->gA, x->gB, 0.0f,
-                   x->gC, x->gbias));
-        break;
-    case B_MODULATE_ENCODE:
-        OP(SAEC_OP(dev, modulate_encode, x->x, x->bucket, x->mscale, x->mshift, TIDE_BUCKETS, n, d,
-                   m, x->Wdec, x->benc, x->u, x->pre));
-        break;
-    case B_GROUPED_WGRAD: /* dW_g [d, GG_N] += A[rows_g]ᵀ dY[rows_g] (dY: gC) */
-        OP(SAEC_OP(dev, grouped_gemm_wgrad, GG_GROUPS, x->offsets, d, GG_N, 1.0f, x->gA, x->gC,
-                   1.0f, x->gB));
-        break;
-    case B_GROUPED_COL_SUM: /* db_g [GG_N] += Σ_{rows of g} dY (dY: gC) */
-        OP(SAEC_OP(dev, grouped_col_sum, GG_GROUPS, x->offsets, GG_N, x->gC, 1.0f, 1.0f, x->gbias));
-        break;
     case B_SILU: OP(SAEC_OP(dev, silu, x->x, n * d, x->gx)); break;
     case B_SILU_BWD: OP(SAEC_OP(dev, silu_backward, x->x, x->xhat, n * d, x->gx)); break;
     }
@@ -350,7 +313,6 @@ static void run_op(void *c) {
    at the sizes it is called with. */
 static saec_op_floor op_floor(int which, const ctx_t *x) {
     const double n = (double)x->n, m = (double)x->m, d = (double)x->d;
-    const double items = 2 * n; /* top-2 routing: every item is grouped */
     switch (which) {
     case B_ADAMW_UNIT: return saec_op_floor_adamw_unit_rows(m, d);
     case B_BATCH_TOPK: return saec_op_floor_batch_topk(n, m);
@@ -360,11 +322,6 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
     case B_ATM_STATS: return saec_op_floor_atm_stats(n, m, d);
     case B_ATM_MASK: return saec_op_floor_atm_mask(m);
     case B_SCALE_COLS: return saec_op_floor_scale_cols(n, m);
-    case B_GROUP_PERMUTE: return saec_op_floor_group_permute(items, GG_GROUPS);
-    case B_GROUPED_GEMM: return saec_op_floor_grouped_gemm(items, GG_GROUPS, GG_N, d, 0, 1);
-    case B_MODULATE_ENCODE: return saec_op_floor_modulate_encode(n, d, m, TIDE_BUCKETS);
-    case B_GROUPED_WGRAD: return saec_op_floor_grouped_gemm_wgrad(items, GG_GROUPS, d, GG_N);
-    case B_GROUPED_COL_SUM: return saec_op_floor_grouped_col_sum(items, GG_GROUPS, GG_N);
     case B_SILU: return saec_op_floor_silu(n * d);
     case B_SILU_BWD: return saec_op_floor_silu_backward(n * d);
     }
@@ -441,19 +398,6 @@ static void bench_size(int64_t m) {
     x.dtheta = dalloc((size_t)m * 4);
     x.atm = dalloc((size_t)(5 * m) * 4);
     x.thr = dalloc(sizeof(float));
-    x.keys = dalloc((size_t)(2 * n) * 4);
-    x.counts = dalloc((size_t)GG_GROUPS * 4);
-    x.offsets = dalloc((size_t)(GG_GROUPS + 1) * 4);
-    x.perm = dalloc((size_t)(2 * n) * 4);
-    x.inv = dalloc((size_t)(2 * n) * 4);
-    x.gA = dalloc((size_t)(2 * n * d) * 4);
-    x.gB = dalloc((size_t)(GG_GROUPS * GG_N * d) * 4);
-    x.gC = dalloc((size_t)(2 * n * GG_N) * 4);
-    x.gbias = dalloc((size_t)(GG_GROUPS * GG_N) * 4);
-    x.bucket = dalloc((size_t)n * 4);
-    x.mscale = dalloc((size_t)(TIDE_BUCKETS * d) * 4);
-    x.mshift = dalloc((size_t)(TIDE_BUCKETS * d) * 4);
-    x.u = dalloc((size_t)(n * d) * 4);
 
     fill_uniform(x.x, n * d, -1, 1);
     fill_uniform(x.xhat, n * d, -1, 1);
@@ -468,28 +412,6 @@ static void bench_size(int64_t m) {
     { /* a squared norm for the clip */
         const double sumsq[16] = {0, 0, 0, 0, 4.0};
         OP(dev->ops->upload(dev, x.scalars, sumsq, sizeof sumsq));
-    }
-    fill_uniform(x.gA, 2 * n * d, -1, 1);
-    fill_uniform(x.gB, (int64_t)GG_GROUPS * GG_N * d, -0.02f, 0.02f);
-    fill_uniform(x.gbias, (int64_t)GG_GROUPS * GG_N, -0.01f, 0.01f);
-    fill_uniform(x.mscale, (int64_t)TIDE_BUCKETS * d, -0.1f, 0.1f);
-    fill_uniform(x.mshift, (int64_t)TIDE_BUCKETS * d, -0.1f, 0.1f);
-    { /* top-2 routing (two distinct experts per token) and timestep buckets; then the counts
-         and offsets that group_permute and grouped_gemm take */
-        int32_t *hk = malloc((size_t)(2 * n) * 4), *hb = malloc((size_t)n * 4);
-        if (!hk || !hb) die("host memory");
-        for (int64_t t = 0; t < n; t++) {
-            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            const int32_t e0 = (int32_t)((rng >> 33) % GG_GROUPS);
-            const int32_t e1 = (int32_t)((e0 + 1 + (rng >> 13) % (GG_GROUPS - 1)) % GG_GROUPS);
-            hk[2 * t] = e0, hk[2 * t + 1] = e1;
-            hb[t] = (int32_t)((rng >> 45) % TIDE_BUCKETS);
-        }
-        OP(dev->ops->upload(dev, x.keys, hk, (size_t)(2 * n) * 4));
-        OP(dev->ops->upload(dev, x.bucket, hb, (size_t)n * 4));
-        free(hk), free(hb);
-        OP(SAEC_OP(dev, group_count, x.keys, 2 * n, GG_GROUPS, x.counts));
-        OP(SAEC_OP(dev, exclusive_scan, x.counts, GG_GROUPS, x.offsets));
     }
     /* the batch's reconstruction statistics (scalars[0..2]), whose SST atm_stats takes */
     OP(SAEC_OP(dev, recon_loss_grad, x.x, x.xhat, x.mu, n, d, 1.0f, x.scalars, NULL));
@@ -515,7 +437,8 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x, x.xhat, x.gx, x.mu, x.Wenc, x.benc, x.pre, x.act, x.Wdec, x.bdec, x.dW, x.db, x.m1, x.m2, x.scalars, x.dense, x.log_theta, x.dtheta, x.atm, x.thr, x.keys, x.counts, x.offsets, x.perm, x.inv, x.gA, x.gB, x.gC, x.gbias, x.bucket, x.mscale, x.mshift, x.u};
+    void *bufs[] = {x.x,    x.xhat, x.gx, x.mu, x.Wenc,    x.benc,      x.pre,    x.act, x.Wdec, x.bdec,
+                    x.dW,   x.db,   x.m1, x.m2, x.scalars, x.log_theta, x.dtheta, x.atm, x.thr,  x.dense};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

@@ -19,9 +19,11 @@
  * test_variant_ops.c, test_grouping_ops.c, test_gpu_ops.c); test_op_cases lists them.
 
  * relu_backward); tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares,
- * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw). The other ops are
- * still tested in the per-backend files (test_cpu_ops.c, test_variant_ops.c, test_grouping_ops.c,
- * test_gpu_ops.c); test_op_cases lists them.
+ * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw);
+ * tests/op_cases_grouping.c (group_count, exclusive_scan, group_permute, gather_rows,
+ * scatter_rows, grouped_gemm, grouped_gemm_wgrad, grouped_col_sum, modulate_encode,
+ * modulate_backward). The other ops are still tested in the per-backend files (test_cpu_ops.c,
+ * test_variant_ops.c, test_gpu_ops.c); test_op_cases lists them.
  */
 #ifndef SAEC_TESTS_OP_CASE_H
 #define SAEC_TESTS_OP_CASE_H
@@ -160,5 +162,10 @@ extern const op_case op_case_recon_loss_grad, op_case_recon_grad, op_case_recon_
 extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swiglu,
     op_case_swiglu_backward, op_case_dropout, op_case_patchify, op_case_unpatchify,
     op_case_patch_loss, op_case_patch_mask, op_case_attention, op_case_attention_backward;
+
+/* The grouping family (tests/op_cases_grouping.c). */
+extern const op_case op_case_group_count, op_case_exclusive_scan, op_case_group_permute,
+    op_case_gather_rows, op_case_scatter_rows, op_case_grouped_gemm, op_case_grouped_gemm_wgrad,
+    op_case_grouped_col_sum, op_case_modulate_encode, op_case_modulate_backward;
 
 #endif

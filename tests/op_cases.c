@@ -17,6 +17,10 @@ const op_case *const op_cases[] = {
     &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
     &op_case_dropout,
     &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask,
-    &op_case_attention, &op_case_attention_backward};
+    &op_case_attention, &op_case_attention_backward,
+    /* grouping (op_cases_grouping.c) */
+    &op_case_group_count, &op_case_exclusive_scan, &op_case_group_permute, &op_case_gather_rows,
+    &op_case_scatter_rows, &op_case_grouped_gemm, &op_case_grouped_gemm_wgrad,
+    &op_case_grouped_col_sum, &op_case_modulate_encode, &op_case_modulate_backward};
 
 const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);
