@@ -33,11 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "clock.h" /* saec_utc_stamp */
 #include "cuda/cuda_internal.cuh"
 #include "op_inputs.h"
 #include "saec/device.h"
@@ -331,26 +331,13 @@ static saec_op_floor op_floor(int which, const ctx_t *x) {
 
 /* ---- the op cases (tests/op_case.h): each at the benchmark's sizes, on its own buffers ---- */
 
-typedef struct {
-    const op_case *c;
-    op_shape s;
-    void *buf[OP_MAX_BUFS];
-} case_ctx;
-
-static void run_case(void *p) {
-    case_ctx *x = p;
-    OP(x->c->call(dev, &x->s, x->buf));
-}
+static void run_case(void *p) { OP(op_call_run(p)); }
 
 /* One case at the benchmark's sizes: its inputs made on the host as the tests make them (random
    fill, then the case's tweak), uploaded, timed. */
 static void bench_case(const op_case *c, int64_t n, int64_t m, int64_t d, int64_t k) {
-    case_ctx x = {c, c->bench_shape(n, m, d), {0}};
-    op_inputs in;
-    void *dbase[OP_MAX_BUFS];
-    op_inputs_make(c, &x.s, &in);
-    op_upload(dev, c, &in, dbase, x.buf);
-    op_inputs_free(&in);
+    op_call x;
+    op_call_prepare(&x, dev, c, c->bench_shape(n, m, d));
     for (int tf32 = 0; tf32 < 2; tf32++) {
         const char *name = tf32 ? c->bench_tf32_name : c->bench_name;
         if (!name) continue;
@@ -366,7 +353,7 @@ static void bench_case(const op_case *c, int64_t n, int64_t m, int64_t d, int64_
         saec_cuda_set_tf32(dev, 0);
     }
     OP(dev->ops->sync(dev));
-    op_free(dev, c, dbase);
+    op_call_release(&x);
 }
 
 static void bench_size(int64_t m) {
@@ -486,10 +473,7 @@ int main(int argc, char **argv) {
     CU(cudaEventCreate(&ev_start));
     CU(cudaEventCreate(&ev_stop));
     char date[32];
-    const time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    saec_utc_stamp(date, sizeof date);
     printf("device: %s\ndate: %s\ncommit: %s\n", dev->name, date, commit);
 
     measure_ceilings();

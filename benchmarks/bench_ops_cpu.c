@@ -21,9 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "clock.h" /* saec_now */
+#include "clock.h" /* saec_now, saec_utc_stamp */
 #include "op_inputs.h"
 #include "saec/device.h"
 
@@ -96,27 +95,17 @@ static void measure_ceilings(void) {
 
 /* ---- the op cases ---- */
 
-typedef struct {
-    const op_case *c;
-    op_shape s;
-    void *buf[OP_MAX_BUFS];
-} case_ctx;
-
 static void run_case(void *p) {
-    case_ctx *x = p;
-    if (x->c->call(dev, &x->s, x->buf) != SAEC_OK) die(x->c->op);
+    const op_call *x = p;
+    if (op_call_run(x) != SAEC_OK) die(x->c->op);
 }
 
 static cJSON *bench_case(const op_case *c) {
-    case_ctx x = {c, c->bench_shape(BENCH_N, BENCH_M, BENCH_D), {0}};
-    op_inputs in;
-    void *dbase[OP_MAX_BUFS];
-    op_inputs_make(c, &x.s, &in);
-    op_upload(dev, c, &in, dbase, x.buf);
-    op_inputs_free(&in);
+    op_call x;
+    op_call_prepare(&x, dev, c, c->bench_shape(BENCH_N, BENCH_M, BENCH_D));
     double times[RUNS];
     const double t = time_median(run_case, &x, times);
-    op_free(dev, c, dbase);
+    op_call_release(&x);
 
     const saec_op_floor f = c->floor(&x.s);
     const double ridge = sgemm_flops / copy_bw; /* FLOP per byte */
@@ -151,10 +140,7 @@ int main(int argc, char **argv) {
     if (saec_dev_open("cpu", &dev) != SAEC_OK) die("opening the CPU backend");
     rng_seed(0x5AEC0BE4C4000001ull); /* the op cases' inputs, as bench_ops */
     char date[32];
-    const time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    saec_utc_stamp(date, sizeof date);
     printf("device: %s\ndate: %s\ncommit: %s\n", dev->name, date, commit);
 
     measure_ceilings();

@@ -97,8 +97,8 @@ static inline void op_upload(saec_dev *dev, const op_case *c, const op_inputs *i
         void *p = NULL;
         if (dev->ops->alloc(dev, bytes > 0 ? bytes : 8, &p) != SAEC_OK ||
             (bytes > 0 && dev->ops->upload(dev, p, in->base[i], bytes) != SAEC_OK)) {
-            fprintf(stderr, "op inputs: %s of %s (%zu bytes) failed: %s\n", p ? "upload" : "allocation",
-                    b->name, bytes, saec_error_message());
+            fprintf(stderr, "op inputs: %s of %s (%zu bytes) failed: %s\n",
+                    p ? "upload" : "allocation", b->name, bytes, saec_error_message());
             exit(1);
         }
         dbase[i] = p;
@@ -122,5 +122,26 @@ static inline void *op_download(saec_dev *dev, const op_buf *b, const void *dvie
     }
     return h;
 }
+
+/* One call of a case on a device with its inputs there (the benchmarks time op_call_run):
+   prepared from the case's random fill and tweak at shape s, released after. */
+typedef struct {
+    const op_case *c;
+    saec_dev *dev;
+    op_shape s;
+    void *buf[OP_MAX_BUFS], *base[OP_MAX_BUFS];
+} op_call;
+
+static inline void op_call_prepare(op_call *x, saec_dev *dev, const op_case *c, op_shape s) {
+    op_inputs in;
+    x->c = c, x->dev = dev, x->s = s;
+    op_inputs_make(c, &x->s, &in);
+    op_upload(dev, c, &in, x->base, x->buf);
+    op_inputs_free(&in);
+}
+
+static inline int op_call_run(const op_call *x) { return x->c->call(x->dev, &x->s, x->buf); }
+
+static inline void op_call_release(op_call *x) { op_free(x->dev, x->c, x->base); }
 
 #endif

@@ -24,6 +24,17 @@
 
 static saec_dev *cpu;
 
+/* The central difference of loss(args) in p[i], where p is one of the tensors args points at. */
+static double central_diff(double *p, int i, double (*loss)(const void *args), const void *args) {
+    const double keep = p[i];
+    p[i] = keep + STEP;
+    const double up = loss(args);
+    p[i] = keep - STEP;
+    const double down = loss(args);
+    p[i] = keep;
+    return (up - down) / (2 * STEP);
+}
+
 /* A finite-difference gradient against the engine's: |fd − got| <= TOL·(|fd| + typical) where
    typical is the mean |fd| of the tensor (a gradient element near 0 is judged on the tensor's
    scale). */
@@ -58,16 +69,12 @@ static double ln_loss(const double *x, const double *gamma, const double *beta, 
     return L;
 }
 
-/* The central difference of ln_loss in p[i] (p one of x, gamma, beta). */
-static double ln_fd(double *p, int i, const double *x, const double *g, const double *b,
-                    const double *w) {
-    const double keep = p[i];
-    p[i] = keep + STEP;
-    const double up = ln_loss(x, g, b, w);
-    p[i] = keep - STEP;
-    const double down = ln_loss(x, g, b, w);
-    p[i] = keep;
-    return (up - down) / (2 * STEP);
+typedef struct {
+    const double *x, *gamma, *beta, *w;
+} ln_args;
+static double ln_loss_of(const void *a) {
+    const ln_args *l = a;
+    return ln_loss(l->x, l->gamma, l->beta, l->w);
 }
 
 static void test_layernorm(void) {
@@ -82,10 +89,12 @@ static void test_layernorm(void) {
     OK(SAEC_OP(cpu, layernorm, xf, gf, bf, LN_ROWS, LN_D, (float)LN_EPS, y, mean, rstd));
     OK(SAEC_OP(cpu, layernorm_backward, wf, xf, gf, mean, rstd, LN_ROWS, LN_D, 0, dx, dg, db));
     double fdx[LN_ROWS * LN_D], fdg[LN_D], fdb[LN_D];
+    const ln_args args = {x, g, b, w};
     for (int i = 0; i < LN_ROWS * LN_D; i++)
-        fdx[i] = ln_fd(x, i, x, g, b, w);
+        fdx[i] = central_diff(x, i, ln_loss_of, &args);
     for (int c = 0; c < LN_D; c++)
-        fdg[c] = ln_fd(g, c, x, g, b, w), fdb[c] = ln_fd(b, c, x, g, b, w);
+        fdg[c] = central_diff(g, c, ln_loss_of, &args),
+        fdb[c] = central_diff(b, c, ln_loss_of, &args);
     check_grad("dx", fdx, dx, LN_ROWS * LN_D);
     check_grad("dgamma", fdg, dg, LN_D);
     check_grad("dbeta", fdb, db, LN_D);
@@ -133,6 +142,16 @@ static double patch_loss_ref(const double *pred, const float *target, const uint
     return W_MASKED * sum[1] / count[1] + W_VISIBLE * sum[0] / count[0];
 }
 
+typedef struct {
+    const double *pred;
+    const float *target;
+    const uint8_t *mask;
+} pl_args;
+static double pl_loss_of(const void *a) {
+    const pl_args *l = a;
+    return patch_loss_ref(l->pred, l->target, l->mask);
+}
+
 static void test_patch_loss(void) {
     set_ctx("patch_loss grad vs finite differences");
     float pf[PL_N * PL_V], target[PL_N * PL_V], grad[PL_N * PL_V];
@@ -144,14 +163,9 @@ static void test_patch_loss(void) {
                loss, grad));
     CHECK(fabs(loss[0] - patch_loss_ref(pred, target, mask)) <= 1e-12 * loss[0],
           "loss %.17g, reference %.17g", loss[0], patch_loss_ref(pred, target, mask));
-    for (int i = 0; i < PL_N * PL_V; i++) {
-        const double keep = pred[i];
-        pred[i] = keep + STEP;
-        const double up = patch_loss_ref(pred, target, mask);
-        pred[i] = keep - STEP;
-        fd[i] = (up - patch_loss_ref(pred, target, mask)) / (2 * STEP);
-        pred[i] = keep;
-    }
+    const pl_args args = {pred, target, mask};
+    for (int i = 0; i < PL_N * PL_V; i++)
+        fd[i] = central_diff(pred, i, pl_loss_of, &args);
     check_grad("grad", fd, grad, PL_N * PL_V);
 }
 
@@ -207,15 +221,12 @@ static double attn_loss(const double *q, const double *k, const double *v, const
     return L;
 }
 
-static double attn_fd(double *p, int i, const double *q, const double *k, const double *v,
-                      const double *w) {
-    const double keep = p[i];
-    p[i] = keep + STEP;
-    const double up = attn_loss(q, k, v, w);
-    p[i] = keep - STEP;
-    const double down = attn_loss(q, k, v, w);
-    p[i] = keep;
-    return (up - down) / (2 * STEP);
+typedef struct {
+    const double *q, *k, *v, *w;
+} attn_args;
+static double attn_loss_of(const void *a) {
+    const attn_args *t = a;
+    return attn_loss(t->q, t->k, t->v, t->w);
 }
 
 static void test_attention(void) {
@@ -231,10 +242,12 @@ static void test_attention(void) {
                lse));
     OK(SAEC_OP(cpu, attention_backward, qf, kf, vf, AHQ * ADH, AG * ADH, out, wf, lse, AB, AL, AHQ,
                AG, ADH, scale, dq, dk, dv));
+    const attn_args args = {q, k, v, w};
     for (int i = 0; i < AQ; i++)
-        fdq[i] = attn_fd(q, i, q, k, v, w);
+        fdq[i] = central_diff(q, i, attn_loss_of, &args);
     for (int i = 0; i < AKV; i++)
-        fdk[i] = attn_fd(k, i, q, k, v, w), fdv[i] = attn_fd(v, i, q, k, v, w);
+        fdk[i] = central_diff(k, i, attn_loss_of, &args),
+        fdv[i] = central_diff(v, i, attn_loss_of, &args);
     check_grad("dq", fdq, dq, AQ);
     check_grad("dk", fdk, dk, AKV);
     check_grad("dv", fdv, dv, AKV);

@@ -22,3 +22,10 @@ void saec_format_duration(double seconds, char *buf, size_t size) {
     else
         snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
 }
+
+void saec_utc_stamp(char *buf, size_t size) {
+    const time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &utc);
+}
