@@ -161,4 +161,7 @@ extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swig
     op_case_swiglu_backward, op_case_patchify, op_case_unpatchify, op_case_patch_loss,
     op_case_patch_mask, op_case_attention, op_case_attention_backward;
 
+/* The MoE router (tests/op_cases_router.c). */
+extern const op_case op_case_router_forward, op_case_router_backward;
+
 #endif

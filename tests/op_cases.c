@@ -16,6 +16,8 @@ const op_case *const op_cases[] = {
     /* transformer pieces (op_cases_transformer.c) */
     &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
     &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss, &op_case_patch_mask,
-    &op_case_attention, &op_case_attention_backward};
+    &op_case_attention, &op_case_attention_backward,
+    /* the MoE router (op_cases_router.c) */
+    &op_case_router_forward, &op_case_router_backward};
 
 const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);
