@@ -23,9 +23,8 @@
 #define RT_ADD(a, b) ((a) + (b))
 #endif
 
-#define RT_MAX_E 8      /* experts a router may have */
-#define RT_CV_EPS 1e-6  /* CV = std / (mean + RT_CV_EPS), as SPEC */
-#define RT_STATS 4      /* stats blocks of E: importance, load, f, P */
+#define RT_MAX_E 8               /* experts a router may have */
+#define RT_CV_EPS 1e-6           /* CV = std / (mean + RT_CV_EPS), as SPEC */
 #define RT_SUMS(E) (4 * (E) + 1) /* a chunk's sums: importance, load, count, P [E] and Σ lse² */
 
 /* One token: noise_std, z, H [E]; rank[j] the expert of rank j (j < min(k + 1, E)); gate [k] and
@@ -44,14 +43,13 @@ RT_FN float rt_softplus(float x) {
 }
 
 /* Token t's router: cl, rw [E] its clean and raw logits (rw NULL: no noise). */
-RT_FN void rt_token_forward(const float *cl, const float *rw, int E, int k,
-                                                     uint64_t seed, uint64_t counter, int64_t t,
-                                                     rt_token *o) {
+RT_FN void rt_token_forward(const float *cl, const float *rw, int E, int k, uint64_t seed,
+                            uint64_t counter, int64_t t, rt_token *o) {
     for (int e = 0; e < E; e++) {
         if (rw) {
             o->std[e] = rt_softplus(rw[e]);
-            o->z[e] = saec_hash_normal(seed, SAEC_RNG_ROUTER_NOISE,
-                                       counter + 2 * (uint64_t)(t * E + e));
+            o->z[e] =
+                saec_hash_normal(seed, SAEC_RNG_ROUTER_NOISE, counter + 2 * (uint64_t)(t * E + e));
             o->H[e] = RT_ADD(cl[e], RT_MUL(o->z[e], o->std[e]));
         } else {
             o->std[e] = 0.0f, o->z[e] = 0.0f, o->H[e] = cl[e];
@@ -93,17 +91,14 @@ RT_FN float rt_psi(const rt_token *o, int E, int k, int e, int *src) {
 }
 
 /* Expert e's load argument a = (clean − ψ)/noise_std in double. */
-RT_FN double rt_load_arg(const rt_token *o, const float *cl, int E, int k,
-                                                  int e, int *src) {
+RT_FN double rt_load_arg(const rt_token *o, const float *cl, int E, int k, int e, int *src) {
     const float psi = rt_psi(o, E, k, e, src);
     return ((double)cl[e] - (double)psi) / (double)o->std[e];
 }
 
 /* The standard normal CDF and density. */
 RT_FN double rt_Phi(double a) { return 0.5 * erfc(-a * 0.7071067811865476); }
-RT_FN double rt_phi(double a) {
-    return 0.3989422804014327 * exp(-0.5 * a * a);
-}
+RT_FN double rt_phi(double a) { return 0.3989422804014327 * exp(-0.5 * a * a); }
 
 /* softmax(cl) [E] in double, its logsumexp returned. */
 RT_FN double rt_softmax(const float *cl, int E, double *p) {
@@ -118,8 +113,7 @@ RT_FN double rt_softmax(const float *cl, int E, double *p) {
 }
 
 /* Token t's contribution to a chunk's sums acc [RT_SUMS(E)] (added in place). */
-RT_FN void rt_token_sums(const rt_token *o, const float *cl, int noisy,
-                                                  int E, int k, double *acc) {
+RT_FN void rt_token_sums(const rt_token *o, const float *cl, int noisy, int E, int k, double *acc) {
     for (int j = 0; j < k; j++) {
         acc[o->rank[j]] += o->gd[j];
         acc[2 * E + o->rank[j]] += 1.0;
@@ -151,9 +145,8 @@ RT_FN double rt_cv(const double *x, int E, double *g) {
 }
 
 /* The chunks' total tot [RT_SUMS(E)] of n tokens -> stats [4E] and loss [5] (either NULL). */
-RT_FN void rt_finish(const double *tot, int64_t n, int E, float w_imp,
-                                              float w_load, float w_switch, float w_z,
-                                              double *stats, double *loss) {
+RT_FN void rt_finish(const double *tot, int64_t n, int E, float w_imp, float w_load, float w_switch,
+                     float w_z, double *stats, double *loss) {
     const double inv_n = n > 0 ? 1.0 / (double)n : 0.0;
     double f[RT_MAX_E], P[RT_MAX_E], sw = 0.0;
     for (int e = 0; e < E; e++) {
@@ -175,8 +168,8 @@ RT_FN void rt_finish(const double *tot, int64_t n, int E, float w_imp,
 
 /* The backward's per-expert coefficients from stats [4E]: cimp = w_imp·∂CV/∂importance,
    cload = w_load·∂CV/∂load [E] (0 for a weight of 0: stats are then not read). */
-RT_FN void rt_coefs(const double *stats, int E, float w_imp, float w_load,
-                                             double *cimp, double *cload) {
+RT_FN void rt_coefs(const double *stats, int E, float w_imp, float w_load, double *cimp,
+                    double *cload) {
     for (int e = 0; e < E; e++)
         cimp[e] = cload[e] = 0.0;
     if (w_imp != 0.0f) {
@@ -193,14 +186,11 @@ RT_FN void rt_coefs(const double *stats, int E, float w_imp, float w_load,
 
 /* Token t's gradients dcl, drw [E] (drw NULL without noise) from dgates [k], the coefficients
    cimp, cload [E] (rt_coefs), f [E] (stats' third block; NULL when w_switch = 0) and 1/n. */
-RT_FN void rt_token_backward(const float *cl, const float *rw,
-                                                      const float *dg, int E, int k,
-                                                      uint64_t seed, uint64_t counter, int64_t t,
-                                                      const double *cimp, const double *cload,
-                                                      const double *f, double inv_n,
-                                                      float w_switch, float w_z, float *dcl,
-                                                      float *drw) {
-    rt_token o = {0}; /* zeroed: the compiler cannot see that E >= 1 fills it */
+RT_FN void rt_token_backward(const float *cl, const float *rw, const float *dg, int E, int k,
+                             uint64_t seed, uint64_t counter, int64_t t, const double *cimp,
+                             const double *cload, const double *f, double inv_n, float w_switch,
+                             float w_z, float *dcl, float *drw) {
+    rt_token o = {{0}, {0}, {0}, {0}, {0}, {0}}; /* zeroed: no compiler sees that E >= 1 fills it */
     rt_token_forward(cl, rw, E, k, seed, counter, t, &o);
     double dH[RT_MAX_E], dstd[RT_MAX_E], dc[RT_MAX_E];
     for (int e = 0; e < E; e++)
@@ -230,7 +220,8 @@ RT_FN void rt_token_backward(const float *cl, const float *rw,
         for (int e = 0; f && e < E; e++)
             fp += f[e] * p[e];
         for (int e = 0; e < E; e++) {
-            if (w_switch != 0.0f) dc[e] += (double)w_switch * (double)E * inv_n * p[e] * (f[e] - fp);
+            if (w_switch != 0.0f)
+                dc[e] += (double)w_switch * (double)E * inv_n * p[e] * (f[e] - fp);
             dc[e] += (double)w_z * 2.0 * lse * p[e] * inv_n;
         }
     }

@@ -33,8 +33,8 @@ static op_buf out_nan(const char *name, op_elem elem, int64_t count) {
 }
 
 /* The experts and k of the shapes: E = 1, k = E = 2 and the MoE-MAE blocks first. */
-static const int rt_ek[][2] = {{1, 1}, {2, 2}, {2, 1}, {3, 2}, {4, 2}, {5, 2}, {8, 2}, {8, 3},
-                               {5, 5}, {3, 1}};
+static const int rt_ek[][2] = {{1, 1}, {2, 2}, {2, 1}, {3, 2}, {4, 2},
+                               {5, 2}, {8, 2}, {8, 3}, {5, 5}, {3, 1}};
 enum { RT_NEK = sizeof rt_ek / sizeof rt_ek[0] };
 
 static int rt_shapes(op_shape *out, int cap, int backward) {
@@ -45,9 +45,9 @@ static int rt_shapes(op_shape *out, int cap, int backward) {
             for (int variant = 0; variant < 3 && n < cap; variant++) {
                 /* variant 0: noisy, sums; 1: inference, sums; 2: noisy, no sums, misaligned */
                 const int kind = variant == 1 && (i + (int)j) % 2 ? RT_KIND_TIES
-                                 : j == 3 && i % 3 == 1          ? RT_KIND_ONE
-                                 : j == 3 && i % 3 == 2          ? RT_KIND_LARGE
-                                                                 : RT_KIND_RANDOM;
+                                 : j == 3 && i % 3 == 1           ? RT_KIND_ONE
+                                 : j == 3 && i % 3 == 2           ? RT_KIND_LARGE
+                                                                  : RT_KIND_RANDOM;
                 op_shape s = {.v = {ns[j], rt_ek[i][0], rt_ek[i][1], variant != 1,
                                     variant != 2 || backward, kind, variant ? 12345 : 7,
                                     variant == 2 ? (int64_t)1 << 40 : 3},
@@ -105,15 +105,17 @@ static int rt_by_H(const void *x, const void *y) {
 
 /* Token t: its draws, H (float, as the contract), ranks (a sort), gates, ψ's source and the
    load's argument a = (clean − ψ)/std. */
-static void rt_ref_token(const op_shape *s, const float *cl, const float *rw, int64_t t, rt_ref *o) {
+static void rt_ref_token(const op_shape *s, const float *cl, const float *rw, int64_t t,
+                         rt_ref *o) {
     const int E = (int)s->v[RT_E], k = (int)s->v[RT_K];
     for (int e = 0; e < E; e++) {
         o->std[e] = o->z[e] = 0;
         o->H[e] = cl[e];
         if (rw) {
-            const float sd = (float)log1p(exp((double)rw[e])), z = saec_hash_normal(
-                (uint64_t)s->v[RT_SEED], SAEC_RNG_ROUTER_NOISE,
-                (uint64_t)s->v[RT_COUNTER] + 2 * (uint64_t)(t * E + e));
+            const float sd = (float)log1p(exp((double)rw[e])),
+                        z = saec_hash_normal((uint64_t)s->v[RT_SEED], SAEC_RNG_ROUTER_NOISE,
+                                             (uint64_t)s->v[RT_COUNTER] +
+                                                 2 * (uint64_t)(t * E + e));
             const float zs = z * sd;
             o->std[e] = sd, o->z[e] = z, o->H[e] = cl[e] + zs;
         }
@@ -228,8 +230,8 @@ static void router_forward_naive(const op_shape *s, const void *const *in, doubl
     want[5][2] = rt_ref_cv(load, E, NULL), scale[5][2] = 1 + want[5][2];
     want[5][3] = E * sw, scale[5][3] = want[5][3] + 1e-9;
     want[5][4] = n ? zz / n : 0, scale[5][4] = want[5][4] + 1e-9;
-    want[5][0] = s->f[0] * want[5][1] + s->f[1] * want[5][2] + s->f[2] * want[5][3] +
-                 s->f[3] * want[5][4];
+    want[5][0] =
+        s->f[0] * want[5][1] + s->f[1] * want[5][2] + s->f[2] * want[5][3] + s->f[3] * want[5][4];
     scale[5][0] = fabs(s->f[0]) * scale[5][1] + fabs(s->f[1]) * scale[5][2] +
                   fabs(s->f[2]) * scale[5][3] + fabs(s->f[3]) * scale[5][4];
 }
@@ -250,11 +252,13 @@ static void router_forward_bad_args(saec_dev *dev, int (*rejected)(int rc, const
 }
 
 static void rt_label(const char *op, const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "%s n=%lld E=%lld k=%lld noisy=%d sums=%d inputs=%s seed=%lld counter=%lld "
-             "w=%g/%g/%g/%g misalign=%d", op, (long long)s->v[RT_N], (long long)s->v[RT_E],
-             (long long)s->v[RT_K], (int)s->v[RT_NOISY], (int)s->v[RT_SUMS_ON],
-             rt_kind_name[s->v[RT_KIND]], (long long)s->v[RT_SEED], (long long)s->v[RT_COUNTER],
-             s->f[0], s->f[1], s->f[2], s->f[3], s->misalign);
+    snprintf(b, cap,
+             "%s n=%lld E=%lld k=%lld noisy=%d sums=%d inputs=%s seed=%lld counter=%lld "
+             "w=%g/%g/%g/%g misalign=%d",
+             op, (long long)s->v[RT_N], (long long)s->v[RT_E], (long long)s->v[RT_K],
+             (int)s->v[RT_NOISY], (int)s->v[RT_SUMS_ON], rt_kind_name[s->v[RT_KIND]],
+             (long long)s->v[RT_SEED], (long long)s->v[RT_COUNTER], s->f[0], s->f[1], s->f[2],
+             s->f[3], s->misalign);
 }
 
 static void router_forward_label(const op_shape *s, char *b, size_t cap) {
@@ -269,8 +273,8 @@ static op_shape router_forward_bench(int64_t n, int64_t m, int64_t d) {
 }
 
 static saec_op_floor router_forward_floor(const op_shape *s) {
-    return saec_op_floor_router_forward((double)s->v[RT_N], (double)s->v[RT_E],
-                                        (double)s->v[RT_K], (double)s->v[RT_NOISY]);
+    return saec_op_floor_router_forward((double)s->v[RT_N], (double)s->v[RT_E], (double)s->v[RT_K],
+                                        (double)s->v[RT_NOISY]);
 }
 
 const op_case op_case_router_forward = {.op = "router_forward",
@@ -362,8 +366,8 @@ static void router_backward_naive(const op_shape *s, const void *const *in, doub
         for (int e = 0; e < E; e++) /* Σ_i f_i·∂p_i/∂clean_e and ∂lse²/∂clean_e */
             for (int i = 0; i < E; i++) {
                 const double dp = p[i] * ((i == e) - p[e]);
-                const double term = s->f[2] * E * st[2 * E + i] * dp / n +
-                                    (i == e) * s->f[3] * 2 * lse * p[e] / n;
+                const double term =
+                    s->f[2] * E * st[2 * E + i] * dp / n + (i == e) * s->f[3] * 2 * lse * p[e] / n;
                 dc[e] += term, mc[e] += fabs(term);
             }
         for (int e = 0; e < E; e++) {
@@ -398,8 +402,8 @@ static op_shape router_backward_bench(int64_t n, int64_t m, int64_t d) {
 }
 
 static saec_op_floor router_backward_floor(const op_shape *s) {
-    return saec_op_floor_router_backward((double)s->v[RT_N], (double)s->v[RT_E],
-                                         (double)s->v[RT_K], (double)s->v[RT_NOISY]);
+    return saec_op_floor_router_backward((double)s->v[RT_N], (double)s->v[RT_E], (double)s->v[RT_K],
+                                         (double)s->v[RT_NOISY]);
 }
 
 const op_case op_case_router_backward = {.op = "router_backward",

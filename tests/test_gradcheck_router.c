@@ -19,7 +19,7 @@
 #include "saec/ops.h"
 #include "test_random.h"
 
-#define STEP 1e-6  /* the finite-difference step (inputs are O(1), margins 0.05) */
+#define STEP 1e-6 /* the finite-difference step (inputs are O(1), margins 0.05) */
 #define TOL 1e-4
 #define MARGIN 0.05
 #define SEED 77
@@ -96,8 +96,7 @@ static double loss_of(const rt_problem *p, const double *clean, const double *ra
     double sw = 0;
     for (int e = 0; e < E; e++)
         sw += cnt[e] / N * P[e];
-    return L + p->w_imp * cv(imp, E) + p->w_load * cv(load, E) + p->w_switch * E * sw +
-           p->w_z * zz;
+    return L + p->w_imp * cv(imp, E) + p->w_load * cv(load, E) + p->w_switch * E * sw + p->w_z * zz;
 }
 
 /* Whether every two H of every token are MARGIN apart. */
@@ -137,9 +136,8 @@ static void test_router(saec_dev *cpu, int E, int k, int noisy) {
     double stats[4 * MAXE], loss[5];
     int32_t idx[N * MAXE];
     float gates[N * MAXE];
-    OK(SAEC_OP(cpu, router_forward, cf, noisy ? rf : NULL, N, E, k, SEED, COUNTER,
-               (float)p.w_imp, (float)p.w_load, (float)p.w_switch, (float)p.w_z, idx, gates,
-               stats, loss));
+    OK(SAEC_OP(cpu, router_forward, cf, noisy ? rf : NULL, N, E, k, SEED, COUNTER, (float)p.w_imp,
+               (float)p.w_load, (float)p.w_switch, (float)p.w_z, idx, gates, stats, loss));
     OK(SAEC_OP(cpu, router_backward, cf, noisy ? rf : NULL, dgf, stats, N, E, k, SEED, COUNTER,
                (float)p.w_imp, (float)p.w_load, (float)p.w_switch, (float)p.w_z, dclean,
                noisy ? draw : NULL));

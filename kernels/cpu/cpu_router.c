@@ -60,8 +60,8 @@ int saec_cpu_router_backward(saec_dev *dev, const float *clean, const float *raw
     (void)dev;
     SAEC_CPU_REQUIRE("router_backward", router_args_ok(n, E, k) && !raw == !draw);
     const int need_stats = w_imp != 0.0f || w_load != 0.0f || w_switch != 0.0f;
-    SAEC_CPU_REQUIRE("router_backward", n == 0 || (clean && dgates && dclean &&
-                                                   (stats || !need_stats)));
+    SAEC_CPU_REQUIRE("router_backward",
+                     n == 0 || (clean && dgates && dclean && (stats || !need_stats)));
     if (n == 0) return SAEC_OK;
     double cimp[RT_MAX_E], cload[RT_MAX_E];
     rt_coefs(stats, E, w_imp, w_load, cimp, cload);

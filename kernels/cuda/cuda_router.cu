@@ -20,10 +20,9 @@ static int router_args_ok(int64_t n, int E, int k) {
 /* Token t = the thread's: idx, gates [n, k]; with part, the block's sums into
    part [gridDim.x, RT_SUMS(E)]. Floor: reads clean (and raw), writes idx and gates. */
 __global__ void __launch_bounds__(RT_THREADS)
-    router_forward_kernel(const float *__restrict__ clean, const float *__restrict__ raw,
-                          int64_t n, int E, int k, uint64_t seed, uint64_t counter,
-                          int32_t *__restrict__ idx, float *__restrict__ gates,
-                          double *__restrict__ part) {
+    router_forward_kernel(const float *__restrict__ clean, const float *__restrict__ raw, int64_t n,
+                          int E, int k, uint64_t seed, uint64_t counter, int32_t *__restrict__ idx,
+                          float *__restrict__ gates, double *__restrict__ part) {
     __shared__ double s_warp[32];
     const int64_t t = (int64_t)blockIdx.x * RT_THREADS + threadIdx.x;
     double acc[RT_SUMS(RT_MAX_E)];
@@ -107,10 +106,10 @@ __global__ void __launch_bounds__(RT_THREADS)
 }
 
 extern "C" int saec_cuda_router_backward(saec_dev *dev, const float *clean, const float *raw,
-                                         const float *dgates, const double *stats, int64_t n,
-                                         int E, int k, uint64_t seed, uint64_t counter,
-                                         float w_imp, float w_load, float w_switch, float w_z,
-                                         float *dclean, float *draw) {
+                                         const float *dgates, const double *stats, int64_t n, int E,
+                                         int k, uint64_t seed, uint64_t counter, float w_imp,
+                                         float w_load, float w_switch, float w_z, float *dclean,
+                                         float *draw) {
     saec_cuda_state *st = saec_cuda_state_of(dev);
     SAEC_CUDA_REQUIRE("router_backward", router_args_ok(n, E, k) && !raw == !draw);
     const int need_stats = w_imp != 0.0f || w_load != 0.0f || w_switch != 0.0f;
@@ -118,8 +117,8 @@ extern "C" int saec_cuda_router_backward(saec_dev *dev, const float *clean, cons
                       n == 0 || (clean && dgates && dclean && (stats || !need_stats)));
     if (n == 0) return SAEC_OK;
     router_backward_kernel<<<saec_cuda_blocks(n, RT_THREADS, st->sm_count), RT_THREADS, 0,
-                             st->stream>>>(clean, raw, dgates, stats, n, E, k, seed, counter,
-                                           w_imp, w_load, w_switch, w_z, dclean, draw);
+                             st->stream>>>(clean, raw, dgates, stats, n, E, k, seed, counter, w_imp,
+                                           w_load, w_switch, w_z, dclean, draw);
     SAEC_CUDA_CHECK_LAUNCH("router_backward_kernel");
     return SAEC_OK;
 }
