@@ -130,6 +130,19 @@ RT_FN void rt_token_sums(const rt_token *o, const float *cl, int noisy, int E, i
     acc[4 * E] += lse * lse;
 }
 
+/* Token t of clean, raw [n, E] (raw NULL: no noise) routed: its row of idx, gates [n, k] written
+   and, with acc, its share of the sums added to acc [RT_SUMS(E)]. What each backend runs per
+   token of router_forward. */
+RT_FN void rt_route(const float *clean, const float *raw, int64_t t, int E, int k, uint64_t seed,
+                    uint64_t counter, int32_t *idx, float *gates, double *acc) {
+    const float *cl = clean + t * E, *rw = raw ? raw + t * E : NULL; /* rows t [E] */
+    rt_token o;
+    rt_token_forward(cl, rw, E, k, seed, counter, t, &o);
+    for (int j = 0; j < k; j++)
+        idx[t * k + j] = o.rank[j], gates[t * k + j] = o.gate[j];
+    if (acc) rt_token_sums(&o, cl, raw != NULL, E, k, acc);
+}
+
 /* CV(x) over E values and, when g is not NULL, ∂CV/∂x [E] (its (x − m)/std term 0 at std = 0). */
 RT_FN double rt_cv(const double *x, int E, double *g) {
     double m = 0.0, v = 0.0;

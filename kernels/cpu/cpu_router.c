@@ -33,14 +33,8 @@ int saec_cpu_router_forward(saec_dev *dev, const float *clean, const float *raw,
         double *acc = part ? part + ch * ns : NULL;
         if (acc) memset(acc, 0, (size_t)ns * sizeof(double));
         const int64_t t1 = (ch + 1) * RT_CHUNK < n ? (ch + 1) * RT_CHUNK : n;
-        for (int64_t t = ch * RT_CHUNK; t < t1; t++) {
-            const float *cl = clean + t * E, *rw = raw ? raw + t * E : NULL; /* rows t [E] */
-            rt_token o;
-            rt_token_forward(cl, rw, E, k, seed, counter, t, &o);
-            for (int j = 0; j < k; j++)
-                idx[t * k + j] = o.rank[j], gates[t * k + j] = o.gate[j];
-            if (acc) rt_token_sums(&o, cl, raw != NULL, E, k, acc);
-        }
+        for (int64_t t = ch * RT_CHUNK; t < t1; t++)
+            rt_route(clean, raw, t, E, k, seed, counter, idx, gates, acc);
     }
     if (!sums) return SAEC_OK;
     double tot[RT_SUMS(RT_MAX_E)] = {0};

@@ -29,14 +29,7 @@ __global__ void __launch_bounds__(RT_THREADS)
     const int ns = RT_SUMS(E);
     for (int q = 0; q < ns; q++)
         acc[q] = 0.0;
-    if (t < n) {
-        const float *cl = clean + t * E, *rw = raw ? raw + t * E : NULL; /* rows t [E] */
-        rt_token o;
-        rt_token_forward(cl, rw, E, k, seed, counter, t, &o);
-        for (int j = 0; j < k; j++)
-            idx[t * k + j] = o.rank[j], gates[t * k + j] = o.gate[j];
-        if (part) rt_token_sums(&o, cl, raw != NULL, E, k, acc);
-    }
+    if (t < n) rt_route(clean, raw, t, E, k, seed, counter, idx, gates, part ? acc : NULL);
     if (!part) return; /* uniform over the block */
     for (int q = 0; q < ns; q++) {
         const double s = saec_block_sum(acc[q], s_warp);
