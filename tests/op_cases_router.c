@@ -44,10 +44,10 @@ static int rt_shapes(op_shape *out, int cap, int backward) {
         for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++)
             for (int variant = 0; variant < 3 && n < cap; variant++) {
                 /* variant 0: noisy, sums; 1: inference, sums; 2: noisy, no sums, misaligned */
-                const int kind = variant == 1 && (i + (int)j) % 2 ? RT_KIND_TIES
-                                 : j == 3 && i % 3 == 1           ? RT_KIND_ONE
-                                 : j == 3 && i % 3 == 2           ? RT_KIND_LARGE
-                                                                  : RT_KIND_RANDOM;
+                const int kind = variant == 1 && (i + (int)j) % 2   ? RT_KIND_TIES
+                                 : j == 3 && (i % 3 == 1 || i == 9) ? RT_KIND_ONE
+                                 : j == 3 && i % 3 == 2             ? RT_KIND_LARGE
+                                                                    : RT_KIND_RANDOM;
                 op_shape s = {.v = {ns[j], rt_ek[i][0], rt_ek[i][1], variant != 1,
                                     variant != 2 || backward, kind, variant ? 12345 : 7,
                                     variant == 2 ? (int64_t)1 << 40 : 3},
