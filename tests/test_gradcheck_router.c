@@ -7,7 +7,7 @@
  * the step), so the top-k choice, ψ's case and f stay fixed too. Shapes: MoE-MAE's E = 3 and 5
  * at k = 2, E = 4, E = 2 = k (no l_{k+1}), k = 1, and inference (no raw: load = counts, no
  * gradient through it). The engine computes in float: the tolerance is 1e-4 of the gradient's
- * scale.
+ * scale. Also: the draws (saec_hash_normal) are standard normal.
  */
 #include <math.h>
 #include <stdio.h>
@@ -167,6 +167,27 @@ static void test_router(saec_dev *cpu, int E, int k, int noisy) {
     if (noisy) check_grad("draw", fdr, draw, N * E);
 }
 
+/* The draws the router adds are standard normal: over 2^18 counters, mean 0 and variance 1 (to
+   5 standard errors), P(|z| < 1) = 0.6827 and P(|z| < 2) = 0.9545 (to 5 binomial errors), none
+   past 6 (the largest a 24-bit uniform gives is 5.8). */
+static void test_normal_draws(void) {
+    set_ctx("saec_hash_normal: standard normal");
+    enum { DRAWS = 1 << 18 };
+    double s = 0, ss = 0, in1 = 0, in2 = 0, big = 0;
+    for (int i = 0; i < DRAWS; i++) {
+        const double z = saec_hash_normal(SEED, SAEC_RNG_ROUTER_NOISE, 2 * (uint64_t)i);
+        s += z, ss += z * z, in1 += fabs(z) < 1, in2 += fabs(z) < 2, big += !(fabs(z) < 6);
+    }
+    const double mean = s / DRAWS, var = ss / DRAWS - mean * mean;
+    CHECK(fabs(mean) < 5 / sqrt(DRAWS), "mean %.5f", mean);
+    CHECK(fabs(var - 1) < 5 * sqrt(2.0 / DRAWS), "variance %.5f", var);
+    CHECK(fabs(in1 / DRAWS - 0.682689) < 5 * sqrt(0.2166 / DRAWS), "P(|z| < 1) = %.5f",
+          in1 / DRAWS);
+    CHECK(fabs(in2 / DRAWS - 0.954500) < 5 * sqrt(0.0434 / DRAWS), "P(|z| < 2) = %.5f",
+          in2 / DRAWS);
+    CHECK(big == 0, "%.0f draws past 6 (or NaN)", big);
+}
+
 int main(void) {
     rng_seed(0x5AEC7F0A12345602ull);
     saec_dev *cpu = NULL;
@@ -174,6 +195,7 @@ int main(void) {
         fprintf(stderr, "FAIL: saec_dev_open(cpu): %s\n", saec_error_message());
         return 1;
     }
+    test_normal_draws();
     static const int shapes[][3] = {{3, 2, 1}, {5, 2, 1}, {4, 2, 1}, {2, 2, 1},
                                     {5, 1, 1}, {8, 3, 1}, {5, 2, 0}, {3, 3, 1}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
