@@ -168,4 +168,7 @@ extern const op_case op_case_group_count, op_case_exclusive_scan, op_case_group_
     op_case_gather_rows, op_case_scatter_rows, op_case_grouped_gemm, op_case_grouped_gemm_wgrad,
     op_case_grouped_col_sum, op_case_modulate_encode, op_case_modulate_backward;
 
+/* The MoE router (tests/op_cases_router.c). */
+extern const op_case op_case_router_forward, op_case_router_backward;
+
 #endif

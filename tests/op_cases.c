@@ -21,6 +21,8 @@ const op_case *const op_cases[] = {
     /* grouping (op_cases_grouping.c) */
     &op_case_group_count, &op_case_exclusive_scan, &op_case_group_permute, &op_case_gather_rows,
     &op_case_scatter_rows, &op_case_grouped_gemm, &op_case_grouped_gemm_wgrad,
-    &op_case_grouped_col_sum, &op_case_modulate_encode, &op_case_modulate_backward};
+    &op_case_grouped_col_sum, &op_case_modulate_encode, &op_case_modulate_backward,
+    /* the MoE router (op_cases_router.c) */
+    &op_case_router_forward, &op_case_router_backward};
 
 const int op_cases_count = (int)(sizeof op_cases / sizeof op_cases[0]);

@@ -499,6 +499,47 @@
        int64_t L, int Hq, int G, int dh, float scale, float *dq, float *dk, float *dv),            \
       (double B, double L, double Hq, double G, double dh),                                        \
       B * L * (4 * Hq * dh + 4 * G * dh + Hq) * 4 + B * L * (Hq + 2 * G) * dh * 4,                 \
-      14 * B * Hq * L * L * dh)
+      14 * B * Hq * L * L * dh)                                                                    \
+                                                                                                   \
+    /* ---- the MoE router (SPEC §7; cpu_router.c, cuda_router.cu) ---- */                         \
+                                                                                                   \
+    /* The noisy top-k router of n tokens over E experts (1 <= k <= E <= 8), per token t:          \
+         noise_std_e = softplus(raw_e), z_e = saec_hash_normal(seed, SAEC_RNG_ROUTER_NOISE,        \
+         counter + 2·(t·E + e)), H_e = clean_e + z_e·noise_std_e (float operations; raw NULL:      \
+         inference, H = clean); idx [n, k] the k largest H, largest first (ties to the lower       \
+         index); gates [n, k] = softmax over those k H values (in double, rounded to float).       \
+       clean, raw [n, E]. With stats [4E] and/or loss [5] (device doubles; NULL: not computed):    \
+         importance_e = Σ_t gate_{t,e}; load_e = Σ_t Φ((clean_e − ψ_e)/noise_std_e), Φ the normal  \
+         CDF, ψ_e = l_k if H_e > l_k, l_{k+1} if H_e <= l_{k+1}, else H_e (l_j: the j-th largest   \
+         H of the token; l_{k+1} = −inf when k = E); without raw, load_e = #tokens routed to e;    \
+         f_e = #tokens routed to e / n, P_e = mean_t softmax(clean_t)_e;                           \
+         stats = [importance | load | f | P]; loss[1] = CV(importance), loss[2] = CV(load) (CV =   \
+         population std / (mean + 1e-6)), loss[3] = E·Σ f_e·P_e (Switch), loss[4] =                \
+         mean_t logsumexp(clean_t)² (z-loss), loss[0] = w_imp·loss[1] + w_load·loss[2] +           \
+         w_switch·loss[3] + w_z·loss[4]. Sums in double, in a fixed order. */                      \
+    ENTRY(int, router_forward,                                                                     \
+      (saec_dev *dev, const float *clean, const float *raw, int64_t n, int E, int k,               \
+       uint64_t seed, uint64_t counter, float w_imp, float w_load, float w_switch, float w_z,      \
+       int32_t *idx, float *gates, double *stats, double *loss),                                   \
+      (double n, double E, double k, double noisy),                                                \
+      n * E * 4 * (1 + noisy) + n * k * 8, n * E * (12 + 30 * noisy))                              \
+                                                                                                   \
+    /* Its backward, each token recomputed from clean, raw and the counter (the forward's          \
+       H, ψ and gates exactly): with dg_j = dgates_j + w_imp·∂CV/∂importance_{idx_j},              \
+         dH_{idx_j} = g_j·(dg_j − Σ_i g_i·dg_i); the load term w_load·∂CV/∂load_e·Φ' gives         \
+         clean_e, noise_std_e and ψ_e their share (ψ's to the expert whose H it is: the rank-k     \
+         or rank-(k+1) one, ranks as in idx); the Switch term (f held) and the z-loss through      \
+         softmax(clean); dH reaches clean (1) and noise_std (z); draw = dnoise_std·σ(raw).         \
+       ∂CV/∂x_e = (x_e − m)/(E·std·(m + 1e-6)) − std/(E·(m + 1e-6)²), its first term 0 when        \
+       std = 0.                                                                                    \
+       stats [4E] from router_forward (read when w_imp, w_load or w_switch ≠ 0). dgates [n, k];    \
+       dclean [n, E]; draw [n, E] (NULL iff raw is NULL). The top-k choice has no gradient.        \
+       Deterministic (no sums across tokens). */                                                   \
+    ENTRY(int, router_backward,                                                                    \
+      (saec_dev *dev, const float *clean, const float *raw, const float *dgates,                   \
+       const double *stats, int64_t n, int E, int k, uint64_t seed, uint64_t counter, float w_imp, \
+       float w_load, float w_switch, float w_z, float *dclean, float *draw),                       \
+      (double n, double E, double k, double noisy),                                                \
+      n * E * 8 * (1 + noisy) + n * k * 4 + E * 32, n * E * (20 + 40 * noisy))
 
 #endif
