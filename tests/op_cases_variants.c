@@ -64,8 +64,7 @@ enum {
     BT_RELU     /* ReLU codes: half zero */
 };
 
-static op_shape bt_shape(int64_t n, int64_t m, int64_t keep, int vals, int misalign,
-                         int in_place) {
+static op_shape bt_shape(int64_t n, int64_t m, int64_t keep, int vals, int misalign, int in_place) {
     op_shape s = {.v = {n, m, keep, vals, in_place}, .misalign = misalign};
     return s;
 }
@@ -99,8 +98,8 @@ static int batch_topk_shapes(op_shape *out, int cap) {
         bt_shape(129, 1025, 129 * 1025, BT_RANDOM, 0, 0),
         bt_shape(37, 101, 50, BT_RANDOM, 0, 0),
         bt_shape(37, 101, 1, BT_RANDOM, 0, 0),
-        bt_shape(37, 101, 37 * 101, BT_RANDOM, 0, 0),     /* keep = n*m: all positives */
-        bt_shape(37, 101, 3 * 37 * 101, BT_RANDOM, 0, 0), /* keep > n*m */
+        bt_shape(37, 101, 37 * 101, BT_RANDOM, 0, 0),       /* keep = n*m: all positives */
+        bt_shape(37, 101, 3 * 37 * 101, BT_RANDOM, 0, 0),   /* keep > n*m */
         bt_exact(bt_shape(37, 101, 1800, BT_RANDOM, 0, 0)), /* keep = #positives exactly */
         bt_shape(9, 100, 200, BT_TIES, 0, 0),               /* the cut falls inside a tie */
         bt_exact(bt_shape(9, 100, 450, BT_TIES, 0, 0)),
@@ -263,8 +262,8 @@ static int jumprelu_shapes(op_shape *out, int cap) {
     static const int64_t wide[][5] = {{37, 101, 1, 0, 0},  {37, 101, 0, 0, 0}, /* one θ */
                                       {5, 4096, 1, 0, 0},                      /* float4 path */
                                       {64, 1024, 3, 0, 0},                     /* strided θ */
-                                      {300, 513, 1, 0, 1}, {7, 64, 1, 1, 0},   {1, 1, 0, 0, 0},
-                                      {0, 9, 1, 0, 0}};
+                                      {300, 513, 1, 0, 1}, {7, 64, 1, 1, 0},
+                                      {1, 1, 0, 0, 0},     {0, 9, 1, 0, 0}};
     for (int is_log = 0; is_log < 2; is_log++)
         for (size_t i = 0; i < sizeof wide / sizeof wide[0] && n < cap; i++)
             out[n++] = jr_shape(wide[i][0], wide[i][1], wide[i][2], is_log, (int)wide[i][3],
@@ -299,7 +298,8 @@ static void jumprelu_tweak(const op_shape *s, void *const *host) {
         pre[i] = dense_special(pre[i]);
         const float t = theta[(i % m) * stride];
         /* exactly at θ (where CPU's expf and the correctly rounded exp agree) */
-        if (rng_int(10) == 0 && (!is_log || expf(t) == theta_of(t, 1))) pre[i] = theta_of(t, is_log);
+        if (rng_int(10) == 0 && (!is_log || expf(t) == theta_of(t, 1)))
+            pre[i] = theta_of(t, is_log);
     }
 }
 
@@ -486,8 +486,7 @@ const op_case op_case_jumprelu_backward = {.op = "jumprelu_backward",
 enum { L1_N, L1_M, L1_D, L1_STRUCT };
 enum { L1_PLAIN, L1_MID_ZERO, L1_DEAD };
 
-static op_shape l1_shape(int64_t n, int64_t m, int64_t d, int structure, float coef,
-                         int misalign) {
+static op_shape l1_shape(int64_t n, int64_t m, int64_t d, int structure, float coef, int misalign) {
     op_shape s = {.v = {n, m, d, structure}, .f = {coef}, .misalign = misalign};
     return s;
 }
@@ -499,7 +498,7 @@ static int l1_penalty_shapes(op_shape *out, int cap) {
         l1_shape(1, 1, 3, L1_MID_ZERO, 2.0f, 0), /* the only row is zero: penalty 0, no dW */
         l1_shape(33, 1, 17, L1_PLAIN, 0.1f, 0),
         l1_shape(1, 71, 9, L1_MID_ZERO, 0.1f, 0),
-        l1_shape(0, 9, 4, L1_PLAIN, 0.1f, 0),           /* empty batch: penalty 0, dW as it was */
+        l1_shape(0, 9, 4, L1_PLAIN, 0.1f, 0),          /* empty batch: penalty 0, dW as it was */
         l1_shape(203, 517, 33, L1_MID_ZERO, 1e-3f, 0), /* the CPU's parallel path */
         l1_shape(37, 101, 41, L1_DEAD, 0.02f, 0),
         l1_shape(300, 1024, 64, L1_DEAD, 0.02f, 0), /* float4 paths */
@@ -615,7 +614,8 @@ static int l1_penalty_compare_be(const op_shape *s, const void *const *in, const
             cs += f[r * m + j];
         const double norm = sqrt(nsq);
         for (int64_t c = 0; c < d; c++) {
-            const double sc = fabs(dW[j * d + c]) + (norm > 0 ? coef * cs * fabs(W[j * d + c]) / norm : 0);
+            const double sc =
+                fabs(dW[j * d + c]) + (norm > 0 ? coef * cs * fabs(W[j * d + c]) / norm : 0);
             if (!l1_close("dW", other[3], cpu[3], j * d + c, sc, why, cap)) return 0;
         }
     }
@@ -668,18 +668,18 @@ static op_shape as_shape(int64_t n, int64_t m, int64_t d, float beta, int misali
 }
 
 static int atm_stats_shapes(op_shape *out, int cap) {
-    static const int64_t small[][3] = {
-        {7, 13, 5}, {1, 1, 1}, {1, 67, 3}, {45, 1, 11}, {257, 515, 19}, {0, 13, 5}};
+    static const int64_t small[][3] = {{7, 13, 5},  {1, 1, 1},      {1, 67, 3},
+                                       {45, 1, 11}, {257, 515, 19}, {0, 13, 5}};
     static const float betas[] = {0.0f, 0.99f};
     int n = 0;
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
         for (int b = 0; b < 2 && n < cap; b++)
             out[n++] = as_shape(small[i][0], small[i][1], small[i][2], betas[b], 0);
     const op_shape more[] = {
-        as_shape(37, 101, 41, 0.9f, 0),  as_shape(300, 1024, 64, 0.9f, 0), /* float4 paths */
-        as_shape(4096, 67, 5, 0.9f, 0),                                    /* many row chunks */
-        as_shape(513, 4099, 33, 0.9f, 1),                                  /* misaligned */
-        as_shape(1, 1, 1, 0.9f, 0),      as_shape(0, 9, 4, 0.9f, 0), /* empty batch: unchanged */
+        as_shape(37, 101, 41, 0.9f, 0),   as_shape(300, 1024, 64, 0.9f, 0), /* float4 paths */
+        as_shape(4096, 67, 5, 0.9f, 0),                                     /* many row chunks */
+        as_shape(513, 4099, 33, 0.9f, 1),                                   /* misaligned */
+        as_shape(1, 1, 1, 0.9f, 0),       as_shape(0, 9, 4, 0.9f, 0), /* empty batch: unchanged */
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0] && n < cap; i++)
         out[n++] = more[i];
@@ -799,8 +799,8 @@ enum {
     AM_UNIFORM     /* a, q, r in [0, 1) (the benchmark's) */
 };
 
-static op_shape am_shape(int64_t m, int kind, float c, float rate, uint64_t counter,
-                         uint64_t seed, int weights) {
+static op_shape am_shape(int64_t m, int kind, float c, float rate, uint64_t counter, uint64_t seed,
+                         int weights) {
     op_shape s = {.v = {m, kind, (int64_t)counter, (int64_t)seed, weights}, .f = {c, rate}};
     return s;
 }
@@ -952,10 +952,10 @@ static op_shape sc_shape(int64_t n, int64_t m, int misalign) {
 }
 
 static int scale_cols_shapes(op_shape *out, int cap) {
-    const op_shape all[] = {sc_shape(7, 13, 0),    sc_shape(1, 1, 0),    sc_shape(1, 45, 0),
-                            sc_shape(33, 1, 0),    sc_shape(301, 257, 0), sc_shape(0, 3, 0),
-                            sc_shape(37, 101, 0),  sc_shape(64, 1024, 0), /* float4 path */
-                            sc_shape(5, 4099, 1)};                        /* misaligned */
+    const op_shape all[] = {sc_shape(7, 13, 0),   sc_shape(1, 1, 0),     sc_shape(1, 45, 0),
+                            sc_shape(33, 1, 0),   sc_shape(301, 257, 0), sc_shape(0, 3, 0),
+                            sc_shape(37, 101, 0), sc_shape(64, 1024, 0), /* float4 path */
+                            sc_shape(5, 4099, 1)};                       /* misaligned */
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0] && n < cap; i++)
         out[n++] = all[i];
@@ -996,8 +996,8 @@ static void scale_cols_bad_args(saec_dev *dev, int (*rejected)(int rc, const cha
 }
 
 static void scale_cols_label(const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "scale_cols n=%lld m=%lld misalign=%d", (long long)s->v[0],
-             (long long)s->v[1], s->misalign);
+    snprintf(b, cap, "scale_cols n=%lld m=%lld misalign=%d", (long long)s->v[0], (long long)s->v[1],
+             s->misalign);
 }
 
 /* ATM's keep mask over the codes [n, m] */
@@ -1062,9 +1062,9 @@ static void silu_bufs(const op_shape *s, op_buf *b) {
 }
 
 static void silu_tweak(const op_shape *s, void *const *host) {
-    static const float special[] = {0.0f,   -0.0f, 1.0f,    -1.0f,  -1.2784645f, 17.0f, -17.0f,
-                                    30.0f,  -30.0f, -87.0f, -88.5f, -89.0f,      -100.0f, 100.0f,
-                                    1e-8f,  -1e-8f, -103.97f, 88.0f, 3.5e-39f};
+    static const float special[] = {0.0f,  -0.0f,  1.0f,     -1.0f,  -1.2784645f, 17.0f,   -17.0f,
+                                    30.0f, -30.0f, -87.0f,   -88.5f, -89.0f,      -100.0f, 100.0f,
+                                    1e-8f, -1e-8f, -103.97f, 88.0f,  3.5e-39f};
     const int64_t n_special = (int64_t)(sizeof special / sizeof special[0]);
     float *x = host[0];
     if (!x || !s->v[SI_SPECIALS]) return;
@@ -1107,7 +1107,9 @@ static op_shape silu_bench(int64_t n, int64_t m, int64_t d) {
     return s;
 }
 
-static saec_op_floor silu_floor(const op_shape *s) { return saec_op_floor_silu((double)s->v[SI_N]); }
+static saec_op_floor silu_floor(const op_shape *s) {
+    return saec_op_floor_silu((double)s->v[SI_N]);
+}
 
 const op_case op_case_silu = {.op = "silu",
                               .group = "silu",
@@ -1155,8 +1157,8 @@ static void silu_backward_bad_args(saec_dev *dev, int (*rejected)(int rc, const 
 }
 
 static void silu_backward_label(const op_shape *s, char *b, size_t cap) {
-    snprintf(b, cap, "silu_backward n=%lld in_place=%d misalign=%d null=%d",
-             (long long)s->v[SI_N], (int)s->v[SI_IN_PLACE], s->misalign, (int)s->v[SI_NULL]);
+    snprintf(b, cap, "silu_backward n=%lld in_place=%d misalign=%d null=%d", (long long)s->v[SI_N],
+             (int)s->v[SI_IN_PLACE], s->misalign, (int)s->v[SI_NULL]);
 }
 
 static op_shape silu_backward_bench(int64_t n, int64_t m, int64_t d) { return silu_bench(n, m, d); }
