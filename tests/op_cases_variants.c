@@ -180,12 +180,34 @@ static int batch_topk_call(saec_dev *dev, const op_shape *s, void *const *b) {
     return SAEC_OP(dev, batch_topk, b[0], s->v[BT_N], s->v[BT_M], s->v[BT_KEEP], b[1], b[2]);
 }
 
-static int cmp_desc(const void *pa, const void *pb) {
-    const float a = *(const float *)pa, b = *(const float *)pb;
-    return (a < b) - (a > b);
+/* The r-th largest (1 <= r <= n) of p [n] (no NaN), reordering p: a quickselect with a three-way
+   partition, linear also under massive ties (the SAE-sized shape would take seconds to sort). */
+static float kth_largest(float *p, int64_t n, int64_t r) {
+    int64_t lo = 0, hi = n; /* the rank r counts from lo within [lo, hi) */
+    for (;;) {
+        const float piv = p[lo + (hi - lo) / 2];
+        int64_t gt = lo, i = lo, lt = hi; /* [lo, gt) > piv, [gt, lt) == piv, [lt, hi) < piv */
+        while (i < lt) {
+            const float v = p[i];
+            if (v > piv)
+                p[i++] = p[gt], p[gt++] = v;
+            else if (v < piv)
+                p[i] = p[--lt], p[lt] = v;
+            else
+                i++;
+        }
+        if (r <= gt - lo) {
+            hi = gt;
+        } else if (r <= lt - lo) {
+            return piv;
+        } else {
+            r -= lt - lo;
+            lo = lt;
+        }
+    }
 }
 
-/* The positive entries sorted, cut at the keep-th largest (or the smallest positive). */
+/* The cut: the keep-th largest positive entry (or the smallest positive). */
 static void batch_topk_naive(const op_shape *s, const void *const *in, double *const *want,
                              double *const *scale) {
     const float *x = in[0];
@@ -195,8 +217,7 @@ static void batch_topk_naive(const op_shape *s, const void *const *in, double *c
     int64_t n_pos = 0;
     for (int64_t i = 0; i < len; i++)
         if (x[i] > 0) pos[n_pos++] = x[i];
-    qsort(pos, (size_t)n_pos, sizeof *pos, cmp_desc);
-    const float cut = n_pos == 0 ? 0.0f : pos[(keep < n_pos ? keep : n_pos) - 1];
+    const float cut = n_pos == 0 ? 0.0f : kth_largest(pos, n_pos, keep < n_pos ? keep : n_pos);
     for (int64_t i = 0; i < len; i++)
         want[1][i] = x[i] > 0 && x[i] >= cut ? x[i] : 0.0;
     want[2][0] = cut;
@@ -313,10 +334,12 @@ static void jumprelu_naive(const op_shape *s, const void *const *in, double *con
     const float *pre = in[0], *theta = in[1];
     const int64_t n = s->v[JR_N], m = s->v[JR_M];
     (void)scale;
-    for (int64_t i = 0; i < n * m; i++) {
-        const float th = theta_of(theta[(i % m) * s->v[JR_STRIDE]], (int)s->v[JR_LOG]);
-        want[2][i] = pre[i] > th ? pre[i] : 0.0;
-    }
+    float *th = new_floats(m); /* [m] θ_j */
+    for (int64_t j = 0; j < m; j++)
+        th[j] = theta_of(theta[j * s->v[JR_STRIDE]], (int)s->v[JR_LOG]);
+    for (int64_t i = 0; i < n * m; i++)
+        want[2][i] = pre[i] > th[i % m] ? pre[i] : 0.0;
+    free(th);
 }
 
 static void jumprelu_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
