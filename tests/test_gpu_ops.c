@@ -74,12 +74,6 @@ static pair pair_up(const void *host, size_t bytes) {
     return p;
 }
 
-/* Overwrite both copies with the same host data. */
-static void pair_set(pair p, const void *host) {
-    OK(cpu->ops->upload(cpu, p.c, host, p.bytes));
-    OK(gpu->ops->upload(gpu, p.g, host, p.bytes));
-}
-
 /* Download both copies (hc, hg: host buffers of p.bytes). */
 static void pair_get(pair p, void *hc, void *hg) {
     OK(cpu->ops->download(cpu, hc, p.c, p.bytes));
@@ -123,14 +117,6 @@ static void compare_exact(int line, const char *what, pair p) {
     free(hc), free(hg);
 }
 #define COMPARE_EXACT(what, p) compare_exact(__LINE__, what, p)
-
-static void compare_doubles(int line, const char *what, pair p, double atol, double rtol) {
-    double *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
-    pair_get(p, hc, hg);
-    check_close_d(__FILE__, line, what, hg, hc, (int64_t)(p.bytes / sizeof(double)), atol, rtol);
-    free(hc), free(hg);
-}
-#define COMPARE_DOUBLES(what, p, atol, rtol) compare_doubles(__LINE__, what, p, atol, rtol)
 
 /* ---- the table and the device ---- */
 
