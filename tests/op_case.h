@@ -22,7 +22,7 @@
  * grouped_gemm_wgrad, grouped_col_sum, modulate_encode, modulate_backward);
  * tests/op_cases_transformer.c (the transformer pieces); tests/op_cases_variants.c (batch_topk,
  * jumprelu, jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols, silu,
- * silu_backward). test_op_cases lists the ops of the op list that have no case yet.
+ * silu_backward). Every op of the op list has a case (test_op_cases checks it).
  */
 #ifndef SAEC_TESTS_OP_CASE_H
 #define SAEC_TESTS_OP_CASE_H

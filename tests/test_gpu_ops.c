@@ -47,10 +47,11 @@ static void *xmalloc(size_t bytes) {
     return p;
 }
 
-/* ---- one buffer on both devices ---- */
+/* ---- one buffer on both devices (the fused decoder update's test: CUDA builds only) ---- */
 
 static saec_dev *cpu, *gpu;
 
+#ifdef SAEC_HAVE_CUDA
 typedef struct {
     void *c, *g; /* the CPU device's and the CUDA device's copies */
     size_t bytes;
@@ -104,19 +105,7 @@ static void compare_floats(int line, const char *what, pair p, int64_t offset, i
 #define COMPARE_FLOATS(what, p, offset, n, scale, atol, rtol)                                      \
     compare_floats(__LINE__, what, p, offset, n, scale, atol, rtol)
 
-static void compare_exact(int line, const char *what, pair p) {
-    unsigned char *hc = xmalloc(p.bytes), *hg = xmalloc(p.bytes);
-    pair_get(p, hc, hg);
-    n_checks++;
-    if (memcmp(hc, hg, p.bytes) != 0) {
-        size_t i = 0;
-        while (i < p.bytes && hc[i] == hg[i])
-            i++;
-        fail_at(__FILE__, line, what, "%s: differs from byte %zu of %zu (exact)", what, i, p.bytes);
-    }
-    free(hc), free(hg);
-}
-#define COMPARE_EXACT(what, p) compare_exact(__LINE__, what, p)
+#endif
 
 /* ---- the table and the device ---- */
 
