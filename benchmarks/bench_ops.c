@@ -15,15 +15,16 @@
  * sparse ops on k = 64 uniform random latents per row (TopK values in [0, 2) for the decode
  * and track_fired); track_fired_dense on n*m values, about half positive; dead_latents_update
  * on the m latents.
- * The SAE-variant ops (dense codes [n, m]) run on the encoder GEMM's output: batch_topk keeps
- * n*k entries, jumprelu uses θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats take ReLU codes.
+ * Of the op cases (op_cases_variants.c): the SAE-variant ops on dense codes [n, m]: batch_topk
+ * keeps n*k entries, jumprelu and its backward use θ ≈ 0.08 .. 0.22, l1_penalty and atm_stats
+ * take ReLU codes, scale_cols a keep mask; silu/silu_backward on n*d elements (far more than
+ * TIDE's adaln MLP needs: the size where bandwidth, not launch latency, is measured).
  * The grouping ops (op cases, tests/op_cases_grouping.c) run on a top-2 routing of the n tokens
  * over 8 experts (n*2 items): group_permute on those keys, grouped_gemm on the n*2 sorted rows
  * (K = d, N = 1024 per expert, trans_b, bias), and modulate_encode on the n tokens in 10 timestep
  * buckets; the backward of that grouped_gemm (grouped_gemm_wgrad: dB_g [d, 1024] from the sorted
  * rows and their output gradient; grouped_col_sum: the experts' bias gradient), both accumulating
- * (beta 1). silu/silu_backward run on n*d elements (far more than TIDE's adaln MLP needs: the
- * size where bandwidth, not launch latency, is measured);
+ * (beta 1).
  * adamw_unit_rows_fused (CUDA only, no op case) on the decoder [m, d] with clipping active.
  * Raw numbers go to OUT.json with the device name, the date and the commit.
  * Without a CUDA device it prints why and exits 77.
@@ -224,48 +225,14 @@ static void measure_ceilings(void) {
 /* ---- the ops ---- */
 
 typedef struct {
-    int64_t n, m, d;
-    int k;
-    float *x, *xhat, *mu, *gx;              /* [n, d] x3, [d] */
-    float *Wenc, *benc, *pre, *act;         /* [d, m], [m], [n, m] x2 */
-    float *Wdec, *bdec, *dW, *db, *m1, *m2; /* [m, d], [d], [m, d], [m], [m, d] x2 */
-    double *scalars;                        /* [16] */
-    float *dense;                           /* [n, m] variant outputs (BatchTopK, JumpReLU) */
-    float *log_theta, *dtheta;              /* [m] x2 */
-    float *atm;                             /* [5, m]: a, q, r, keep, spare */
-    float *thr;                             /* [1] BatchTopK threshold */
-    int which;                              /* the op to run */
+    int64_t m, d;
+    float *Wdec, *dW, *m1, *m2; /* [m, d] x4 */
+    double *scalars;            /* [16] */
+    int which;                  /* the op to run */
 } ctx_t;
 
-enum {
-    B_ADAMW_UNIT,
-    B_BATCH_TOPK,
-    B_JUMPRELU,
-    B_JUMPRELU_BWD,
-    B_L1_PENALTY,
-    B_ATM_STATS,
-    B_ATM_MASK,
-    B_SCALE_COLS,
-    B_SILU,
-    B_SILU_BWD,
-    B_COUNT
-};
-static const char *op_names[B_COUNT] = {"adamw_unit_rows_fused",
-                                        "batch_topk_k64",
-                                        "jumprelu",
-                                        "jumprelu_backward",
-                                        "l1_penalty",
-                                        "atm_stats",
-                                        "atm_mask",
-                                        "scale_cols",
-                                        "silu",
-                                        "silu_backward"};
-
-/* Fresh, signed pre-activations [n, m]: the encoder GEMM (setup, not timed). */
-static void encoder_pre(ctx_t *x) {
-    OP(SAEC_OP(dev, gemm, 0, 0, x->n, x->m, x->d, 1.0f, x->x, x->d, x->Wenc, x->m, 0.0f, x->pre,
-               x->m, x->benc));
-}
+enum { B_ADAMW_UNIT, B_COUNT };
+static const char *op_names[B_COUNT] = {"adamw_unit_rows_fused"};
 
 static saec_adamw_args adam_args(void) {
     saec_adamw_args a = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 10, 1.0f};
@@ -274,56 +241,19 @@ static saec_adamw_args adam_args(void) {
 
 static void run_op(void *c) {
     ctx_t *x = c;
-    const int64_t n = x->n, m = x->m, d = x->d;
-    const int k = x->k;
     switch (x->which) {
     case B_ADAMW_UNIT:
-        OP(saec_cuda_adamw_unit_rows(dev, x->Wdec, x->dW, x->m1, x->m2, m, d, adam_args(),
+        OP(saec_cuda_adamw_unit_rows(dev, x->Wdec, x->dW, x->m1, x->m2, x->m, x->d, adam_args(),
                                      x->scalars + 4));
         break;
-    case B_BATCH_TOPK: /* keep n*k of the n*m pre-activations */
-        OP(SAEC_OP(dev, batch_topk, x->pre, n, m, n * (int64_t)k, x->dense, x->thr));
-        break;
-    case B_JUMPRELU: OP(SAEC_OP(dev, jumprelu, x->pre, n, m, x->log_theta, 1, 1, x->dense)); break;
-    case B_JUMPRELU_BWD: /* df: the JumpReLU codes stand in for the gradient */
-        OP(SAEC_OP(dev, jumprelu_backward, x->pre, x->log_theta, n, m, 0.001f, 1e-3f, x->dense,
-                   x->dtheta));
-        break;
-    case B_L1_PENALTY: /* f = ReLU codes (act), dpre = dense */
-        OP(SAEC_OP(dev, l1_penalty, x->act, x->Wdec, n, m, d, 1e-3f, x->dense, x->dW,
-                   x->scalars + 8));
-        break;
-    case B_ATM_STATS: /* SST from recon_loss_grad's statistics (scalars[0..2]) */
-        OP(SAEC_OP(dev, atm_stats, x->act, x->dense, x->scalars, x->Wdec, n, m, d, 0.99f, x->atm,
-                   x->atm + m, x->atm + 2 * m));
-        break;
-    case B_ATM_MASK: {
-        const float w[3] = {1.0f / 3, 1.0f / 3, 1.0f / 3};
-        OP(SAEC_OP(dev, atm_mask, x->atm, x->atm + m, x->atm + 2 * m, m, w, 0.0f, 1.0f, 42, 7,
-                   x->atm + 3 * m));
-        break;
-    }
-    case B_SCALE_COLS: OP(SAEC_OP(dev, scale_cols, x->dense, n, m, x->atm + 3 * m)); break;
-    case B_SILU: OP(SAEC_OP(dev, silu, x->x, n * d, x->gx)); break;
-    case B_SILU_BWD: OP(SAEC_OP(dev, silu_backward, x->x, x->xhat, n * d, x->gx)); break;
     }
 }
 
 /* The floor of each op as run by run_op: the op's own floor function (include/saec/op_list.h)
    at the sizes it is called with. */
 static saec_op_floor op_floor(int which, const ctx_t *x) {
-    const double n = (double)x->n, m = (double)x->m, d = (double)x->d;
     switch (which) {
-    case B_ADAMW_UNIT: return saec_op_floor_adamw_unit_rows(m, d);
-    case B_BATCH_TOPK: return saec_op_floor_batch_topk(n, m);
-    case B_JUMPRELU: return saec_op_floor_jumprelu(n, m);
-    case B_JUMPRELU_BWD: return saec_op_floor_jumprelu_backward(n, m);
-    case B_L1_PENALTY: return saec_op_floor_l1_penalty(n, m, d);
-    case B_ATM_STATS: return saec_op_floor_atm_stats(n, m, d);
-    case B_ATM_MASK: return saec_op_floor_atm_mask(m);
-    case B_SCALE_COLS: return saec_op_floor_scale_cols(n, m);
-    case B_SILU: return saec_op_floor_silu(n * d);
-    case B_SILU_BWD: return saec_op_floor_silu_backward(n * d);
+    case B_ADAMW_UNIT: return saec_op_floor_adamw_unit_rows((double)x->m, (double)x->d);
     }
     saec_op_floor none = {0, 0};
     return none;
@@ -362,56 +292,23 @@ static void bench_size(int64_t m) {
 
     ctx_t x;
     memset(&x, 0, sizeof x);
-    x.n = 4096, x.m = m, x.d = 2304, x.k = 64;
-    const int64_t n = x.n, d = x.d;
-    const int k = x.k;
-    x.x = dalloc((size_t)(n * d) * 4);
-    x.xhat = dalloc((size_t)(n * d) * 4);
-    x.gx = dalloc((size_t)(n * d) * 4);
-    x.mu = dalloc((size_t)d * 4);
-    x.Wenc = dalloc((size_t)(d * m) * 4);
-    x.benc = dalloc((size_t)m * 4);
-    x.pre = dalloc((size_t)(n * m) * 4);
-    x.act = dalloc((size_t)(n * m) * 4);
+    const int64_t n = 4096, d = 2304, k = 64;
+    x.m = m, x.d = d;
     x.Wdec = dalloc((size_t)(m * d) * 4);
-    x.bdec = dalloc((size_t)d * 4);
     x.dW = dalloc((size_t)(m * d) * 4);
-    x.db = dalloc((size_t)m * 4);
     x.m1 = dalloc((size_t)(m * d) * 4);
     x.m2 = dalloc((size_t)(m * d) * 4);
     x.scalars = dalloc(16 * sizeof(double));
-    x.dense = dalloc((size_t)(n * m) * 4);
-    x.log_theta = dalloc((size_t)m * 4);
-    x.dtheta = dalloc((size_t)m * 4);
-    x.atm = dalloc((size_t)(5 * m) * 4);
-    x.thr = dalloc(sizeof(float));
 
-    fill_uniform(x.x, n * d, -1, 1);
-    fill_uniform(x.xhat, n * d, -1, 1);
-    fill_uniform(x.gx, n * d, -1, 1);
-    fill_uniform(x.mu, d, -0.1f, 0.1f);
-    fill_uniform(x.Wenc, d * m, -0.02f, 0.02f);
-    fill_uniform(x.benc, m, -0.01f, 0.01f);
     fill_uniform(x.Wdec, m * d, -0.02f, 0.02f);
     fill_uniform(x.dW, m * d, -1e-3f, 1e-3f);
-    fill_uniform(x.log_theta, m, -2.5f, -1.5f); /* θ ≈ 0.08 .. 0.22: a sparse JumpReLU */
-    fill_uniform(x.atm, 3 * m, 0, 1);
     { /* a squared norm for the clip */
         const double sumsq[16] = {0, 0, 0, 0, 4.0};
         OP(dev->ops->upload(dev, x.scalars, sumsq, sizeof sumsq));
     }
-    /* the batch's reconstruction statistics (scalars[0..2]), whose SST atm_stats takes */
-    OP(SAEC_OP(dev, recon_loss_grad, x.x, x.xhat, x.mu, n, d, 1.0f, x.scalars, NULL));
-    /* pre-activations for top-k: the encoder GEMM's output */
-    encoder_pre(&x);
-    OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
     OP(dev->ops->sync(dev));
 
     for (int w = 0; w < B_COUNT; w++) {
-        if (w == B_L1_PENALTY) { /* act = ReLU(pre): ReLU-L1 codes, about half nonzero */
-            OP(dev->ops->copy(dev, x.act, x.pre, (size_t)(n * m) * 4));
-            OP(SAEC_OP(dev, relu, x.act, n * m));
-        }
         x.which = w;
         op_result *r = &results[n_results++];
         memset(r, 0, sizeof *r);
@@ -424,8 +321,7 @@ static void bench_size(int64_t m) {
     }
     OP(dev->ops->sync(dev));
 
-    void *bufs[] = {x.x,    x.xhat, x.gx, x.mu, x.Wenc,    x.benc,      x.pre,    x.act, x.Wdec, x.bdec,
-                    x.dW,   x.db,   x.m1, x.m2, x.scalars, x.log_theta, x.dtheta, x.atm, x.thr,  x.dense};
+    void *bufs[] = {x.Wdec, x.dW, x.m1, x.m2, x.scalars};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dev->ops->free(dev, bufs[i]);
 }

@@ -15,15 +15,14 @@
  *
  * The families: tests/op_cases_dense.c (gemm, scale_add_rows, axpby, col_sum, relu,
  * relu_backward); tests/op_cases_sparse.c (topk_rows, sparse_decode, sparse_row_dots,
- * sparse_outer_accum, track_fired, track_fired_dense, dead_latents_update). The other ops are still tested in the per-backend files (test_cpu_ops.c,
- * test_variant_ops.c, test_grouping_ops.c, test_gpu_ops.c); test_op_cases lists them.
-
- * relu_backward); tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares,
- * count_positive, geometric_median, project_rows_grad, normalize_rows, adamw);
- * tests/op_cases_grouping.c (group_count, exclusive_scan, group_permute, gather_rows,
- * scatter_rows, grouped_gemm, grouped_gemm_wgrad, grouped_col_sum, modulate_encode,
- * modulate_backward). The other ops are still tested in the per-backend files (test_cpu_ops.c,
- * test_variant_ops.c, test_gpu_ops.c); test_op_cases lists them.
+ * sparse_outer_accum, track_fired, track_fired_dense, dead_latents_update);
+ * tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares, count_positive,
+ * geometric_median, project_rows_grad, normalize_rows, adamw); tests/op_cases_grouping.c
+ * (group_count, exclusive_scan, group_permute, gather_rows, scatter_rows, grouped_gemm,
+ * grouped_gemm_wgrad, grouped_col_sum, modulate_encode, modulate_backward);
+ * tests/op_cases_transformer.c (the transformer pieces); tests/op_cases_variants.c (batch_topk,
+ * jumprelu, jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols, silu,
+ * silu_backward). Every op of the op list has a case (test_op_cases checks it).
  */
 #ifndef SAEC_TESTS_OP_CASE_H
 #define SAEC_TESTS_OP_CASE_H
@@ -167,6 +166,11 @@ extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swig
 extern const op_case op_case_group_count, op_case_exclusive_scan, op_case_group_permute,
     op_case_gather_rows, op_case_scatter_rows, op_case_grouped_gemm, op_case_grouped_gemm_wgrad,
     op_case_grouped_col_sum, op_case_modulate_encode, op_case_modulate_backward;
+
+/* The SAE-variant family on dense codes and the small MLP (tests/op_cases_variants.c). */
+extern const op_case op_case_batch_topk, op_case_jumprelu, op_case_jumprelu_backward,
+    op_case_l1_penalty, op_case_atm_stats, op_case_atm_mask, op_case_scale_cols, op_case_silu,
+    op_case_silu_backward;
 
 /* The MoE router (tests/op_cases_router.c). */
 extern const op_case op_case_router_forward, op_case_router_backward;
