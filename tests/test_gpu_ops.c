@@ -10,8 +10,9 @@
  * family (op_cases_grouping.c: group_count .. scatter_rows in group "grouping", the rest in
  * their own), the SAE-variant family (op_cases_variants.c: batch_topk, jumprelu, atm_mask,
  * scale_cols exact; silu and silu_backward in group "silu", 2e-6 as expf differs) and the
- * transformer pieces (op_cases_transformer.c): the same groups and tolerances as the
- * hand-written tests they replaced.
+ * transformer pieces (op_cases_transformer.c) and the MoE router (op_cases_router.c, group
+ * "router": the expert choice bit for bit): the same groups and tolerances as the hand-written
+ * tests they replaced.
  * Also: the CUDA op table is complete, device errors are reported cleanly, and the ops that
  * promise determinism repeat bit for bit.
  *
