@@ -80,11 +80,17 @@ typedef struct {
 /* A buffer of count elements of type elem, random fill (op_buf_of); absent (NULL); the same
    memory as buffer `of` (op_alias). */
 static inline op_buf op_buf_of(const char *name, op_elem elem, int64_t count, op_buf_role role) {
-    op_buf b = {.name = name, .count = count, .role = role, .fill = OP_FILL_RANDOM, .alias = -1,
+    op_buf b = {.name = name,
+                .count = count,
+                .role = role,
+                .fill = OP_FILL_RANDOM,
+                .alias = -1,
                 .elem = elem};
     return b;
 }
-static inline op_buf op_absent(const char *name) { return op_buf_of(name, OP_F32, 0, OP_BUF_ABSENT); }
+static inline op_buf op_absent(const char *name) {
+    return op_buf_of(name, OP_F32, 0, OP_BUF_ABSENT);
+}
 static inline op_buf op_alias(const char *name, op_elem elem, int64_t count, op_buf_role role,
                               int of) {
     op_buf b = op_buf_of(name, elem, count, role);
@@ -148,8 +154,8 @@ extern const op_case op_case_gemm, op_case_scale_add_rows, op_case_axpby, op_cas
 /* The selection, sparse-code and latent-bookkeeping family (tests/op_cases_sparse.c); topk_rows
    has three cases (unmasked k < 512, masked, k >= 512), one per benchmark. */
 extern const op_case op_case_topk_rows, op_case_topk_rows_masked, op_case_topk_rows_large_k,
-    op_case_sparse_decode, op_case_sparse_row_dots, op_case_sparse_outer_accum,
-    op_case_track_fired, op_case_track_fired_dense, op_case_dead_latents_update;
+    op_case_sparse_decode, op_case_sparse_row_dots, op_case_sparse_outer_accum, op_case_track_fired,
+    op_case_track_fired_dense, op_case_dead_latents_update;
 
 /* The reduction family (tests/op_cases_reduce.c): losses and reductions, optimizer and decoder
    constraint, the data-parallel pieces. */
@@ -164,8 +170,9 @@ extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swig
 
 /* The grouping family (tests/op_cases_grouping.c). */
 extern const op_case op_case_group_count, op_case_exclusive_scan, op_case_group_permute,
-    op_case_gather_rows, op_case_scatter_rows, op_case_grouped_gemm, op_case_grouped_gemm_wgrad,
-    op_case_grouped_col_sum, op_case_modulate_encode, op_case_modulate_backward;
+    op_case_gather_rows, op_case_scatter_rows, op_case_scatter_rows_backward, op_case_grouped_gemm,
+    op_case_grouped_gemm_wgrad, op_case_grouped_col_sum, op_case_modulate_encode,
+    op_case_modulate_backward;
 
 /* The SAE-variant family on dense codes and the small MLP (tests/op_cases_variants.c). */
 extern const op_case op_case_batch_topk, op_case_jumprelu, op_case_jumprelu_backward,

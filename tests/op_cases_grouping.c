@@ -510,6 +510,88 @@ const op_case op_case_scatter_rows = {.op = "scatter_rows",
                                       .exact_be = 1,
                                       .bad_args = scatter_rows_bad_args};
 
+/* scatter_rows_backward: dout [tokens, d], src [n_sorted, d], inv, w (or NULL) -> dsrc
+   [n_sorted, d] (exact: one float multiply), dw [n_items] (or NULL; a double dot rounded once).
+   variant: bit 0 weights, bit 1 dw. The same routings as scatter_rows (every sorted row has one
+   item: dsrc is written whole). */
+static int scatter_rows_backward_shapes(op_shape *out, int cap) {
+    return scatter_rows_shapes(out, cap);
+}
+static void scatter_rows_backward_bufs(const op_shape *s, op_buf *b) {
+    const int64_t d = s->v[P_D];
+    const int with_w = (int)(s->v[P_VARIANT] & 1), with_dw = (int)(s->v[P_VARIANT] >> 1);
+    b[0] = fbuf("dout", s->v[P_TOKENS] * d, OP_BUF_IN);
+    b[1] = with_dw ? fbuf("src", p_sorted(s) * d, OP_BUF_IN) : op_absent("src");
+    b[2] = ibuf("inv", p_items(s), OP_BUF_IN);
+    b[3] = with_w ? fbuf("w", p_items(s), OP_BUF_IN) : op_absent("w");
+    b[4] = fbuf("dsrc", p_sorted(s) * d, OP_BUF_OUT);
+    b[4].fill = OP_FILL_NAN, b[4].exact = 1;
+    b[5] = with_dw ? fbuf("dw", p_items(s), OP_BUF_OUT) : op_absent("dw");
+    b[5].fill = OP_FILL_NAN;
+}
+static void scatter_rows_backward_tweak(const op_shape *s, void *const *host) {
+    void *const sc[4] = {NULL, host[2], host[3], NULL}; /* scatter_rows' inv and w slots */
+    scatter_rows_tweak(s, sc);
+}
+static int scatter_rows_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
+    return SAEC_OP(dev, scatter_rows_backward, b[0], b[1], b[2], b[3], s->v[P_TOKENS],
+                   (int)s->v[P_R], s->v[P_D], b[4], b[5]);
+}
+/* dsrc: the float product (a double product of two floats rounded once); dw: the dot in double,
+   scale Σ|terms|. */
+static void scatter_rows_backward_naive(const op_shape *s, const void *const *in,
+                                        double *const *want, double *const *scale) {
+    const float *dout = in[0], *src = in[1], *w = in[3];
+    const int32_t *inv = in[2];
+    const int64_t d = s->v[P_D];
+    const int r = (int)s->v[P_R];
+    for (int64_t i = 0; i < p_items(s); i++) {
+        const int32_t p = inv[i];
+        const float *g = dout + (i / r) * d;
+        if (want[5]) want[5][i] = 0, scale[5][i] = 0;
+        if (p < 0) continue;
+        for (int64_t c = 0; c < d; c++) {
+            want[4][p * d + c] = w ? (float)((double)w[i] * g[c]) : g[c];
+            if (want[5])
+                want[5][i] += (double)g[c] * src[p * d + c],
+                    scale[5][i] += fabs((double)g[c] * src[p * d + c]);
+        }
+    }
+}
+static void scatter_rows_backward_bad_args(saec_dev *dev,
+                                           int (*rejected)(int rc, const char *what)) {
+    float a[8] = {0}, c[8] = {0};
+    int32_t inv[2] = {0, 1};
+    rejected(SAEC_OP(dev, scatter_rows_backward, a, a, inv, NULL, 2, 0, 2, c, NULL), "r = 0");
+    rejected(SAEC_OP(dev, scatter_rows_backward, a, NULL, inv, NULL, 2, 1, 2, c, c),
+             "dw without src");
+}
+static void scatter_rows_backward_label(const op_shape *s, char *b, size_t cap) {
+    p_label("scatter_rows_backward", s, b, cap);
+}
+static op_shape scatter_rows_backward_bench(int64_t n, int64_t m, int64_t d) {
+    op_shape s = p_bench(n, m, d);
+    s.v[P_VARIANT] = 3; /* weighted, with the gates' gradient */
+    return s;
+}
+static saec_op_floor scatter_rows_backward_floor(const op_shape *s) {
+    return saec_op_floor_scatter_rows_backward((double)s->v[P_TOKENS], (double)s->v[P_R],
+                                               (double)s->v[P_D], (double)(s->v[P_VARIANT] >> 1));
+}
+
+const op_case op_case_scatter_rows_backward = {.op = "scatter_rows_backward",
+                                               .group = "grouping",
+                                               .n_bufs = 6,
+                                               OP_CASE_FUNCS(scatter_rows_backward),
+                                               .tweak = scatter_rows_backward_tweak,
+                                               .atol = 0,
+                                               .rtol = 1e-6,
+                                               .atol_be = 0,
+                                               .rtol_be = 1e-6,
+                                               .deterministic = 1,
+                                               .bad_args = scatter_rows_backward_bad_args,
+                                               .bench_name = "scatter_rows_backward_top2_g8"};
+
 /* ---- the grouped GEMMs: grouped_gemm, grouped_gemm_wgrad, grouped_col_sum ----
    Groups: a row count list of group_sizes[], or (set ROUTED) the counts of a top-2 routing of
    `tokens` over `groups` experts (the benchmark's). v: set, tokens, groups, N, K, trans_b, bias,

@@ -4,6 +4,8 @@
  *   swiglu_backward (da, db)                of  L = Σ w ⊙ SiLU(a) ⊙ b
  *   patch_loss's grad                       of  L = loss[0] (masked and visible patches)
  *   unpatchify as patchify's backward       ⟨patchify(x), p⟩ = ⟨x, unpatchify(p)⟩
+ *   scatter_rows_backward (dsrc, dw)        of  L = Σ dout ⊙ scatter_rows(src, w) (the MoE
+ *                                               combine: top-2 items, one without an expert)
  *   attention_backward (dq, dk, dv)         of  L = Σ w ⊙ attention(q, k, v) (grouped-query:
  *                                               4 query heads over 2 KV groups)
  * The engine computes in float, so the tolerance is float's (1e-4 of the gradient's scale); the
@@ -190,6 +192,48 @@ static void test_patches(void) {
           lhs, rhs);
 }
 
+/* ---- the MoE combine: scatter_rows and its backward ---- */
+
+enum { CT = 6, CR = 2, CD = 5 }; /* tokens, items per token, width */
+
+/* Σ dout ⊙ scatter_rows(src, w) in double: token t sums w_i·src[inv_i] over its items. */
+typedef struct {
+    const double *src, *w, *dout;
+    const int32_t *inv;
+} combine_args;
+static double combine_loss(const void *a) {
+    const combine_args *c = a;
+    double L = 0;
+    for (int i = 0; i < CT * CR; i++)
+        if (c->inv[i] >= 0)
+            for (int k = 0; k < CD; k++)
+                L += c->dout[(i / CR) * CD + k] * c->w[i] * c->src[c->inv[i] * CD + k];
+    return L;
+}
+
+static void test_combine(void) {
+    set_ctx("scatter_rows_backward vs finite differences (6 tokens, top-2, one item dropped)");
+    /* the sorted position of each item; item 7 has no expert */
+    const int32_t inv[CT * CR] = {3, 0, 5, 1, 9, 2, 4, -1, 6, 10, 8, 7};
+    enum { NS = 11 }; /* sorted rows */
+    float srcf[NS * CD], wf[CT * CR], doutf[CT * CD], dsrc[NS * CD], dw[CT * CR];
+    double src[NS * CD], w[CT * CR], dout[CT * CD], fds[NS * CD], fdw[CT * CR];
+    for (int i = 0; i < NS * CD; i++)
+        src[i] = srcf[i] = rng_sym();
+    for (int i = 0; i < CT * CR; i++)
+        w[i] = wf[i] = 0.2f + (float)rng_unit();
+    for (int i = 0; i < CT * CD; i++)
+        dout[i] = doutf[i] = rng_sym();
+    OK(SAEC_OP(cpu, scatter_rows_backward, doutf, srcf, inv, wf, CT, CR, CD, dsrc, dw));
+    const combine_args args = {src, w, dout, inv};
+    for (int i = 0; i < NS * CD; i++)
+        fds[i] = central_diff(src, i, combine_loss, &args);
+    for (int i = 0; i < CT * CR; i++)
+        fdw[i] = central_diff(w, i, combine_loss, &args);
+    check_grad("dsrc", fds, dsrc, NS * CD);
+    check_grad("dw", fdw, dw, CT * CR);
+}
+
 /* ---- grouped-query attention ---- */
 
 enum { AB = 2, AL = 5, AHQ = 4, AG = 2, ADH = 3 };
@@ -263,6 +307,7 @@ int main(void) {
     test_swiglu();
     test_patch_loss();
     test_patches();
+    test_combine();
     test_attention();
     saec_dev_close(cpu);
     return check_summary("test_gradcheck_transformer");

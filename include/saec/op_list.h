@@ -313,6 +313,19 @@
       (double n_tokens, double r, double d, double accumulate),                                    \
       n_tokens * r * (8 + d * 4) + n_tokens * d * 4 * (1 + accumulate), 2 * n_tokens * r * d)      \
                                                                                                    \
+    /* The backward of scatter_rows (the MoE combine), from dout [n_tokens, d] = ∂L/∂out: for      \
+       each item i = t*r + j with inv[i] >= 0,                                                     \
+         dsrc[inv[i], :] = w[i]·dout[t, :]   (w NULL: weight 1; one float multiply)                \
+         dw[i] = ⟨dout[t, :], src[inv[i], :]⟩ (in double; dw NULL: not computed)                   \
+       and dw[i] = 0 for an item without a group. src, dsrc [n_sorted, d]; dsrc's rows no item     \
+       points at are left alone. Deterministic. */                                                 \
+    ENTRY(int, scatter_rows_backward,                                                              \
+      (saec_dev *dev, const float *dout, const float *src, const int32_t *inv, const float *w,     \
+       int64_t n_tokens, int r, int64_t d, float *dsrc, float *dw),                                \
+      (double n_tokens, double r, double d, double has_dw),                                        \
+      n_tokens * d * 4 + n_tokens * r * (8 + d * 4 * (1 + has_dw)) + n_tokens * r * 4 * has_dw,    \
+      n_tokens * r * d * (1 + 2 * has_dw))                                                         \
+                                                                                                   \
     /* Grouped GEMM over key-contiguous rows: for each group g with rows offsets[g] ..             \
        offsets[g+1]−1 of A [*, K] and C [*, N]:                                                    \
          C[rows] = alpha · A[rows] · op(B_g) + beta · C[rows] (+ bias[g, :] when bias ≠ NULL)      \

@@ -121,6 +121,39 @@ int saec_cpu_scatter_rows(saec_dev *dev, const float *src, const int32_t *inv, c
     return SAEC_OK;
 }
 
+/* dsrc [n_sorted, d], dw [n_items]: one item at a time (each sorted row belongs to one item, so
+   the writes never meet). Floor: reads n_tokens*d*4 (+ the items' src rows with dw), writes the
+   items' dsrc rows and dw. */
+int saec_cpu_scatter_rows_backward(saec_dev *dev, const float *dout, const float *src,
+                                   const int32_t *inv, const float *w, int64_t n_tokens, int r,
+                                   int64_t d, float *dsrc, float *dw) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("scatter_rows_backward", n_tokens >= 0 && r >= 1 && d >= 0);
+    if (n_tokens == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("scatter_rows_backward", inv && (d == 0 || (dout && dsrc && (!dw || src))));
+#pragma omp parallel for schedule(static) if (n_tokens * r * d >= SAEC_CPU_PAR_MIN)
+    for (int64_t i = 0; i < n_tokens * r; i++) {
+        const int32_t p = inv[i];
+        if (p < 0) {
+            if (dw) dw[i] = 0.0f;
+            continue;
+        }
+        const float *g = dout + (i / r) * d; /* row t of dout [n_tokens, d] */
+        float *ds = dsrc + (int64_t)p * d;   /* row p of dsrc [n_sorted, d] */
+        const float wi = w ? w[i] : 1.0f;
+        for (int64_t c = 0; c < d; c++)
+            ds[c] = wi * g[c];
+        if (dw) {
+            const float *sp = src + (int64_t)p * d;
+            double dot = 0;
+            for (int64_t c = 0; c < d; c++)
+                dot += (double)g[c] * sp[c];
+            dw[i] = (float)dot;
+        }
+    }
+    return SAEC_OK;
+}
+
 /* One CBLAS GEMM per non-empty group (through saec_cpu_gemm, outside any OpenMP region).
    Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4, writes rows*N*4 bytes. */
 int saec_cpu_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,

@@ -472,6 +472,55 @@ extern "C" int saec_cuda_scatter_rows(saec_dev *dev, const float *src, const int
     return SAEC_OK;
 }
 
+/* The combine's backward, one warp an item: dsrc's row = w·dout's row (one float multiply, as the
+   CPU: bitwise equal) and dw = the row dot in double (lane-strided, then the butterfly: a fixed
+   order). Floor: reads n_tokens*r*(8 + d*4) (+ the src rows with dw), writes the dsrc rows and
+   dw. */
+__global__ void scatter_rows_backward_kernel(const float *__restrict__ dout,
+                                             const float *__restrict__ src,
+                                             const int32_t *__restrict__ inv,
+                                             const float *__restrict__ w, int64_t n_items, int r,
+                                             int64_t d, float *__restrict__ dsrc,
+                                             float *__restrict__ dw) {
+    const int lane = threadIdx.x & 31;
+    const int64_t warp0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int64_t nwarps = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t i = warp0; i < n_items; i += nwarps) {
+        const int32_t p = inv[i];
+        if (p < 0) {
+            if (dw && lane == 0) dw[i] = 0.0f;
+            continue;
+        }
+        const float *g = dout + (i / r) * d;
+        const float wi = w ? w[i] : 1.0f;
+        double dot = 0.0;
+        for (int64_t c = lane; c < d; c += 32) {
+            dsrc[(int64_t)p * d + c] = __fmul_rn(wi, g[c]);
+            if (dw) dot += (double)g[c] * (double)src[(int64_t)p * d + c];
+        }
+        if (dw) {
+            dot = saec_warp_sum(dot);
+            if (lane == 0) dw[i] = (float)dot;
+        }
+    }
+}
+
+extern "C" int saec_cuda_scatter_rows_backward(saec_dev *dev, const float *dout, const float *src,
+                                               const int32_t *inv, const float *w,
+                                               int64_t n_tokens, int r, int64_t d, float *dsrc,
+                                               float *dw) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    SAEC_CUDA_REQUIRE("scatter_rows_backward", n_tokens >= 0 && r >= 1 && d >= 0);
+    if (n_tokens == 0) return SAEC_OK;
+    SAEC_CUDA_REQUIRE("scatter_rows_backward",
+                      inv && (d == 0 || (dout && dsrc && (!dw || src))));
+    const int64_t n_items = n_tokens * r;
+    scatter_rows_backward_kernel<<<saec_cuda_blocks(n_items, 8, st->sm_count), 256, 0,
+                                   st->stream>>>(dout, src, inv, w, n_items, r, d, dsrc, dw);
+    SAEC_CUDA_CHECK_LAUNCH("scatter_rows_backward_kernel");
+    return SAEC_OK;
+}
+
 extern "C" int saec_cuda_grouped_gemm(saec_dev *dev, int trans_b, int n_groups,
                                       const int32_t *offsets, int64_t N, int64_t K, float alpha,
                                       const float *A, const float *B, float beta, float *C,
