@@ -170,9 +170,9 @@ extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swig
 
 /* The grouping family (tests/op_cases_grouping.c). */
 extern const op_case op_case_group_count, op_case_exclusive_scan, op_case_group_permute,
-    op_case_gather_rows, op_case_scatter_rows, op_case_scatter_rows_backward, op_case_grouped_gemm,
-    op_case_grouped_gemm_wgrad, op_case_grouped_col_sum, op_case_modulate_encode,
-    op_case_modulate_backward;
+    op_case_group_capacity, op_case_gather_rows, op_case_scatter_rows,
+    op_case_scatter_rows_backward, op_case_grouped_gemm, op_case_grouped_gemm_wgrad,
+    op_case_grouped_col_sum, op_case_modulate_encode, op_case_modulate_backward;
 
 /* The SAE-variant family on dense codes and the small MLP (tests/op_cases_variants.c). */
 extern const op_case op_case_batch_topk, op_case_jumprelu, op_case_jumprelu_backward,

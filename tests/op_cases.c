@@ -18,10 +18,10 @@ const op_case *const op_cases[] = {
     &op_case_dropout, &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss,
     &op_case_patch_mask, &op_case_attention, &op_case_attention_backward,
     /* grouping (op_cases_grouping.c) */
-    &op_case_group_count, &op_case_exclusive_scan, &op_case_group_permute, &op_case_gather_rows,
-    &op_case_scatter_rows, &op_case_scatter_rows_backward, &op_case_grouped_gemm,
-    &op_case_grouped_gemm_wgrad, &op_case_grouped_col_sum, &op_case_modulate_encode,
-    &op_case_modulate_backward,
+    &op_case_group_count, &op_case_exclusive_scan, &op_case_group_permute, &op_case_group_capacity,
+    &op_case_gather_rows, &op_case_scatter_rows, &op_case_scatter_rows_backward,
+    &op_case_grouped_gemm, &op_case_grouped_gemm_wgrad, &op_case_grouped_col_sum,
+    &op_case_modulate_encode, &op_case_modulate_backward,
     /* SAE variants on dense codes, the small MLP (op_cases_variants.c) */
     &op_case_batch_topk, &op_case_jumprelu, &op_case_jumprelu_backward, &op_case_l1_penalty,
     &op_case_atm_stats, &op_case_atm_mask, &op_case_scale_cols, &op_case_silu,

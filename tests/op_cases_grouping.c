@@ -370,6 +370,87 @@ const op_case op_case_group_permute = {.op = "group_permute",
                                        .bad_args = group_permute_bad_args,
                                        .bench_name = "group_permute_top2_g8"};
 
+/* group_capacity: keys, inv, offsets (the stable order of those keys) -> keys_out (exact), at
+   capacity 0, 1, about the mean group size and past the largest group; variant bit 0: in place. */
+static int group_capacity_shapes(op_shape *out, int cap) {
+    op_shape all[64];
+    const int na = p_all_shapes(all, 64);
+    int n = 0;
+    for (int i = 0; i < na; i++)
+        for (int variant = 0; variant < 8 && n < cap; variant++) {
+            out[n] = all[i];
+            out[n++].v[P_VARIANT] = variant; /* bits 1-2: the capacity kind; bit 0: in place */
+        }
+    return n;
+}
+static int64_t capacity_of(const op_shape *s) {
+    const int64_t mean = p_items(s) / (s->v[P_GROUPS] > 0 ? s->v[P_GROUPS] : 1);
+    switch ((int)(s->v[P_VARIANT] >> 1)) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return mean + 1;        /* a capacity factor of about 1: the skewed groups overflow */
+    default: return p_items(s) + 1; /* nothing dropped */
+    }
+}
+static void group_capacity_bufs(const op_shape *s, op_buf *b) {
+    const int in_place = (int)(s->v[P_VARIANT] & 1);
+    b[0] = ibuf("keys", p_items(s), in_place ? OP_BUF_INOUT : OP_BUF_IN);
+    b[1] = ibuf("inv", p_items(s), OP_BUF_IN);
+    b[2] = ibuf("offsets", s->v[P_GROUPS] + 1, OP_BUF_IN);
+    b[3] = in_place ? op_alias("keys_out (in place)", OP_I32, p_items(s), OP_BUF_INOUT, 0)
+                    : ibuf("keys_out", p_items(s), OP_BUF_OUT);
+}
+static void group_capacity_tweak(const op_shape *s, void *const *host) {
+    p_make_keys(s, host[0]);
+    key_order(host[0], p_items(s), (int)s->v[P_GROUPS], host[2], NULL, host[1]);
+    if (!(s->v[P_VARIANT] & 1)) fill_i32(host[3], p_items(s), GARBAGE);
+}
+static int group_capacity_call(saec_dev *dev, const op_shape *s, void *const *b) {
+    return SAEC_OP(dev, group_capacity, b[0], b[1], b[2], p_items(s), (int)s->v[P_GROUPS],
+                   capacity_of(s), b[3]);
+}
+/* Counting each group's items in item order: the first `capacity` stay. */
+static void group_capacity_naive(const op_shape *s, const void *const *in, double *const *want,
+                                 double *const *scale) {
+    const int32_t *keys = in[0];
+    const int64_t cap = capacity_of(s);
+    const int in_place = (int)(s->v[P_VARIANT] & 1);
+    int64_t *seen = calloc((size_t)s->v[P_GROUPS] + 1, sizeof *seen);
+    if (!seen) abort();
+    (void)scale;
+    for (int64_t i = 0; i < p_items(s); i++) {
+        const int32_t g = keys[i];
+        const double out = g >= 0 && seen[g]++ < cap ? g : -1;
+        want[3][i] = out;
+        if (in_place) want[0][i] = out;
+    }
+    free(seen);
+}
+static void group_capacity_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
+    int32_t k[2] = {0, 0}, inv[2] = {0, 1}, off[2] = {0, 2};
+    rejected(SAEC_OP(dev, group_capacity, k, inv, off, 2, 1, -1, k), "capacity < 0");
+}
+static void group_capacity_label(const op_shape *s, char *b, size_t cap) {
+    p_label("group_capacity", s, b, cap);
+}
+static op_shape group_capacity_bench(int64_t n, int64_t m, int64_t d) {
+    op_shape s = p_bench(n, m, d);
+    s.v[P_VARIANT] = 4; /* capacity factor about 1 */
+    return s;
+}
+static saec_op_floor group_capacity_floor(const op_shape *s) {
+    return saec_op_floor_group_capacity((double)p_items(s), (double)s->v[P_GROUPS]);
+}
+
+const op_case op_case_group_capacity = {.op = "group_capacity",
+                                        .group = "grouping",
+                                        .n_bufs = 4,
+                                        OP_CASE_FUNCS(group_capacity),
+                                        .tweak = group_capacity_tweak,
+                                        .exact_be = 1,
+                                        .bad_args = group_capacity_bad_args,
+                                        .bench_name = "group_capacity_top2_g8"};
+
 /* gather_rows: src [tokens, d], perm [n_sorted] (the stable key order) -> dst [n_sorted, d]
    and one element past it that must stay (NaN) */
 static int gather_rows_shapes(op_shape *out, int cap) { return p_row_shapes(out, cap); }

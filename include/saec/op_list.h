@@ -297,6 +297,16 @@
        const int32_t *offsets, int32_t *perm, int32_t *inv),                                       \
       (double n_items, double n_groups), n_items * 12 + (n_groups + 1) * 4, 0)                     \
                                                                                                    \
+    /* A routing's capacity limit (the optional capacity factor: capacity = ⌈factor·items/groups⌉):\
+       keys_out[i] = keys[i] when item i is among the first `capacity` items of its group in item  \
+       order (inv[i] − offsets[keys[i]] < capacity, from group_permute), else −1 (dropped; its     \
+       token's combine then skips it); items without a group stay < 0. keys_out may alias keys.    \
+       Count, scan and permute again on keys_out. The default is dropless (no call). */            \
+    ENTRY(int, group_capacity,                                                                     \
+      (saec_dev *dev, const int32_t *keys, const int32_t *inv, const int32_t *offsets,             \
+       int64_t n_items, int n_groups, int64_t capacity, int32_t *keys_out),                        \
+      (double n_items, double n_groups), n_items * 12 + (n_groups + 1) * 4, 0)                     \
+                                                                                                   \
     /* dst[p, :] = src[perm[p] / r, :] for p < n_out: gathers each sorted item's token row.        \
        src [n_tokens, d], dst [n_out, d]. */                                                       \
     ENTRY(int, gather_rows,                                                                        \

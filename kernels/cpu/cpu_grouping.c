@@ -154,6 +154,25 @@ int saec_cpu_scatter_rows_backward(saec_dev *dev, const float *dout, const float
     return SAEC_OK;
 }
 
+/* keys_out [n_items]: elementwise from keys, inv and offsets (each item reads and writes only its
+   own slot: keys_out may alias keys). Floor: reads n_items*8 + the offsets, writes n_items*4. */
+int saec_cpu_group_capacity(saec_dev *dev, const int32_t *keys, const int32_t *inv,
+                            const int32_t *offsets, int64_t n_items, int n_groups, int64_t capacity,
+                            int32_t *keys_out) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("group_capacity", n_items >= 0 && n_groups >= 0 && capacity >= 0);
+    if (n_items == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("group_capacity", keys && inv && offsets && keys_out);
+    for (int64_t i = 0; i < n_items; i++) /* a key past the groups is a caller bug (contract) */
+        SAEC_CPU_REQUIRE("group_capacity", keys[i] < n_groups);
+#pragma omp parallel for schedule(static) if (n_items >= SAEC_CPU_PAR_MIN)
+    for (int64_t i = 0; i < n_items; i++) {
+        const int32_t g = keys[i];
+        keys_out[i] = g >= 0 && (int64_t)inv[i] - offsets[g] < capacity ? g : -1;
+    }
+    return SAEC_OK;
+}
+
 /* One CBLAS GEMM per non-empty group (through saec_cpu_gemm, outside any OpenMP region).
    Floor: 2*rows*N*K FLOPs; reads rows*K*4 + n_groups*K*N*4, writes rows*N*4 bytes. */
 int saec_cpu_grouped_gemm(saec_dev *dev, int trans_b, int n_groups, const int32_t *offsets,

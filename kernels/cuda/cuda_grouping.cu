@@ -472,6 +472,33 @@ extern "C" int saec_cuda_scatter_rows(saec_dev *dev, const float *src, const int
     return SAEC_OK;
 }
 
+/* keys_out[i] = keys[i] if item i is within its group's capacity, else −1; one thread an item
+   (keys_out may alias keys: each thread reads its slot before writing it). A key past the
+   groups is treated as ungrouped (no sync to report it). Floor: reads n_items*8, writes
+   n_items*4 bytes. */
+__global__ void group_capacity_kernel(const int32_t *keys, const int32_t *__restrict__ inv,
+                                      const int32_t *__restrict__ offsets, int64_t n_items,
+                                      int n_groups, int64_t capacity, int32_t *keys_out) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_items;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int32_t g = keys[i];
+        keys_out[i] = g >= 0 && g < n_groups && (int64_t)inv[i] - offsets[g] < capacity ? g : -1;
+    }
+}
+
+extern "C" int saec_cuda_group_capacity(saec_dev *dev, const int32_t *keys, const int32_t *inv,
+                                        const int32_t *offsets, int64_t n_items, int n_groups,
+                                        int64_t capacity, int32_t *keys_out) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    SAEC_CUDA_REQUIRE("group_capacity", n_items >= 0 && n_groups >= 0 && capacity >= 0);
+    if (n_items == 0) return SAEC_OK;
+    SAEC_CUDA_REQUIRE("group_capacity", keys && inv && offsets && keys_out);
+    group_capacity_kernel<<<saec_cuda_blocks(n_items, 256, st->sm_count), 256, 0, st->stream>>>(
+        keys, inv, offsets, n_items, n_groups, capacity, keys_out);
+    SAEC_CUDA_CHECK_LAUNCH("group_capacity_kernel");
+    return SAEC_OK;
+}
+
 /* The combine's backward, one warp an item: dsrc's row = w·dout's row (one float multiply, as the
    CPU: bitwise equal) and dw = the row dot in double (lane-strided, then the butterfly: a fixed
    order). Floor: reads n_tokens*r*(8 + d*4) (+ the src rows with dw), writes the dsrc rows and
