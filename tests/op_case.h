@@ -166,7 +166,8 @@ extern const op_case op_case_recon_loss_grad, op_case_recon_grad, op_case_recon_
 /* The transformer pieces (tests/op_cases_transformer.c). */
 extern const op_case op_case_layernorm, op_case_layernorm_backward, op_case_swiglu,
     op_case_swiglu_backward, op_case_dropout, op_case_patchify, op_case_unpatchify,
-    op_case_patch_loss, op_case_patch_mask, op_case_attention, op_case_attention_backward;
+    op_case_patch_loss, op_case_patch_mask, op_case_patch_token_index, op_case_attention,
+    op_case_attention_backward;
 
 /* The grouping family (tests/op_cases_grouping.c). */
 extern const op_case op_case_group_count, op_case_exclusive_scan, op_case_group_permute,

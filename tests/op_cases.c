@@ -16,7 +16,8 @@ const op_case *const op_cases[] = {
     /* transformer pieces (op_cases_transformer.c) */
     &op_case_layernorm, &op_case_layernorm_backward, &op_case_swiglu, &op_case_swiglu_backward,
     &op_case_dropout, &op_case_patchify, &op_case_unpatchify, &op_case_patch_loss,
-    &op_case_patch_mask, &op_case_attention, &op_case_attention_backward,
+    &op_case_patch_mask, &op_case_patch_token_index, &op_case_attention,
+    &op_case_attention_backward,
     /* grouping (op_cases_grouping.c) */
     &op_case_group_count, &op_case_exclusive_scan, &op_case_group_permute, &op_case_group_capacity,
     &op_case_gather_rows, &op_case_scatter_rows, &op_case_scatter_rows_backward,

@@ -1090,3 +1090,98 @@ const op_case op_case_dropout = {.op = "dropout",
                                  .exact_be = 1,
                                  .bad_args = dropout_bad_args,
                                  .bench_name = "dropout"};
+
+/* ---- patch_token_index (exact) ----
+   v: B, N, n_keep, prefix, mask_row. Buffers: keep (ascending per sample, made by the tweak),
+   perm, inv. */
+enum { PT_IB, PT_IN, PT_IKEEP, PT_IPREFIX, PT_IMASK };
+
+static int patch_token_index_shapes(op_shape *out, int cap) {
+    static const int64_t sizes[][5] = {{2, 100, 25, 5, -1}, {3, 100, 25, 5, 90}, {1, 1, 1, 0, -1},
+                                       {2, 1, 0, 0, 7},     {4, 17, 17, 3, -1},  {2, 33, 0, 5, 99},
+                                       {0, 10, 3, 2, -1},   {5, 7, 3, 0, -1}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && n < cap; i++) {
+        op_shape s = {.v = {sizes[i][0], sizes[i][1], sizes[i][2], sizes[i][3], sizes[i][4]}};
+        s.misalign = i == 1;
+        out[n++] = s;
+    }
+    return n;
+}
+
+static void patch_token_index_bufs(const op_shape *s, op_buf *b) {
+    const int64_t B = s->v[PT_IB];
+    b[0] = op_buf_of("keep", OP_I32, B * s->v[PT_IKEEP], OP_BUF_IN);
+    b[1] = op_buf_of("perm", OP_I32, B * (s->v[PT_IPREFIX] + s->v[PT_IKEEP]), OP_BUF_OUT);
+    b[2] = op_buf_of("inv", OP_I32, B * (s->v[PT_IPREFIX] + s->v[PT_IN]), OP_BUF_OUT);
+}
+
+/* Each sample's kept patches: n_keep of N by selection sampling (ascending). */
+static void patch_token_index_tweak(const op_shape *s, void *const *host) {
+    const int64_t N = s->v[PT_IN], K = s->v[PT_IKEEP];
+    int32_t *keep = host[0];
+    for (int64_t b = 0; b < s->v[PT_IB]; b++) {
+        int64_t need = K, j = 0;
+        for (int64_t q = 0; q < N && need > 0; q++)
+            if (saec_hash_uniform(11, (uint64_t)b, (uint64_t)q) * (float)(N - q) < (float)need)
+                keep[b * K + j++] = (int32_t)q, need--;
+        for (; j < K; j++) /* rounding left some short: the last patches */
+            keep[b * K + j] = (int32_t)(N - K + j);
+    }
+}
+
+static int patch_token_index_call(saec_dev *dev, const op_shape *s, void *const *b) {
+    return SAEC_OP(dev, patch_token_index, b[0], s->v[PT_IB], s->v[PT_IN], s->v[PT_IKEEP],
+                   s->v[PT_IPREFIX], (int32_t)s->v[PT_IMASK], b[1], b[2]);
+}
+
+static void patch_token_index_naive(const op_shape *s, const void *const *in, double *const *want,
+                                    double *const *scale) {
+    const int32_t *keep = in[0];
+    const int64_t N = s->v[PT_IN], K = s->v[PT_IKEEP], P = s->v[PT_IPREFIX];
+    const int64_t T = P + N, V = P + K;
+    (void)scale;
+    for (int64_t b = 0; b < s->v[PT_IB]; b++) {
+        for (int64_t t = 0; t < T; t++)
+            want[2][b * T + t] = t < P ? (double)(b * V + t) : (double)s->v[PT_IMASK];
+        for (int64_t j = 0; j < P; j++)
+            want[1][b * V + j] = (double)(b * T + j);
+        for (int64_t j = 0; j < K; j++) {
+            want[1][b * V + P + j] = (double)(b * T + P + keep[b * K + j]);
+            want[2][b * T + P + keep[b * K + j]] = (double)(b * V + P + j);
+        }
+    }
+}
+
+static void patch_token_index_bad_args(saec_dev *dev, int (*rejected)(int rc, const char *what)) {
+    int32_t k[4] = {0}, p[8], v[8];
+    rejected(SAEC_OP(dev, patch_token_index, k, 1, 2, 3, 0, -1, p, v), "n_keep > N");
+    rejected(SAEC_OP(dev, patch_token_index, k, 1, 2, 1, 0, -2, p, v), "mask_row < -1");
+}
+
+static void patch_token_index_label(const op_shape *s, char *b, size_t cap) {
+    snprintf(b, cap,
+             "patch_token_index B=%lld N=%lld n_keep=%lld prefix=%lld mask_row=%lld misalign=%d",
+             (long long)s->v[PT_IB], (long long)s->v[PT_IN], (long long)s->v[PT_IKEEP],
+             (long long)s->v[PT_IPREFIX], (long long)s->v[PT_IMASK], s->misalign);
+}
+
+/* A batch: 25 of 100 patches kept, 5 prefix tokens, the mask token after the visible rows. */
+static op_shape patch_token_index_bench(int64_t n, int64_t m, int64_t d) {
+    op_shape s = {.v = {BENCH_IMAGES, 100, 25, 5, BENCH_IMAGES * 30}};
+    return s;
+}
+
+static saec_op_floor patch_token_index_floor(const op_shape *s) {
+    return saec_op_floor_patch_token_index((double)s->v[PT_IB], (double)s->v[PT_IN],
+                                           (double)s->v[PT_IKEEP], (double)s->v[PT_IPREFIX]);
+}
+
+const op_case op_case_patch_token_index = {.op = "patch_token_index",
+                                           .group = "patch_mask",
+                                           .n_bufs = 3,
+                                           OP_CASE_FUNCS(patch_token_index),
+                                           .tweak = patch_token_index_tweak,
+                                           .exact_be = 1,
+                                           .bad_args = patch_token_index_bad_args,
+                                           .bench_name = "patch_token_index"};

@@ -495,6 +495,20 @@
        int32_t *keep, uint8_t *mask),                                                              \
       (double B, double N, double n_keep), B * n_keep * 4 + B * N, 0)                              \
                                                                                                    \
+    /* The token indices of a patch mask (keep [B, n_keep] from patch_mask), for sequences of      \
+       T = prefix + N tokens a sample (prefix tokens first, never masked: MoE-MAE's 4 metadata     \
+       tokens and CLS; then the N patches):                                                        \
+         perm [B, prefix + n_keep]: the visible tokens' rows in the full grid [B·T, ·], sample     \
+           by sample (gather_rows with r = 1 makes the encoder's input);                           \
+         inv [B, T]: each full-grid token's row among the visible ones, or mask_row for a hidden   \
+           patch (scatter_rows with r = 1 back onto the grid: the decoder's input, the mask        \
+           token placed as row mask_row of the source; −1 leaves hidden rows out). */              \
+    ENTRY(int, patch_token_index,                                                                  \
+      (saec_dev *dev, const int32_t *keep, int64_t B, int64_t N, int64_t n_keep, int64_t prefix,   \
+       int32_t mask_row, int32_t *perm, int32_t *inv),                                             \
+      (double B, double N, double n_keep, double prefix),                                          \
+      B * n_keep * 4 + B * (prefix + n_keep) * 4 + B * (prefix + N) * 4, 0)                        \
+                                                                                                   \
     /* Grouped-query attention without a mask over B sequences of L tokens (SPEC §7): query head   \
        h (of Hq) uses KV group g = h mod G (G divides Hq); for token i of a sequence,              \
          out[i, h] = Σ_j softmax_j(scale·⟨q[i, h], k[j, g]⟩)·v[j, g]                               \

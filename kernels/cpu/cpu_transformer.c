@@ -283,6 +283,34 @@ int saec_cpu_patch_mask(saec_dev *dev, uint64_t seed, uint64_t counter, int64_t 
     return SAEC_OK;
 }
 
+/* perm [B, prefix + n_keep], inv [B, prefix + N] from keep [B, n_keep] (ascending per sample:
+   a merge walk). Floor: reads B·n_keep·4, writes the two index lists. */
+int saec_cpu_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, int64_t N,
+                               int64_t n_keep, int64_t prefix, int32_t mask_row, int32_t *perm,
+                               int32_t *inv) {
+    (void)dev;
+    SAEC_CPU_REQUIRE("patch_token_index",
+                     B >= 0 && N >= 0 && n_keep >= 0 && n_keep <= N && prefix >= 0);
+    const int64_t T = prefix + N, V = prefix + n_keep; /* tokens, visible tokens a sample */
+    SAEC_CPU_REQUIRE("patch_token_index", B * T <= INT32_MAX && mask_row >= -1);
+    if (B == 0 || T == 0) return SAEC_OK;
+    SAEC_CPU_REQUIRE("patch_token_index", perm && inv && (n_keep == 0 || keep));
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *kb = keep + b * n_keep; /* this sample's kept patches, ascending */
+        for (int64_t j = 0; j < prefix; j++) {
+            perm[b * V + j] = (int32_t)(b * T + j);
+            inv[b * T + j] = (int32_t)(b * V + j);
+        }
+        int64_t next = 0; /* the next kept patch */
+        for (int64_t q = 0; q < N; q++) {
+            const int kept = next < n_keep && kb[next] == q;
+            inv[b * T + prefix + q] = kept ? (int32_t)(b * V + prefix + next) : mask_row;
+            if (kept) perm[b * V + prefix + next++] = (int32_t)(b * T + prefix + q);
+        }
+    }
+    return SAEC_OK;
+}
+
 /* ---- grouped-query attention ---- */
 
 static int attention_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G,

@@ -470,6 +470,53 @@ extern "C" int saec_cuda_patch_mask(saec_dev *dev, uint64_t seed, uint64_t count
     return SAEC_OK;
 }
 
+/* One thread a full-grid token: a prefix token maps to itself; a patch finds itself among the
+   sample's kept patches (ascending: a binary search) and writes inv, and perm when kept.
+   Floor: reads B·n_keep·4 (log-many times), writes the two index lists. */
+__global__ void patch_token_index_kernel(const int32_t *__restrict__ keep, int64_t B, int64_t N,
+                                         int64_t n_keep, int64_t prefix, int32_t mask_row,
+                                         int32_t *__restrict__ perm, int32_t *__restrict__ inv) {
+    const int64_t T = prefix + N, V = prefix + n_keep;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < B * T;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t b = e / T, t = e % T;
+        if (t < prefix) {
+            perm[b * V + t] = (int32_t)e;
+            inv[e] = (int32_t)(b * V + t);
+            continue;
+        }
+        const int32_t q = (int32_t)(t - prefix);
+        const int32_t *kb = keep + b * n_keep;
+        int64_t lo = 0, hi = n_keep; /* the first kept patch >= q */
+        while (lo < hi) {
+            const int64_t mid = (lo + hi) / 2;
+            if (kb[mid] < q)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        const bool kept = lo < n_keep && kb[lo] == q;
+        inv[e] = kept ? (int32_t)(b * V + prefix + lo) : mask_row;
+        if (kept) perm[b * V + prefix + lo] = (int32_t)e;
+    }
+}
+
+extern "C" int saec_cuda_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, int64_t N,
+                                           int64_t n_keep, int64_t prefix, int32_t mask_row,
+                                           int32_t *perm, int32_t *inv) {
+    saec_cuda_state *st = saec_cuda_state_of(dev);
+    SAEC_CUDA_REQUIRE("patch_token_index",
+                      B >= 0 && N >= 0 && n_keep >= 0 && n_keep <= N && prefix >= 0);
+    const int64_t T = prefix + N;
+    SAEC_CUDA_REQUIRE("patch_token_index", B * T <= INT32_MAX && mask_row >= -1);
+    if (B == 0 || T == 0) return SAEC_OK;
+    SAEC_CUDA_REQUIRE("patch_token_index", perm && inv && (n_keep == 0 || keep));
+    patch_token_index_kernel<<<saec_cuda_blocks(B * T, TF_THREADS, st->sm_count), TF_THREADS, 0,
+                               st->stream>>>(keep, B, N, n_keep, prefix, mask_row, perm, inv);
+    SAEC_CUDA_CHECK_LAUNCH("patch_token_index_kernel");
+    return SAEC_OK;
+}
+
 /* ---- grouped-query attention ------------------------------------------------------------------
  */
 
