@@ -550,6 +550,20 @@ __device__ __forceinline__ void attn_stage_kv(const float *k, const float *v, in
     __syncthreads();
 }
 
+/* Group g of sample b's keys and values as a kernel reads them: staged in shared memory s_kv
+   (row stride dh) when SMEM, else in place (row stride ld_kv). Every thread of the block calls
+   it. */
+template <bool SMEM>
+__device__ __forceinline__ void attn_group_kv(const float *k, const float *v, int64_t ld_kv,
+                                              int64_t L, int dh, int64_t b, int64_t g, float *s_kv,
+                                              const float **kb, const float **vb, int64_t *ld) {
+    *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh, *ld = ld_kv;
+    if (SMEM) {
+        attn_stage_kv(*kb, *vb, ld_kv, L, dh, s_kv, s_kv + L * dh);
+        *kb = s_kv, *vb = s_kv + L * dh, *ld = dh;
+    }
+}
+
 /* One block a (sample, head), one thread a query row (strided when L > the block): the CPU's two
    passes (the max of the scores, then the exponentials and the weighted sum of v in double).
    SMEM: the group's K and V staged in shared memory [L, dh] each (row stride dh), else read from
@@ -562,12 +576,9 @@ __global__ void attention_kernel(const float *__restrict__ q, const float *__res
                                  float *__restrict__ out, float *__restrict__ lse) {
     extern __shared__ float s_kv[];
     const int64_t b = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h % G;
-    const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
-    int64_t ld = ld_kv;
-    if (SMEM) {
-        attn_stage_kv(kb, vb, ld_kv, L, dh, s_kv, s_kv + L * dh);
-        kb = s_kv, vb = s_kv + L * dh, ld = dh;
-    }
+    const float *kb, *vb; /* group g's keys and values: row j at j·ld */
+    int64_t ld;
+    attn_group_kv<SMEM>(k, v, ld_kv, L, dh, b, g, s_kv, &kb, &vb, &ld);
     for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
         const float *qi = q + (b * L + i) * ld_q + h * dh;
         float mx = -INFINITY;
@@ -642,12 +653,9 @@ __global__ void attention_dq_kernel(const float *__restrict__ q, const float *__
                                     float scale, float *__restrict__ dq) {
     extern __shared__ float s_kv[];
     const int64_t b = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h % G, ld_o = (int64_t)Hq * dh;
-    const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
-    int64_t ld = ld_kv;
-    if (SMEM) {
-        attn_stage_kv(kb, vb, ld_kv, L, dh, s_kv, s_kv + L * dh);
-        kb = s_kv, vb = s_kv + L * dh, ld = dh;
-    }
+    const float *kb, *vb; /* group g's keys and values: row j at j·ld */
+    int64_t ld;
+    attn_group_kv<SMEM>(k, v, ld_kv, L, dh, b, g, s_kv, &kb, &vb, &ld);
     for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
         const float *qi = q + (b * L + i) * ld_q + h * dh;
         const float *doi = dout + (b * L + i) * ld_o + h * dh;
