@@ -26,6 +26,7 @@ enum {
     SAEC_RNG_INIT_WEIGHTS = 4,
     SAEC_RNG_SHUFFLE = 5,
     SAEC_RNG_INIT_ADALN = 6,
+    SAEC_RNG_EO_TILES = 7, /* the synthetic `eo` tiles (host/data/eo_synth.c) */
 };
 
 #endif
