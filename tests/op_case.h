@@ -3,7 +3,8 @@
  *   - tests/test_op_cases.c: the CPU op against the case's naive reference (double accumulation);
  *   - tests/test_gpu_ops.c: another backend (CUDA, or the emulated GPU) against the CPU op, in the
  *     case's group (test_gpu_ops GROUP runs one);
- *   - benchmarks/bench_ops.c: the op at the benchmark's sizes, against its floor.
+ *   - benchmarks/bench_ops.c and bench_ops_cpu.c: the op at the benchmark's sizes, against its
+ *     floor.
  *
  * A case is an op called on a few buffers of any element type (float, double, int32, int64,
  * uint8). For each of its shapes (awkward sizes, flags such as beta = 0, in place, misaligned
@@ -13,16 +14,13 @@
  * keys, special values), call, and compare every output buffer whole (padding included): floats
  * within the case's tolerance, integers and buffers marked exact bit for bit.
  *
- * The families: tests/op_cases_dense.c (gemm, scale_add_rows, axpby, col_sum, relu,
- * relu_backward); tests/op_cases_sparse.c (topk_rows, sparse_decode, sparse_row_dots,
- * sparse_outer_accum, track_fired, track_fired_dense, dead_latents_update);
- * tests/op_cases_reduce.c (recon_loss_grad, recon_grad, sum_squares, count_positive,
- * geometric_median, project_rows_grad, normalize_rows, adamw); tests/op_cases_grouping.c
- * (group_count, exclusive_scan, group_permute, gather_rows, scatter_rows, grouped_gemm,
- * grouped_gemm_wgrad, grouped_col_sum, modulate_encode, modulate_backward);
- * tests/op_cases_transformer.c (the transformer pieces); tests/op_cases_variants.c (batch_topk,
- * jumprelu, jumprelu_backward, l1_penalty, atm_stats, atm_mask, scale_cols, silu,
- * silu_backward). Every op of the op list has a case (test_op_cases checks it).
+ * The families, one file each (the op list's headings): op_cases_dense.c, op_cases_sparse.c
+ * (selection, sparse codes, latent bookkeeping), op_cases_reduce.c (losses and reductions,
+ * optimizer, data-parallel pieces), op_cases_variants.c (SAE variants on dense codes, the small
+ * MLP), op_cases_grouping.c (grouping, the MoE combine's backward, the capacity limit),
+ * op_cases_transformer.c (MoE-MAE's pieces), op_cases_router.c (the MoE router); op_cases.c is
+ * the table. Every op of the op list has a case (test_op_cases fails on one without).
+ * bench_ops (CUDA) and bench_ops_cpu time the cases that name a benchmark.
  */
 #ifndef SAEC_TESTS_OP_CASE_H
 #define SAEC_TESTS_OP_CASE_H
