@@ -84,7 +84,9 @@ static inline int op_shapes_of(const op_case *c, const op_shape **out) {
     return kept;
 }
 
-static inline int op_exact(const op_buf *b) { return b->elem != OP_F32 && b->elem != OP_F64 ? 1 : b->exact; }
+static inline int op_exact(const op_buf *b) {
+    return b->elem != OP_F32 && b->elem != OP_F64 ? 1 : b->exact;
+}
 
 /* got (buffer b) against the reference: exact for integers and exact buffers, else within
    atol + rtol · scale (scale NULL: |want|). One check. */
@@ -98,15 +100,19 @@ static inline void op_check_ref(const op_buf *b, const void *got, const double *
     for (int64_t e = 0; e < b->count; e++) {
         const double g = op_elem_get(b, got, e), w = want[e];
         const double tol = atol + rtol * (scale ? scale[e] : fabs(w));
-        const int ok = op_exact(b) ? (g == w || (isnan(g) && isnan(w))) : (g == w || fabs(g - w) <= tol);
+        /* exact: the same value, and the same sign of zero (−0 is not +0 bit for bit) */
+        const int ok = op_exact(b)
+                           ? ((g == w && signbit(g) == signbit(w)) || (isnan(g) && isnan(w)))
+                           : (g == w || fabs(g - w) <= tol);
         if (!ok && first < 0) first = e;
         bad += !ok;
     }
     n_checks++;
     if (bad)
-        fail_at(__FILE__, __LINE__, b->name, "%s: %lld of %lld elements off (first [%lld]: got %.17g, want %.17g%s)",
-                b->name, (long long)bad, (long long)b->count, (long long)first,
-                op_elem_get(b, got, first), want[first], op_exact(b) ? "; exact" : "");
+        fail_at(__FILE__, __LINE__, b->name,
+                "%s: %lld of %lld elements off (first [%lld]: got %.17g, want %.17g%s)", b->name,
+                (long long)bad, (long long)b->count, (long long)first, op_elem_get(b, got, first),
+                want[first], op_exact(b) ? "; exact" : "");
 }
 
 /* The op on dev against the case's reference, at every shape; then its bad arguments. */
@@ -153,8 +159,9 @@ static inline void op_check_be(const op_case *c, const op_buf *b, const void *ot
         const int64_t e = op_first_diff(b, other, cpu);
         if (e >= 0)
             fail_at(__FILE__, __LINE__, b->name,
-                    "%s differs from the CPU op at [%lld] of %lld: %.17g, CPU %.17g (exact)", b->name,
-                    (long long)e, (long long)b->count, op_elem_get(b, other, e), op_elem_get(b, cpu, e));
+                    "%s differs from the CPU op at [%lld] of %lld: %.17g, CPU %.17g (exact)",
+                    b->name, (long long)e, (long long)b->count, op_elem_get(b, other, e),
+                    op_elem_get(b, cpu, e));
     } else if (b->elem == OP_F32) {
         CHECK_CLOSE_F(b->name, other, cpu, scale, b->count, c->atol_be, c->rtol_be);
     } else { /* F64 */
