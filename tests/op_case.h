@@ -86,6 +86,20 @@ static inline op_buf op_buf_of(const char *name, op_elem elem, int64_t count, op
                 .elem = elem};
     return b;
 }
+/* An output the op must write whole without reading it: NaN (floats) until it does. */
+static inline op_buf op_out(const char *name, op_elem elem, int64_t count) {
+    op_buf b = op_buf_of(name, elem, count, OP_BUF_OUT);
+    b.fill = OP_FILL_NAN;
+    return b;
+}
+/* A hash of a shape's sizes (FNV-1a from basis): tweaks seed their generator with it, so a
+   shape gets the same inputs whatever ran before it. */
+static inline uint64_t op_shape_hash(const op_shape *s, uint64_t basis) {
+    uint64_t h = basis;
+    for (int i = 0; i < OP_MAX_SIZES; i++)
+        h = (h ^ (uint64_t)s->v[i]) * 0x100000001B3ull;
+    return h;
+}
 static inline op_buf op_absent(const char *name) {
     return op_buf_of(name, OP_F32, 0, OP_BUF_ABSENT);
 }

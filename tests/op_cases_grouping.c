@@ -55,10 +55,7 @@ static op_buf ibuf(const char *name, int64_t count, op_buf_role role) {
 
 /* Seeds this file's generator from the shape: the same inputs whatever ran before. */
 static void seed_from(const op_shape *s, uint64_t salt) {
-    uint64_t h = 0x5AEC6A0B1E5F0001ull ^ salt;
-    for (int i = 0; i < OP_MAX_SIZES; i++)
-        h = (h ^ (uint64_t)s->v[i]) * 0x100000001B3ull;
-    rng_seed(h);
+    rng_seed(op_shape_hash(s, 0x5AEC6A0B1E5F0001ull ^ salt));
 }
 
 static void fill_i32(int32_t *p, int64_t n, int32_t v) {

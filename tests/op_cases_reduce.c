@@ -30,19 +30,6 @@ static op_buf f32(const char *name, int64_t count, op_buf_role role) {
     return op_buf_of(name, OP_F32, count, role);
 }
 
-/* An output the op must write whole: NaN until it does. */
-static op_buf f32_out(const char *name, int64_t count) {
-    op_buf b = op_buf_of(name, OP_F32, count, OP_BUF_OUT);
-    b.fill = OP_FILL_NAN;
-    return b;
-}
-
-static op_buf f64_out(const char *name, int64_t count) {
-    op_buf b = op_buf_of(name, OP_F64, count, OP_BUF_OUT);
-    b.fill = OP_FILL_NAN;
-    return b;
-}
-
 /* got [n] against want [n] within atol + rtol |want| (why: the first element off). */
 static int close_f(const char *name, const float *got, const float *want, int64_t n, double atol,
                    double rtol, char *why, size_t cap) {
@@ -100,8 +87,8 @@ static void recon_loss_grad_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("x", nd, OP_BUF_IN);
     b[1] = f32("xhat", nd, OP_BUF_IN);
     b[2] = f32("mu", s->v[RL_D], OP_BUF_IN);
-    b[3] = f64_out("stats", 3);
-    b[4] = s->v[RL_GRAD] ? f32_out("grad", nd) : op_absent("grad");
+    b[3] = op_out("stats", OP_F64, 3);
+    b[4] = s->v[RL_GRAD] ? op_out("grad", OP_F32, nd) : op_absent("grad");
 }
 
 static void recon_loss_grad_tweak(const op_shape *s, void *const *host) {
@@ -221,7 +208,7 @@ static void recon_grad_bufs(const op_shape *s, op_buf *b) {
     b[0] = none ? op_absent("x") : f32("x", nd, OP_BUF_IN);
     b[1] = none ? op_absent("xhat") : f32("xhat", nd, OP_BUF_IN);
     b[2] = op_buf_of("stats", OP_F64, 3, OP_BUF_IN);
-    b[3] = none ? op_absent("grad") : f32_out("grad", nd);
+    b[3] = none ? op_absent("grad") : op_out("grad", OP_F32, nd);
 }
 
 static void recon_grad_tweak(const op_shape *s, void *const *host) {
@@ -303,7 +290,7 @@ static int recon_grad_after_loss_shapes(op_shape *out, int cap) {
 static void recon_grad_after_loss_bufs(const op_shape *s, op_buf *b) {
     recon_loss_grad_bufs(s, b);
     b[4].name = "grad of recon_loss_grad";
-    b[5] = f32_out("grad of recon_grad", s->v[RL_N] * s->v[RL_D]);
+    b[5] = op_out("grad of recon_grad", OP_F32, s->v[RL_N] * s->v[RL_D]);
 }
 
 static int recon_grad_after_loss_call(saec_dev *dev, const op_shape *s, void *const *b) {
@@ -502,7 +489,7 @@ static int geometric_median_shapes(op_shape *out, int cap) {
 static void geometric_median_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("x", s->v[GM_N] * s->v[GM_D], OP_BUF_IN);
     b[1] = f32("scratch", s->v[GM_N], OP_BUF_SCRATCH);
-    b[2] = f32_out("median", s->v[GM_D]);
+    b[2] = op_out("median", OP_F32, s->v[GM_D]);
 }
 
 static void geometric_median_tweak(const op_shape *s, void *const *host) {

@@ -26,12 +26,6 @@ static const char *const rt_kind_name[] = {"random", "ties", "one-expert", "larg
    f: w_imp, w_load, w_switch, w_z (both ops). */
 enum { RT_N, RT_E, RT_K, RT_NOISY, RT_SUMS_ON, RT_KIND, RT_SEED, RT_COUNTER };
 
-static op_buf out_nan(const char *name, op_elem elem, int64_t count) {
-    op_buf b = op_buf_of(name, elem, count, OP_BUF_OUT);
-    b.fill = OP_FILL_NAN; /* written only: a read shows up as NaN */
-    return b;
-}
-
 /* The experts and k of the shapes: E = 1, k = E = 2 and the MoE-MAE blocks first. */
 static const int rt_ek[][2] = {{1, 1}, {2, 2}, {2, 1}, {3, 2}, {4, 2},
                                {5, 2}, {8, 2}, {8, 3}, {5, 5}, {3, 1}};
@@ -170,10 +164,10 @@ static void router_forward_bufs(const op_shape *s, op_buf *b) {
     const int64_t n = s->v[RT_N], E = s->v[RT_E], k = s->v[RT_K];
     b[0] = op_buf_of("clean", OP_F32, n * E, OP_BUF_IN);
     b[1] = s->v[RT_NOISY] ? op_buf_of("raw", OP_F32, n * E, OP_BUF_IN) : op_absent("raw");
-    b[2] = out_nan("idx", OP_I32, n * k);
-    b[3] = out_nan("gates", OP_F32, n * k);
-    b[4] = s->v[RT_SUMS_ON] ? out_nan("stats", OP_F64, 4 * E) : op_absent("stats");
-    b[5] = s->v[RT_SUMS_ON] ? out_nan("loss", OP_F64, 5) : op_absent("loss");
+    b[2] = op_out("idx", OP_I32, n * k);
+    b[3] = op_out("gates", OP_F32, n * k);
+    b[4] = s->v[RT_SUMS_ON] ? op_out("stats", OP_F64, 4 * E) : op_absent("stats");
+    b[5] = s->v[RT_SUMS_ON] ? op_out("loss", OP_F64, 5) : op_absent("loss");
 }
 
 static void router_forward_tweak(const op_shape *s, void *const *host) {
@@ -301,8 +295,8 @@ static void router_backward_bufs(const op_shape *s, op_buf *b) {
     b[1] = s->v[RT_NOISY] ? op_buf_of("raw", OP_F32, n * E, OP_BUF_IN) : op_absent("raw");
     b[2] = op_buf_of("dgates", OP_F32, n * k, OP_BUF_IN);
     b[3] = op_buf_of("stats", OP_F64, 4 * E, OP_BUF_IN);
-    b[4] = out_nan("dclean", OP_F32, n * E);
-    b[5] = s->v[RT_NOISY] ? out_nan("draw", OP_F32, n * E) : op_absent("draw");
+    b[4] = op_out("dclean", OP_F32, n * E);
+    b[5] = s->v[RT_NOISY] ? op_out("draw", OP_F32, n * E) : op_absent("draw");
 }
 
 /* stats as router_forward leaves them (importance and load about n·k/E, f about k/E, P about

@@ -26,26 +26,16 @@ static op_buf buf(const char *name, op_elem elem, int64_t count, op_buf_role rol
     return op_buf_of(name, elem, count, role);
 }
 
-/* An output filled with NaN (floats): the op must write every element without reading it. */
-static op_buf out_buf(const char *name, op_elem elem, int64_t count) {
-    op_buf b = op_buf_of(name, elem, count, OP_BUF_OUT);
-    b.fill = OP_FILL_NAN;
-    return b;
-}
-
 /* The device double *dead_count: compared exactly. */
 static op_buf dead_count_buf(void) {
-    op_buf b = out_buf("dead_count (exact)", OP_F64, 1);
+    op_buf b = op_out("dead_count (exact)", OP_F64, 1);
     b.exact = 1;
     return b;
 }
 
 /* Seed this file's generator from the case (salt) and the shape. */
 static void seed_from(const op_shape *s, uint64_t salt) {
-    uint64_t h = 0xCBF29CE484222325ull ^ salt;
-    for (int i = 0; i < OP_MAX_SIZES; i++)
-        h = (h ^ (uint64_t)s->v[i]) * 0x100000001B3ull;
-    rng_seed(h ^ (uint64_t)s->misalign);
+    rng_seed(op_shape_hash(s, 0xCBF29CE484222325ull ^ salt) ^ (uint64_t)s->misalign);
 }
 
 static op_shape shape8(int64_t v0, int64_t v1, int64_t v2, int64_t v3, int64_t v4, int64_t v5,
@@ -132,7 +122,7 @@ static void topk_rows_bufs(const op_shape *s, op_buf *b) {
     b[0] = buf("x", OP_F32, n * m, OP_BUF_IN);
     b[1] = s->v[T_MASK] != MASK_NONE ? buf("mask", OP_U8, m, OP_BUF_IN) : op_absent("mask");
     b[2] = buf("idx", OP_I32, n * k, OP_BUF_OUT);
-    b[3] = out_buf("val", OP_F32, n * k);
+    b[3] = op_out("val", OP_F32, n * k);
     b[3].exact = 1;
 }
 
@@ -368,7 +358,7 @@ static void sparse_decode_bufs(const op_shape *s, op_buf *b) {
     b[2] = buf("W", OP_F32, m * d, OP_BUF_IN);
     b[3] = s->v[D_BIAS] ? buf("bias", OP_F32, d, OP_BUF_IN) : op_absent("bias");
     /* accumulate = 0 must not read out */
-    b[4] = s->v[D_ACC] ? buf("out", OP_F32, n * d, OP_BUF_INOUT) : out_buf("out", OP_F32, n * d);
+    b[4] = s->v[D_ACC] ? buf("out", OP_F32, n * d, OP_BUF_INOUT) : op_out("out", OP_F32, n * d);
 }
 
 static void sparse_decode_tweak(const op_shape *s, void *const *host) {
@@ -461,7 +451,7 @@ static void sparse_row_dots_bufs(const op_shape *s, op_buf *b) {
     b[0] = buf("g", OP_F32, n * d, OP_BUF_IN);
     b[1] = buf("idx", OP_I32, n * k, OP_BUF_IN);
     b[2] = buf("W", OP_F32, m * d, OP_BUF_IN);
-    b[3] = out_buf("out", OP_F32, n * k); /* every slot written, empty ones with 0 */
+    b[3] = op_out("out", OP_F32, n * k); /* every slot written, empty ones with 0 */
 }
 
 static void sparse_row_dots_tweak(const op_shape *s, void *const *host) {

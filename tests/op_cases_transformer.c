@@ -17,12 +17,6 @@ static op_buf f32(const char *name, int64_t count, op_buf_role role) {
     return op_buf_of(name, OP_F32, count, role);
 }
 
-static op_buf out32(const char *name, int64_t count) {
-    op_buf b = f32(name, count, OP_BUF_OUT);
-    b.fill = OP_FILL_NAN; /* written only: a read shows up as NaN */
-    return b;
-}
-
 /* The MoE-MAE batch the benchmarks use: 128 images of 105 tokens (encoder width 144). */
 enum { BENCH_IMAGES = 128, BENCH_TOKENS = 105, BENCH_WIDTH = 144 };
 
@@ -53,9 +47,9 @@ static void layernorm_bufs(const op_shape *s, op_buf *b) {
     b[1] = f32("gamma", d, OP_BUF_IN);
     b[2] = f32("beta", d, OP_BUF_IN);
     b[3] = s->v[LN_INPLACE] ? op_alias("y (in place)", OP_F32, n * d, OP_BUF_INOUT, 0)
-                            : out32("y", n * d);
-    b[4] = s->v[LN_STATS] ? out32("mean", n) : op_absent("mean");
-    b[5] = s->v[LN_STATS] ? out32("rstd", n) : op_absent("rstd");
+                            : op_out("y", OP_F32, n * d);
+    b[4] = s->v[LN_STATS] ? op_out("mean", OP_F32, n) : op_absent("mean");
+    b[5] = s->v[LN_STATS] ? op_out("rstd", OP_F32, n) : op_absent("rstd");
 }
 
 /* Rows of x shifted by 3 (the mean must be removed before squaring); every third row constant
@@ -173,7 +167,7 @@ static void layernorm_backward_bufs(const op_shape *s, op_buf *b) {
     b[3] = f32("mean", n, OP_BUF_IN);
     b[4] = f32("rstd", n, OP_BUF_IN);
     b[5] = s->v[LB_INPLACE] ? op_alias("dx (in place of dy)", OP_F32, n * d, OP_BUF_INOUT, 0)
-                            : out32("dx", n * d);
+                            : op_out("dx", OP_F32, n * d);
     b[6] = sums == 0 || sums == 1 ? f32("dgamma", d, sum_role) : op_absent("dgamma");
     b[7] = sums == 0 || sums == 2 ? f32("dbeta", d, sum_role) : op_absent("dbeta");
     if (!s->v[LB_ACC]) b[6].fill = b[7].fill = OP_FILL_NAN; /* overwritten, not read */
@@ -294,7 +288,7 @@ static void swiglu_bufs(const op_shape *s, op_buf *b) {
     const int64_t n = s->v[0];
     b[0] = f32("a", n, OP_BUF_IN);
     b[1] = f32("b", n, OP_BUF_IN);
-    b[2] = s->v[1] == 0   ? out32("out", n)
+    b[2] = s->v[1] == 0   ? op_out("out", OP_F32, n)
            : s->v[1] == 1 ? op_alias("out (in place of a)", OP_F32, n, OP_BUF_INOUT, 0)
                           : op_alias("out (in place of b)", OP_F32, n, OP_BUF_INOUT, 1);
 }
@@ -355,9 +349,9 @@ static void swiglu_backward_bufs(const op_shape *s, op_buf *b) {
     b[2] = f32("dout", n, OP_BUF_IN);
     b[3] = s->v[1] == 1   ? op_alias("da (in place of a)", OP_F32, n, OP_BUF_INOUT, 0)
            : s->v[1] == 2 ? op_alias("da (in place of dout)", OP_F32, n, OP_BUF_INOUT, 2)
-                          : out32("da", n);
-    b[4] =
-        s->v[1] == 1 ? op_alias("db (in place of b)", OP_F32, n, OP_BUF_INOUT, 1) : out32("db", n);
+                          : op_out("da", OP_F32, n);
+    b[4] = s->v[1] == 1 ? op_alias("db (in place of b)", OP_F32, n, OP_BUF_INOUT, 1)
+                        : op_out("db", OP_F32, n);
 }
 
 static int swiglu_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
@@ -431,7 +425,7 @@ static int64_t img_elems(const op_shape *s) {
 
 static void patchify_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("img", img_elems(s), OP_BUF_IN);
-    b[1] = out32("patches", patch_elems(s));
+    b[1] = op_out("patches", OP_F32, patch_elems(s));
 }
 
 static int patchify_call(saec_dev *dev, const op_shape *s, void *const *b) {
@@ -502,7 +496,7 @@ static int unpatchify_shapes(op_shape *out, int cap) { return patchify_shapes(ou
 
 static void unpatchify_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("patches", patch_elems(s), OP_BUF_IN);
-    b[1] = out32("img (the uncovered border 0)", img_elems(s));
+    b[1] = op_out("img (the uncovered border 0)", OP_F32, img_elems(s));
 }
 
 static int unpatchify_call(saec_dev *dev, const op_shape *s, void *const *b) {
@@ -564,7 +558,7 @@ static void patch_loss_bufs(const op_shape *s, op_buf *b) {
     b[2] = op_buf_of("mask", OP_U8, n, OP_BUF_IN);
     b[3] = op_buf_of("loss", OP_F64, 3, OP_BUF_OUT);
     b[3].fill = OP_FILL_NAN;
-    b[4] = s->v[PL_GRAD] ? out32("grad", n * v) : op_absent("grad");
+    b[4] = s->v[PL_GRAD] ? op_out("grad", OP_F32, n * v) : op_absent("grad");
 }
 
 /* The mask: 3 of 4 patches at random (nonzero values other than 1 count as masked too), all, or
@@ -790,8 +784,8 @@ static void attention_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("q", rows * at_ldq(s), OP_BUF_IN);
     b[1] = f32("k", rows * at_ldkv(s), OP_BUF_IN);
     b[2] = f32("v", rows * at_ldkv(s), OP_BUF_IN);
-    b[3] = out32("out", rows * Hq * dh);
-    b[4] = out32("lse", s->v[AT_B] * Hq * s->v[AT_L]);
+    b[3] = op_out("out", OP_F32, rows * Hq * dh);
+    b[4] = op_out("lse", OP_F32, s->v[AT_B] * Hq * s->v[AT_L]);
 }
 
 /* Large scores: q ×4 (softmax's max must be subtracted before the exponentials). */
@@ -1034,7 +1028,7 @@ static int dropout_shapes(op_shape *out, int cap) {
 static void dropout_bufs(const op_shape *s, op_buf *b) {
     b[0] = f32("x", s->v[0], OP_BUF_IN);
     b[1] = s->v[1] ? op_alias("out (in place)", OP_F32, s->v[0], OP_BUF_INOUT, 0)
-                   : out32("out", s->v[0]);
+                   : op_out("out", OP_F32, s->v[0]);
 }
 
 static int dropout_call(saec_dev *dev, const op_shape *s, void *const *b) {

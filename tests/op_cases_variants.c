@@ -26,13 +26,6 @@ static op_buf buf(const char *name, int64_t count, op_buf_role role) {
     return op_buf_of(name, OP_F32, count, role);
 }
 
-/* An output the op must write in full: filled with NaN. */
-static op_buf out_buf(const char *name, int64_t count) {
-    op_buf b = buf(name, count, OP_BUF_OUT);
-    b.fill = OP_FILL_NAN;
-    return b;
-}
-
 static op_buf exact_buf(op_buf b) {
     b.exact = 1;
     return b;
@@ -125,8 +118,8 @@ static void batch_topk_bufs(const op_shape *s, op_buf *b) {
     const int64_t len = s->v[BT_N] * s->v[BT_M];
     b[0] = buf("x", len, OP_BUF_IN);
     b[1] = exact_buf(s->v[BT_IN_PLACE] ? op_alias("f (= x)", OP_F32, len, OP_BUF_INOUT, 0)
-                                       : out_buf("f", len));
-    b[2] = exact_buf(out_buf("threshold", 1));
+                                       : op_out("f", OP_F32, len));
+    b[2] = exact_buf(op_out("threshold", OP_F32, 1));
 }
 
 static void batch_topk_tweak(const op_shape *s, void *const *host) {
@@ -305,7 +298,7 @@ static void jumprelu_bufs(const op_shape *s, op_buf *b) {
     b[0] = buf("pre", len, OP_BUF_IN);
     b[1] = buf("theta", jr_theta_len(s), OP_BUF_IN);
     b[2] = exact_buf(s->v[JR_IN_PLACE] ? op_alias("f (= pre)", OP_F32, len, OP_BUF_INOUT, 0)
-                                       : out_buf("f", len));
+                                       : op_out("f", OP_F32, len));
 }
 
 static void jumprelu_tweak(const op_shape *s, void *const *host) {
@@ -544,7 +537,7 @@ static void l1_penalty_bufs(const op_shape *s, op_buf *b) {
     b[1] = buf("W", md, OP_BUF_IN);
     b[2] = buf("dpre", nm, OP_BUF_INOUT);
     b[3] = buf("dW", md, OP_BUF_INOUT);
-    b[4] = out_buf("penalty", 1);
+    b[4] = op_out("penalty", OP_F32, 1);
     b[4].elem = OP_F64;
     if (s->v[L1_N] == 0) b[3].exact = b[4].exact = 1; /* dW += 0, penalty 0 */
 }
@@ -860,7 +853,7 @@ static void atm_mask_bufs(const op_shape *s, op_buf *b) {
     b[0] = buf("a", m, OP_BUF_IN);
     b[1] = buf("q", m, OP_BUF_IN);
     b[2] = buf("r", m, OP_BUF_IN);
-    b[3] = exact_buf(out_buf("keep", m));
+    b[3] = exact_buf(op_out("keep", OP_F32, m));
 }
 
 static void atm_mask_tweak(const op_shape *s, void *const *host) {
@@ -1081,7 +1074,8 @@ static void silu_bufs(const op_shape *s, op_buf *b) {
         return;
     }
     b[0] = buf("x", n, OP_BUF_IN);
-    b[1] = s->v[SI_IN_PLACE] ? op_alias("y (= x)", OP_F32, n, OP_BUF_INOUT, 0) : out_buf("y", n);
+    b[1] = s->v[SI_IN_PLACE] ? op_alias("y (= x)", OP_F32, n, OP_BUF_INOUT, 0)
+                             : op_out("y", OP_F32, n);
 }
 
 static void silu_tweak(const op_shape *s, void *const *host) {
@@ -1156,7 +1150,8 @@ static void silu_backward_bufs(const op_shape *s, op_buf *b) {
     }
     b[0] = buf("x", n, OP_BUF_IN);
     b[1] = buf("dy", n, OP_BUF_IN);
-    b[2] = s->v[SI_IN_PLACE] ? op_alias("dx (= dy)", OP_F32, n, OP_BUF_INOUT, 1) : out_buf("dx", n);
+    b[2] = s->v[SI_IN_PLACE] ? op_alias("dx (= dy)", OP_F32, n, OP_BUF_INOUT, 1)
+                             : op_out("dx", OP_F32, n);
 }
 
 static int silu_backward_call(saec_dev *dev, const op_shape *s, void *const *b) {
