@@ -23,6 +23,12 @@ int main(void) {
     eo_meta m, m2;
     uint8_t labels[EO_CLASSES], labels2[EO_CLASSES], map[NPIX], map2[NPIX];
 
+    set_ctx("bad sides");
+    CHECK(eo_synth_tile(1, 0, 0, img, &m, labels, NULL) == SAEC_ERR_USAGE, "side 0 accepted");
+    CHECK(eo_synth_tile(1, 0, EO_MAX_SIDE + 1, img, &m, labels, NULL) == SAEC_ERR_USAGE,
+          "side %d accepted", EO_MAX_SIDE + 1);
+    saec_error_clear();
+
     set_ctx("determinism");
     eo_synth_tile(7, 123, SIDE, img, &m, labels, map);
     eo_synth_tile(7, 123, SIDE, img2, &m2, labels2, map2);

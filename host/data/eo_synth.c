@@ -18,9 +18,9 @@
 #include <string.h>
 
 #include "rng.h"
+#include "saec/saec.h"
 
 #define EO_PI 3.14159265358979323846
-#define EO_MAX_SIDE 256
 
 static const char *const class_names[EO_CLASSES] = {"water", "forest", "cropland", "grassland",
                                                     "urban", "bare",   "snow",     "wetland"};
@@ -82,10 +82,11 @@ static double illumination(const eo_meta *m) {
     return s > 0.15 ? s : 0.15;
 }
 
-void eo_synth_tile(uint64_t seed, uint64_t index, int64_t side, float *img, eo_meta *meta,
-                   uint8_t *labels, uint8_t *class_map) {
-    if (side < 1) side = 1;
-    if (side > EO_MAX_SIDE) side = EO_MAX_SIDE;
+int eo_synth_tile(uint64_t seed, uint64_t index, int64_t side, float *img, eo_meta *meta,
+                  uint8_t *labels, uint8_t *class_map) {
+    if (side < 1 || side > EO_MAX_SIDE)
+        return saec_fail(SAEC_ERR_USAGE, "choose a tile side from 1 to 256 (MoE-MAE's is 40)",
+                         "synthetic EO tiles: side %lld is out of range", (long long)side);
     saec_rng rng;
     saec_rng_init(&rng, seed, SAEC_RNG_EO_TILES, index);
 
@@ -169,4 +170,5 @@ void eo_synth_tile(uint64_t seed, uint64_t index, int64_t side, float *img, eo_m
 
     for (int c = 0; c < EO_CLASSES; c++) /* at least 1% of the pixels, and at least one */
         labels[c] = (uint8_t)(cover[c] > 0 && 100 * cover[c] >= side * side);
+    return SAEC_OK;
 }

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-enum { EO_BANDS = 7, EO_CLASSES = 8, EO_MAX_PRESENT = 3 };
+enum { EO_BANDS = 7, EO_CLASSES = 8, EO_MAX_PRESENT = 3, EO_MAX_SIDE = 256 };
 
 enum {
     EO_WATER,
@@ -44,8 +44,9 @@ const char *eo_class_name(int c);
 
 /* Tile `index` of the stream of `seed`: img [EO_BANDS, side, side] reflectance (about 0 .. 1),
    *meta, labels [EO_CLASSES] (1: the class covers at least 1% of the tile) and, when not NULL,
-   class_map [side, side] (each pixel's class). side >= 1. */
-void eo_synth_tile(uint64_t seed, uint64_t index, int64_t side, float *img, eo_meta *meta,
-                   uint8_t *labels, uint8_t *class_map);
+   class_map [side, side] (each pixel's class). Returns SAEC_OK, or SAEC_ERR_USAGE (after
+   saec_fail) for a side outside 1 .. EO_MAX_SIDE. */
+int eo_synth_tile(uint64_t seed, uint64_t index, int64_t side, float *img, eo_meta *meta,
+                  uint8_t *labels, uint8_t *class_map);
 
 #endif

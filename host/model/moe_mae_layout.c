@@ -61,6 +61,11 @@ static void emit(walker *w, const char *name, int64_t rows, int64_t cols, moe_ma
     w->count++;
 }
 
+/* The component the tensors that follow are counted under. */
+static void in_component(walker *w, const char *component) {
+    copy_text(w->component, sizeof w->component, component);
+}
+
 /* A Linear in → out with bias: prefix.weight [in, out], prefix.bias [out]. */
 static void linear(walker *w, const char *prefix, int64_t in, int64_t out) {
     char name[160];
@@ -109,33 +114,36 @@ int moe_mae_layout(const moe_mae_hparams *h, void (*visit)(const moe_mae_tensor 
     static const char *const meta[] = {"week", "hour", "lat", "lon"};
     char name[64];
 
-    snprintf(w.component, sizeof w.component, "enc.patch_embed");
+    in_component(&w, "enc.patch_embed");
     linear(&w, "enc.patch_embed", patch_values, E);
-    snprintf(w.component, sizeof w.component, "enc.meta");
+    in_component(&w, "enc.meta");
     for (int m = 0; m < h->meta_tokens; m++) { /* (sin, cos) → one token each */
-        snprintf(name, sizeof name, "enc.meta.%s", m < 4 ? meta[m] : "extra");
+        if (m < 4)
+            snprintf(name, sizeof name, "enc.meta.%s", meta[m]);
+        else /* more metadata tokens than SPEC's four: numbered */
+            snprintf(name, sizeof name, "enc.meta.%d", m);
         linear(&w, name, 2, E);
     }
-    snprintf(w.component, sizeof w.component, "enc.tokens");
+    in_component(&w, "enc.tokens");
     emit(&w, "enc.cls", 1, E, MOE_INIT_TRUNC_NORMAL, 0);
     emit(&w, "enc.pos_embed", moe_mae_tokens(h), E, MOE_INIT_TRUNC_NORMAL, 0);
     for (int i = 0; i < h->enc.depth; i++)
         block(&w, "enc", i, &h->enc);
-    snprintf(w.component, sizeof w.component, "enc.norm");
+    in_component(&w, "enc.norm");
     layernorm(&w, "enc.norm", E);
 
     w.encoder = 0;
-    snprintf(w.component, sizeof w.component, "dec.embed");
+    in_component(&w, "dec.embed");
     linear(&w, "dec.embed", E, Dd);
-    snprintf(w.component, sizeof w.component, "dec.tokens");
+    in_component(&w, "dec.tokens");
     emit(&w, "dec.mask_token", 1, Dd, MOE_INIT_TRUNC_NORMAL, 0);
     /* patches only: the 5 metadata/CLS tokens get no decoder position embedding */
     emit(&w, "dec.pos_embed", moe_mae_patches(h), Dd, MOE_INIT_TRUNC_NORMAL, 0);
     for (int i = 0; i < h->dec.depth; i++)
         block(&w, "dec", i, &h->dec);
-    snprintf(w.component, sizeof w.component, "dec.norm");
+    in_component(&w, "dec.norm");
     layernorm(&w, "dec.norm", Dd);
-    snprintf(w.component, sizeof w.component, "dec.head");
+    in_component(&w, "dec.head");
     linear(&w, "dec.head", Dd, patch_values);
     return w.count;
 }
