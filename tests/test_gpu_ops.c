@@ -37,8 +37,6 @@
 
 /* ---- check/report helpers: check.h; random inputs: test_random.h (seeded in main) ---- */
 
-static int quick = 0;
-
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
@@ -274,14 +272,14 @@ int main(int argc, char **argv) {
         return 77;
     }
     const char *q = getenv("SAEC_GPU_TEST_QUICK");
-    quick = op_harness_quick = q && q[0] == '1';
+    op_harness_quick = q && q[0] == '1';
     rng_seed(0x5AEC6B0C12345678ull);
     if (saec_dev_open("cpu", &cpu) != SAEC_OK || saec_dev_open("cuda", &gpu) != SAEC_OK) {
         fprintf(stderr, "test_gpu_ops: cannot open the devices: %s (%s)\n", saec_error_message(),
                 saec_error_hint());
         return 1;
     }
-    printf("cpu:  %s\ncuda: %s%s\n", cpu->name, gpu->name, quick ? " (quick)" : "");
+    printf("cpu:  %s\ncuda: %s%s\n", cpu->name, gpu->name, op_harness_quick ? " (quick)" : "");
 
     for (size_t g = 0; g < n_hand; g++)
         if (wanted(argc, argv, GROUPS[g].name)) GROUPS[g].run();
