@@ -49,9 +49,9 @@ int main(void) {
     REQUIRE(n == l.n && n <= MAX_TENSORS, "%d tensors", n);
     int seen_decoder = 0, dup = 0;
     for (int i = 0; i < n; i++) {
-        seen_decoder |= !l.t[i].encoder;
-        CHECK(l.t[i].encoder || seen_decoder, "%s: an encoder tensor after the decoder's",
+        CHECK(!(l.t[i].encoder && seen_decoder), "%s: an encoder tensor after the decoder's",
               l.t[i].name);
+        seen_decoder |= !l.t[i].encoder;
         CHECK(l.t[i].rows >= 1 && l.t[i].cols >= 1, "%s is empty", l.t[i].name);
         for (int j = 0; j < i; j++)
             dup += strcmp(l.t[i].name, l.t[j].name) == 0;
