@@ -378,23 +378,24 @@ static inline void attn_p_ds(const float *qi, const float *kj, const float *vj, 
 
 /* dq per query row (a sum over the keys); dk, dv per key row (a sum over its group's heads and
    the queries, in that order): the CUDA kernels' orders, without atomics. D_i = ⟨dout_i, out_i⟩
-   is recomputed where needed. Floor: reads q, k, v, out, dout, lse, writes dq, dk, dv;
-   ~14·B·Hq·L²·dh FLOPs (the scores recomputed in both passes). */
+   once per query row (scratch [B, Hq, L]), in the dq pass. Floor: reads q, k, v, out, dout, lse,
+   writes dq, dk, dv; ~14·B·Hq·L²·dh FLOPs (the scores recomputed in both passes). */
 int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, const float *v,
                                 int64_t ld_q, int64_t ld_kv, const float *out, const float *dout,
                                 const float *lse, int64_t B, int64_t L, int Hq, int G, int dh,
                                 float scale, float *dq, float *dk, float *dv) {
-    (void)dev;
     SAEC_CPU_REQUIRE("attention_backward", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
+    float *D = NULL; /* [B, Hq, L]: D_i = ⟨dout_i, out_i⟩, from the dq pass for the dk/dv pass */
+    SAEC_TRY(saec_cpu_scratch(dev, (size_t)(B * Hq * L) * sizeof(float), (void **)&D));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
     for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) { /* dq: query row i of head h */
         const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
         const float *qi = q + (b * L + i) * ld_q + h * dh;
         const float *doi = dout + (b * L + i) * ld_o + h * dh;
-        const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
+        const float D_i = D[bhi] = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
         double acc[64] = {0};
         for (int64_t j = 0; j < L; j++) {
             const float *kj = k + (b * L + j) * ld_kv + g * dh,
@@ -417,9 +418,9 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
             for (int64_t i = 0; i < L; i++) {
                 const float *qi = q + (b * L + i) * ld_q + h * dh;
                 const float *doi = dout + (b * L + i) * ld_o + h * dh;
-                const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
                 float p, ds;
-                attn_p_ds(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i], D_i, &p, &ds);
+                attn_p_ds(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i],
+                          D[(b * Hq + h) * L + i], &p, &ds);
                 for (int c = 0; c < dh; c++) {
                     ak[c] += (double)ds * qi[c];
                     av[c] += (double)p * doi[c];

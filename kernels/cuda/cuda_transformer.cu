@@ -643,14 +643,15 @@ __device__ __forceinline__ void attn_p_ds_d(const float *qi, const float *kj, co
     *ds = __fmul_rn(*p, __fsub_rn((float)attn_dot(doi, vj, dh), D_i));
 }
 
-/* dq: one block a (sample, head), one thread a query row; the sum over the keys in order.
-   Floor: reads q, dout, out once and k, v per head, writes dq. */
+/* dq: one block a (sample, head), one thread a query row; the sum over the keys in order. Also
+   D [B, Hq, L] = ⟨dout_i, out_i⟩, which the dk/dv kernel reads.
+   Floor: reads q, dout, out once and k, v per head, writes dq and D. */
 template <bool SMEM>
 __global__ void attention_dq_kernel(const float *__restrict__ q, const float *__restrict__ k,
                                     const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
                                     const float *__restrict__ out, const float *__restrict__ dout,
                                     const float *__restrict__ lse, int64_t L, int Hq, int G, int dh,
-                                    float scale, float *__restrict__ dq) {
+                                    float scale, float *__restrict__ dq, float *__restrict__ D) {
     extern __shared__ float s_kv[];
     const int64_t b = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h % G, ld_o = (int64_t)Hq * dh;
     const float *kb, *vb; /* group g's keys and values: row j at j·ld */
@@ -660,6 +661,7 @@ __global__ void attention_dq_kernel(const float *__restrict__ q, const float *__
         const float *qi = q + (b * L + i) * ld_q + h * dh;
         const float *doi = dout + (b * L + i) * ld_o + h * dh;
         const float D_i = (float)attn_dot(doi, out + (b * L + i) * ld_o + h * dh, dh);
+        D[(b * Hq + h) * L + i] = D_i; /* for the dk/dv kernel */
         const float lse_i = lse[(b * Hq + h) * L + i];
         double acc[ATTN_DH_MAX];
         for (int c = 0; c < dh; c++)
@@ -677,11 +679,11 @@ __global__ void attention_dq_kernel(const float *__restrict__ q, const float *__
 }
 
 /* dk, dv: one block a (sample, group), one thread a key row; the sums over the group's heads,
-   then the queries, in order (the CPU's). Floor: reads k, v once and q, dout, out, lse per key
+   then the queries, in order (the CPU's). Floor: reads k, v once and q, dout, lse, D per key
    row from L2, writes dk, dv. */
 __global__ void attention_dkv_kernel(const float *__restrict__ q, const float *__restrict__ k,
                                      const float *__restrict__ v, int64_t ld_q, int64_t ld_kv,
-                                     const float *__restrict__ out, const float *__restrict__ dout,
+                                     const float *__restrict__ D, const float *__restrict__ dout,
                                      const float *__restrict__ lse, int64_t L, int Hq, int G,
                                      int dh, float scale, float *__restrict__ dk,
                                      float *__restrict__ dv) {
@@ -695,9 +697,9 @@ __global__ void attention_dkv_kernel(const float *__restrict__ q, const float *_
             for (int64_t i = 0; i < L; i++) {
                 const float *qi = q + (b * L + i) * ld_q + h * dh;
                 const float *doi = dout + (b * L + i) * ld_o + h * dh;
-                const float D_i = (float)attn_dot(doi, out + (b * L + i) * ld_o + h * dh, dh);
                 float p, ds;
-                attn_p_ds_d(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i], D_i, &p, &ds);
+                attn_p_ds_d(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i],
+                            D[(b * Hq + h) * L + i], &p, &ds);
                 for (int c = 0; c < dh; c++) {
                     ak[c] += (double)ds * (double)qi[c];
                     av[c] += (double)p * (double)doi[c];
@@ -720,16 +722,18 @@ extern "C" int saec_cuda_attention_backward(saec_dev *dev, const float *q, const
     SAEC_CUDA_REQUIRE("attention_backward", attn_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
     SAEC_CUDA_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
+    float *D = NULL; /* [B, Hq, L]: from the dq kernel to the dk/dv kernel */
+    SAEC_TRY(saec_cuda_scratch(dev, (size_t)(B * Hq * L) * sizeof(float), (void **)&D));
     const size_t smem = attn_smem(L, dh);
     if (smem)
         attention_dq_kernel<true><<<(unsigned)(B * Hq), attn_threads(L), smem, st->stream>>>(
-            q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dq);
+            q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dq, D);
     else
         attention_dq_kernel<false><<<(unsigned)(B * Hq), attn_threads(L), 0, st->stream>>>(
-            q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dq);
+            q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dq, D);
     SAEC_CUDA_CHECK_LAUNCH("attention_dq_kernel");
     attention_dkv_kernel<<<(unsigned)(B * G), attn_threads(L), 0, st->stream>>>(
-        q, k, v, ld_q, ld_kv, out, dout, lse, L, Hq, G, dh, scale, dk, dv);
+        q, k, v, ld_q, ld_kv, D, dout, lse, L, Hq, G, dh, scale, dk, dv);
     SAEC_CUDA_CHECK_LAUNCH("attention_dkv_kernel");
     return SAEC_OK;
 }
