@@ -24,9 +24,12 @@ static const saec_config_key KEYS[] = {
     {"dataset", SAEC_KEY_STRING, OFF(dataset), "activations", 0, 0, NULL,
      "dataset name inside the HDF5 file"},
     {"synthetic", SAEC_KEY_CHOICE, OFF(synthetic), "superposition", 0, 0,
-     "superposition|hierarchy|timestep",
+     "superposition|hierarchy|timestep|eo",
      "synthetic generator with ground truth (used when data is empty); timestep: tokens carry a "
-     "diffusion timestep t in [0, timesteps)"},
+     "diffusion timestep t in [0, timesteps); eo: 7-band Earth-observation tiles with metadata "
+     "and land-cover labels (MoE-MAE's data)"},
+    {"eo_side", SAEC_KEY_INT, OFF(eo_side), "40", 4, 256, NULL,
+     "eo: side of the synthetic tiles in pixels"},
     {"d_in", SAEC_KEY_INT, OFF(d_in), "0", 0, 1 << 20, NULL,
      "input width; 0 = from the data (synthetic default 96)"},
     {"shuffle_rows", SAEC_KEY_INT, OFF(shuffle_rows), "65536", 1, BIG, NULL,
@@ -56,6 +59,9 @@ static const saec_config_key KEYS[] = {
      "synthetic timestep: the features' norm scales by 1 + drift·(t/T − 0.5), the offset by "
      "1 − drift·(t/T − 0.5)"},
     /* model */
+    {"model", SAEC_KEY_CHOICE, OFF(model), "sae", 0, 0, "sae|moe-mae",
+     "what is trained: a sparse autoencoder on activations, or the MoE-MAE on EO images (SPEC "
+     "§7)"},
     {"arch", SAEC_KEY_CHOICE, OFF(arch), "topk", 0, 0, "topk|batchtopk|relu|jumprelu|atm",
      "SAE variant (SPEC §2–5)"},
     {"latents", SAEC_KEY_INT, OFF(latents), "512", 1, 1 << 26, NULL, "dictionary size m"},

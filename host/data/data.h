@@ -52,6 +52,12 @@ struct saec_data {
     int has_timesteps;       /* each row carries a timestep in [0, timesteps_max) */
     int64_t timesteps_max;   /* T (cfg->timesteps); 0 without timesteps */
     saec_prefetch *prefetch; /* set by saec_data_enable_prefetch (data.c), else NULL */
+    /* EO images (MoE-MAE; eo_bands > 0): a row is one tile, [bands·height·width raw pixel values
+       (channel-major) | 4 metadata values (ISO week, hour, latitude°, longitude°; NaN =
+       missing)], so d = bands·height·width + 4. 0 for activation data. */
+    int64_t eo_bands, eo_height, eo_width;
+    int has_band_stats; /* the file gives the z-score's statistics; else the model computes them */
+    float band_mean[16], band_std[16];
 };
 
 /* Open the source named by the config (cfg->data, else cfg->synthetic). The eval stream of a

@@ -98,10 +98,12 @@ static void block(walker *w, const char *stack, int i, const moe_mae_stack *s) {
     snprintf(q, sizeof q, "%s.ln2", p), layernorm(w, q, D);
     snprintf(q, sizeof q, "%s.router.gate", p), linear(w, q, D, s->experts[i]);
     snprintf(q, sizeof q, "%s.router.noise", p), linear(w, q, D, s->experts[i]);
-    for (int e = 0; e < s->experts[i]; e++) {
-        snprintf(q, sizeof q, "%s.expert.%d", p, e);
-        linear(w, q, D, H); /* W_e: per expert */
-    }
+    /* W_e per expert, stored together as the grouped GEMM reads them: experts.weight
+       [E·D, H] (expert e's [D, H] block at rows e·D ..), experts.bias [E, H] */
+    snprintf(q, sizeof q, "%s.experts.weight", p);
+    emit(w, q, s->experts[i] * D, H, MOE_INIT_LINEAR, D);
+    snprintf(q, sizeof q, "%s.experts.bias", p);
+    emit(w, q, s->experts[i], H, MOE_INIT_LINEAR_BIAS, D);
     snprintf(q, sizeof q, "%s.moe.v", p), linear(w, q, D, H);  /* V: shared by the experts */
     snprintf(q, sizeof q, "%s.moe.w2", p), linear(w, q, H, D); /* W2: shared */
 }

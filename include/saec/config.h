@@ -29,7 +29,8 @@ typedef struct {
     /* data */
     char data[SAEC_STR_MAX]; /* HDF5 file; "" = synthetic */
     char dataset[64];        /* dataset name inside the file */
-    char synthetic[32];      /* superposition | hierarchy | timestep */
+    char synthetic[32];      /* superposition | hierarchy | timestep | eo */
+    int64_t eo_side;         /* eo: side of the synthetic tiles, pixels */
     int64_t d_in; /* input width; 0 = from the data (synthetic: 96); checked against a file */
     int64_t shuffle_rows; /* HDF5 shuffle window, rows */
     int64_t timesteps;    /* T: timesteps of the data lie in [0, T) (SPEC §6) */
@@ -45,6 +46,7 @@ typedef struct {
     double syn_t_width;    /* timestep: width σ of a feature's preferred t range, fraction of T */
     double syn_t_drift;    /* timestep: drift of the activation norm and offset with t */
     /* model */
+    char model[16];  /* sae | moe-mae */
     char arch[32];   /* topk | batchtopk | relu | jumprelu | atm */
     int64_t latents; /* m */
     int64_t k;
