@@ -23,9 +23,10 @@ static const saec_config_key KEYS[] = {
      "HDF5 activation file (SPEC §10); empty = synthetic data"},
     {"dataset", SAEC_KEY_STRING, OFF(dataset), "activations", 0, 0, NULL,
      "dataset name inside the HDF5 file"},
-    {"synthetic", SAEC_KEY_CHOICE, OFF(synthetic), "superposition", 0, 0,
-     "superposition|hierarchy|timestep|eo",
-     "synthetic generator with ground truth (used when data is empty); timestep: tokens carry a "
+    {"synthetic", SAEC_KEY_CHOICE, OFF(synthetic), "auto", 0, 0,
+     "auto|superposition|hierarchy|timestep|eo",
+     "synthetic generator with ground truth (used when data is empty); auto = superposition for "
+     "an SAE, eo for MoE-MAE; timestep: tokens carry a "
      "diffusion timestep t in [0, timesteps); eo: 7-band Earth-observation tiles with metadata "
      "and land-cover labels (MoE-MAE's data)"},
     {"eo_side", SAEC_KEY_INT, OFF(eo_side), "40", 4, 256, NULL,
@@ -114,25 +115,83 @@ static const saec_config_key KEYS[] = {
      "atm: fraction of the steps that only gather statistics before masking starts"},
     {"init_from", SAEC_KEY_STRING, OFF(init_from), "", 0, 0, NULL,
      "initialise weights from a saec run or a SAELens/sparsify export instead of random init"},
+    /* MoE-MAE (SPEC §7) */
+    {"moe_image", SAEC_KEY_INT, OFF(moe_image), "40", 1, 4096, NULL,
+     "moe-mae: the image side the model takes (patches on a moe_image/moe_patch grid; a larger "
+     "tile loses its rows and columns past the grid)"},
+    {"moe_patch", SAEC_KEY_INT, OFF(moe_patch), "4", 1, 256, NULL, "moe-mae: patch side"},
+    {"moe_mask_ratio", SAEC_KEY_FLOAT, OFF(moe_mask_ratio), "0.75", 0, 0.999, NULL,
+     "moe-mae: fraction of the patches hidden from the encoder"},
+    {"moe_top_k", SAEC_KEY_INT, OFF(moe_top_k), "2", 1, 8, NULL, "moe-mae: experts per token"},
+    {"moe_dropout", SAEC_KEY_FLOAT, OFF(moe_dropout), "0.1", 0, 0.99, NULL,
+     "moe-mae: dropout on each expert's output (training)"},
+    {"moe_balance_cv", SAEC_KEY_FLOAT, OFF(moe_balance_cv), "0.01", 0, 1e6, NULL,
+     "moe-mae: weight of each CV term (importance, load) of a block's balance loss"},
+    {"moe_balance_weight", SAEC_KEY_FLOAT, OFF(moe_balance_weight), "0.5", 0, 1e6, NULL,
+     "moe-mae: weight of the encoder blocks' summed balance losses in the loss"},
+    {"moe_visible_weight", SAEC_KEY_FLOAT, OFF(moe_visible_weight), "0.1", 0, 1e6, NULL,
+     "moe-mae: weight of the visible patches' reconstruction term"},
+    {"moe_metadata", SAEC_KEY_INT, OFF(moe_metadata), "1", 0, 1, NULL,
+     "moe-mae: 0 zeroes every metadata input (the ablation of metadata-aware pretraining)"},
+    {"moe_enc_dim", SAEC_KEY_INT, OFF(moe_enc_dim), "144", 1, 1 << 16, NULL,
+     "moe-mae: encoder width"},
+    {"moe_enc_depth", SAEC_KEY_INT, OFF(moe_enc_depth), "15", 1, 32, NULL,
+     "moe-mae: encoder blocks"},
+    {"moe_enc_heads", SAEC_KEY_INT, OFF(moe_enc_heads), "8", 1, 256, NULL,
+     "moe-mae: encoder query heads"},
+    {"moe_enc_kv_groups", SAEC_KEY_INT, OFF(moe_enc_kv_groups), "4", 1, 256, NULL,
+     "moe-mae: encoder key/value groups (query head h reads group h mod groups)"},
+    {"moe_enc_head_dim", SAEC_KEY_INT, OFF(moe_enc_head_dim), "18", 1, 64, NULL,
+     "moe-mae: encoder head width"},
+    {"moe_enc_experts", SAEC_KEY_STRING, OFF(moe_enc_experts), "3,3,3,3,3,4,4,4,4,4,5,5,5,5,5", 0,
+     0, NULL, "moe-mae: experts per encoder block, comma-separated (one value: every block)"},
+    {"moe_enc_hidden", SAEC_KEY_STRING, OFF(moe_enc_hidden), "", 0, 0, NULL,
+     "moe-mae: expert hidden width per encoder block, comma-separated; empty = int(dim − "
+     "dim/2·i/(depth − 1)) (SPEC: 144 .. 72)"},
+    {"moe_dec_dim", SAEC_KEY_INT, OFF(moe_dec_dim), "108", 1, 1 << 16, NULL,
+     "moe-mae: decoder width"},
+    {"moe_dec_depth", SAEC_KEY_INT, OFF(moe_dec_depth), "2", 1, 32, NULL,
+     "moe-mae: decoder blocks"},
+    {"moe_dec_heads", SAEC_KEY_INT, OFF(moe_dec_heads), "6", 1, 256, NULL,
+     "moe-mae: decoder query heads"},
+    {"moe_dec_kv_groups", SAEC_KEY_INT, OFF(moe_dec_kv_groups), "3", 1, 256, NULL,
+     "moe-mae: decoder key/value groups"},
+    {"moe_dec_head_dim", SAEC_KEY_INT, OFF(moe_dec_head_dim), "18", 1, 64, NULL,
+     "moe-mae: decoder head width"},
+    {"moe_dec_experts", SAEC_KEY_STRING, OFF(moe_dec_experts), "3", 0, 0, NULL,
+     "moe-mae: experts per decoder block (comma-separated, or one value for every block)"},
+    {"moe_dec_hidden", SAEC_KEY_STRING, OFF(moe_dec_hidden), "54", 0, 0, NULL,
+     "moe-mae: expert hidden width per decoder block (comma-separated, or one value)"},
+    {"probe_tiles", SAEC_KEY_INT, OFF(probe_tiles), "3000", 0, 1 << 24, NULL,
+     "moe-mae: labelled tiles embedded and probed at the end of a run on synthetic data (60% "
+     "train, 20% val, 20% test; a file's own split otherwise); 0 = no probe"},
+    {"probe_c", SAEC_KEY_FLOAT, OFF(probe_c), "0", 0, 1e6, NULL,
+     "moe-mae: the probe's inverse L2 regularisation C; 0 = chosen on the train split"},
     /* optimisation */
     {"steps", SAEC_KEY_INT, OFF(steps), "0", 0, BIG, NULL,
      "training steps; 0 = tokens / batch_size (default 3000 steps when both are 0)"},
     {"tokens", SAEC_KEY_INT, OFF(tokens), "0", 0, BIG, NULL,
      "training tokens (alternative to steps)"},
-    {"batch_size", SAEC_KEY_INT, OFF(batch_size), "1024", 1, 1 << 24, NULL, "tokens per step"},
-    {"lr", SAEC_KEY_FLOAT, OFF(lr), "0.002", 0, 10, NULL, "peak learning rate"},
-    {"warmup_steps", SAEC_KEY_INT, OFF(warmup_steps), "100", 0, BIG, NULL,
-     "linear learning-rate warm-up steps"},
+    {"batch_size", SAEC_KEY_INT, OFF(batch_size), "0", 0, 1 << 24, NULL,
+     "rows per step on each rank (tokens; moe-mae: tiles); 0 = the model's default (sae 1024, "
+     "moe-mae 128)"},
+    {"lr", SAEC_KEY_FLOAT, OFF(lr), "-1", -1, 10, NULL,
+     "peak learning rate; -1 = the model's default (sae 0.002, moe-mae 3e-4)"},
+    {"warmup_steps", SAEC_KEY_INT, OFF(warmup_steps), "-1", -1, BIG, NULL,
+     "linear learning-rate warm-up steps; -1 = the model's default (sae 100, moe-mae 5% of the "
+     "steps)"},
     {"lr_schedule", SAEC_KEY_CHOICE, OFF(lr_schedule), "cosine", 0, 0, "constant|cosine|linear",
      "learning-rate decay after warm-up"},
-    {"lr_end_ratio", SAEC_KEY_FLOAT, OFF(lr_end_ratio), "0.1", 0, 1, NULL,
-     "final learning rate as a fraction of lr (cosine, linear)"},
+    {"lr_end_ratio", SAEC_KEY_FLOAT, OFF(lr_end_ratio), "-1", -1, 1, NULL,
+     "final learning rate as a fraction of lr (cosine, linear); -1 = the model's default (sae "
+     "0.1, moe-mae 0)"},
     {"beta1", SAEC_KEY_FLOAT, OFF(beta1), "-1", -1, 0.999999, NULL,
      "Adam β1; -1 = the variant's default (0.9; 0 for jumprelu)"},
     {"beta2", SAEC_KEY_FLOAT, OFF(beta2), "0.999", 0, 0.9999999, NULL, "Adam β2"},
     {"eps", SAEC_KEY_FLOAT, OFF(eps), "1e-8", 1e-30, 1, NULL, "Adam ε"},
-    {"weight_decay", SAEC_KEY_FLOAT, OFF(weight_decay), "0", 0, 10, NULL,
-     "AdamW decoupled weight decay"},
+    {"weight_decay", SAEC_KEY_FLOAT, OFF(weight_decay), "-1", -1, 10, NULL,
+     "AdamW decoupled weight decay; -1 = the model's default (sae 0, moe-mae 0.05 on every "
+     "parameter)"},
     {"max_grad_norm", SAEC_KEY_FLOAT, OFF(max_grad_norm), "1", 0, 1e12, NULL,
      "clip the global gradient norm; 0 = no clipping"},
     {"seed", SAEC_KEY_INT, OFF(seed), "0", 0, BIG, NULL, "seed of every random choice"},
@@ -390,6 +449,27 @@ int saec_config_validate(const saec_config *cfg) {
     if (cfg->beta1 < 0 && cfg->beta1 != -1)
         return saec_fail(SAEC_ERR_USAGE, "give a value in [0, 1), or -1 for the variant's default",
                          "config key 'beta1' = %g is out of range", cfg->beta1);
+    const struct {
+        const char *key;
+        double value;
+    } model_default[] = {{"lr", cfg->lr},
+                         {"warmup_steps", (double)cfg->warmup_steps},
+                         {"lr_end_ratio", cfg->lr_end_ratio},
+                         {"weight_decay", cfg->weight_decay}};
+    for (size_t i = 0; i < sizeof model_default / sizeof model_default[0]; i++)
+        if (model_default[i].value < 0 && model_default[i].value != -1)
+            return saec_fail(SAEC_ERR_USAGE, "give a value >= 0, or -1 for the model's default",
+                             "config key '%s' = %g is out of range", model_default[i].key,
+                             model_default[i].value);
+    if (!strcmp(cfg->model, "moe-mae") && strcmp(cfg->synthetic, "eo") &&
+        strcmp(cfg->synthetic, "auto") && !cfg->data[0])
+        return saec_fail(SAEC_ERR_USAGE,
+                         "MoE-MAE trains on EO images: --synthetic eo, or --data FILE.h5 in the EO "
+                         "layout (saec gen eo, saec import geotiff)",
+                         "config key 'synthetic' = '%s' is activation data", cfg->synthetic);
+    if (!strcmp(cfg->model, "sae") && !strcmp(cfg->synthetic, "eo") && !cfg->data[0])
+        return saec_fail(SAEC_ERR_USAGE, "train it with --model moe-mae",
+                         "config key 'synthetic' = 'eo' is image data, not activations");
     if (cfg->steps > 0 && cfg->tokens > 0)
         return saec_fail(SAEC_ERR_USAGE, "give either steps or tokens",
                          "config keys 'steps' and 'tokens' are both set");
@@ -474,6 +554,16 @@ int saec_config_check_timestep_mode(const saec_config *cfg, int data_has_timeste
 
 void saec_config_resolve(saec_config *cfg) {
     if (cfg->beta1 < 0) cfg->beta1 = saec_config_arch(cfg) == SAE_JUMPRELU ? 0.0 : 0.9;
+    /* the model's defaults (SPEC §7's training row for MoE-MAE); moe-mae's warm-up, 5% of the
+       steps, is resolved by the training loop, which knows the steps */
+    const int moe = !strcmp(cfg->model, "moe-mae");
+    if (!strcmp(cfg->synthetic, "auto"))
+        snprintf(cfg->synthetic, sizeof cfg->synthetic, "%s", moe ? "eo" : "superposition");
+    if (cfg->batch_size <= 0) cfg->batch_size = moe ? 128 : 1024;
+    if (cfg->lr < 0) cfg->lr = moe ? 3e-4 : 0.002;
+    if (cfg->warmup_steps < 0 && !moe) cfg->warmup_steps = 100;
+    if (cfg->lr_end_ratio < 0) cfg->lr_end_ratio = moe ? 0.0 : 0.1;
+    if (cfg->weight_decay < 0) cfg->weight_decay = moe ? 0.05 : 0.0;
 }
 
 /* A finite double as the shortest of "%.15g", "%.16g", "%.17g" that reads back to the same

@@ -367,7 +367,9 @@ int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_da
     *out = NULL;
     const int hierarchy = strcmp(cfg->synthetic, "hierarchy") == 0;
     const int timestep = strcmp(cfg->synthetic, "timestep") == 0;
-    if (!hierarchy && !timestep && strcmp(cfg->synthetic, "superposition") != 0)
+    /* "auto" (an unresolved configuration) is an SAE's default, superposition */
+    if (!hierarchy && !timestep && strcmp(cfg->synthetic, "superposition") != 0 &&
+        strcmp(cfg->synthetic, "auto") != 0)
         return saec_fail(SAEC_ERR_USAGE, "available now: superposition, hierarchy, timestep",
                          "synthetic generator '%s' is not implemented yet", cfg->synthetic);
     if (hierarchy && cfg->syn_parents * (1 + cfg->syn_children) > cfg->syn_features)

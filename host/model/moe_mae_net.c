@@ -447,6 +447,8 @@ fail:
 }
 
 int64_t moe_mae_net_n_params(const moe_mae_net *net) { return net->n_params; }
+saec_dev *moe_mae_net_dev(moe_mae_net *net) { return net->dev; }
+const moe_mae_hparams *moe_mae_net_hparams(const moe_mae_net *net) { return &net->cfg.h; }
 float *moe_mae_net_params(moe_mae_net *net) { return net->params; }
 float *moe_mae_net_grads(moe_mae_net *net) { return net->grads; }
 float *moe_mae_net_adam(moe_mae_net *net, int which) { return which ? net->adam_v : net->adam_m; }

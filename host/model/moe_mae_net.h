@@ -54,6 +54,8 @@ int moe_mae_net_create(saec_dev *dev, saec_comm *comm, const moe_mae_cfg *cfg, i
 void moe_mae_net_destroy(moe_mae_net *net);
 
 int64_t moe_mae_net_n_params(const moe_mae_net *net);
+saec_dev *moe_mae_net_dev(moe_mae_net *net);
+const moe_mae_hparams *moe_mae_net_hparams(const moe_mae_net *net);
 float *moe_mae_net_params(moe_mae_net *net); /* device arena [n_params] */
 float *moe_mae_net_grads(moe_mae_net *net);  /* device arena [n_params] */
 float *moe_mae_net_adam(moe_mae_net *net, int which); /* 0: first moment, 1: second */

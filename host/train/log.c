@@ -61,7 +61,8 @@ void saec_log_record_write(saec_log *log, const saec_log_record *r) {
         fprintf(stderr, mt->progress, mt->value * mt->progress_scale);
         fputs(" | ", stderr);
     }
-    fprintf(stderr, "%.0f tok/s | %s elapsed | ETA %s\n", r->tokens_per_second, elapsed, eta);
+    fprintf(stderr, "%.0f %s/s | %s elapsed | ETA %s\n", r->tokens_per_second,
+            r->rate_unit ? r->rate_unit : "tok", elapsed, eta);
     if (!log->jsonl) return;
     fprintf(log->jsonl, "{\"step\": %lld, \"tokens\": %lld", (long long)r->step,
             (long long)r->tokens);

@@ -27,6 +27,7 @@ typedef struct {
     saec_metric metrics[SAEC_MAX_METRICS]; /* the model's, in metrics.jsonl order */
     int n_metrics;
     double lr, tokens_per_second, elapsed_seconds, eta_seconds;
+    const char *rate_unit; /* the progress line's "tok/s", "img/s"; NULL: tok */
 } saec_log_record;
 
 /* Append a metric to rec (the model's metrics call; at most SAEC_MAX_METRICS). */

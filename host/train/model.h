@@ -1,7 +1,8 @@
 /* What the training loop (train.c) needs of a model, and nothing more: the loop owns the data,
    the run directory and its lock, progress, signals, when to checkpoint, resume and the ranks
    of data parallelism; the model owns its parameters, its step, what its checkpoint holds, its
-   metrics and its evaluation. The SAE is one (sae_model.c); MoE-MAE is to be the second.
+   metrics and its evaluation. The SAE is one (sae_model.c), MoE-MAE the other (moe_mae_model.c):
+   a row is then one EO tile (data.h).
 
    Every call is made by every rank alike (a model with a communicator may run collectives in
    any of them), except evaluate, which rank 0 makes alone. */
@@ -22,7 +23,8 @@ typedef struct saec_comm saec_comm; /* comm.h */
 typedef struct saec_model saec_model;
 
 typedef struct {
-    const char *kind; /* "sae" */
+    const char *kind;      /* "sae", "moe-mae" */
+    const char *rate_unit; /* what a row is, on the progress line's rate: "tok", "img" */
 
     /* What is trained, and how big, for the progress header ("topk SAE d=256 m=4096 k=32 ..."). */
     void (*describe)(const saec_model *m, char *buf, size_t size);
@@ -64,5 +66,10 @@ struct saec_model {
    over comm (NULL: alone). sae_model.c. */
 int saec_sae_model_create(saec_dev *dev, saec_comm *comm, const saec_config *cfg, int64_t d,
                           int64_t total_steps, saec_model **out);
+
+/* The MoE-MAE of cfg (SPEC §7) for the EO tiles of `data`, trained on dev over comm.
+   moe_mae_model.c. */
+int saec_moe_mae_model_create(saec_dev *dev, saec_comm *comm, const saec_config *cfg,
+                              const saec_data *data, saec_model **out);
 
 #endif

@@ -167,6 +167,7 @@ static void destroy(saec_model *m) {
 
 static const saec_model_ops sae_model_ops = {
     .kind = "sae",
+    .rate_unit = "tok",
     .describe = describe,
     .init = init,
     .step = step,

@@ -23,6 +23,7 @@
 #include "saec/device.h"
 
 #define DEFAULT_STEPS 3000
+#define MOE_MAE_DEFAULT_STEPS 300 /* the embedded default job: under 5 minutes on 2 cores */
 
 static volatile sig_atomic_t g_signal = 0;
 
@@ -42,7 +43,7 @@ int64_t saec_total_steps(const saec_config *cfg, int world) {
     const int64_t global_batch = cfg->batch_size * world;
     if (cfg->steps > 0) return cfg->steps;
     if (cfg->tokens > 0) return (cfg->tokens + global_batch - 1) / global_batch;
-    return DEFAULT_STEPS;
+    return strcmp(cfg->model, "moe-mae") ? DEFAULT_STEPS : MOE_MAE_DEFAULT_STEPS;
 }
 
 double saec_lr_at(const saec_config *cfg, int64_t t, int64_t total) {
@@ -173,6 +174,7 @@ static int run_setup(run *r, int resume) {
        backend a second thread team would only compete with the training threads. */
     if (r->dev->backend != SAEC_BACKEND_CPU)
         SAEC_TRY(saec_data_enable_prefetch(r->data, cfg, SAEC_STREAM_TRAIN));
+    const int moe = !strcmp(cfg->model, "moe-mae");
     /* The timestep mode, resolved against the data (auto → bucket with timesteps), is what
        config.json records. */
     SAEC_TRY(saec_config_check_timestep_mode(cfg, r->data->has_timesteps));
@@ -195,7 +197,12 @@ static int run_setup(run *r, int resume) {
     const int64_t d = r->data->info.d;
     cfg->d_in = d;
     r->total_steps = saec_total_steps(cfg, r->world);
-    SAEC_TRY(saec_sae_model_create(r->dev, r->comm, cfg, d, r->total_steps, &r->model));
+    if (cfg->warmup_steps < 0) /* MoE-MAE's default (SPEC §7): 5% of the steps */
+        cfg->warmup_steps = (r->total_steps + 10) / 20;
+    if (moe)
+        SAEC_TRY(saec_moe_mae_model_create(r->dev, r->comm, cfg, r->data, &r->model));
+    else
+        SAEC_TRY(saec_sae_model_create(r->dev, r->comm, cfg, d, r->total_steps, &r->model));
     r->batch_host = malloc(sizeof(float) * (size_t)(cfg->batch_size * d));
     r->ts_host = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
     if (!r->batch_host || !r->ts_host)
@@ -212,8 +219,8 @@ static int run_setup(run *r, int resume) {
                  r->world);
     char what[512];
     r->model->ops->describe(r->model, what, sizeof what);
-    say(r, "saec: %s, %lld steps of %lld tokens%s -> %s\n", what, (long long)r->total_steps,
-        (long long)(cfg->batch_size * r->world), ranks, r->dir);
+    say(r, "saec: %s, %lld steps of %lld %s%s -> %s\n", what, (long long)r->total_steps,
+        (long long)(cfg->batch_size * r->world), moe ? "tiles" : "tokens", ranks, r->dir);
 
     if (resume) {
         SAEC_TRY(r->model->ops->load(r->model, r->dir, &r->state));
@@ -248,6 +255,7 @@ static int run_setup(run *r, int resume) {
 static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
     const int64_t n = r->cfg.batch_size * r->world; /* the statistics are the global batch's */
     saec_log_record rec = {0};
+    rec.step = r->state.step; /* the model may record per-step files of its own */
     SAEC_TRY(r->model->ops->metrics(r->model, n, &rec));
     for (int i = 0; i < rec.n_metrics; i++)
         if (rec.metrics[i].guard && !isfinite(rec.metrics[i].value)) {
@@ -268,6 +276,7 @@ static int log_step(run *r, double loop_seconds, int64_t steps_this_session) {
     rec.tokens = r->state.tokens;
     rec.lr = saec_lr_at(&r->cfg, r->state.step - 1, r->total_steps);
     rec.tokens_per_second = tps;
+    rec.rate_unit = r->model->ops->rate_unit;
     rec.elapsed_seconds = r->state.seconds;
     rec.eta_seconds = per_step * (double)(r->total_steps - r->state.step);
     if (r->rank == 0) saec_log_record_write(&r->log, &rec);
@@ -291,7 +300,8 @@ static int train_step(run *r) {
 /* Rank 0 alone: evaluation needs no other rank. */
 static int write_summary(run *r) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "arch", r->cfg.arch);
+    const int moe = !strcmp(r->cfg.model, "moe-mae");
+    cJSON_AddStringToObject(o, "arch", moe ? r->cfg.model : r->cfg.arch);
     cJSON_AddStringToObject(o, "device", r->dev->name);
     cJSON_AddNumberToObject(o, "steps", (double)r->state.step);
     cJSON_AddNumberToObject(o, "tokens", (double)r->state.tokens);

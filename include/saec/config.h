@@ -29,7 +29,7 @@ typedef struct {
     /* data */
     char data[SAEC_STR_MAX]; /* HDF5 file; "" = synthetic */
     char dataset[64];        /* dataset name inside the file */
-    char synthetic[32];      /* superposition | hierarchy | timestep | eo */
+    char synthetic[32];      /* auto | superposition | hierarchy | timestep | eo */
     int64_t eo_side;         /* eo: side of the synthetic tiles, pixels */
     int64_t d_in; /* input width; 0 = from the data (synthetic: 96); checked against a file */
     int64_t shuffle_rows; /* HDF5 shuffle window, rows */
@@ -74,6 +74,14 @@ typedef struct {
     double atm_warmup;            /* atm: fraction of the steps before masking starts */
     char init_from[SAEC_STR_MAX]; /* saec run or SAELens/sparsify export to start from; "" = random
                                      init */
+    /* MoE-MAE (SPEC §7; --model moe-mae) */
+    int64_t moe_image, moe_patch, moe_top_k, moe_metadata;
+    double moe_mask_ratio, moe_dropout, moe_balance_cv, moe_balance_weight, moe_visible_weight;
+    int64_t moe_enc_dim, moe_enc_depth, moe_enc_heads, moe_enc_kv_groups, moe_enc_head_dim;
+    int64_t moe_dec_dim, moe_dec_depth, moe_dec_heads, moe_dec_kv_groups, moe_dec_head_dim;
+    char moe_enc_experts[128], moe_enc_hidden[256], moe_dec_experts[128], moe_dec_hidden[256];
+    int64_t probe_tiles; /* the labelled tiles embedded and probed at the end of a run */
+    double probe_c;      /* the probe's inverse regularisation; 0 = chosen on the train split */
     /* optimisation */
     int64_t steps;  /* 0 = derived from tokens */
     int64_t tokens; /* 0 = derived from steps */
