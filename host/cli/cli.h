@@ -32,5 +32,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 #endif

@@ -1,4 +1,4 @@
-/* The `saec` command: train | eval | gen | inspect | export. */
+/* The `saec` command: train | eval | gen | inspect | export | embed | probe. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,14 +7,17 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "saec %s: sparse autoencoder training engine\n\n"
+            "saec %s: training engine for sparse autoencoders and MoE-MAE\n\n"
             "usage:\n"
             "  saec train [--config FILE.json] [--KEY VALUE ...] [--resume DIR]\n"
             "  saec eval RUN_DIR [--data FILE.h5 | --synthetic NAME] [--eval-tokens N] [--out "
             "FILE.json]\n"
             "  saec gen NAME --out FILE.h5 [--tokens N] [--d-in D] [--seed S] [--KEY VALUE ...]\n"
             "  saec export RUN_DIR --format saelens|sparsify --out DIR\n"
-            "  saec inspect FILE_OR_DIR\n\n"
+            "  saec inspect FILE_OR_DIR\n"
+            "  saec embed RUN_DIR [--data FILE.h5] --out EMB.h5 [--features "
+            "encoder|random_init|band_means]\n"
+            "  saec probe EMB.h5 [EMB.h5 ...] [--c C] [--train-fraction F] [--out REPORT.json]\n\n"
             "'saec train --help' lists every configuration key.\n"
             "exit codes: 0 success, 1 other error, 2 usage/config, 3 data, 4 device,\n"
             "            130/143 interrupted by SIGINT/SIGTERM (checkpoint saved)\n",
@@ -32,6 +35,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "gen")) return cmd_gen(argc, argv);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
+    if (!strcmp(cmd, "embed")) return cmd_embed(argc, argv);
+    if (!strcmp(cmd, "probe")) return cmd_probe(argc, argv);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("saec %s\n", SAEC_VERSION);
         return 0;
