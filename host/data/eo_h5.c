@@ -100,8 +100,7 @@ static int check_type(const eo_h5_reader *r, hid_t ds, const char *name, H5T_cla
     H5Tclose(type);
     if (ok) return SAEC_OK;
     char hint[256];
-    snprintf(hint, sizeof hint, "store '%s' as %s (numpy: .astype(...)); " LAYOUT_HINT, name,
-             wanted);
+    snprintf(hint, sizeof hint, "store '%s' as %s; " LAYOUT_HINT, name, wanted);
     return saec_fail(SAEC_ERR_DATA, hint, "dataset '%s' in '%s' is %s; the EO layout needs %s",
                      name, r->path, tname, wanted);
 }
@@ -167,9 +166,10 @@ static int read_class_names(eo_h5_reader *r, int64_t k_expected) {
                        "by '\\n' (h5py: ds.attrs['class_names'] = '\\n'.join(names))";
     if (!saec_h5_read_string_attr(r->labels, "class_names", text, CAP)) {
         free(text);
-        return saec_fail(SAEC_ERR_DATA, hint,
-                         "dataset 'labels' in '%s' has no class_names attribute (one string)",
-                         r->path);
+        const int present = H5Aexists(r->labels, "class_names") > 0;
+        return saec_fail(SAEC_ERR_DATA, hint, "dataset 'labels' in '%s': %s", r->path,
+                         present ? "its class_names attribute is not one string"
+                                 : "no class_names attribute");
     }
     size_t len = strlen(text);
     if (len > 0 && text[len - 1] == '\n') text[--len] = '\0';
