@@ -25,16 +25,7 @@
 #include "eo_set.h"
 #include "eo_synth.h"
 #include "saec/saec.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+#include "tmp_dir.h"
 
 static void eo_config(saec_config *cfg, const char *path, int64_t seed, int64_t side) {
     saec_config_defaults(cfg);
@@ -457,26 +448,19 @@ static int gen(void) {
     const char *stopped = tmp_path("stopped.h5");
     CHECK(eo_gen_write(&cfg, stopped, GN, NULL, 0, &stop) != SAEC_OK);
     saec_error_clear();
-    DIR *dir = opendir(tmpdir);
-    int left = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));)
-        left += strncmp(e->d_name, "stopped.h5", 10) == 0;
-    if (dir) closedir(dir);
+    const int left = count_entries(tmpdir, "stopped.h5");
     CHECK(left == 0, "a stopped gen left %d files", left);
     return 0;
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_eo_data_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (tmp_dir_make("saec_eo_data")) return 1;
     synthetic_source();
     file_source();
     file_variants();
     sets();
     band_stats();
     gen();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    remove_dir(tmpdir, 0);
     return check_summary("test_eo_data");
 }

@@ -15,27 +15,7 @@
 #include "check.h"
 #include "eo_h5.h"
 #include "saec/saec.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* No file in tmpdir whose name starts with `prefix` (the final file or its temporary). */
-static int nothing_named(const char *prefix) {
-    DIR *dir = opendir(tmpdir);
-    if (!dir) return 0;
-    int found = 0;
-    for (struct dirent *e; (e = readdir(dir));)
-        found |= strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(dir);
-    return !found;
-}
+#include "tmp_dir.h"
 
 /* ---- round trips ------------------------------------------------------------------------------
  */
@@ -109,7 +89,7 @@ static int round_trip(int uint16, int multi_label, int meta, int split, int stat
     OK(eo_h5_writer_set_provenance(w, "{\"tool\": \"test\"}"));
     const float mean[C] = {1.5f, -2.25f, 1e4f}, std[C] = {0.5f, 3.0f, 1234.5f};
     REQUIRE(eo_h5_writer_finish(w, stats ? mean : NULL, stats ? std : NULL) == SAEC_OK);
-    CHECK(nothing_named("rt.h5.tmp"), "the temporary file is left behind");
+    CHECK(count_entries(tmpdir, "rt.h5.tmp") == 0, "the temporary file is left behind");
     CHECK(eo_h5_is_eo_file(path), "not recognised as an EO file");
 
     eo_h5_reader *r = NULL;
@@ -169,16 +149,16 @@ static void writer_failures(void) {
     eo_h5_info info = info_for(1, 1, 1, 1);
     OK(eo_h5_writer_create(path, &info, &w));
     OK(eo_h5_writer_append(w, 2, t.px16, t.meta, t.labels, t.split));
-    CHECK(!nothing_named("wf.h5.tmp"), "no temporary file while writing");
+    CHECK(count_entries(tmpdir, "wf.h5.tmp") > 0, "no temporary file while writing");
     eo_h5_writer_abort(w);
-    CHECK(nothing_named("wf.h5"), "abort left a file");
+    CHECK(count_entries(tmpdir, "wf.h5") == 0, "abort left a file");
     eo_h5_writer_abort(NULL);
 
     set_ctx("finish without tiles");
     OK(eo_h5_writer_create(path, &info, &w));
     CHECK(eo_h5_writer_finish(w, NULL, NULL) == SAEC_ERR_USAGE);
     saec_error_clear();
-    CHECK(nothing_named("wf.h5"), "a failed finish left a file");
+    CHECK(count_entries(tmpdir, "wf.h5") == 0, "a failed finish left a file");
 
     set_ctx("single-label rows need exactly one class");
     info = info_for(1, 0, 1, 1);
@@ -208,7 +188,7 @@ static void writer_failures(void) {
     info = info_for(1, 1, 0, 0);
     CHECK(eo_h5_writer_create(tmp_path("no/such/dir.h5"), &info, &w) == SAEC_ERR_USAGE);
     saec_error_clear();
-    CHECK(nothing_named("wf.h5"), "a refused writer left a file");
+    CHECK(count_entries(tmpdir, "wf.h5") == 0, "a refused writer left a file");
 }
 
 /* ---- bad layouts, written with raw HDF5 -------------------------------------------------------
@@ -420,8 +400,7 @@ static void bad_layouts(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_eo_h5_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (tmp_dir_make("saec_eo_h5")) return 1;
     for (int u = 0; u < 2; u++)
         for (int m = 0; m < 2; m++)
             round_trip(u, m, m, u, u ^ m);
@@ -429,8 +408,6 @@ int main(void) {
     round_trip(0, 0, 0, 0, 0);
     writer_failures();
     bad_layouts();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    remove_dir(tmpdir, 0);
     return check_summary("test_eo_h5");
 }

@@ -105,11 +105,9 @@ static int file_next(saec_data *base, int64_t n, float *rows, int32_t *timesteps
 
 /* ---- common --------------------------------------------------------------------------------- */
 
+/* cursor >= 0: saec_data_seek refuses a negative one. */
 static int eo_seek(saec_data *base, int64_t cursor) {
     eo_source *s = (eo_source *)base;
-    if (cursor < 0)
-        return saec_fail(SAEC_ERR_DATA, "the checkpoint's data cursor is damaged",
-                         "cannot seek the EO tiles of %s to %" PRId64, s->description, cursor);
     s->pos = cursor;
     s->base.cursor = cursor;
     return SAEC_OK;

@@ -10,6 +10,7 @@
 #include "eo_h5.h"
 #include "eo_set.h"
 #include "eo_synth.h"
+#include "h5_write.h"
 #include "saec/saec.h"
 
 typedef struct {
@@ -92,12 +93,7 @@ int eo_gen_write(const saec_config *cfg, const char *path, int64_t n_tiles, cons
         if (rc != SAEC_OK) break;
         add_train_tiles(&acc, &b, take, hw);
         done += take;
-        if (progress && done * 10 >= next_report * n_tiles) {
-            fprintf(stderr, "saec gen: %3d%%  %" PRId64 " / %" PRId64 " tiles\n",
-                    (int)(done * 100 / n_tiles), done, n_tiles);
-            while (next_report <= 10 && done * 10 >= next_report * n_tiles)
-                next_report++;
-        }
+        if (progress) saec_gen_progress(done, n_tiles, "tiles", &next_report);
     }
     if (rc == SAEC_OK) {
         float mean[EO_BANDS], std[EO_BANDS];

@@ -333,24 +333,37 @@ int eo_h5_is_eo_file(const char *path) {
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-/* Rows [start, start + n) of ds (rank 1..4, first extent the tiles) as mem_type into dst. */
-static int read_rows(const eo_h5_reader *r, hid_t ds, const char *name, int64_t start, int64_t n,
-                     hid_t mem_type, void *dst) {
+/* Reads (or, with `write`, writes) tiles [start, start + n) of ds, a dataset of rank 1..4 whose
+   first extent is the tiles, from or to buf as mem_type; a write first grows ds to start + n
+   tiles. Lock held. */
+static herr_t tiles_io(hid_t ds, int64_t start, int64_t n, hid_t mem_type, void *buf, int write) {
     hid_t fspace = H5Dget_space(ds);
     int rank = fspace >= 0 ? H5Sget_simple_extent_ndims(fspace) : -1;
-    hsize_t offset[4] = {(hsize_t)start, 0, 0, 0}, count[4];
+    hsize_t dims[4], offset[4] = {(hsize_t)start, 0, 0, 0}, count[4];
     herr_t rc = -1;
-    if (rank >= 1 && rank <= 4) {
-        H5Sget_simple_extent_dims(fspace, count, NULL);
+    if (rank >= 1 && rank <= 4 && H5Sget_simple_extent_dims(fspace, dims, NULL) >= 0) {
+        if (write) {
+            dims[0] = (hsize_t)(start + n);
+            H5Sclose(fspace);
+            fspace = H5Dset_extent(ds, dims) >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
+        }
+        memcpy(count, dims, sizeof count);
         count[0] = (hsize_t)n;
         hid_t mspace = H5Screate_simple(rank, count, NULL);
-        if (mspace >= 0 &&
+        if (fspace >= 0 && mspace >= 0 &&
             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, offset, NULL, count, NULL) >= 0)
-            rc = H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, dst);
+            rc = write ? H5Dwrite(ds, mem_type, mspace, fspace, H5P_DEFAULT, buf)
+                       : H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, buf);
         if (mspace >= 0) H5Sclose(mspace);
     }
     if (fspace >= 0) H5Sclose(fspace);
-    if (rc >= 0) return SAEC_OK;
+    return rc;
+}
+
+/* Tiles [start, start + n) of dataset `name` as mem_type into dst. Lock held. */
+static int read_rows(const eo_h5_reader *r, hid_t ds, const char *name, int64_t start, int64_t n,
+                     hid_t mem_type, void *dst) {
+    if (tiles_io(ds, start, n, mem_type, dst, 0) >= 0) return SAEC_OK;
     return saec_fail(SAEC_ERR_DATA, "the file may be damaged; check it with h5dump",
                      "cannot read tiles %" PRId64 "..%" PRId64 " of dataset '%s' in '%s'", start,
                      start + n - 1, name, r->path);
@@ -566,27 +579,9 @@ int eo_h5_writer_create(const char *path, const eo_h5_info *info, eo_h5_writer *
     return SAEC_OK;
 }
 
-/* Grows ds to `total` tiles and writes rows [total − n, total) from data (mem_type). */
+/* Appends n tiles to ds, which holds total − n, from data (mem_type). Lock held. */
 static herr_t append_rows(hid_t ds, int64_t total, int64_t n, hid_t mem_type, const void *data) {
-    hid_t fspace = H5Dget_space(ds);
-    int rank = fspace >= 0 ? H5Sget_simple_extent_ndims(fspace) : -1;
-    hsize_t dims[4], offset[4] = {0}, count[4];
-    herr_t rc = -1;
-    if (rank >= 1 && rank <= 4 && H5Sget_simple_extent_dims(fspace, dims, NULL) >= 0) {
-        dims[0] = (hsize_t)total;
-        H5Sclose(fspace);
-        fspace = H5Dset_extent(ds, dims) >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
-        memcpy(count, dims, sizeof count);
-        count[0] = (hsize_t)n;
-        offset[0] = (hsize_t)(total - n);
-        hid_t mspace = H5Screate_simple(rank, count, NULL);
-        if (fspace >= 0 && mspace >= 0 &&
-            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, offset, NULL, count, NULL) >= 0)
-            rc = H5Dwrite(ds, mem_type, mspace, fspace, H5P_DEFAULT, data);
-        if (mspace >= 0) H5Sclose(mspace);
-    }
-    if (fspace >= 0) H5Sclose(fspace);
-    return rc;
+    return tiles_io(ds, total - n, n, mem_type, (void *)data, 1);
 }
 
 /* The per-batch helper arrays, for at least n tiles. */

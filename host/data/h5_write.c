@@ -69,6 +69,14 @@ static int write_ground_truth(hid_t file, const saec_ground_truth *gt) {
     return rc;
 }
 
+void saec_gen_progress(int64_t done, int64_t total, const char *unit, int *next_report) {
+    if (done * 10 < *next_report * total) return;
+    fprintf(stderr, "saec gen: %3d%%  %" PRId64 " / %" PRId64 " %s\n", (int)(done * 100 / total),
+            done, total, unit);
+    while (*next_report <= 10 && done * 10 >= *next_report * total)
+        ++*next_report;
+}
+
 int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, const char *attrs_json,
                           int progress) {
     const int64_t d = src->info.d;
@@ -188,12 +196,7 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
             break;
         }
         done += take;
-        if (progress && done * 10 >= next_report * n_rows) {
-            fprintf(stderr, "saec gen: %3d%%  %" PRId64 " / %" PRId64 " rows\n",
-                    (int)(done * 100 / n_rows), done, n_rows);
-            while (next_report <= 10 && done * 10 >= next_report * n_rows)
-                next_report++;
-        }
+        if (progress) saec_gen_progress(done, n_rows, "rows", &next_report);
     }
 
     saec_h5_lock();
