@@ -323,6 +323,19 @@ static int sets(void) {
     CHECK(isnan(set.metadata[0]), "missing metadata is not NaN");
     eo_set_free(&set);
 
+    set_ctx("eo_set on a file without labels");
+    eo_h5_info info;
+    memset(&info, 0, sizeof info);
+    info.bands = 1, info.height = 2, info.width = 2;
+    const float px[3 * 4] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    eo_h5_writer *w = NULL;
+    REQUIRE(eo_h5_writer_create(tmp_path("unlabelled.h5"), &info, &w) == SAEC_OK);
+    OK(eo_h5_writer_append(w, 3, px, NULL, NULL, NULL));
+    REQUIRE(eo_h5_writer_finish(w, NULL, NULL) == SAEC_OK);
+    REQUIRE(eo_set_load(&cfg, tmp_path("unlabelled.h5"), EO_SPLIT_TRAIN, 0, &set) == SAEC_OK);
+    CHECK(set.n == 3 && set.n_classes == 0 && !set.has_band_stats && set.images[11] == 12.0f);
+    eo_set_free(&set);
+
     set_ctx("eo_set: no tiles of the split");
     CHECK(eo_set_load(&cfg, tmp_path("notrain.h5"), EO_SPLIT_TRAIN, 0, &set) == SAEC_ERR_DATA);
     CHECK(strstr(saec_error_message(), "notrain.h5") != NULL, "%s", saec_error_message());

@@ -163,9 +163,6 @@ static int load_file(const char *path, int split, int64_t max_tiles, eo_set *set
     SAEC_TRY(eo_h5_reader_open(path, &r));
     const eo_h5_info *info = eo_h5_reader_info(r);
     int rc = SAEC_OK;
-    if (info->n_classes == 0)
-        rc = saec_fail(SAEC_ERR_DATA, "probes and evaluations need a 'labels' dataset",
-                       "no dataset 'labels' in '%s'", path);
     const int64_t m = max_tiles > 0 && max_tiles < info->n ? max_tiles : info->n;
     uint8_t *splits = rc == SAEC_OK ? malloc((size_t)m) : NULL; /* [m] */
     if (rc == SAEC_OK && !splits)

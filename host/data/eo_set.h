@@ -39,8 +39,9 @@ typedef struct {
    the file `path` in file order (max_tiles <= 0: all of it), or, with path NULL, synthetic tiles
    EO_EVAL_INDEX_BASE + j, j in [0, max_tiles), of cfg->seed and cfg->eo_side (max_tiles must be
    positive). So the train and test tiles of one max_tiles never overlap, whichever is loaded
-   first. A file needs labels. Errors: SAEC_ERR_DATA naming the file (bad layout, no labels, no
-   tile of that split), SAEC_ERR_USAGE, SAEC_ERR_OTHER (memory). */
+   first. A file without labels gives n_classes 0 (embeddings need none; a probe must check).
+   Errors: SAEC_ERR_DATA naming the file (bad layout, no tile of that split), SAEC_ERR_USAGE,
+   SAEC_ERR_OTHER (memory). */
 int eo_set_load(const saec_config *cfg, const char *path, int split, int64_t max_tiles,
                 eo_set *out);
 void eo_set_free(eo_set *set);
