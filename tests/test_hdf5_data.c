@@ -20,17 +20,7 @@
 #include "inspect.h"
 #include "saec/saec.h"
 #include "safetensors.h"
-
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+#include "tmp_dir.h"
 
 static void cfg_for(saec_config *cfg, const char *path, const char *dataset, int64_t seed,
                     int64_t shuffle_rows) {
@@ -578,15 +568,6 @@ static void ts_close(saec_data *base) { (void)base; }
 
 static const saec_data_vtable ts_vtable = {ts_next, ts_seek, ts_ground_truth, ts_close};
 
-static int count_entries(const char *dir, const char *containing) {
-    DIR *dp = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; dp && (e = readdir(dp));)
-        if (strstr(e->d_name, containing)) n++;
-    if (dp) closedir(dp);
-    return n;
-}
-
 static void test_write(void) {
     static float directions[WF * WD], probabilities[WF] = {0.5f, 0.25f, 0.125f, 0.1f, 0.05f, 0.01f},
                                       offset[WD] = {1, -2, 0.5f, 0};
@@ -1113,22 +1094,6 @@ static void test_inspect(void) {
 /* ---- main ------------------------------------------------------------------------------------ */
 
 /* Removes dir and the files (and one level of directories) in it. */
-static void remove_dir(const char *dir, int depth) {
-    DIR *dp = opendir(dir);
-    for (struct dirent *e; dp && (e = readdir(dp));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (depth < 1 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_dir(path, depth + 1);
-        else
-            remove(path);
-    }
-    if (dp) closedir(dp);
-    rmdir(dir);
-}
-
 /* ---- the dtype attribute --------------------------------------------------------------------- */
 
 /* The attribute `dtype` on dataset `name` of an existing file: kind 's' a variable-length string,
@@ -1482,11 +1447,7 @@ static void test_check_limits(void) {
 
 int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* n_failures here are reported by the checks */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_test_hdf5_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tmp_dir_make("saec_test_hdf5")) return 1;
     test_dtypes();
     test_half_specials();
     test_streams();

@@ -1,15 +1,53 @@
-/* `saec gen NAME --out FILE.h5`: write a synthetic dataset with its ground truth (SPEC §9). */
+/* `saec gen NAME --out FILE.h5`: write a synthetic dataset with its ground truth (SPEC §9), or
+   with NAME eo, synthetic EO tiles in the EO layout (eo_h5.h). */
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "data.h"
+#include "eo_gen.h"
 #include "h5_write.h"
 #include "saec/saec.h"
 
 #define GEN_DEFAULT_TOKENS 262144
+#define GEN_DEFAULT_EO_TILES 4096
+
+static volatile sig_atomic_t g_signal = 0;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+/* `saec gen eo`: --tokens counts tiles. SIGINT/SIGTERM stop the write and remove the temporary
+   file (exit 128 + signal); a second signal terminates at once. */
+static int gen_eo(const saec_config *cfg) {
+    const int64_t tiles = cfg->tokens > 0 ? cfg->tokens : GEN_DEFAULT_EO_TILES;
+    cJSON *prov = cJSON_CreateObject();
+    cJSON_AddStringToObject(prov, "tool", "saec " SAEC_VERSION);
+    cJSON_AddStringToObject(prov, "generator", "eo");
+    cJSON_AddNumberToObject(prov, "tiles", (double)tiles);
+    cJSON_AddNumberToObject(prov, "seed", (double)cfg->seed);
+    cJSON_AddNumberToObject(prov, "eo_side", (double)cfg->eo_side);
+    char *text = cJSON_PrintUnformatted(prov);
+    cJSON_Delete(prov);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    fprintf(stderr, "saec: writing %lld synthetic EO tiles of %lldx%lld to %s\n", (long long)tiles,
+            (long long)cfg->eo_side, (long long)cfg->eo_side, cfg->out);
+    int rc = eo_gen_write(cfg, cfg->out, tiles, text, 1, &g_signal);
+    free(text);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (rc == SAEC_OK) fprintf(stderr, "saec: wrote %s\n", cfg->out);
+    rc = cli_report(rc);
+    return g_signal ? 128 + g_signal : rc;
+}
 
 int cmd_gen(int argc, char **argv) {
     cli_args args;
@@ -19,7 +57,7 @@ int cmd_gen(int argc, char **argv) {
     if (rc == SAEC_OK && !args.positional)
         rc =
             saec_fail(SAEC_ERR_USAGE,
-                      "usage: saec gen superposition|hierarchy|timestep --out FILE.h5 [--tokens N]",
+                      "usage: saec gen superposition|hierarchy|timestep|eo --out FILE.h5 [--tokens N]",
                       "missing the generator name");
     if (rc == SAEC_OK) rc = saec_config_set(&cfg, "synthetic", args.positional, "command line");
     if (rc == SAEC_OK) rc = cli_apply(&args, &cfg);
@@ -29,6 +67,7 @@ int cmd_gen(int argc, char **argv) {
         rc = saec_fail(SAEC_ERR_USAGE, "gen writes synthetic data only",
                        "--data is not a gen option");
     if (rc != SAEC_OK) return cli_report(rc);
+    if (!strcmp(cfg.synthetic, "eo")) return gen_eo(&cfg);
 
     const int64_t tokens = cfg.tokens > 0 ? cfg.tokens : GEN_DEFAULT_TOKENS;
     saec_data *src = NULL;

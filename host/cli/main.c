@@ -13,6 +13,7 @@ static void usage(FILE *out) {
             "  saec eval RUN_DIR [--data FILE.h5 | --synthetic NAME] [--eval-tokens N] [--out "
             "FILE.json]\n"
             "  saec gen NAME --out FILE.h5 [--tokens N] [--d-in D] [--seed S] [--KEY VALUE ...]\n"
+            "  saec gen eo --out FILE.h5 [--tokens TILES] [--eo-side S] [--seed S]\n"
             "  saec export RUN_DIR --format saelens|sparsify --out DIR\n"
             "  saec inspect FILE_OR_DIR\n"
             "  saec embed RUN_DIR [--data FILE.h5] --out EMB.h5 [--features "

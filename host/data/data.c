@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eo_h5.h"
 #include "saec/saec.h"
 
 int saec_data_open(const saec_config *cfg, saec_stream stream, saec_data **out) {
-    if (cfg->data[0]) return saec_data_open_hdf5(cfg, stream, out);
+    if (cfg->data[0])
+        return eo_h5_is_eo_file(cfg->data) ? saec_data_open_eo(cfg, stream, out)
+                                           : saec_data_open_hdf5(cfg, stream, out);
+    if (!strcmp(cfg->synthetic, "eo")) return saec_data_open_eo(cfg, stream, out);
     return saec_data_open_synthetic(cfg, stream, out);
 }
 

@@ -33,7 +33,7 @@ typedef struct {
     const char *description; /* "superposition (F=..., d=...)" or the file and dataset */
 } saec_data_info;
 
-/* Source interface, implemented by data_synthetic.c and data_hdf5.c. */
+/* Source interface, implemented by data_synthetic.c, data_hdf5.c and data_eo.c. */
 typedef struct {
     /* rows [n, d]; timesteps [n] or NULL (filled only when the source has_timesteps) */
     int (*next)(saec_data *src, int64_t n, float *rows, int32_t *timesteps);
@@ -60,7 +60,8 @@ struct saec_data {
     float band_mean[16], band_std[16];
 };
 
-/* Open the source named by the config (cfg->data, else cfg->synthetic). The eval stream of a
+/* Open the source named by the config (cfg->data, else cfg->synthetic); a file with an `images`
+   dataset, or synthetic `eo`, opens the EO source (data_eo.c). The eval stream of a
    synthetic source draws tokens disjoint from the training stream (same ground truth); the eval
    stream of a file reads it in order from row 0 without shuffling. */
 int saec_data_open(const saec_config *cfg, saec_stream stream, saec_data **out);
@@ -88,6 +89,8 @@ int saec_data_enable_prefetch(saec_data *src, const saec_config *cfg, saec_strea
 /* Constructors (used by saec_data_open). */
 int saec_data_open_synthetic(const saec_config *cfg, saec_stream stream, saec_data **out);
 int saec_data_open_hdf5(const saec_config *cfg, saec_stream stream, saec_data **out);
+/* EO tiles (data_eo.c): synthetic `eo`, or a file in the EO layout (eo_h5.h). */
+int saec_data_open_eo(const saec_config *cfg, saec_stream stream, saec_data **out);
 
 /* How many rows an evaluation of `tokens` tokens reads from a freshly opened eval stream: all
    `tokens` of an endless (synthetic) stream, at most the rows of a file (its eval stream wraps at

@@ -49,6 +49,9 @@ const eo_h5_info *eo_h5_reader_info(const eo_h5_reader *r);
 int eo_h5_read(eo_h5_reader *r, int64_t start, int64_t n, float *images, float *metadata,
                uint8_t *labels, uint8_t *split);
 void eo_h5_reader_close(eo_h5_reader *r);
+/* 1 when `path` is an HDF5 file with a dataset `images` (an EO file, not activations); 0
+   otherwise, also when it cannot be opened (the activation reader then reports why). */
+int eo_h5_is_eo_file(const char *path);
 
 typedef struct eo_h5_writer eo_h5_writer;
 
@@ -60,9 +63,13 @@ int eo_h5_writer_create(const char *path, const eo_h5_info *info, eo_h5_writer *
    per row is required), split [n] (NULL: train). */
 int eo_h5_writer_append(eo_h5_writer *w, int64_t n, const void *images, const float *metadata,
                         const uint8_t *labels, const uint8_t *split);
-/* Writes band_mean/band_std [C] as attributes when not NULL, closes and renames into place. */
+/* Stores `json` as the file attribute saec_provenance (what wrote the file, with which
+   settings), as `saec gen` does for activation files. */
+int eo_h5_writer_set_provenance(eo_h5_writer *w, const char *json);
+/* Writes band_mean/band_std [C] as attributes when not NULL, closes and renames into place.
+   Releases w in every case: after a failure the temporary file is removed (no abort needed). */
 int eo_h5_writer_finish(eo_h5_writer *w, const float *band_mean, const float *band_std);
-/* Closes and removes the temporary file (after an error or an interrupt). */
+/* Closes and removes the temporary file (after an error or an interrupt); NULL is a no-op. */
 void eo_h5_writer_abort(eo_h5_writer *w);
 
 #endif

@@ -30,8 +30,7 @@ static int write_array(hid_t loc, const char *name, int rank, const hsize_t *dim
     return rc < 0 ? -1 : 0;
 }
 
-/* A scalar variable-length UTF-8 string attribute: h5py reads it back as a Python str. */
-static int write_string_attr(hid_t obj, const char *name, const char *value) {
+int saec_h5_write_string_attr(hid_t obj, const char *name, const char *value) {
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
@@ -68,6 +67,14 @@ static int write_ground_truth(hid_t file, const saec_ground_truth *gt) {
     }
     H5Gclose(g);
     return rc;
+}
+
+void saec_gen_progress(int64_t done, int64_t total, const char *unit, int *next_report) {
+    if (done * 10 < *next_report * total) return;
+    fprintf(stderr, "saec gen: %3d%%  %" PRId64 " / %" PRId64 " %s\n", (int)(done * 100 / total),
+            done, total, unit);
+    while (*next_report <= 10 && done * 10 >= *next_report * total)
+        ++*next_report;
 }
 
 int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, const char *attrs_json,
@@ -149,7 +156,7 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
             rc = saec_fail(SAEC_ERR_OTHER, "check free disk space", "cannot create HDF5 file '%s'",
                            tmp);
         if (rc == SAEC_OK && attrs_json &&
-            write_string_attr(file, "saec_provenance", attrs_json) < 0)
+            saec_h5_write_string_attr(file, "saec_provenance", attrs_json) < 0)
             rc = saec_fail(SAEC_ERR_OTHER, "check free disk space",
                            "cannot write the provenance attribute of '%s'", tmp);
         if (rc == SAEC_OK && have_gt && write_ground_truth(file, &gt) < 0)
@@ -189,12 +196,7 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
             break;
         }
         done += take;
-        if (progress && done * 10 >= next_report * n_rows) {
-            fprintf(stderr, "saec gen: %3d%%  %" PRId64 " / %" PRId64 " rows\n",
-                    (int)(done * 100 / n_rows), done, n_rows);
-            while (next_report <= 10 && done * 10 >= next_report * n_rows)
-                next_report++;
-        }
+        if (progress) saec_gen_progress(done, n_rows, "rows", &next_report);
     }
 
     saec_h5_lock();

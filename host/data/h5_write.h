@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include <hdf5.h>
+
 #include "data.h"
 
 /* Stream n_rows rows of `src` into `path` as dataset `activations` [n_rows, d] float32, chunked
@@ -15,5 +17,13 @@
    Prints progress to stderr when `progress` is set. */
 int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, const char *attrs_json,
                           int progress);
+
+/* `saec gen`'s progress on stderr in steps of 10%: prints "saec gen:  40%  done / total unit"
+   when done reaches the next tenth *next_report (start it at 1). */
+void saec_gen_progress(int64_t done, int64_t total, const char *unit, int *next_report);
+
+/* A scalar variable-length UTF-8 string attribute `name` on obj (h5py reads it back as a Python
+   str). Lock held. Returns 0, or -1 when HDF5 fails. */
+int saec_h5_write_string_attr(hid_t obj, const char *name, const char *value);
 
 #endif

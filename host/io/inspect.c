@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <hdf5.h>
 
+#include "eo_h5.h"
 #include "h5_lock.h"
 #include "inspect.h"
 #include "run_dir.h"
@@ -284,6 +285,56 @@ static int inspect_hdf5(const char *path, FILE *out) {
     return SAEC_OK;
 }
 
+/* ---- EO files -------------------------------------------------------------------------------- */
+
+/* A summary of a file in the EO layout (eo_h5.h): shape, classes, split counts, band statistics.
+   The layout is checked as training reads it; a bad file fails naming the dataset. */
+static int inspect_eo(const char *path, FILE *out) {
+    eo_h5_reader *r = NULL;
+    SAEC_TRY(eo_h5_reader_open(path, &r));
+    const eo_h5_info *info = eo_h5_reader_info(r);
+    int64_t counts[3] = {info->n, 0, 0};
+    uint8_t *split = info->has_split ? malloc((size_t)info->n) : NULL; /* [N] */
+    int rc = info->has_split && !split
+                 ? saec_fail(SAEC_ERR_OTHER, NULL, "out of memory reading '%s'", path)
+                 : SAEC_OK;
+    if (split && (rc = eo_h5_read(r, 0, info->n, NULL, NULL, NULL, split)) == SAEC_OK) {
+        counts[0] = 0;
+        for (int64_t i = 0; i < info->n; i++)
+            counts[split[i]]++;
+    }
+    free(split);
+    if (rc == SAEC_OK) {
+        fprintf(out, "%s: EO file (HDF5 EO layout)\n", path);
+        fprintf(out, "  tiles     %" PRId64 " x [%" PRId64 " bands, %" PRId64 " x %" PRId64 "] %s\n",
+                info->n, info->bands, info->height, info->width,
+                info->pixels_uint16 ? "uint16" : "float32");
+        fprintf(out, "  metadata  %s\n",
+                info->has_metadata ? "[N, 4] week, hour, lat, lon" : "none (all missing)");
+        if (info->n_classes == 0) fprintf(out, "  labels    none\n");
+        else
+            fprintf(out, "  labels    %d classes, %s:", info->n_classes,
+                    info->multi_label ? "multi-hot" : "class ids");
+        for (int c = 0; c < info->n_classes; c++)
+            fprintf(out, " %s%s", info->class_names[c], c + 1 < info->n_classes ? "," : "\n");
+        fprintf(out, "  split     train %" PRId64 ", val %" PRId64 ", test %" PRId64 "%s\n",
+                counts[0], counts[1], counts[2], info->has_split ? "" : " (no split: all train)");
+        if (info->has_band_stats) {
+            for (int k = 0; k < 2; k++) {
+                const float *v = k ? info->band_std : info->band_mean;
+                fprintf(out, "  band_%s ", k ? "std " : "mean");
+                for (int64_t c = 0; c < info->bands; c++)
+                    fprintf(out, " %.6g", (double)v[c]);
+                fputc('\n', out);
+            }
+        } else {
+            fprintf(out, "  band stats none (training computes them)\n");
+        }
+    }
+    eo_h5_reader_close(r);
+    return rc;
+}
+
 /* ---- safetensors ----------------------------------------------------------------------------- */
 
 static int inspect_safetensors(const char *path, FILE *out) {
@@ -398,6 +449,10 @@ int saec_inspect(const char *path, FILE *out) {
     saec_h5_lock();
     htri_t is_h5 = H5Fis_hdf5(path);
     saec_h5_unlock();
+    if (is_h5 > 0 && eo_h5_is_eo_file(path)) {
+        SAEC_TRY(inspect_eo(path, out));
+        fputs("\n", out);
+    }
     if (is_h5 > 0) return inspect_hdf5(path, out);
     if (ends_with(path, ".safetensors") || looks_like_safetensors(path))
         return inspect_safetensors(path, out);
