@@ -1,4 +1,4 @@
-/* The `saec` command: train | eval | gen | inspect | export. */
+/* The `saec` command: train | eval | gen | import | inspect | export. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +13,8 @@ static void usage(FILE *out) {
             "  saec eval RUN_DIR [--data FILE.h5 | --synthetic NAME] [--eval-tokens N] [--out "
             "FILE.json]\n"
             "  saec gen NAME --out FILE.h5 [--tokens N] [--d-in D] [--seed S] [--KEY VALUE ...]\n"
+            "  saec import geotiff --layout bigearthnet|eurosat --in DIR --out FILE.h5\n"
+            "              [--on-error skip|stop] [--limit N]\n"
             "  saec export RUN_DIR --format saelens|sparsify --out DIR\n"
             "  saec inspect FILE_OR_DIR\n\n"
             "'saec train --help' lists every configuration key.\n"
@@ -30,6 +32,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "gen")) return cmd_gen(argc, argv);
+    if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
