@@ -19,6 +19,9 @@
 #include "saec/saec.h"
 
 enum { SIDE = 40, BANDS = 7, TILE_PIXELS = SIDE * SIDE, BATCH = 256 };
+/* Bad tiles listed by name per kind; past that a systematic fault would flood the log, and the
+   summary counts the rest. */
+enum { MAX_LISTED_PER_KIND = 100 };
 
 static const char *const bad_kind_names[EO_BAD_KINDS] = {
     [EO_TILE_OK] = "imported",
@@ -344,7 +347,13 @@ static int run(importer *im, const saec_file_list *files) {
                 return saec_fail(SAEC_ERR_DATA,
                                  "fix or remove the file, or import with --on-error skip",
                                  "%s: %s: %s", path, eo_bad_kind_name(kind), why);
-            fprintf(im->log, "saec: skipped %s: %s: %s\n", path, eo_bad_kind_name(kind), why);
+            if (sum->bad[kind] < MAX_LISTED_PER_KIND)
+                fprintf(im->log, "saec: skipped %s: %s: %s\n", path, eo_bad_kind_name(kind), why);
+            else if (sum->bad[kind] == MAX_LISTED_PER_KIND)
+                fprintf(im->log,
+                        "saec: (more '%s' tiles are skipped unlisted; the summary counts "
+                        "them)\n",
+                        eo_bad_kind_name(kind));
             sum->skipped++;
             sum->bad[kind]++;
         } else {

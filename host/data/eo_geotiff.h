@@ -20,7 +20,8 @@
  * band_mean/band_std: population mean and std of each stored band over the train tiles
  * (omitted when no tile is train).
  *
- * A bad tile is reported by file name and reason; on_error chooses whether the import skips it
+ * A bad tile is reported by file name and reason (the first 100 of each kind; the summary
+ * counts them all); on_error chooses whether the import skips it
  * (the default) or stops (SAEC_ERR_DATA, no output file). The end prints a summary.
  */
 #ifndef SAEC_EO_GEOTIFF_H
