@@ -405,6 +405,15 @@ static int check_eurosat(void) {
           "resampled tile: %d bands off range, %d non-increasing "
           "steps",
           offset_bad, mono);
+    /* Bilinear reproduces a linear ramp inside the tile: output pixel x's centre falls at source
+       coordinate 1.6·x + 0.3 (64/40 scale, pixel centres), so pixel (20, 20) holds
+       base + 5·32.3 = base + 161.5, rounded to 161 or 162; nearest neighbour would give 160. */
+    for (int b = 0; b < 7; b++) {
+        const float got = img[(size_t)b * NPIX + 20 * SIDE + 20] - (8000 + 100 * b);
+        CHECK(got == 161 || got == 162,
+              "band %d pixel (20, 20): %g above the band's base, want 161.5 rounded (bilinear)", b,
+              got);
+    }
     eo_h5_reader_close(r);
     return 0;
 }
