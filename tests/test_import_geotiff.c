@@ -175,7 +175,8 @@ static void check_calendar(void) {
     CHECK(!strcmp(ben19_name(18), "Marine waters") && strlen(ben19_name(6)) < EO_H5_NAME_MAX);
 }
 
-/* The good BigEarthNet tiles: A (train), B (val) in UTM 33N, C (test) in UTM 32N. */
+/* The good BigEarthNet tiles: A (train), B (val) in UTM 33N, C (test) in UTM 32N, D (train);
+   E is listed in no split file. */
 static void write_ben_good(void) {
     mkdir_p("ben/S2A_tile1");
     mkdir_p("ben/S2B_tile2");
@@ -187,7 +188,11 @@ static void write_ben_good(void) {
     write_ben_json("ben/S2A_tile1/B.json", "\"Mixed forest\"", "2018-01-01T00:30:00+01:00");
     write_tif("ben/S2B_tile2/C.tif", 41, 41, 7, GDT_UInt16, 3, 32632, 600000, 5000000);
     write_ben_json("ben/S2B_tile2/C.json", "\"Salines\", \"Peatbogs\"", "2017-08-01T12:00:00Z");
-    write_text("ben/train.csv", "A,S1_A\n");
+    write_tif("ben/S2B_tile2/D.tif", 41, 41, 7, GDT_UInt16, 4, 32633, 440000, 5500000);
+    write_ben_json("ben/S2B_tile2/D.json", "\"Pastures\"", "2017-06-13 10:10:32");
+    write_tif("ben/S2B_tile2/E.tif", 41, 41, 7, GDT_UInt16, 4, 32633, 440000, 5500000);
+    write_ben_json("ben/S2B_tile2/E.json", "\"Pastures\"", "2017-06-13 10:10:32");
+    write_text("ben/train.csv", "A,S1_A\nD,S1_D\n");
     write_text("ben/val.csv", "B\r\n");
     write_text("ben/test.csv", "C\nnot_present\n");
 }
@@ -201,24 +206,26 @@ static int check_bigearthnet(void) {
     *strrchr(root, '/') = '\0';
     set_ctx("bigearthnet import");
     REQUIRE(rc == SAEC_OK, "import failed: %s\n%s", saec_error_message(), log);
-    CHECK(sum.imported == 3 && sum.skipped == 0 && sum.per_split[0] == 1 && sum.per_split[1] == 1 &&
-              sum.per_split[2] == 1,
+    CHECK(sum.imported == 4 && sum.skipped == 1 && sum.bad[EO_BAD_NOT_IN_SPLIT] == 1 &&
+              sum.per_split[0] == 2 && sum.per_split[1] == 1 && sum.per_split[2] == 1,
           "summary %lld imported, %lld skipped\n%s", (long long)sum.imported,
           (long long)sum.skipped, log);
+
+    CHECK(strstr(log, "S2B_tile2/E.tif: not in a split file") != NULL, "log:\n%s", log);
 
     eo_h5_reader *r;
     REQUIRE(eo_h5_reader_open(out, &r) == SAEC_OK);
     const eo_h5_info *info = eo_h5_reader_info(r);
-    CHECK(info->n == 3 && info->bands == 7 && info->height == SIDE && info->width == SIDE);
+    CHECK(info->n == 4 && info->bands == 7 && info->height == SIDE && info->width == SIDE);
     CHECK(info->pixels_uint16 && info->has_metadata && info->multi_label && info->has_split);
     CHECK(info->n_classes == 19 && !strcmp(info->class_names[0], "Urban fabric"));
-    static float img[3 * 7 * NPIX], meta[3 * 4];
-    uint8_t labels[3 * 19], split[3];
-    REQUIRE(eo_h5_read(r, 0, 3, img, meta, labels, split) == SAEC_OK);
+    static float img[4 * 7 * NPIX], meta[4 * 4];
+    uint8_t labels[4 * 19], split[4];
+    REQUIRE(eo_h5_read(r, 0, 4, img, meta, labels, split) == SAEC_OK);
 
     set_ctx("bigearthnet pixels (the 41x41 tile's top-left 40x40)");
     int bad = 0;
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < 4; t++)
         for (int b = 0; b < 7; b++)
             for (int y = 0; y < SIDE; y++)
                 for (int x = 0; x < SIDE; x++)
@@ -228,35 +235,39 @@ static int check_bigearthnet(void) {
     set_ctx("bigearthnet labels 43 -> 19");
     /* A: urban fabric (0) and sea (18); Airports has no 19-class counterpart. B: mixed forest
        (10). C: salines → coastal wetlands (16), peatbogs → inland wetlands (15). */
-    uint8_t want[3][19] = {{0}};
+    uint8_t want[4][19] = {{0}};
+    want[3][4] = 1;
     want[0][0] = want[0][18] = 1;
     want[1][10] = 1;
     want[2][16] = want[2][15] = 1;
     CHECK(memcmp(labels, want, sizeof want) == 0);
-    CHECK(split[0] == EO_SPLIT_TRAIN && split[1] == EO_SPLIT_VAL && split[2] == EO_SPLIT_TEST);
+    CHECK(split[0] == EO_SPLIT_TRAIN && split[1] == EO_SPLIT_VAL && split[2] == EO_SPLIT_TEST &&
+          split[3] == EO_SPLIT_TRAIN);
 
     set_ctx("bigearthnet metadata");
     /* Tile centres (440000, 5500000) in EPSG:32633 and (600000, 5000000) in EPSG:32632,
        reprojected with GDAL 3.6.2's `gdaltransform -s_srs EPSG:326xx -t_srs EPSG:4326
        -output_xy`: lon 14.168816846216 lat 49.6495595851453, and lon 10.2720329603102 lat
        45.1463928761717. */
-    const double want_meta[3][4] = {
+    const double want_meta[4][4] = {
         {24, 10 + 10 / 60.0 + 32 / 3600.0, 49.6495595851453, 14.168816846216},
         {52, 23.5, 49.6495595851453, 14.168816846216},
         {31, 12, 45.1463928761717, 10.2720329603102},
+        {24, 10 + 10 / 60.0 + 32 / 3600.0, 49.6495595851453, 14.168816846216},
     };
-    CHECK_CLOSE("metadata [3, 4]", meta, &want_meta[0][0], NULL, 12, 1e-5, 1e-6);
+    CHECK_CLOSE("metadata [4, 4]", meta, &want_meta[0][0], NULL, 16, 1e-5, 1e-6);
 
-    set_ctx("bigearthnet band statistics (train tile A)");
+    set_ctx("bigearthnet band statistics (train tiles A and D)");
     CHECK(info->has_band_stats);
     for (int b = 0; b < 7 && info->has_band_stats; b++) {
         double s = 0, s2 = 0;
-        for (int i = 0; i < NPIX; i++) {
-            const double v = img[b * NPIX + i];
-            s += v;
-            s2 += v * v;
-        }
-        const double mean = s / NPIX, std = sqrt(s2 / NPIX - mean * mean);
+        for (int t = 0; t < 4; t += 3) /* A and D */
+            for (int i = 0; i < NPIX; i++) {
+                const double v = img[(t * 7 + b) * NPIX + i];
+                s += v;
+                s2 += v * v;
+            }
+        const double mean = s / (2 * NPIX), std = sqrt(s2 / (2 * NPIX) - mean * mean);
         CHECK(fabs(info->band_mean[b] - mean) < 1e-3 && fabs(info->band_std[b] - std) < 1e-3,
               "band %d: mean %g std %g, want %g %g", b, info->band_mean[b], info->band_std[b], mean,
               std);
