@@ -118,18 +118,39 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* Runs the import of root into out with the log captured into log_text. */
-static int run_import(eo_layout layout, eo_on_error on_error, const char *out,
-                      eo_import_summary *sum, char *log_text, size_t log_size) {
+/* Imports root/sub into root/out_name, the log captured into log_text; interrupt may be NULL. */
+static int run_import(eo_layout layout, eo_on_error on_error, const char *sub, const char *out_name,
+                      volatile sig_atomic_t *interrupt, eo_import_summary *sum, char *log_text,
+                      size_t log_size) {
+    char in_dir[512], out[512];
+    snprintf(in_dir, sizeof in_dir, "%s/%s", root, sub);
+    snprintf(out, sizeof out, "%s/%s", root, out_name);
     FILE *log = tmpfile();
-    eo_import_options opt = {
-        .layout = layout, .in_dir = root, .out_path = out, .on_error = on_error, .log = log};
+    eo_import_options opt = {.layout = layout,
+                             .in_dir = in_dir,
+                             .out_path = out,
+                             .on_error = on_error,
+                             .log = log,
+                             .interrupt = interrupt};
     const int rc = eo_import_geotiff(&opt, sum);
     rewind(log);
     const size_t n = fread(log_text, 1, log_size - 1, log);
     log_text[n] = '\0';
     fclose(log);
     return rc;
+}
+
+/* A successful import (--on-error skip) of root/sub, opened with the EO reader; NULL (after a
+   failed check) when either fails. */
+static eo_h5_reader *import_and_open(eo_layout layout, const char *sub, const char *out_name,
+                                     eo_import_summary *sum, char *log, size_t log_size) {
+    const int rc = run_import(layout, EO_ON_ERROR_SKIP, sub, out_name, NULL, sum, log, log_size);
+    CHECK(rc == SAEC_OK, "import of %s failed: %s\n%s", sub, saec_error_message(), log);
+    char out[512];
+    snprintf(out, sizeof out, "%s/%s", root, out_name);
+    eo_h5_reader *r = NULL;
+    if (rc == SAEC_OK) CHECK(eo_h5_reader_open(out, &r) == SAEC_OK, "cannot read %s back", out);
+    return r;
 }
 
 static void check_calendar(void) {
@@ -198,14 +219,12 @@ static void write_ben_good(void) {
 }
 
 static int check_bigearthnet(void) {
-    char out[512], log[8192];
-    snprintf(out, sizeof out, "%s/ben.h5", root);
-    snprintf(root + strlen(root), sizeof root - strlen(root), "/ben");
+    char log[8192];
     eo_import_summary sum;
-    const int rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, out, &sum, log, sizeof log);
-    *strrchr(root, '/') = '\0';
     set_ctx("bigearthnet import");
-    REQUIRE(rc == SAEC_OK, "import failed: %s\n%s", saec_error_message(), log);
+    eo_h5_reader *r =
+        import_and_open(EO_LAYOUT_BIGEARTHNET, "ben", "ben.h5", &sum, log, sizeof log);
+    if (!r) return 1;
     CHECK(sum.imported == 4 && sum.skipped == 1 && sum.bad[EO_BAD_NOT_IN_SPLIT] == 1 &&
               sum.per_split[0] == 2 && sum.per_split[1] == 1 && sum.per_split[2] == 1,
           "summary %lld imported, %lld skipped\n%s", (long long)sum.imported,
@@ -213,8 +232,6 @@ static int check_bigearthnet(void) {
 
     CHECK(strstr(log, "S2B_tile2/E.tif: not in a split file") != NULL, "log:\n%s", log);
 
-    eo_h5_reader *r;
-    REQUIRE(eo_h5_reader_open(out, &r) == SAEC_OK);
     const eo_h5_info *info = eo_h5_reader_info(r);
     CHECK(info->n == 4 && info->bands == 7 && info->height == SIDE && info->width == SIDE);
     CHECK(info->pixels_uint16 && info->has_metadata && info->multi_label && info->has_split);
@@ -304,9 +321,9 @@ static void write_ben_bad(void) {
 static int check_bad_tiles(void) {
     char out[512], log[16384];
     snprintf(out, sizeof out, "%s/ben_bad.h5", root);
-    snprintf(root + strlen(root), sizeof root - strlen(root), "/ben_bad");
     eo_import_summary sum;
-    int rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, out, &sum, log, sizeof log);
+    int rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, "ben_bad", "ben_bad.h5", NULL,
+                        &sum, log, sizeof log);
     set_ctx("bad tiles, --on-error skip");
     CHECK(rc == SAEC_OK, "import failed: %s\n%s", saec_error_message(), log);
     saec_error_clear();
@@ -326,7 +343,7 @@ static int check_bad_tiles(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char line[600];
-        snprintf(line, sizeof line, "skipped %s/%s: %s", root, cases[i].file,
+        snprintf(line, sizeof line, "skipped %s/ben_bad/%s: %s", root, cases[i].file,
                  eo_bad_kind_name(cases[i].kind));
         CHECK(strstr(log, line) != NULL, "no line '%s' in the log:\n%s", line, log);
         CHECK(sum.bad[cases[i].kind] == 1, "%s: %lld counted", eo_bad_kind_name(cases[i].kind),
@@ -340,14 +357,14 @@ static int check_bad_tiles(void) {
           "summary counts wrong:\n%s", log);
     /* The first bad tile in byte order is "badjson.tif" */
     unlink(out);
-    rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_STOP, out, &sum, log, sizeof log);
+    rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_STOP, "ben_bad", "ben_bad.h5", NULL, &sum,
+                    log, sizeof log);
     set_ctx("bad tiles, --on-error stop");
     CHECK(rc == SAEC_ERR_DATA, "rc %d", rc);
     CHECK(strstr(saec_error_message(), "badjson.tif") && strstr(saec_error_message(), "bad JSON"),
           "the error does not name the first bad file: %s", saec_error_message());
     saec_error_clear();
     CHECK(!file_exists(out), "an output file was left behind");
-    *strrchr(root, '/') = '\0';
     CHECK(count_prefixed(root, "ben_bad.h5") == 0, "a temporary output file was left behind");
     return 0;
 }
@@ -362,21 +379,16 @@ static int check_eurosat(void) {
     write_tif("euro/Forest/f7.tif", 40, 40, 7, GDT_UInt16, 9, 0, 0, 0);
     write_tif("euro/loose.tif", 40, 40, 8, GDT_UInt16, 9, 0, 0, 0);
     write_text("euro/Forest/readme.txt", "not a tile");
-    char out[512], log[8192];
-    snprintf(out, sizeof out, "%s/euro.h5", root);
-    snprintf(root + strlen(root), sizeof root - strlen(root), "/euro");
+    char log[8192];
     eo_import_summary sum;
-    const int rc = run_import(EO_LAYOUT_EUROSAT, EO_ON_ERROR_SKIP, out, &sum, log, sizeof log);
-    *strrchr(root, '/') = '\0';
     set_ctx("eurosat import");
-    REQUIRE(rc == SAEC_OK, "import failed: %s\n%s", saec_error_message(), log);
+    eo_h5_reader *r = import_and_open(EO_LAYOUT_EUROSAT, "euro", "euro.h5", &sum, log, sizeof log);
+    if (!r) return 1;
     CHECK(sum.files == 4 && sum.imported == 2 && sum.bad[EO_BAD_BAND_COUNT] == 1 &&
               sum.bad[EO_BAD_NO_CLASS] == 1,
           "summary:\n%s", log);
     CHECK(strstr(log, "f7.tif: wrong band count: 7 bands, want 8") != NULL, "log:\n%s", log);
 
-    eo_h5_reader *r;
-    REQUIRE(eo_h5_reader_open(out, &r) == SAEC_OK);
     const eo_h5_info *info = eo_h5_reader_info(r);
     CHECK(info->n == 2 && info->bands == 7 && info->height == SIDE && info->width == SIDE);
     CHECK(!info->multi_label && info->n_classes == 2 && !strcmp(info->class_names[0], "Forest") &&
@@ -431,34 +443,23 @@ static int check_eurosat(void) {
 
 static int check_failures(void) {
     set_ctx("failures");
-    char out[512], log[4096];
-    snprintf(out, sizeof out, "%s/none.h5", root);
+    char log[4096];
     eo_import_summary sum;
     mkdir_p("empty");
-    snprintf(root + strlen(root), sizeof root - strlen(root), "/empty");
-    int rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, out, &sum, log, sizeof log);
+    int rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, "empty", "none.h5", NULL, &sum,
+                        log, sizeof log);
     CHECK(rc == SAEC_ERR_DATA && strstr(saec_error_message(), "no tile imported"), "rc %d: %s", rc,
           saec_error_message());
     saec_error_clear();
-    CHECK(!file_exists(out));
-    strcat(root, "/missing");
-    rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, out, &sum, log, sizeof log);
+    rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, "empty/missing", "none.h5", NULL, &sum,
+                    log, sizeof log);
     CHECK(rc == SAEC_ERR_DATA && strstr(saec_error_message(), "is not a folder"), "rc %d: %s", rc,
           saec_error_message());
     saec_error_clear();
-    *strrchr(root, '/') = '\0';
-    *strrchr(root, '/') = '\0';
     /* An interrupt before the first tile: no output. */
     volatile sig_atomic_t stop = 2;
-    snprintf(root + strlen(root), sizeof root - strlen(root), "/ben");
-    eo_import_options opt = {.layout = EO_LAYOUT_BIGEARTHNET,
-                             .in_dir = root,
-                             .out_path = out,
-                             .log = tmpfile(),
-                             .interrupt = &stop};
-    rc = eo_import_geotiff(&opt, &sum);
-    fclose(opt.log);
-    *strrchr(root, '/') = '\0';
+    rc = run_import(EO_LAYOUT_BIGEARTHNET, EO_ON_ERROR_SKIP, "ben", "none.h5", &stop, &sum, log,
+                    sizeof log);
     CHECK(rc != SAEC_OK && strstr(saec_error_message(), "interrupted"), "rc %d", rc);
     saec_error_clear();
     CHECK(count_prefixed(root, "none.h5") == 0, "an output or temporary file was left behind");
