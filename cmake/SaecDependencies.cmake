@@ -30,6 +30,13 @@ if(NOT SAEC_CJSON_INCLUDE_DIR OR NOT SAEC_CJSON_LIBRARY)
                       "(Debian: libcjson-dev).")
 endif()
 
+# GDAL reads the GeoTIFFs of `saec import geotiff` (issue 16); CMake's FindGDAL gives GDAL::GDAL.
+find_package(GDAL)
+if(NOT GDAL_FOUND)
+  message(FATAL_ERROR "saec: GDAL not found. Install it with cmake/install-deps.sh "
+                      "(Debian: libgdal-dev).")
+endif()
+
 add_library(saec_deps INTERFACE)
 add_library(saec::deps ALIAS saec_deps)
 target_include_directories(saec_deps INTERFACE
@@ -37,7 +44,7 @@ target_include_directories(saec_deps INTERFACE
 target_compile_definitions(saec_deps INTERFACE ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
 target_link_libraries(saec_deps INTERFACE
   OpenMP::OpenMP_C ${SAEC_OPENBLAS_LIBRARY} ${SAEC_CJSON_LIBRARY}
-  ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES} Threads::Threads m)
+  ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES} GDAL::GDAL Threads::Threads m)
 if(SAEC_OPENBLAS_LIBRARY MATCHES "pthread")
   message(WARNING "saec: using the pthread build of OpenBLAS; its threads compete with OpenMP's. "
                   "Install the OpenMP build (Debian: libopenblas-openmp-dev) for full speed.")

@@ -1,4 +1,4 @@
-/* The `saec` command: train | eval | gen | inspect | export | embed | probe. */
+/* The `saec` command: train | eval | gen | import | inspect | export | embed | probe. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +14,8 @@ static void usage(FILE *out) {
             "FILE.json]\n"
             "  saec gen NAME --out FILE.h5 [--tokens N] [--d-in D] [--seed S] [--KEY VALUE ...]\n"
             "  saec gen eo --out FILE.h5 [--tokens TILES] [--eo-side S] [--seed S]\n"
+            "  saec import geotiff --layout bigearthnet|eurosat --in DIR --out FILE.h5\n"
+            "              [--on-error skip|stop] [--limit N]\n"
             "  saec export RUN_DIR --format saelens|sparsify --out DIR\n"
             "  saec inspect FILE_OR_DIR\n"
             "  saec embed RUN_DIR [--data FILE.h5] --out EMB.h5 [--features "
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "gen")) return cmd_gen(argc, argv);
+    if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "embed")) return cmd_embed(argc, argv);
