@@ -30,8 +30,7 @@ static int write_array(hid_t loc, const char *name, int rank, const hsize_t *dim
     return rc < 0 ? -1 : 0;
 }
 
-/* A scalar variable-length UTF-8 string attribute: h5py reads it back as a Python str. */
-static int write_string_attr(hid_t obj, const char *name, const char *value) {
+int saec_h5_write_string_attr(hid_t obj, const char *name, const char *value) {
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
@@ -149,7 +148,7 @@ int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, cons
             rc = saec_fail(SAEC_ERR_OTHER, "check free disk space", "cannot create HDF5 file '%s'",
                            tmp);
         if (rc == SAEC_OK && attrs_json &&
-            write_string_attr(file, "saec_provenance", attrs_json) < 0)
+            saec_h5_write_string_attr(file, "saec_provenance", attrs_json) < 0)
             rc = saec_fail(SAEC_ERR_OTHER, "check free disk space",
                            "cannot write the provenance attribute of '%s'", tmp);
         if (rc == SAEC_OK && have_gt && write_ground_truth(file, &gt) < 0)

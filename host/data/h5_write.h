@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include <hdf5.h>
+
 #include "data.h"
 
 /* Stream n_rows rows of `src` into `path` as dataset `activations` [n_rows, d] float32, chunked
@@ -15,5 +17,9 @@
    Prints progress to stderr when `progress` is set. */
 int saec_h5_write_dataset(const char *path, saec_data *src, int64_t n_rows, const char *attrs_json,
                           int progress);
+
+/* A scalar variable-length UTF-8 string attribute `name` on obj (h5py reads it back as a Python
+   str). Returns 0, or -1 when HDF5 failed. Lock held. */
+int saec_h5_write_string_attr(hid_t obj, const char *name, const char *value);
 
 #endif
