@@ -59,6 +59,16 @@ static int fit(const dataset *d, int multi_label, const probe_options *opt, prob
                            d->y + d->n_train * d->K, d->n_test, DIM, d->K, multi_label, opt, r);
 }
 
+/* The C of the search is the first (smallest) of the grid with the best score. */
+static void check_chosen_c(const probe_result *r) {
+    int best = 0;
+    for (int g = 1; g < r->n_grid; g++)
+        if (r->cv_score[g] > r->cv_score[best]) best = g;
+    CHECK(r->n_grid == PROBE_C_GRID_SIZE && r->c_chosen == PROBE_C_GRID[best] &&
+              r->c_grid[best] == PROBE_C_GRID[best],
+          "chose C %g, the grid's best is %g", r->c_chosen, PROBE_C_GRID[best]);
+}
+
 static void separable(void) {
     probe_result r;
     set_ctx("separable multi-label");
@@ -67,7 +77,8 @@ static void separable(void) {
     CHECK(r.micro_map > 0.999 && r.macro_map > 0.999, "micro %g macro %g", r.micro_map,
           r.macro_map);
     CHECK(isnan(r.accuracy) && isnan(r.macro_f1));
-    CHECK(r.n_grid == PROBE_C_GRID_SIZE && r.c_chosen > 0 && r.n_unfit == 0);
+    CHECK(r.n_unfit == 0);
+    check_chosen_c(&r);
     CHECK(r.n_train == 400 && r.n_test == 300 && r.multi_label == 1 && r.n_classes == 3);
     for (int k = 0; k < 3; k++)
         CHECK(r.per_class_ap[k] > 0.999, "class %d AP %g", k, r.per_class_ap[k]);
@@ -79,6 +90,26 @@ static void separable(void) {
     OK(fit(&d, 0, NULL, &r));
     CHECK(r.accuracy > 0.99 && r.macro_f1 > 0.99, "accuracy %g F1 %g", r.accuracy, r.macro_f1);
     CHECK(isnan(r.micro_map) && isnan(r.macro_map));
+    check_chosen_c(&r);
+    dataset_free(&d);
+}
+
+/* Standardisation: rescaling and shifting columns (informative ones shrunk 1e-4, noise grown
+   1e3) leaves the probe as it was. */
+static void scale_invariant(void) {
+    set_ctx("standardisation");
+    dataset d = make_data(300, 300, 3, 1, 1.5, 0.4, 9);
+    probe_options o = {.c = 1};
+    probe_result ref, r;
+    OK(fit(&d, 1, &o, &ref));
+    for (int64_t i = 0; i < d.n_train + d.n_test; i++)
+        for (int j = 0; j < DIM; j++)
+            d.x[i * DIM + j] = d.x[i * DIM + j] * (j < 3 ? 1e-4f : 1e3f) + 50.0f;
+    OK(fit(&d, 1, &o, &r));
+    CHECK(fabs(r.micro_map - ref.micro_map) < 1e-3 && fabs(r.macro_map - ref.macro_map) < 1e-3,
+          "micro %g → %g, macro %g → %g", ref.micro_map, r.micro_map, ref.macro_map, r.macro_map);
+    CHECK(ref.micro_map > 0.6, "micro %g: the case should be informative (prevalence 0.4)",
+          ref.micro_map);
     dataset_free(&d);
 }
 
@@ -235,6 +266,7 @@ static void bad_arguments(void) {
 
 int main(void) {
     separable();
+    scale_invariant();
     chance();
     unfit_class();
     deterministic();

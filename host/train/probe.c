@@ -147,9 +147,13 @@ static void train_moments(const float *x, int64_t n, int64_t dim, double *mean, 
 /* ---- one fit --------------------------------------------------------------------------------- */
 
 /* Fits class k on the train rows fit_idx [m] at C and writes the decision values of the rows
-   eval_idx [n_eval] (row numbers of ctx->rows) to ctx->scores[row, k]. Returns a TASK_ code. */
+   eval_idx [n_eval] (row numbers of ctx->rows) to ctx->scores[row, k]. warm (may be NULL) [dim
+   + 1]: the weights of the same problem at another C when *has_warm, to start from (the C
+   search's warm start, as liblinear's own find_parameters does); the new weights are left there.
+   Returns a TASK_ code. */
 static int fit_class(const probe_ctx *ctx, const int64_t *fit_idx, int64_t m,
-                     const int64_t *eval_idx, int64_t n_eval, int k, double c) {
+                     const int64_t *eval_idx, int64_t n_eval, int k, double c, double *warm,
+                     int *has_warm) {
     const int K = ctx->n_classes;
     int64_t pos = 0;
     for (int64_t i = 0; i < m; i++)
@@ -173,11 +177,17 @@ static int fit_class(const probe_ctx *ctx, const int64_t *fit_idx, int64_t m,
     }
     struct problem prob = {.l = (int)m, .n = (int)ctx->dim + 1, .y = y, .x = x, .bias = 1.0};
     struct parameter param = {.solver_type = L2R_LR, .eps = ctx->eps, .C = c};
+    if (warm && *has_warm) param.init_sol = warm; /* same rows, so the same orientation */
     int rc = TASK_REFUSED;
     if (!check_parameter(&prob, &param)) {
         struct model *model = train(&prob, &param);
         if (model) {
-            /* The decision value is for model->label[0], the first label liblinear met. */
+            if (warm) {
+                memcpy(warm, model->w, (size_t)(ctx->dim + 1) * sizeof *warm);
+                *has_warm = 1;
+            }
+            /* The decision value is for model->label[0]: +1 since liblinear 2.0 (it puts +1
+               first in a ±1 problem), the first label met in older versions. */
             const double sign = model->label[0] == 1 ? 1.0 : -1.0;
             for (int64_t i = 0; i < n_eval; i++) {
                 double dec;
@@ -250,10 +260,15 @@ static int choose_c(probe_ctx *ctx, int n_folds, uint64_t seed, int verbose, pro
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     int64_t *order = malloc((size_t)n * (size_t)n_folds * sizeof *order);
     int *status = malloc((size_t)n_folds * (size_t)K * sizeof *status);
-    if (!perm || !order || !status) {
+    int *has_warm = calloc((size_t)n_folds * (size_t)K, sizeof *has_warm);
+    /* warm [n_folds · K, dim + 1]: each (fold, class) problem's weights at the previous C */
+    double *warm = malloc((size_t)n_folds * (size_t)K * (size_t)(ctx->dim + 1) * sizeof *warm);
+    if (!perm || !order || !status || !has_warm || !warm) {
         free(perm);
         free(order);
         free(status);
+        free(has_warm);
+        free(warm);
         return saec_fail(SAEC_ERR_OTHER, "probe fewer rows", "out of memory for the C search");
     }
     saec_rng rng;
@@ -286,7 +301,8 @@ static int choose_c(probe_ctx *ctx, int n_folds, uint64_t seed, int verbose, pro
         for (int64_t t = 0; t < n_tasks; t++) {
             const int f = (int)(t / K), k = (int)(t % K);
             const int64_t *o = order + (int64_t)f * n;
-            status[t] = fit_class(ctx, o + held[f], n - held[f], o, held[f], k, c);
+            status[t] = fit_class(ctx, o + held[f], n - held[f], o, held[f], k, c,
+                                  warm + t * (ctx->dim + 1), has_warm + t);
         }
         rc = report_tasks(status, n_tasks, "a cross-validation fold");
         double score = 0;
@@ -306,6 +322,8 @@ static int choose_c(probe_ctx *ctx, int n_folds, uint64_t seed, int verbose, pro
     free(perm);
     free(order);
     free(status);
+    free(has_warm);
+    free(warm);
     return rc;
 }
 
@@ -326,7 +344,7 @@ static int fit_final(probe_ctx *ctx, probe_result *out) {
         idx[i] = i;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < K; k++)
-        status[k] = fit_class(ctx, idx, n, idx + n, n_test, k, out->c_chosen);
+        status[k] = fit_class(ctx, idx, n, idx + n, n_test, k, out->c_chosen, NULL, NULL);
     int rc = report_tasks(status, K, "the probe");
     free(idx);
     free(status);
