@@ -225,6 +225,12 @@ static void split_long(hid_t f) {
     hsize_t dims[1] = {N + 1};
     replace(f, "split", H5T_NATIVE_UINT8, 1, dims, bad);
 }
+static void labels_int8(hid_t f) { /* -1 would read as 0: refused, not clamped */
+    int8_t bad[N * K] = {0};
+    bad[1] = -1;
+    hsize_t dims[2] = {N, K};
+    replace(f, "labels", H5T_NATIVE_INT8, 2, dims, bad);
+}
 static void split_float(hid_t f) {
     float bad[N] = {0};
     hsize_t dims[1] = {N};
@@ -239,6 +245,7 @@ static void bad_files(void) {
     expect_bad("labels one row short", labels_short, "labels");
     expect_bad("a label of 2", labels_two, "labels");
     expect_bad("labels without class_names", labels_no_names, "class_names");
+    expect_bad("int8 labels", labels_int8, "labels' is int8");
     expect_bad("two names for three classes", labels_two_names, "class_names");
     expect_bad("a split of 3", split_three, "split");
     expect_bad("a split one row long", split_long, "split");

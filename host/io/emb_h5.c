@@ -200,7 +200,7 @@ void emb_h5_writer_abort(emb_h5_writer *w) {
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
-/* Opens dataset `name` into *ds and checks its rank, type class and (for integers) byte size;
+/* Opens dataset `name` into *ds and checks its rank and type (float, or uint8 for integers);
    dims gets its extents. A missing optional dataset gives SAEC_OK and *ds = -1. Fails naming
    the dataset. Lock held. */
 static int open_dataset(hid_t file, const char *path, const char *name, int rank, H5T_class_t cls,
@@ -216,7 +216,8 @@ static int open_dataset(hid_t file, const char *path, const char *name, int rank
     const int got_rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     const int rank_ok = got_rank == rank && H5Sget_simple_extent_dims(space, dims, NULL) >= 0;
     const int type_ok =
-        type >= 0 && H5Tget_class(type) == cls && (cls != H5T_INTEGER || H5Tget_size(type) == 1);
+        type >= 0 && H5Tget_class(type) == cls &&
+        (cls != H5T_INTEGER || (H5Tget_size(type) == 1 && H5Tget_sign(type) == H5T_SGN_NONE));
     char tname[96] = "unreadable";
     if (type >= 0) saec_h5_type_name(type, d, tname, sizeof tname);
     if (type >= 0) H5Tclose(type);
