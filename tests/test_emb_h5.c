@@ -13,6 +13,7 @@
 #include "check.h"
 #include "emb_h5.h"
 #include "h5_lock.h"
+#include "h5_write.h"
 
 enum { N = 7, F = 5, K = 3 };
 
@@ -178,43 +179,23 @@ static void labels_short(hid_t f) {
     hsize_t dims[2] = {N - 1, K};
     replace(f, "labels", H5T_NATIVE_UINT8, 2, dims, labels);
 }
+/* Sets the labels' class_names to `names` (none: NULL). */
+static void set_class_names(hid_t f, const char *names) {
+    hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
+    if (H5Aexists(ds, "class_names") > 0) H5Adelete(ds, "class_names");
+    if (names) CHECK(saec_h5_write_string_attr(ds, "class_names", names) == 0);
+    H5Dclose(ds);
+}
 static void labels_two(hid_t f) {
     uint8_t bad[N * K];
     memcpy(bad, labels, sizeof bad);
     bad[4] = 2;
     hsize_t dims[2] = {N, K};
-    replace(f, "labels", H5T_NATIVE_UINT8, 2, dims, bad); /* also drops class_names */
-    hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(ds, "class_names", type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const char *names = "a\nb\nc";
-    H5Awrite(attr, type, &names);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Dclose(ds);
+    replace(f, "labels", H5T_NATIVE_UINT8, 2, dims, bad);
+    set_class_names(f, "a\nb\nc");
 }
-static void labels_no_names(hid_t f) {
-    hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
-    H5Adelete(ds, "class_names");
-    H5Dclose(ds);
-}
-static void labels_two_names(hid_t f) {
-    hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
-    H5Adelete(ds, "class_names");
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(ds, "class_names", type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const char *names = "forest\nsnow";
-    H5Awrite(attr, type, &names);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Dclose(ds);
-}
+static void labels_no_names(hid_t f) { set_class_names(f, NULL); }
+static void labels_two_names(hid_t f) { set_class_names(f, "forest\nsnow"); }
 static void split_three(hid_t f) {
     uint8_t bad[N] = {0, 2, 3, 0, 0, 0, 0};
     hsize_t dims[1] = {N};
