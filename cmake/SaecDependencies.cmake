@@ -37,16 +37,25 @@ if(NOT GDAL_FOUND)
                       "(Debian: libgdal-dev).")
 endif()
 
+# liblinear: the logistic regression of `saec probe` (Debian's liblinear-dev).
+find_path(SAEC_LIBLINEAR_INCLUDE_DIR linear.h PATH_SUFFIXES liblinear)
+find_library(SAEC_LIBLINEAR_LIBRARY NAMES linear)
+if(NOT SAEC_LIBLINEAR_INCLUDE_DIR OR NOT SAEC_LIBLINEAR_LIBRARY)
+  message(FATAL_ERROR "saec: liblinear not found. Install it with cmake/install-deps.sh "
+                      "(Debian: liblinear-dev).")
+endif()
+
 add_library(saec_deps INTERFACE)
 add_library(saec::deps ALIAS saec_deps)
 target_include_directories(saec_deps INTERFACE
-  ${SAEC_CBLAS_INCLUDE_DIR} ${SAEC_CJSON_INCLUDE_DIR} ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  ${SAEC_CBLAS_INCLUDE_DIR} ${SAEC_CJSON_INCLUDE_DIR} ${SAEC_LIBLINEAR_INCLUDE_DIR} ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
 target_compile_definitions(saec_deps INTERFACE ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
 target_link_libraries(saec_deps INTERFACE
-  OpenMP::OpenMP_C ${SAEC_OPENBLAS_LIBRARY} ${SAEC_CJSON_LIBRARY}
+  OpenMP::OpenMP_C ${SAEC_OPENBLAS_LIBRARY} ${SAEC_CJSON_LIBRARY} ${SAEC_LIBLINEAR_LIBRARY}
   ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES} GDAL::GDAL Threads::Threads m)
 if(SAEC_OPENBLAS_LIBRARY MATCHES "pthread")
   message(WARNING "saec: using the pthread build of OpenBLAS; its threads compete with OpenMP's. "
                   "Install the OpenMP build (Debian: libopenblas-openmp-dev) for full speed.")
 endif()
-message(STATUS "saec: CBLAS ${SAEC_OPENBLAS_LIBRARY}, cJSON ${SAEC_CJSON_LIBRARY}, HDF5 ${HDF5_VERSION}")
+message(STATUS "saec: CBLAS ${SAEC_OPENBLAS_LIBRARY}, cJSON ${SAEC_CJSON_LIBRARY}, "
+               "liblinear ${SAEC_LIBLINEAR_LIBRARY}, HDF5 ${HDF5_VERSION}")

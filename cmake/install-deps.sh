@@ -8,7 +8,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(build-essential cmake ninja-build pkg-config
-          libhdf5-dev libopenblas-openmp-dev libcjson-dev libopenmpi-dev openmpi-bin
+          libhdf5-dev libopenblas-openmp-dev libcjson-dev liblinear-dev libopenmpi-dev openmpi-bin
           libgdal-dev
           python3 python3-numpy python3-h5py python3-matplotlib
           clang)  # clang: the fuzz tier (fuzz/run_fuzzers.sh), with libFuzzer below

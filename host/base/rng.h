@@ -27,6 +27,7 @@ enum {
     SAEC_RNG_SHUFFLE = 5,
     SAEC_RNG_INIT_ADALN = 6,
     SAEC_RNG_EO_TILES = 7, /* the synthetic `eo` tiles (host/data/eo_synth.c) */
+    SAEC_RNG_PROBE_FOLDS = 8, /* the probe's cross-validation folds (host/train/probe.c) */
 };
 
 #endif
