@@ -223,6 +223,8 @@ static void test_line_and_dot(void) {
     plot_line(c, -1e9, -1e9, 1e9, 1e9, PLOT_BLACK, 0); /* the diagonal, clipped */
     plot_line(c, NAN, 0, 10, 10, plot_palette(2), 0);  /* not drawn */
     plot_line(c, 100, 0, 200, 30, plot_palette(2), 0); /* entirely outside */
+    plot_line(c, 0, -5, 49, -5, plot_palette(2), 0);   /* outside, parallel to an edge */
+    plot_line(c, 60, 0, 60, 39, plot_palette(2), 0);
     for (int i = 0; i < 40; i++)
         CHECK(pixel_is(c, i, i, PLOT_BLACK), "(%d, %d) not set", i, i);
     CHECK(count_colour(c, 0, 49, 0, 39, PLOT_BLACK, NULL) == 40);

@@ -6,7 +6,10 @@
                       share of the block's routed items over steps and the uniform share 1/E,
                       from expert_load.jsonl: one record per logging step,
                         {"step": S, "blocks": [[f_0, ..., f_{E-1}], ...]}
-                      with one array per block whose fractions sum to 1.
+                      with one array per block whose fractions sum to 1. Panels are titled
+                      "encoder block i" / "decoder block j" when the record says how many
+                      blocks are the encoder's ("encoder_blocks": 15, optional) or when there
+                      are 17 blocks (SPEC §7's 15 + 2), else "block i".
 
    A missing or malformed file or line is SAEC_ERR_DATA naming the file and line; a run without
    expert_load.jsonl gets loss.png only, and a note on stderr. */
