@@ -468,46 +468,61 @@ static void test_run_plots(void) {
     CHECK(files_equal(tmp_path("loss.png"), tmp_path("loss_first.png")));
     CHECK(files_equal(tmp_path("expert_load.png"), tmp_path("expert_load_first.png")));
 
-    /* Bad lines are named by file and line; blank lines count as lines but are skipped. */
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n\n{\"step\": 2, \"loss\": 0.9}\n"
-                                "{\"step\": 3, \"loss\": 0.8\n");
-    expect_data_error("metrics: cut-short line", "metrics.jsonl", "line 4");
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n[1, 2]\n");
-    expect_data_error("metrics: not an object", "metrics.jsonl", "line 2");
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n{\"loss\": 0.5}\n");
-    expect_data_error("metrics: no step", "metrics.jsonl", "line 2");
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": \"low\"}\n");
-    expect_data_error("metrics: a string loss", "metrics.jsonl", "line 1");
-    write_text("metrics.jsonl", "{\"step\": 1, \"nmse\": 0.1}\n");
-    expect_data_error("metrics: no loss keys", "metrics.jsonl", "none of the keys");
-    write_text("metrics.jsonl", "\n");
-    expect_data_error("metrics: no records", "metrics.jsonl", "no records");
+    /* Bad records, each named by its file and line (blank lines count, and are skipped). */
+    static const struct {
+        const char *what, *metrics, *load, *file, *says; /* metrics, load NULL: a good file */
+    } bad[] = {
+        {"metrics: cut-short line",
+         "{\"step\": 1, \"loss\": 1.0}\n\n{\"step\": 2, \"loss\": 0.9}\n{\"step\": 3, \"loss\": "
+         "0.8\n",
+         NULL, "metrics.jsonl", "line 4"},
+        {"metrics: text after the object", "{\"step\": 1, \"loss\": 1.0} \r\n{\"step\": 2} x\n",
+         NULL, "metrics.jsonl", "line 2"},
+        {"metrics: not an object", "{\"step\": 1, \"loss\": 1.0}\n[1, 2]\n", NULL, "metrics.jsonl",
+         "line 2"},
+        {"metrics: no step", "{\"step\": 1, \"loss\": 1.0}\n{\"loss\": 0.5}\n", NULL,
+         "metrics.jsonl", "line 2"},
+        {"metrics: a string loss", "{\"step\": 1, \"loss\": \"low\"}\n", NULL, "metrics.jsonl",
+         "line 1"},
+        {"metrics: no loss keys", "{\"step\": 1, \"nmse\": 0.1}\n", NULL, "metrics.jsonl",
+         "none of the keys"},
+        {"metrics: no records", "\n", NULL, "metrics.jsonl", "no records"},
+        {"load: sum", NULL,
+         "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
+         "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.7]]}\n",
+         "expert_load.jsonl", "line 2"},
+        {"load: expert count changes", NULL,
+         "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
+         "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.4, 0.4]]}\n",
+         "expert_load.jsonl", "line 2"},
+        {"load: block count changes", NULL,
+         "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\n"
+         "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.5, 0.5]]}\n",
+         "expert_load.jsonl", "line 2"},
+        {"load: out of [0, 1]", NULL, "{\"step\": 1, \"blocks\": [[1.5, -0.5]]}\n",
+         "expert_load.jsonl", "line 1"},
+        {"load: no blocks", NULL, "{\"step\": 1, \"blocks\": []}\n", "expert_load.jsonl", "line 1"},
+        {"load: garbage", NULL, "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\ngarbage\n",
+         "expert_load.jsonl", "line 2"},
+    };
+    const char *good_metrics = "{\"step\": 1, \"loss\": 1.0}\n{\"step\": 2, \"loss\": 0.5}\n";
+    const char *good_load = "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
+                            "{\"step\": 2, \"blocks\": [[0.25, 0.75], [0.5, 0.5]]}\n";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text("metrics.jsonl", bad[i].metrics ? bad[i].metrics : good_metrics);
+        write_text("expert_load.jsonl", bad[i].load ? bad[i].load : good_load);
+        unlink(tmp_path("expert_load.png"));
+        expect_data_error(bad[i].what, bad[i].file, bad[i].says);
+        if (bad[i].load)
+            CHECK(!saec_path_exists(tmp_path("expert_load.png")), "a PNG from bad records");
+    }
     unlink(tmp_path("metrics.jsonl"));
     expect_data_error("metrics: missing", "metrics.jsonl", NULL);
 
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n{\"step\": 2, \"loss\": 0.5}\n");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.7]]}\n");
-    unlink(tmp_path("expert_load.png"));
-    expect_data_error("load: sum", "expert_load.jsonl", "line 2");
-    CHECK(!saec_path_exists(tmp_path("expert_load.png")), "a PNG written from bad records");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.4, 0.4]]}\n");
-    expect_data_error("load: expert count changes", "expert_load.jsonl", "line 2");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.5, 0.5]]}\n");
-    expect_data_error("load: block count changes", "expert_load.jsonl", "line 2");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[1.5, -0.5]]}\n");
-    expect_data_error("load: out of [0, 1]", "expert_load.jsonl", "line 1");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": []}\n");
-    expect_data_error("load: no blocks", "expert_load.jsonl", "line 1");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\ngarbage\n");
-    expect_data_error("load: garbage", "expert_load.jsonl", "line 2");
-
     /* A small valid pair; then without expert_load.jsonl only loss.png is written. */
     set_ctx("run plots: two blocks");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.25, 0.75], [0.5, 0.5]]}\n");
+    write_text("metrics.jsonl", good_metrics);
+    write_text("expert_load.jsonl", good_load);
     OK(moe_mae_write_plots(tmpdir));
     if (read_png(tmp_path("expert_load.png"), &w, &h, &rgb) == 0) {
         CHECK(w == 3 * 240 && h == 24 + 190, "2 blocks: expert_load.png is %dx%d", w, h);

@@ -44,8 +44,11 @@ static int for_each_record(const char *path, record_fn fn, void *ctx) {
         while (blank < n && (start[blank] == ' ' || start[blank] == '\t' || start[blank] == '\r'))
             blank++;
         if (blank == n) continue;
-        cJSON *record = cJSON_ParseWithLength(start, n);
-        if (!cJSON_IsObject(record))
+        const char *end = start;
+        cJSON *record = cJSON_ParseWithLengthOpts(start, n, &end, 0);
+        while (record && end < start + n && (*end == ' ' || *end == '\t' || *end == '\r'))
+            end++;
+        if (!cJSON_IsObject(record) || end != start + n) /* one object, nothing after it */
             rc = saec_fail(SAEC_ERR_DATA, "each line must be one JSON object",
                            "'%s' line %d: not a JSON object", path, line);
         else {
