@@ -267,10 +267,11 @@ static int draw_load_panels(plot_canvas *canvas, const load_records *lr, const d
     int at = 1; /* the block's first column in cols */
     for (int b = 0; b < lr->n_blocks; b++) {
         const int e_count = lr->experts[b];
-        for (int e = 0; e < e_count; e++)
-            series[e] = (plot_series){NULL, steps, cols + (at + e) * n, n, plot_palette(e), 0};
+        /* The 1/E line first, so that the experts' lines are drawn over it. */
         const double ref_y[2] = {1.0 / e_count, 1.0 / e_count};
-        series[e_count] = (plot_series){NULL, ref_x, ref_y, 2, PLOT_GREY, 1};
+        series[0] = (plot_series){NULL, ref_x, ref_y, 2, PLOT_GREY, 1};
+        for (int e = 0; e < e_count; e++)
+            series[1 + e] = (plot_series){NULL, steps, cols + (at + e) * n, n, plot_palette(e), 0};
         char title[64];
         block_title(lr, b, title, sizeof title);
         /* One y range for every panel, so that panels compare at a glance. */
