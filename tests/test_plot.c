@@ -16,15 +16,9 @@
 #include "plot_font.h"
 #include "saec/saec.h"
 
+/* The test works inside a fresh temporary directory (its current directory), so that the run's
+   files have plain names and the run directory is ".". */
 static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static int same_rgb(const uint8_t *p, plot_rgb c) {
     return p[0] == c.r && p[1] == c.g && p[2] == c.b;
@@ -358,10 +352,10 @@ static void test_png_round_trip(void) {
     plot_frame f;
     plot_canvas *c = draw_known_chart(&f);
     if (!c) return;
-    OK(plot_canvas_write(c, tmp_path("known.png")));
+    OK(plot_canvas_write(c, "known.png"));
     int w = 0, h = 0;
     uint8_t *rgb;
-    if (read_png(tmp_path("known.png"), &w, &h, &rgb) == 0) {
+    if (read_png("known.png", &w, &h, &rgb) == 0) {
         CHECK(w == 420 && h == 300, "IHDR says %dx%d", w, h);
         CHECK(!memcmp(rgb, plot_canvas_pixels(c), (size_t)w * h * 3),
               "the decoded pixels differ from the canvas");
@@ -369,8 +363,8 @@ static void test_png_round_trip(void) {
     }
     /* Determinism: the same chart drawn again on a new canvas gives the same bytes. */
     plot_canvas *again = draw_known_chart(&f);
-    OK(plot_canvas_write(again, tmp_path("known2.png")));
-    CHECK(files_equal(tmp_path("known.png"), tmp_path("known2.png")), "two writes differ");
+    OK(plot_canvas_write(again, "known2.png"));
+    CHECK(files_equal("known.png", "known2.png"), "two writes differ");
     plot_canvas_free(again);
     plot_canvas_free(c);
 }
@@ -378,7 +372,7 @@ static void test_png_round_trip(void) {
 /* ---- a MoE-MAE run directory --------------------------------------------------------------- */
 
 static void write_text(const char *name, const char *text) {
-    FILE *f = fopen(tmp_path(name), "w");
+    FILE *f = fopen(name, "w");
     if (!f) return;
     fputs(text, f);
     fclose(f);
@@ -388,8 +382,8 @@ static void write_text(const char *name, const char *text) {
 static const int BLOCK_EXPERTS[17] = {3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 3, 3};
 
 static void write_run(int steps) {
-    FILE *m = fopen(tmp_path("metrics.jsonl"), "w");
-    FILE *l = fopen(tmp_path("expert_load.jsonl"), "w");
+    FILE *m = fopen("metrics.jsonl", "w");
+    FILE *l = fopen("expert_load.jsonl", "w");
     if (!m || !l) {
         CHECK(0, "cannot write the run's files");
         if (m) fclose(m);
@@ -423,7 +417,7 @@ static void write_run(int steps) {
 /* The run's plots must fail with SAEC_ERR_DATA, the message naming `file` and `line` ("line N"). */
 static void expect_data_error(const char *what, const char *file, const char *line) {
     set_ctx("%s", what);
-    const int rc = moe_mae_write_plots(tmpdir);
+    const int rc = moe_mae_write_plots(".");
     CHECK(rc == SAEC_ERR_DATA, "returned %d, expected SAEC_ERR_DATA", rc);
     CHECK(strstr(saec_error_message(), file) != NULL, "the message does not name %s: %s", file,
           saec_error_message());
@@ -443,16 +437,16 @@ static int count_rgb(const uint8_t *rgb, int w, int h, plot_rgb colour) {
 static void test_run_plots(void) {
     set_ctx("run plots");
     write_run(30);
-    OK(moe_mae_write_plots(tmpdir));
+    OK(moe_mae_write_plots("."));
     int w, h;
     uint8_t *rgb;
-    if (read_png(tmp_path("loss.png"), &w, &h, &rgb) == 0) {
+    if (read_png("loss.png", &w, &h, &rgb) == 0) {
         CHECK(w == 800 && h == 480, "loss.png is %dx%d", w, h);
         for (int k = 0; k < 4; k++) /* loss, masked, visible, balance */
             CHECK(count_rgb(rgb, w, h, plot_palette(k)) > 30, "loss.png: no series %d", k);
         free(rgb);
     }
-    if (read_png(tmp_path("expert_load.png"), &w, &h, &rgb) == 0) {
+    if (read_png("expert_load.png", &w, &h, &rgb) == 0) {
         /* 17 panels and the legend: 6 columns, 3 rows of 240 × 190, a 24-pixel title. */
         CHECK(w == 6 * 240 && h == 24 + 3 * 190, "expert_load.png is %dx%d", w, h);
         for (int e = 0; e < 5; e++)
@@ -462,64 +456,78 @@ static void test_run_plots(void) {
         free(rgb);
     }
     /* The same records give the same bytes. */
-    rename(tmp_path("loss.png"), tmp_path("loss_first.png"));
-    rename(tmp_path("expert_load.png"), tmp_path("expert_load_first.png"));
-    OK(moe_mae_write_plots(tmpdir));
-    CHECK(files_equal(tmp_path("loss.png"), tmp_path("loss_first.png")));
-    CHECK(files_equal(tmp_path("expert_load.png"), tmp_path("expert_load_first.png")));
+    rename("loss.png", "loss_first.png");
+    rename("expert_load.png", "expert_load_first.png");
+    OK(moe_mae_write_plots("."));
+    CHECK(files_equal("loss.png", "loss_first.png"));
+    CHECK(files_equal("expert_load.png", "expert_load_first.png"));
 
-    /* Bad lines are named by file and line; blank lines count as lines but are skipped. */
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n\n{\"step\": 2, \"loss\": 0.9}\n"
-                                "{\"step\": 3, \"loss\": 0.8\n");
-    expect_data_error("metrics: cut-short line", "metrics.jsonl", "line 4");
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n[1, 2]\n");
-    expect_data_error("metrics: not an object", "metrics.jsonl", "line 2");
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n{\"loss\": 0.5}\n");
-    expect_data_error("metrics: no step", "metrics.jsonl", "line 2");
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": \"low\"}\n");
-    expect_data_error("metrics: a string loss", "metrics.jsonl", "line 1");
-    write_text("metrics.jsonl", "{\"step\": 1, \"nmse\": 0.1}\n");
-    expect_data_error("metrics: no loss keys", "metrics.jsonl", "none of the keys");
-    write_text("metrics.jsonl", "\n");
-    expect_data_error("metrics: no records", "metrics.jsonl", "no records");
-    unlink(tmp_path("metrics.jsonl"));
+    /* Bad records, each named by its file and line (blank lines count, and are skipped). */
+    static const struct {
+        const char *what, *metrics, *load, *file, *says; /* metrics, load NULL: a good file */
+    } bad[] = {
+        {"metrics: cut-short line",
+         "{\"step\": 1, \"loss\": 1.0}\n\n{\"step\": 2, \"loss\": 0.9}\n{\"step\": 3, \"loss\": "
+         "0.8\n",
+         NULL, "metrics.jsonl", "line 4"},
+        {"metrics: text after the object", "{\"step\": 1, \"loss\": 1.0} \r\n{\"step\": 2} x\n",
+         NULL, "metrics.jsonl", "line 2"},
+        {"metrics: not an object", "{\"step\": 1, \"loss\": 1.0}\n[1, 2]\n", NULL, "metrics.jsonl",
+         "line 2"},
+        {"metrics: no step", "{\"step\": 1, \"loss\": 1.0}\n{\"loss\": 0.5}\n", NULL,
+         "metrics.jsonl", "line 2"},
+        {"metrics: a string loss", "{\"step\": 1, \"loss\": \"low\"}\n", NULL, "metrics.jsonl",
+         "line 1"},
+        {"metrics: no loss keys", "{\"step\": 1, \"nmse\": 0.1}\n", NULL, "metrics.jsonl",
+         "none of the keys"},
+        {"metrics: no records", "\n", NULL, "metrics.jsonl", "no records"},
+        {"load: sum", NULL,
+         "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
+         "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.7]]}\n",
+         "expert_load.jsonl", "line 2"},
+        {"load: expert count changes", NULL,
+         "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
+         "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.4, 0.4]]}\n",
+         "expert_load.jsonl", "line 2"},
+        {"load: block count changes", NULL,
+         "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\n"
+         "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.5, 0.5]]}\n",
+         "expert_load.jsonl", "line 2"},
+        {"load: out of [0, 1]", NULL, "{\"step\": 1, \"blocks\": [[1.5, -0.5]]}\n",
+         "expert_load.jsonl", "line 1"},
+        {"load: no blocks", NULL, "{\"step\": 1, \"blocks\": []}\n", "expert_load.jsonl", "line 1"},
+        {"load: garbage", NULL, "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\ngarbage\n",
+         "expert_load.jsonl", "line 2"},
+    };
+    const char *good_metrics = "{\"step\": 1, \"loss\": 1.0}\n{\"step\": 2, \"loss\": 0.5}\n";
+    const char *good_load = "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
+                            "{\"step\": 2, \"blocks\": [[0.25, 0.75], [0.5, 0.5]]}\n";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text("metrics.jsonl", bad[i].metrics ? bad[i].metrics : good_metrics);
+        write_text("expert_load.jsonl", bad[i].load ? bad[i].load : good_load);
+        unlink("expert_load.png");
+        expect_data_error(bad[i].what, bad[i].file, bad[i].says);
+        if (bad[i].load) CHECK(!saec_path_exists("expert_load.png"), "a PNG from bad records");
+    }
+    unlink("metrics.jsonl");
     expect_data_error("metrics: missing", "metrics.jsonl", NULL);
-
-    write_text("metrics.jsonl", "{\"step\": 1, \"loss\": 1.0}\n{\"step\": 2, \"loss\": 0.5}\n");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.7]]}\n");
-    unlink(tmp_path("expert_load.png"));
-    expect_data_error("load: sum", "expert_load.jsonl", "line 2");
-    CHECK(!saec_path_exists(tmp_path("expert_load.png")), "a PNG written from bad records");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.2, 0.4, 0.4]]}\n");
-    expect_data_error("load: expert count changes", "expert_load.jsonl", "line 2");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.5, 0.5], [0.5, 0.5]]}\n");
-    expect_data_error("load: block count changes", "expert_load.jsonl", "line 2");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[1.5, -0.5]]}\n");
-    expect_data_error("load: out of [0, 1]", "expert_load.jsonl", "line 1");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": []}\n");
-    expect_data_error("load: no blocks", "expert_load.jsonl", "line 1");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5]]}\ngarbage\n");
-    expect_data_error("load: garbage", "expert_load.jsonl", "line 2");
 
     /* A small valid pair; then without expert_load.jsonl only loss.png is written. */
     set_ctx("run plots: two blocks");
-    write_text("expert_load.jsonl", "{\"step\": 1, \"blocks\": [[0.5, 0.5], [0.2, 0.8]]}\n"
-                                    "{\"step\": 2, \"blocks\": [[0.25, 0.75], [0.5, 0.5]]}\n");
-    OK(moe_mae_write_plots(tmpdir));
-    if (read_png(tmp_path("expert_load.png"), &w, &h, &rgb) == 0) {
+    write_text("metrics.jsonl", good_metrics);
+    write_text("expert_load.jsonl", good_load);
+    OK(moe_mae_write_plots("."));
+    if (read_png("expert_load.png", &w, &h, &rgb) == 0) {
         CHECK(w == 3 * 240 && h == 24 + 190, "2 blocks: expert_load.png is %dx%d", w, h);
         free(rgb);
     }
     set_ctx("run plots: no expert_load.jsonl");
-    unlink(tmp_path("expert_load.jsonl"));
-    unlink(tmp_path("expert_load.png"));
-    unlink(tmp_path("loss.png"));
-    OK(moe_mae_write_plots(tmpdir));
-    CHECK(saec_path_exists(tmp_path("loss.png")));
-    CHECK(!saec_path_exists(tmp_path("expert_load.png")));
+    unlink("expert_load.jsonl");
+    unlink("expert_load.png");
+    unlink("loss.png");
+    OK(moe_mae_write_plots("."));
+    CHECK(saec_path_exists("loss.png"));
+    CHECK(!saec_path_exists("expert_load.png"));
 }
 
 static void remove_tmpdir(void) {
@@ -527,14 +535,14 @@ static void remove_tmpdir(void) {
                            "loss_first.png", "expert_load.png",  "expert_load_first.png",
                            "metrics.jsonl",  "expert_load.jsonl"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        unlink(tmp_path(names[i]));
-    rmdir(tmpdir);
+        unlink(names[i]);
+    if (chdir("/") == 0) rmdir(tmpdir);
 }
 
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/saec_test_plot_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!mkdtemp(tmpdir) || chdir(tmpdir) != 0) {
+        perror(tmpdir);
         return 1;
     }
     test_font();

@@ -52,7 +52,8 @@ typedef struct {
 typedef struct {
     const char *title, *x_label, *y_label; /* each may be NULL */
     int log_y;
-    double y_min, y_max; /* both finite and y_min < y_max: the y range; else the data's */
+    double y_min, y_max; /* the y range when finite, y_min < y_max (and y_min > 0 on a
+                            log axis); else the data's */
     int legend;          /* a legend of the named series right of the plot area */
 } plot_chart;
 

@@ -44,8 +44,11 @@ static int for_each_record(const char *path, record_fn fn, void *ctx) {
         while (blank < n && (start[blank] == ' ' || start[blank] == '\t' || start[blank] == '\r'))
             blank++;
         if (blank == n) continue;
-        cJSON *record = cJSON_ParseWithLength(start, n);
-        if (!cJSON_IsObject(record))
+        const char *end = start;
+        cJSON *record = cJSON_ParseWithLengthOpts(start, n, &end, 0);
+        while (record && end < start + n && (*end == ' ' || *end == '\t' || *end == '\r'))
+            end++;
+        if (!cJSON_IsObject(record) || end != start + n) /* one object, nothing after it */
             rc = saec_fail(SAEC_ERR_DATA, "each line must be one JSON object",
                            "'%s' line %d: not a JSON object", path, line);
         else {
@@ -264,10 +267,11 @@ static int draw_load_panels(plot_canvas *canvas, const load_records *lr, const d
     int at = 1; /* the block's first column in cols */
     for (int b = 0; b < lr->n_blocks; b++) {
         const int e_count = lr->experts[b];
-        for (int e = 0; e < e_count; e++)
-            series[e] = (plot_series){NULL, steps, cols + (at + e) * n, n, plot_palette(e), 0};
+        /* The 1/E line first, so that the experts' lines are drawn over it. */
         const double ref_y[2] = {1.0 / e_count, 1.0 / e_count};
-        series[e_count] = (plot_series){NULL, ref_x, ref_y, 2, PLOT_GREY, 1};
+        series[0] = (plot_series){NULL, ref_x, ref_y, 2, PLOT_GREY, 1};
+        for (int e = 0; e < e_count; e++)
+            series[1 + e] = (plot_series){NULL, steps, cols + (at + e) * n, n, plot_palette(e), 0};
         char title[64];
         block_title(lr, b, title, sizeof title);
         /* One y range for every panel, so that panels compare at a glance. */
