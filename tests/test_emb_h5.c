@@ -219,18 +219,26 @@ static void split_float(hid_t f) {
 }
 
 static void bad_files(void) {
-    expect_bad("no embeddings", no_embeddings, "embeddings");
-    expect_bad("embeddings of rank 1", embeddings_rank1, "embeddings");
-    expect_bad("integer embeddings", embeddings_int, "embeddings");
-    expect_bad("a NaN embedding", embeddings_nan, "embeddings");
-    expect_bad("labels one row short", labels_short, "labels");
-    expect_bad("a label of 2", labels_two, "labels");
-    expect_bad("labels without class_names", labels_no_names, "class_names");
-    expect_bad("int8 labels", labels_int8, "labels' is int8");
-    expect_bad("two names for three classes", labels_two_names, "class_names");
-    expect_bad("a split of 3", split_three, "split");
-    expect_bad("a split one row long", split_long, "split");
-    expect_bad("a float split", split_float, "split");
+    static const struct {
+        const char *what;
+        file_edit edit;
+        const char *culprit; /* what the message must name */
+    } cases[] = {
+        {"no embeddings", no_embeddings, "embeddings"},
+        {"embeddings of rank 1", embeddings_rank1, "embeddings"},
+        {"integer embeddings", embeddings_int, "embeddings"},
+        {"a NaN embedding", embeddings_nan, "embeddings"},
+        {"labels one row short", labels_short, "labels"},
+        {"a label of 2", labels_two, "labels"},
+        {"labels without class_names", labels_no_names, "class_names"},
+        {"int8 labels", labels_int8, "labels' is int8"},
+        {"two names for three classes", labels_two_names, "class_names"},
+        {"a split of 3", split_three, "split"},
+        {"a split one row long", split_long, "split"},
+        {"a float split", split_float, "split"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_bad(cases[i].what, cases[i].edit, cases[i].culprit);
 
     set_ctx("not a file, not HDF5");
     emb_h5_data d;
