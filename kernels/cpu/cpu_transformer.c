@@ -4,6 +4,7 @@
  * combined in a fixed order, so every result is the same for any thread count.
  */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -311,7 +312,16 @@ int saec_cpu_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, in
     return SAEC_OK;
 }
 
-/* ---- grouped-query attention ---- */
+/* ---- grouped-query attention ----
+   Each score is the double dot of dot_d (a sum from 0, the terms in column order), rounded to
+   float, times the scale. A query row's scores are made together, across the keys: the group's
+   keys (and values) transposed into a per-thread [dh, Lp] table of doubles, each block of
+   ATT_JB keys' sums kept in registers over the columns. Each sum still adds the same terms in the
+   same order, so the results are those of one scalar dot per score, bit for bit (and
+   tests/test_attention_exact.c holds that scalar version and compares). */
+
+/* Keys per block of scores; a table's rows are padded to a multiple of it (Lp). */
+#define ATT_JB 8
 
 static int attention_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G,
                              int dh) {
@@ -327,59 +337,97 @@ static inline double dot_d(const float *a, const float *b, int dh) {
     return s;
 }
 
-/* The score of query row i against key row j: scale·⟨q_i, k_j⟩ rounded to float (what both
-   backends exponentiate). */
-static inline float attn_score(const float *qi, const float *kj, int dh, float scale) {
-    return scale * (float)dot_d(qi, kj, dh);
+/* L rounded up to a multiple of ATT_JB. */
+static int64_t att_padded(int64_t L) { return (L + ATT_JB - 1) / ATT_JB * ATT_JB; }
+
+/* xt [dh, Lp] <- the dh columns of x's L rows (row j at j·ld) transposed, in double; columns
+   L .. Lp-1 zero. */
+static void att_transpose(const float *x, int64_t ld, int64_t L, int dh, int64_t Lp, double *xt) {
+    for (int c = 0; c < dh; c++) {
+        double *row = xt + c * Lp;
+        for (int64_t j = 0; j < L; j++)
+            row[j] = x[j * ld + c];
+        for (int64_t j = L; j < Lp; j++)
+            row[j] = 0;
+    }
 }
 
-/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per query row, two passes
-   over the keys (the max, then the exponentials and the weighted sum in double).
+/* dots [Lp] <- dot_d(a, column j of xt) for every j: a [dh], xt [dh, Lp]. Each sum starts at 0
+   and adds (double)a[c]·x[c][j] for c = 0, 1, .. as dot_d does (the products are exact). */
+static void att_dots(const float *a, const double *xt, int dh, int64_t Lp, double *dots) {
+    for (int64_t j0 = 0; j0 < Lp; j0 += ATT_JB) {
+        double s[ATT_JB] = {0};
+        for (int c = 0; c < dh; c++) {
+            const double ac = a[c];
+            const double *x = xt + c * Lp + j0;
+            for (int t = 0; t < ATT_JB; t++)
+                s[t] += ac * x[t];
+        }
+        memcpy(dots + j0, s, sizeof s);
+    }
+}
+
+/* The score of a query row against a key row from their dot: scale·dot rounded to float (what
+   both backends exponentiate). */
+static inline float attn_score(double dot, float scale) { return scale * (float)dot; }
+
+/* Per-thread workspace: `doubles` doubles and `floats` floats, 64-byte aligned pieces. */
+static size_t att_ws_bytes(int64_t doubles, int64_t floats) {
+    const size_t b = (size_t)doubles * sizeof(double) + (size_t)floats * sizeof(float);
+    return (b + 63) / 64 * 64;
+}
+
+/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per (sequence, head):
+   the group's keys transposed; per query row its L scores once (a row [Lp]), the max, then the
+   exponentials and the weighted sum in double in key order.
    Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
 int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const float *v, int64_t ld_q,
                        int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh, float scale,
                        float *out, float *lse) {
-    (void)dev;
     SAEC_CPU_REQUIRE("attention", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention", q && k && v && out && lse);
+    const int64_t Lp = att_padded(L);
+    /* per thread: kt [dh, Lp], dots [Lp] (doubles), s [Lp] (floats) */
+    const size_t ws_bytes = att_ws_bytes((dh + 1) * Lp, Lp);
+    char *ws = NULL;
+    SAEC_TRY(saec_cpu_scratch(dev, (size_t)omp_get_max_threads() * ws_bytes, (void **)&ws));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
-    for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) {
-        const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
-        const float *qi = q + (b * L + i) * ld_q + h * dh; /* query row i, head h [dh] */
-        const float *kb = k + b * L * ld_kv + g * dh;      /* group g's keys: row j at j·ld_kv */
-        const float *vb = v + b * L * ld_kv + g * dh;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < L; j++) {
-            const float s = attn_score(qi, kb + j * ld_kv, dh, scale);
-            mx = s > mx ? s : mx;
-        }
-        double l = 0, acc[64] = {0};
-        for (int64_t j = 0; j < L; j++) {
-            const float p = expf(attn_score(qi, kb + j * ld_kv, dh, scale) - mx);
-            l += p;
+    for (int64_t bh = 0; bh < B * Hq; bh++) {
+        const int64_t b = bh / Hq, h = bh % Hq, g = h % G;
+        double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes), *dots = kt + dh * Lp;
+        float *s = (float *)(dots + Lp); /* row i's scores [L] */
+        att_transpose(k + b * L * ld_kv + g * dh, ld_kv, L, dh, Lp, kt);
+        const float *vb = v + b * L * ld_kv + g * dh; /* group g's values: row j at j·ld_kv */
+        for (int64_t i = 0; i < L; i++) {
+            att_dots(q + (b * L + i) * ld_q + h * dh, kt, dh, Lp, dots);
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < L; j++) {
+                s[j] = attn_score(dots[j], scale);
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            double l = 0, acc[64] = {0};
+            for (int64_t j = 0; j < L; j++) {
+                const float p = expf(s[j] - mx);
+                l += p;
+                for (int c = 0; c < dh; c++)
+                    acc[c] += (double)p * vb[j * ld_kv + c];
+            }
+            float *o = out + (b * L + i) * Hq * dh + h * dh;
             for (int c = 0; c < dh; c++)
-                acc[c] += (double)p * vb[j * ld_kv + c];
+                o[c] = (float)(acc[c] / l);
+            lse[bh * L + i] = mx + (float)log(l);
         }
-        float *o = out + (b * L + i) * Hq * dh + h * dh;
-        for (int c = 0; c < dh; c++)
-            o[c] = (float)(acc[c] / l);
-        lse[bhi] = mx + (float)log(l);
     }
     return SAEC_OK;
 }
 
-/* P_ij and dS_ij of query row i against key row j of one head (see the contract). */
-static inline void attn_p_ds(const float *qi, const float *kj, const float *vj, const float *doi,
-                             int dh, float scale, float lse_i, float D_i, float *p, float *ds) {
-    *p = expf(attn_score(qi, kj, dh, scale) - lse_i);
-    *ds = *p * ((float)dot_d(doi, vj, dh) - D_i);
-}
-
-/* dq per query row (a sum over the keys); dk, dv per key row (a sum over its group's heads and
-   the queries, in that order): the CUDA kernels' orders, without atomics. D_i = ⟨dout_i, out_i⟩
-   once per query row (scratch [B, Hq, L]), in the dq pass. Floor: reads q, k, v, out, dout, lse,
-   writes dq, dk, dv; ~14·B·Hq·L²·dh FLOPs (the scores recomputed in both passes). */
+/* One pass per (sequence, KV group): for each head h of the group in order and each query row i,
+   P_ij and dS_ij over all keys j once (both dots across j); dq_i = scale·Σ_j dS_ij k_j in key
+   order; dk_j, dv_j summed over (h, i) in that order in [L, dh] double accumulators: the CUDA
+   kernels' orders, without atomics. D_i = ⟨dout_i, out_i⟩ once per query row.
+   Floor: reads q, k, v, out, dout, lse, writes dq, dk, dv; ~14·B·Hq·L²·dh FLOPs (counted as if
+   the scores were recomputed, as the CUDA kernels do). */
 int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, const float *v,
                                 int64_t ld_q, int64_t ld_kv, const float *out, const float *dout,
                                 const float *lse, int64_t B, int64_t L, int Hq, int G, int dh,
@@ -388,48 +436,54 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
-    float *D = NULL; /* [B, Hq, L]: D_i = ⟨dout_i, out_i⟩, from the dq pass for the dk/dv pass */
-    SAEC_TRY(saec_cpu_scratch(dev, (size_t)(B * Hq * L) * sizeof(float), (void **)&D));
+    const int64_t Lp = att_padded(L);
+    /* per thread: kt, vt [dh, Lp], sdot, pdot [Lp], ak, av [L, dh] (doubles); p, ds [Lp] */
+    const size_t ws_bytes = att_ws_bytes(2 * dh * Lp + 2 * Lp + 2 * L * dh, 2 * Lp);
+    char *ws = NULL;
+    SAEC_TRY(saec_cpu_scratch(dev, (size_t)omp_get_max_threads() * ws_bytes, (void **)&ws));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
-    for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) { /* dq: query row i of head h */
-        const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
-        const float *qi = q + (b * L + i) * ld_q + h * dh;
-        const float *doi = dout + (b * L + i) * ld_o + h * dh;
-        const float D_i = D[bhi] = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
-        double acc[64] = {0};
-        for (int64_t j = 0; j < L; j++) {
-            const float *kj = k + (b * L + j) * ld_kv + g * dh,
-                        *vj = v + (b * L + j) * ld_kv + g * dh;
-            float p, ds;
-            attn_p_ds(qi, kj, vj, doi, dh, scale, lse[bhi], D_i, &p, &ds);
-            for (int c = 0; c < dh; c++)
-                acc[c] += (double)ds * kj[c];
-        }
-        float *dqi = dq + (b * L + i) * ld_q + h * dh;
-        for (int c = 0; c < dh; c++)
-            dqi[c] = (float)(scale * acc[c]);
-    }
-#pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
-    for (int64_t bgj = 0; bgj < B * G * L; bgj++) { /* dk, dv: key row j of group g */
-        const int64_t b = bgj / (G * L), g = (bgj / L) % G, j = bgj % L;
-        const float *kj = k + (b * L + j) * ld_kv + g * dh, *vj = v + (b * L + j) * ld_kv + g * dh;
-        double ak[64] = {0}, av[64] = {0};
+    for (int64_t bg = 0; bg < B * G; bg++) {
+        const int64_t b = bg / G, g = bg % G;
+        double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes), *vt = kt + dh * Lp;
+        double *sdot = vt + dh * Lp, *pdot = sdot + Lp; /* row i's ⟨q_i, k_j⟩, ⟨dout_i, v_j⟩ */
+        double *ak = pdot + Lp, *av = ak + L * dh;      /* Σ dS_ij q_i, Σ P_ij dout_i [L, dh] */
+        float *p = (float *)(av + L * dh), *ds = p + Lp; /* row i's P_ij, dS_ij [L] */
+        const float *kb = k + b * L * ld_kv + g * dh; /* group g's keys: row j at j·ld_kv */
+        att_transpose(kb, ld_kv, L, dh, Lp, kt);
+        att_transpose(v + b * L * ld_kv + g * dh, ld_kv, L, dh, Lp, vt);
+        memset(ak, 0, sizeof *ak * (size_t)(L * dh));
+        memset(av, 0, sizeof *av * (size_t)(L * dh));
         for (int64_t h = g; h < Hq; h += G)
             for (int64_t i = 0; i < L; i++) {
                 const float *qi = q + (b * L + i) * ld_q + h * dh;
                 const float *doi = dout + (b * L + i) * ld_o + h * dh;
-                float p, ds;
-                attn_p_ds(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i],
-                          D[(b * Hq + h) * L + i], &p, &ds);
-                for (int c = 0; c < dh; c++) {
-                    ak[c] += (double)ds * qi[c];
-                    av[c] += (double)p * doi[c];
+                const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
+                const float lse_i = lse[(b * Hq + h) * L + i];
+                att_dots(qi, kt, dh, Lp, sdot);
+                att_dots(doi, vt, dh, Lp, pdot);
+                for (int64_t j = 0; j < L; j++) {
+                    p[j] = expf(attn_score(sdot[j], scale) - lse_i);
+                    ds[j] = p[j] * ((float)pdot[j] - D_i);
                 }
+                double acc[64] = {0};
+                for (int64_t j = 0; j < L; j++)
+                    for (int c = 0; c < dh; c++)
+                        acc[c] += (double)ds[j] * kb[j * ld_kv + c];
+                float *dqi = dq + (b * L + i) * ld_q + h * dh;
+                for (int c = 0; c < dh; c++)
+                    dqi[c] = (float)(scale * acc[c]);
+                for (int64_t j = 0; j < L; j++)
+                    for (int c = 0; c < dh; c++) {
+                        ak[j * dh + c] += (double)ds[j] * qi[c];
+                        av[j * dh + c] += (double)p[j] * doi[c];
+                    }
             }
-        float *dkj = dk + (b * L + j) * ld_kv + g * dh, *dvj = dv + (b * L + j) * ld_kv + g * dh;
-        for (int c = 0; c < dh; c++) {
-            dkj[c] = (float)(scale * ak[c]);
-            dvj[c] = (float)av[c];
+        for (int64_t j = 0; j < L; j++) {
+            float *dkj = dk + (b * L + j) * ld_kv + g * dh, *dvj = dv + (b * L + j) * ld_kv + g * dh;
+            for (int c = 0; c < dh; c++) {
+                dkj[c] = (float)(scale * ak[j * dh + c]);
+                dvj[c] = (float)av[j * dh + c];
+            }
         }
     }
     return SAEC_OK;
