@@ -313,15 +313,24 @@ int saec_cpu_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, in
 }
 
 /* ---- grouped-query attention ----
-   Each score is the double dot of dot_d (a sum from 0, the terms in column order), rounded to
-   float, times the scale. A query row's scores are made together, across the keys: the group's
-   keys (and values) transposed into a per-thread [dh, Lp] table of doubles, each block of
-   ATT_JB keys' sums kept in registers over the columns. Each sum still adds the same terms in the
-   same order, so the results are those of one scalar dot per score, bit for bit (and
-   tests/test_attention_exact.c holds that scalar version and compares). */
+   Every sum of the contract is a chain of double additions in a fixed order: a score is
+   0 + q_0·k_0 + q_1·k_1 + .. (columns in order), rounded to float, times the scale; out's and
+   dq's sums run over the keys in order; dk's and dv's over (head of the group, query row) in that
+   order. Each such chain is one lane of a small matrix product C (+)= A·B whose inner index runs
+   in order (att_tile): the products of two floats are exact in double, so every lane adds the
+   same values in the same order as one scalar loop per result, and the results are the same bits
+   (tests/test_attention_exact.c keeps those scalar loops and compares). The tiles vectorise
+   across the lanes, and each score is made once per pass (forward) or once in all (backward). */
 
-/* Keys per block of scores; a table's rows are padded to a multiple of it (Lp). */
-#define ATT_JB 8
+/* The register tile of att_tile: ATT_MR rows × ATT_NR columns of C. Tables that serve as B or C
+   have their rows padded to ATT_NR columns (dhp, Lp) and their row counts to ATT_MR. */
+#define ATT_MR 4
+#define ATT_NR 4
+/* Query rows per block: S, P, dS are [ATT_IB, Lp] per thread, never [L, L]. */
+#define ATT_IB 32
+
+/* One SSE2 register of doubles (the baseline of x86-64); a tile row is two of them. */
+typedef double att_vec __attribute__((vector_size(2 * sizeof(double))));
 
 static int attention_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G,
                              int dh) {
@@ -337,12 +346,54 @@ static inline double dot_d(const float *a, const float *b, int dh) {
     return s;
 }
 
-/* L rounded up to a multiple of ATT_JB. */
-static int64_t att_padded(int64_t L) { return (L + ATT_JB - 1) / ATT_JB * ATT_JB; }
+/* n rounded up to a multiple of m. */
+static int64_t att_round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
-/* xt [dh, Lp] <- the dh columns of x's L rows (row j at j·ld) transposed, in double; columns
-   L .. Lp-1 zero. */
-static void att_transpose(const float *x, int64_t ld, int64_t L, int dh, int64_t Lp, double *xt) {
+/* One ATT_MR × ATT_NR tile: C[r][t] = (accumulate ? C[r][t] : 0) + Σ_{kk < K} A[r·a_r + kk·a_k]
+   · B[kk·ldb + t], kk in order, each step one rounded addition of an exact product (no fused
+   multiply-add: the build's ISO C mode keeps contraction off). */
+static inline att_vec att_ld(const double *p) {
+    att_vec x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+static inline void att_st(double *p, att_vec x) { memcpy(p, &x, sizeof x); }
+
+static inline void att_tile(const double *A, int64_t a_r, int64_t a_k, const double *Bm,
+                            int64_t ldb, int64_t K, double *C, int64_t ldc, int accumulate) {
+    /* named accumulators (row r, half u): an array here stays in memory */
+    att_vec c00 = {0, 0}, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+            c31 = c00;
+    if (accumulate) {
+        c00 = att_ld(C), c01 = att_ld(C + 2), c10 = att_ld(C + ldc), c11 = att_ld(C + ldc + 2);
+        c20 = att_ld(C + 2 * ldc), c21 = att_ld(C + 2 * ldc + 2);
+        c30 = att_ld(C + 3 * ldc), c31 = att_ld(C + 3 * ldc + 2);
+    }
+    for (int64_t kk = 0; kk < K; kk++) {
+        const att_vec b0 = att_ld(Bm + kk * ldb), b1 = att_ld(Bm + kk * ldb + 2);
+        const double *a = A + kk * a_k;
+        const att_vec a0 = {a[0], a[0]}, a1 = {a[a_r], a[a_r]}, a2 = {a[2 * a_r], a[2 * a_r]},
+                      a3 = {a[3 * a_r], a[3 * a_r]};
+        c00 += a0 * b0, c01 += a0 * b1, c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1, c30 += a3 * b0, c31 += a3 * b1;
+    }
+    att_st(C, c00), att_st(C + 2, c01), att_st(C + ldc, c10), att_st(C + ldc + 2, c11);
+    att_st(C + 2 * ldc, c20), att_st(C + 2 * ldc + 2, c21);
+    att_st(C + 3 * ldc, c30), att_st(C + 3 * ldc + 2, c31);
+}
+
+/* C [M, N] (+)= A [M, K] · B [K, N] tile by tile (M a multiple of ATT_MR, N of ATT_NR); A's
+   element (r, kk) at A[r·a_r + kk·a_k] (a transposed A is a_r = 1), B's rows ldb apart, C's ldc. */
+static void att_mm(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r, int64_t a_k,
+                   const double *Bm, int64_t ldb, double *C, int64_t ldc, int accumulate) {
+    for (int64_t r0 = 0; r0 < M; r0 += ATT_MR)
+        for (int64_t t0 = 0; t0 < N; t0 += ATT_NR)
+            att_tile(A + r0 * a_r, a_r, a_k, Bm + t0, ldb, K, C + r0 * ldc + t0, ldc, accumulate);
+}
+
+/* xt [dh, Lp] <- the dh columns of x's L rows (row j at j·ld) transposed, in double (columns
+   L .. Lp-1 zero). */
+static void att_load_t(const float *x, int64_t ld, int64_t L, int dh, int64_t Lp, double *xt) {
     for (int c = 0; c < dh; c++) {
         double *row = xt + c * Lp;
         for (int64_t j = 0; j < L; j++)
@@ -352,82 +403,84 @@ static void att_transpose(const float *x, int64_t ld, int64_t L, int dh, int64_t
     }
 }
 
-/* dots [Lp] <- dot_d(a, column j of xt) for every j: a [dh], xt [dh, Lp]. Each sum starts at 0
-   and adds (double)a[c]·x[c][j] for c = 0, 1, .. as dot_d does (the products are exact). */
-static void att_dots(const float *a, const double *xt, int dh, int64_t Lp, double *dots) {
-    for (int64_t j0 = 0; j0 < Lp; j0 += ATT_JB) {
-        double s[ATT_JB] = {0};
-        for (int c = 0; c < dh; c++) {
-            const double ac = a[c];
-            const double *x = xt + c * Lp + j0;
-            for (int t = 0; t < ATT_JB; t++)
-                s[t] += ac * x[t];
-        }
-        memcpy(dots + j0, s, sizeof s);
-    }
+/* xd [rows_p, dhp] <- the dh columns of x's n rows (row j at j·ld) in double (the padding of
+   rows and columns zero). */
+static void att_load(const float *x, int64_t ld, int64_t n, int64_t rows_p, int dh, int64_t dhp,
+                     double *xd) {
+    memset(xd, 0, sizeof *xd * (size_t)(rows_p * dhp));
+    for (int64_t j = 0; j < n; j++)
+        for (int c = 0; c < dh; c++)
+            xd[j * dhp + c] = x[j * ld + c];
 }
 
-/* The score of a query row against a key row from their dot: scale·dot rounded to float (what
-   both backends exponentiate). */
-static inline float attn_score(double dot, float scale) { return scale * (float)dot; }
-
-/* Per-thread workspace: `doubles` doubles and `floats` floats, 64-byte aligned pieces. */
-static size_t att_ws_bytes(int64_t doubles, int64_t floats) {
-    const size_t b = (size_t)doubles * sizeof(double) + (size_t)floats * sizeof(float);
-    return (b + 63) / 64 * 64;
+/* Per-thread workspace of `doubles` doubles, a multiple of 64 bytes. */
+static size_t att_ws_bytes(int64_t doubles) {
+    return att_round_up((int64_t)sizeof(double) * doubles, 64);
 }
 
-/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per (sequence, head):
-   the group's keys transposed; per query row its L scores once (a row [Lp]), the max, then the
-   exponentials and the weighted sum in double in key order.
-   Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
+/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per (sequence, head),
+   per block of query rows: S = Q·Kᵀ (the dots), each score rounded and scaled once, each row's
+   max, P = exp(s − max) (float, held in double), out = P·V and the row sums of P in double in key
+   order. Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
 int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const float *v, int64_t ld_q,
                        int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh, float scale,
                        float *out, float *lse) {
     SAEC_CPU_REQUIRE("attention", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention", q && k && v && out && lse);
-    const int64_t Lp = att_padded(L);
-    /* per thread: kt [dh, Lp], dots [Lp] (doubles), s [Lp] (floats) */
-    const size_t ws_bytes = att_ws_bytes((dh + 1) * Lp, Lp);
+    const int64_t Lp = att_round_up(L, ATT_NR > ATT_MR ? ATT_NR : ATT_MR),
+                  dhp = att_round_up(dh, ATT_NR);
+    /* per thread: kt [dh, Lp], vd [Lp, dhp], qd [IB, dhp], sp [IB, Lp] (S, then P), o [IB, dhp] */
+    const size_t ws_bytes = att_ws_bytes(dh * Lp + Lp * dhp + ATT_IB * (2 * dhp + Lp));
     char *ws = NULL;
     SAEC_TRY(saec_cpu_scratch(dev, (size_t)omp_get_max_threads() * ws_bytes, (void **)&ws));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
     for (int64_t bh = 0; bh < B * Hq; bh++) {
         const int64_t b = bh / Hq, h = bh % Hq, g = h % G;
-        double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes), *dots = kt + dh * Lp;
-        float *s = (float *)(dots + Lp); /* row i's scores [L] */
-        att_transpose(k + b * L * ld_kv + g * dh, ld_kv, L, dh, Lp, kt);
-        const float *vb = v + b * L * ld_kv + g * dh; /* group g's values: row j at j·ld_kv */
-        for (int64_t i = 0; i < L; i++) {
-            att_dots(q + (b * L + i) * ld_q + h * dh, kt, dh, Lp, dots);
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < L; j++) {
-                s[j] = attn_score(dots[j], scale);
-                mx = s[j] > mx ? s[j] : mx;
+        double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes);
+        double *vd = kt + dh * Lp, *qd = vd + Lp * dhp, *sp = qd + ATT_IB * dhp;
+        double *o = sp + ATT_IB * Lp;
+        att_load_t(k + b * L * ld_kv + g * dh, ld_kv, L, dh, Lp, kt);
+        att_load(v + b * L * ld_kv + g * dh, ld_kv, L, Lp, dh, dhp, vd);
+        for (int64_t i0 = 0; i0 < L; i0 += ATT_IB) {
+            const int64_t nb = L - i0 < ATT_IB ? L - i0 : ATT_IB; /* rows i0 .. i0+nb-1 */
+            const int64_t mb = att_round_up(nb, ATT_MR);
+            att_load(q + (b * L + i0) * ld_q + h * dh, ld_q, nb, mb, dh, dhp, qd);
+            att_mm(mb, Lp, dh, qd, dhp, 1, kt, Lp, sp, Lp, 0); /* sp = the dots [mb, Lp] */
+            double l[ATT_IB]; /* each row's Σ_j P_ij in key order */
+            for (int64_t r = 0; r < nb; r++) {
+                double *row = sp + r * Lp;
+                float mx = -INFINITY;
+                for (int64_t j = 0; j < L; j++) {
+                    const float s = scale * (float)row[j];
+                    row[j] = s;
+                    mx = s > mx ? s : mx;
+                }
+                l[r] = 0;
+                for (int64_t j = 0; j < L; j++) {
+                    const float p = expf((float)row[j] - mx);
+                    l[r] += p;
+                    row[j] = p;
+                }
+                lse[bh * L + i0 + r] = mx + (float)log(l[r]);
             }
-            double l = 0, acc[64] = {0};
-            for (int64_t j = 0; j < L; j++) {
-                const float p = expf(s[j] - mx);
-                l += p;
+            att_mm(mb, dhp, L, sp, Lp, 1, vd, dhp, o, dhp, 0); /* o = P·V [mb, dhp] */
+            for (int64_t r = 0; r < nb; r++) {
+                float *orow = out + (b * L + i0 + r) * Hq * dh + h * dh;
                 for (int c = 0; c < dh; c++)
-                    acc[c] += (double)p * vb[j * ld_kv + c];
+                    orow[c] = (float)(o[r * dhp + c] / l[r]);
             }
-            float *o = out + (b * L + i) * Hq * dh + h * dh;
-            for (int c = 0; c < dh; c++)
-                o[c] = (float)(acc[c] / l);
-            lse[bh * L + i] = mx + (float)log(l);
         }
     }
     return SAEC_OK;
 }
 
-/* One pass per (sequence, KV group): for each head h of the group in order and each query row i,
-   P_ij and dS_ij over all keys j once (both dots across j); dq_i = scale·Σ_j dS_ij k_j in key
-   order; dk_j, dv_j summed over (h, i) in that order in [L, dh] double accumulators: the CUDA
-   kernels' orders, without atomics. D_i = ⟨dout_i, out_i⟩ once per query row.
-   Floor: reads q, k, v, out, dout, lse, writes dq, dk, dv; ~14·B·Hq·L²·dh FLOPs (counted as if
-   the scores were recomputed, as the CUDA kernels do). */
+/* One pass per (sequence, KV group): for each head h of the group in order, per block of query
+   rows: S = Q·Kᵀ and dP = dO·Vᵀ (the dots), P = exp(scale·s − lse) and dS = P ⊙ (dP − D) once per
+   pair, dq = scale·dS·K (keys in order), and dk += dSᵀ·Q, dv += Pᵀ·dO into [Lp, dhp] double
+   accumulators that run over (h, i) in order: the CUDA kernels' orders, without atomics.
+   D_i = ⟨dout_i, out_i⟩ once per query row. Floor: reads q, k, v, out, dout, lse, writes dq, dk,
+   dv; ~14·B·Hq·L²·dh FLOPs (counted with the scores made twice, as the CUDA kernels make them). */
 int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, const float *v,
                                 int64_t ld_q, int64_t ld_kv, const float *out, const float *dout,
                                 const float *lse, int64_t B, int64_t L, int Hq, int G, int dh,
@@ -436,53 +489,63 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
-    const int64_t Lp = att_padded(L);
-    /* per thread: kt, vt [dh, Lp], sdot, pdot [Lp], ak, av [L, dh] (doubles); p, ds [Lp] */
-    const size_t ws_bytes = att_ws_bytes(2 * dh * Lp + 2 * Lp + 2 * L * dh, 2 * Lp);
+    const int64_t Lp = att_round_up(L, ATT_NR > ATT_MR ? ATT_NR : ATT_MR),
+                  dhp = att_round_up(dh, ATT_NR);
+    /* per thread: kt, vt [dh, Lp], kd [Lp, dhp], qd, dod [IB, dhp], p, ds [IB, Lp] (S, dP, then
+       P, dS), dqb [IB, dhp], ak, av [Lp, dhp] */
+    const size_t ws_bytes =
+        att_ws_bytes(2 * dh * Lp + Lp * dhp + ATT_IB * (3 * dhp + 2 * Lp) + 2 * Lp * dhp);
     char *ws = NULL;
     SAEC_TRY(saec_cpu_scratch(dev, (size_t)omp_get_max_threads() * ws_bytes, (void **)&ws));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
     for (int64_t bg = 0; bg < B * G; bg++) {
         const int64_t b = bg / G, g = bg % G;
         double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes), *vt = kt + dh * Lp;
-        double *sdot = vt + dh * Lp, *pdot = sdot + Lp; /* row i's ⟨q_i, k_j⟩, ⟨dout_i, v_j⟩ */
-        double *ak = pdot + Lp, *av = ak + L * dh;      /* Σ dS_ij q_i, Σ P_ij dout_i [L, dh] */
-        float *p = (float *)(av + L * dh), *ds = p + Lp; /* row i's P_ij, dS_ij [L] */
-        const float *kb = k + b * L * ld_kv + g * dh; /* group g's keys: row j at j·ld_kv */
-        att_transpose(kb, ld_kv, L, dh, Lp, kt);
-        att_transpose(v + b * L * ld_kv + g * dh, ld_kv, L, dh, Lp, vt);
-        memset(ak, 0, sizeof *ak * (size_t)(L * dh));
-        memset(av, 0, sizeof *av * (size_t)(L * dh));
+        double *kd = vt + dh * Lp, *qd = kd + Lp * dhp, *dod = qd + ATT_IB * dhp;
+        double *p = dod + ATT_IB * dhp, *ds = p + ATT_IB * Lp, *dqb = ds + ATT_IB * Lp;
+        double *ak = dqb + ATT_IB * dhp, *av = ak + Lp * dhp; /* Σ dS_ij q_i, Σ P_ij dout_i */
+        const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
+        att_load_t(kb, ld_kv, L, dh, Lp, kt);
+        att_load_t(vb, ld_kv, L, dh, Lp, vt);
+        att_load(kb, ld_kv, L, Lp, dh, dhp, kd);
+        memset(ak, 0, sizeof *ak * (size_t)(2 * Lp * dhp)); /* ak and av */
         for (int64_t h = g; h < Hq; h += G)
-            for (int64_t i = 0; i < L; i++) {
-                const float *qi = q + (b * L + i) * ld_q + h * dh;
-                const float *doi = dout + (b * L + i) * ld_o + h * dh;
-                const float D_i = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
-                const float lse_i = lse[(b * Hq + h) * L + i];
-                att_dots(qi, kt, dh, Lp, sdot);
-                att_dots(doi, vt, dh, Lp, pdot);
-                for (int64_t j = 0; j < L; j++) {
-                    p[j] = expf(attn_score(sdot[j], scale) - lse_i);
-                    ds[j] = p[j] * ((float)pdot[j] - D_i);
-                }
-                double acc[64] = {0};
-                for (int64_t j = 0; j < L; j++)
-                    for (int c = 0; c < dh; c++)
-                        acc[c] += (double)ds[j] * kb[j * ld_kv + c];
-                float *dqi = dq + (b * L + i) * ld_q + h * dh;
-                for (int c = 0; c < dh; c++)
-                    dqi[c] = (float)(scale * acc[c]);
-                for (int64_t j = 0; j < L; j++)
-                    for (int c = 0; c < dh; c++) {
-                        ak[j * dh + c] += (double)ds[j] * qi[c];
-                        av[j * dh + c] += (double)p[j] * doi[c];
+            for (int64_t i0 = 0; i0 < L; i0 += ATT_IB) {
+                const int64_t nb = L - i0 < ATT_IB ? L - i0 : ATT_IB; /* rows i0 .. i0+nb-1 */
+                const int64_t mb = att_round_up(nb, ATT_MR);
+                const int64_t row0 = b * L + i0; /* the block's first row of q, out, dout */
+                att_load(q + row0 * ld_q + h * dh, ld_q, nb, mb, dh, dhp, qd);
+                att_load(dout + row0 * ld_o + h * dh, ld_o, nb, mb, dh, dhp, dod);
+                att_mm(mb, Lp, dh, qd, dhp, 1, kt, Lp, p, Lp, 0);   /* p = ⟨q_i, k_j⟩ */
+                att_mm(mb, Lp, dh, dod, dhp, 1, vt, Lp, ds, Lp, 0); /* ds = ⟨dout_i, v_j⟩ */
+                for (int64_t r = 0; r < nb; r++) {
+                    const float *doi = dout + (row0 + r) * ld_o + h * dh;
+                    const float D_i = (float)dot_d(doi, out + (row0 + r) * ld_o + h * dh, dh);
+                    const float lse_i = lse[(b * Hq + h) * L + i0 + r];
+                    double *pr = p + r * Lp, *dsr = ds + r * Lp;
+                    for (int64_t j = 0; j < L; j++) {
+                        const float pj = expf(scale * (float)pr[j] - lse_i);
+                        pr[j] = pj;
+                        dsr[j] = pj * ((float)dsr[j] - D_i);
                     }
+                }
+                att_mm(mb, dhp, L, ds, Lp, 1, kd, dhp, dqb, dhp, 0); /* Σ_j dS_ij k_j */
+                for (int64_t r = 0; r < nb; r++) {
+                    float *dqi = dq + (row0 + r) * ld_q + h * dh;
+                    for (int c = 0; c < dh; c++)
+                        dqi[c] = (float)(scale * dqb[r * dhp + c]);
+                }
+                /* ak [Lp, dhp] += dSᵀ·Q, av += Pᵀ·dO over the block's nb rows, in row order (the
+                   rows of p, ds past L hold values no one reads: key rows j >= L) */
+                att_mm(Lp, dhp, nb, ds, 1, Lp, qd, dhp, ak, dhp, 1);
+                att_mm(Lp, dhp, nb, p, 1, Lp, dod, dhp, av, dhp, 1);
             }
         for (int64_t j = 0; j < L; j++) {
-            float *dkj = dk + (b * L + j) * ld_kv + g * dh, *dvj = dv + (b * L + j) * ld_kv + g * dh;
+            float *dkj = dk + (b * L + j) * ld_kv + g * dh;
+            float *dvj = dv + (b * L + j) * ld_kv + g * dh;
             for (int c = 0; c < dh; c++) {
-                dkj[c] = (float)(scale * ak[j * dh + c]);
-                dvj[c] = (float)av[j * dh + c];
+                dkj[c] = (float)(scale * ak[j * dhp + c]);
+                dvj[c] = (float)av[j * dhp + c];
             }
         }
     }
