@@ -6,7 +6,9 @@
  * checks that the vectorised loops of kernels/cpu/cpu_transformer.c do the very same roundings.
  * Shapes: L = 1, 2, 7, 30, 105, 130; dh = 1, 3, 18, 64; several Hq / G; padded ld_q, ld_kv;
  * B up to 5; inputs uniform, scaled up (large scores) or with many signed zeros; each case on one
- * thread and on all. `test_attention_exact big` adds MoE-MAE's batch (128 × 105 and 128 × 30).
+ * thread with the backend's fastest tile product (AVX where the CPU has it) and on all threads
+ * with the SSE2 one (SAEC_CPU_ATTENTION_SSE2=1). `test_attention_exact big` adds MoE-MAE's batch
+ * (128 × 105 and 128 × 30).
  * Prints one line per failing check and exits nonzero on any failure.
  */
 #include <math.h>
@@ -150,9 +152,11 @@ static void check_same(const char *what, const float *got, const float *want, in
 
 /* One shape: the op on `threads` threads (0: all) against the reference, forward and backward. */
 static void attention_case(saec_dev *dev, int64_t B, int64_t L, int Hq, int G, int dh, int pad_q,
-                           int pad_kv, int fill, int threads) {
-    set_ctx("B=%lld L=%lld Hq=%d G=%d dh=%d pad=%d/%d fill=%s threads=%d", (long long)B,
-            (long long)L, Hq, G, dh, pad_q, pad_kv, fill_name[fill], threads);
+                           int pad_kv, int fill, int threads, int sse2) {
+    set_ctx("B=%lld L=%lld Hq=%d G=%d dh=%d pad=%d/%d fill=%s threads=%d%s", (long long)B,
+            (long long)L, Hq, G, dh, pad_q, pad_kv, fill_name[fill], threads,
+            sse2 ? " SAEC_CPU_ATTENTION_SSE2=1" : "");
+    if (sse2) setenv("SAEC_CPU_ATTENTION_SSE2", "1", 1);
     const int64_t ld_q = (int64_t)Hq * dh + pad_q, ld_kv = (int64_t)G * dh + pad_kv;
     const int64_t rows = B * L, n_o = rows * Hq * dh, n_l = B * Hq * L;
     const float scale = 1.0f / sqrtf((float)dh);
@@ -182,6 +186,7 @@ static void attention_case(saec_dev *dev, int64_t B, int64_t L, int Hq, int G, i
     check_same("dk", dk, want_dk, rows * ld_kv);
     check_same("dv", dv, want_dv, rows * ld_kv);
     omp_set_num_threads(saved_threads);
+    unsetenv("SAEC_CPU_ATTENTION_SSE2");
 
     free(q), free(k), free(v), free(dout), free(out), free(lse), free(want_out), free(want_lse);
     free(dq), free(dk), free(dv), free(want_dq), free(want_dk), free(want_dv);
@@ -208,14 +213,16 @@ int main(int argc, char **argv) {
                 const int pad = n_case % 3 == 1, fill = n_case % 3;
                 for (int t = 0; t < 2; t++)
                     attention_case(dev, B, lengths[li], heads[hi][0], heads[hi][1], dhs[di],
-                                   pad ? 3 : 0, pad ? 5 : 0, fill, t ? 0 : 1);
+                                   pad ? 3 : 0, pad ? 5 : 0, fill, t ? 0 : 1, t);
             }
     /* MoE-MAE's shapes at a small batch (the large batch with `big`) */
     const int64_t batch = big ? 128 : 3;
-    attention_case(dev, batch, 105, 8, 4, 18, 0, 0, FILL_UNIFORM, 0);
-    attention_case(dev, batch, 30, 8, 4, 18, 0, 0, FILL_LARGE, 0);
-    /* in a fused QKV buffer's strides: ld = (Hq + 2G)·dh */
-    attention_case(dev, batch, 105, 6, 3, 18, 2 * 3 * 18, (6 + 3) * 18, FILL_ZEROS, 0);
+    for (int sse2 = 0; sse2 < 2; sse2++) {
+        attention_case(dev, batch, 105, 8, 4, 18, 0, 0, FILL_UNIFORM, 0, sse2);
+        attention_case(dev, batch, 30, 8, 4, 18, 0, 0, FILL_LARGE, 0, sse2);
+        /* in a fused QKV buffer's strides: ld = (Hq + 2G)·dh */
+        attention_case(dev, batch, 105, 6, 3, 18, 2 * 3 * 18, (6 + 3) * 18, FILL_ZEROS, 0, sse2);
+    }
     saec_dev_close(dev);
     return check_summary("test_attention_exact");
 }

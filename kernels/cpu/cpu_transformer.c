@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -322,10 +323,12 @@ int saec_cpu_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, in
    (tests/test_attention_exact.c keeps those scalar loops and compares). The tiles vectorise
    across the lanes, and each score is made once per pass (forward) or once in all (backward). */
 
-/* The register tile of att_tile: ATT_MR rows × ATT_NR columns of C. Tables that serve as B or C
-   have their rows padded to ATT_NR columns (dhp, Lp) and their row counts to ATT_MR. */
+/* The register tile of att_tile: ATT_MR rows × ATT_NR columns of C (att_mm_avx: 8 × 4). Tables
+   that serve as B or C have their rows padded to ATT_NR columns (dhp, Lp) and their row counts to
+   ATT_ROWS (a multiple of both tiles' rows). */
 #define ATT_MR 4
 #define ATT_NR 4
+#define ATT_ROWS 8
 /* Query rows per block: S, P, dS are [ATT_IB, Lp] per thread, never [L, L]. */
 #define ATT_IB 32
 
@@ -384,11 +387,73 @@ static inline void att_tile(const double *A, int64_t a_r, int64_t a_k, const dou
 
 /* C [M, N] (+)= A [M, K] · B [K, N] tile by tile (M a multiple of ATT_MR, N of ATT_NR); A's
    element (r, kk) at A[r·a_r + kk·a_k] (a transposed A is a_r = 1), B's rows ldb apart, C's ldc. */
-static void att_mm(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r, int64_t a_k,
-                   const double *Bm, int64_t ldb, double *C, int64_t ldc, int accumulate) {
+static void att_mm_sse2(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r,
+                        int64_t a_k, const double *Bm, int64_t ldb, double *C, int64_t ldc,
+                        int accumulate) {
     for (int64_t r0 = 0; r0 < M; r0 += ATT_MR)
         for (int64_t t0 = 0; t0 < N; t0 += ATT_NR)
             att_tile(A + r0 * a_r, a_r, a_k, Bm + t0, ldb, K, C + r0 * ldc + t0, ldc, accumulate);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ATT_HAVE_AVX 1
+/* att_mm_sse2 with AVX registers (4 doubles): 8 × 4 tiles, M a multiple of 8. Each lane does the
+   same additions in the same order, and AVX has no fused multiply-add, so the results are the
+   same bits. Everything in one function: AVX vectors must not cross a call. */
+__attribute__((target("avx"))) static void att_mm_avx(int64_t M, int64_t N, int64_t K,
+                                                       const double *A, int64_t a_r, int64_t a_k,
+                                                       const double *Bm, int64_t ldb, double *C,
+                                                       int64_t ldc, int accumulate) {
+    typedef double v4 __attribute__((vector_size(4 * sizeof(double))));
+    for (int64_t r0 = 0; r0 < M; r0 += 8)
+        for (int64_t t0 = 0; t0 < N; t0 += 4) {
+            double *c = C + r0 * ldc + t0;
+            v4 c0 = {0, 0, 0, 0}, c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+            if (accumulate) {
+                memcpy(&c0, c, 32), memcpy(&c1, c + ldc, 32), memcpy(&c2, c + 2 * ldc, 32);
+                memcpy(&c3, c + 3 * ldc, 32), memcpy(&c4, c + 4 * ldc, 32);
+                memcpy(&c5, c + 5 * ldc, 32), memcpy(&c6, c + 6 * ldc, 32);
+                memcpy(&c7, c + 7 * ldc, 32);
+            }
+            const double *a = A + r0 * a_r;
+            for (int64_t kk = 0; kk < K; kk++, a += a_k) {
+                v4 b;
+                memcpy(&b, Bm + kk * ldb + t0, 32);
+                c0 += a[0] * b, c1 += a[a_r] * b, c2 += a[2 * a_r] * b, c3 += a[3 * a_r] * b;
+                c4 += a[4 * a_r] * b, c5 += a[5 * a_r] * b, c6 += a[6 * a_r] * b;
+                c7 += a[7 * a_r] * b;
+            }
+            memcpy(c, &c0, 32), memcpy(c + ldc, &c1, 32), memcpy(c + 2 * ldc, &c2, 32);
+            memcpy(c + 3 * ldc, &c3, 32), memcpy(c + 4 * ldc, &c4, 32);
+            memcpy(c + 5 * ldc, &c5, 32), memcpy(c + 6 * ldc, &c6, 32);
+            memcpy(c + 7 * ldc, &c7, 32);
+        }
+}
+#endif
+
+/* Whether att_mm takes AVX: where the CPU has it, unless SAEC_CPU_ATTENTION_SSE2 is set (tests
+   compare both paths; the results are the same). Read once per op call. */
+static int att_use_avx(void) {
+#ifdef ATT_HAVE_AVX
+    const char *sse2 = getenv("SAEC_CPU_ATTENTION_SSE2");
+    return __builtin_cpu_supports("avx") && !(sse2 && *sse2 && strcmp(sse2, "0") != 0);
+#else
+    return 0;
+#endif
+}
+
+/* att_mm_avx or att_mm_sse2 (avx from att_use_avx). */
+static void att_mm(int avx, int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r,
+                   int64_t a_k, const double *Bm, int64_t ldb, double *C, int64_t ldc,
+                   int accumulate) {
+#ifdef ATT_HAVE_AVX
+    if (avx) {
+        att_mm_avx(M, N, K, A, a_r, a_k, Bm, ldb, C, ldc, accumulate);
+        return;
+    }
+#endif
+    (void)avx;
+    att_mm_sse2(M, N, K, A, a_r, a_k, Bm, ldb, C, ldc, accumulate);
 }
 
 /* xt [dh, Lp] <- the dh columns of x's L rows (row j at j·ld) transposed, in double (columns
@@ -428,7 +493,8 @@ int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const floa
     SAEC_CPU_REQUIRE("attention", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention", q && k && v && out && lse);
-    const int64_t Lp = att_round_up(L, ATT_NR > ATT_MR ? ATT_NR : ATT_MR),
+    const int avx = att_use_avx();
+    const int64_t Lp = att_round_up(L, ATT_ROWS),
                   dhp = att_round_up(dh, ATT_NR);
     /* per thread: kt [dh, Lp], vd [Lp, dhp], qd [IB, dhp], sp [IB, Lp] (S, then P), o [IB, dhp] */
     const size_t ws_bytes = att_ws_bytes(dh * Lp + Lp * dhp + ATT_IB * (2 * dhp + Lp));
@@ -444,9 +510,9 @@ int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const floa
         att_load(v + b * L * ld_kv + g * dh, ld_kv, L, Lp, dh, dhp, vd);
         for (int64_t i0 = 0; i0 < L; i0 += ATT_IB) {
             const int64_t nb = L - i0 < ATT_IB ? L - i0 : ATT_IB; /* rows i0 .. i0+nb-1 */
-            const int64_t mb = att_round_up(nb, ATT_MR);
+            const int64_t mb = att_round_up(nb, ATT_ROWS);
             att_load(q + (b * L + i0) * ld_q + h * dh, ld_q, nb, mb, dh, dhp, qd);
-            att_mm(mb, Lp, dh, qd, dhp, 1, kt, Lp, sp, Lp, 0); /* sp = the dots [mb, Lp] */
+            att_mm(avx, mb, Lp, dh, qd, dhp, 1, kt, Lp, sp, Lp, 0); /* sp = the dots [mb, Lp] */
             double l[ATT_IB]; /* each row's Σ_j P_ij in key order */
             for (int64_t r = 0; r < nb; r++) {
                 double *row = sp + r * Lp;
@@ -464,7 +530,7 @@ int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const floa
                 }
                 lse[bh * L + i0 + r] = mx + (float)log(l[r]);
             }
-            att_mm(mb, dhp, L, sp, Lp, 1, vd, dhp, o, dhp, 0); /* o = P·V [mb, dhp] */
+            att_mm(avx, mb, dhp, L, sp, Lp, 1, vd, dhp, o, dhp, 0); /* o = P·V [mb, dhp] */
             for (int64_t r = 0; r < nb; r++) {
                 float *orow = out + (b * L + i0 + r) * Hq * dh + h * dh;
                 for (int c = 0; c < dh; c++)
@@ -489,7 +555,8 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
-    const int64_t Lp = att_round_up(L, ATT_NR > ATT_MR ? ATT_NR : ATT_MR),
+    const int avx = att_use_avx();
+    const int64_t Lp = att_round_up(L, ATT_ROWS),
                   dhp = att_round_up(dh, ATT_NR);
     /* per thread: kt, vt [dh, Lp], kd [Lp, dhp], qd, dod [IB, dhp], p, ds [IB, Lp] (S, dP, then
        P, dS), dqb [IB, dhp], ak, av [Lp, dhp] */
@@ -512,12 +579,12 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
         for (int64_t h = g; h < Hq; h += G)
             for (int64_t i0 = 0; i0 < L; i0 += ATT_IB) {
                 const int64_t nb = L - i0 < ATT_IB ? L - i0 : ATT_IB; /* rows i0 .. i0+nb-1 */
-                const int64_t mb = att_round_up(nb, ATT_MR);
+                const int64_t mb = att_round_up(nb, ATT_ROWS);
                 const int64_t row0 = b * L + i0; /* the block's first row of q, out, dout */
                 att_load(q + row0 * ld_q + h * dh, ld_q, nb, mb, dh, dhp, qd);
                 att_load(dout + row0 * ld_o + h * dh, ld_o, nb, mb, dh, dhp, dod);
-                att_mm(mb, Lp, dh, qd, dhp, 1, kt, Lp, p, Lp, 0);   /* p = ⟨q_i, k_j⟩ */
-                att_mm(mb, Lp, dh, dod, dhp, 1, vt, Lp, ds, Lp, 0); /* ds = ⟨dout_i, v_j⟩ */
+                att_mm(avx, mb, Lp, dh, qd, dhp, 1, kt, Lp, p, Lp, 0);   /* p = ⟨q_i, k_j⟩ */
+                att_mm(avx, mb, Lp, dh, dod, dhp, 1, vt, Lp, ds, Lp, 0); /* ds = ⟨dout_i, v_j⟩ */
                 for (int64_t r = 0; r < nb; r++) {
                     const float *doi = dout + (row0 + r) * ld_o + h * dh;
                     const float D_i = (float)dot_d(doi, out + (row0 + r) * ld_o + h * dh, dh);
@@ -529,7 +596,7 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
                         dsr[j] = pj * ((float)dsr[j] - D_i);
                     }
                 }
-                att_mm(mb, dhp, L, ds, Lp, 1, kd, dhp, dqb, dhp, 0); /* Σ_j dS_ij k_j */
+                att_mm(avx, mb, dhp, L, ds, Lp, 1, kd, dhp, dqb, dhp, 0); /* Σ_j dS_ij k_j */
                 for (int64_t r = 0; r < nb; r++) {
                     float *dqi = dq + (row0 + r) * ld_q + h * dh;
                     for (int c = 0; c < dh; c++)
@@ -537,8 +604,8 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
                 }
                 /* ak [Lp, dhp] += dSᵀ·Q, av += Pᵀ·dO over the block's nb rows, in row order (the
                    rows of p, ds past L hold values no one reads: key rows j >= L) */
-                att_mm(Lp, dhp, nb, ds, 1, Lp, qd, dhp, ak, dhp, 1);
-                att_mm(Lp, dhp, nb, p, 1, Lp, dod, dhp, av, dhp, 1);
+                att_mm(avx, Lp, dhp, nb, ds, 1, Lp, qd, dhp, ak, dhp, 1);
+                att_mm(avx, Lp, dhp, nb, p, 1, Lp, dod, dhp, av, dhp, 1);
             }
         for (int64_t j = 0; j < L; j++) {
             float *dkj = dk + (b * L + j) * ld_kv + g * dh;
