@@ -387,9 +387,8 @@ static inline void att_tile(const double *A, int64_t a_r, int64_t a_k, const dou
 
 /* C [M, N] (+)= A [M, K] · B [K, N] tile by tile (M a multiple of ATT_MR, N of ATT_NR); A's
    element (r, kk) at A[r·a_r + kk·a_k] (a transposed A is a_r = 1), B's rows ldb apart, C's ldc. */
-static void att_mm_sse2(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r,
-                        int64_t a_k, const double *Bm, int64_t ldb, double *C, int64_t ldc,
-                        int accumulate) {
+static void att_mm_sse2(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r, int64_t a_k,
+                        const double *Bm, int64_t ldb, double *C, int64_t ldc, int accumulate) {
     for (int64_t r0 = 0; r0 < M; r0 += ATT_MR)
         for (int64_t t0 = 0; t0 < N; t0 += ATT_NR)
             att_tile(A + r0 * a_r, a_r, a_k, Bm + t0, ldb, K, C + r0 * ldc + t0, ldc, accumulate);
@@ -401,9 +400,9 @@ static void att_mm_sse2(int64_t M, int64_t N, int64_t K, const double *A, int64_
    same additions in the same order, and AVX has no fused multiply-add, so the results are the
    same bits. Everything in one function: AVX vectors must not cross a call. */
 __attribute__((target("avx"))) static void att_mm_avx(int64_t M, int64_t N, int64_t K,
-                                                       const double *A, int64_t a_r, int64_t a_k,
-                                                       const double *Bm, int64_t ldb, double *C,
-                                                       int64_t ldc, int accumulate) {
+                                                      const double *A, int64_t a_r, int64_t a_k,
+                                                      const double *Bm, int64_t ldb, double *C,
+                                                      int64_t ldc, int accumulate) {
     typedef double v4 __attribute__((vector_size(4 * sizeof(double))));
     for (int64_t r0 = 0; r0 < M; r0 += 8)
         for (int64_t t0 = 0; t0 < N; t0 += 4) {
@@ -494,8 +493,7 @@ int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const floa
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention", q && k && v && out && lse);
     const int avx = att_use_avx();
-    const int64_t Lp = att_round_up(L, ATT_ROWS),
-                  dhp = att_round_up(dh, ATT_NR);
+    const int64_t Lp = att_round_up(L, ATT_ROWS), dhp = att_round_up(dh, ATT_NR);
     /* per thread: kt [dh, Lp], vd [Lp, dhp], qd [IB, dhp], sp [IB, Lp] (S, then P), o [IB, dhp] */
     const size_t ws_bytes = att_ws_bytes(dh * Lp + Lp * dhp + ATT_IB * (2 * dhp + Lp));
     char *ws = NULL;
@@ -556,8 +554,7 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
     SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
     const int avx = att_use_avx();
-    const int64_t Lp = att_round_up(L, ATT_ROWS),
-                  dhp = att_round_up(dh, ATT_NR);
+    const int64_t Lp = att_round_up(L, ATT_ROWS), dhp = att_round_up(dh, ATT_NR);
     /* per thread: kt, vt [dh, Lp], kd [Lp, dhp], qd, dod [IB, dhp], p, ds [IB, Lp] (S, dP, then
        P, dS), dqb [IB, dhp], ak, av [Lp, dhp] */
     const size_t ws_bytes =
