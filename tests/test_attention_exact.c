@@ -5,7 +5,8 @@
  * cases (test_op_cases) check the values against double references within tolerances; this
  * checks that the vectorised loops of kernels/cpu/cpu_transformer.c do the very same roundings.
  * Shapes: L = 1, 2, 7, 30, 105, 130; dh = 1, 3, 18, 64; several Hq / G; padded ld_q, ld_kv;
- * B up to 5; inputs uniform, scaled up (large scores) or with many signed zeros; each case on one
+ * B up to 5; inputs uniform, scaled up (large scores), with many signed zeros, or with dots whose
+ * value depends on the order of their terms (cancelling ±2^26 products); each case on one
  * thread with the backend's fastest tile product (AVX where the CPU has it) and on all threads
  * with the SSE2 one (SAEC_CPU_ATTENTION_SSE2=1). `test_attention_exact big` adds MoE-MAE's batch
  * (128 × 105 and 128 × 30).
@@ -122,8 +123,8 @@ static void ref_attention_backward(const float *q, const float *k, const float *
 
 /* ---- the comparison ---- */
 
-enum { FILL_UNIFORM, FILL_LARGE, FILL_ZEROS };
-static const char *fill_name[] = {"uniform", "large", "zeros"};
+enum { FILL_UNIFORM, FILL_LARGE, FILL_ZEROS, FILL_CANCEL };
+static const char *fill_name[] = {"uniform", "large", "zeros", "cancel"};
 
 /* n floats: uniform in [-1, 1); FILL_LARGE ×6 (scores far from 0: the max matters);
    FILL_ZEROS half of them +0 or -0 (products of signed zeros: a dot's first addition) */
@@ -134,6 +135,20 @@ static float *make_input(int64_t n, int fill) {
         if (fill == FILL_ZEROS && rng_int(2)) x[i] = rng_int(2) ? 0.0f : -0.0f;
     }
     return x;
+}
+
+/* FILL_CANCEL (dh >= 3): columns 0 and dh-1 of each head of x [rows, ld] (heads of dh columns)
+   set to ±2^13, with opposite signs in the two columns when `opposite`: the two products of a
+   dot, ±2^26, cancel exactly, and the small terms added between them are rounded on the scale of
+   2^26, so a dot's value depends on the order of its terms (a reordered sum shows in the float). */
+static void make_cancelling(float *x, int64_t rows, int64_t ld, int heads, int dh, int opposite) {
+    if (dh < 3) return;
+    for (int64_t r = 0; r < rows; r++)
+        for (int h = 0; h < heads; h++) {
+            const float big = rng_int(2) ? 8192.0f : -8192.0f;
+            x[r * ld + h * dh] = opposite ? big : 8192.0f;
+            x[r * ld + h * dh + dh - 1] = opposite ? -big : 8192.0f;
+        }
 }
 
 /* The first index where a and b [n] differ in their bits, or -1. */
@@ -162,6 +177,10 @@ static void attention_case(saec_dev *dev, int64_t B, int64_t L, int Hq, int G, i
     const float scale = 1.0f / sqrtf((float)dh);
     float *q = make_input(rows * ld_q, fill), *k = make_input(rows * ld_kv, fill),
           *v = make_input(rows * ld_kv, fill), *dout = make_input(n_o, fill);
+    if (fill == FILL_CANCEL) {
+        make_cancelling(q, rows, ld_q, Hq, dh, 0), make_cancelling(dout, rows, Hq * dh, Hq, dh, 0);
+        make_cancelling(k, rows, ld_kv, G, dh, 1), make_cancelling(v, rows, ld_kv, G, dh, 1);
+    }
     float *out = new_floats(n_o), *lse = new_floats(n_l);
     float *want_out = new_floats(n_o), *want_lse = new_floats(n_l);
     /* dq, dk, dv start as random padding the op must leave alone */
@@ -210,7 +229,7 @@ int main(int argc, char **argv) {
                 /* vary batch, padding and fill across the grid so that every one meets every
                    length and head size without a full product of all of them */
                 const int64_t B = lengths[li] >= 105 ? 1 + n_case % 2 : 1 + n_case % 5;
-                const int pad = n_case % 3 == 1, fill = n_case % 3;
+                const int pad = n_case % 3 == 1, fill = n_case % 4;
                 for (int t = 0; t < 2; t++)
                     attention_case(dev, B, lengths[li], heads[hi][0], heads[hi][1], dhs[di],
                                    pad ? 3 : 0, pad ? 5 : 0, fill, t ? 0 : 1, t);
