@@ -4,6 +4,8 @@
  * combined in a fixed order, so every result is the same for any thread count.
  */
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -311,7 +313,27 @@ int saec_cpu_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, in
     return SAEC_OK;
 }
 
-/* ---- grouped-query attention ---- */
+/* ---- grouped-query attention ----
+   Every sum of the contract is a chain of double additions in a fixed order: a score is
+   0 + q_0·k_0 + q_1·k_1 + .. (columns in order), rounded to float, times the scale; out's and
+   dq's sums run over the keys in order; dk's and dv's over (head of the group, query row) in that
+   order. Each such chain is one lane of a small matrix product C (+)= A·B whose inner index runs
+   in order (att_tile): the products of two floats are exact in double, so every lane adds the
+   same values in the same order as one scalar loop per result, and the results are the same bits
+   (tests/test_attention_exact.c keeps those scalar loops and compares). The tiles vectorise
+   across the lanes, and each score is made once per pass (forward) or once in all (backward). */
+
+/* The register tile of att_tile: ATT_MR rows × ATT_NR columns of C (att_mm_avx: 8 × 4). Tables
+   that serve as B or C have their rows padded to ATT_NR columns (dhp, Lp) and their row counts to
+   ATT_ROWS (a multiple of both tiles' rows). */
+#define ATT_MR 4
+#define ATT_NR 4
+#define ATT_ROWS 8
+/* Query rows per block: S, P, dS are [ATT_IB, Lp] per thread, never [L, L]. */
+#define ATT_IB 32
+
+/* One SSE2 register of doubles (the baseline of x86-64); a tile row is two of them. */
+typedef double att_vec __attribute__((vector_size(2 * sizeof(double))));
 
 static int attention_args_ok(int64_t ld_q, int64_t ld_kv, int64_t B, int64_t L, int Hq, int G,
                              int dh) {
@@ -327,59 +349,202 @@ static inline double dot_d(const float *a, const float *b, int dh) {
     return s;
 }
 
-/* The score of query row i against key row j: scale·⟨q_i, k_j⟩ rounded to float (what both
-   backends exponentiate). */
-static inline float attn_score(const float *qi, const float *kj, int dh, float scale) {
-    return scale * (float)dot_d(qi, kj, dh);
+/* n rounded up to a multiple of m. */
+static int64_t att_round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/* One ATT_MR × ATT_NR tile: C[r][t] = (accumulate ? C[r][t] : 0) + Σ_{kk < K} A[r·a_r + kk·a_k]
+   · B[kk·ldb + t], kk in order, each step one rounded addition of an exact product (no fused
+   multiply-add: the build's ISO C mode keeps contraction off). */
+static inline att_vec att_ld(const double *p) {
+    att_vec x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+static inline void att_st(double *p, att_vec x) { memcpy(p, &x, sizeof x); }
+
+static inline void att_tile(const double *A, int64_t a_r, int64_t a_k, const double *Bm,
+                            int64_t ldb, int64_t K, double *C, int64_t ldc, int accumulate) {
+    /* named accumulators (row r, half u): an array here stays in memory */
+    att_vec c00 = {0, 0}, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+            c31 = c00;
+    if (accumulate) {
+        c00 = att_ld(C), c01 = att_ld(C + 2), c10 = att_ld(C + ldc), c11 = att_ld(C + ldc + 2);
+        c20 = att_ld(C + 2 * ldc), c21 = att_ld(C + 2 * ldc + 2);
+        c30 = att_ld(C + 3 * ldc), c31 = att_ld(C + 3 * ldc + 2);
+    }
+    for (int64_t kk = 0; kk < K; kk++) {
+        const att_vec b0 = att_ld(Bm + kk * ldb), b1 = att_ld(Bm + kk * ldb + 2);
+        const double *a = A + kk * a_k;
+        const att_vec a0 = {a[0], a[0]}, a1 = {a[a_r], a[a_r]}, a2 = {a[2 * a_r], a[2 * a_r]},
+                      a3 = {a[3 * a_r], a[3 * a_r]};
+        c00 += a0 * b0, c01 += a0 * b1, c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1, c30 += a3 * b0, c31 += a3 * b1;
+    }
+    att_st(C, c00), att_st(C + 2, c01), att_st(C + ldc, c10), att_st(C + ldc + 2, c11);
+    att_st(C + 2 * ldc, c20), att_st(C + 2 * ldc + 2, c21);
+    att_st(C + 3 * ldc, c30), att_st(C + 3 * ldc + 2, c31);
 }
 
-/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per query row, two passes
-   over the keys (the max, then the exponentials and the weighted sum in double).
-   Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
+/* C [M, N] (+)= A [M, K] · B [K, N] tile by tile (M a multiple of ATT_MR, N of ATT_NR); A's
+   element (r, kk) at A[r·a_r + kk·a_k] (a transposed A is a_r = 1), B's rows ldb apart, C's ldc. */
+static void att_mm_sse2(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r, int64_t a_k,
+                        const double *Bm, int64_t ldb, double *C, int64_t ldc, int accumulate) {
+    for (int64_t r0 = 0; r0 < M; r0 += ATT_MR)
+        for (int64_t t0 = 0; t0 < N; t0 += ATT_NR)
+            att_tile(A + r0 * a_r, a_r, a_k, Bm + t0, ldb, K, C + r0 * ldc + t0, ldc, accumulate);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ATT_HAVE_AVX 1
+/* att_mm_sse2 with AVX registers (4 doubles): 8 × 4 tiles, M a multiple of 8. Each lane does the
+   same additions in the same order, and AVX has no fused multiply-add, so the results are the
+   same bits. Everything in one function: AVX vectors must not cross a call. */
+__attribute__((target("avx"))) static void att_mm_avx(int64_t M, int64_t N, int64_t K,
+                                                      const double *A, int64_t a_r, int64_t a_k,
+                                                      const double *Bm, int64_t ldb, double *C,
+                                                      int64_t ldc, int accumulate) {
+    typedef double v4 __attribute__((vector_size(4 * sizeof(double))));
+    for (int64_t r0 = 0; r0 < M; r0 += 8)
+        for (int64_t t0 = 0; t0 < N; t0 += 4) {
+            double *c = C + r0 * ldc + t0;
+            v4 c0 = {0, 0, 0, 0}, c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+            if (accumulate) {
+                memcpy(&c0, c, 32), memcpy(&c1, c + ldc, 32), memcpy(&c2, c + 2 * ldc, 32);
+                memcpy(&c3, c + 3 * ldc, 32), memcpy(&c4, c + 4 * ldc, 32);
+                memcpy(&c5, c + 5 * ldc, 32), memcpy(&c6, c + 6 * ldc, 32);
+                memcpy(&c7, c + 7 * ldc, 32);
+            }
+            const double *a = A + r0 * a_r;
+            for (int64_t kk = 0; kk < K; kk++, a += a_k) {
+                v4 b;
+                memcpy(&b, Bm + kk * ldb + t0, 32);
+                c0 += a[0] * b, c1 += a[a_r] * b, c2 += a[2 * a_r] * b, c3 += a[3 * a_r] * b;
+                c4 += a[4 * a_r] * b, c5 += a[5 * a_r] * b, c6 += a[6 * a_r] * b;
+                c7 += a[7 * a_r] * b;
+            }
+            memcpy(c, &c0, 32), memcpy(c + ldc, &c1, 32), memcpy(c + 2 * ldc, &c2, 32);
+            memcpy(c + 3 * ldc, &c3, 32), memcpy(c + 4 * ldc, &c4, 32);
+            memcpy(c + 5 * ldc, &c5, 32), memcpy(c + 6 * ldc, &c6, 32);
+            memcpy(c + 7 * ldc, &c7, 32);
+        }
+}
+#endif
+
+/* Whether att_mm takes AVX: where the CPU has it, unless SAEC_CPU_ATTENTION_SSE2 is set (tests
+   compare both paths; the results are the same). Read once per op call. */
+static int att_use_avx(void) {
+#ifdef ATT_HAVE_AVX
+    const char *sse2 = getenv("SAEC_CPU_ATTENTION_SSE2");
+    return __builtin_cpu_supports("avx") && !(sse2 && *sse2 && strcmp(sse2, "0") != 0);
+#else
+    return 0;
+#endif
+}
+
+/* att_mm_avx or att_mm_sse2 (avx from att_use_avx). */
+static void att_mm(int avx, int64_t M, int64_t N, int64_t K, const double *A, int64_t a_r,
+                   int64_t a_k, const double *Bm, int64_t ldb, double *C, int64_t ldc,
+                   int accumulate) {
+#ifdef ATT_HAVE_AVX
+    if (avx) {
+        att_mm_avx(M, N, K, A, a_r, a_k, Bm, ldb, C, ldc, accumulate);
+        return;
+    }
+#endif
+    (void)avx;
+    att_mm_sse2(M, N, K, A, a_r, a_k, Bm, ldb, C, ldc, accumulate);
+}
+
+/* xt [dh, Lp] <- the dh columns of x's L rows (row j at j·ld) transposed, in double (columns
+   L .. Lp-1 zero). */
+static void att_load_t(const float *x, int64_t ld, int64_t L, int dh, int64_t Lp, double *xt) {
+    for (int c = 0; c < dh; c++) {
+        double *row = xt + c * Lp;
+        for (int64_t j = 0; j < L; j++)
+            row[j] = x[j * ld + c];
+        for (int64_t j = L; j < Lp; j++)
+            row[j] = 0;
+    }
+}
+
+/* xd [rows_p, dhp] <- the dh columns of x's n rows (row j at j·ld) in double (the padding of
+   rows and columns zero). */
+static void att_load(const float *x, int64_t ld, int64_t n, int64_t rows_p, int dh, int64_t dhp,
+                     double *xd) {
+    memset(xd, 0, sizeof *xd * (size_t)(rows_p * dhp));
+    for (int64_t j = 0; j < n; j++)
+        for (int c = 0; c < dh; c++)
+            xd[j * dhp + c] = x[j * ld + c];
+}
+
+/* Per-thread workspace of `doubles` doubles, a multiple of 64 bytes. */
+static size_t att_ws_bytes(int64_t doubles) {
+    return att_round_up((int64_t)sizeof(double) * doubles, 64);
+}
+
+/* q [B·L, ld_q], k, v [B·L, ld_kv] -> out [B·L, Hq·dh], lse [B, Hq, L]. Per (sequence, head),
+   per block of query rows: S = Q·Kᵀ (the dots), each score rounded and scaled once, each row's
+   max, P = exp(s − max) (float, held in double), out = P·V and the row sums of P in double in key
+   order. Floor: reads each of q, k, v once, writes out and lse; 4·B·Hq·L²·dh FLOPs. */
 int saec_cpu_attention(saec_dev *dev, const float *q, const float *k, const float *v, int64_t ld_q,
                        int64_t ld_kv, int64_t B, int64_t L, int Hq, int G, int dh, float scale,
                        float *out, float *lse) {
-    (void)dev;
     SAEC_CPU_REQUIRE("attention", attention_args_ok(ld_q, ld_kv, B, L, Hq, G, dh));
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention", q && k && v && out && lse);
+    const int avx = att_use_avx();
+    const int64_t Lp = att_round_up(L, ATT_ROWS), dhp = att_round_up(dh, ATT_NR);
+    /* per thread: kt [dh, Lp], vd [Lp, dhp], qd [IB, dhp], sp [IB, Lp] (S, then P), o [IB, dhp] */
+    const size_t ws_bytes = att_ws_bytes(dh * Lp + Lp * dhp + ATT_IB * (2 * dhp + Lp));
+    char *ws = NULL;
+    SAEC_TRY(saec_cpu_scratch(dev, (size_t)omp_get_max_threads() * ws_bytes, (void **)&ws));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
-    for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) {
-        const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
-        const float *qi = q + (b * L + i) * ld_q + h * dh; /* query row i, head h [dh] */
-        const float *kb = k + b * L * ld_kv + g * dh;      /* group g's keys: row j at j·ld_kv */
-        const float *vb = v + b * L * ld_kv + g * dh;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < L; j++) {
-            const float s = attn_score(qi, kb + j * ld_kv, dh, scale);
-            mx = s > mx ? s : mx;
+    for (int64_t bh = 0; bh < B * Hq; bh++) {
+        const int64_t b = bh / Hq, h = bh % Hq, g = h % G;
+        double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes);
+        double *vd = kt + dh * Lp, *qd = vd + Lp * dhp, *sp = qd + ATT_IB * dhp;
+        double *o = sp + ATT_IB * Lp;
+        att_load_t(k + b * L * ld_kv + g * dh, ld_kv, L, dh, Lp, kt);
+        att_load(v + b * L * ld_kv + g * dh, ld_kv, L, Lp, dh, dhp, vd);
+        for (int64_t i0 = 0; i0 < L; i0 += ATT_IB) {
+            const int64_t nb = L - i0 < ATT_IB ? L - i0 : ATT_IB; /* rows i0 .. i0+nb-1 */
+            const int64_t mb = att_round_up(nb, ATT_ROWS);
+            att_load(q + (b * L + i0) * ld_q + h * dh, ld_q, nb, mb, dh, dhp, qd);
+            att_mm(avx, mb, Lp, dh, qd, dhp, 1, kt, Lp, sp, Lp, 0); /* sp = the dots [mb, Lp] */
+            double l[ATT_IB]; /* each row's Σ_j P_ij in key order */
+            for (int64_t r = 0; r < nb; r++) {
+                double *row = sp + r * Lp;
+                float mx = -INFINITY;
+                for (int64_t j = 0; j < L; j++) {
+                    const float s = scale * (float)row[j];
+                    row[j] = s;
+                    mx = s > mx ? s : mx;
+                }
+                l[r] = 0;
+                for (int64_t j = 0; j < L; j++) {
+                    const float p = expf((float)row[j] - mx);
+                    l[r] += p;
+                    row[j] = p;
+                }
+                lse[bh * L + i0 + r] = mx + (float)log(l[r]);
+            }
+            att_mm(avx, mb, dhp, L, sp, Lp, 1, vd, dhp, o, dhp, 0); /* o = P·V [mb, dhp] */
+            for (int64_t r = 0; r < nb; r++) {
+                float *orow = out + (b * L + i0 + r) * Hq * dh + h * dh;
+                for (int c = 0; c < dh; c++)
+                    orow[c] = (float)(o[r * dhp + c] / l[r]);
+            }
         }
-        double l = 0, acc[64] = {0};
-        for (int64_t j = 0; j < L; j++) {
-            const float p = expf(attn_score(qi, kb + j * ld_kv, dh, scale) - mx);
-            l += p;
-            for (int c = 0; c < dh; c++)
-                acc[c] += (double)p * vb[j * ld_kv + c];
-        }
-        float *o = out + (b * L + i) * Hq * dh + h * dh;
-        for (int c = 0; c < dh; c++)
-            o[c] = (float)(acc[c] / l);
-        lse[bhi] = mx + (float)log(l);
     }
     return SAEC_OK;
 }
 
-/* P_ij and dS_ij of query row i against key row j of one head (see the contract). */
-static inline void attn_p_ds(const float *qi, const float *kj, const float *vj, const float *doi,
-                             int dh, float scale, float lse_i, float D_i, float *p, float *ds) {
-    *p = expf(attn_score(qi, kj, dh, scale) - lse_i);
-    *ds = *p * ((float)dot_d(doi, vj, dh) - D_i);
-}
-
-/* dq per query row (a sum over the keys); dk, dv per key row (a sum over its group's heads and
-   the queries, in that order): the CUDA kernels' orders, without atomics. D_i = ⟨dout_i, out_i⟩
-   once per query row (scratch [B, Hq, L]), in the dq pass. Floor: reads q, k, v, out, dout, lse,
-   writes dq, dk, dv; ~14·B·Hq·L²·dh FLOPs (the scores recomputed in both passes). */
+/* One pass per (sequence, KV group): for each head h of the group in order, per block of query
+   rows: S = Q·Kᵀ and dP = dO·Vᵀ (the dots), P = exp(scale·s − lse) and dS = P ⊙ (dP − D) once per
+   pair, dq = scale·dS·K (keys in order), and dk += dSᵀ·Q, dv += Pᵀ·dO into [Lp, dhp] double
+   accumulators that run over (h, i) in order: the CUDA kernels' orders, without atomics.
+   D_i = ⟨dout_i, out_i⟩ once per query row. Floor: reads q, k, v, out, dout, lse, writes dq, dk,
+   dv; ~14·B·Hq·L²·dh FLOPs (counted with the scores made twice, as the CUDA kernels make them). */
 int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, const float *v,
                                 int64_t ld_q, int64_t ld_kv, const float *out, const float *dout,
                                 const float *lse, int64_t B, int64_t L, int Hq, int G, int dh,
@@ -388,48 +553,64 @@ int saec_cpu_attention_backward(saec_dev *dev, const float *q, const float *k, c
     if (B * L == 0) return SAEC_OK;
     SAEC_CPU_REQUIRE("attention_backward", q && k && v && out && dout && lse && dq && dk && dv);
     const int64_t ld_o = (int64_t)Hq * dh; /* out, dout [B·L, Hq·dh] */
-    float *D = NULL; /* [B, Hq, L]: D_i = ⟨dout_i, out_i⟩, from the dq pass for the dk/dv pass */
-    SAEC_TRY(saec_cpu_scratch(dev, (size_t)(B * Hq * L) * sizeof(float), (void **)&D));
+    const int avx = att_use_avx();
+    const int64_t Lp = att_round_up(L, ATT_ROWS), dhp = att_round_up(dh, ATT_NR);
+    /* per thread: kt, vt [dh, Lp], kd [Lp, dhp], qd, dod [IB, dhp], p, ds [IB, Lp] (S, dP, then
+       P, dS), dqb [IB, dhp], ak, av [Lp, dhp] */
+    const size_t ws_bytes =
+        att_ws_bytes(2 * dh * Lp + Lp * dhp + ATT_IB * (3 * dhp + 2 * Lp) + 2 * Lp * dhp);
+    char *ws = NULL;
+    SAEC_TRY(saec_cpu_scratch(dev, (size_t)omp_get_max_threads() * ws_bytes, (void **)&ws));
 #pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
-    for (int64_t bhi = 0; bhi < B * Hq * L; bhi++) { /* dq: query row i of head h */
-        const int64_t b = bhi / (Hq * L), h = (bhi / L) % Hq, i = bhi % L, g = h % G;
-        const float *qi = q + (b * L + i) * ld_q + h * dh;
-        const float *doi = dout + (b * L + i) * ld_o + h * dh;
-        const float D_i = D[bhi] = (float)dot_d(doi, out + (b * L + i) * ld_o + h * dh, dh);
-        double acc[64] = {0};
-        for (int64_t j = 0; j < L; j++) {
-            const float *kj = k + (b * L + j) * ld_kv + g * dh,
-                        *vj = v + (b * L + j) * ld_kv + g * dh;
-            float p, ds;
-            attn_p_ds(qi, kj, vj, doi, dh, scale, lse[bhi], D_i, &p, &ds);
-            for (int c = 0; c < dh; c++)
-                acc[c] += (double)ds * kj[c];
-        }
-        float *dqi = dq + (b * L + i) * ld_q + h * dh;
-        for (int c = 0; c < dh; c++)
-            dqi[c] = (float)(scale * acc[c]);
-    }
-#pragma omp parallel for schedule(static) if (B * Hq * L * L * dh >= SAEC_CPU_PAR_MIN)
-    for (int64_t bgj = 0; bgj < B * G * L; bgj++) { /* dk, dv: key row j of group g */
-        const int64_t b = bgj / (G * L), g = (bgj / L) % G, j = bgj % L;
-        const float *kj = k + (b * L + j) * ld_kv + g * dh, *vj = v + (b * L + j) * ld_kv + g * dh;
-        double ak[64] = {0}, av[64] = {0};
+    for (int64_t bg = 0; bg < B * G; bg++) {
+        const int64_t b = bg / G, g = bg % G;
+        double *kt = (double *)(ws + (size_t)omp_get_thread_num() * ws_bytes), *vt = kt + dh * Lp;
+        double *kd = vt + dh * Lp, *qd = kd + Lp * dhp, *dod = qd + ATT_IB * dhp;
+        double *p = dod + ATT_IB * dhp, *ds = p + ATT_IB * Lp, *dqb = ds + ATT_IB * Lp;
+        double *ak = dqb + ATT_IB * dhp, *av = ak + Lp * dhp; /* Σ dS_ij q_i, Σ P_ij dout_i */
+        const float *kb = k + b * L * ld_kv + g * dh, *vb = v + b * L * ld_kv + g * dh;
+        att_load_t(kb, ld_kv, L, dh, Lp, kt);
+        att_load_t(vb, ld_kv, L, dh, Lp, vt);
+        att_load(kb, ld_kv, L, Lp, dh, dhp, kd);
+        memset(ak, 0, sizeof *ak * (size_t)(2 * Lp * dhp)); /* ak and av */
         for (int64_t h = g; h < Hq; h += G)
-            for (int64_t i = 0; i < L; i++) {
-                const float *qi = q + (b * L + i) * ld_q + h * dh;
-                const float *doi = dout + (b * L + i) * ld_o + h * dh;
-                float p, ds;
-                attn_p_ds(qi, kj, vj, doi, dh, scale, lse[(b * Hq + h) * L + i],
-                          D[(b * Hq + h) * L + i], &p, &ds);
-                for (int c = 0; c < dh; c++) {
-                    ak[c] += (double)ds * qi[c];
-                    av[c] += (double)p * doi[c];
+            for (int64_t i0 = 0; i0 < L; i0 += ATT_IB) {
+                const int64_t nb = L - i0 < ATT_IB ? L - i0 : ATT_IB; /* rows i0 .. i0+nb-1 */
+                const int64_t mb = att_round_up(nb, ATT_ROWS);
+                const int64_t row0 = b * L + i0; /* the block's first row of q, out, dout */
+                att_load(q + row0 * ld_q + h * dh, ld_q, nb, mb, dh, dhp, qd);
+                att_load(dout + row0 * ld_o + h * dh, ld_o, nb, mb, dh, dhp, dod);
+                att_mm(avx, mb, Lp, dh, qd, dhp, 1, kt, Lp, p, Lp, 0);   /* p = ⟨q_i, k_j⟩ */
+                att_mm(avx, mb, Lp, dh, dod, dhp, 1, vt, Lp, ds, Lp, 0); /* ds = ⟨dout_i, v_j⟩ */
+                for (int64_t r = 0; r < nb; r++) {
+                    const float *doi = dout + (row0 + r) * ld_o + h * dh;
+                    const float D_i = (float)dot_d(doi, out + (row0 + r) * ld_o + h * dh, dh);
+                    const float lse_i = lse[(b * Hq + h) * L + i0 + r];
+                    double *pr = p + r * Lp, *dsr = ds + r * Lp;
+                    for (int64_t j = 0; j < L; j++) {
+                        const float pj = expf(scale * (float)pr[j] - lse_i);
+                        pr[j] = pj;
+                        dsr[j] = pj * ((float)dsr[j] - D_i);
+                    }
                 }
+                att_mm(avx, mb, dhp, L, ds, Lp, 1, kd, dhp, dqb, dhp, 0); /* Σ_j dS_ij k_j */
+                for (int64_t r = 0; r < nb; r++) {
+                    float *dqi = dq + (row0 + r) * ld_q + h * dh;
+                    for (int c = 0; c < dh; c++)
+                        dqi[c] = (float)(scale * dqb[r * dhp + c]);
+                }
+                /* ak [Lp, dhp] += dSᵀ·Q, av += Pᵀ·dO over the block's nb rows, in row order (the
+                   rows of p, ds past L hold values no one reads: key rows j >= L) */
+                att_mm(avx, Lp, dhp, nb, ds, 1, Lp, qd, dhp, ak, dhp, 1);
+                att_mm(avx, Lp, dhp, nb, p, 1, Lp, dod, dhp, av, dhp, 1);
             }
-        float *dkj = dk + (b * L + j) * ld_kv + g * dh, *dvj = dv + (b * L + j) * ld_kv + g * dh;
-        for (int c = 0; c < dh; c++) {
-            dkj[c] = (float)(scale * ak[c]);
-            dvj[c] = (float)av[c];
+        for (int64_t j = 0; j < L; j++) {
+            float *dkj = dk + (b * L + j) * ld_kv + g * dh;
+            float *dvj = dv + (b * L + j) * ld_kv + g * dh;
+            for (int c = 0; c < dh; c++) {
+                dkj[c] = (float)(scale * ak[j * dhp + c]);
+                dvj[c] = (float)av[j * dhp + c];
+            }
         }
     }
     return SAEC_OK;
