@@ -806,10 +806,10 @@ def run_bench(a):
     P = init_params(cfg, a.seed, torch.float32, dev)
     params = list(P.values())
     opt = torch.optim.AdamW(params, lr=3e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
-    pool = []
-    for i in range(a.pool):  # a few distinct batches reused: the step's cost, not a data pipeline
-        images, metadata, mean, std = random_inputs(cfg, a.batch, a.seed + 1 + i)
-        pool.append((torch.from_numpy(images).to(dev), metadata))
+    # a few distinct batches reused: the step's cost, not a data pipeline's
+    images, metadata, mean, std = random_inputs(cfg, a.pool * a.batch, a.seed + 1)
+    pool = [(torch.from_numpy(images[i * a.batch:(i + 1) * a.batch]).to(dev),
+             metadata[i * a.batch:(i + 1) * a.batch]) for i in range(a.pool)]
     mean_t, std_t = torch.from_numpy(mean).to(dev), torch.from_numpy(std).to(dev)
     gen = torch.Generator(device=dev).manual_seed(a.seed)
 
