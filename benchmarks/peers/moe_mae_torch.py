@@ -45,6 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from peer_timing import emit_result, time_steps
+
 EXIT_FAIL, EXIT_USAGE, EXIT_DATA = 1, 2, 3
 
 
@@ -77,13 +79,12 @@ class Config:
 
     @staticmethod
     def tiny():
-        return Config(
-            bands=2, image=8, patch=2, meta_tokens=4, top_k=2, mask_ratio=0.75, dropout=0.1,
-            balance_weight=0.01, visible_weight=0.1, aux_weight=0.5, ln_eps=1e-5,
-            enc_dim=12, enc_depth=2, enc_heads=4, enc_groups=2, head_dim=3,
-            enc_experts=[3, 4], enc_hidden=[6, 5],
-            dec_dim=9, dec_depth=1, dec_heads=3, dec_groups=1,
-            dec_experts=[3], dec_hidden=[4])
+        """SPEC §7's model shrunk (constants kept): 2 bands of 8×8 in 2×2 patches, 2 + 1 blocks."""
+        return Config(**dict(Config.default().__dict__,
+                             bands=2, image=8, patch=2, enc_dim=12, enc_depth=2, enc_heads=4,
+                             enc_groups=2, head_dim=3, enc_experts=[3, 4], enc_hidden=[6, 5],
+                             dec_dim=9, dec_depth=1, dec_heads=3, dec_groups=1, dec_experts=[3],
+                             dec_hidden=[4]))
 
     @property
     def patches(self):
@@ -587,19 +588,24 @@ def setup_threads(threads):
     return n
 
 
+def open_bundle(path, a):
+    """A bundle for --grad/--curve: (config, tensors, __metadata__, seed, the dtype to compute
+    in); sets the thread count."""
+    setup_threads(a.threads)
+    tensors, meta = read_safetensors(path)
+    seed = need_meta(meta, path, "seed", int)
+    return Config.default(), tensors, meta, seed, torch.float64 if a.float64 else torch.float32
+
+
 def run_grad(a):
     """--grad BUNDLE: loss terms and every gradient against saec's."""
-    cfg = Config.default()
-    setup_threads(a.threads)
-    tensors, meta = read_safetensors(a.grad)
     path = a.grad
-    seed = need_meta(meta, path, "seed", int)
+    cfg, tensors, meta, seed, dtype = open_bundle(path, a)
     step = need_meta(meta, path, "step", int)
     first = need_meta(meta, path, "first_sample", int)
     images, metadata, mean, std = load_inputs(tensors, path, cfg)
     B = images.shape[0]
     expect = need(tensors, path, "expect.loss", (4,), np.float64)
-    dtype = torch.float64 if a.float64 else torch.float32
     P = load_params(cfg, tensors, path, dtype, "cpu")
     rnd = StepRandom.from_hash(cfg, seed, step, first, B, "cpu", dtype)
     out = forward(P, cfg, torch.from_numpy(images).to(dtype), metadata,
@@ -681,11 +687,8 @@ def train_curve(cfg, P, meta, path, images, metadata, mean, std, lrs, dtype, see
 
 def run_curve(a):
     """--curve BUNDLE: S training steps; each loss within 1% relative of saec's."""
-    cfg = Config.default()
-    setup_threads(a.threads)
-    tensors, meta = read_safetensors(a.curve)
     path = a.curve
-    seed = need_meta(meta, path, "seed", int)
+    cfg, tensors, meta, seed, dtype = open_bundle(path, a)
     steps = need_meta(meta, path, "steps", int)
     batch = need_meta(meta, path, "batch", int)
     if steps < 1 or batch < 1:
@@ -694,7 +697,6 @@ def run_curve(a):
     images, metadata, mean, std = load_inputs(tensors, path, cfg, rows=steps * batch)
     lrs = need(tensors, path, "lr", (steps,), np.float64)
     expect = need(tensors, path, "expect.loss", (steps,), np.float64)
-    dtype = torch.float64 if a.float64 else torch.float32
     P = load_params(cfg, tensors, path, dtype, "cpu")
     t0 = time.perf_counter()
     losses = train_curve(cfg, P, meta, path, images, metadata, mean, std, lrs, dtype, seed,
@@ -828,18 +830,7 @@ def run_bench(a):
         opt.step()
         return out["total"]
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    for i in range(a.warmup):
-        step(i)
-    sync()
-    t0 = time.perf_counter()
-    for i in range(a.steps):
-        loss = step(a.warmup + i)
-    sync()
-    seconds = time.perf_counter() - t0
+    seconds, loss = time_steps(step, a.warmup, a.steps, dev)
     result = {
         "peer": "torch",
         "model": "moe-mae",
@@ -853,16 +844,10 @@ def run_bench(a):
         "steps": a.steps,
         "seconds": seconds,
         "seconds_per_step": seconds / a.steps,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
         "final_loss": float(loss.detach()),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        tmp = "%s.tmp.%d" % (a.out, os.getpid())
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, a.out)
+    emit_result(result, a.out)
     return 0
 
 
