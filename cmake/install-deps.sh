@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install saec's build and test dependencies from Debian/Ubuntu packages.
 #   cmake/install-deps.sh           build + test dependencies
-#   cmake/install-deps.sh --bench   also PyTorch (the peer benchmarks)
+#   cmake/install-deps.sh --bench   the same (PyTorch is now a test dependency: the MoE-MAE parity)
 # The CUDA Toolkit (nvcc, cuBLAS, NCCL) is not installed here: use NVIDIA's packages or a CUDA
 # devel image; without it saec builds its CPU backend only.
 set -euo pipefail
@@ -11,6 +11,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
           libhdf5-dev libopenblas-openmp-dev libcjson-dev liblinear-dev libopenmpi-dev openmpi-bin
           libgdal-dev
           python3 python3-numpy python3-h5py python3-matplotlib
+          python3-torch  # benchmarks/peers/moe_mae_torch.py: the MoE-MAE parity tests (cpu)
           clang)  # clang: the fuzz tier (fuzz/run_fuzzers.sh), with libFuzzer below
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=(python3-torch); fi
 export DEBIAN_FRONTEND=noninteractive

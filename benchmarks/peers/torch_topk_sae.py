@@ -19,13 +19,13 @@ Run it with Debian's interpreter (/usr/bin/python3), which has torch.
 """
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
-import time
 
 import torch
+
+from peer_timing import emit_result, time_steps
 
 
 def parse_args(argv):
@@ -118,20 +118,7 @@ def main(argv=None):
         model.normalise_decoder()
         return loss
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    for i in range(a.warmup):
-        step(i)
-    sync()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    t0 = time.perf_counter()
-    for i in range(a.steps):
-        loss = step(a.warmup + i)
-    sync()
-    seconds = time.perf_counter() - t0
+    seconds, loss = time_steps(step, a.warmup, a.steps, dev)
 
     result = {
         "peer": "torch",
@@ -154,14 +141,7 @@ def main(argv=None):
         "tokens_per_second": a.batch * a.steps / seconds,
         "final_nmse": float(loss.detach()),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        tmp = a.out + ".tmp.%d" % os.getpid()
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, a.out)
+    emit_result(result, a.out)
     return 0
 
 
