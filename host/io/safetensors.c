@@ -37,6 +37,7 @@ static const struct {
 } dtype_info[] = {
     [SAEC_ST_F32] = {"F32", 4}, [SAEC_ST_F16] = {"F16", 2}, [SAEC_ST_BF16] = {"BF16", 2},
     [SAEC_ST_I32] = {"I32", 4}, [SAEC_ST_I64] = {"I64", 8}, [SAEC_ST_U8] = {"U8", 1},
+    [SAEC_ST_F64] = {"F64", 8},
 };
 #define N_DTYPES ((int)(sizeof dtype_info / sizeof dtype_info[0]))
 

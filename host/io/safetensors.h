@@ -15,7 +15,8 @@ typedef enum {
     SAEC_ST_BF16,
     SAEC_ST_I32,
     SAEC_ST_I64,
-    SAEC_ST_U8
+    SAEC_ST_U8,
+    SAEC_ST_F64 /* the parity bundles' loss values */
 } saec_st_dtype;
 
 typedef struct {
