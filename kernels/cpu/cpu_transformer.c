@@ -321,7 +321,7 @@ int saec_cpu_patch_token_index(saec_dev *dev, const int32_t *keep, int64_t B, in
    in order (att_tile): the products of two floats are exact in double, so every lane adds the
    same values in the same order as one scalar loop per result, and the results are the same bits
    (tests/test_attention_exact.c keeps those scalar loops and compares). The tiles vectorise
-   across the lanes, and each score is made once per pass (forward) or once in all (backward). */
+   across the lanes, and each score is made once (the backward's once for dq and for dk, dv). */
 
 /* The register tile of att_tile: ATT_MR rows × ATT_NR columns of C (att_mm_avx: 8 × 4). Tables
    that serve as B or C have their rows padded to ATT_NR columns (dhp, Lp) and their row counts to
