@@ -72,7 +72,8 @@ echo '{"latents": 64,' > cfg_broken.json
 expect 2 "cfg_broken\.json" "malformed config JSON" -- "$SAEC" train --config cfg_broken.json
 expect 2 "missing_cfg\.json" "missing config file" -- "$SAEC" train --config missing_cfg.json
 expect 2 "'k' = 0 is out of range" "out-of-range k" -- "$SAEC" train --k 0
-expect 2 "'lr' = -1 is out of range" "out-of-range lr" -- "$SAEC" train --lr -1
+expect 2 "'lr' = -2 is out of range" "out-of-range lr" -- "$SAEC" train --lr -2
+expect 2 "'lr' = -0.5 is out of range" "negative lr other than -1 (the model's default)" -- "$SAEC" train --lr -0.5
 expect 2 "'batch_size' expects an integer" "non-integer batch size" -- "$SAEC" train --batch-size 12.5
 expect 2 "'arch' = 'sparse' is not supported" "unknown arch" -- "$SAEC" train --arch sparse
 expect 2 "'k' = 64 exceeds 'latents' = 32" "k > latents" -- "$SAEC" train --latents 32 --k 64

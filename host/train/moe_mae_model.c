@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "comm.h"
+#include "eo_set.h"
 #include "fsutil.h"
 #include "model.h"
 #include "moe_mae_checkpoint.h"
@@ -59,26 +60,6 @@ static const float *net_rows(moe_model *mm, const float *rows, int64_t n) {
     return mm->cropped;
 }
 
-/* Per-band mean and std of n tiles (raw pixels; double sums; std floored so that a constant band
-   cannot divide by zero). */
-static void band_stats(const float *rows, int64_t n, int64_t C, int64_t side, float *mean,
-                       float *sd) {
-    const int64_t HW = side * side, w = C * HW + 4;
-    for (int64_t c = 0; c < C; c++) {
-        double s = 0, s2 = 0;
-        for (int64_t b = 0; b < n; b++)
-            for (int64_t i = 0; i < HW; i++) {
-                const double v = rows[b * w + c * HW + i];
-                s += v, s2 += v * v;
-            }
-        const double cnt = (double)(n * HW), mu = s / cnt;
-        const double var = s2 / cnt - mu * mu;
-        mean[c] = (float)mu;
-        sd[c] = (float)sqrt(var > 1e-12 ? var : 1e-12);
-        if (sd[c] < 1e-6f) sd[c] = 1e-6f;
-    }
-}
-
 static int init(saec_model *m, saec_data *data) {
     moe_model *mm = m->impl;
     const moe_mae_hparams *h = &mm->mcfg.h;
@@ -91,7 +72,14 @@ static int init(saec_model *m, saec_data *data) {
         float *sample = malloc(sizeof(float) * (size_t)(n * w));
         if (!sample) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory for the band sample");
         int rc = saec_data_next(data, n, sample, NULL);
-        if (rc == SAEC_OK) band_stats(sample, n, h->bands, mm->data_side, mean, sd);
+        if (rc == SAEC_OK) { /* a row is a tile's pixels, then its metadata */
+            const int64_t hw = mm->data_side * mm->data_side;
+            eo_band_acc acc;
+            eo_band_acc_init(&acc, h->bands);
+            for (int64_t b = 0; b < n; b++)
+                eo_band_acc_add(&acc, sample + b * w, 1, hw);
+            eo_band_acc_finish(&acc, mean, sd);
+        }
         free(sample);
         SAEC_TRY(rc);
     }
