@@ -24,7 +24,8 @@ static size_t elem_size(saec_st_dtype t) {
     case SAEC_ST_I32: return 4;
     case SAEC_ST_F16:
     case SAEC_ST_BF16: return 2;
-    case SAEC_ST_I64: return 8;
+    case SAEC_ST_I64:
+    case SAEC_ST_F64: return 8;
     case SAEC_ST_U8: return 1;
     }
     fail("unknown dtype handed out");

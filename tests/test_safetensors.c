@@ -98,7 +98,8 @@ static size_t elem_size(saec_st_dtype t) {
     case SAEC_ST_I32: return 4;
     case SAEC_ST_F16:
     case SAEC_ST_BF16: return 2;
-    case SAEC_ST_I64: return 8;
+    case SAEC_ST_I64:
+    case SAEC_ST_F64: return 8;
     case SAEC_ST_U8: return 1;
     }
     return 0;
@@ -479,10 +480,10 @@ static void test_corrupt(void) {
     expect_corrupt(path, "5 dimensions", __LINE__);
 
     /* Unknown dtype (valid in safetensors but not here, and nonsense), missing dtype. */
-    path_in(path, sizeof path, "f64.safetensors");
-    write_st_raw(path, "{\"w\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 8, w,
+    path_in(path, sizeof path, "i16.safetensors");
+    write_st_raw(path, "{\"w\":{\"dtype\":\"I16\",\"shape\":[8],\"data_offsets\":[0,16]}}", 8, w,
                  sizeof w, -1);
-    expect_corrupt(path, "tensor 'w' has dtype 'F64'", __LINE__);
+    expect_corrupt(path, "tensor 'w' has dtype 'I16'", __LINE__);
     path_in(path, sizeof path, "q4.safetensors");
     write_st_raw(path, "{\"w\":{\"dtype\":\"Q4\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, w,
                  sizeof w, -1);
