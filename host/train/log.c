@@ -8,8 +8,7 @@
 #include "fsutil.h"
 #include "saec/saec.h"
 
-/* Keep only the records of metrics.jsonl up to `step` (a resumed run rewrites what follows). */
-static int truncate_after_step(const char *path, int64_t step) {
+int saec_jsonl_truncate_after_step(const char *path, int64_t step) {
     if (!saec_path_exists(path)) return SAEC_OK;
     char *text = NULL;
     size_t len = 0;
@@ -37,7 +36,7 @@ static int truncate_after_step(const char *path, int64_t step) {
 int saec_log_open(saec_log *log, const char *run_dir, int64_t resume_step) {
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    if (resume_step > 0) SAEC_TRY(truncate_after_step(path, resume_step));
+    if (resume_step > 0) SAEC_TRY(saec_jsonl_truncate_after_step(path, resume_step));
     log->jsonl = fopen(path, resume_step > 0 ? "a" : "w");
     if (!log->jsonl)
         return saec_fail(SAEC_ERR_USAGE, "choose a writable directory with --out",

@@ -41,6 +41,9 @@ typedef struct {
    later steps (written by the interrupted run after its checkpoint) are dropped first. */
 int saec_log_open(saec_log *log, const char *run_dir, int64_t resume_step);
 void saec_log_record_write(saec_log *log, const saec_log_record *r);
+/* Keep only the records (JSON lines with a "step") of `path` up to `step`, atomically: a resumed
+   run rewrites what follows. A missing file is fine. */
+int saec_jsonl_truncate_after_step(const char *path, int64_t step);
 void saec_log_close(saec_log *log);
 
 #endif

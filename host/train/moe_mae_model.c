@@ -174,26 +174,7 @@ static int save(saec_model *m, const char *dir, const saec_config *cfg, const sa
 static int trim_expert_load(const char *dir, int64_t step) {
     char path[SAEC_STR_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", dir, EXPERT_LOAD_FILE);
-    if (!saec_path_exists(path)) return SAEC_OK;
-    char *text = NULL;
-    size_t len = 0;
-    SAEC_TRY(saec_read_file(path, &text, &len));
-    saec_atomic_file af;
-    int rc = saec_atomic_open(&af, path);
-    for (char *line = text; rc == SAEC_OK && line && *line;) {
-        char *nl = strchr(line, '\n');
-        const size_t n = nl ? (size_t)(nl - line) : strlen(line);
-        long long s = -1;
-        if (sscanf(line, "{\"step\": %lld", &s) == 1 && s <= step) {
-            rc = saec_atomic_write(&af, line, n);
-            if (rc == SAEC_OK) rc = saec_atomic_write(&af, "\n", 1);
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-    free(text);
-    if (rc == SAEC_OK) return saec_atomic_commit(&af);
-    saec_atomic_abort(&af);
-    return rc;
+    return saec_jsonl_truncate_after_step(path, step);
 }
 
 static int load(saec_model *m, const char *dir, saec_run_state *st) {
