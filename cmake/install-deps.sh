@@ -13,7 +13,6 @@ PACKAGES=(build-essential cmake ninja-build pkg-config
           python3 python3-numpy python3-h5py python3-matplotlib
           python3-torch  # benchmarks/peers/moe_mae_torch.py: the MoE-MAE parity tests (cpu)
           clang)  # clang: the fuzz tier (fuzz/run_fuzzers.sh), with libFuzzer below
-if [ "${1:-}" = "--bench" ]; then PACKAGES+=(python3-torch); fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # libFuzzer (libclang_rt.fuzzer-x86_64.a): Debian 12 ships it in libclang-rt-14-dev (meta

@@ -1,6 +1,7 @@
 /* Command-line parsing and error reporting shared by the subcommands. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,4 +76,14 @@ void cli_print_keys(void) {
         if (keys[i].choices) printf("; %s", keys[i].choices);
         printf(")\n");
     }
+}
+
+void cli_on_stop_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

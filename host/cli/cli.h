@@ -24,6 +24,10 @@ int cli_collect(int argc, char **argv, int first, cli_args *args);
 /* Apply the collected pairs to cfg (unknown keys and bad values fail with SAEC_ERR_USAGE). */
 int cli_apply(const cli_args *args, saec_config *cfg);
 
+/* handler for SIGINT and SIGTERM, once: a second signal terminates at once (commands that write
+   a file stop between pieces and remove their temporary). */
+void cli_on_stop_signals(void (*handler)(int));
+
 /* The key table as help text. */
 void cli_print_keys(void);
 

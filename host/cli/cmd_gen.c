@@ -31,13 +31,7 @@ static int gen_eo(const saec_config *cfg) {
     cJSON_AddNumberToObject(prov, "eo_side", (double)cfg->eo_side);
     char *text = cJSON_PrintUnformatted(prov);
     cJSON_Delete(prov);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_signal);
     fprintf(stderr, "saec: writing %lld synthetic EO tiles of %lldx%lld to %s\n", (long long)tiles,
             (long long)cfg->eo_side, (long long)cfg->eo_side, cfg->out);
     int rc = eo_gen_write(cfg, cfg->out, tiles, text, 1, &g_signal);

@@ -20,15 +20,7 @@ static void on_signal(int sig) { g_import_signal = sig; }
 
 /* The import stops between tiles at SIGINT/SIGTERM and leaves no output file; a second signal
    terminates at once. */
-static void install_signal_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
+static void install_signal_handlers(void) { cli_on_stop_signals(on_signal); }
 
 static int parse_options(const cli_args *args, eo_import_options *opt) {
     const char *layout = NULL;

@@ -152,9 +152,8 @@ cJSON *moe_mae_probe_json(const probe_result *r) {
     return o;
 }
 
-int moe_mae_evaluate(moe_mae_net *net, const moe_mae_cfg *mcfg, const saec_config *cfg,
-                     const char *dir, cJSON *summary) {
-    (void)mcfg;
+int moe_mae_evaluate(moe_mae_net *net, const saec_config *cfg, const char *dir,
+                     cJSON *summary) {
     int rc = SAEC_OK;
     if (cfg->probe_tiles > 0) {
         const char *path = cfg->data[0] ? cfg->data : NULL;

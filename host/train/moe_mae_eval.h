@@ -46,7 +46,7 @@ double moe_mae_probe_headline(const probe_result *r);
 /* The end of a run: probes of the encoder and both baselines on cfg's labelled set (the file's
    train and test splits, or cfg->probe_tiles synthetic tiles), printed and added to summary as
    "probe"; then the run's plots. Rank 0 alone. */
-int moe_mae_evaluate(moe_mae_net *net, const moe_mae_cfg *mcfg, const saec_config *cfg,
-                     const char *dir, cJSON *summary);
+int moe_mae_evaluate(moe_mae_net *net, const saec_config *cfg, const char *dir,
+                     cJSON *summary);
 
 #endif

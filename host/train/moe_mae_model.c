@@ -24,7 +24,7 @@ typedef struct {
     saec_comm *comm;
     const saec_config *cfg; /* the run's, alive as long as the model */
     int rank, world;
-    int64_t data_side, data_bands; /* the tiles as the data delivers them */
+    int64_t data_side; /* the tiles' side as the data delivers them */
     float *cropped;                /* [batch, net row width] when the data's side is larger */
 } moe_model;
 
@@ -185,7 +185,7 @@ static int load(saec_model *m, const char *dir, saec_run_state *st) {
 
 static int evaluate(saec_model *m, const saec_config *cfg, const char *dir, cJSON *summary) {
     moe_model *mm = m->impl;
-    return moe_mae_evaluate(mm->net, &mm->mcfg, cfg, dir, summary);
+    return moe_mae_evaluate(mm->net, cfg, dir, summary);
 }
 
 static void destroy(saec_model *m) {
@@ -240,7 +240,7 @@ int saec_moe_mae_model_create(saec_dev *dev, saec_comm *comm, const saec_config 
     m->impl = mm;
     mm->mcfg = mcfg, mm->comm = comm, mm->cfg = cfg;
     mm->rank = saec_comm_rank(comm), mm->world = saec_comm_size(comm);
-    mm->data_side = data->eo_height, mm->data_bands = data->eo_bands;
+    mm->data_side = data->eo_height;
     int rc = moe_mae_net_create(dev, comm, &mm->mcfg, cfg->batch_size, &mm->net);
     if (rc == SAEC_OK && mm->data_side != mcfg.h.image) {
         mm->cropped = malloc(sizeof(float) * (size_t)(cfg->batch_size * moe_mae_row_width(&mcfg.h)));
