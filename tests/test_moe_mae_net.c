@@ -153,12 +153,38 @@ int main(void) {
     /* inference: a tile's embedding does not depend on its batch */
     OK(dev->ops->upload(dev, moe_mae_net_params(net), theta, sizeof(float) * (size_t)np));
     float emb_all[BATCH * 12], emb_one[12];
-    OK(moe_mae_net_embed(net, rows, BATCH, emb_all));
-    OK(moe_mae_net_embed(net, rows + width, 1, emb_one));
+    OK(moe_mae_net_embed(net, rows, BATCH, emb_all, NULL));
+    OK(moe_mae_net_embed(net, rows + width, 1, emb_one, NULL));
     double diff = 0;
     for (int c = 0; c < 12; c++)
         diff = fmax(diff, fabs(emb_all[12 + c] - emb_one[c]));
     CHECK(diff <= 1e-5, "embedding of tile 1 alone vs in the batch: %g", diff);
+    moe_mae_net_destroy(net);
+
+    /* the routing record of the embedding: top-1 of 3 and 4 experts, so that tiles differ */
+    cfg.h.top_k = 1, cfg.h.enc.experts[0] = 3, cfg.h.enc.experts[1] = 4;
+    OK(moe_mae_net_create(dev, NULL, &cfg, BATCH, &net));
+    OK(moe_mae_net_init_params(net, 5));
+    CHECK(moe_mae_net_max_experts(net) == 4, "max experts %d", moe_mae_net_max_experts(net));
+    float load_all[BATCH * 2 * 4], load_one[2 * 4], emb_plain[BATCH * 12];
+    OK(moe_mae_net_embed(net, rows, BATCH, emb_all, load_all));
+    OK(moe_mae_net_embed(net, rows, BATCH, emb_plain, NULL));
+    OK(moe_mae_net_embed(net, rows + width, 1, emb_one, load_one));
+    CHECK(!memcmp(emb_all, emb_plain, sizeof emb_all), "the routing record changed the embedding");
+    double worst_sum = 0, worst_one = 0, spread = 0;
+    for (int b = 0; b < BATCH; b++)
+        for (int i = 0; i < 2; i++) {
+            const float *l = load_all + (b * 2 + i) * 4;
+            worst_sum = fmax(worst_sum, fabs(l[0] + l[1] + l[2] + l[3] - 1.0));
+            if (i == 0) CHECK(l[3] == 0.0f, "tile %d: block 0 has 3 experts, share %g on a 4th", b, l[3]);
+            for (int e = 0; e < 4; e++) {
+                spread = fmax(spread, fabs(l[e] - load_all[i * 4 + e]));
+                if (b == 1) worst_one = fmax(worst_one, fabs(l[e] - load_one[i * 4 + e]));
+            }
+        }
+    CHECK(worst_sum <= 1e-5, "a tile's routing shares sum to 1 ± %g", worst_sum);
+    CHECK(worst_one == 0, "routing of tile 1 alone vs in the batch: %g", worst_one);
+    CHECK(spread > 0, "every tile routed alike: the record is not per tile");
 
     moe_mae_net_destroy(net);
     saec_dev_close(dev);

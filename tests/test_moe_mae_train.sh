@@ -60,6 +60,17 @@ for f in encoder random_init band_means; do
   "$SAEC" embed onfile --data tiles.h5 --features $f --out emb_$f.h5 >/dev/null 2>embed.err \
     || { fail "embed --features $f"; cat embed.err >&2; }
 done
+"$PYTHON" - <<'PY' && pass "embed records the routing (expert_load [N, 2, 3], shares sum to 1) and the metadata" \
+  || fail "expert_load / metadata in the embeddings files"
+import h5py, numpy as np
+e, t, b = (h5py.File(f, "r") for f in ("emb_encoder.h5", "tiles.h5", "emb_band_means.h5"))
+load = e["expert_load"][...]
+assert load.shape == (400, 2, 3), load.shape
+assert np.allclose(load.sum(2), 1, atol=1e-5) and load.min() >= 0
+assert load.std(0).max() > 0  # tiles route differently
+assert np.array_equal(e["metadata"][...], t["metadata"][...], equal_nan=True)
+assert "expert_load" not in b and "metadata" in b
+PY
 "$SAEC" probe emb_encoder.h5 emb_random_init.h5 emb_band_means.h5 --out probe.json >probe.out 2>probe.err \
   && [ "$("$PYTHON" -c "import json; print(len(json.load(open('probe.json'))))")" = 3 ] \
   && pass "saec probe on three embeddings files" || { fail "saec probe"; cat probe.err >&2; }

@@ -55,13 +55,14 @@ static int embed_run(const char *run_dir, const cli_args *args, const char *out_
     if (rc == SAEC_OK) rc = saec_dev_open(cfg.device, &dev);
     if (rc == SAEC_OK) rc = moe_mae_net_create(dev, NULL, &mcfg, cfg.batch_size, &net);
     if (rc == SAEC_OK) rc = moe_mae_ckpt_load_params(run_dir, net, &step);
-    float *features = NULL;
+    float *features = NULL, *load = NULL; /* load: [n, enc depth, experts] routing shares */
     int64_t dim = 0;
     if (rc == SAEC_OK) {
         fprintf(stderr, "saec: embedding %lld tiles of %s with %s of %s (step %lld) on %s\n",
                 (long long)set.n, path ? path : "synthetic eo", moe_features_name(kind), run_dir,
                 (long long)step, dev->name);
-        rc = moe_mae_features(net, &set, kind, (uint64_t)cfg.seed, &features, &dim);
+        rc = moe_mae_features(net, &set, kind, (uint64_t)cfg.seed, &features, &dim,
+                              kind == MOE_FEATURES_BAND_MEANS ? NULL : &load);
     }
     if (rc == SAEC_OK) {
         emb_h5_info info = {.n = set.n, .dim = dim, .n_classes = set.n_classes,
@@ -73,6 +74,18 @@ static int embed_run(const char *run_dir, const cli_args *args, const char *out_
         emb_h5_writer *w = NULL;
         rc = emb_h5_writer_create(out_path, &info, &w);
         if (rc == SAEC_OK) rc = emb_h5_writer_append(w, set.n, features, set.labels, set.split);
+        const int64_t meta_dims[2] = {set.n, 4};
+        if (rc == SAEC_OK)
+            rc = emb_h5_writer_put(w, "metadata", 2, meta_dims, set.metadata,
+                                   "ISO week, UTC hour, latitude, longitude of each tile (NaN: "
+                                   "missing), as in the data file");
+        if (rc == SAEC_OK && load) {
+            const int64_t load_dims[3] = {set.n, mcfg.h.enc.depth, moe_mae_net_max_experts(net)};
+            rc = emb_h5_writer_put(w, "expert_load", 3, load_dims, load,
+                                   "per tile and encoder block, the share of the tile's tokens' "
+                                   "top-k routing slots that went to each expert (clean router, "
+                                   "all tokens; 0 past a block's experts)");
+        }
         if (rc == SAEC_OK)
             rc = emb_h5_writer_finish(w);
         else if (w)
@@ -81,7 +94,7 @@ static int embed_run(const char *run_dir, const cli_args *args, const char *out_
             fprintf(stderr, "saec: wrote %s: %lld x %lld features\n", out_path, (long long)set.n,
                     (long long)dim);
     }
-    free(features);
+    free(features), free(load);
     moe_mae_net_destroy(net);
     saec_dev_close(dev);
     eo_set_free(&set);

@@ -176,6 +176,28 @@ int emb_h5_writer_append(emb_h5_writer *w, int64_t n, const float *embeddings,
     return SAEC_OK;
 }
 
+int emb_h5_writer_put(emb_h5_writer *w, const char *name, int rank, const int64_t *dims,
+                      const float *data, const char *description) {
+    hsize_t hd[4];
+    if (rank < 1 || rank > 4 || dims[0] != w->info.n)
+        return saec_fail(SAEC_ERR_OTHER, NULL, "internal: dataset '%s' of '%s' is not [N, ...]",
+                         name, w->path);
+    for (int i = 0; i < rank; i++) hd[i] = (hsize_t)dims[i];
+    saec_h5_lock();
+    hid_t space = H5Screate_simple(rank, hd, NULL);
+    hid_t ds = space >= 0 ? H5Dcreate2(w->file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT,
+                                       H5P_DEFAULT, H5P_DEFAULT)
+                          : -1;
+    int rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    if (rc >= 0 && description) rc = saec_h5_write_string_attr(ds, "description", description);
+    if (ds >= 0) H5Dclose(ds);
+    if (space >= 0) H5Sclose(space);
+    saec_h5_unlock();
+    return rc < 0 ? saec_fail(SAEC_ERR_OTHER, "check free disk space",
+                              "cannot write dataset '%s' of '%s'", name, w->tmp)
+                  : SAEC_OK;
+}
+
 int emb_h5_writer_finish(emb_h5_writer *w) {
     int rc = SAEC_OK;
     if (w->written != w->info.n)

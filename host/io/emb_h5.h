@@ -8,6 +8,9 @@
    split       [N] uint8: 0 train, 1 val, 2 test (EO_SPLIT_*)
    attributes  encoder: what made the features ("run DIR step S", "random init", "band means");
                source: the data file
+   optional    further float32 datasets [N, ...] with a `description` attribute, which the reader
+               ignores: `saec embed` adds the network's routing (expert_load [N, blocks, experts])
+               and the tiles' metadata [N, 4]
 
    The writer streams rows in and publishes the file atomically: it is built under
    `path.tmp.<pid>` and renamed at emb_h5_writer_finish, so no half-written file ever carries the
@@ -40,6 +43,10 @@ int emb_h5_writer_create(const char *path, const emb_h5_info *info, emb_h5_write
    split [n] (NULL: train). More rows than info->n fail. */
 int emb_h5_writer_append(emb_h5_writer *w, int64_t n, const float *embeddings,
                          const uint8_t *labels, const uint8_t *split);
+/* A whole float32 dataset `name` [dims[0] = info->n, ...] (rank 1..4) with attribute
+   `description` (NULL: none). */
+int emb_h5_writer_put(emb_h5_writer *w, const char *name, int rank, const int64_t *dims,
+                      const float *data, const char *description);
 /* Checks that all info->n rows came, closes and renames into place; frees w either way (on
    failure the temporary file is removed). */
 int emb_h5_writer_finish(emb_h5_writer *w);

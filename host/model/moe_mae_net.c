@@ -964,7 +964,31 @@ int moe_mae_net_read_stats(moe_mae_net *net, moe_mae_stats *st) {
     return SAEC_OK;
 }
 
-int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb) {
+/* Adds block i's routing of the m tiles of a chunk to load [., depth, Emax] at tile `at`: the
+   share of each tile's T·k routed items that went to each expert. */
+static int add_routes(moe_mae_net *net, int64_t at, int64_t m, int32_t *idx, float *load) {
+    const moe_mae_stack *s = net->enc.s;
+    const int64_t T = net->T, K = net->cfg.h.top_k, Emax = moe_mae_net_max_experts(net);
+    for (int i = 0; i < s->depth; i++) {
+        const block *b = &net->enc.blocks[i];
+        SAEC_TRY(net->dev->ops->download(net->dev, idx, b->idx, sizeof(int32_t) * (size_t)(m * T * K)));
+        for (int64_t t = 0; t < m; t++) {
+            float *l = load + ((at + t) * s->depth + i) * Emax;
+            for (int64_t j = 0; j < T * K; j++)
+                l[idx[t * T * K + j]] += 1.0f / (float)(T * K);
+        }
+    }
+    return SAEC_OK;
+}
+
+int moe_mae_net_max_experts(const moe_mae_net *net) {
+    int e = 0;
+    for (int i = 0; i < net->enc.s->depth; i++)
+        if (net->enc.blocks[i].E > e) e = net->enc.blocks[i].E;
+    return e;
+}
+
+int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb, float *load) {
     saec_dev *dev = net->dev;
     const moe_mae_hparams *h = &net->cfg.h;
     const int64_t T = net->T, De = h->enc.dim, width = moe_mae_row_width(h);
@@ -976,7 +1000,13 @@ int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb
                          (long long)T);
     if (chunk > net->max_batch) chunk = net->max_batch;
     float *host = malloc(sizeof(float) * (size_t)(chunk * T * De));
-    if (!host) return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory embedding");
+    int32_t *idx = load ? malloc(sizeof(int32_t) * (size_t)(chunk * T * h->top_k)) : NULL;
+    if (!host || (load && !idx)) {
+        free(host), free(idx);
+        return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory embedding");
+    }
+    if (load)
+        memset(load, 0, sizeof(float) * (size_t)(n * net->enc.s->depth * moe_mae_net_max_experts(net)));
     int rc = SAEC_OK;
     for (int64_t at = 0; at < n && rc == SAEC_OK; at += chunk) {
         const int64_t m = n - at < chunk ? n - at : chunk;
@@ -984,6 +1014,7 @@ int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb
         if (rc == SAEC_OK) rc = stage_inputs(net, rows + at * width, m);
         if (rc == SAEC_OK) rc = embed_tokens(net, m);
         if (rc == SAEC_OK) rc = stack_forward(net, &net->enc, net->grid, m, T, 0, 0, 0, 0.0f);
+        if (rc == SAEC_OK && load) rc = add_routes(net, at, m, idx, load);
         if (rc == SAEC_OK)
             rc = dev->ops->download(dev, host, net->enc.out, sizeof(float) * (size_t)(m * T * De));
         for (int64_t b = 0; b < m && rc == SAEC_OK; b++) /* mean over the T tokens */
@@ -994,6 +1025,6 @@ int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb
                 emb[(at + b) * De + c] = (float)(s / (double)T);
             }
     }
-    free(host);
+    free(host), free(idx);
     return rc;
 }

@@ -80,8 +80,12 @@ int moe_mae_net_read_stats(moe_mae_net *net, moe_mae_stats *st);
 
 /* The frozen encoder on all tokens (no masking, clean router, no dropout, the fused MoE): emb
    [n, enc dim] (host) = the mean over the tokens of the last block's output, before the final
-   LayerNorm. rows as above; any n (processed in batches of max_batch). */
-int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb);
+   LayerNorm. rows as above; any n (processed in batches of max_batch). load (NULL: not wanted)
+   [n, enc depth, moe_mae_net_max_experts] receives each tile's routing per encoder block: the
+   share of its tokens' top-k slots that went to each expert (0 past a block's experts). */
+int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb, float *load);
+/* The most experts of any encoder block. */
+int moe_mae_net_max_experts(const moe_mae_net *net);
 
 /* The row width the net reads: bands·side·side + 4. */
 int64_t moe_mae_row_width(const moe_mae_hparams *h);

@@ -38,9 +38,10 @@ static float *net_rows_of(const moe_mae_hparams *h, const eo_set *set) {
 }
 
 int moe_mae_features(moe_mae_net *net, const eo_set *set, moe_features kind, uint64_t seed,
-                     float **features, int64_t *dim) {
+                     float **features, int64_t *dim, float **load) {
     const moe_mae_hparams *h = moe_mae_net_hparams(net);
     *features = NULL;
+    if (load) *load = NULL;
     if (set->bands != h->bands || set->height < h->image || set->width < h->image)
         return saec_fail(SAEC_ERR_DATA, "embed tiles like those the model was trained on",
                          "the tiles have %lld bands of %lldx%lld; the model takes %d bands of "
@@ -65,15 +66,17 @@ int moe_mae_features(moe_mae_net *net, const eo_set *set, moe_features kind, uin
     const int64_t D = h->enc.dim, np = moe_mae_net_n_params(net);
     float *rows = net_rows_of(h, set), *f = malloc(sizeof(float) * (size_t)(set->n * D));
     float *trained = kind == MOE_FEATURES_RANDOM_INIT ? malloc(sizeof(float) * (size_t)np) : NULL;
+    float *routes = load ? malloc(sizeof(float) * (size_t)(set->n * h->enc.depth *
+                                                         moe_mae_net_max_experts(net))) : NULL;
     saec_dev *dev = moe_mae_net_dev(net);
-    int rc = rows && f && (trained || kind != MOE_FEATURES_RANDOM_INIT)
+    int rc = rows && f && (trained || kind != MOE_FEATURES_RANDOM_INIT) && (routes || !load)
                  ? SAEC_OK
                  : saec_fail(SAEC_ERR_OTHER, "use fewer tiles", "out of memory for embeddings");
     if (rc == SAEC_OK && trained) {
         rc = dev->ops->download(dev, trained, moe_mae_net_params(net), sizeof(float) * (size_t)np);
         if (rc == SAEC_OK) rc = moe_mae_net_init_params(net, seed);
     }
-    if (rc == SAEC_OK) rc = moe_mae_net_embed(net, rows, set->n, f);
+    if (rc == SAEC_OK) rc = moe_mae_net_embed(net, rows, set->n, f, routes);
     if (trained) { /* the trained parameters back, whatever happened */
         const int rc2 =
             dev->ops->upload(dev, moe_mae_net_params(net), trained, sizeof(float) * (size_t)np);
@@ -81,10 +84,11 @@ int moe_mae_features(moe_mae_net *net, const eo_set *set, moe_features kind, uin
     }
     free(rows), free(trained);
     if (rc != SAEC_OK) {
-        free(f);
+        free(f), free(routes);
         return rc;
     }
     *features = f, *dim = D;
+    if (load) *load = routes;
     return SAEC_OK;
 }
 
@@ -176,9 +180,9 @@ int moe_mae_evaluate(moe_mae_net *net, const saec_config *cfg, const char *dir,
                 float *xtr = NULL, *xte = NULL;
                 int64_t dim = 0;
                 probe_result r;
-                rc = moe_mae_features(net, &train, kinds[k], (uint64_t)cfg->seed, &xtr, &dim);
+                rc = moe_mae_features(net, &train, kinds[k], (uint64_t)cfg->seed, &xtr, &dim, NULL);
                 if (rc == SAEC_OK)
-                    rc = moe_mae_features(net, &test, kinds[k], (uint64_t)cfg->seed, &xte, &dim);
+                    rc = moe_mae_features(net, &test, kinds[k], (uint64_t)cfg->seed, &xte, &dim, NULL);
                 if (rc == SAEC_OK)
                     rc = moe_mae_probe(xtr, train.labels, train.n, xte, test.labels, test.n, dim,
                                        train.n_classes, train.multi_label, cfg->probe_c, 1.0,

@@ -26,9 +26,11 @@ const char *moe_features_name(moe_features f); /* "encoder", "random_init", "ban
 
 /* features [set->n, *dim] (malloc'd) of the tiles of `set` (cropped to the model's image; the
    z-score is the net's). RANDOM_INIT re-initialises the net's parameters from `seed` for the
-   embedding and puts the trained ones back (the Adam moments are zeroed). */
+   embedding and puts the trained ones back (the Adam moments are zeroed). load (NULL: not
+   wanted; the network's features only) receives the routing [set->n, enc depth,
+   moe_mae_net_max_experts] of moe_mae_net_embed (malloc'd). */
 int moe_mae_features(moe_mae_net *net, const eo_set *set, moe_features kind, uint64_t seed,
-                     float **features, int64_t *dim);
+                     float **features, int64_t *dim, float **load);
 
 /* One probe: fit on the train rows (x_train [n_train, dim], y_train [n_train, K] multi-hot),
    score on the test rows. train_fraction < 1 keeps that share of the train rows (at least 2: the
