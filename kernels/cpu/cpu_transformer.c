@@ -144,17 +144,39 @@ int saec_cpu_swiglu_backward(saec_dev *dev, const float *a, const float *b, cons
 
 /* ---- dropout ---- */
 
+/* The mask's loop. The hash is integer arithmetic and the product one float multiply, so any
+   instruction set gives the same bits; with AVX-512 DQ (64-bit vector multiplies) the compiler
+   vectorises the hash 8 lanes wide, about 4x faster than the scalar multiplies (the dropout was
+   8% of the MoE-MAE training step). */
+#define DROPOUT_LOOP                                                                               \
+    _Pragma("omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)")                         \
+    for (int64_t i = 0; i < n; i++)                                                                \
+        out[i] = saec_hash_uniform(seed, SAEC_RNG_DROPOUT, counter + (uint64_t)i) >= p             \
+                     ? x[i] * scale                                                                \
+                     : 0.0f;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DROPOUT_HAVE_AVX512 1
+__attribute__((target("avx512f,avx512dq"))) static void
+dropout_avx512(const float *x, int64_t n, float p, float scale, uint64_t seed, uint64_t counter,
+               float *out) {
+    DROPOUT_LOOP
+}
+#endif
+
 /* out = x·keep/(1 − p) with the counter-based mask.  Floor: reads and writes n*4 bytes. */
 int saec_cpu_dropout(saec_dev *dev, const float *x, int64_t n, float p, uint64_t seed,
                      uint64_t counter, float *out) {
     (void)dev;
     SAEC_CPU_REQUIRE("dropout", n >= 0 && p >= 0.0f && p < 1.0f && (n == 0 || (x && out)));
     const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n >= SAEC_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-        out[i] = saec_hash_uniform(seed, SAEC_RNG_DROPOUT, counter + (uint64_t)i) >= p
-                     ? x[i] * scale
-                     : 0.0f;
+#ifdef DROPOUT_HAVE_AVX512
+    if (__builtin_cpu_supports("avx512dq")) {
+        dropout_avx512(x, n, p, scale, seed, counter, out);
+        return SAEC_OK;
+    }
+#endif
+    DROPOUT_LOOP
     return SAEC_OK;
 }
 
