@@ -1,0 +1,102 @@
+"""Checks tools/saec-dump's output against transformers run independently (test_saec_dump.sh).
+
+usage: test_saec_dump.py MODEL_DIR WORK CONTEXT
+Reads WORK/corpus.txt and the dumps WORK/f32.h5, WORK/bf16.h5 (resid_post.3) and WORK/f16.h5
+(resid_post.3 of corpus.jsonl, --max-tokens 500). Prints ok:/FAIL: lines; exits 1 on a failure.
+"""
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import torch
+import transformers
+
+transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+model_dir, work, context = sys.argv[1], sys.argv[2], int(sys.argv[3])
+LAYER = 3
+failed = False
+
+
+def check(cond, what):
+    global failed
+    print(("ok: " if cond else "FAIL: ") + what)
+    failed |= not cond
+
+
+tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+model = transformers.AutoModel.from_pretrained(model_dir).eval()
+docs = [line.rstrip("\n") for line in open(os.path.join(work, "corpus.txt"), encoding="utf-8") if line.strip()]
+special = set(tok.all_special_ids)
+
+# The reference, one document at a time (no padding, no batching): the hidden state after block
+# LAYER at each non-special position of the document truncated to `context` tokens.
+ref_rows, ref_ids = [], []
+with torch.no_grad():
+    for doc in docs:
+        enc = tok(doc, truncation=True, max_length=context, return_tensors="pt")
+        hs = model(**enc, output_hidden_states=True).hidden_states[LAYER + 1][0]
+        ids = enc["input_ids"][0].tolist()
+        for pos, i in enumerate(ids):
+            if i not in special:
+                ref_rows.append(hs[pos].numpy())
+                ref_ids.append(i)
+ref = np.stack(ref_rows)
+# The row count, a second way: the tokenizer's own ids without special tokens, truncated to the
+# context less the two that BERT adds ([CLS], [SEP]).
+n_indep = sum(len([i for i in tok(d, add_special_tokens=False)["input_ids"][:context - 2] if i not in special])
+              for d in docs)
+check(n_indep == len(ref_ids), "independent token count %d = reference rows %d" % (n_indep, len(ref_ids)))
+
+for name, dtype in (("f32.h5", "float32"), ("bf16.h5", "bfloat16")):
+    with h5py.File(os.path.join(work, name), "r") as f:
+        a = f["activations"]
+        check(a.shape == (n_indep, 384), "%s: activations shape %s = (%d, 384)" % (name, a.shape, n_indep))
+        check(a.chunks is not None and a.chunks[1] == 384 and a.maxshape[0] is None,
+              "%s: chunked by rows %s, resizable" % (name, a.chunks))
+        want = {"model": model_dir, "layer": LAYER, "hook": "resid_post.%d" % LAYER, "context_size": context,
+                "tokenizer": model_dir, "dtype": dtype, "documents": len(docs), "tokens": n_indep,
+                "saec_dump_version": "0.1.0", "model_type": "bert", "n_layers": 6, "d_model": 384}
+        got = {k: (f.attrs[k].item() if hasattr(f.attrs.get(k), "item") else f.attrs.get(k)) for k in want}
+        check(got == want, "%s: provenance attributes %s" % (name, json.dumps(got, sort_keys=True)))
+        ids = f["token_ids"][:]
+        check(ids.dtype == np.int32 and np.array_equal(ids, np.array(ref_ids)),
+              "%s: token_ids [%d] int32 = the reference's ids" % (name, len(ids)))
+        check(not np.isin(ids, list(special)).any(), "%s: no special token among the rows" % name)
+        texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in f["tokens"][:]]
+        first = tok.decode([tok(docs[0], add_special_tokens=False)["input_ids"][0]])
+        check(texts[0] == first, "%s: tokens[0] = %r, the first word piece of document 0 (%r)" % (name, texts[0], first))
+        check(texts == [tok.decode([int(i)]) for i in ids], "%s: every tokens[i] = decode(token_ids[i])" % name)
+        x = a[:]
+        if dtype == "bfloat16":
+            check(x.dtype == np.uint16 and a.attrs.get("dtype") == "bfloat16",
+                  "%s: stored as uint16 with dtype=\"bfloat16\"" % name)
+            xf = (x.astype(np.uint32) << 16).view(np.float32)
+            err = np.abs(xf - ref)
+            bound = 2.0 ** -8 * np.abs(ref) + 1e-30  # half an ulp is 2^-9 relative; 2^-8 for slack
+            check(bool((err <= bound).all()), "%s: within bf16 rounding of hidden_states (worst |err|/|x| %.2e, bound 2^-8 = %.2e)"
+                  % (name, float((err / (np.abs(ref) + 1e-30)).max()), 2.0 ** -8))
+        else:
+            check(x.dtype == np.float32 and "dtype" not in a.attrs, "%s: float32, no dtype attribute" % name)
+            err = float(np.abs(x - ref).max())
+            check(err <= 1e-5, "%s: = hidden_states[%d] within 1e-5 (max |diff| %.2e, max |x| %.1f)"
+                  % (name, LAYER + 1, err, float(np.abs(ref).max())))
+
+with h5py.File(os.path.join(work, "f16.h5"), "r") as f:
+    a = f["activations"]
+    check(a.shape == (500, 384) and a.dtype == np.float16, "f16.h5 (jsonl, --max-tokens 500): [500, 384] float16")
+    err = np.abs(a[:].astype(np.float32) - ref[:500])
+    check(bool((err <= 2.0 ** -10 * np.abs(ref[:500]) + 6e-8).all()),
+          "f16.h5: the first 500 reference rows within float16 rounding")
+    # documents = those that gave at least one row
+    last_doc, seen = 0, 0
+    for di, d in enumerate(docs):
+        seen += len([i for i in tok(d, add_special_tokens=False)["input_ids"][:context - 2] if i not in special])
+        if seen >= 500:
+            last_doc = di + 1
+            break
+    check(int(f.attrs["documents"]) == last_doc, "f16.h5: documents = %d (those the 500 rows come from)" % last_doc)
+
+sys.exit(1 if failed else 0)
