@@ -1,8 +1,9 @@
 """Checks tools/saec-dump's output against transformers run independently (test_saec_dump.sh).
 
 usage: test_saec_dump.py MODEL_DIR WORK CONTEXT
-Reads WORK/corpus.txt and the dumps WORK/f32.h5, WORK/bf16.h5 (resid_post.3) and WORK/f16.h5
-(resid_post.3 of corpus.jsonl, --max-tokens 500). Prints ok:/FAIL: lines; exits 1 on a failure.
+Reads WORK/corpus.txt and the dumps WORK/f32.h5, WORK/bf16.h5 (resid_post.3), WORK/f16.h5
+(resid_post.3 of corpus.jsonl, --max-tokens 500), WORK/attn.h5 and WORK/mlp.h5 (attn_out.2 and
+mlp_out.2, --max-tokens 2000). Prints ok:/FAIL: lines; exits 1 on a failure.
 """
 import json
 import os
@@ -33,15 +34,19 @@ special = set(tok.all_special_ids)
 
 # The reference, one document at a time (no padding, no batching): the hidden state after block
 # LAYER at each non-special position of the document truncated to `context` tokens.
-ref_rows, ref_ids = [], []
+# Also the hidden states before and after block BRANCH_LAYER, for the branch hooks below.
+BRANCH_LAYER, BRANCH_ROWS = 2, 2000
+ref_rows, ref_ids, hs_in, hs_out = [], [], [], []
 with torch.no_grad():
     for doc in docs:
         enc = tok(doc, truncation=True, max_length=context, return_tensors="pt")
-        hs = model(**enc, output_hidden_states=True).hidden_states[LAYER + 1][0]
+        hs = model(**enc, output_hidden_states=True).hidden_states
         ids = enc["input_ids"][0].tolist()
         for pos, i in enumerate(ids):
             if i not in special:
-                ref_rows.append(hs[pos].numpy())
+                ref_rows.append(hs[LAYER + 1][0, pos].numpy())
+                hs_in.append(hs[BRANCH_LAYER][0, pos].numpy())
+                hs_out.append(hs[BRANCH_LAYER + 1][0, pos].numpy())
                 ref_ids.append(i)
 ref = np.stack(ref_rows)
 # The row count, a second way: the tokenizer's own ids without special tokens, truncated to the
@@ -117,5 +122,27 @@ with h5py.File(os.path.join(work, "f16.h5"), "r") as f:
             last_doc = di + 1
             break
     check(int(f.attrs["documents"]) == last_doc, "f16.h5: documents = %d (those the 500 rows come from)" % last_doc)
+
+# The branch hooks of a BERT block, whose output is LN2(mlp + a) with a = LN1(attn + input):
+# attn_out.L and mlp_out.L are the two terms before each residual add and LayerNorm. Given the
+# dumped attn_out and the hidden state entering block L, the block's own modules must rebuild
+# mlp_out, and from both the hidden state leaving the block.
+with h5py.File(os.path.join(work, "attn.h5"), "r") as f:
+    attn = torch.tensor(f["activations"][:])
+with h5py.File(os.path.join(work, "mlp.h5"), "r") as f:
+    mlp = torch.tensor(f["activations"][:])
+n_b = BRANCH_ROWS
+check(attn.shape == (n_b, 384) and mlp.shape == (n_b, 384), "attn.h5, mlp.h5: [%d, 384]" % n_b)
+block = model.encoder.layer[BRANCH_LAYER]
+with torch.no_grad():
+    a = block.attention.output.LayerNorm(attn + torch.tensor(np.stack(hs_in[:n_b])))
+    mlp_want = block.output.dense(block.intermediate(a))
+    out = block.output.LayerNorm(mlp + a)
+e = float((mlp - mlp_want).abs().max())
+check(e <= 1e-4, "mlp_out.%d = the block's MLP applied to LN1(attn_out.%d + hidden_states[%d]) (max |diff| %.1e)"
+      % (BRANCH_LAYER, BRANCH_LAYER, BRANCH_LAYER, e))
+e = float((out - torch.tensor(np.stack(hs_out[:n_b]))).abs().max())
+check(e <= 1e-4, "LN2(mlp_out.%d + LN1(attn_out.%d + hidden_states[%d])) = hidden_states[%d] (max |diff| %.1e)"
+      % (BRANCH_LAYER, BRANCH_LAYER, BRANCH_LAYER, BRANCH_LAYER + 1, e))
 
 sys.exit(1 if failed else 0)

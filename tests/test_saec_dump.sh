@@ -26,8 +26,8 @@ dump() { local out=$1; shift; "$DUMP" --model "$MODEL" --out "$out" --context $C
 dump f32.h5 --hook resid_post.3 --text corpus.txt --dtype float32
 dump bf16.h5 --hook resid_post.3 --text corpus.txt --dtype bfloat16
 dump f16.h5 --hook resid_post.3 --text corpus.jsonl --text-field body --dtype float16 --max-tokens 500
-dump mlp.h5 --hook mlp_out.5 --text corpus.txt --max-tokens 2000 --no-progress
-dump attn.h5 --hook attn_out.0 --text corpus.txt --max-tokens 2000 --no-progress
+dump mlp.h5 --hook mlp_out.2 --text corpus.txt --max-tokens 2000 --no-progress
+dump attn.h5 --hook attn_out.2 --text corpus.txt --max-tokens 2000 --no-progress
 grep -q 'doc/s\|it/s' f32.h5.log && pass "a progress bar on stderr" || fail "no progress bar on stderr"
 ls | grep -q '\.tmp\.' && fail "a temporary file was left: $(ls | grep '\.tmp\.')" || pass "no temporary file left"
 
