@@ -12,7 +12,8 @@
 # environment: SAEC (default build/saec), PYTHON (/usr/bin/python3 with numpy, h5py,
 #   matplotlib), SEEDS ("0 1 2"), STEPS (the default job's 160), EVAL_TILES (3000),
 #   FRACTIONS ("0.01 0.1 1"), RUNS (where the run directories go, default /tmp/saec_moe_science:
-#   a run already finished there is reused; OUT/runs keeps each run's small files, not weights).
+#   a run already finished there is reused; OUT/runs keeps each run's small files: no weights,
+#   no PNGs, which saec writes uncompressed).
 # On 2 cores each pretraining takes about 4 minutes at the default size: about 30 minutes in all.
 set -euo pipefail
 
@@ -70,7 +71,7 @@ np.savez_compressed(sys.argv[2], expert_load=f["expert_load"][...].astype(np.flo
 EOF
     done
     mkdir -p "$OUT/runs/$name"
-    cp "$run"/{config.json,summary.json,metrics.jsonl,expert_load.jsonl,loss.png,expert_load.png} \
+    cp "$run"/{config.json,summary.json,metrics.jsonl,expert_load.jsonl} \
       "$OUT/runs/$name/"
     log "done $name: $(tr -d '\n\t ' <"$OUT/probes/${name}_f1.json" | head -c 160)..."
   done

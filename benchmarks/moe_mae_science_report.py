@@ -56,15 +56,15 @@ def routing(out, meta, kind="encoder"):
                                 for lo, hi in LAT_BANDS]))
     if not by_class:
         return None
-    return {"class_names": names, "by_class": np.mean(by_class, 0), "by_lat": np.mean(by_lat, 0),
-            "seeds": len(by_class)}
+    # per seed: an expert's number means nothing across seeds, so nothing is averaged over them
+    return {"class_names": names, "by_class": by_class, "by_lat": by_lat, "seeds": len(by_class)}
 
 
 def specialisation(r):
     """One number per block: the largest |deviation| of any class's (or band's) mean load from the
     all-tile mean, over experts: 0 = every class routed alike."""
-    return {"by_class": np.abs(r["by_class"]).max(axis=(0, 2)).tolist(),
-            "by_latitude": np.abs(r["by_lat"]).max(axis=(0, 2)).tolist()}
+    return {"by_class": np.mean([np.abs(d).max(axis=(0, 2)) for d in r["by_class"]], 0).tolist(),
+            "by_latitude": np.mean([np.abs(d).max(axis=(0, 2)) for d in r["by_lat"]], 0).tolist()}
 
 
 def main():
@@ -90,7 +90,8 @@ def main():
                                  **({"meta1_random_init": specialisation(init)} if init else {})},
               "expert_load_deviation": {
                   f"meta{m}": {"class_names": r["class_names"], "latitude_bands": LAT_BANDS,
-                               "by_class": r["by_class"].tolist(), "by_latitude": r["by_lat"].tolist()}
+                               "by_class_per_seed": [d.tolist() for d in r["by_class"]],
+                               "by_latitude_per_seed": [d.tolist() for d in r["by_lat"]]}
                   for m, r in rout.items() if r}}
     json.dump(result, open(os.path.join(out, "results.json"), "w"), indent=1)
 
@@ -115,7 +116,7 @@ def main():
            "## Expert specialisation", "",
            "Per encoder block, the largest deviation of a class's (latitude band's) mean routing "
            "share from the all-tile mean, over experts (0: every class routed alike; shares are of "
-           "the tile's top-2 slots). Averaged over seeds. The control: the same encoders at their "
+           "the tile's top-2 slots). Computed per seed, then averaged. The control: the same encoders at their "
            "random initialisation (metadata on), whose routers already react to their inputs.", "",
            "| block | by class (metadata) | by latitude (metadata) | by class (zeroed) | by latitude (zeroed) | by class (init) | by latitude (init) |",
            "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -156,8 +157,8 @@ def plots(out, table, fractions, rout):
     r = rout.get(1)
     if not r:
         return
-    for what, data, labels in (("class", r["by_class"], r["class_names"]),
-                               ("latitude", r["by_lat"], [f"{lo}..{hi}°" for lo, hi in LAT_BANDS])):
+    for what, data, labels in (("class", r["by_class"][0], r["class_names"]),
+                               ("latitude", r["by_lat"][0], [f"{lo}..{hi}°" for lo, hi in LAT_BANDS])):
         blocks = data.shape[1]
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
         for ax, b in zip(axes, (0, blocks // 2, blocks - 1)):
@@ -168,7 +169,7 @@ def plots(out, table, fractions, rout):
             ax.set_xlabel("expert")
             ax.set_title(f"block {b}")
             fig.colorbar(im, ax=ax, fraction=0.05)
-        fig.suptitle(f"routing share by {what} minus the all-tile share (metadata run, mean of seeds)")
+        fig.suptitle(f"routing share by {what} minus the all-tile share (metadata run, first seed)")
         fig.tight_layout()
         fig.savefig(os.path.join(out, f"expert_load_by_{what}.png"), dpi=110)
         plt.close(fig)

@@ -162,7 +162,7 @@ static const saec_config_key KEYS[] = {
      "moe-mae: experts per decoder block (comma-separated, or one value for every block)"},
     {"moe_dec_hidden", SAEC_KEY_STRING, OFF(moe_dec_hidden), "54", 0, 0, NULL,
      "moe-mae: expert hidden width per decoder block (comma-separated, or one value)"},
-    {"probe_tiles", SAEC_KEY_INT, OFF(probe_tiles), "1500", 0, 1 << 24, NULL,
+    {"probe_tiles", SAEC_KEY_INT, OFF(probe_tiles), "3000", 0, 1 << 24, NULL,
      "moe-mae: labelled tiles embedded and probed at the end of a run on synthetic data (60% "
      "train, 20% val, 20% test; a file's own split otherwise); 0 = no probe"},
     {"probe_c", SAEC_KEY_FLOAT, OFF(probe_c), "0", 0, 1e6, NULL,
