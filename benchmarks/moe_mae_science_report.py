@@ -101,7 +101,7 @@ def main():
 
     md = ["# MoE-MAE science runs on synthetic `eo` data", "",
           "Made by `benchmarks/moe_mae_science.sh` (raw reports under `probes/`, each run's "
-          "config, metrics and plots under `runs/`). Mean ± sample std over the seeds "
+          "config, metrics and expert-load record under `runs/`). Mean ± sample std over the seeds "
           f"({sorted({p[1] for p in probes})}). Probe: liblinear logistic regression, one-vs-rest, "
           "C chosen by saec probe; micro mAP on the test split of one fixed labelled set.", "",
           "## Probe quality: metadata in pretraining and probing against metadata zeroed", "",
