@@ -971,7 +971,8 @@ static int add_routes(moe_mae_net *net, int64_t at, int64_t m, int32_t *idx, flo
     const int64_t T = net->T, K = net->cfg.h.top_k, Emax = moe_mae_net_max_experts(net);
     for (int i = 0; i < s->depth; i++) {
         const block *b = &net->enc.blocks[i];
-        SAEC_TRY(net->dev->ops->download(net->dev, idx, b->idx, sizeof(int32_t) * (size_t)(m * T * K)));
+        SAEC_TRY(net->dev->ops->download(net->dev, idx, b->idx,
+                                         sizeof(int32_t) * (size_t)(m * T * K)));
         for (int64_t t = 0; t < m; t++) {
             float *l = load + ((at + t) * s->depth + i) * Emax;
             for (int64_t j = 0; j < T * K; j++)
@@ -1005,8 +1006,9 @@ int moe_mae_net_embed(moe_mae_net *net, const float *rows, int64_t n, float *emb
         free(host), free(idx);
         return saec_fail(SAEC_ERR_OTHER, NULL, "out of memory embedding");
     }
-    if (load)
-        memset(load, 0, sizeof(float) * (size_t)(n * net->enc.s->depth * moe_mae_net_max_experts(net)));
+    if (load) /* [n, depth, Emax] */
+        memset(load, 0,
+               sizeof(float) * (size_t)(n * net->enc.s->depth * moe_mae_net_max_experts(net)));
     int rc = SAEC_OK;
     for (int64_t at = 0; at < n && rc == SAEC_OK; at += chunk) {
         const int64_t m = n - at < chunk ? n - at : chunk;

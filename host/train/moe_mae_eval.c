@@ -180,9 +180,10 @@ int moe_mae_evaluate(moe_mae_net *net, const saec_config *cfg, const char *dir,
                 float *xtr = NULL, *xte = NULL;
                 int64_t dim = 0;
                 probe_result r;
-                rc = moe_mae_features(net, &train, kinds[k], (uint64_t)cfg->seed, &xtr, &dim, NULL);
+                const uint64_t seed = (uint64_t)cfg->seed;
+                rc = moe_mae_features(net, &train, kinds[k], seed, &xtr, &dim, NULL);
                 if (rc == SAEC_OK)
-                    rc = moe_mae_features(net, &test, kinds[k], (uint64_t)cfg->seed, &xte, &dim, NULL);
+                    rc = moe_mae_features(net, &test, kinds[k], seed, &xte, &dim, NULL);
                 if (rc == SAEC_OK)
                     rc = moe_mae_probe(xtr, train.labels, train.n, xte, test.labels, test.n, dim,
                                        train.n_classes, train.multi_label, cfg->probe_c, 1.0,
