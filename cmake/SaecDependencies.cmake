@@ -37,6 +37,9 @@ if(NOT GDAL_FOUND)
                       "(Debian: libgdal-dev).")
 endif()
 
+# zlib deflates the PNGs saec draws (Debian's zlib1g-dev, which HDF5 needs anyway).
+find_package(ZLIB REQUIRED)
+
 # liblinear: the logistic regression of `saec probe` (Debian's liblinear-dev).
 find_path(SAEC_LIBLINEAR_INCLUDE_DIR linear.h PATH_SUFFIXES liblinear)
 find_library(SAEC_LIBLINEAR_LIBRARY NAMES linear)
@@ -52,7 +55,7 @@ target_include_directories(saec_deps INTERFACE
 target_compile_definitions(saec_deps INTERFACE ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
 target_link_libraries(saec_deps INTERFACE
   OpenMP::OpenMP_C ${SAEC_OPENBLAS_LIBRARY} ${SAEC_CJSON_LIBRARY} ${SAEC_LIBLINEAR_LIBRARY}
-  ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES} GDAL::GDAL Threads::Threads m)
+  ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES} GDAL::GDAL ZLIB::ZLIB Threads::Threads m)
 if(SAEC_OPENBLAS_LIBRARY MATCHES "pthread")
   message(WARNING "saec: using the pthread build of OpenBLAS; its threads compete with OpenMP's. "
                   "Install the OpenMP build (Debian: libopenblas-openmp-dev) for full speed.")

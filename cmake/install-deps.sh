@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(build-essential cmake ninja-build pkg-config
           libhdf5-dev libopenblas-openmp-dev libcjson-dev liblinear-dev libopenmpi-dev openmpi-bin
-          libgdal-dev
+          libgdal-dev zlib1g-dev
           python3 python3-numpy python3-h5py python3-matplotlib
           python3-torch  # benchmarks/peers/moe_mae_torch.py: the MoE-MAE parity tests (cpu)
           clang)  # clang: the fuzz tier (fuzz/run_fuzzers.sh), with libFuzzer below

@@ -1,5 +1,5 @@
-/* A minimal PNG writer (8-bit RGB, zlib "stored" blocks, no compression): enough for the heat
-   maps saec draws, without a libpng dependency. Written atomically. */
+/* A minimal PNG writer (8-bit RGB, no filtering, deflated by zlib): enough for the charts and
+   heat maps saec draws, without a libpng dependency. Written atomically. */
 #ifndef SAEC_PNG_H
 #define SAEC_PNG_H
 
