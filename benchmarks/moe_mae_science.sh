@@ -12,8 +12,8 @@
 # environment: SAEC (default build/saec), PYTHON (/usr/bin/python3 with numpy, h5py,
 #   matplotlib), SEEDS ("0 1 2"), STEPS (the default job's 160), EVAL_TILES (3000),
 #   FRACTIONS ("0.01 0.1 1"), RUNS (where the run directories go, default /tmp/saec_moe_science:
-#   a run already finished there is reused; OUT/runs keeps each run's small files: no weights,
-#   no PNGs, which saec writes uncompressed).
+#   a run already finished there is reused; OUT/runs keeps each run's config, metrics, summary
+#   and expert-load record: no weights, no PNGs).
 # On 2 cores each pretraining takes about 4 minutes at the default size: about 30 minutes in all.
 set -euo pipefail
 
