@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end CPU training throughput: saec vs. the plain PyTorch TopK SAE peer
-# (benchmarks/peers/torch_topk_sae.py), same sizes, same thread count.
+# (benchmarks/peers/torch_topk_sae.py) and, when their venv is there, the real libraries'
+# training steps (benchmarks/peers/library_peers.py: sparsify's SparseCoder, SAELens's
+# TopKTrainingSAE), same sizes, same thread count, same run.
 #
 # Sizes: the default run (d, m, k, batch read from `saec train --help` when it says so;
-# otherwise d=64, m=512, k=8, batch 1024) and a Gemma-2-2B-sized SAE (d=2304, m=16384, k=64,
-# batch 1024). saec is timed by its own summary.json (`tokens_per_second`, training loop only);
+# otherwise d=64, m=512, k=8, batch 1024), a GPT-2-small-sized SAE (d=768, m=24576, k=32,
+# batch 1024) and a Gemma-2-2B-sized SAE (d=2304, m=16384, k=64, batch 1024). saec is timed by its own summary.json (`tokens_per_second`, training loop only);
 # the peer times its steps after a warm-up. Each measurement is repeated (REPEATS times for the
 # default size, LARGE_REPEATS for the large one) and the best is reported (all are kept): on a
 # shared machine the best is the least disturbed. The load average before each size is recorded.
@@ -14,14 +16,18 @@
 # usage: benchmarks/bench_train.sh [--peer-only | --saec-only] [--quick]
 # environment: SAEC (default build/saec), PYTHON (default /usr/bin/python3, which has torch),
 #   THREADS (default nproc), REPEATS (3), LARGE_REPEATS (1), SMALL_STEPS/SMALL_WARMUP (300/30),
-#   LARGE_STEPS/LARGE_WARMUP (10/2), RESULTS_DIR (default benchmarks/results).
-# On 2 cores the large size costs about 10 s a step for the peer: the script takes ~5 minutes.
+#   LARGE_STEPS/LARGE_WARMUP (10/2), RESULTS_DIR (default benchmarks/results), LIB_PYTHON (the
+#   python with sparsify and sae_lens, default the interop venv's,
+#   ~/.cache/saec-interop-venv/bin/python; absent: those peers are left out, and the file says so).
+# On 2 cores the large sizes cost about 10 s a step for each peer: the script takes ~15 minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SAEC=${SAEC:-$ROOT/build/saec}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PEER=$ROOT/benchmarks/peers/torch_topk_sae.py
+LIB_PEER=$ROOT/benchmarks/peers/library_peers.py
+LIB_PYTHON=${LIB_PYTHON:-${SAEC_INTEROP_VENV:-$HOME/.cache/saec-interop-venv}/bin/python}
 THREADS=${THREADS:-$(nproc)}
 REPEATS=${REPEATS:-3}
 LARGE_REPEATS=${LARGE_REPEATS:-1}
@@ -86,6 +92,7 @@ EOF
 # name d m k batch steps warmup repeats
 SIZES=(
   "default $SMALL_D $SMALL_M $SMALL_K $SMALL_N $SMALL_STEPS $SMALL_WARMUP $REPEATS"
+  "gpt2-small-24k 768 24576 32 1024 $LARGE_STEPS $LARGE_WARMUP $LARGE_REPEATS"
   "gemma2-2b-16k 2304 16384 64 1024 $LARGE_STEPS $LARGE_WARMUP $LARGE_REPEATS"
 )
 
@@ -128,9 +135,23 @@ for entry in "${SIZES[@]}"; do
         tail -n 5 "$out.err" >&2 || true
         FAILED=1
       fi
+      for lib in sparsify saelens; do
+        [[ -x $LIB_PYTHON ]] || break
+        out=$WORK/${lib}_${name}_$r.json
+        if "$LIB_PYTHON" "$LIB_PEER" --library $lib --threads "$THREADS" --d "$d" --m "$m" \
+             --k "$k" --batch "$n" --steps "$steps" --warmup "$warmup" --out "$out" \
+             >/dev/null 2>"$out.err"; then
+          echo "   $lib run $r: $("$PYTHON" -c 'import json,sys; print("%.0f tokens/s" % json.load(open(sys.argv[1]))["tokens_per_second"])' "$out")" >&2
+        else
+          echo "   $lib run $r FAILED:" >&2
+          tail -n 5 "$out.err" >&2 || true
+          FAILED=1
+        fi
+      done
     fi
   done
 done
+[[ -x $LIB_PYTHON ]] || echo "bench_train.sh: $LIB_PYTHON not found: sparsify and SAELens left out" >&2
 
 # ---- collect -----------------------------------------------------------------------------------
 DATE=$(date -u +%Y-%m-%d)
@@ -180,6 +201,9 @@ for name, d, m, k, n, steps, warmup, repeats in sizes:
     torch_runs = runs("torch_" + name) if run_peer == "1" else []
     saec_best = max((r["tokens_per_second"] for r in saec_runs), default=None)
     torch_best = max((r["tokens_per_second"] for r in torch_runs), default=None)
+    lib_runs = {lib: runs(f"{lib}_" + name) for lib in ("sparsify", "saelens")}
+    lib_best = {lib: max((r["tokens_per_second"] for r in v), default=None)
+                for lib, v in lib_runs.items()}
     result["sizes"].append({
         "name": name, "d": int(d), "m": int(m), "k": int(k), "batch": int(n),
         "steps": int(steps), "warmup": int(warmup), "repeats": int(repeats),
@@ -187,11 +211,16 @@ for name, d, m, k, n, steps, warmup, repeats in sizes:
         "saec_tokens_per_second": saec_best,
         "torch_tokens_per_second": torch_best,
         "ratio_saec_over_torch": saec_best / torch_best if saec_best and torch_best else None,
+        **{f"{lib}_tokens_per_second": v for lib, v in lib_best.items()},
+        **{f"ratio_saec_over_{lib}": saec_best / v if saec_best and v else None
+           for lib, v in lib_best.items()},
+        "library_versions": {lib: v[0].get("library_version") if v else None
+                             for lib, v in lib_runs.items()},
         "torch_version": torch_runs[0]["torch_version"] if torch_runs else None,
         "runs": {"saec": [{key: r.get(key) for key in ("arch", "device", "tokens", "seconds",
                                                         "tokens_per_second", "nmse", "l0")}
                           for r in saec_runs],
-                 "torch": torch_runs},
+                 "torch": torch_runs, **lib_runs},
     })
 
 with open(stem + ".json", "w") as f:
@@ -205,13 +234,17 @@ md = [f"# CPU training throughput, {result['date'][:10]}", "",
       f"Machine: {result['machine']['cpu_model']}, {result['machine']['nproc']} cores, "
       f"{threads} threads for both. Commit {commit[:12]}{' (dirty)' if dirty == 'true' else ''}. "
       f"Best of the repeats. saec: `tokens_per_second` from summary.json (training loop); "
-      f"torch: benchmarks/peers/torch_topk_sae.py (dense encoder, topk, dense decoder, Adam).", "",
-      "| size | d | m | k | batch | steps | runs | saec tokens/s | torch tokens/s | saec / torch |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+      f"torch: benchmarks/peers/torch_topk_sae.py (dense encoder, topk, dense decoder, Adam); "
+      f"sparsify and SAELens: benchmarks/peers/library_peers.py (each library's own training "
+      f"step, float32; versions {result['sizes'][0]['library_versions']}).", "",
+      "| size | d | m | k | batch | steps | runs | saec tokens/s | torch | sparsify | SAELens | saec / torch | saec / sparsify | saec / SAELens |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for s in result["sizes"]:
     md.append(f"| {s['name']} | {s['d']} | {s['m']} | {s['k']} | {s['batch']} | {s['steps']} | {s['repeats']} | "
               f"{fmt(s['saec_tokens_per_second'])} | {fmt(s['torch_tokens_per_second'])} | "
-              f"{fmt(s['ratio_saec_over_torch'], '{:.2f}x')} |")
+              f"{fmt(s['sparsify_tokens_per_second'])} | {fmt(s['saelens_tokens_per_second'])} | "
+              f"{fmt(s['ratio_saec_over_torch'], '{:.2f}x')} | {fmt(s['ratio_saec_over_sparsify'], '{:.2f}x')} | "
+              f"{fmt(s['ratio_saec_over_saelens'], '{:.2f}x')} |")
 with open(stem + ".md", "w") as f:
     f.write("\n".join(md) + "\n")
 print("\n".join(md))
