@@ -113,9 +113,10 @@ DATE=$(date -u +%Y-%m-%d)
 mkdir -p "$RESULTS_DIR"
 COMMIT=$(git -C "$ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo none)
 DIRTY=$([[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && echo true || echo false)
-"$PYTHON" - "$WORK" "$RESULTS_DIR/moe_mae_${KIND}_$DATE" "$COMMIT" "$DIRTY" "$THREADS" "$DEVICE" \
+PYTHONPATH="$ROOT/benchmarks" "$PYTHON" - "$WORK" "$RESULTS_DIR/moe_mae_${KIND}_$DATE" "$COMMIT" "$DIRTY" "$THREADS" "$DEVICE" \
   "$BATCH" "$STEPS" "$WARMUP" "$REPEATS" <<'EOF'
 import datetime, glob, json, os, platform, sys
+from machine_info import cpu_model
 work, stem, commit, dirty, threads, device, batch, steps, warmup, repeats = sys.argv[1:11]
 
 def flops_per_image():
@@ -135,15 +136,6 @@ def flops_per_image():
     f += 2 * block(105, 108, 6, 3, 18, 3, 54)
     f += 100 * 2 * 108 * 112                        # decoder head
     return 3 * f
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 def load(pattern):
     return [json.load(open(p)) for p in sorted(glob.glob(os.path.join(work, pattern)))]

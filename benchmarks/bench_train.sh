@@ -158,20 +158,12 @@ DATE=$(date -u +%Y-%m-%d)
 mkdir -p "$RESULTS_DIR"
 COMMIT=$(git -C "$ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo none)
 DIRTY=$([[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && echo true || echo false)
-"$PYTHON" - "$WORK" "$RESULTS_DIR/train_cpu_$DATE" "$COMMIT" "$DIRTY" "$THREADS" \
+PYTHONPATH="$ROOT/benchmarks" "$PYTHON" - "$WORK" "$RESULTS_DIR/train_cpu_$DATE" "$COMMIT" "$DIRTY" "$THREADS" \
   "$RUN_SAEC" "$RUN_PEER" "${SIZES[@]}" <<'EOF'
 import datetime, glob, json, os, platform, sys
+from machine_info import cpu_model
 work, stem, commit, dirty, threads, run_saec, run_peer = sys.argv[1:8]
 sizes = [s.split() for s in sys.argv[8:]]
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 def runs(prefix):
     out = []

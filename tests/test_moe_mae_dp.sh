@@ -57,6 +57,8 @@ SAEC_COMM_FORCE=1 "${MPI[@]}" -x SAEC_COMM_FORCE -np 1 "$SAEC" train "${TINY[@]}
   --out moved >/dev/null 2>moved.log || { fail "2-rank run stopped at step 6"; cat moved.log >&2; }
 "$SAEC" train --resume moved --batch-size $GLOBAL >/dev/null 2>moved_resume.log \
   || { fail "resume on 1 rank"; cat moved_resume.log >&2; }
+grep -q "resumed at step 6" moved_resume.log && pass "one process resumed the 2-rank run at step 6" \
+  || fail "the resume did not start at step 6: $(grep -i resum moved_resume.log | head -2)"
 close one moved close_moved.txt \
   && pass "stopped on 2 ranks, resumed on 1: the 1-rank weights (worst $(worst close_moved.txt))" \
   || { fail "the run moved from 2 ranks to 1 differs"; sort -g -k5 close_moved.txt | tail -5 >&2; }

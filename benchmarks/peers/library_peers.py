@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from peer_timing import emit_result, time_steps  # noqa: E402
 
-DEAD_STEPS = 10_000_000 // 1024  # sparsify's default: 10M tokens since firing, in steps
+DEAD_TOKENS = 10_000_000  # sparsify's default: a latent silent for 10M tokens is dead
 
 
 def sparsify_step(a, pool, dev):
@@ -36,7 +36,7 @@ def sparsify_step(a, pool, dev):
 
     def step(i):
         x = pool[i % len(pool)]
-        out = sae(x, dead_mask=since_fired > DEAD_STEPS)
+        out = sae(x, dead_mask=since_fired > DEAD_TOKENS // a.batch)
         loss = out.fvu + 1 / 32 * out.auxk_loss
         loss.backward()
         sae.remove_gradient_parallel_to_decoder_directions()
@@ -64,7 +64,7 @@ def saelens_step(a, pool, dev):
     def step(i):
         x = pool[i % len(pool)]
         out = sae.training_forward_pass(step_input=TrainStepInput(
-            sae_in=x, coefficients={}, dead_neuron_mask=since_fired > DEAD_STEPS,
+            sae_in=x, coefficients={}, dead_neuron_mask=since_fired > DEAD_TOKENS // a.batch,
             n_training_steps=i, is_logging_step=False))
         with torch.no_grad():
             did_fire = out.feature_acts.bool().float().sum(-2).bool()
